@@ -1,0 +1,43 @@
+# ucp-dtn — the two commands of the README's quick start are `make demo` and `make test`.
+# Each creates .venv when it is missing, so both work on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint check tools bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# System tools the differential tests use (tshark's bpv7/tcpcl dissectors).
+# Installed when missing and we are root (CI and the dev machines run as root).
+tools:
+	@command -v tshark >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tshark) >/dev/null; \
+	  else echo "tshark not found: its differential tests will be skipped (apt-get install tshark)"; fi; }
+
+demo: setup
+	$(PY) -m ucp_dtn demo
+
+test: setup tools
+	$(PY) -bb -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check bpv7 convergence ucp_dtn tests bench
+	$(VENV)/bin/ruff format --check bpv7 convergence ucp_dtn tests bench
+	$(VENV)/bin/mypy --strict bpv7 convergence ucp_dtn
+
+check: test lint
+
+bench: setup
+	for b in bench/*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""TCP convergence layer version 4 (RFC 9174) and the lossy-link simulator."""

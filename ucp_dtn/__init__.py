@@ -1,0 +1,1 @@
+"""The ucp-dtn bundle protocol agent and the Urban Compute Platform roles."""
