@@ -1,0 +1,274 @@
+"""``python -m convergence.lossy``: run one lossy TCP relay from the command line.
+
+The relay listens on ``--listen``, relays every connection to ``--target`` through a link that
+misbehaves as the flags say, prints ``listening on HOST:PORT -> HOST:PORT`` on stdout once it is
+ready (so a script started with ``--listen 127.0.0.1:0`` can read the port), and runs until
+SIGINT or SIGTERM, then exits 0. ``-v`` logs connections refused and cut, ``-vv`` everything.
+``--schedule 2m`` prints the cuts, stalls and down windows of the first two minutes instead, and
+exits. Bad arguments print one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+import trio
+
+from .model import FaultKind, LinkModel, LinkProfile, Window
+from .relay import LossyRelay
+from .units import (
+    QuantityError,
+    format_duration,
+    parse_duration,
+    parse_duration_list,
+    parse_rate,
+    parse_size_list,
+    parse_window_list,
+)
+
+__all__ = ["build_parser", "main", "parse_address", "profile_from_args"]
+
+logger = logging.getLogger(__name__)
+
+TCPCL_PORT = 4556
+"""TCPCLv4's registered port (RFC 9174 section 9.1), the default target port."""
+
+
+def parse_address(text: str, *, default_port: int | None = None) -> tuple[str, int]:
+    """Read ``HOST:PORT``, ``[IPv6]:PORT``, ``:PORT`` (127.0.0.1) or ``HOST`` (default port)."""
+    text = text.strip()
+    host, port_text = text, ""
+    if text.startswith("["):
+        closing = text.find("]")
+        if closing < 0 or (closing + 1 < len(text) and text[closing + 1] != ":"):
+            raise ValueError(f"bad address {text!r} (write [IPv6]:PORT)")
+        host, port_text = text[1:closing], text[closing + 2 :]
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    elif ":" in text:
+        raise ValueError(f"bad address {text!r} (write IPv6 addresses as [ADDRESS]:PORT)")
+    host = host or "127.0.0.1"
+    if not port_text:
+        if default_port is None:
+            raise ValueError(f"address {text!r} needs a port (HOST:PORT)")
+        return host, default_port
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"bad port in address {text!r}")
+    return host, int(port_text)
+
+
+def _format_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """Report a bad argument on one line and exit 2 (no usage dump)."""
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command's argument parser."""
+    parser = _Parser(
+        prog="python -m convergence.lossy",
+        description="Relay TCP connections through a link that cuts, stalls, delays and "
+        "throttles them on a seeded, reproducible schedule.",
+        epilog="Durations: 250ms, 10s, 2m, 1h15s. Sizes: 1500, 64KiB, 1MB. Rates: 1MB/s, "
+        "8Mbit/s. Windows: START-END, e.g. 30s-40s; lists are comma-separated.",
+    )
+    add = parser.add_argument
+    add(
+        "--listen",
+        default="127.0.0.1:0",
+        metavar="HOST:PORT",
+        help="address to listen on (default 127.0.0.1:0, a free port)",
+    )
+    add("--target", metavar="HOST:PORT", help=f"where to relay to (port {TCPCL_PORT} if omitted)")
+    add("--name", default="relay", help="name of the link in log lines")
+    add("--seed", type=int, default=0, help="seed of the schedule (default 0)")
+    add(
+        "--drop-every",
+        type=parse_duration,
+        metavar="DURATION",
+        help="cut connections at random, on average this often",
+    )
+    add(
+        "--cut-at",
+        type=parse_duration_list,
+        default=(),
+        metavar="TIMES",
+        help="cut connections at these times after start, e.g. 5s,12s",
+    )
+    add(
+        "--cut-after-bytes",
+        type=parse_size_list,
+        default=(),
+        metavar="SIZES",
+        help="cut the 1st, 2nd... connection after it has carried this many bytes",
+    )
+    add(
+        "--stall-every",
+        type=parse_duration,
+        metavar="DURATION",
+        help="stall the link at random, on average this often",
+    )
+    add(
+        "--stall-for",
+        type=parse_duration,
+        default=1.0,
+        metavar="DURATION",
+        help="length of each random stall (default 1s)",
+    )
+    add(
+        "--stall",
+        type=parse_window_list,
+        default=(),
+        metavar="WINDOWS",
+        help="stall the link during these windows, e.g. 10s-12s",
+    )
+    add(
+        "--down",
+        type=parse_window_list,
+        default=(),
+        metavar="WINDOWS",
+        help="take the link down during these windows, e.g. 30s-40s,60s-65s",
+    )
+    add(
+        "--down-every",
+        type=parse_duration,
+        metavar="DURATION",
+        help="take the link down at random, on average this often",
+    )
+    add(
+        "--down-for",
+        type=parse_duration,
+        default=1.0,
+        metavar="DURATION",
+        help="length of each random down window (default 1s)",
+    )
+    add(
+        "--latency",
+        type=parse_duration,
+        default=0.0,
+        metavar="DURATION",
+        help="one-way delay (default 0)",
+    )
+    add(
+        "--jitter",
+        type=parse_duration,
+        default=0.0,
+        metavar="DURATION",
+        help="delay varies uniformly by up to this much either way (default 0)",
+    )
+    add(
+        "--bandwidth",
+        type=parse_rate,
+        metavar="RATE",
+        help="bytes per second each way (default unlimited)",
+    )
+    add(
+        "--schedule",
+        type=parse_duration,
+        metavar="DURATION",
+        help="print the schedule of faults for this long after start, then exit",
+    )
+    add(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log connections refused and cut (-vv: everything)",
+    )
+    return parser
+
+
+def profile_from_args(args: argparse.Namespace) -> LinkProfile:
+    """The link profile the parsed arguments describe."""
+    return LinkProfile(
+        seed=args.seed,
+        drop_every=args.drop_every,
+        cut_at=args.cut_at,
+        cut_after_bytes=args.cut_after_bytes,
+        stall_every=args.stall_every,
+        stall_for=args.stall_for,
+        stalls=tuple(Window(start, end) for start, end in args.stall),
+        down_every=args.down_every,
+        down_for=args.down_for,
+        down=tuple(Window(start, end) for start, end in args.down),
+        latency=args.latency,
+        jitter=args.jitter,
+        bandwidth=args.bandwidth,
+    )
+
+
+def _print_schedule(profile: LinkProfile, horizon: float) -> None:
+    for fault in LinkModel(profile).faults(horizon):
+        if fault.kind is FaultKind.CUT:
+            print(f"{format_duration(fault.start):>10}  cut")
+        else:
+            length = format_duration(fault.end - fault.start)
+            print(f"{format_duration(fault.start):>10}  {fault.kind.value} for {length}")
+
+
+async def _serve(relay: LossyRelay) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(relay.run)
+            host, port = relay.address
+            print(
+                f"listening on {_format_address(host, port)} -> {_format_address(*relay.target)}",
+                flush=True,
+            )
+            async for signum in signals:
+                logger.info("%s received: stopping", signal.Signals(signum).name)
+                break
+            nursery.cancel_scope.cancel()
+    stats = relay.statistics()
+    logger.info(
+        "relay %s: %d connections, %d refused, %d cut, %d bytes to target, %d bytes to client",
+        relay.name,
+        stats.connections,
+        stats.refused,
+        stats.cuts,
+        stats.bytes_to_target,
+        stats.bytes_to_client,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; return its exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        profile = profile_from_args(args)
+        listen = parse_address(args.listen, default_port=0)
+        target = parse_address(args.target, default_port=TCPCL_PORT) if args.target else None
+    except (QuantityError, ValueError) as exc:
+        parser.error(str(exc))
+    if args.schedule is not None:
+        _print_schedule(profile, args.schedule)
+        return 0
+    if target is None:
+        parser.error("--target is required")
+    level = logging.WARNING if args.verbose == 0 else logging.INFO
+    if args.verbose >= 2:
+        level = logging.DEBUG
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    relay = LossyRelay(target=target, link=profile, listen=listen, name=args.name)
+    failure: OSError | None = None
+    try:
+        trio.run(_serve, relay)
+    except* OSError as group:
+        first = group.exceptions[0]
+        failure = first if isinstance(first, OSError) else OSError(str(first))
+    if failure is not None:
+        print(f"{parser.prog}: error: {failure}", file=sys.stderr)
+        return 1
+    return 0
