@@ -432,3 +432,12 @@ async def test_random_operations_leave_both_stores_and_the_reopened_one_equal(
             memory_stats.bytes,
             memory_stats.by_state,
         )
+
+
+async def test_bad_options_are_refused_without_keeping_the_store_locked(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"quota_bytes must be >= 0"):
+        await open_store(tmp_path, quota_bytes=-1)
+    with pytest.raises(ValueError, match=r"inline_limit must be >= 0"):
+        await open_store(tmp_path, inline_limit=-1)
+    async with await open_store(tmp_path):
+        pass

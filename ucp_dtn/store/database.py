@@ -424,6 +424,9 @@ class BundleDatabase:
             try:
                 raw = self._files.read(name)
             except FileNotFoundError:
+                still = reader.execute("SELECT 1 FROM bundles WHERE key = ?", (key,)).fetchone()
+                if still is None:  # deleted (row, then file) while we were reading
+                    return None
                 raise StoreCorruptionError(f"file {name} of bundle {key!r} is missing") from None
             except OSError as exc:
                 raise StoreError(f"cannot read file {name} of bundle {key!r}: {exc}") from exc

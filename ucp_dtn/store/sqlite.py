@@ -112,14 +112,19 @@ class SqliteBundleStore(IndexedBundleStore):
                 raise
 
         database, records = await trio.to_thread.run_sync(open_database)
-        store = cls(
-            database,
-            quota_bytes=quota_bytes,
-            quota_bundles=quota_bundles,
-            inline_limit=inline_limit,
-        )
-        for meta in records:
-            store._index.add(meta)
+        try:
+            store = cls(
+                database,
+                quota_bytes=quota_bytes,
+                quota_bundles=quota_bundles,
+                inline_limit=inline_limit,
+            )
+            for meta in records:
+                store._index.add(meta)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(database.close)
+            raise
         return store
 
     @property
