@@ -68,8 +68,10 @@ logger = logging.getLogger(__name__)
 # RFC 6762 Section 10: "The recommended TTL value for Multicast DNS resource records with a host
 # name as the resource record's name [...] or a host name contained within the resource record's
 # rdata [...] SHOULD be 120 seconds." We use it for every record, PTR and TXT included (whose
-# recommendation is 75 minutes): a peer that vanishes without a goodbye (crash, partition) then
-# disappears after two minutes instead of 75, and live peers answer the browser's refreshes.
+# recommendation is 75 minutes), and a liveness sweep every TTL/2 re-resolves each known peer:
+# once its records expired, resolving queries the network, and a peer that does not answer has
+# vanished without a goodbye (crash, partition) and is reported gone. We cannot rely on PTR
+# expiry for that: python-zeroconf raises every received PTR TTL to at least 1125 s.
 DEFAULT_RECORD_TTL = 120
 _SHUTDOWN_TIMEOUT = 5.0
 
@@ -125,6 +127,8 @@ class DiscoveryStatistics:
     """Resolved services of our type whose TXT data does not follow our schema."""
     resolve_failures: int
     """Services that could not be resolved in time (or zeroconf failed resolving them)."""
+    expired: int
+    """Peers reported gone because they stopped answering (no goodbye); included in disappeared."""
     events_buffered: int
     """Events waiting in the channel for the consumer."""
     events_dropped: int
@@ -224,6 +228,8 @@ class Discovery:
         self._info: ServiceInfo | None = None
         self._nursery: trio.Nursery | None = None
         self._peers: dict[str, DiscoveredPeer] = {}
+        # Peers the sweep found silent: still retried, in case only packets were lost.
+        self._silent: dict[str, str] = {}
         self._generations: dict[str, int] = {}
         self._counts = {
             "appeared": 0,
@@ -232,6 +238,7 @@ class Discovery:
             "ignored_self": 0,
             "malformed": 0,
             "resolve_failures": 0,
+            "expired": 0,
             "events_dropped": 0,
         }
 
@@ -292,14 +299,17 @@ class Discovery:
                     )
                     async with self._lock:
                         info = await trio.to_thread.run_sync(self._service_info, None)
-                        # Probes for our name first, renaming on a clash ("name-2").
+                        # Probes for our name first (~1.5 s), renaming on a clash ("name-2").
+                        # Abandoned on cancellation: closing zeroconf below ends the probing.
                         await trio.to_thread.run_sync(
                             functools.partial(
                                 zeroconf.register_service, info, allow_name_change=True
-                            )
+                            ),
+                            abandon_on_cancel=True,
                         )
                         self._info = info
                     logger.info("announced %s as %s", self._node_id, info.name)
+                    nursery.start_soon(self._sweep)
                     task_status.started(info.name)
                     await trio.sleep_forever()
                 finally:
@@ -403,13 +413,14 @@ class Discovery:
         if self._closing or self._nursery is None:
             return
         key = name.lower()
-        generation = self._generations.get(key, 0) + 1
-        self._generations[key] = generation
         logger.debug("service %s: %s", state_change.name, name)
         if state_change is ServiceStateChange.Removed:
+            self._generations[key] = self._generations.get(key, 0) + 1
+            self._silent.pop(key, None)
             self._forget(key)
         else:
-            self._nursery.start_soon(self._resolve_and_report, name, key, generation)
+            self._silent.pop(key, None)
+            self._nursery_start_resolution(name, key)
 
     async def _resolve_and_report(self, name: str, key: str, generation: int) -> None:
         try:
@@ -450,6 +461,41 @@ class Discovery:
             logger.info("peer %s updated its announcement", peer.node_id)
             self._counts["updated"] += 1
             self._emit(PeerUpdated(peer, previous))
+
+    async def _sweep(self) -> None:
+        """Every TTL/2, re-resolve each known (and each silent) peer; forget those that vanished."""
+        while True:
+            await trio.sleep(self._record_ttl / 2)
+            for key, name in [
+                *((k, p.service_name) for k, p in self._peers.items()),
+                *self._silent.items(),
+            ]:
+                generation = self._generations.get(key, 0)
+                try:
+                    info = await trio.to_thread.run_sync(
+                        self._resolve, name, abandon_on_cancel=True
+                    )
+                except Exception as exc:  # zeroconf raises various errors while shutting down
+                    info = None
+                    logger.debug("re-resolving %s failed: %r", name, exc)
+                if self._closing:
+                    return
+                if self._generations.get(key, 0) != generation:
+                    continue  # the browser reported a change meanwhile; that one wins
+                if info is not None and key in self._silent:
+                    del self._silent[key]
+                    self._nursery_start_resolution(name, key)
+                elif info is None and key in self._peers:
+                    logger.info("%s stopped answering", self._peers[key].node_id)
+                    self._silent[key] = name
+                    self._counts["expired"] += 1
+                    self._forget(key)
+
+    def _nursery_start_resolution(self, name: str, key: str) -> None:
+        generation = self._generations.get(key, 0) + 1
+        self._generations[key] = generation
+        if self._nursery is not None:
+            self._nursery.start_soon(self._resolve_and_report, name, key, generation)
 
     def _forget(self, key: str) -> None:
         peer = self._peers.pop(key, None)
