@@ -194,7 +194,11 @@ def _admin_record_json(payload: bytes) -> JSONObject | None:
     except ImportError:
         logger.debug("bpv7.admin is not available; administrative record left undecoded")
         return None
-    record = admin.decode_admin_record(payload)
+    decode = getattr(admin, "decode_admin_record", None)
+    if decode is None:
+        logger.debug("bpv7.admin has no decode_admin_record; record left undecoded")
+        return None
+    record = decode(payload)
     value = _jsonable(record)
     if not isinstance(value, dict):
         value = {"value": value}
