@@ -134,7 +134,9 @@ def test_decode_fragment_and_no_crc_fields() -> None:
         fragment_offset=10,
         total_adu_length=20,
         crc_type=CRCType.CRC16_X25,
-        extra_blocks=[CanonicalBlock(BlockType.BUNDLE_AGE, 2, BlockFlags(0), CRCType.NONE, b"\x05")],
+        extra_blocks=[
+            CanonicalBlock(BlockType.BUNDLE_AGE, 2, BlockFlags(0), CRCType.NONE, b"\x05")
+        ],
     )
     view = decoded(bundle)
     assert view["primary"]["flag_names"] == ["IS_FRAGMENT"]
