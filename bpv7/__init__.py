@@ -1,5 +1,27 @@
 """Bundle Protocol version 7 codec (RFC 9171; ipn EIDs per RFC 9758). Pure: no I/O, no clocks."""
 
+from .blocks import (
+    PROCESSABLE_BLOCK_TYPES,
+    BlockAction,
+    BundleAgeBlock,
+    CanonicalBlock,
+    ExtensionValue,
+    HopCountBlock,
+    PreviousNodeBlock,
+    unprocessable_block_action,
+)
+from .bundle import (
+    Bundle,
+    BundleID,
+    decode_bundle,
+    encode_bundle,
+    next_block_number,
+    with_block_added,
+    with_block_removed,
+    with_bundle_age,
+    with_hop_count_incremented,
+    with_previous_node,
+)
 from .codes import STATUS_REPORT_REQUEST_FLAGS, BlockFlags, BlockType, BundleFlags
 from .crc import CRCType, compute_crc, crc16_x25, crc32c
 from .eid import (
@@ -24,8 +46,40 @@ from .errors import (
     EncodeError,
     PrimaryBlockError,
 )
+from .primary import (
+    BP_VERSION,
+    DTN_EPOCH_UNIX,
+    CreationTimestamp,
+    PrimaryBlock,
+    dtn_time_from_unix,
+    unix_from_dtn_time,
+)
 
 __all__ = [
+    "BP_VERSION",
+    "DTN_EPOCH_UNIX",
+    "PROCESSABLE_BLOCK_TYPES",
+    "BlockAction",
+    "Bundle",
+    "BundleAgeBlock",
+    "BundleID",
+    "CanonicalBlock",
+    "CreationTimestamp",
+    "ExtensionValue",
+    "HopCountBlock",
+    "PreviousNodeBlock",
+    "PrimaryBlock",
+    "decode_bundle",
+    "dtn_time_from_unix",
+    "encode_bundle",
+    "next_block_number",
+    "unix_from_dtn_time",
+    "unprocessable_block_action",
+    "with_block_added",
+    "with_block_removed",
+    "with_bundle_age",
+    "with_hop_count_incremented",
+    "with_previous_node",
     "DTN_NONE",
     "STATUS_REPORT_REQUEST_FLAGS",
     "BPv7Error",

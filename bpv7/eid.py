@@ -278,9 +278,27 @@ def _dtn_from_ssp(ssp: str) -> DtnEID:
     return _checked_dtn(node_name, demux)
 
 
+_CACHE: dict[bytes, EndpointID] = {}
+_TEXT_CACHE: dict[str, EndpointID] = {}
+_CACHE_MAX = 4096
+"""Decoded EIDs by their exact CBOR bytes (and parsed EIDs by their text): a node sees the same
+few EIDs over and over, and EIDs are immutable, so decoding one is usually a dictionary lookup."""
+
+
 def parse_eid(text: str) -> EndpointID:
     """Parse endpoint ID URI text: ``dtn:none``, ``dtn://node/demux``, ``ipn:node.service``,
     ``ipn:allocator.node.service`` (``!`` as node means LocalNode). Raises :class:`EIDError`."""
+    eid = _TEXT_CACHE.get(text)
+    if eid is not None:
+        return eid
+    eid = _parse_eid(text)
+    if len(_TEXT_CACHE) >= _CACHE_MAX:
+        _TEXT_CACHE.clear()
+    _TEXT_CACHE[text] = eid
+    return eid
+
+
+def _parse_eid(text: str) -> EndpointID:
     if not isinstance(text, str):
         _eid_error(f"EID text must be str, not {type(text).__name__}", "eid-text")
     scheme, colon, ssp = text.partition(":")
@@ -318,16 +336,36 @@ def parse_eid(text: str) -> EndpointID:
 # CBOR bytes
 
 
-_CACHE: dict[bytes, EndpointID] = {}
-_CACHE_MAX = 4096
-"""Decoded EIDs by their exact CBOR bytes: a node sees the same few EIDs over and over, and EIDs
-are immutable, so decoding one is usually a dictionary lookup."""
+_UINT_SIZE = bytes(
+    1 if ib < 24 else {24: 2, 25: 3, 26: 5, 27: 9}.get(ib, 0) for ib in range(256)
+)  # size of a CBOR unsigned integer item by its initial byte; 0 when not an unsigned integer
 
 
 def decode_eid(data: bytes, pos: int, what: str = "EID") -> tuple[EndpointID, int]:
     """Decode the EID whose CBOR starts at ``data[pos]``; return it and the position after it.
     Raises :class:`EIDError` / :class:`~bpv7.errors.CBORError` (or ``IndexError`` when ``data``
     ends early — block decoders turn that into a ``cbor-truncated`` error)."""
+    # Fast path: the usual shapes ([1, short text], [1, 0], [2, [uint, uint]]) seen before. The
+    # cache holds only fully validated EIDs keyed by their exact bytes, so a hit needs no checks.
+    if data[pos] == 0x82:
+        scheme_byte = data[pos + 1]
+        end = 0
+        if scheme_byte == 1:
+            ssp_byte = data[pos + 2]
+            if 0x60 <= ssp_byte < 0x78:
+                end = pos + 3 + ssp_byte - 0x60
+            elif ssp_byte == 0x78:
+                end = pos + 4 + data[pos + 3]
+        elif scheme_byte == 2 and data[pos + 2] == 0x82:
+            first = _UINT_SIZE[data[pos + 3]]
+            if first:
+                second = _UINT_SIZE[data[pos + 3 + first]]
+                if second:
+                    end = pos + 3 + first + second
+        if end:
+            cached = _CACHE.get(data[pos:end])
+            if cached is not None:
+                return cached, end
     start = pos
     # RFC 9171 §4.2.5.1: "Each BP endpoint ID (EID) SHALL be represented as a CBOR array
     # comprising two items."

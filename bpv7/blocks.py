@@ -1,0 +1,540 @@
+"""Canonical bundle blocks (RFC 9171 §4.3.2) and the extension blocks of §4.4.
+
+:class:`CanonicalBlock` holds any non-primary block with its block-type-specific data as bytes;
+blocks of unknown types (and BPSec's BIB/BCB, whose contents are another module's business) are
+kept byte for byte. The typed values :class:`PreviousNodeBlock`, :class:`BundleAgeBlock` and
+:class:`HopCountBlock` encode and decode the data of the three extension blocks RFC 9171 defines;
+a :class:`CanonicalBlock` of one of those types is checked against them when constructed, so a
+decoded bundle's extension blocks are known to be well formed.
+
+:func:`unprocessable_block_action` answers RFC 9171 §5.6 step 4 for a block the agent cannot
+process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from crc32c import crc32c as _crc32c
+
+from ._cbor import (
+    BREAK,
+    INDEFINITE,
+    UINT64_MAX,
+    encode_head,
+    encode_uint,
+    read_array,
+    read_bytes_span,
+    read_uint,
+    truncated,
+)
+from .codes import BlockFlags, BlockType
+from .crc import CRC_LENGTH, CRCType, compute_crc
+from .eid import EndpointID, eid_from_bytes
+from .errors import BlockError, CRCError, DecodeError, EncodeError
+from .primary import read_crc_field, read_crc_type
+
+__all__ = [
+    "PROCESSABLE_BLOCK_TYPES",
+    "BlockAction",
+    "BundleAgeBlock",
+    "CanonicalBlock",
+    "HopCountBlock",
+    "PreviousNodeBlock",
+    "decode_canonical",
+    "unprocessable_block_action",
+]
+
+PROCESSABLE_BLOCK_TYPES = frozenset(
+    {BlockType.PAYLOAD, BlockType.PREVIOUS_NODE, BlockType.BUNDLE_AGE, BlockType.HOP_COUNT}
+)
+"""Block types this codec understands. RFC 9171 §4.4: "All implementations ... MUST include
+procedures for recognizing, parsing, and acting on ... these types of extension blocks"."""
+
+_BLOCK_TYPES = {int(t): t for t in BlockType}
+_CRC_TYPES = {int(t): t for t in CRCType}
+
+
+def _check_uint(value: object, what: str, section: str) -> None:
+    if type(value) is not int or not 0 <= value <= UINT64_MAX:
+        raise EncodeError(
+            f"{what} must be an unsigned 64-bit integer, not {value!r:.40}",
+            rule="uint-range",
+            section=section,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CanonicalBlock:
+    """A canonical bundle block (RFC 9171 §4.3.2)."""
+
+    type_code: int
+    """Block type code (a :class:`BlockType` when known, else a plain ``int``)."""
+    number: int
+    """Block number, unique within the bundle; 1 for the payload block, never 0."""
+    flags: BlockFlags
+    """Block processing control flags (§4.2.4); unknown bits are kept."""
+    crc_type: CRCType
+    """CRC type of this block (§4.2.1)."""
+    data: bytes
+    """Block-type-specific data: the content of the block's CBOR byte string."""
+    _head: bytes | None = field(init=False, default=None, repr=False, compare=False)
+    _tail: bytes | None = field(init=False, default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        type_code = self.type_code
+        if type(type_code) is not BlockType:
+            _check_uint(type_code, "block type code", "4.3.2")
+            object.__setattr__(self, "type_code", _BLOCK_TYPES.get(type_code, type_code))
+        _check_uint(self.number, "block number", "4.3.2")
+        if type(self.flags) is not BlockFlags:
+            _check_uint(self.flags, "block processing control flags", "4.2.4")
+            object.__setattr__(self, "flags", cached_block_flags(self.flags))
+        crc_type = self.crc_type
+        if type(crc_type) is not CRCType:
+            if type(crc_type) is not int or crc_type not in _CRC_TYPES:
+                raise EncodeError(
+                    f"invalid CRC type {crc_type!r}", rule="crc-type", section="4.2.1"
+                )
+            object.__setattr__(self, "crc_type", _CRC_TYPES[crc_type])
+        data = self.data
+        if type(data) is not bytes:
+            if not isinstance(data, bytes | bytearray | memoryview):
+                raise EncodeError(
+                    "block-type-specific data must be bytes", rule="block-data", section="4.3.2"
+                )
+            object.__setattr__(self, "data", bytes(data))
+        check_block_rules(type_code, self.number, self.data)
+
+    def encoded_parts(self) -> tuple[bytes, bytes, bytes]:
+        """``(head, data, tail)`` whose concatenation is the block's CBOR bytes: as received for
+        a decoded block, otherwise freshly encoded with a new CRC. ``head`` runs up to the data
+        byte string's content, ``tail`` is the CRC field (and the "break" of an
+        indefinite-length block array)."""
+        head = self._head
+        tail = self._tail
+        if head is None or tail is None:
+            head, tail = self._encode()
+            object.__setattr__(self, "_head", head)
+            object.__setattr__(self, "_tail", tail)
+        return head, self.data, tail
+
+    def encode(self) -> bytes:
+        """The block's CBOR bytes."""
+        return b"".join(self.encoded_parts())
+
+    def _encode(self) -> tuple[bytes, bytes]:
+        crc_type = self.crc_type
+        type_code = self.type_code
+        number = self.number
+        flags = self.flags
+        # RFC 9171 §4.3.2: "the number of elements in the array SHALL be 5 (if CRC type is zero)
+        # or 6 (otherwise)"; the data is "a single definite-length CBOR byte string".
+        head = b"".join(
+            (
+                b"\x86" if crc_type else b"\x85",
+                encode_uint(type_code),
+                encode_uint(number),
+                encode_uint(flags),
+                encode_uint(crc_type),
+                encode_head(2, len(self.data)),
+            )
+        )
+        if not crc_type:
+            return head, b""
+        if crc_type == CRCType.CRC32C:
+            value = _crc32c(b"\x44\x00\x00\x00\x00", _crc32c(self.data, _crc32c(head)))
+            return head, b"\x44" + int(value).to_bytes(4, "big")
+        return head, b"\x42" + compute_crc(crc_type, (head, self.data, b"\x42\x00\x00"))
+
+
+def _block_error(message: str, rule: str, section: str) -> BlockError:
+    return BlockError(message, rule=rule, section=section)
+
+
+_FLAGS_CACHE: dict[int, BlockFlags] = {}
+
+
+def cached_block_flags(value: int) -> BlockFlags:
+    flags = _FLAGS_CACHE.get(value)
+    if flags is None:
+        flags = BlockFlags(value)
+        if len(_FLAGS_CACHE) < 1024:
+            _FLAGS_CACHE[value] = flags
+    return flags
+
+
+def check_block_rules(type_code: int, number: int, data: bytes) -> None:
+    """Enforce the rules on a canonical block's number and, for the extension blocks of RFC 9171
+    §4.4, its block-type-specific data; raises :class:`~bpv7.errors.EncodeError`."""
+    if number == 0:
+        # RFC 9171 §4.1: "The block number of the primary block is implicitly zero".
+        raise EncodeError(
+            "block number 0 is reserved for the primary block",
+            rule="block-number-zero",
+            section="4.1",
+        )
+    if type_code == BlockType.PAYLOAD:
+        if number != 1:
+            # RFC 9171 §4.1: "The block number of the payload block is always 1."
+            raise EncodeError(
+                f"the payload block has number {number}, not 1",
+                rule="payload-block-number",
+                section="4.1",
+            )
+    elif type_code in _EXTENSION_CODECS:
+        try:
+            _EXTENSION_CODECS[type_code](data)
+        except DecodeError as exc:
+            raise EncodeError(
+                exc.message, rule=exc.rule, section=exc.section, rfc=exc.rfc
+            ) from None
+
+
+# Decoded values have already been checked by the decoder, so it builds the frozen instances
+# through the slot descriptors directly: about half the cost of the validating __init__.
+_NEW = object.__new__
+_SET_TYPE = CanonicalBlock.__dict__["type_code"].__set__
+_SET_NUMBER = CanonicalBlock.__dict__["number"].__set__
+_SET_FLAGS = CanonicalBlock.__dict__["flags"].__set__
+_SET_CRC_TYPE = CanonicalBlock.__dict__["crc_type"].__set__
+_SET_DATA = CanonicalBlock.__dict__["data"].__set__
+_SET_HEAD = CanonicalBlock.__dict__["_head"].__set__
+_SET_TAIL = CanonicalBlock.__dict__["_tail"].__set__
+
+
+def decode_canonical(data: bytes, pos: int) -> tuple[CanonicalBlock, int]:
+    """Decode the canonical block starting at ``data[pos]``; return it and the position after
+    it. Checks the CBOR shape, the CRC over the bytes as received, and the rules of
+    :class:`CanonicalBlock`. ``IndexError`` means the input ended early."""
+    start = pos
+    ib = data[pos]
+    # RFC 9171 §4.3.2: "Every block other than the primary block ... SHALL be represented as a
+    # CBOR array; the number of elements in the array SHALL be 5 (if CRC type is zero) or 6
+    # (otherwise)."
+    if (
+        (ib == 0x85 or ib == 0x86)
+        and data[pos + 1] < 24
+        and data[pos + 2] < 24
+        and (data[pos + 3] < 24 and data[pos + 4] < 3)
+    ):
+        # Fast path: one-byte type code, number, flags and CRC type.
+        count = ib - 0x80
+        type_code = data[pos + 1]
+        number = data[pos + 2]
+        flags = data[pos + 3]
+        crc_type = _CRC_TYPES[data[pos + 4]]
+        pos += 5
+    else:
+        count, pos = read_array(data, pos, "canonical block")
+        if count != INDEFINITE and count not in (5, 6):
+            raise _block_error(
+                f"canonical block array has {count} items, not 5 or 6",
+                "block-array-length",
+                "4.3.2",
+            )
+        type_code, pos = read_uint(data, pos, "block type code")
+        number, pos = read_uint(data, pos, "block number")
+        flags, pos = read_uint(data, pos, "block processing control flags")
+        crc_type, pos = read_crc_type(data, pos, "block CRC type", "4.3.2")
+    if count != INDEFINITE and count != (6 if crc_type else 5):
+        # RFC 9171 §4.2.2: "The CRC SHALL be omitted from a block if and only if the block's CRC
+        # type code is zero."
+        raise _block_error(
+            f"block {number} has {count} items but CRC type {int(crc_type)}",
+            "block-array-length",
+            "4.3.2",
+        )
+    # RFC 9171 §4.3.2: "Block-type-specific data: Represented as a single definite-length CBOR
+    # byte string".
+    data_start, data_end = read_bytes_span(data, pos, f"block {number} data")
+    pos = data_end
+    crc_pos = 0
+    if crc_type:
+        crc_pos = read_crc_field(data, pos, crc_type, f"block {number}")
+        pos = crc_pos + CRC_LENGTH[crc_type]
+    if count == INDEFINITE:
+        if data[pos] != BREAK:
+            raise _block_error(
+                f"block {number} has more items than its CRC type calls for",
+                "block-array-length",
+                "4.3.2",
+            )
+        pos += 1
+    head = data[start:data_start]
+    content = data[data_start:data_end]
+    tail = data[data_end:pos]
+    if crc_type:
+        # RFC 9171 §4.3.2: the CRC is "computed over the concatenation of all bytes of the block
+        # (including CBOR 'break' characters) including the CRC field itself, which, for this
+        # purpose, SHALL be temporarily populated with all [value] bytes set to zero"; §5.6
+        # step 3: on a mismatch the bundle MUST be deleted.
+        offset = crc_pos - data_end
+        if crc_type == CRCType.CRC32C:
+            received = tail[offset : offset + 4]
+            value = _crc32c(content, _crc32c(head))
+            value = _crc32c(tail[:offset] + b"\x00\x00\x00\x00" + tail[offset + 4 :], value)
+            computed = int(value).to_bytes(4, "big")
+        else:
+            received = tail[offset : offset + 2]
+            zeroed = tail[:offset] + b"\x00\x00" + tail[offset + 2 :]
+            computed = compute_crc(crc_type, (head, content, zeroed))
+        if computed != received:
+            raise CRCError(
+                f"block {number}: CRC mismatch (received {received.hex()}, computed "
+                f"{computed.hex()})",
+                rule="crc-mismatch",
+                section="5.6",
+            )
+    try:
+        check_block_rules(type_code, number, content)
+    except EncodeError as exc:
+        raise BlockError(exc.message, rule=exc.rule, section=exc.section, rfc=exc.rfc) from None
+    block = _NEW(CanonicalBlock)
+    _SET_TYPE(block, _BLOCK_TYPES.get(type_code, type_code))
+    _SET_NUMBER(block, number)
+    _SET_FLAGS(block, cached_block_flags(flags))
+    _SET_CRC_TYPE(block, crc_type)
+    _SET_DATA(block, content)
+    _SET_HEAD(block, head)
+    _SET_TAIL(block, tail)
+    return block, pos
+
+
+# ---------------------------------------------------------------------------------------------
+# Extension blocks of RFC 9171 §4.4
+
+
+@dataclass(frozen=True, slots=True)
+class PreviousNodeBlock:
+    """Previous Node Block data (RFC 9171 §4.4.1): the node ID of the node that forwarded the
+    bundle to the local node."""
+
+    node: EndpointID
+    """Node ID of the forwarder (a dtn EID with empty demux or an ipn EID with service 0)."""
+
+    TYPE_CODE: ClassVar[BlockType] = BlockType.PREVIOUS_NODE
+
+    def __post_init__(self) -> None:
+        # RFC 9171 §4.4.1: "That node ID SHALL conform to Section 4.2.5.2."
+        if not self.node.is_node_id:
+            raise EncodeError(
+                f"previous node {self.node} is not a node ID",
+                rule="previous-node-id",
+                section="4.4.1",
+            )
+
+    def encode_data(self) -> bytes:
+        """The block-type-specific data: the CBOR encoding of the node ID."""
+        return self.node.cbor
+
+    @classmethod
+    def decode_data(cls, data: bytes) -> PreviousNodeBlock:
+        """Parse block-type-specific data; raises :class:`~bpv7.errors.DecodeError`."""
+        node = eid_from_bytes(data, "previous node")
+        try:
+            return cls(node)
+        except EncodeError as exc:
+            raise _block_error(exc.message, exc.rule, exc.section) from None
+
+    def to_block(self, number: int, flags: int = 0, crc_type: int = CRCType.NONE) -> CanonicalBlock:
+        """A canonical block carrying this value."""
+        return CanonicalBlock(
+            self.TYPE_CODE,
+            number,
+            cached_block_flags(flags),
+            _CRC_TYPES[crc_type],
+            self.encode_data(),
+        )
+
+    @classmethod
+    def from_block(cls, block: CanonicalBlock) -> PreviousNodeBlock:
+        """Parse the data of a Previous Node Block."""
+        _check_type(block, cls.TYPE_CODE)
+        return cls.decode_data(block.data)
+
+
+@dataclass(frozen=True, slots=True)
+class BundleAgeBlock:
+    """Bundle Age Block data (RFC 9171 §4.4.2): milliseconds between the bundle's creation and
+    its most recent forwarding."""
+
+    age_ms: int
+    """The bundle's age in milliseconds."""
+
+    TYPE_CODE: ClassVar[BlockType] = BlockType.BUNDLE_AGE
+
+    def __post_init__(self) -> None:
+        # RFC 9171 §4.4.2: the age "SHALL be represented as a CBOR unsigned integer item".
+        _check_uint(self.age_ms, "bundle age", "4.4.2")
+
+    def encode_data(self) -> bytes:
+        """The block-type-specific data: the age as a CBOR unsigned integer."""
+        return encode_uint(self.age_ms)
+
+    @classmethod
+    def decode_data(cls, data: bytes) -> BundleAgeBlock:
+        """Parse block-type-specific data; raises :class:`~bpv7.errors.DecodeError`."""
+        try:
+            age, end = read_uint(data, 0, "bundle age")
+        except IndexError:
+            raise truncated() from None
+        _no_trailing(data, end, "bundle age", "4.4.2")
+        return cls(age)
+
+    def to_block(self, number: int, flags: int = 0, crc_type: int = CRCType.NONE) -> CanonicalBlock:
+        """A canonical block carrying this value."""
+        return CanonicalBlock(
+            self.TYPE_CODE,
+            number,
+            cached_block_flags(flags),
+            _CRC_TYPES[crc_type],
+            self.encode_data(),
+        )
+
+    @classmethod
+    def from_block(cls, block: CanonicalBlock) -> BundleAgeBlock:
+        """Parse the data of a Bundle Age Block."""
+        _check_type(block, cls.TYPE_CODE)
+        return cls.decode_data(block.data)
+
+
+@dataclass(frozen=True, slots=True)
+class HopCountBlock:
+    """Hop Count Block data (RFC 9171 §4.4.3)."""
+
+    limit: int
+    """Hop limit, 1..255."""
+    count: int
+    """Hops taken so far."""
+
+    TYPE_CODE: ClassVar[BlockType] = BlockType.HOP_COUNT
+
+    def __post_init__(self) -> None:
+        # RFC 9171 §4.4.3: "The hop limit MUST be in the range 1 through 255."
+        if type(self.limit) is not int or not 1 <= self.limit <= 255:
+            raise EncodeError(
+                f"hop limit {self.limit!r} is not in 1..255",
+                rule="hop-limit-range",
+                section="4.4.3",
+            )
+        _check_uint(self.count, "hop count", "4.4.3")
+
+    @property
+    def exceeded(self) -> bool:
+        """RFC 9171 §4.4.3: "When a bundle's hop count exceeds its hop limit, the bundle SHOULD
+        be deleted for the reason 'Hop limit exceeded'"."""
+        return self.count > self.limit
+
+    def incremented(self) -> HopCountBlock:
+        """The value after one more hop (saturating at 2^64-1, long past any hop limit)."""
+        return HopCountBlock(self.limit, min(self.count + 1, UINT64_MAX))
+
+    def encode_data(self) -> bytes:
+        """The block-type-specific data: CBOR ``[limit, count]``."""
+        return b"\x82" + encode_uint(self.limit) + encode_uint(self.count)
+
+    @classmethod
+    def decode_data(cls, data: bytes) -> HopCountBlock:
+        """Parse block-type-specific data; raises :class:`~bpv7.errors.DecodeError`."""
+        # RFC 9171 §4.4.3: "The block-type-specific data in a Hop Count Block SHALL be
+        # represented as a CBOR array comprising two items", both unsigned integers.
+        try:
+            count, pos = read_array(data, 0, "hop count block")
+            if count not in (2, INDEFINITE):
+                raise _block_error(
+                    f"hop count data has {count} items, not 2", "hop-count-data", "4.4.3"
+                )
+            limit, pos = read_uint(data, pos, "hop limit")
+            hops, pos = read_uint(data, pos, "hop count")
+            if count == INDEFINITE:
+                if data[pos] != BREAK:
+                    raise _block_error(
+                        "hop count data has more than 2 items", "hop-count-data", "4.4.3"
+                    )
+                pos += 1
+        except IndexError:
+            raise truncated() from None
+        _no_trailing(data, pos, "hop count", "4.4.3")
+        try:
+            return cls(limit, hops)
+        except EncodeError as exc:
+            raise _block_error(exc.message, exc.rule, exc.section) from None
+
+    def to_block(self, number: int, flags: int = 0, crc_type: int = CRCType.NONE) -> CanonicalBlock:
+        """A canonical block carrying this value."""
+        return CanonicalBlock(
+            self.TYPE_CODE,
+            number,
+            cached_block_flags(flags),
+            _CRC_TYPES[crc_type],
+            self.encode_data(),
+        )
+
+    @classmethod
+    def from_block(cls, block: CanonicalBlock) -> HopCountBlock:
+        """Parse the data of a Hop Count Block."""
+        _check_type(block, cls.TYPE_CODE)
+        return cls.decode_data(block.data)
+
+
+ExtensionValue = PreviousNodeBlock | BundleAgeBlock | HopCountBlock
+"""A typed extension block value that :meth:`to_block` turns into a :class:`CanonicalBlock`."""
+
+
+def _no_trailing(data: bytes, end: int, what: str, section: str) -> None:
+    # RFC 9171 §4.2.8: block-type-specific data "SHALL be the applicable CBOR encoding of the
+    # content of the block" -- one item, nothing after it.
+    if end != len(data):
+        raise _block_error(
+            f"{what} block data has {len(data) - end} bytes after its CBOR item",
+            "block-data-trailing-bytes",
+            section,
+        )
+
+
+def _check_type(block: CanonicalBlock, type_code: BlockType) -> None:
+    if block.type_code != type_code:
+        raise ValueError(f"block {block.number} has type {block.type_code}, not {type_code!r}")
+
+
+_EXTENSION_CODECS: dict[int, Callable[[bytes], object]] = {
+    BlockType.PREVIOUS_NODE: PreviousNodeBlock.decode_data,
+    BlockType.BUNDLE_AGE: BundleAgeBlock.decode_data,
+    BlockType.HOP_COUNT: HopCountBlock.decode_data,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# RFC 9171 §5.6 step 4
+
+
+@dataclass(frozen=True, slots=True)
+class BlockAction:
+    """What RFC 9171 §5.6 step 4 requires for an extension block the agent cannot process."""
+
+    report: bool
+    """Generate a reception status report with reason "Block unsupported" (if reporting is
+    enabled)."""
+    delete_bundle: bool
+    """Delete the bundle for the reason "Block unsupported"."""
+    discard_block: bool
+    """Remove this block from the bundle (never set together with ``delete_bundle``)."""
+
+
+def unprocessable_block_action(block: CanonicalBlock) -> BlockAction:
+    """The action RFC 9171 §5.6 step 4 prescribes for ``block`` when the agent cannot process
+    it, from its block processing control flags."""
+    flags = block.flags
+    # §5.6 step 4: "If the block processing control flags in that block indicate that the bundle
+    # must be deleted in this event, then the BPA MUST delete the bundle"; "If [they] do *NOT*
+    # indicate that the bundle must be deleted in this event but do indicate that the block must
+    # be discarded, then the BPA MUST remove this block from the bundle."
+    delete = bool(flags & BlockFlags.DELETE_BUNDLE_IF_UNPROCESSABLE)
+    return BlockAction(
+        report=bool(flags & BlockFlags.REPORT_IF_UNPROCESSABLE),
+        delete_bundle=delete,
+        discard_block=not delete and bool(flags & BlockFlags.DISCARD_IF_UNPROCESSABLE),
+    )

@@ -1,0 +1,517 @@
+"""Bundles (RFC 9171 §4.1): decode, validate, encode, build, and the edits made when forwarding.
+
+Theory of operation
+-------------------
+:func:`decode_bundle` walks the received bytes once with the strict CBOR reader of
+:mod:`bpv7._cbor`, so it knows the exact byte span of every block. Each block's CRC is checked
+over those bytes as received (with the CRC value zeroed), never over a re-encoding. Every block
+keeps its received bytes (excluded from equality and repr), so :meth:`Bundle.encode` of an
+unchanged decoded bundle reproduces the input exactly. Bundles are immutable: the forwarding
+edits (:func:`with_previous_node`, :func:`with_hop_count_incremented`, :func:`with_bundle_age`,
+:func:`with_block_removed`, :func:`with_block_added`) return a new bundle in which only the edited
+block is encoded afresh, with a new CRC; every other block keeps its exact bytes.
+
+Constructing a :class:`Bundle` (directly, through :meth:`Bundle.build` or an edit) enforces every
+bundle-level rule and raises :class:`~bpv7.errors.EncodeError`; decoding enforces the same rules
+and raises :class:`~bpv7.errors.DecodeError` subclasses. A ``Bundle`` is therefore always valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ._cbor import BREAK, UINT64_MAX, read_array, read_uint, truncated
+from .blocks import (
+    BundleAgeBlock,
+    CanonicalBlock,
+    ExtensionValue,
+    HopCountBlock,
+    PreviousNodeBlock,
+    cached_block_flags,
+    decode_canonical,
+)
+from .codes import BlockFlags, BlockType, BundleFlags
+from .crc import CRCType
+from .eid import EndpointID, parse_eid
+from .errors import BundleValidationError, DecodeError, EncodeError
+from .primary import CreationTimestamp, PrimaryBlock, cached_bundle_flags, decode_primary
+
+if TYPE_CHECKING:
+    from typing import Self
+
+_CRC_TYPES = {int(t): t for t in CRCType}
+
+__all__ = [
+    "Bundle",
+    "BundleID",
+    "decode_bundle",
+    "encode_bundle",
+    "with_block_added",
+    "with_block_removed",
+    "with_bundle_age",
+    "with_hop_count_incremented",
+    "with_previous_node",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class BundleID:
+    """The identity of a bundle (RFC 9171 §4.3.1: the creation timestamp "together with the
+    source node ID and (if the bundle is a fragment) the fragment offset and payload length,
+    serve to identify the bundle"). Hashable; use it to detect duplicates."""
+
+    source: EndpointID
+    """Source node ID."""
+    creation: CreationTimestamp
+    """Creation timestamp."""
+    fragment_offset: int | None = None
+    """Fragment offset, or ``None`` for a bundle that is not a fragment."""
+    fragment_length: int | None = None
+    """Payload length of the fragment, or ``None`` for a bundle that is not a fragment."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    """A valid BPv7 bundle: the primary block and the canonical blocks, payload block last."""
+
+    primary: PrimaryBlock
+    """The primary block."""
+    blocks: tuple[CanonicalBlock, ...]
+    """The canonical blocks in transmission order; the last one is the payload block."""
+
+    def __post_init__(self) -> None:
+        if type(self.blocks) is not tuple:
+            object.__setattr__(self, "blocks", tuple(self.blocks))
+        violation = bundle_violation(self.primary, self.blocks)
+        if violation is not None:
+            message, rule, section = violation
+            raise EncodeError(message, rule=rule, section=section)
+
+    @classmethod
+    def _trusted(cls, primary: PrimaryBlock, blocks: tuple[CanonicalBlock, ...]) -> Self:
+        """Construct without re-validating (the decoder has just validated)."""
+        bundle = cls.__new__(cls)
+        object.__setattr__(bundle, "primary", primary)
+        object.__setattr__(bundle, "blocks", blocks)
+        return bundle
+
+    # -- reading ------------------------------------------------------------------------------
+
+    @property
+    def payload_block(self) -> CanonicalBlock:
+        """The payload block (always the last block)."""
+        return self.blocks[-1]
+
+    @property
+    def payload(self) -> bytes:
+        """The payload: the ADU, or a part of it if this bundle is a fragment."""
+        return self.blocks[-1].data
+
+    @property
+    def is_fragment(self) -> bool:
+        """True when the "bundle is a fragment" flag is set."""
+        return bool(self.primary.flags & BundleFlags.IS_FRAGMENT)
+
+    @property
+    def is_admin_record(self) -> bool:
+        """True when the payload is an administrative record."""
+        return bool(self.primary.flags & BundleFlags.ADMIN_RECORD)
+
+    @property
+    def bundle_id(self) -> BundleID:
+        """This bundle's identity (source, creation timestamp, fragment offset and length)."""
+        primary = self.primary
+        if primary.fragment_offset is None:
+            return BundleID(primary.source, primary.creation)
+        return BundleID(
+            primary.source, primary.creation, primary.fragment_offset, len(self.payload)
+        )
+
+    def find_block(self, type_code: int) -> CanonicalBlock | None:
+        """The first block of type ``type_code``, or ``None``."""
+        for block in self.blocks:
+            if block.type_code == type_code:
+                return block
+        return None
+
+    def block_by_number(self, number: int) -> CanonicalBlock | None:
+        """The block numbered ``number``, or ``None``."""
+        for block in self.blocks:
+            if block.number == number:
+                return block
+        return None
+
+    @property
+    def hop_count(self) -> HopCountBlock | None:
+        """The Hop Count Block's value, if the bundle has one."""
+        block = self.find_block(BlockType.HOP_COUNT)
+        return None if block is None else HopCountBlock.decode_data(block.data)
+
+    @property
+    def bundle_age_ms(self) -> int | None:
+        """The Bundle Age Block's value in milliseconds, if the bundle has one."""
+        block = self.find_block(BlockType.BUNDLE_AGE)
+        return None if block is None else BundleAgeBlock.decode_data(block.data).age_ms
+
+    @property
+    def previous_node(self) -> EndpointID | None:
+        """The Previous Node Block's node ID, if the bundle has one."""
+        block = self.find_block(BlockType.PREVIOUS_NODE)
+        return None if block is None else PreviousNodeBlock.decode_data(block.data).node
+
+    def expiry_dtn_time(self) -> int | None:
+        """DTN time (ms) at which the bundle's lifetime ends, or ``None`` when the creation time
+        is unknown (zero) and the agent must track age instead (RFC 9171 §5.5)."""
+        time_ms = self.primary.creation.time_ms
+        return time_ms + self.primary.lifetime_ms if time_ms else None
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def encode(self) -> bytes:
+        """The bundle's bytes: an indefinite-length CBOR array of the blocks (RFC 9171 §4.1).
+        Blocks that were decoded and not changed contribute their exact received bytes."""
+        parts = [b"\x9f", self.primary.encode()]
+        for block in self.blocks:
+            parts.extend(block.encoded_parts())
+        parts.append(b"\xff")
+        return b"".join(parts)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        source: EndpointID | str,
+        destination: EndpointID | str,
+        payload: bytes,
+        creation: CreationTimestamp,
+        lifetime_ms: int,
+        report_to: EndpointID | str | None = None,
+        flags: int = 0,
+        crc_type: int = CRCType.CRC32C,
+        extra_blocks: Iterable[CanonicalBlock | ExtensionValue] = (),
+        payload_flags: int = 0,
+        fragment_offset: int | None = None,
+        total_adu_length: int | None = None,
+    ) -> Self:
+        """Build a new bundle. EIDs may be given as URI text; ``report_to`` defaults to the
+        source. ``extra_blocks`` are placed before the payload block: a :class:`CanonicalBlock`
+        keeps its number, a typed value (:class:`PreviousNodeBlock`, :class:`BundleAgeBlock`,
+        :class:`HopCountBlock`) gets the next free number and ``crc_type``. When the creation time
+        is zero and no Bundle Age Block is given, one with age 0 is added (RFC 9171 §4.4.2)."""
+        source_eid = parse_eid(source) if isinstance(source, str) else source
+        destination_eid = parse_eid(destination) if isinstance(destination, str) else destination
+        if report_to is None:
+            report_eid = source_eid
+        else:
+            report_eid = parse_eid(report_to) if isinstance(report_to, str) else report_to
+        crc = _CRC_TYPES.get(crc_type)
+        if crc is None:
+            raise EncodeError(f"invalid CRC type {crc_type!r}", rule="crc-type", section="4.2.1")
+        primary = PrimaryBlock(
+            flags if type(flags) is BundleFlags else cached_bundle_flags(flags),
+            crc,
+            destination_eid,
+            source_eid,
+            report_eid,
+            creation,
+            lifetime_ms,
+            fragment_offset,
+            total_adu_length,
+        )
+        extras = list(extra_blocks)
+        if creation.time_ms == 0 and not any(
+            isinstance(b, BundleAgeBlock)
+            or (isinstance(b, CanonicalBlock) and b.type_code == BlockType.BUNDLE_AGE)
+            for b in extras
+        ):
+            extras.append(BundleAgeBlock(0))
+        used = {b.number for b in extras if isinstance(b, CanonicalBlock)}
+        used.add(1)
+        blocks: list[CanonicalBlock] = []
+        number = 2
+        for extra in extras:
+            if isinstance(extra, CanonicalBlock):
+                blocks.append(extra)
+                continue
+            while number in used:
+                number += 1
+            blocks.append(extra.to_block(number, 0, crc_type))
+            used.add(number)
+        blocks.append(
+            CanonicalBlock(BlockType.PAYLOAD, 1, cached_block_flags(payload_flags), crc, payload)
+        )
+        return cls(primary, tuple(blocks))
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+
+def _bib_covers_primary(blocks: tuple[CanonicalBlock, ...]) -> bool:
+    """Whether a BPSec BIB lists the primary block (number 0) among its security targets
+    (RFC 9172 §3.6: the abstract security block starts with the array of target block
+    numbers)."""
+    for block in blocks:
+        if block.type_code != BlockType.BIB:
+            continue
+        data = block.data
+        try:
+            count, pos = read_array(data, 0, "BIB security targets")
+            index = 0
+            while (index < count) if count >= 0 else data[pos] != BREAK:
+                target, pos = read_uint(data, pos, "BIB security target")
+                if target == 0:
+                    return True
+                index += 1
+        except (DecodeError, IndexError):
+            continue
+    return False
+
+
+def bundle_violation(
+    primary: PrimaryBlock, blocks: tuple[CanonicalBlock, ...]
+) -> tuple[str, str, str] | None:
+    """The first bundle-level rule that ``primary`` and ``blocks`` break, as ``(message, rule,
+    section)``, or ``None``. (Rules about a single block are enforced by the block classes.)"""
+    # RFC 9171 §4.1: "The primary block MUST be followed by one or more canonical bundle blocks
+    # ... The last such block MUST be a payload block; the bundle MUST have exactly one payload
+    # block."
+    if type(primary) is not PrimaryBlock:
+        return "primary must be a PrimaryBlock", "primary-type", "4.3.1"
+    if not blocks:
+        return "the bundle has no payload block", "payload-block-missing", "4.1"
+    if blocks[-1].type_code != BlockType.PAYLOAD:
+        return "the last block is not the payload block", "payload-block-last", "4.1"
+    numbers = set()
+    seen_types = set()
+    report_requested = False
+    for block in blocks:
+        if type(block) is not CanonicalBlock:
+            return "blocks must be CanonicalBlock values", "block-type", "4.3.2"
+        number = block.number
+        type_code = block.type_code
+        if number in numbers:
+            if type_code == BlockType.PAYLOAD:
+                return "the bundle has more than one payload block", "payload-block-count", "4.1"
+            # RFC 9171 §4.1: "The block number uniquely identifies the block within the
+            # bundle".
+            return f"block number {number} is used twice", "block-number-duplicate", "4.1"
+        numbers.add(number)
+        if type_code in seen_types and type_code in _AT_MOST_ONE:
+            return _AT_MOST_ONE[type_code]
+        seen_types.add(type_code)
+        if int(block.flags) & _REPORT_IF_UNPROCESSABLE:
+            report_requested = True
+    if primary.creation.time_ms == 0 and BlockType.BUNDLE_AGE not in seen_types:
+        # RFC 9171 §4.4.2: "If the bundle's creation time is zero, then the bundle MUST contain
+        # exactly one (1) occurrence of this type of block".
+        return (
+            "the creation time is zero but the bundle has no Bundle Age Block",
+            "bundle-age-required",
+            "4.4.2",
+        )
+    if report_requested and (int(primary.flags) & _ADMIN_RECORD or primary.source.is_null):
+        # RFC 9171 §4.2.4: "For each bundle whose bundle processing control flags indicate that
+        # the bundle's ADU is an administrative record, or whose source node ID is the null
+        # endpoint ID ..., the value of the 'Transmit status report if block can't be
+        # processed' flag in every canonical block of the bundle MUST be zero."
+        return (
+            "a block requests a status report if unprocessable, which an administrative record "
+            "or anonymous bundle must not do",
+            "block-report-flag",
+            "4.2.4",
+        )
+    if primary.crc_type == CRCType.NONE and not _bib_covers_primary(blocks):
+        # RFC 9171 §4.3.1: "The CRC type code for the primary block MAY be zero if the bundle
+        # contains a BPSec Block Integrity Block [BPSEC] whose target is the primary block;
+        # otherwise, the CRC type code for the primary block MUST be non-zero."
+        return (
+            "the primary block has no CRC and no BIB protects it",
+            "primary-crc-missing",
+            "4.3.1",
+        )
+    offset = primary.fragment_offset
+    total = primary.total_adu_length
+    if offset is not None and total is not None:
+        # RFC 9171 §4.3.1: the fragment offset locates "the bytes comprising the payload of this
+        # bundle" in "the original ADU", whose total length is the total ADU length; §3.1: a
+        # partial payload is the first or last N bytes of a payload of length M, 0 < N < M.
+        length = len(blocks[-1].data)
+        if offset >= total or offset + length > total:
+            return (
+                f"fragment [{offset}, {offset + length}) lies outside the ADU of length {total}",
+                "fragment-range",
+                "4.3.1",
+            )
+    return None
+
+
+_ADMIN_RECORD = int(BundleFlags.ADMIN_RECORD)
+_REPORT_IF_UNPROCESSABLE = int(BlockFlags.REPORT_IF_UNPROCESSABLE)
+
+_AT_MOST_ONE: dict[int, tuple[str, str, str]] = {
+    # RFC 9171 §4.4.1: "the bundle ... MUST NOT contain more than one" Previous Node Block.
+    BlockType.PREVIOUS_NODE: (
+        "the bundle has more than one Previous Node Block",
+        "previous-node-count",
+        "4.4.1",
+    ),
+    # RFC 9171 §4.4.2: "A bundle MUST NOT contain multiple occurrences of the Bundle Age Block".
+    BlockType.BUNDLE_AGE: (
+        "the bundle has more than one Bundle Age Block",
+        "bundle-age-count",
+        "4.4.2",
+    ),
+    # RFC 9171 §4.4.3: "A bundle MAY contain one occurrence of this type of block but MUST NOT
+    # contain more than one."
+    BlockType.HOP_COUNT: (
+        "the bundle has more than one Hop Count Block",
+        "hop-count-count",
+        "4.4.3",
+    ),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding and encoding
+
+
+def decode_bundle(data: bytes | bytearray | memoryview) -> Bundle:
+    """Decode and fully validate one bundle. Raises only :class:`~bpv7.errors.DecodeError`
+    subclasses (for any bytes), naming the violated rule and its RFC section."""
+    if type(data) is not bytes:
+        if not isinstance(data, bytearray | memoryview):
+            raise TypeError(f"decode_bundle needs bytes, not {type(data).__name__}")
+        data = bytes(data)
+    try:
+        first = data[0]
+        if first != 0x9F:
+            # RFC 9171 §4.1: "Each bundle SHALL be a concatenated sequence of at least two
+            # blocks, represented as a CBOR indefinite-length array."
+            raise BundleValidationError(
+                "a bundle must be a CBOR indefinite-length array",
+                rule="bundle-not-indefinite-array",
+                section="4.1",
+            )
+        primary, pos = decode_primary(data, 1)
+        blocks = []
+        while data[pos] != 0xFF:
+            block, pos = decode_canonical(data, pos)
+            blocks.append(block)
+    except IndexError:
+        raise truncated() from None
+    pos += 1
+    if pos != len(data):
+        # RFC 9171 §4.1: "The payload block SHALL be followed by a CBOR 'break' stop code,
+        # terminating the array" -- and that ends the bundle.
+        raise BundleValidationError(
+            f"{len(data) - pos} bytes after the end of the bundle",
+            rule="trailing-bytes",
+            section="4.1",
+        )
+    block_tuple = tuple(blocks)
+    violation = bundle_violation(primary, block_tuple)
+    if violation is not None:
+        message, rule, section = violation
+        raise BundleValidationError(message, rule=rule, section=section)
+    return Bundle._trusted(primary, block_tuple)
+
+
+def encode_bundle(bundle: Bundle) -> bytes:
+    """The bundle's bytes (same as :meth:`Bundle.encode`)."""
+    return bundle.encode()
+
+
+# ---------------------------------------------------------------------------------------------
+# Forwarding-time edits (RFC 9171 §5.4 step 4)
+
+
+def next_block_number(bundle: Bundle) -> int:
+    """A block number not used in ``bundle``: one more than the largest (at least 2), or the
+    smallest free one if that would overflow 64 bits."""
+    used = {block.number for block in bundle.blocks}
+    number = max(2, max(used) + 1)
+    if number <= UINT64_MAX:
+        return number
+    number = 2
+    while number in used:
+        number += 1
+    return number
+
+
+def _replace_block(bundle: Bundle, old: CanonicalBlock, new: CanonicalBlock) -> Bundle:
+    blocks = tuple(new if block is old else block for block in bundle.blocks)
+    return Bundle(bundle.primary, blocks)
+
+
+def with_block_added(
+    bundle: Bundle,
+    block: CanonicalBlock | ExtensionValue,
+    *,
+    flags: int = 0,
+    crc_type: int | None = None,
+) -> Bundle:
+    """A copy of ``bundle`` with ``block`` inserted just before the payload block. A typed value
+    gets the next free block number, ``flags`` and ``crc_type`` (default: the primary block's
+    CRC type)."""
+    if not isinstance(block, CanonicalBlock):
+        if crc_type is None:
+            crc_type = bundle.primary.crc_type
+        block = block.to_block(next_block_number(bundle), flags, crc_type)
+    return Bundle(bundle.primary, (*bundle.blocks[:-1], block, bundle.blocks[-1]))
+
+
+def with_block_removed(bundle: Bundle, number: int) -> Bundle:
+    """A copy of ``bundle`` without block ``number`` (RFC 9171 §4.4: "any BPA MAY insert or
+    remove any extension block in any bundle"). The payload block cannot be removed."""
+    if number == 1:
+        raise EncodeError(
+            "the payload block cannot be removed", rule="payload-block-missing", section="4.1"
+        )
+    blocks = tuple(block for block in bundle.blocks if block.number != number)
+    if len(blocks) == len(bundle.blocks):
+        raise EncodeError(f"the bundle has no block {number}", rule="no-such-block", section="4.1")
+    return Bundle(bundle.primary, blocks)
+
+
+def _with_extension(
+    bundle: Bundle, value: ExtensionValue, flags: int, crc_type: int | None
+) -> Bundle:
+    existing = bundle.find_block(value.TYPE_CODE)
+    if existing is None:
+        return with_block_added(bundle, value, flags=flags, crc_type=crc_type)
+    return _replace_block(bundle, existing, dataclasses.replace(existing, data=value.encode_data()))
+
+
+def with_previous_node(
+    bundle: Bundle, node: EndpointID, *, flags: int = 0, crc_type: int | None = None
+) -> Bundle:
+    """A copy of ``bundle`` whose Previous Node Block names ``node`` (RFC 9171 §5.4 step 4: the
+    old block "MUST be removed" and one "containing the node ID of the forwarding node MUST be
+    inserted"). An existing block keeps its number, flags and CRC type; a new one gets
+    ``flags`` and ``crc_type``."""
+    return _with_extension(bundle, PreviousNodeBlock(node), flags, crc_type)
+
+
+def with_bundle_age(
+    bundle: Bundle, age_ms: int, *, flags: int = 0, crc_type: int | None = None
+) -> Bundle:
+    """A copy of ``bundle`` whose Bundle Age Block holds ``age_ms`` (RFC 9171 §5.4 step 4: "the
+    bundle age value MUST be increased by the difference between the current time and the time
+    at which the bundle was received"); adds the block if missing."""
+    return _with_extension(bundle, BundleAgeBlock(age_ms), flags, crc_type)
+
+
+def with_hop_count_incremented(bundle: Bundle) -> Bundle:
+    """A copy of ``bundle`` with its hop count increased by one (RFC 9171 §4.4.3: "SHOULD be
+    increased by 1 on each hop"); ``bundle`` itself if it has no Hop Count Block. Check
+    ``result.hop_count.exceeded`` afterwards: such a bundle "SHOULD be deleted for the reason
+    'Hop limit exceeded'"."""
+    existing = bundle.find_block(BlockType.HOP_COUNT)
+    if existing is None:
+        return bundle
+    value = HopCountBlock.decode_data(existing.data).incremented()
+    return _replace_block(bundle, existing, dataclasses.replace(existing, data=value.encode_data()))
