@@ -16,6 +16,15 @@ fires callbacks from yet another thread. Nothing of it runs on the trio loop:
 A per-name generation counter makes late resolutions harmless: a resolution started before a
 removal (or before a newer update) is dropped when it returns.
 
+Liveness: a node that leaves cleanly sends goodbye packets and disappears at once. One that
+crashes or is cut off sends nothing, and python-zeroconf stretches every PTR TTL it receives to
+at least 1125 s, so its browser would notice after ~19 minutes. Hence a sweep: every
+``record_ttl / 2`` seconds each known peer is re-resolved; while its records (TTL
+``record_ttl``) are cached that costs nothing, once they expired it queries the network, and a
+peer that does not answer within ``resolve_timeout`` is reported gone (counted as ``expired``).
+Silent peers keep being retried until zeroconf drops them, so a peer that only lost a few
+packets comes back as a new PeerAppeared.
+
 Shutdown is cancellation: ``run`` unregisters (goodbye packets, so peers see us disappear at
 once), stops the browser and closes zeroconf in a shielded, time-bounded cleanup.
 """
@@ -323,6 +332,8 @@ class Discovery:
         finally:
             self._state = _State.FINISHED
             self._nursery = None
+            self._peers.clear()  # no longer watched; no events for this (the channel closes)
+            self._silent.clear()
             self._event_send.close()
 
     async def update(
