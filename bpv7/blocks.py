@@ -185,6 +185,12 @@ def check_block_rules(type_code: int, number: int, data: bytes) -> None:
                 section="4.1",
             )
     elif type_code in _EXTENSION_CODECS:
+        # Fast paths for the usual encodings: a small hop count, a small bundle age.
+        if type_code == BlockType.HOP_COUNT:
+            if len(data) == 3 and data[0] == 0x82 and 0 < data[1] < 24 and data[2] < 24:
+                return
+        elif type_code == BlockType.BUNDLE_AGE and len(data) == 1 and data[0] < 24:
+            return
         try:
             _EXTENSION_CODECS[type_code](data)
         except DecodeError as exc:
@@ -249,11 +255,26 @@ def decode_canonical(data: bytes, pos: int) -> tuple[CanonicalBlock, int]:
         )
     # RFC 9171 §4.3.2: "Block-type-specific data: Represented as a single definite-length CBOR
     # byte string".
-    data_start, data_end = read_bytes_span(data, pos, f"block {number} data")
+    ib = data[pos]
+    if ib == 0x58:  # fast path: a byte string of 24..255 bytes
+        length = data[pos + 1]
+        if length < 24:
+            read_bytes_span(data, pos, f"block {number} data")  # raises cbor-not-shortest
+        data_start = pos + 2
+        data_end = data_start + length
+        if data_end > len(data):
+            raise truncated()
+    else:
+        data_start, data_end = read_bytes_span(data, pos, f"block {number} data")
     pos = data_end
     crc_pos = 0
     if crc_type:
-        crc_pos = read_crc_field(data, pos, crc_type, f"block {number}")
+        if data[pos] == 0x44 and crc_type == CRCType.CRC32C:  # fast path: the usual CRC field
+            crc_pos = pos + 1
+            if crc_pos + 4 > len(data):
+                raise truncated()
+        else:
+            crc_pos = read_crc_field(data, pos, crc_type, f"block {number}")
         pos = crc_pos + CRC_LENGTH[crc_type]
     if count == INDEFINITE:
         if data[pos] != BREAK:
@@ -275,7 +296,10 @@ def decode_canonical(data: bytes, pos: int) -> tuple[CanonicalBlock, int]:
         if crc_type == CRCType.CRC32C:
             received = tail[offset : offset + 4]
             value = _crc32c(content, _crc32c(head))
-            value = _crc32c(tail[:offset] + b"\x00\x00\x00\x00" + tail[offset + 4 :], value)
+            if len(tail) == 5:  # definite-length block: the tail is just the CRC field
+                value = _crc32c(b"\x44\x00\x00\x00\x00", value)
+            else:
+                value = _crc32c(tail[:offset] + b"\x00\x00\x00\x00" + tail[offset + 4 :], value)
             computed = int(value).to_bytes(4, "big")
         else:
             received = tail[offset : offset + 2]

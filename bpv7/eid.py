@@ -281,6 +281,7 @@ def _dtn_from_ssp(ssp: str) -> DtnEID:
 _CACHE: dict[bytes, EndpointID] = {}
 _TEXT_CACHE: dict[str, EndpointID] = {}
 _CACHE_MAX = 4096
+_CACHE_KEY_MAX = 128  # hostile input must not fill the caches with huge EIDs
 """Decoded EIDs by their exact CBOR bytes (and parsed EIDs by their text): a node sees the same
 few EIDs over and over, and EIDs are immutable, so decoding one is usually a dictionary lookup."""
 
@@ -288,19 +289,20 @@ few EIDs over and over, and EIDs are immutable, so decoding one is usually a dic
 def parse_eid(text: str) -> EndpointID:
     """Parse endpoint ID URI text: ``dtn:none``, ``dtn://node/demux``, ``ipn:node.service``,
     ``ipn:allocator.node.service`` (``!`` as node means LocalNode). Raises :class:`EIDError`."""
+    if not isinstance(text, str):
+        _eid_error(f"EID text must be str, not {type(text).__name__}", "eid-text")
     eid = _TEXT_CACHE.get(text)
     if eid is not None:
         return eid
     eid = _parse_eid(text)
-    if len(_TEXT_CACHE) >= _CACHE_MAX:
-        _TEXT_CACHE.clear()
-    _TEXT_CACHE[text] = eid
+    if len(text) <= _CACHE_KEY_MAX:
+        if len(_TEXT_CACHE) >= _CACHE_MAX:
+            _TEXT_CACHE.clear()
+        _TEXT_CACHE[text] = eid
     return eid
 
 
 def _parse_eid(text: str) -> EndpointID:
-    if not isinstance(text, str):
-        _eid_error(f"EID text must be str, not {type(text).__name__}", "eid-text")
     scheme, colon, ssp = text.partition(":")
     scheme = scheme.lower()  # RFC 3986 §3.1: schemes are case-insensitive
     if not colon:
@@ -440,9 +442,10 @@ def decode_eid(data: bytes, pos: int, what: str = "EID") -> tuple[EndpointID, in
         eid = _checked_ipn(fqnn >> 32, fqnn & UINT32_MAX, service, False)
     else:
         eid = _checked_ipn(values[0], values[1], values[2], True)
-    if len(_CACHE) >= _CACHE_MAX:
-        _CACHE.clear()
-    _CACHE[key] = eid
+    if len(key) <= _CACHE_KEY_MAX:
+        if len(_CACHE) >= _CACHE_MAX:
+            _CACHE.clear()
+        _CACHE[key] = eid
     return eid, pos
 
 

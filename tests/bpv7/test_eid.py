@@ -85,6 +85,23 @@ def test_parse_rejects(text: str, message: str) -> None:
         parse_eid(text)
 
 
+@pytest.mark.parametrize("value", [None, b"dtn:none", ["dtn:none"]])
+def test_parse_rejects_non_text(value: object) -> None:
+    with pytest.raises(EIDError, match="must be str"):
+        parse_eid(value)  # type: ignore[arg-type]
+
+
+def test_huge_eids_are_not_cached() -> None:
+    from bpv7 import eid as eid_module
+
+    name = "n" * 5000
+    eid = DtnEID(name, "x")
+    assert eid_from_bytes(eid.cbor) == eid
+    assert parse_eid(str(eid)) == eid
+    assert eid.cbor not in eid_module._CACHE
+    assert str(eid) not in eid_module._TEXT_CACHE
+
+
 def test_parse_is_case_insensitive_in_scheme() -> None:
     assert parse_eid("DTN://x/y") == DtnEID("x", "y")
     assert parse_eid("IPN:1.2") == IpnEID(0, 1, 2)
