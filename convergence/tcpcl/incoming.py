@@ -190,16 +190,20 @@ class TransferReceiver:
             )
         else:
             reception.received += len(segment.data)
+            if reception.refusal is not None:
+                # Refused before this segment arrived. RFC 9174 §5.2.4: "if this happens,
+                # subsequent segments of the bundle SHALL also be refused with a XFER_REFUSE
+                # message." (Unless the first refusal still waits for its turn.)
+                if reception.refusal_sent:
+                    self._control += _XFER_REFUSE.pack(
+                        MessageType.XFER_REFUSE, reception.refusal, tid
+                    )
+                self._finish_if_end(reception, segment.end)
+                return
         if reception.refusal is None:
             self._check_length(reception, segment.end)
-        if segment.end:
-            reception.ended = True
-            self._current = None
+        self._finish_if_end(reception, segment.end)
         if reception.refusal is not None:
-            if reception.refusal_sent and not segment.start:
-                # RFC 9174 §5.2.4: "if this happens, subsequent segments of the bundle SHALL
-                # also be refused with a XFER_REFUSE message."
-                self._control += _XFER_REFUSE.pack(MessageType.XFER_REFUSE, reception.refusal, tid)
             return
         config = self._config
         reception.unacked.append((segment.flags, reception.received))
@@ -221,6 +225,11 @@ class TransferReceiver:
                 self._send_acks(reception, final=final)
         elif config.auto_ack_segments:
             self._send_acks(reception, final=False)
+
+    def _finish_if_end(self, reception: Reception, end: bool) -> None:
+        if end:
+            reception.ended = True
+            self._current = None
 
     def ack(self, transfer_id: int) -> None:
         """Acknowledge every received, unacknowledged segment of a transfer.

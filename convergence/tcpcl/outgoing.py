@@ -62,6 +62,13 @@ class TransferSender:
         """Whether transfers are queued or in progress."""
         return bool(self._queue or self._active)
 
+    def ready(self, *, may_start: bool) -> bool:
+        """Whether :meth:`next_segment` would produce a segment now."""
+        for transfer in self._queue:
+            if not transfer.refused:
+                return transfer.started or may_start
+        return False
+
     def queue(
         self,
         data: memoryview,

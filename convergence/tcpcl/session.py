@@ -293,7 +293,12 @@ class Session:
             # RFC 9174 §5.1.1: "Both sides SHALL send a KEEPALIVE message whenever the
             # negotiated interval has elapsed with no transmission of any message (KEEPALIVE
             # or other)." Output still waiting to be written counts as transmission.
-            if not (self._control or self._current) and self.state is not SessionState.CLOSED:
+            busy = (
+                self._control
+                or self._current
+                or self._sender.ready(may_start=self.state is SessionState.ESTABLISHED)
+            )
+            if not busy and self.state is not SessionState.CLOSED:
                 self._control += _KEEPALIVE
                 self._keepalives_sent += 1
             self._last_sent = now
