@@ -60,9 +60,15 @@ def _decode(args: argparse.Namespace, stdin: BinaryIO, stdout: BinaryIO) -> None
     logger.info("decoding %d bytes", len(data))
     try:
         bundle = decode_bundle(data)
-        view = bundle_to_json(bundle, admin_record=not args.no_admin)
     except DecodeError as exc:
         raise CommandError(f"invalid bundle: {exc}") from None
+    try:
+        view = bundle_to_json(bundle, admin_record=not args.no_admin)
+    except DecodeError as exc:
+        # The bundle is valid but its ADU, flagged as an administrative record, is not one.
+        raise CommandError(
+            f"invalid administrative record: {exc} (--no-admin shows the bundle)"
+        ) from None
     text = json.dumps(view, indent=None if args.compact else 2)
     stdout.write(text.encode() + b"\n")
 

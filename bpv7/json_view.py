@@ -173,7 +173,8 @@ def bundle_to_json(bundle: Bundle, *, admin_record: bool = True) -> JSONObject:
     """The JSON form of ``bundle`` (a dict ready for :func:`json.dumps`).
 
     With ``admin_record`` (the default), the payload of an administrative record is also decoded
-    with :mod:`bpv7.admin` when that module is available; its :class:`DecodeError` propagates.
+    with :mod:`bpv7.admin` when that module is available; its :class:`DecodeError` (an
+    unintelligible record) propagates.
     """
     result: JSONObject = {
         "primary": _primary_to_json(bundle.primary),
@@ -188,7 +189,11 @@ def bundle_to_json(bundle: Bundle, *, admin_record: bool = True) -> JSONObject:
 
 
 def _admin_record_json(payload: bytes) -> JSONObject | None:
-    """The decoded administrative record, or ``None`` when :mod:`bpv7.admin` is not there."""
+    """The decoded administrative record, or ``None`` when :mod:`bpv7.admin` is not there.
+
+    The record is rendered generically (its dataclass fields; EIDs as text, bytes as hex, an
+    ``IntEnum`` field as its code plus ``<field>_name``), so this module needs no knowledge of
+    each record type."""
     try:
         admin = importlib.import_module(f"{__package__}.admin")
     except ImportError:
@@ -199,32 +204,48 @@ def _admin_record_json(payload: bytes) -> JSONObject | None:
         logger.debug("bpv7.admin has no decode_admin_record; record left undecoded")
         return None
     record = decode(payload)
+    result: JSONObject = {"kind": type(record).__name__}
+    record_type_of = getattr(admin, "record_type_of", None)
+    if record_type_of is not None:
+        _put_code(result, "record_type", record_type_of(record))
     value = _jsonable(record)
-    if not isinstance(value, dict):
-        value = {"value": value}
-    return {"kind": type(record).__name__, **value}
+    if isinstance(value, dict):
+        result.update(value)
+    else:
+        result["value"] = value
+    return result
+
+
+def _put_code(result: JSONObject, key: str, value: object) -> None:
+    """``result[key]`` = the integer, and ``result[key + "_name"]`` = the member name (or
+    ``None`` for a code without a member)."""
+    result[key] = int(value) if isinstance(value, int) else _jsonable(value)
+    result[f"{key}_name"] = value.name if isinstance(value, Enum) else None
 
 
 def _jsonable(value: object) -> Any:
     """A JSON-ready form of a codec value (dataclasses, EIDs, enums, bytes, sequences)."""
     if isinstance(value, DtnEID | IpnEID):
         return eid_to_json(value)
-    if isinstance(value, bool) or value is None or isinstance(value, str | float):
+    if value is None or isinstance(value, bool | str | float):
         return value
-    if isinstance(value, IntFlag):
-        return int(value)
     if isinstance(value, Enum):
-        return value.name
+        return int(value.value) if isinstance(value.value, int) else value.name
     if isinstance(value, int):
         return value
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).hex()
     if is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: _jsonable(getattr(value, f.name))
-            for f in fields(value)
-            if not f.name.startswith("_")
-        }
+        result: JSONObject = {}
+        for item in fields(value):
+            if item.name.startswith("_"):
+                continue
+            member = getattr(value, item.name)
+            if isinstance(member, Enum) and not isinstance(member, IntFlag):
+                _put_code(result, item.name, member)
+            else:
+                result[item.name] = _jsonable(member)
+        return result
     if isinstance(value, dict):
         return {str(key): _jsonable(item) for key, item in value.items()}
     if isinstance(value, list | tuple | set | frozenset):

@@ -210,6 +210,78 @@ def test_decode_invalid_bundle_names_the_rule(data: bytes, rule: str, section: s
     assert f"[RFC 9171 §{section}: {rule}]" in err
 
 
+def _status_report_subject() -> Bundle:
+    return Bundle.build(
+        source="dtn://src/app",
+        destination="ipn:5.7",
+        report_to="dtn://rep/",
+        payload=b"x",
+        creation=CreationTimestamp(800_000_000_000, 3),
+        lifetime_ms=60_000,
+        flags=BundleFlags.STATUS_TIME_REQUESTED | BundleFlags.REPORT_DELIVERY,
+    )
+
+
+def test_decode_shows_a_status_report() -> None:
+    admin = pytest.importorskip("bpv7.admin")
+    report = admin.build_status_report_bundle(
+        _status_report_subject(),
+        source="ipn:9.0",
+        kind=admin.StatusKind.DELIVERED,
+        reason=admin.StatusReportReason.NO_ADDITIONAL_INFORMATION,
+        now_dtn_ms=800_000_001_000,
+    )
+    view = decoded(report)
+    assert view["primary"]["flag_names"] == ["ADMIN_RECORD"]
+    record = view["admin_record"]
+    assert record["kind"] == "BundleStatusReport"
+    assert (record["record_type"], record["record_type_name"]) == (1, "BUNDLE_STATUS_REPORT")
+    assert (record["reason"], record["reason_name"]) == (0, "NO_ADDITIONAL_INFORMATION")
+    assert record["source"] == "dtn://src/app"
+    assert record["creation"] == {"time_ms": 800_000_000_000, "sequence": 3}
+    assert record["delivered"] == {"asserted": True, "time_ms": 800_000_001_000}
+    assert record["received"] == {"asserted": False, "time_ms": None}
+    # The record is informational: encode ignores it and keeps the payload bytes.
+    assert run(["encode"], json.dumps(view).encode())[1] == report.encode().hex().encode() + b"\n"
+
+
+def test_decode_shows_a_bibe_pdu() -> None:
+    admin = pytest.importorskip("bpv7.admin")
+    inner = _status_report_subject()
+    outer = admin.encapsulate_bundle(
+        inner,
+        source="ipn:9.0",
+        destination="ipn:8.0",
+        now_dtn_ms=800_000_001_000,
+        transmission_id=7,
+        retransmission_time_ms=800_000_100_000,
+    )
+    record = decoded(outer)["admin_record"]
+    assert record["kind"] == "BibePdu"
+    assert record["transmission_id"] == 7
+    assert record["retransmission_time_ms"] == 800_000_100_000
+    assert record["encapsulated_bundle"] == inner.encode().hex()
+
+
+def test_decode_unintelligible_admin_record() -> None:
+    pytest.importorskip("bpv7.admin")
+    bundle = Bundle.build(
+        source="ipn:1.0",
+        destination="ipn:2.0",
+        payload=b"\x82\x01",
+        creation=CreationTimestamp(1, 0),
+        lifetime_ms=1,
+        flags=BundleFlags.ADMIN_RECORD,
+    )
+    status, out, err = run(["decode", bundle.encode().hex()])
+    assert (status, out) == (1, b"")
+    assert err.startswith("error: invalid administrative record: ") and err.count("\n") == 1
+    assert "(--no-admin shows the bundle)" in err
+    status, out, err = run(["decode", "--no-admin", bundle.encode().hex()])
+    assert (status, err) == (0, "")
+    assert "admin_record" not in json.loads(out)
+
+
 # ---------------------------------------------------------------------------------------------
 # encode
 
