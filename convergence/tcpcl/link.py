@@ -1,0 +1,892 @@
+"""The trio adapter of TCPCLv4: a :class:`TcpclLink` runs one sans-IO
+:class:`~convergence.tcpcl.session.Session` over a trio stream.
+
+Theory of operation
+===================
+
+Establishment runs in the caller's task (:func:`~convergence.tcpcl.listener.open_link`, or
+:class:`~convergence.tcpcl.listener.TcpclListener` per accepted connection): write what the
+session has to send, read, feed, repeat until ``SessionEstablished``. On ``StartTls`` the
+stream is wrapped in a ``trio.SSLStream`` (the active entity is the TLS client, RFC 9174
+§4.4.3) and, once SESS_INIT is exchanged, the peer's Node ID is checked against its
+certificate (§4.4.4.3). Everything runs under the session's establishment deadline.
+
+Then three tasks share the session (no locks: trio switches tasks only at ``await``, and every
+session call is synchronous):
+
+* the **writer** is the only task writing to the stream. It takes ``data_to_send()`` in bounded
+  pieces and ``send_all``\\ s them; with nothing to send it parks until another task
+  :meth:`~TcpclLink._kick`\\ s it. Segments of our transfers are cut lazily by the session, so
+  acknowledgements for the peer are never stuck behind more than one segment.
+* the **reader** feeds received bytes to the session and hands every complete incoming
+  transfer to a bounded memory channel. When the channel is full it waits before reading
+  again: the TCP window closes and the peer's writer stalls (receive backpressure).
+* the **timer** sleeps until ``session.next_deadline()`` and calls ``handle_timer``
+  (keepalives, idle timeout). Deadlines only move later once the session is established, so
+  waking at a stale deadline is harmless.
+
+User calls (``start_send``, ``accept``, ``refuse``, ``aclose``) act on the session at once
+and kick the writer. Events are handled right after each session call by
+:meth:`~TcpclLink._process_events`, whichever task made it.
+
+The final XFER_ACK of an incoming transfer is held back (``auto_ack_final=False``) until the
+consumer calls :meth:`IncomingBundleTransfer.accept`, after it stored the bundle durably. When
+the session ends, every transfer of ours that was not acknowledged in full or refused is
+reported (:meth:`TcpclLink.unacknowledged`, :meth:`TransferHandle.wait` raises
+:class:`LinkClosedError`) so the caller can send it again on another session.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import ssl
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import trio
+
+from .codes import SessTermReason, XferRefuseReason
+from .config import SessionConfig, TlsPolicy
+from .errors import LocalProtocolError
+from .events import (
+    Event,
+    IncomingTransfer,
+    IncomingTransferAborted,
+    MessageRejected,
+    SessionClosed,
+    SessionEstablished,
+    SessionTerminating,
+    StartTls,
+    TransferCompleted,
+    TransferProgress,
+    TransferReceived,
+    TransferRefused,
+)
+from .link_errors import (
+    EstablishmentError,
+    EstablishmentTimeout,
+    LinkClosedError,
+    NodeIdMismatchError,
+    TlsError,
+    TlsRequiredError,
+    TransferTooLargeError,
+)
+from .messages import ExtensionItem
+from .negotiation import SessionParameters
+from .session import Session
+from .state import SessionState
+from .tls import NodeIdAuthResult, TlsSettings, authenticate_node_id
+
+__all__ = [
+    "IncomingBundleTransfer",
+    "LinkConfig",
+    "LinkStatistics",
+    "ProgressCallback",
+    "TcpclLink",
+    "TransferFilter",
+    "TransferHandle",
+    "TransferOutcome",
+    "TransferResult",
+]
+
+logger = logging.getLogger(__name__)
+
+_MIB = 1024 * 1024
+#: Largest piece handed to one ``send_all``: big enough for few system calls, small enough
+#: that the session's notion of "last sent" (keepalives) stays close to the truth.
+_WRITE_CHUNK = 4 * _MIB
+#: ``receive_some`` sizes: grow while reads fill the buffer (bulk data), shrink when they
+#: do not (small messages), so a big segment needs few reads and a small one no big buffer.
+_MIN_RECEIVE = 64 * 1024
+_MAX_RECEIVE = 4 * _MIB
+#: How long to wait for a last write (SESS_TERM, TLS close_notify) before giving up.
+_FLUSH_TIMEOUT = 2.0
+
+#: ``progress(acknowledged, total)``, called when the peer acknowledges part of a transfer.
+ProgressCallback = Callable[[int, int], None]
+#: ``filter(total_length)`` for an incoming transfer that starts; a reason refuses it.
+TransferFilter = Callable[[int | None], XferRefuseReason | None]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkConfig:
+    """Settings of our side of TCPCLv4 sessions (both roles)."""
+
+    node_id: str
+    """Our Node ID as EID text (``"dtn://a/"``, ``"ipn:7.0"``), sent in SESS_INIT."""
+    keepalive_s: int = 30
+    """Keepalive Interval we offer (RFC 9174 §4.6); 0 disables keepalives and idle timeout."""
+    segment_mru: int = 16 * _MIB
+    """Largest segment we accept."""
+    transfer_mru: int = 1024 * _MIB
+    """Largest bundle we accept (it is reassembled in memory)."""
+    tls: TlsSettings | None = None
+    """TLS contexts and policy; ``None``: never TLS."""
+    establish_timeout_s: float = 10.0
+    """Seconds from TCP connection to established session (contact headers, TLS, SESS_INIT)."""
+    incoming_queue: int = 16
+    """Complete incoming transfers waiting for :meth:`TcpclLink.receive`; when full, we stop
+    reading from the connection (receive backpressure)."""
+    transfer_filter: TransferFilter | None = None
+    """Called when an incoming transfer starts, with its Transfer Length extension value (or
+    ``None``); a returned reason refuses the transfer before its data arrives (e.g. store
+    quota reached: ``NO_RESOURCES``)."""
+    max_segment_size: int = 4 * _MIB
+    """Largest segment we send (the peer's Segment MRU may lower it). Each segment is
+    acknowledged, so this is also the granularity of the sender's progress."""
+    idle_timeout_s: float | None = None
+    """End the session (SESS_TERM "Idle timeout", RFC 9174 §6.2) when no message other than
+    KEEPALIVE arrived for this long; ``None``: never."""
+    close_timeout_s: float = 10.0
+    """How long :meth:`TcpclLink.aclose` waits for transfers in progress before aborting."""
+
+    def __post_init__(self) -> None:
+        if self.incoming_queue < 1:
+            raise ValueError("incoming_queue must be at least 1")
+        if self.establish_timeout_s <= 0 or self.close_timeout_s < 0:
+            raise ValueError("timeouts must be positive")
+
+    def tls_policy(self, *, active: bool) -> TlsPolicy:
+        """What we say about TLS in our contact header in the given role."""
+        tls = self.tls
+        if tls is None or tls.context_for(active=active) is None:
+            return TlsPolicy.DISABLED
+        return TlsPolicy.REQUIRED if tls.require else TlsPolicy.OPTIONAL
+
+    def session_config(self, *, active: bool) -> SessionConfig:
+        """The sans-IO session settings for one role."""
+        return SessionConfig(
+            node_id=self.node_id,
+            tls=self.tls_policy(active=active),
+            keepalive_interval=self.keepalive_s,
+            segment_mru=self.segment_mru,
+            transfer_mru=self.transfer_mru,
+            max_segment_size=self.max_segment_size,
+            establishment_timeout=self.establish_timeout_s,
+            idle_session_timeout=self.idle_timeout_s,
+            auto_ack_final=False,
+        )
+
+
+class TransferOutcome(enum.Enum):
+    """How one of our transfers ended."""
+
+    #: The peer acknowledged every octet (final XFER_ACK): it has the bundle.
+    ACKED = "acked"
+    #: The peer refused it (XFER_REFUSE); see the reason.
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True, slots=True)
+class TransferResult:
+    """The end of one of our transfers."""
+
+    outcome: TransferOutcome
+    """Acknowledged or refused."""
+    refuse_reason: XferRefuseReason | int | None = None
+    """The peer's reason when refused (unknown codes stay ``int``)."""
+    transfer_id: int = 0
+    """The transfer's ID in its session."""
+
+
+class TransferHandle:
+    """One outgoing transfer, from :meth:`TcpclLink.start_send` to its result."""
+
+    __slots__ = ("_done", "_error", "_progress", "_result", "acknowledged", "data", "transfer_id")
+
+    def __init__(self, transfer_id: int, data: bytes, progress: ProgressCallback | None) -> None:
+        self.transfer_id = transfer_id
+        """The Transfer ID in this session."""
+        self.data = data
+        """The bundle being sent."""
+        self.acknowledged = 0
+        """Octets the peer acknowledged so far."""
+        self._progress = progress
+        self._result: TransferResult | None = None
+        self._error: LinkClosedError | None = None
+        self._done = trio.Event()
+
+    @property
+    def size(self) -> int:
+        """Length of the bundle."""
+        return len(self.data)
+
+    @property
+    def done(self) -> bool:
+        """Whether the transfer ended (acknowledged, refused, or lost with the session)."""
+        return self._done.is_set()
+
+    @property
+    def result(self) -> TransferResult | None:
+        """The result, once acknowledged or refused."""
+        return self._result
+
+    async def wait(self) -> TransferResult:
+        """Wait until the peer acknowledged the whole bundle or refused it.
+
+        :raises LinkClosedError: the session ended first; send the bundle again elsewhere.
+        """
+        await self._done.wait()
+        if self._result is None:
+            assert self._error is not None
+            raise self._error
+        return self._result
+
+    def _acknowledge(self, length: int, total: int) -> None:
+        self.acknowledged = length
+        if self._progress is not None:
+            try:
+                self._progress(length, total)
+            except Exception:
+                logger.exception("progress callback of transfer %d failed", self.transfer_id)
+
+    def _finish(self, result: TransferResult) -> None:
+        self._result = result
+        self._done.set()
+
+    def _fail(self, error: LinkClosedError) -> None:
+        self._error = error
+        self._done.set()
+
+
+class IncomingBundleTransfer:
+    """A complete incoming transfer whose final XFER_ACK waits for :meth:`accept`."""
+
+    __slots__ = ("_link", "_resolved", "data", "extensions", "transfer_id")
+
+    def __init__(
+        self,
+        link: TcpclLink,
+        transfer_id: int,
+        data: bytes,
+        extensions: tuple[ExtensionItem, ...],
+    ) -> None:
+        self._link = link
+        self._resolved = False
+        self.transfer_id = transfer_id
+        """The peer's Transfer ID."""
+        self.data = data
+        """The bundle's octets."""
+        self.extensions = extensions
+        """The transfer extension items of its first segment."""
+
+    async def accept(self) -> None:
+        """Send the final XFER_ACK: the peer may now forget the bundle. Call it once the
+        bundle is stored durably. After the session ended this does nothing (the peer will
+        send the bundle again, so keep one copy per bundle ID).
+
+        :raises LocalProtocolError: already accepted or refused.
+        """
+        self._resolve()
+        self._link._call(self._link._session.ack_transfer, self.transfer_id)
+        await trio.lowlevel.checkpoint()
+
+    async def refuse(self, reason: XferRefuseReason = XferRefuseReason.UNKNOWN) -> None:
+        """Refuse the transfer (XFER_REFUSE): the peer keeps its copy.
+
+        :raises LocalProtocolError: already accepted or refused.
+        """
+        self._resolve()
+        self._link._call(self._link._session.refuse_transfer, self.transfer_id, reason)
+        await trio.lowlevel.checkpoint()
+
+    def _resolve(self) -> None:
+        if self._resolved:
+            raise LocalProtocolError(f"incoming transfer {self.transfer_id} already resolved")
+        self._resolved = True
+
+
+@dataclass(frozen=True, slots=True)
+class LinkStatistics:
+    """Counters of one link, for logs, metrics and benchmarks."""
+
+    state: SessionState
+    """Session state."""
+    peer_node_id: str
+    """The peer's Node ID."""
+    tls: bool
+    """Whether the session runs over TLS."""
+    bytes_sent: int
+    """Octets written (TCPCL level, before TLS)."""
+    bytes_received: int
+    """Octets read (TCPCL level, after TLS)."""
+    transfers_sent: int
+    """Our transfers acknowledged in full."""
+    transfers_received: int
+    """The peer's transfers received in full."""
+    transfers_refused_by_peer: int
+    """Our transfers the peer refused."""
+    transfers_refused_by_us: int
+    """The peer's transfers we refused."""
+    transfers_pending: int
+    """Our transfers queued or not yet acknowledged."""
+    incoming_queued: int
+    """Received transfers waiting for :meth:`TcpclLink.receive`."""
+    keepalives_sent: int
+    """KEEPALIVE messages sent."""
+
+
+class TcpclLink:
+    """One TCPCLv4 session over a trio stream; established by
+    :func:`~convergence.tcpcl.listener.open_link`,
+    :func:`~convergence.tcpcl.listener.open_stream_link` or
+    :class:`~convergence.tcpcl.listener.TcpclListener`, not constructed directly.
+    """
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        config: LinkConfig,
+        *,
+        active: bool,
+        peer_address: tuple[str, int] = ("", 0),
+        server_hostname: str | None = None,
+    ) -> None:
+        self.config = config
+        self.active = active
+        """Whether we opened the connection (the active entity)."""
+        self.peer_address = peer_address
+        """The peer's ``(host, port)`` (``("", 0)`` when not a socket)."""
+        self._stream = stream
+        self._server_hostname = server_hostname
+        self._policy = config.tls_policy(active=active)
+        self._session = Session(
+            config.session_config(active=active), active=active, now=trio.current_time()
+        )
+        self._params: SessionParameters | None = None
+        self._tls_requested = False
+        self._tls_started = False
+        self._peer_cert: bytes | None = None
+        self._stream_error: str | None = None
+        self._auth_error: str | None = None
+        self._terminating_by_peer: SessTermReason | int | None = None
+        self._terminating = False
+        self._handles: dict[int, TransferHandle] = {}
+        self._unacknowledged: list[bytes] = []
+        self._ready: deque[IncomingBundleTransfer] = deque()
+        self._incoming_send, self._incoming_receive = trio.open_memory_channel[
+            IncomingBundleTransfer
+        ](config.incoming_queue)
+        self._writer_lot = trio.lowlevel.ParkingLot()
+        self._receive_size = _MIN_RECEIVE
+        self._closed_info: SessionClosed | None = None
+        self._closed = trio.Event()
+        self._finished = trio.Event()
+
+    # == public ============================================================================
+
+    @property
+    def peer_node_id(self) -> str:
+        """The peer's Node ID from its SESS_INIT (authenticated by its certificate under TLS;
+        ``""`` if it did not disclose one)."""
+        return self.parameters.peer_node_id
+
+    @property
+    def parameters(self) -> SessionParameters:
+        """The negotiated session parameters."""
+        if self._params is None:
+            raise LocalProtocolError("the session is not established")
+        return self._params
+
+    @property
+    def tls(self) -> bool:
+        """Whether the session runs over TLS."""
+        return self._tls_started
+
+    @property
+    def closed(self) -> bool:
+        """Whether the session has ended."""
+        return self._closed.is_set()
+
+    def start_send(self, data: bytes, progress: ProgressCallback | None = None) -> TransferHandle:
+        """Queue a bundle; return at once. Transfers go out in call order.
+
+        ``progress(acknowledged, total)`` is called as the peer acknowledges segments; it must
+        not block.
+
+        :raises LinkClosedError: the session is ending or over.
+        :raises TransferTooLargeError: the bundle exceeds the peer's Transfer MRU.
+        """
+        session = self._session
+        if session.state is not SessionState.ESTABLISHED:
+            raise LinkClosedError(f"cannot send: the session is {session.state.value}")
+        params = self.parameters
+        if len(data) > params.peer_transfer_mru:
+            raise TransferTooLargeError(
+                f"bundle of {len(data)} octets exceeds the peer's transfer MRU "
+                f"{params.peer_transfer_mru}"
+            )
+        try:
+            transfer_id = session.send_transfer(data)
+        except LocalProtocolError as exc:
+            self._after_call()
+            raise LinkClosedError(str(exc)) from None
+        handle = TransferHandle(transfer_id, data, progress)
+        self._handles[transfer_id] = handle
+        self._kick()
+        return handle
+
+    async def send(self, data: bytes, progress: ProgressCallback | None = None) -> TransferResult:
+        """Send a bundle and wait for the peer's final acknowledgement or refusal.
+
+        :raises LinkClosedError: the session ended before that.
+        :raises TransferTooLargeError: the bundle exceeds the peer's Transfer MRU.
+        """
+        return await self.start_send(data, progress).wait()
+
+    async def receive(self) -> IncomingBundleTransfer:
+        """The next complete incoming transfer; :meth:`IncomingBundleTransfer.accept` it once
+        stored.
+
+        :raises LinkClosedError: the session ended and every received transfer was taken.
+        """
+        try:
+            return await self._incoming_receive.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise LinkClosedError("the session has ended") from None
+
+    def __aiter__(self) -> TcpclLink:
+        return self
+
+    async def __anext__(self) -> IncomingBundleTransfer:
+        try:
+            return await self.receive()
+        except LinkClosedError:
+            raise StopAsyncIteration from None
+
+    async def aclose(self, reason: SessTermReason = SessTermReason.UNKNOWN) -> None:
+        """End the session cleanly: SESS_TERM, let transfers in progress in both directions
+        finish (at most ``close_timeout_s``, then abort), close the connection.
+
+        Our transfers that had not started are not sent; see :meth:`unacknowledged`.
+        """
+        try:
+            if not self.closed:
+                self._call(self._session.close, reason)
+                with trio.move_on_after(self.config.close_timeout_s):
+                    await self._closed.wait()
+                if not self.closed:
+                    logger.info(
+                        "session with %s: transfers did not finish in %.1f s, aborting",
+                        self._peer_text(),
+                        self.config.close_timeout_s,
+                    )
+                    self._call(self._session.abort, reason)
+            await self._finished.wait()
+        except trio.Cancelled:
+            self.abort(reason)
+            raise
+
+    def abort(self, reason: SessTermReason = SessTermReason.UNKNOWN) -> None:
+        """End the session now, without waiting for transfers (RFC 9174 §6.1 unclean
+        termination); the connection is closed in the background."""
+        if not self.closed:
+            self._call(self._session.abort, reason)
+
+    async def wait_closed(self) -> SessionClosed:
+        """Wait until the session has ended; return how it ended."""
+        await self._closed.wait()
+        assert self._closed_info is not None
+        return self._closed_info
+
+    def unacknowledged(self) -> list[bytes]:
+        """The bundles of our transfers that the peer neither acknowledged in full nor
+        refused, in the order they were queued: after the session ended, send them again on
+        another session (while it runs: those still in flight)."""
+        if self.closed:
+            return list(self._unacknowledged)
+        return [self._handles[tid].data for tid in sorted(self._handles)]
+
+    def statistics(self) -> LinkStatistics:
+        """A snapshot of the link's counters."""
+        stats = self._session.statistics()
+        return LinkStatistics(
+            state=stats.state,
+            peer_node_id=self._params.peer_node_id if self._params else "",
+            tls=self._tls_started,
+            bytes_sent=stats.bytes_sent,
+            bytes_received=stats.bytes_received,
+            transfers_sent=stats.transfers_completed,
+            transfers_received=stats.transfers_received,
+            transfers_refused_by_peer=stats.transfers_refused_by_peer,
+            transfers_refused_by_us=stats.transfers_refused_by_us,
+            transfers_pending=stats.pending_transfers,
+            incoming_queued=len(self._ready)
+            + self._incoming_receive.statistics().current_buffer_used,
+            keepalives_sent=stats.keepalives_sent,
+        )
+
+    def __repr__(self) -> str:
+        role = "active" if self.active else "passive"
+        return f"<TcpclLink {role} {self._peer_text()} {self._session.state.value}>"
+
+    # == establishment =====================================================================
+
+    async def _establish(self) -> None:
+        """Run the contact header, TLS and SESS_INIT exchange.
+
+        :raises EstablishmentError: (or a subclass) the session could not be established;
+            the session is closed and what it had to say was written (best effort), but the
+            stream is left to the caller to close.
+        """
+        session = self._session
+        deadline = session.next_deadline()
+        assert deadline is not None
+        timed_out = False
+        with trio.move_on_at(deadline) as scope:
+            while True:
+                await self._flush()
+                if self.closed:
+                    break
+                if self._tls_requested and not self._tls_started:
+                    await self._start_tls()
+                    continue
+                if self._params is not None:
+                    break
+                await self._receive_once()
+        if scope.cancelled_caught and not self.closed:
+            timed_out = True
+            session.handle_timer(trio.current_time())
+            self._process_events()
+            if not self.closed:  # pragma: no cover - the session's own deadline is the same
+                self._call(session.abort, SessTermReason.UNKNOWN)
+        if not self.closed and self._tls_started:
+            self._authenticate_peer()
+        if self.closed:
+            with trio.move_on_after(_FLUSH_TIMEOUT):
+                await self._flush()
+            raise self._establishment_error(timed_out)
+        params = self.parameters
+        logger.info(
+            "session with %s established (%s, keepalive %d s, %s)",
+            self._peer_text(),
+            "active" if self.active else "passive",
+            params.keepalive_interval,
+            "TLS" if params.tls else "no TLS",
+        )
+
+    async def _start_tls(self) -> None:
+        tls = self.config.tls
+        context = tls.context_for(active=self.active) if tls is not None else None
+        # The session asks for TLS only if our contact header offered it, i.e. with a context.
+        assert context is not None
+        stream = trio.SSLStream(
+            self._stream,
+            context,
+            server_side=not self.active,
+            server_hostname=self._server_hostname if self.active else None,
+        )
+        self._tls_started = True
+        try:
+            await stream.do_handshake()
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            description = _describe_stream_error(exc)
+            self._call(self._session.abort, SessTermReason.UNKNOWN)
+            raise TlsError(f"TLS handshake with {self._peer_text()} failed: {description}") from exc
+        self._stream = stream
+        self._peer_cert = stream.getpeercert(binary_form=True)
+        self._call(self._session.tls_established, trio.current_time())
+
+    def _authenticate_peer(self) -> None:
+        """RFC 9174 §4.4.4.3: check the Node ID of the peer's SESS_INIT against its
+        certificate; end the session with "Contact Failure" if it fails."""
+        tls = self.config.tls
+        assert tls is not None
+        node_id = self.parameters.peer_node_id
+        result = authenticate_node_id(node_id, self._peer_cert)
+        if result is NodeIdAuthResult.SUCCESS:
+            return
+        if result is NodeIdAuthResult.ABSENT and not tls.require_node_id:
+            logger.info("peer node ID %r not authenticated: its certificate names none", node_id)
+            return
+        # RFC 9174 §4.4.4.3: when NODE-ID authentication fails, the entity terminates the
+        # session with the reason code "Contact Failure" (a certificate naming no Node ID is
+        # refused too when our policy requires authentication, §4.4.5).
+        if result is NodeIdAuthResult.FAILURE:
+            self._auth_error = (
+                f"peer node ID {node_id!r} does not match its certificate ({self._peer_text()})"
+            )
+        elif not node_id:
+            self._auth_error = f"peer {self._peer_text()} did not disclose its node ID"
+        else:
+            self._auth_error = (
+                f"peer node ID {node_id!r} cannot be authenticated: its certificate names "
+                "no node ID"
+            )
+        self._call(self._session.abort, SessTermReason.CONTACT_FAILURE)
+
+    def _establishment_error(self, timed_out: bool) -> EstablishmentError:
+        closed = self._closed_info
+        assert closed is not None
+        peer = self._peer_text()
+        if self._auth_error is not None:
+            return NodeIdMismatchError(self._auth_error)
+        if timed_out:
+            return EstablishmentTimeout(
+                f"session with {peer} not established within {self.config.establish_timeout_s} s"
+            )
+        if self._terminating_by_peer is not None:
+            reason = _reason_name(self._terminating_by_peer)
+            hint = " (it may require TLS)" if self._policy is TlsPolicy.DISABLED else ""
+            return EstablishmentError(
+                f"{peer} ended the session during establishment: {reason}{hint}"
+            )
+        if (
+            self._policy is TlsPolicy.REQUIRED
+            and not self._tls_requested
+            and not self._terminating
+            and closed.reason == SessTermReason.CONTACT_FAILURE
+        ):
+            # The session refused the peer's contact header because of our TLS policy.
+            return TlsRequiredError(f"TLS is required but {peer} does not offer it")
+        error = self._stream_error or closed.error or "closed"
+        if self._tls_started and self._stream_error is not None:
+            return TlsError(f"session with {peer} failed during establishment: {error}")
+        return EstablishmentError(f"session with {peer} failed during establishment: {error}")
+
+    # == running ===========================================================================
+
+    async def _run(self) -> None:
+        """Run the reader, writer and timer until the session is over, then close the
+        stream. Cancelling it aborts the session."""
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._reader)
+                nursery.start_soon(self._timer)
+                await self._writer()
+                nursery.cancel_scope.cancel()
+        finally:
+            if not self.closed:
+                self._session.abort()
+                self._process_events()
+            try:
+                await self._close_stream()
+            finally:
+                self._finished.set()
+
+    async def _close_stream(self) -> None:
+        """Close the stream, gracefully unless it broke: after a TCP half-close, read until the
+        peer closes too, so that nothing we wrote is lost to a reset caused by unread data."""
+        stream = self._stream
+        try:
+            if self._stream_error is None:
+                with trio.move_on_after(_FLUSH_TIMEOUT):
+                    await _linger(stream)
+        finally:
+            await trio.aclose_forcefully(stream)
+
+    async def _writer(self) -> None:
+        session = self._session
+        while True:
+            data = session.data_to_send(trio.current_time(), _WRITE_CHUNK)
+            if data:
+                try:
+                    await self._stream.send_all(data)
+                except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                    self._lost(exc)
+                    return
+            elif session.state is SessionState.CLOSED:
+                return
+            else:
+                await self._writer_lot.park()
+
+    async def _flush(self) -> None:
+        """Write everything the session has to send (establishment phase)."""
+        session = self._session
+        while data := session.data_to_send(trio.current_time(), _WRITE_CHUNK):
+            try:
+                await self._stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                self._lost(exc)
+                return
+
+    async def _reader(self) -> None:
+        ready = self._ready
+        send = self._incoming_send
+        while True:
+            while ready:
+                try:
+                    await send.send(ready[0])
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    return  # the session ended; the peer sends unacknowledged bundles again
+                ready.popleft()
+            if self.closed:
+                return
+            await self._receive_once()
+
+    async def _receive_once(self) -> None:
+        size = self._receive_size
+        try:
+            data = await self._stream.receive_some(size)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self._lost(exc)
+            return
+        now = trio.current_time()
+        if not data:
+            self._session.connection_closed(now)
+        else:
+            if len(data) >= size:
+                self._receive_size = min(size * 2, _MAX_RECEIVE)
+            elif len(data) < size // 8:
+                self._receive_size = max(size // 2, _MIN_RECEIVE)
+            self._session.receive_data(data, now)
+        self._process_events()
+        self._kick()
+
+    async def _timer(self) -> None:
+        session = self._session
+        while True:
+            deadline = session.next_deadline()
+            if deadline is None:
+                await trio.sleep_forever()
+                return  # pragma: no cover
+            await trio.sleep_until(deadline)
+            self._call(session.handle_timer, trio.current_time())
+
+    # == plumbing ==========================================================================
+
+    def _call(self, method: Callable[..., None], *args: object) -> None:
+        """Call a session method, then handle its events and wake the writer."""
+        method(*args)
+        self._after_call()
+
+    def _after_call(self) -> None:
+        self._process_events()
+        self._kick()
+
+    def _kick(self) -> None:
+        self._writer_lot.unpark_all()
+
+    def _lost(self, exc: BaseException) -> None:
+        """The stream broke: the session is over."""
+        if self._stream_error is None:
+            self._stream_error = _describe_stream_error(exc)
+        self._session.connection_closed(trio.current_time())
+        self._after_call()
+
+    def _process_events(self) -> None:
+        for event in self._session.events():
+            self._handle_event(event)
+
+    def _handle_event(self, event: Event) -> None:
+        if isinstance(event, TransferReceived):
+            assert event.data is not None  # the session reassembles
+            self._ready.append(
+                IncomingBundleTransfer(self, event.transfer_id, event.data, event.extensions)
+            )
+        elif isinstance(event, TransferProgress):
+            handle = self._handles.get(event.transfer_id)
+            if handle is not None:
+                handle._acknowledge(event.acknowledged_length, event.total_length)
+        elif isinstance(event, TransferCompleted):
+            handle = self._handles.pop(event.transfer_id, None)
+            if handle is not None:
+                handle._acknowledge(event.length, event.length)
+                handle._finish(TransferResult(TransferOutcome.ACKED, None, event.transfer_id))
+        elif isinstance(event, TransferRefused):
+            handle = self._handles.pop(event.transfer_id, None)
+            if handle is not None:
+                logger.info(
+                    "%s refused transfer %d: %s",
+                    self._peer_text(),
+                    event.transfer_id,
+                    _reason_name(event.reason),
+                )
+                handle._finish(
+                    TransferResult(TransferOutcome.REFUSED, event.reason, event.transfer_id)
+                )
+        elif isinstance(event, IncomingTransfer):
+            self._filter_incoming(event)
+        elif isinstance(event, IncomingTransferAborted):
+            logger.debug("incoming transfer %d aborted (%r)", event.transfer_id, event.reason)
+        elif isinstance(event, StartTls):
+            self._tls_requested = True
+        elif isinstance(event, SessionEstablished):
+            self._params = event.parameters
+        elif isinstance(event, SessionTerminating):
+            self._terminating = True
+            if event.by_peer:
+                self._terminating_by_peer = event.reason
+            logger.info(
+                "session with %s terminating (%s, by %s)",
+                self._peer_text(),
+                _reason_name(event.reason),
+                "peer" if event.by_peer else "us",
+            )
+        elif isinstance(event, SessionClosed):
+            self._on_closed(event)
+        elif isinstance(event, MessageRejected):
+            logger.info(
+                "%s rejected message type %d: %s",
+                self._peer_text(),
+                event.message_type,
+                _reason_name(event.reason),
+            )
+
+    def _filter_incoming(self, event: IncomingTransfer) -> None:
+        accept = self.config.transfer_filter
+        if accept is None:
+            return
+        try:
+            reason = accept(event.total_length)
+        except Exception:
+            logger.exception("transfer filter failed; refusing transfer %d", event.transfer_id)
+            reason = XferRefuseReason.UNKNOWN
+        if reason is not None:
+            self._session.refuse_transfer(event.transfer_id, reason)
+
+    def _on_closed(self, event: SessionClosed) -> None:
+        self._closed_info = event
+        level = logging.INFO if event.clean or self._params is None else logging.WARNING
+        logger.log(
+            level,
+            "session with %s closed (%s%s)",
+            self._peer_text(),
+            "clean" if event.clean else "unclean",
+            f": {self._stream_error or event.error}" if not event.clean else "",
+        )
+        error = LinkClosedError(
+            f"the session with {self._peer_text()} ended before the transfer completed"
+        )
+        for transfer_id in sorted(self._handles):
+            handle = self._handles[transfer_id]
+            self._unacknowledged.append(handle.data)
+            handle._fail(error)
+        self._handles.clear()
+        self._incoming_send.close()
+        self._closed.set()
+
+    def _peer_text(self) -> str:
+        host, port = self.peer_address
+        where = f"{host}:{port}" if host else "peer"
+        if self._params is not None and self._params.peer_node_id:
+            return f"{self._params.peer_node_id} ({where})"
+        return where
+
+
+async def _linger(stream: trio.abc.Stream) -> None:
+    try:
+        if isinstance(stream, trio.abc.HalfCloseableStream):
+            await stream.send_eof()
+            while await stream.receive_some(_MIN_RECEIVE):
+                pass
+        await stream.aclose()  # for TLS: close_notify
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+
+
+def _reason_name(reason: enum.IntEnum | int) -> str:
+    return reason.name if isinstance(reason, enum.IntEnum) else f"code {reason}"
+
+
+def _describe_stream_error(exc: BaseException) -> str:
+    cause = exc.__cause__
+    if isinstance(cause, ssl.SSLError):
+        return f"TLS: {cause.reason or cause}"
+    if isinstance(cause, OSError):
+        return cause.strerror or str(cause)
+    if cause is not None:
+        return str(cause) or type(cause).__name__
+    return str(exc) or type(exc).__name__
