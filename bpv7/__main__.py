@@ -103,7 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bpv7",
         description="Decode BPv7 bundles (RFC 9171) to JSON and encode JSON to bundles.",
-        epilog="Run 'python -m bpv7 decode -h' or 'python -m bpv7 encode -h' for details.",
+        epilog=(
+            "examples:\n"
+            "  python -m bpv7 decode 9f8907...ff              hex argument\n"
+            "  xxd -p bundle.bin | python -m bpv7 decode -    hex on stdin\n"
+            "  python -m bpv7 decode --raw < bundle.bin       binary on stdin\n"
+            "  python -m bpv7 decode HEX | python -m bpv7 encode --raw > bundle.bin\n\n"
+            "Run 'python -m bpv7 decode -h' or 'python -m bpv7 encode -h' for details."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="log to stderr (-v INFO, -vv DEBUG)"
