@@ -36,7 +36,7 @@ from ._cbor import encode_uint
 from .blocks import CanonicalBlock
 from .bundle import Bundle, BundleID
 from .codes import BlockFlags, BlockType, BundleFlags
-from .crc import CRC_LENGTH
+from .crc import CRC_LENGTH, CRCType
 from .errors import DecodeError, EncodeError
 from .primary import PrimaryBlock
 
@@ -106,8 +106,19 @@ def _replicated(bundle: Bundle) -> tuple[CanonicalBlock, ...]:
     )
 
 
-def _fragment_primary(bundle: Bundle, offset: int) -> PrimaryBlock:
+def _fragment_primary(
+    bundle: Bundle, offset: int, extensions: tuple[CanonicalBlock, ...]
+) -> PrimaryBlock:
     primary = bundle.primary
+    crc_type = primary.crc_type
+    if crc_type == CRCType.NONE and not all(
+        block in extensions for block in bundle.blocks[:-1] if block.type_code == BlockType.BIB
+    ):
+        # RFC 9171 §4.3.1: "The CRC type code for the primary block MAY be zero if the bundle
+        # contains a BPSec Block Integrity Block [BPSEC] whose target is the primary block;
+        # otherwise, the CRC type code for the primary block MUST be non-zero." A fragment
+        # without the original's BIBs gets a CRC-32C.
+        crc_type = CRCType.CRC32C
     base = primary.fragment_offset or 0
     total = primary.total_adu_length
     if total is None:
@@ -118,7 +129,7 @@ def _fragment_primary(bundle: Bundle, offset: int) -> PrimaryBlock:
     # any, MUST be replaced in each fragment by a new CRC" -- a new PrimaryBlock encodes afresh.
     return PrimaryBlock(
         BundleFlags(int(primary.flags) | _IS_FRAGMENT),
-        primary.crc_type,
+        crc_type,
         primary.destination,
         primary.source,
         primary.report_to,
@@ -171,9 +182,8 @@ def fragment_at(bundle: Bundle, offsets: Iterable[int]) -> list[Bundle]:
         # the fragment whose offset is zero." (A later fragment being re-fragmented has no
         # fragment at offset zero; its blocks go into its first piece.)
         extensions = bundle.blocks[:-1] if start == 0 else every
-        fragments.append(
-            _make_fragment(bundle, _fragment_primary(bundle, start), extensions, start, end)
-        )
+        primary = _fragment_primary(bundle, start, extensions)
+        fragments.append(_make_fragment(bundle, primary, extensions, start, end))
     return fragments
 
 
@@ -227,9 +237,9 @@ def fragment_bundle(bundle: Bundle, max_size: int) -> list[Bundle]:
     pieces: list[tuple[PrimaryBlock, tuple[CanonicalBlock, ...], int, int]] = []
     start = 0
     while start < length:
-        primary = _fragment_primary(bundle, start)
         first = start == 0
         extensions = bundle.blocks[:-1] if first else every
+        primary = _fragment_primary(bundle, start, extensions)
         fixed = 2 + len(primary.encode()) + (all_size if first else every_size) + payload_fixed
         n = min(_max_piece(max_size - fixed), length - start)
         if first:
