@@ -845,7 +845,7 @@ class TcpclLink:
             "session with %s closed (%s%s)",
             self._peer_text(),
             "clean" if event.clean else "unclean",
-            f": {self._stream_error or event.error}" if not event.clean else "",
+            f": {self._auth_error or self._stream_error or event.error}" if not event.clean else "",
         )
         error = LinkClosedError(
             f"the session with {self._peer_text()} ended before the transfer completed"
