@@ -361,6 +361,7 @@ class TcpclLink:
         self._peer_cert: bytes | None = None
         self._stream_error: str | None = None
         self._auth_error: str | None = None
+        self._linger = True  # close gracefully (the peer is responsive)
         self._terminating_by_peer: SessTermReason | int | None = None
         self._terminating = False
         self._handles: dict[int, TransferHandle] = {}
@@ -468,6 +469,7 @@ class TcpclLink:
                 with trio.move_on_after(self.config.close_timeout_s):
                     await self._closed.wait()
                 if not self.closed:
+                    self._linger = False
                     logger.info(
                         "session with %s: transfers did not finish in %.1f s, aborting",
                         self._peer_text(),
@@ -548,6 +550,7 @@ class TcpclLink:
                 await self._receive_once()
         if scope.cancelled_caught and not self.closed:
             timed_out = True
+            self._linger = False
             session.handle_timer(trio.current_time())
             self._process_events()
             if not self.closed:  # pragma: no cover - the session's own deadline is the same
@@ -667,11 +670,12 @@ class TcpclLink:
                 self._finished.set()
 
     async def _close_stream(self) -> None:
-        """Close the stream, gracefully unless it broke: after a TCP half-close, read until the
-        peer closes too, so that nothing we wrote is lost to a reset caused by unread data."""
+        """Close the stream, gracefully unless it broke or the peer went silent: after a TCP
+        half-close, read until the peer closes too, so that nothing we wrote is lost to a reset
+        caused by unread data."""
         stream = self._stream
         try:
-            if self._stream_error is None:
+            if self._stream_error is None and self._linger:
                 with trio.move_on_after(_FLUSH_TIMEOUT):
                     await _linger(stream)
         finally:
@@ -839,6 +843,8 @@ class TcpclLink:
 
     def _on_closed(self, event: SessionClosed) -> None:
         self._closed_info = event
+        if not event.clean and event.reason == SessTermReason.IDLE_TIMEOUT:
+            self._linger = False  # the peer went silent
         level = logging.INFO if event.clean or self._params is None else logging.WARNING
         logger.log(
             level,
