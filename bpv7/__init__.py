@@ -1,5 +1,26 @@
 """Bundle Protocol version 7 codec (RFC 9171; ipn EIDs per RFC 9758). Pure: no I/O, no clocks."""
 
+from .admin import (
+    AdminRecord,
+    AdminRecordError,
+    AdminRecordType,
+    BibePdu,
+    BundleStatusReport,
+    CustodyDisposition,
+    CustodySignal,
+    StatusAssertion,
+    StatusKind,
+    StatusReportReason,
+    TransmissionIdRange,
+    UnknownAdminRecord,
+    admin_record_from_bundle,
+    build_status_report_bundle,
+    decode_admin_record,
+    encapsulate_bundle,
+    encode_admin_record,
+    extract_encapsulated_bundle,
+    record_type_of,
+)
 from .blocks import (
     PROCESSABLE_BLOCK_TYPES,
     BlockAction,
@@ -46,6 +67,16 @@ from .errors import (
     EncodeError,
     PrimaryBlockError,
 )
+from .fragment import (
+    FragmentationError,
+    FragmentCollector,
+    ReassemblyError,
+    ReassemblyProgress,
+    ReassemblyStatistics,
+    fragment_at,
+    fragment_bundle,
+    reassembly_key,
+)
 from .primary import (
     BP_VERSION,
     DTN_EPOCH_UNIX,
@@ -56,6 +87,33 @@ from .primary import (
 )
 
 __all__ = [
+    "AdminRecord",
+    "AdminRecordError",
+    "AdminRecordType",
+    "BibePdu",
+    "BundleStatusReport",
+    "CustodyDisposition",
+    "CustodySignal",
+    "StatusAssertion",
+    "StatusKind",
+    "StatusReportReason",
+    "TransmissionIdRange",
+    "UnknownAdminRecord",
+    "admin_record_from_bundle",
+    "build_status_report_bundle",
+    "decode_admin_record",
+    "encapsulate_bundle",
+    "encode_admin_record",
+    "extract_encapsulated_bundle",
+    "record_type_of",
+    "FragmentCollector",
+    "FragmentationError",
+    "ReassemblyError",
+    "ReassemblyProgress",
+    "ReassemblyStatistics",
+    "fragment_at",
+    "fragment_bundle",
+    "reassembly_key",
     "BP_VERSION",
     "DTN_EPOCH_UNIX",
     "PROCESSABLE_BLOCK_TYPES",
