@@ -1,0 +1,69 @@
+"""The bundle protocol agent (RFC 9171 §5) of ucp-dtn.
+
+A :class:`BundleNode` stores, forwards and delivers bundles: it receives them over TCPCLv4
+sessions (RFC 9174), keeps them in a persistent :mod:`ucp_dtn.store`, routes them over
+neighbour, static and learned routes (docs/routing.md), generates status reports (RFC 9171
+§6.1.1), takes part in custody transfer over BIBE (draft-ietf-dtn-bibect-05) and hands bundles
+for its endpoints to applications through :class:`Registration`\\ s.
+"""
+
+from bpv7.admin import StatusReportReason
+
+from .advertisement import (
+    ROUTING_DEMUX,
+    ROUTING_IPN_SERVICE,
+    RouteAdvertisement,
+    is_routing_endpoint,
+    routing_endpoint,
+)
+from .config import DEFAULT_LIFETIME_S, DEFAULT_STORE_QUOTA, NodeConfig, parse_node_id
+from .errors import (
+    AgentError,
+    AgentUsageError,
+    ConfigError,
+    EndpointError,
+    NodeNotRunningError,
+    RegistrationClosedError,
+    RegistrationError,
+    RemoteDataError,
+    RouteAdvertisementError,
+)
+from .node import BundleNode
+from .registration import Delivery, Registration
+from .reports import StatusItem
+from .routing import MAX_METRIC, STATIC_METRIC, RouteInfo, RouteOrigin, RoutePattern, RoutingTable
+from .statistics import NodeStatistics, PeerInfo
+
+__all__ = [
+    "DEFAULT_LIFETIME_S",
+    "DEFAULT_STORE_QUOTA",
+    "MAX_METRIC",
+    "ROUTING_DEMUX",
+    "ROUTING_IPN_SERVICE",
+    "STATIC_METRIC",
+    "AgentError",
+    "AgentUsageError",
+    "BundleNode",
+    "ConfigError",
+    "Delivery",
+    "EndpointError",
+    "NodeConfig",
+    "NodeNotRunningError",
+    "NodeStatistics",
+    "PeerInfo",
+    "Registration",
+    "RegistrationClosedError",
+    "RegistrationError",
+    "RemoteDataError",
+    "RouteAdvertisement",
+    "RouteAdvertisementError",
+    "RouteInfo",
+    "RouteOrigin",
+    "RoutePattern",
+    "RoutingTable",
+    "StatusItem",
+    "StatusReportReason",
+    "is_routing_endpoint",
+    "parse_node_id",
+    "routing_endpoint",
+]

@@ -1,0 +1,155 @@
+"""Configuration of one bundle node (:class:`NodeConfig`).
+
+A frozen value validated when built, so a bad configuration fails before ``BundleNode.run``
+opens anything. The daemon builds it from its TOML file and command line; tests build it
+directly. Durations are seconds (``convergence.lossy.units.parse_duration`` reads ``"10s"``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bpv7 import DecodeError, EndpointID, parse_eid
+
+from .errors import ConfigError
+from .routing import RoutePattern
+
+if TYPE_CHECKING:
+    from convergence.tcpcl.tls import TlsSettings
+
+__all__ = ["DEFAULT_LIFETIME_S", "DEFAULT_STORE_QUOTA", "NodeConfig", "parse_node_id"]
+
+DEFAULT_STORE_QUOTA = 1024**3
+"""Default store quota: 1 GiB of bundle bytes."""
+
+DEFAULT_LIFETIME_S = 24 * 3600.0
+"""Default lifetime of bundles this node creates: one day."""
+
+
+def parse_node_id(text: str) -> EndpointID:
+    """Parse ``text`` as a node ID (``dtn://name/`` or ``ipn:N.0``); :class:`ConfigError` if it
+    is not one (RFC 9171 §4.2.5.2: a node ID is an EID "that identifies the node")."""
+    try:
+        eid = parse_eid(text)
+    except DecodeError as exc:
+        raise ConfigError(f"invalid node ID {text!r}: {exc.message}") from None
+    # RFC 9171 §4.2.5.1.1: only a dtn EID with an empty demux may be a node ID; §4.2.5.1.2:
+    # only an ipn EID with service number zero.
+    if not eid.is_node_id:
+        raise ConfigError(
+            f"{text!r} is not a node ID (use dtn://name/ with an empty demux, or ipn:N.0)"
+        )
+    return eid
+
+
+def _check_address(what: str, address: tuple[str, int]) -> None:
+    if (
+        not isinstance(address, tuple)
+        or len(address) != 2
+        or not isinstance(address[0], str)
+        or type(address[1]) is not int
+    ):
+        raise ConfigError(f"{what} must be (host, port) pairs, got {address!r}")
+    if not 0 <= address[1] <= 65535:
+        raise ConfigError(f"{what}: port {address[1]} out of range 0..65535")
+
+
+def _check_positive(name: str, value: float) -> None:
+    if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """Everything a :class:`~ucp_dtn.agent.BundleNode` needs to run."""
+
+    node_id: str
+    """This node's ID: ``"dtn://name/"`` or ``"ipn:N.0"``."""
+    workdir: Path | None
+    """Directory of the persistent state (the store lives in ``workdir/store``); ``None`` keeps
+    bundles in memory only."""
+    listen: tuple[tuple[str, int], ...] = (("127.0.0.1", 4556),)
+    """TCPCLv4 listening addresses; port 0 picks a free port (see ``listen_addresses``)."""
+    static_peers: tuple[tuple[str, int], ...] = ()
+    """Peers to keep a session with: connected at start and reconnected with backoff forever."""
+    static_routes: tuple[tuple[str, str], ...] = ()
+    """``(EID pattern, next-hop node ID)`` routes; patterns are ``"dtn://b/*"``, ``"ipn:5.*"``,
+    an exact EID, a node ID (the whole node) or ``"*"`` (default route)."""
+    discovery: bool = False
+    """Announce our listener and connect to announced peers over DNS-SD (zeroconf)."""
+    roles: tuple[str, ...] = ()
+    """UCP roles this node runs, advertised through discovery."""
+    store_quota_bytes: int = DEFAULT_STORE_QUOTA
+    """Most bundle bytes the store holds; transfers beyond it are refused with NO_RESOURCES."""
+    tls: TlsSettings | None = None
+    """TLS for TCPCL sessions, or ``None`` for plain TCP."""
+    keepalive_s: int = 30
+    """TCPCL keepalive interval we offer (0 disables keepalives)."""
+    custody_retransmit_s: float = 30.0
+    """How long a custodian waits for a custody signal before sending the bundle again."""
+    custody_signal_delay_s: float = 0.05
+    """How long custody signals for one custodian are collected before they leave together."""
+    janitor_interval_s: float = 1.0
+    """Longest sleep of the janitor (expiry, custody timers, route expiry) between checks."""
+    route_advert_interval_s: float = 10.0
+    """How often each neighbour gets our route advertisement; learned routes live 3 intervals."""
+    default_lifetime_s: float = DEFAULT_LIFETIME_S
+    """Lifetime of bundles created by ``send`` without an explicit ``lifetime_s``."""
+    hop_limit: int = 64
+    """Hop limit of the Hop Count Block added to bundles created by ``send`` (0 adds none):
+    a bound on how long a bundle can circulate in a routing loop."""
+    reconnect_max_s: float = 60.0
+    """Longest wait between attempts to reach a static peer (the backoff doubles up to it)."""
+
+    def __post_init__(self) -> None:
+        parse_node_id(self.node_id)
+        if self.workdir is not None and not isinstance(self.workdir, Path):
+            object.__setattr__(self, "workdir", Path(self.workdir))
+        for field_name in ("listen", "static_peers", "static_routes", "roles"):
+            value = getattr(self, field_name)
+            if not isinstance(value, tuple):
+                object.__setattr__(self, field_name, tuple(value))
+        for address in self.listen:
+            _check_address("listen", address)
+        for address in self.static_peers:
+            _check_address("static_peers", address)
+        for route in self.static_routes:
+            if not isinstance(route, tuple) or len(route) != 2:
+                raise ConfigError(f"static_routes must be (pattern, next hop) pairs, got {route!r}")
+            RoutePattern.parse(route[0])
+            parse_node_id(route[1])
+        for role in self.roles:
+            if not isinstance(role, str) or not role:
+                raise ConfigError(f"roles must be non-empty strings, got {role!r}")
+        if type(self.store_quota_bytes) is not int or self.store_quota_bytes <= 0:
+            raise ConfigError(
+                f"store_quota_bytes must be a positive integer, got {self.store_quota_bytes!r}"
+            )
+        if type(self.keepalive_s) is not int or not 0 <= self.keepalive_s <= 0xFFFF:
+            # RFC 9174 §4.6: the Keepalive Interval is "A 16-bit unsigned integer".
+            raise ConfigError(f"keepalive_s must be within 0..65535, got {self.keepalive_s!r}")
+        for name in (
+            "custody_retransmit_s",
+            "custody_signal_delay_s",
+            "janitor_interval_s",
+            "route_advert_interval_s",
+            "default_lifetime_s",
+            "reconnect_max_s",
+        ):
+            _check_positive(name, getattr(self, name))
+        if type(self.hop_limit) is not int or not 0 <= self.hop_limit <= 255:
+            # RFC 9171 §4.4.3: "The hop limit MUST be in the range 1 through 255."
+            raise ConfigError(f"hop_limit must be within 0..255 (0: none), got {self.hop_limit!r}")
+
+    @property
+    def node_eid(self) -> EndpointID:
+        """``node_id`` as an endpoint ID."""
+        return parse_eid(self.node_id)
+
+    @property
+    def store_path(self) -> Path | None:
+        """Where the persistent store lives (``workdir/store``), or ``None`` in memory."""
+        return None if self.workdir is None else self.workdir / "store"

@@ -1,0 +1,380 @@
+"""The shared state of one bundle protocol agent and the bundle-level steps all paths share.
+
+Theory of operation
+-------------------
+:class:`AgentCore` owns what every part of the agent works on — the store, the routing table,
+the forwarding queue, the registrations, counters — and implements the few steps that
+reception, origination, forwarding, the janitor and custody all end in:
+
+* :meth:`AgentCore.admit`: a bundle this node accepts (received, created, decapsulated) is
+  stored durably, *then* dispatched (RFC 9171 §5.3): to a registration for local delivery
+  (§5.7) or to the forwarding queue (§5.4). Administrative records for this node are handled at
+  once instead (custody signals, BIBE PDUs, status reports).
+* :meth:`AgentCore.delete`: a bundle leaves the store for a reason (RFC 9171 §5.10 deletion,
+  with a "deleted" status report when requested) and from every in-memory view.
+* :meth:`AgentCore.forwarded` / :meth:`AgentCore.delivered`: the end of a bundle's stay.
+
+Invariants: a bundle is in the forwarding queue, in a registration's queue or on the wire only
+while the store holds it in the matching state; the store changes first, memory follows; every
+key that leaves the store goes into ``recent`` (duplicate suppression).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import trio
+
+from bpv7 import (
+    Bundle,
+    BundleFlags,
+    CreationTimestamp,
+    DecodeError,
+    EndpointID,
+    decode_bundle,
+    dtn_time_from_unix,
+    parse_eid,
+)
+from bpv7.admin import (
+    AdminRecordError,
+    BibePdu,
+    BundleStatusReport,
+    CustodySignal,
+    StatusKind,
+    StatusReportReason,
+    admin_record_from_bundle,
+)
+from bpv7.fragment import FragmentCollector, ReassemblyError, reassembly_key
+from ucp_dtn.store import BundleState, BundleStore, StoredBundle
+
+from .config import NodeConfig
+from .forwarding import ForwardQueue, RawCache
+from .records import EXTRA_PREVIOUS, RecentBundles, bundle_key, stored_bundle_for, stored_flags
+from .registration import Registration
+from .reports import StatusReporter
+from .routing import RoutingTable
+from .statistics import Counters
+
+if TYPE_CHECKING:
+    from .custody import CustodyManager
+
+__all__ = ["AgentCore"]
+
+logger = logging.getLogger(__name__)
+
+
+class AgentCore:
+    """State and shared steps of one agent (see the module docstring)."""
+
+    def __init__(self, config: NodeConfig, store: BundleStore, clock: Callable[[], float]) -> None:
+        self.config = config
+        self.node_id: EndpointID = config.node_eid
+        self.node_text = str(self.node_id)
+        self.store = store
+        self.clock = clock
+        self.routing = RoutingTable(self.node_id)
+        self.queue = ForwardQueue(self.routing, clock)
+        self.counters = Counters()
+        self.recent = RecentBundles()
+        self.cache = RawCache()
+        self.registrations: dict[EndpointID, Registration] = {}
+        self.reporter = StatusReporter(self)
+        self.custody: CustodyManager | None = None
+        self.fragments = FragmentCollector()
+        self._fragment_keys: dict[str, set[str]] = {}  # original bundle key -> fragment keys
+        self._last_creation = (0, -1)
+        self.janitor_wakeup = trio.Event()
+        self.routes_changed: Callable[[], None] = _nothing
+        """Called when routes changed (the node advertises them to its neighbours)."""
+
+    # -- time and identity --------------------------------------------------------------------
+
+    def now(self) -> float:
+        """The current time (unix seconds) from the node's clock."""
+        return self.clock()
+
+    def new_creation(self) -> CreationTimestamp:
+        """A creation timestamp no other bundle of this node has (RFC 9171 §4.2.7: the sequence
+        number distinguishes bundles created in the same millisecond)."""
+        time_ms = dtn_time_from_unix(self.clock())
+        last_ms, last_seq = self._last_creation
+        if time_ms <= last_ms:
+            time_ms, sequence = last_ms, last_seq + 1
+        else:
+            sequence = 0
+        self._last_creation = (time_ms, sequence)
+        return CreationTimestamp(time_ms, sequence)
+
+    def is_local(self, eid: EndpointID) -> bool:
+        """Whether ``eid`` is an endpoint of this node."""
+        return eid.node_id == self.node_id
+
+    # -- admission and dispatch (RFC 9171 §5.3) -----------------------------------------------
+
+    async def admit(
+        self,
+        bundle: Bundle,
+        raw: bytes,
+        *,
+        previous: EndpointID | None,
+        custody: bool = False,
+    ) -> bool:
+        """Store ``bundle`` (whose bytes are ``raw``) durably and dispatch it. ``False`` if it
+        was a duplicate. Raises ``StoreFullError`` when it does not fit (nothing kept)."""
+        primary = bundle.primary
+        local = self.is_local(primary.destination)
+        if local and primary.is_admin_record and await self._handle_local_admin(bundle, previous):
+            return True
+        state = BundleState.PENDING_DELIVERY if local else BundleState.PENDING_FORWARD
+        meta = stored_bundle_for(
+            bundle,
+            len(raw),
+            received_at=self.clock(),
+            state=state,
+            previous=None if previous is None else str(previous),
+            custody=custody,
+        )
+        if not await self.store.put(meta, raw):
+            return False
+        self.cache.put(meta.key, raw)
+        if local and bundle.is_fragment:
+            await self._collect_fragment(meta.key, bundle)
+        else:
+            self.dispatch(meta)
+        if meta.expires_at < self.clock() + self.config.janitor_interval_s:
+            self.janitor_wakeup.set()
+        return True
+
+    def dispatch(self, meta: StoredBundle) -> None:
+        """Put a stored bundle where it is waited for: a registration, or the forwarding
+        queue. Safe to repeat (both ignore a key they have)."""
+        destination = parse_eid(meta.destination)
+        if meta.state is BundleState.PENDING_DELIVERY:
+            registration = self.registrations.get(destination)
+            if registration is not None:
+                registration.offer(meta.key)
+        elif meta.state is BundleState.PENDING_FORWARD:
+            previous_text = meta.extra.get(EXTRA_PREVIOUS)
+            previous = None if previous_text is None else parse_eid(previous_text)
+            self.queue.add(meta.key, destination, previous)
+
+    async def requeue(self, key: str, *, front: bool = False) -> None:
+        """Put a bundle taken for sending back into the forwarding queue, if still due."""
+        meta = await self.store.meta(key)
+        if meta is None or meta.state is not BundleState.PENDING_FORWARD:
+            return
+        if meta.next_retry_at is not None:
+            return  # the janitor brings it back when its retry time comes
+        previous_text = meta.extra.get(EXTRA_PREVIOUS)
+        self.queue.add(
+            key,
+            parse_eid(meta.destination),
+            None if previous_text is None else parse_eid(previous_text),
+            front=front,
+        )
+
+    async def load(self, key: str) -> bytes | None:
+        """The stored bytes of ``key`` (from memory when recently stored)."""
+        raw = self.cache.get(key)
+        if raw is None:
+            raw = await self.store.get(key)
+        return raw
+
+    async def load_bundle(self, key: str) -> Bundle | None:
+        """The stored bundle ``key``, decoded; ``None`` if gone (or unreadable: then logged)."""
+        raw = await self.load(key)
+        if raw is None:
+            return None
+        try:
+            return decode_bundle(raw)
+        except DecodeError as exc:
+            logger.error("stored bundle %s no longer decodes: %s", key, exc)
+            return None
+
+    # -- leaving the store --------------------------------------------------------------------
+
+    def _forget(self, key: str) -> None:
+        self.queue.remove(key)
+        self.cache.drop(key)
+        self.recent.add(key)
+        for registration in self.registrations.values():
+            registration.withdraw(key)
+        if self.custody is not None:
+            self.custody.forget(key)
+
+    async def delete(
+        self,
+        key: str,
+        reason: int,
+        *,
+        meta: StoredBundle | None = None,
+        bundle: Bundle | None = None,
+    ) -> bool:
+        """Delete a stored bundle for ``reason`` (RFC 9171 §5.10), with a "deleted" status report
+        if it asked for one (§5.10: "the bundle deletion status report ... if ... requested").
+        ``False`` if it was not stored."""
+        if meta is None:
+            meta = await self.store.meta(key)
+            if meta is None:
+                return False
+        flags = stored_flags(meta.extra)
+        if flags & BundleFlags.REPORT_DELETION and bundle is None:
+            bundle = await self.load_bundle(key)
+        if not await self.store.delete(key):
+            return False
+        self._forget(key)
+        self.counters.count_deleted(reason)
+        logger.info("deleted %s: %s", key, _reason_text(reason))
+        if bundle is not None and flags & BundleFlags.REPORT_DELETION:
+            await self.reporter.report(bundle, StatusKind.DELETED, reason)
+        return True
+
+    async def discard(self, bundle: Bundle, reason: int) -> None:
+        """Drop a bundle that was never stored (e.g. received with its hop limit exceeded),
+        counting it and reporting as a deletion when requested (RFC 9171 §5.10)."""
+        key = bundle_key(bundle.bundle_id)
+        self.recent.add(key)
+        self.counters.count_deleted(reason)
+        logger.info("discarded %s: %s", key, _reason_text(reason))
+        if bundle.primary.flags & BundleFlags.REPORT_DELETION:
+            await self.reporter.report(bundle, StatusKind.DELETED, reason)
+
+    async def forwarded(self, key: str, meta: StoredBundle, peer: EndpointID) -> None:
+        """A neighbour acknowledged bundle ``key`` (RFC 9171 §5.4 step 5-6: "forwarded" status
+        report if requested, then the "Forward pending" retention constraint goes). A custodial
+        bundle stays until a custody signal releases it."""
+        self.counters.forwarded += 1
+        flags = stored_flags(meta.extra)
+        bundle = None
+        if flags & BundleFlags.REPORT_FORWARDING:
+            bundle = await self.load_bundle(key)
+        if meta.custody and self.custody is not None:
+            await self.custody.sent(key, meta, peer)
+        elif await self.store.delete(key):
+            self._forget(key)
+        if bundle is not None:
+            await self.reporter.report(bundle, StatusKind.FORWARDED)
+
+    # -- local delivery (RFC 9171 §5.7) -------------------------------------------------------
+
+    async def pending_for(self, endpoint: EndpointID) -> list[str]:
+        """Keys of the bundles waiting for ``endpoint`` (for a new registration)."""
+        found = await self.store.query(
+            destination=str(endpoint), states={BundleState.PENDING_DELIVERY}
+        )
+        return [meta.key for meta in found if meta.key not in self._fragment_members()]
+
+    def _fragment_members(self) -> set[str]:
+        members: set[str] = set()
+        for keys in self._fragment_keys.values():
+            members |= keys
+        return members
+
+    async def load_delivery(self, key: str) -> Bundle | None:
+        """The bundle to hand to an application for ``key``."""
+        return await self.load_bundle(key)
+
+    async def delivered(self, key: str, bundle: Bundle) -> None:
+        """An application confirmed the delivery of ``key`` (RFC 9171 §5.7 step 2: "delivered"
+        status report if requested, then the bundle may be deleted)."""
+        if not await self.store.delete(key):
+            return
+        self._forget(key)
+        self.counters.delivered += 1
+        if bundle.primary.flags & BundleFlags.REPORT_DELIVERY:
+            await self.reporter.report(bundle, StatusKind.DELIVERED)
+
+    def unregister(self, registration: Registration) -> None:
+        """A registration closed."""
+        if self.registrations.get(registration.endpoint) is registration:
+            del self.registrations[registration.endpoint]
+
+    # -- fragments for local delivery (RFC 9171 §5.9) -----------------------------------------
+
+    async def _collect_fragment(self, key: str, fragment: Bundle) -> None:
+        """Add a stored fragment for a local endpoint; when its ADU is complete, store the
+        reassembled bundle, drop the fragments and dispatch the whole."""
+        original = bundle_key(reassembly_key(fragment))
+        self._fragment_keys.setdefault(original, set()).add(key)
+        try:
+            whole = self.fragments.add(fragment, now_dtn_ms=dtn_time_from_unix(self.clock()))
+        except ReassemblyError as exc:
+            logger.warning("fragment %s cannot be reassembled: %s", key, exc)
+            self._fragment_keys[original].discard(key)
+            await self.delete(key, StatusReportReason.BLOCK_UNINTELLIGIBLE)
+            return
+        if whole is None:
+            return
+        raw = whole.encode()
+        meta = stored_bundle_for(
+            whole, len(raw), received_at=self.clock(), state=BundleState.PENDING_DELIVERY
+        )
+        await self.store.put(meta, raw)
+        self.counters.reassembled += 1
+        for member in self._fragment_keys.pop(original, set()):
+            if await self.store.delete(member):
+                self._forget(member)
+        self.cache.put(meta.key, raw)
+        self.dispatch(meta)
+
+    async def restore_fragments(self) -> None:
+        """After a restart: feed stored local fragments to the collector again."""
+        waiting = await self.store.query(states={BundleState.PENDING_DELIVERY})
+        for meta in waiting:
+            if "|" in meta.key and meta.key.count("|") == 2:
+                bundle = await self.load_bundle(meta.key)
+                if bundle is not None and bundle.is_fragment:
+                    await self._collect_fragment(meta.key, bundle)
+
+    # -- administrative records for this node (RFC 9171 §6.1) ---------------------------------
+
+    async def _handle_local_admin(self, bundle: Bundle, previous: EndpointID | None) -> bool:
+        """Handle an administrative record addressed to this node; ``False`` when it should be
+        stored for a registration instead (status reports while the node ID is registered)."""
+        if bundle.is_fragment:
+            return False  # reassembled first, then handled
+        try:
+            record = admin_record_from_bundle(bundle)
+        except (AdminRecordError, DecodeError) as exc:
+            logger.warning(
+                "administrative record from %s is unintelligible: %s", bundle.primary.source, exc
+            )
+            self.counters.invalid += 1
+            return True
+        if isinstance(record, CustodySignal):
+            if self.custody is not None:
+                await self.custody.on_signal(bundle, record)
+            return True
+        if isinstance(record, BibePdu):
+            # Received BPDUs are decapsulated by reception; one created here is a mistake.
+            logger.warning("ignoring a BIBE PDU from %s not received from a neighbour", previous)
+            return True
+        if isinstance(record, BundleStatusReport):
+            self.counters.reports_received += 1
+            if self.node_id in self.registrations:
+                return False
+            logger.info(
+                "status report from %s about %s|%d.%d: %s (%s)",
+                bundle.primary.source,
+                record.source,
+                record.creation.time_ms,
+                record.creation.sequence,
+                ",".join(kind.name.lower() for kind in record.asserted_kinds),
+                _reason_text(record.reason),
+            )
+            return True
+        logger.info("ignoring administrative record of unknown type from %s", bundle.primary.source)
+        return True
+
+
+def _nothing() -> None:
+    pass
+
+
+def _reason_text(reason: int) -> str:
+    try:
+        return StatusReportReason(reason).name.lower().replace("_", " ")
+    except ValueError:
+        return f"reason {reason}"

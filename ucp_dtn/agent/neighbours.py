@@ -1,0 +1,448 @@
+"""Sessions with neighbours: serving each TCPCL link, and keeping links to static peers up.
+
+Theory of operation
+-------------------
+:meth:`Neighbours.serve` runs for as long as one established session lasts, whoever opened it
+(our listener, a static peer connector, ``BundleNode.connect``, discovery). It registers the
+peer as a neighbour in the routing table — bundles waiting for it start to flow — and runs four
+tasks in a nursery:
+
+* **receive**: each complete incoming transfer is processed in a task of its own (at most
+  ``_RECEIVE_PARALLEL`` at once), so that the store can commit many bundles in one go; the
+  transfer is acknowledged only once its bundle is stored (:mod:`ucp_dtn.agent.reception`).
+  When the session ends this loop ends, and takes the others with it.
+* **send**: takes bundles from the neighbour's forwarding queue, applies the sending-time edits
+  and starts their transfers, at most ``_WINDOW`` unacknowledged (pipelining);
+* **acknowledgements**: waits for each transfer's outcome in order and completes it (forwarded,
+  retried, deleted) in a task of its own;
+* **advertise**: sends our route advertisement when the session starts, when our routes change
+  and every ``route_advert_interval_s``.
+
+When the session ends, every bundle still unacknowledged goes back to the forwarding queue — it
+never left the store — and the peer stops being a neighbour (if this was its last session).
+
+:meth:`Neighbours.keep_connected` reconnects to a static peer forever, with a doubling backoff up
+to ``reconnect_max_s``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import trio
+
+from bpv7 import (
+    Bundle,
+    DecodeError,
+    EncodeError,
+    EndpointID,
+    decode_bundle,
+    parse_eid,
+    with_bundle_age,
+)
+from bpv7.admin import StatusReportReason
+from bpv7.fragment import FragmentationError, fragment_bundle
+from convergence.tcpcl import SessTermReason, XferRefuseReason
+from convergence.tcpcl.link import (
+    LinkConfig,
+    TcpclLink,
+    TransferHandle,
+    TransferOutcome,
+    TransferResult,
+)
+from convergence.tcpcl.link_errors import LinkClosedError, LinkError, TransferTooLargeError
+from convergence.tcpcl.listener import open_link
+from ucp_dtn.store import BundleState, StoredBundle, StoreError
+
+from .advertisement import RouteAdvertisement, routing_endpoint
+from .forwarding import backoff_delay
+from .records import EXTRA_AGE, EXTRA_PREVIOUS, bundle_key, stored_bundle_for
+from .statistics import PeerInfo
+
+if TYPE_CHECKING:
+    from .core import AgentCore
+    from .reception import Receiver
+
+__all__ = ["Neighbours"]
+
+logger = logging.getLogger(__name__)
+
+_WINDOW = 64
+"""Most transfers in flight (sent, not yet acknowledged) per session."""
+_RECEIVE_PARALLEL = 64
+"""Most incoming transfers processed at once per session."""
+_COMPLETE_PARALLEL = 64
+"""Most acknowledged transfers completed (store deletes) at once per session."""
+_ADVERT_MIN_GAP = 0.1
+"""Fraction of the advertisement interval that at least separates two advertisements."""
+
+
+@dataclass(eq=False, slots=True)
+class _Session:
+    link: TcpclLink
+    peer: EndpointID
+    since: float
+    inflight: dict[str, StoredBundle] = field(default_factory=dict)
+    sent: int = 0
+    received: int = 0
+    refusals: int = 0
+    paused_until: float = 0.0
+    """trio time before which nothing new is sent (the peer ran out of resources)."""
+
+    def info(self) -> PeerInfo:
+        link = self.link
+        return PeerInfo(
+            node_id=str(self.peer),
+            address=link.peer_address,
+            active=link.active,
+            tls=link.tls,
+            since=self.since,
+            bundles_sent=self.sent,
+            bundles_received=self.received,
+            in_flight=len(self.inflight),
+            stats=link.statistics(),
+        )
+
+
+class Neighbours:
+    """Every session of one agent (see the module docstring)."""
+
+    def __init__(self, core: AgentCore, receiver: Receiver, link_config: LinkConfig) -> None:
+        self._core = core
+        self._receiver = receiver
+        self.link_config = link_config
+        self._sessions: dict[EndpointID, list[_Session]] = {}
+        self._routes_changed = trio.Event()
+
+    # -- views --------------------------------------------------------------------------------
+
+    def peers(self) -> list[PeerInfo]:
+        """One entry per session, by peer node ID."""
+        return [
+            session.info()
+            for peer in sorted(self._sessions, key=str)
+            for session in self._sessions[peer]
+        ]
+
+    @property
+    def count(self) -> int:
+        """Sessions up now."""
+        return sum(len(sessions) for sessions in self._sessions.values())
+
+    def links(self) -> list[TcpclLink]:
+        """Every link up now."""
+        return [session.link for sessions in self._sessions.values() for session in sessions]
+
+    def routes_changed(self) -> None:
+        """Our routes changed: advertise them to every neighbour soon."""
+        self._routes_changed.set()
+        self._routes_changed = trio.Event()
+
+    # -- one session --------------------------------------------------------------------------
+
+    async def serve(self, link: TcpclLink) -> None:
+        """Use an established link until its session ends (see the module docstring)."""
+        core = self._core
+        try:
+            peer = parse_eid(link.peer_node_id)
+        except DecodeError:
+            peer = None
+        if peer is None or not peer.is_node_id:
+            logger.warning(
+                "session with %s:%d has no usable node ID (%r): closing",
+                *link.peer_address,
+                link.peer_node_id,
+            )
+            await link.aclose(SessTermReason.CONTACT_FAILURE)
+            return
+        if peer == core.node_id:
+            logger.warning(
+                "session with ourselves (%s) at %s:%d: closing", peer, *link.peer_address
+            )
+            await link.aclose(SessTermReason.CONTACT_FAILURE)
+            return
+        session = _Session(link, peer, core.now())
+        self._sessions.setdefault(peer, []).append(session)
+        core.counters.sessions_opened += 1
+        logger.info(
+            "session with %s up (%s %s:%d%s)",
+            peer,
+            "to" if link.active else "from",
+            *link.peer_address,
+            ", TLS" if link.tls else "",
+        )
+        if core.routing.neighbour_up(peer):
+            core.queue.sync()
+            self.routes_changed()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._receive_loop, session, nursery.cancel_scope)
+                nursery.start_soon(self._send_loop, session)
+                nursery.start_soon(self._advertise_loop, session)
+        finally:
+            sessions = self._sessions.get(peer, [])
+            if session in sessions:
+                sessions.remove(session)
+            if not sessions:
+                self._sessions.pop(peer, None)
+            if core.routing.neighbour_down(peer):
+                self.routes_changed()
+            with trio.CancelScope(shield=True):
+                for key in list(session.inflight):
+                    await core.requeue(key, front=True)
+            session.inflight.clear()
+            core.queue.sync()
+            logger.info("session with %s down", peer)
+
+    async def _receive_loop(self, session: _Session, done: trio.CancelScope) -> None:
+        limiter = trio.CapacityLimiter(_RECEIVE_PARALLEL)
+        async with trio.open_nursery() as nursery:
+            while True:
+                try:
+                    transfer = await session.link.receive()
+                except LinkClosedError:
+                    break
+                session.received += 1
+                await limiter.acquire_on_behalf_of(transfer)
+                nursery.start_soon(self._process, transfer, session.peer, limiter)
+        done.cancel()
+
+    async def _process(
+        self, transfer: object, peer: EndpointID, limiter: trio.CapacityLimiter
+    ) -> None:
+        try:
+            await self._receiver.on_transfer(transfer, peer)  # type: ignore[arg-type]
+        finally:
+            limiter.release_on_behalf_of(transfer)
+
+    # -- sending ------------------------------------------------------------------------------
+
+    async def _send_loop(self, session: _Session) -> None:
+        core = self._core
+        send_channel, receive_channel = trio.open_memory_channel[
+            tuple[str, StoredBundle, TransferHandle]
+        ](_WINDOW)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._ack_loop, session, receive_channel)
+            async with send_channel:
+                while True:
+                    delay = session.paused_until - trio.current_time()
+                    if delay > 0:
+                        await trio.sleep(delay)
+                    key, _, _ = await core.queue.take(session.peer)
+                    meta = await core.store.meta(key)
+                    if meta is None or meta.state is not BundleState.PENDING_FORWARD:
+                        continue
+                    session.inflight[key] = meta
+                    data = await self._prepare(key, meta, session)
+                    if data is None:
+                        session.inflight.pop(key, None)
+                        continue
+                    try:
+                        handle = session.link.start_send(data)
+                    except LinkClosedError:
+                        return  # the session is ending; inflight goes back to the queue
+                    try:
+                        await send_channel.send((key, meta, handle))
+                    except trio.BrokenResourceError:
+                        return
+
+    async def _prepare(self, key: str, meta: StoredBundle, session: _Session) -> bytes | None:
+        """The bytes to send for ``key``: the stored bundle with its Bundle Age Block brought up
+        to date, fragmented if the peer cannot take it whole, BIBE-encapsulated if custodial.
+        ``None`` when it is not to be sent now (gone, replaced by fragments, unsendable)."""
+        core = self._core
+        raw = await core.load(key)
+        if raw is None:
+            return None
+        try:
+            if meta.extra.get(EXTRA_AGE):
+                bundle = decode_bundle(raw)
+                # RFC 9171 §5.4 step 4: "at the last possible moment before the CLA initiates
+                # conveyance of the bundle ... the bundle age value MUST be increased by the
+                # difference between the current time and the time at which the bundle was
+                # received".
+                held_ms = max(0, round((core.now() - meta.received_at) * 1000))
+                raw = with_bundle_age(bundle, (bundle.bundle_age_ms or 0) + held_ms).encode()
+            mru = session.link.parameters.peer_transfer_mru
+            limit = mru - _BIBE_OVERHEAD if meta.custody else mru
+            if len(raw) > limit:
+                await self._fragment(key, meta, decode_bundle(raw), limit)
+                return None
+            if meta.custody and core.custody is not None:
+                raw = core.custody.encapsulate(key, meta, raw, session.peer)
+        except (DecodeError, EncodeError) as exc:
+            logger.error("cannot prepare %s for sending: %s", key, exc)
+            await core.delete(key, StatusReportReason.BLOCK_UNINTELLIGIBLE, meta=meta)
+            return None
+        return raw
+
+    async def _fragment(self, key: str, meta: StoredBundle, bundle: Bundle, limit: int) -> None:
+        """Replace ``key`` in the store by fragments of at most ``limit`` bytes (RFC 9171 §5.8:
+        proactive fragmentation), unless it must not be fragmented: then try again later."""
+        core = self._core
+        try:
+            pieces = fragment_bundle(bundle, limit)
+        except FragmentationError as exc:
+            logger.info(
+                "cannot send %s (%d bytes) to a peer taking %d: %s", key, meta.size, limit, exc
+            )
+            await self._retry_later(meta)
+            return
+        previous = meta.extra.get(EXTRA_PREVIOUS)
+        for piece in pieces:
+            raw = piece.encode()
+            record = stored_bundle_for(
+                piece,
+                len(raw),
+                received_at=meta.received_at,
+                state=BundleState.PENDING_FORWARD,
+                previous=previous,
+                custody=meta.custody,
+            )
+            try:
+                await core.store.put(record, raw)
+            except StoreError as exc:
+                logger.warning("cannot store fragments of %s: %s", key, exc)
+                for done in pieces:
+                    piece_key = bundle_key(done.bundle_id)
+                    if piece_key != record.key and await core.store.delete(piece_key):
+                        core.queue.remove(piece_key)
+                await self._retry_later(meta)
+                return
+            core.cache.put(record.key, raw)
+            core.dispatch(record)
+        core.counters.fragments_created += len(pieces)
+        if await core.store.delete(key):
+            core._forget(key)
+        logger.info("%s split into %d fragments of at most %d bytes", key, len(pieces), limit)
+
+    async def _retry_later(self, meta: StoredBundle) -> None:
+        core = self._core
+        try:
+            await core.store.update(
+                _replace(meta, next_retry_at=core.now() + core.config.custody_retransmit_s)
+            )
+        except StoreError:
+            return
+        core.janitor_wakeup.set()
+
+    async def _ack_loop(
+        self,
+        session: _Session,
+        channel: trio.MemoryReceiveChannel[tuple[str, StoredBundle, TransferHandle]],
+    ) -> None:
+        limiter = trio.CapacityLimiter(_COMPLETE_PARALLEL)
+        async with channel, trio.open_nursery() as nursery:
+            async for key, meta, handle in channel:
+                try:
+                    result = await handle.wait()
+                except LinkClosedError:
+                    return
+                session.inflight.pop(key, None)
+                token = object()
+                await limiter.acquire_on_behalf_of(token)
+                nursery.start_soon(self._complete, session, key, meta, result, limiter, token)
+
+    async def _complete(
+        self,
+        session: _Session,
+        key: str,
+        meta: StoredBundle,
+        result: TransferResult,
+        limiter: trio.CapacityLimiter,
+        token: object,
+    ) -> None:
+        core = self._core
+        try:
+            if result.outcome is TransferOutcome.ACKED:
+                session.sent += 1
+                session.refusals = 0
+                await core.forwarded(key, meta, session.peer)
+                return
+            reason = result.refuse_reason
+            core.counters.send_failures += 1
+            if reason == XferRefuseReason.COMPLETED:
+                # RFC 9174 §5.2.4: "The receiver already has the complete bundle."
+                await core.forwarded(key, meta, session.peer)
+            elif reason in (XferRefuseReason.NOT_ACCEPTABLE, XferRefuseReason.EXTENSION_FAILURE):
+                logger.warning("%s refused by %s as not acceptable: deleting", key, session.peer)
+                await core.delete(key, StatusReportReason.TRANSMISSION_CANCELED, meta=meta)
+            else:
+                # NO_RESOURCES (the peer's store is full), RETRANSMIT, SESSION_TERMINATING,
+                # unknown: keep the bundle and try again later.
+                session.refusals += 1
+                if reason == XferRefuseReason.NO_RESOURCES:
+                    pause = backoff_delay(session.refusals, base=0.25, limit=10.0)
+                    session.paused_until = max(session.paused_until, trio.current_time() + pause)
+                logger.debug("%s refused by %s (%s): retrying", key, session.peer, reason)
+                await core.requeue(key, front=True)
+        except StoreError as exc:
+            logger.warning("completing the transfer of %s failed: %s", key, exc)
+        finally:
+            limiter.release_on_behalf_of(token)
+
+    # -- route advertisements -----------------------------------------------------------------
+
+    async def _advertise_loop(self, session: _Session) -> None:
+        core = self._core
+        interval = core.config.route_advert_interval_s
+        while True:
+            self._advertise(session)
+            last = trio.current_time()
+            with trio.move_on_after(interval):
+                await self._routes_changed.wait()
+                await trio.sleep_until(last + interval * _ADVERT_MIN_GAP)
+
+    def _advertise(self, session: _Session) -> None:
+        core = self._core
+        interval = core.config.route_advert_interval_s
+        reachable = core.routing.reachable(now=core.now(), exclude_via=session.peer)
+        advert = RouteAdvertisement(3 * interval, tuple(sorted(reachable.items(), key=_by_text)))
+        bundle = Bundle.build(
+            source=core.node_id,
+            destination=routing_endpoint(session.peer),
+            payload=advert.encode(),
+            creation=core.new_creation(),
+            lifetime_ms=round(3 * interval * 1000),
+        )
+        try:
+            session.link.start_send(bundle.encode())
+        except (LinkClosedError, TransferTooLargeError) as exc:
+            logger.debug("no route advertisement to %s: %s", session.peer, exc)
+            return
+        core.counters.adverts_sent += 1
+
+    # -- static peers -------------------------------------------------------------------------
+
+    async def keep_connected(self, host: str, port: int) -> None:
+        """Keep a session with the peer at ``host:port`` up, reconnecting forever."""
+        attempt = 0
+        while True:
+            try:
+                async with open_link(host, port, self.link_config) as link:
+                    attempt = 0
+                    await self.serve(link)
+            except (LinkError, OSError) as exc:
+                logger.info("static peer %s:%d: %s", host, port, exc)
+            attempt += 1
+            await trio.sleep(
+                backoff_delay(attempt, base=1.0, limit=self._core.config.reconnect_max_s)
+            )
+
+
+_BIBE_OVERHEAD = 256
+"""Bytes a BPDU bundle adds around the bundle it carries (primary block, record header), with
+margin: custodial bundles are fragmented to fit the peer's MRU inside their BPDU."""
+
+
+def _by_text(item: tuple[EndpointID, int]) -> str:
+    return str(item[0])
+
+
+def _replace(meta: StoredBundle, **changes: object) -> StoredBundle:
+    import dataclasses
+
+    return dataclasses.replace(meta, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,423 @@
+"""The bundle node: one bundle protocol agent (RFC 9171 §5) with its store and sessions.
+
+:class:`BundleNode` is the public face of :mod:`ucp_dtn.agent`: applications register endpoints
+and send bundles through it; the daemon runs it. ``run`` opens the store (``workdir/store``, or
+memory), starts the TCPCL listeners, the static peer connectors, the janitor, custody signal
+aggregation and, if enabled, discovery; ``task_status.started(node)`` once it listens;
+cancellation is the clean shutdown (sessions end with SESS_TERM, the store closes).
+
+The parts: :class:`~ucp_dtn.agent.core.AgentCore` (state and shared steps),
+:mod:`~ucp_dtn.agent.reception`, :mod:`~ucp_dtn.agent.neighbours` (sessions and forwarding),
+:mod:`~ucp_dtn.agent.custody`, :mod:`~ucp_dtn.agent.janitor`, :mod:`~ucp_dtn.agent.reports`,
+:mod:`~ucp_dtn.agent.routing`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import trio
+
+from bpv7 import (
+    Bundle,
+    BundleFlags,
+    BundleID,
+    DecodeError,
+    EndpointID,
+    HopCountBlock,
+    parse_eid,
+)
+from convergence.tcpcl import XferRefuseReason
+from convergence.tcpcl.link import LinkConfig, TcpclLink
+from convergence.tcpcl.listener import TcpclListener, open_link
+from ucp_dtn.store import BundleState, BundleStore, MemoryBundleStore, SqliteBundleStore
+
+from .config import NodeConfig
+from .core import AgentCore
+from .custody import CustodyManager
+from .errors import EndpointError, NodeNotRunningError, RegistrationError
+from .janitor import Janitor
+from .neighbours import Neighbours
+from .reception import Receiver
+from .registration import Registration
+from .reports import StatusItem, report_flags
+from .routing import RouteInfo
+from .statistics import NodeStatistics, PeerInfo
+
+if TYPE_CHECKING:
+    from ucp_dtn.discovery import DiscoveredPeer
+
+__all__ = ["BundleNode"]
+
+logger = logging.getLogger(__name__)
+
+_SHUTDOWN_TIMEOUT = 3.0
+"""Seconds the sessions get to end cleanly at shutdown."""
+
+
+def _eid(value: str | EndpointID, what: str) -> EndpointID:
+    if isinstance(value, str):
+        try:
+            return parse_eid(value)
+        except DecodeError as exc:
+            raise EndpointError(f"invalid {what} {value!r}: {exc.message}") from None
+    return value
+
+
+class BundleNode:
+    """A bundle node (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        *,
+        store: BundleStore | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        """The configuration."""
+        self.node_id: EndpointID = config.node_eid
+        """This node's ID."""
+        self.listen_addresses: list[tuple[str, int]] = []
+        """The bound listening addresses (port 0 resolved) once running."""
+        self._given_store = store
+        self._clock = clock
+        self._core: AgentCore | None = None
+        self._neighbours: Neighbours | None = None
+        self._nursery: trio.Nursery | None = None
+        self._pending_routes: list[tuple[str, str]] = list(config.static_routes)
+
+    # -- running ------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """Whether ``run`` is active (between ``started`` and shutdown)."""
+        return self._nursery is not None
+
+    def _running_core(self) -> AgentCore:
+        if self._core is None or self._nursery is None:
+            raise NodeNotRunningError(f"node {self.node_id} is not running")
+        return self._core
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[BundleNode] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Run the node until cancelled (see the module docstring)."""
+        config = self.config
+        store = self._given_store
+        if store is None:
+            path = config.store_path
+            if path is None:
+                store = MemoryBundleStore(config.store_quota_bytes)
+            else:
+                path.mkdir(parents=True, exist_ok=True)
+                store = await SqliteBundleStore.open(path, quota_bytes=config.store_quota_bytes)
+        core = AgentCore(config, store, self._clock)
+        core.custody = CustodyManager(core)
+        receiver = Receiver(core)
+        link_config = LinkConfig(
+            node_id=str(self.node_id),
+            keepalive_s=config.keepalive_s,
+            tls=config.tls,
+            transfer_filter=lambda length: _refuse_if_full(store, length),
+        )
+        neighbours = Neighbours(core, receiver, link_config)
+        core.routes_changed = neighbours.routes_changed
+        for pattern, next_hop in self._pending_routes:
+            core.routing.add_static(pattern, next_hop)
+        try:
+            await self._restore(core)
+            async with trio.open_nursery() as outer:
+                network = trio.CancelScope(shield=True)
+                await outer.start(self._run_network, core, neighbours, network)
+                logger.info(
+                    "node %s running, listening on %s",
+                    self.node_id,
+                    ", ".join(f"{h}:{p}" for h, p in self.listen_addresses) or "nothing",
+                )
+                task_status.started(self)
+                try:
+                    await trio.sleep_forever()
+                finally:
+                    # Shutdown: end every session cleanly (SESS_TERM; transfers in progress
+                    # finish), send pending custody signals, then stop the network tasks.
+                    self._nursery = None
+                    with trio.CancelScope(shield=True), trio.move_on_after(_SHUTDOWN_TIMEOUT):
+                        async with trio.open_nursery() as closers:
+                            for link in neighbours.links():
+                                closers.start_soon(link.aclose)
+                    network.cancel()
+        finally:
+            self._nursery = None
+            for registration in list(core.registrations.values()):
+                registration.close()
+            with trio.CancelScope(shield=True):
+                await store.close()
+            logger.info("node %s stopped", self.node_id)
+
+    async def _run_network(
+        self,
+        core: AgentCore,
+        neighbours: Neighbours,
+        scope: trio.CancelScope,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """The node's tasks, in a scope that only the shutdown sequence cancels (so that
+        sessions can end cleanly first)."""
+        config = self.config
+        assert core.custody is not None
+        with scope:
+            async with trio.open_nursery() as nursery:
+                self._core = core
+                self._neighbours = neighbours
+                nursery.start_soon(Janitor(core).run)
+                nursery.start_soon(core.custody.run)
+                for host, port in config.listen:
+                    listener = TcpclListener(neighbours.link_config, neighbours.serve, host, port)
+                    bound = await nursery.start(listener.run)
+                    self.listen_addresses.append(bound)
+                for host, port in config.static_peers:
+                    nursery.start_soon(neighbours.keep_connected, host, port)
+                if config.discovery:
+                    await self._start_discovery(nursery)
+                self._nursery = nursery
+                task_status.started()
+                await trio.sleep_forever()
+
+    async def _restore(self, core: AgentCore) -> None:
+        """Rebuild the in-memory views from what the store holds (after a restart)."""
+        store = core.store
+        waiting = await store.query(states={BundleState.PENDING_FORWARD})
+        for meta in waiting:
+            if meta.next_retry_at is None:
+                core.dispatch(meta)
+        custodial = await store.query(states={BundleState.CUSTODY_WAIT})
+        if core.custody is not None:
+            core.custody.restore(custodial)
+        await core.restore_fragments()
+        if waiting or custodial:
+            logger.info(
+                "restored %d bundles to forward, %d awaiting custody signals",
+                len(waiting),
+                len(custodial),
+            )
+
+    async def _start_discovery(self, nursery: trio.Nursery) -> None:
+        from ucp_dtn.discovery import Discovery
+
+        discovery = Discovery(
+            str(self.node_id),
+            self.listen_addresses,
+            roles=self.config.roles,
+            tls=self.config.tls is not None,
+        )
+        await nursery.start(discovery.run)
+        nursery.start_soon(self._follow_discovery, discovery)
+
+    async def _follow_discovery(self, discovery: object) -> None:
+        from ucp_dtn.discovery import Discovery, PeerAppeared, PeerUpdated
+
+        assert isinstance(discovery, Discovery)
+        connecting: set[str] = set()
+        async with trio.open_nursery() as nursery:
+            async for event in discovery.events:
+                if isinstance(event, PeerAppeared | PeerUpdated):
+                    peer = event.peer
+                    if peer.node_id not in connecting:
+                        connecting.add(peer.node_id)
+                        nursery.start_soon(self._connect_discovered, peer, connecting)
+
+    async def _connect_discovered(self, peer: DiscoveredPeer, connecting: set[str]) -> None:
+        from ucp_dtn.discovery import PeerUnreachable, connect_first
+
+        core = self._running_core()
+        try:
+            node = parse_eid(peer.node_id)
+            # Both sides see each other; the one with the smaller node ID connects first, the
+            # other only if no session came up meanwhile.
+            if str(self.node_id) > peer.node_id:
+                await trio.sleep(3.0)
+            if core.routing.is_neighbour(node):
+                return
+            await connect_first(peer, self.connect)
+        except (PeerUnreachable, DecodeError) as exc:
+            logger.info("discovered peer %s: %s", peer.node_id, exc)
+        finally:
+            connecting.discard(peer.node_id)
+
+    # -- application interface ----------------------------------------------------------------
+
+    def register(self, endpoint: str | EndpointID) -> Registration:
+        """Register an application on ``endpoint`` (an endpoint of this node:
+        ``dtn://<node>/anything`` or ``ipn:<node>.<service>``). Bundles already waiting for it
+        are delivered first. Raises :class:`EndpointError` for an endpoint of another node,
+        :class:`RegistrationError` if it already has an open registration and
+        :class:`NodeNotRunningError` unless the node runs."""
+        eid = _eid(endpoint, "endpoint")
+        if eid.node_id != self.node_id:
+            raise EndpointError(f"{eid} is not an endpoint of this node ({self.node_id})")
+        core = self._running_core()
+        existing = core.registrations.get(eid)
+        if existing is not None and not existing.closed:
+            raise RegistrationError(f"{eid} is already registered")
+        registration = Registration(eid, core)
+        core.registrations[eid] = registration
+        return registration
+
+    async def send(
+        self,
+        destination: str | EndpointID,
+        payload: bytes,
+        *,
+        source: str | EndpointID | None = None,
+        lifetime_s: float | None = None,
+        custody: bool = False,
+        report_to: str | EndpointID | None = None,
+        status_reports: frozenset[StatusItem] = frozenset(),
+        hop_limit: int | None = None,
+        must_not_fragment: bool = False,
+    ) -> BundleID:
+        """Create a bundle and hand it to the agent; returns once it is durably stored.
+
+        ``source`` defaults to the node ID and must be an endpoint of this node; ``lifetime_s``
+        to ``config.default_lifetime_s``; ``report_to`` to the node ID. ``status_reports``
+        requests status reports (RFC 9171 §4.2.3). ``custody``: this node becomes custodian
+        and the bundle travels with custody transfer (BIBE). ``hop_limit`` (default
+        ``config.hop_limit``; 0 for none) adds a Hop Count Block. Raises ``StoreFullError``
+        when the store cannot take it."""
+        core = self._running_core()
+        destination_eid = _eid(destination, "destination")
+        if destination_eid.is_null:
+            raise EndpointError("cannot send to the null endpoint")
+        source_eid = self.node_id if source is None else _eid(source, "source")
+        if source_eid.node_id != self.node_id:
+            raise EndpointError(f"source {source_eid} is not an endpoint of this node")
+        lifetime = self.config.default_lifetime_s if lifetime_s is None else lifetime_s
+        if not isinstance(lifetime, int | float) or not math.isfinite(lifetime) or lifetime <= 0:
+            raise ValueError(f"lifetime_s must be a positive number, got {lifetime_s!r}")
+        limit = self.config.hop_limit if hop_limit is None else hop_limit
+        if type(limit) is not int or not 0 <= limit <= 255:
+            raise ValueError(f"hop_limit must be within 0..255, got {hop_limit!r}")
+        flags = report_flags(frozenset(status_reports))
+        if must_not_fragment:
+            flags |= BundleFlags.MUST_NOT_FRAGMENT
+        report_eid = self.node_id if report_to is None else _eid(report_to, "report-to")
+        # RFC 9171 §4.2.3: "If the bundle processing control flags indicate that the bundle's
+        # ADU is an administrative record, then [...]"; ours never is. The source of a bundle
+        # is the node ID per §4.2.5.2 when sent by the node itself.
+        extra: list[HopCountBlock] = [HopCountBlock(limit, 0)] if limit else []
+        bundle = Bundle.build(
+            source=source_eid,
+            destination=destination_eid,
+            payload=bytes(payload),
+            creation=core.new_creation(),
+            lifetime_ms=max(1, round(lifetime * 1000)),
+            report_to=report_eid,
+            flags=flags,
+            extra_blocks=extra,
+        )
+        raw = bundle.encode()
+        if not await core.admit(bundle, raw, previous=None, custody=custody):
+            raise RuntimeError(f"bundle {bundle.bundle_id} was already stored")  # pragma: no cover
+        core.counters.created += 1
+        return bundle.bundle_id
+
+    async def connect(self, host: str, port: int) -> str:
+        """Open a TCPCL session to ``host:port`` now; returns the peer's node ID once it is
+        established. The session then runs in the node until it ends (it is not re-opened:
+        use ``static_peers`` for that). Raises ``LinkError`` subclasses when it fails."""
+        self._running_core()
+        assert self._nursery is not None and self._neighbours is not None
+        peer: str = await self._nursery.start(self._connect_and_serve, host, port)
+        return peer
+
+    async def _connect_and_serve(
+        self, host: str, port: int, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        assert self._neighbours is not None
+        async with open_link(host, port, self._neighbours.link_config) as link:
+            task_status.started(link.peer_node_id)
+            await self._neighbours.serve(link)
+
+    async def serve_link(self, link: TcpclLink) -> None:
+        """Use an already established TCPCL link (e.g. over a lossy stream in tests) until its
+        session ends."""
+        self._running_core()
+        assert self._neighbours is not None
+        await self._neighbours.serve(link)
+
+    @property
+    def link_config(self) -> LinkConfig:
+        """The TCPCL settings the node uses for its sessions (for ``open_stream_link``)."""
+        self._running_core()
+        assert self._neighbours is not None
+        return self._neighbours.link_config
+
+    def add_route(self, pattern: str, next_hop: str) -> None:
+        """Add a static route: bundles for EIDs matching ``pattern`` go via ``next_hop``."""
+        core = self._core
+        if core is None:
+            from .routing import RoutePattern
+
+            RoutePattern.parse(pattern)
+            self._pending_routes.append((pattern, next_hop))
+            return
+        core.routing.add_static(pattern, next_hop)
+        core.queue.sync()
+        if self._neighbours is not None:
+            self._neighbours.routes_changed()
+
+    def peers(self) -> list[PeerInfo]:
+        """The sessions up now."""
+        return [] if self._neighbours is None else self._neighbours.peers()
+
+    def routes(self) -> list[RouteInfo]:
+        """Every route, most specific first."""
+        if self._core is None:
+            return []
+        return self._core.routing.routes(now=self._core.now())
+
+    def statistics(self) -> NodeStatistics:
+        """A snapshot of the node's counters and state."""
+        core = self._core
+        if core is None:
+            from .statistics import Counters
+
+            return NodeStatistics.build(
+                Counters(),
+                node_id=str(self.node_id),
+                store_bundles=0,
+                store_bytes=0,
+                store_quota=self.config.store_quota_bytes,
+                by_state={},
+                sessions=0,
+                registrations=0,
+            )
+        store_stats = core.store.statistics()
+        return NodeStatistics.build(
+            core.counters,
+            node_id=str(self.node_id),
+            store_bundles=store_stats.bundles,
+            store_bytes=store_stats.bytes,
+            store_quota=store_stats.quota_bytes,
+            by_state={state.name.lower(): n for state, n in store_stats.by_state.items()},
+            sessions=0 if self._neighbours is None else self._neighbours.count,
+            registrations=sum(1 for r in core.registrations.values() if not r.closed),
+        )
+
+    def __repr__(self) -> str:
+        return f"<BundleNode {self.node_id} {'running' if self.running else 'stopped'}>"
+
+
+def _refuse_if_full(store: BundleStore, length: int | None) -> XferRefuseReason | None:
+    """The transfer filter: refuse a transfer the store cannot take before its data arrives
+    (RFC 9174 §5.2.5.1: the Transfer Length extension lets a receiver "preemptively refuse
+    bundles that would exceed their resources")."""
+    if length is not None and not store.can_accept(length):
+        return XferRefuseReason.NO_RESOURCES
+    return None

@@ -1,0 +1,245 @@
+"""Bundle reception (RFC 9171 §5.6): from a convergence-layer transfer to a stored bundle.
+
+Theory of operation
+-------------------
+:meth:`Receiver.on_transfer` runs once per complete incoming TCPCL transfer (several at a time
+per session, so that the store can group their commits). It decodes the bytes — an invalid
+bundle is refused with XFER_REFUSE "Not Acceptable" and the session goes on — then
+:meth:`Receiver.receive_bundle` applies §5.6 and the reception-time forwarding edits, and the
+transfer is answered only afterwards: the final XFER_ACK once the bundle is durably stored (or
+deliberately dropped: duplicate, hop limit, expired), XFER_REFUSE "No Resources" when the store
+is full, so that the sender keeps its copy.
+
+``receive_bundle`` is also the entry for bundles decapsulated from BIBE PDUs
+(:mod:`ucp_dtn.agent.custody`), which report its outcome in a custody signal instead.
+
+Edits made here so that the stored bytes are ready to forward: the hop count is incremented
+(RFC 9171 §4.4.3) and, for a bundle that will be forwarded, the Previous Node Block names this
+node (§5.4 step 4). The Bundle Age Block is updated at sending time (§5.4 step 4: "at the last
+possible moment").
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from typing import TYPE_CHECKING
+
+from bpv7 import (
+    PROCESSABLE_BLOCK_TYPES,
+    BlockType,
+    Bundle,
+    DecodeError,
+    EncodeError,
+    EndpointID,
+    decode_bundle,
+    unprocessable_block_action,
+    with_block_removed,
+    with_hop_count_incremented,
+    with_previous_node,
+)
+from bpv7.admin import (
+    AdminRecordError,
+    BibePdu,
+    StatusKind,
+    StatusReportReason,
+    admin_record_from_bundle,
+)
+from convergence.tcpcl import LocalProtocolError, XferRefuseReason
+from convergence.tcpcl.link import IncomingBundleTransfer
+from convergence.tcpcl.link_errors import LinkClosedError
+from ucp_dtn.store import StoreFullError
+
+from .advertisement import RouteAdvertisement, is_routing_endpoint
+from .errors import RouteAdvertisementError
+from .records import bundle_key, expiry_of
+
+if TYPE_CHECKING:
+    from .core import AgentCore
+
+__all__ = ["ReceptionOutcome", "Receiver"]
+
+logger = logging.getLogger(__name__)
+
+_CARRIED_UNPROCESSED = frozenset({BlockType.BIB, BlockType.BCB})
+"""BPSec blocks: this agent neither verifies nor applies them, but carries them unchanged (they
+belong to the security source and acceptor, RFC 9172)."""
+
+
+class ReceptionOutcome(enum.Enum):
+    """What became of a received bundle (and how to answer its transfer)."""
+
+    ACCEPTED = "accepted"
+    """Stored (or handled, for bundles consumed by the agent itself): acknowledge."""
+    DUPLICATE = "duplicate"
+    """Already held or recently handled: acknowledge, keep nothing."""
+    DROPPED = "dropped"
+    """Deleted on reception (hop limit, lifetime, unsupported block): acknowledge."""
+    NO_RESOURCES = "no resources"
+    """The store is full: refuse, the sender keeps it."""
+    INVALID = "invalid"
+    """Not a valid bundle: refuse as not acceptable."""
+
+
+class Receiver:
+    """Reception for one agent."""
+
+    def __init__(self, core: AgentCore) -> None:
+        self._core = core
+
+    async def on_transfer(self, transfer: IncomingBundleTransfer, peer: EndpointID) -> None:
+        """Process one incoming transfer from neighbour ``peer`` and answer it."""
+        core = self._core
+        try:
+            bundle = decode_bundle(transfer.data)
+        except DecodeError as exc:
+            core.counters.invalid += 1
+            core.counters.refused_transfers += 1
+            logger.warning("invalid bundle from %s refused: %s", peer, exc)
+            await _answer(transfer, XferRefuseReason.NOT_ACCEPTABLE)
+            return
+        outcome = await self.receive_bundle(bundle, transfer.data, peer)
+        if outcome is ReceptionOutcome.NO_RESOURCES:
+            core.counters.refused_transfers += 1
+            await _answer(transfer, XferRefuseReason.NO_RESOURCES)
+        elif outcome is ReceptionOutcome.INVALID:
+            core.counters.refused_transfers += 1
+            await _answer(transfer, XferRefuseReason.NOT_ACCEPTABLE)
+        else:
+            await _answer(transfer, None)
+
+    async def receive_bundle(
+        self,
+        bundle: Bundle,
+        raw: bytes,
+        previous: EndpointID | None,
+        *,
+        custody: bool = False,
+    ) -> ReceptionOutcome:
+        """Apply RFC 9171 §5.6 to a decoded bundle whose bytes are ``raw``, received from
+        ``previous``; store and dispatch it unless it is dropped. ``custody``: this node takes
+        custody of it (it came in a BIBE PDU asking for custody transfer)."""
+        core = self._core
+        primary = bundle.primary
+        destination = primary.destination
+        local = core.is_local(destination)
+        if local and is_routing_endpoint(destination):
+            self._learn_routes(bundle, previous)
+            return ReceptionOutcome.ACCEPTED
+        key = bundle_key(bundle.bundle_id)
+        if key in core.recent or await core.store.contains(key):
+            core.counters.duplicates += 1
+            logger.debug("duplicate %s from %s dropped", key, previous)
+            return ReceptionOutcome.DUPLICATE
+        if local and primary.is_admin_record and not bundle.is_fragment:
+            try:
+                record = admin_record_from_bundle(bundle)
+            except (AdminRecordError, DecodeError, EncodeError):
+                record = None
+            if isinstance(record, BibePdu):
+                core.counters.received += 1
+                if core.custody is not None:
+                    await core.custody.on_bpdu(bundle, record, previous, self)
+                return ReceptionOutcome.ACCEPTED
+        edited = False
+        report_unsupported = False
+        # RFC 9171 §5.6 step 4: "For each block in the bundle that is an extension block that
+        # the bundle protocol agent cannot process: ..."
+        for block in bundle.blocks[:-1]:
+            if (
+                block.type_code in PROCESSABLE_BLOCK_TYPES
+                or block.type_code in _CARRIED_UNPROCESSED
+            ):
+                continue
+            action = unprocessable_block_action(block)
+            report_unsupported = report_unsupported or action.report
+            if action.delete_bundle:
+                # "... the BPA MUST delete the bundle for the reason 'Block unsupported'".
+                if action.report:
+                    await core.reporter.report(
+                        bundle,
+                        StatusKind.RECEIVED,
+                        StatusReportReason.BLOCK_UNSUPPORTED,
+                        force=True,
+                    )
+                await core.discard(bundle, StatusReportReason.BLOCK_UNSUPPORTED)
+                return ReceptionOutcome.DROPPED
+            if action.discard_block:
+                # "... the BPA MUST remove this block from the bundle."
+                bundle = with_block_removed(bundle, block.number)
+                edited = True
+        if bundle.find_block(BlockType.HOP_COUNT) is not None:
+            # RFC 9171 §4.4.3: the hop count "SHOULD be increased by 1 on each hop" and "When a
+            # bundle's hop count exceeds its hop limit, the bundle SHOULD be deleted for the
+            # reason 'Hop limit exceeded'".
+            bundle = with_hop_count_incremented(bundle)
+            edited = True
+            hop_count = bundle.hop_count
+            if hop_count is not None and hop_count.exceeded:
+                await core.discard(bundle, StatusReportReason.HOP_LIMIT_EXCEEDED)
+                return ReceptionOutcome.DROPPED
+        now = core.now()
+        if expiry_of(bundle, now) <= now:
+            # RFC 9171 §5.5: a bundle whose lifetime has passed "SHALL be deleted for the reason
+            # 'Lifetime expired'".
+            await core.discard(bundle, StatusReportReason.LIFETIME_EXPIRED)
+            return ReceptionOutcome.DROPPED
+        if not local:
+            # RFC 9171 §5.4 step 4: an old Previous Node Block "MUST be removed" and one
+            # "containing the node ID of the forwarding node MUST be inserted".
+            bundle = with_previous_node(bundle, core.node_id)
+            edited = True
+        if edited:
+            raw = bundle.encode()
+        try:
+            stored = await core.admit(bundle, raw, previous=previous, custody=custody)
+        except StoreFullError as exc:
+            logger.info("store full, refusing %s from %s: %s", key, previous, exc)
+            return ReceptionOutcome.NO_RESOURCES
+        if not stored:
+            core.counters.duplicates += 1
+            return ReceptionOutcome.DUPLICATE
+        core.counters.received += 1
+        # RFC 9171 §5.6 step 2: "If the bundle's status report request flags indicate that
+        # reception status reports are requested ... a bundle reception status report with
+        # reason code 'No additional information' MUST be generated"; step 4 asks for reason
+        # 'Block unsupported' when a discarded block requested it.
+        if report_unsupported:
+            await core.reporter.report(
+                bundle, StatusKind.RECEIVED, StatusReportReason.BLOCK_UNSUPPORTED, force=True
+            )
+        else:
+            await core.reporter.report(bundle, StatusKind.RECEIVED)
+        return ReceptionOutcome.ACCEPTED
+
+    def _learn_routes(self, bundle: Bundle, previous: EndpointID | None) -> None:
+        core = self._core
+        advertiser = previous if previous is not None else bundle.primary.source.node_id
+        try:
+            advert = RouteAdvertisement.decode(bundle.payload)
+        except RouteAdvertisementError as exc:
+            logger.warning("bad route advertisement from %s: %s", advertiser, exc)
+            core.counters.invalid += 1
+            return
+        core.counters.adverts_received += 1
+        if not core.routing.is_neighbour(advertiser):
+            logger.debug("route advertisement from %s, not a neighbour: ignored", advertiser)
+            return
+        version = core.routing.version
+        core.routing.learn(
+            advertiser, dict(advert.reachable), expires_at=core.now() + advert.lifetime_s
+        )
+        if core.routing.version != version:
+            core.queue.sync()
+            core.routes_changed()
+
+
+async def _answer(transfer: IncomingBundleTransfer, refusal: XferRefuseReason | None) -> None:
+    """Acknowledge (``None``) or refuse a transfer; nothing to do if its session is gone."""
+    try:
+        if refusal is None:
+            await transfer.accept()
+        else:
+            await transfer.refuse(refusal)
+    except (LinkClosedError, LocalProtocolError) as exc:
+        logger.debug("cannot answer transfer %d: %s", transfer.transfer_id, exc)

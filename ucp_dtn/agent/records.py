@@ -1,0 +1,137 @@
+"""How the agent describes a bundle to its store, and remembers bundles it no longer holds.
+
+The store never parses bundles (see :mod:`ucp_dtn.store.records`): the agent decodes a bundle
+once, at the edge, and files it under :func:`bundle_key` with a :class:`StoredBundle` built by
+:func:`stored_bundle_for`. What later decisions need without reading the bytes back goes into
+``StoredBundle.extra`` under the ``EXTRA_*`` names below (all text, as the store wants it).
+
+:class:`RecentBundles` is the bounded memory of bundle IDs the agent has finished with
+(delivered, forwarded, deleted), so that a copy arriving again is recognised as a duplicate
+(RFC 9171 §5.6 leaves duplicate suppression to the implementation; a DTN sees many).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+
+from bpv7 import (
+    STATUS_REPORT_REQUEST_FLAGS,
+    BlockType,
+    Bundle,
+    BundleFlags,
+    BundleID,
+    unix_from_dtn_time,
+)
+from ucp_dtn.store import BundleState, StoredBundle
+
+__all__ = [
+    "EXTRA_AGE",
+    "EXTRA_FLAGS",
+    "EXTRA_PREVIOUS",
+    "EXTRA_TRANSMISSION",
+    "RecentBundles",
+    "bundle_key",
+    "expiry_of",
+    "stored_bundle_for",
+    "stored_flags",
+]
+
+EXTRA_FLAGS = "flags"
+"""Bundle processing control flags (decimal), present when a status report may be due."""
+EXTRA_PREVIOUS = "prev"
+"""Node ID of the neighbour the bundle came from (never sent back there unless it is the
+destination)."""
+EXTRA_AGE = "age"
+"""``"1"`` when the bundle carries a Bundle Age Block to update at forwarding time."""
+EXTRA_TRANSMISSION = "tid"
+"""BIBE transmission ID of the custodial transmission awaiting a custody signal."""
+
+
+def bundle_key(bundle_id: BundleID) -> str:
+    """The store key of a bundle: a stable text form of its ID (RFC 9171 §4.3.1: source node
+    ID, creation timestamp and, for a fragment, offset and payload length)."""
+    creation = bundle_id.creation
+    key = f"{bundle_id.source}|{creation.time_ms}.{creation.sequence}"
+    if bundle_id.fragment_offset is not None:
+        key += f"|{bundle_id.fragment_offset}+{bundle_id.fragment_length}"
+    return key
+
+
+def expiry_of(bundle: Bundle, received_at: float) -> float:
+    """When ``bundle`` expires (unix seconds). RFC 9171 §4.2.2: a bundle's lifetime counts from
+    its creation time; when that is unknown (zero), §5.5 lets the agent use the Bundle Age Block:
+    the bundle expires when its age exceeds its lifetime."""
+    primary = bundle.primary
+    if primary.creation.time_ms:
+        return unix_from_dtn_time(primary.creation.time_ms + primary.lifetime_ms)
+    age_ms = bundle.bundle_age_ms or 0
+    return received_at + (primary.lifetime_ms - age_ms) / 1000
+
+
+def stored_bundle_for(
+    bundle: Bundle,
+    size: int,
+    *,
+    received_at: float,
+    state: BundleState,
+    previous: str | None = None,
+    custody: bool = False,
+) -> StoredBundle:
+    """The store record of a decoded bundle whose encoding is ``size`` bytes long."""
+    primary = bundle.primary
+    extra: dict[str, str] = {}
+    flags = int(primary.flags)
+    if flags & STATUS_REPORT_REQUEST_FLAGS and not primary.report_to.is_null:
+        extra[EXTRA_FLAGS] = str(flags)
+    if previous is not None:
+        extra[EXTRA_PREVIOUS] = previous
+    if bundle.find_block(BlockType.BUNDLE_AGE) is not None:
+        extra[EXTRA_AGE] = "1"
+    return StoredBundle(
+        key=bundle_key(bundle.bundle_id),
+        destination=str(primary.destination),
+        source=str(primary.source),
+        size=size,
+        received_at=received_at,
+        expires_at=expiry_of(bundle, received_at),
+        state=state,
+        custody=custody,
+        extra=extra,
+    )
+
+
+def stored_flags(extra: Mapping[str, str]) -> BundleFlags:
+    """The bundle flags recorded by :func:`stored_bundle_for` (0 when no report can be due)."""
+    text = extra.get(EXTRA_FLAGS)
+    return BundleFlags(int(text)) if text else BundleFlags(0)
+
+
+class RecentBundles:
+    """The keys of the last ``capacity`` bundles the agent finished with (LRU)."""
+
+    __slots__ = ("_capacity", "_keys")
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self._capacity = capacity
+        self._keys: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, key: str) -> None:
+        """Remember ``key`` (as the most recent)."""
+        keys = self._keys
+        keys[key] = None
+        keys.move_to_end(key)
+        if len(keys) > self._capacity:
+            keys.popitem(last=False)
+
+    def discard(self, key: str) -> None:
+        """Forget ``key``."""
+        self._keys.pop(key, None)
