@@ -308,13 +308,13 @@ class Discovery:
                     )
                     async with self._lock:
                         info = await trio.to_thread.run_sync(self._service_info, None)
-                        # Probes for our name first (~1.5 s), renaming on a clash ("name-2").
-                        # Abandoned on cancellation: closing zeroconf below ends the probing.
+                        # Probes for our name first (~1.7 s), renaming on a clash ("name-2").
+                        # Not abandoned on cancellation: closing zeroconf under a registration
+                        # leaves its announcement task pending forever on zeroconf's loop.
                         await trio.to_thread.run_sync(
                             functools.partial(
                                 zeroconf.register_service, info, allow_name_change=True
-                            ),
-                            abandon_on_cancel=True,
+                            )
                         )
                         self._info = info
                     logger.info("announced %s as %s", self._node_id, info.name)
