@@ -326,7 +326,7 @@ async def test_a_silent_peer_disappears_and_comes_back_when_it_answers_again() -
         nursery.cancel_scope.cancel()
 
 
-async def test_cancelling_during_registration_stops_promptly_and_a_discovery_runs_once() -> None:
+async def test_cancelling_during_registration_stops_cleanly_and_a_discovery_runs_once() -> None:
     here = Discovery(
         "dtn://here/", [("127.0.0.1", 1)], service_type=random_service_type(), **LOOPBACK
     )
