@@ -177,10 +177,10 @@ class Neighbours:
             core.queue.sync()
             self.routes_changed()
         try:
+            sending = trio.CancelScope()
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._receive_loop, session, nursery.cancel_scope)
-                nursery.start_soon(self._send_loop, session)
-                nursery.start_soon(self._advertise_loop, session)
+                nursery.start_soon(self._receive_loop, session, sending)
+                nursery.start_soon(self._send_side, session, sending)
         finally:
             sessions = self._sessions.get(peer, [])
             if session in sessions:
@@ -196,7 +196,7 @@ class Neighbours:
             core.queue.sync()
             logger.info("session with %s down", peer)
 
-    async def _receive_loop(self, session: _Session, done: trio.CancelScope) -> None:
+    async def _receive_loop(self, session: _Session, sending: trio.CancelScope) -> None:
         limiter = trio.CapacityLimiter(_RECEIVE_PARALLEL)
         async with trio.open_nursery() as nursery:
             while True:
@@ -207,7 +207,7 @@ class Neighbours:
                 session.received += 1
                 await limiter.acquire_on_behalf_of(transfer)
                 nursery.start_soon(self._process, transfer, session.peer, limiter)
-        done.cancel()
+        sending.cancel()
 
     async def _process(
         self, transfer: object, peer: EndpointID, limiter: trio.CapacityLimiter
@@ -219,35 +219,47 @@ class Neighbours:
 
     # -- sending ------------------------------------------------------------------------------
 
-    async def _send_loop(self, session: _Session) -> None:
-        core = self._core
+    async def _send_side(self, session: _Session, sending: trio.CancelScope) -> None:
+        """Send until the session ends (``sending`` is cancelled), then collect the outcome of
+        every transfer still in flight: each is acknowledged, refused or lost by then."""
         send_channel, receive_channel = trio.open_memory_channel[
             tuple[str, StoredBundle, TransferHandle]
         ](_WINDOW)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._ack_loop, session, receive_channel)
+        async with trio.open_nursery() as acks:
+            acks.start_soon(self._ack_loop, session, receive_channel)
             async with send_channel:
-                while True:
-                    delay = session.paused_until - trio.current_time()
-                    if delay > 0:
-                        await trio.sleep(delay)
-                    key, _, _ = await core.queue.take(session.peer)
-                    meta = await core.store.meta(key)
-                    if meta is None or meta.state is not BundleState.PENDING_FORWARD:
-                        continue
-                    session.inflight[key] = meta
-                    data = await self._prepare(key, meta, session)
-                    if data is None:
-                        session.inflight.pop(key, None)
-                        continue
-                    try:
-                        handle = session.link.start_send(data)
-                    except LinkClosedError:
-                        return  # the session is ending; inflight goes back to the queue
-                    try:
-                        await send_channel.send((key, meta, handle))
-                    except trio.BrokenResourceError:
-                        return
+                with sending:
+                    async with trio.open_nursery() as senders:
+                        senders.start_soon(self._send_loop, session, send_channel)
+                        senders.start_soon(self._advertise_loop, session)
+
+    async def _send_loop(
+        self,
+        session: _Session,
+        send_channel: trio.MemorySendChannel[tuple[str, StoredBundle, TransferHandle]],
+    ) -> None:
+        core = self._core
+        while True:
+            delay = session.paused_until - trio.current_time()
+            if delay > 0:
+                await trio.sleep(delay)
+            key, _, _ = await core.queue.take(session.peer)
+            meta = await core.store.meta(key)
+            if meta is None or meta.state is not BundleState.PENDING_FORWARD:
+                continue
+            session.inflight[key] = meta
+            data = await self._prepare(key, meta, session)
+            if data is None:
+                session.inflight.pop(key, None)
+                continue
+            try:
+                handle = session.link.start_send(data)
+            except LinkClosedError:
+                return  # the session is ending; inflight goes back to the queue
+            try:
+                await send_channel.send((key, meta, handle))
+            except trio.BrokenResourceError:
+                return
 
     async def _prepare(self, key: str, meta: StoredBundle, session: _Session) -> bytes | None:
         """The bytes to send for ``key``: the stored bundle with its Bundle Age Block brought up
@@ -340,7 +352,7 @@ class Neighbours:
                 try:
                     result = await handle.wait()
                 except LinkClosedError:
-                    return
+                    continue  # still in ``inflight``: back to the queue when the session ends
                 session.inflight.pop(key, None)
                 token = object()
                 await limiter.acquire_on_behalf_of(token)
@@ -355,34 +367,43 @@ class Neighbours:
         limiter: trio.CapacityLimiter,
         token: object,
     ) -> None:
-        core = self._core
         try:
-            if result.outcome is TransferOutcome.ACKED:
-                session.sent += 1
-                session.refusals = 0
-                await core.forwarded(key, meta, session.peer)
-                return
-            reason = result.refuse_reason
-            core.counters.send_failures += 1
-            if reason == XferRefuseReason.COMPLETED:
-                # RFC 9174 §5.2.4: "The receiver already has the complete bundle."
-                await core.forwarded(key, meta, session.peer)
-            elif reason in (XferRefuseReason.NOT_ACCEPTABLE, XferRefuseReason.EXTENSION_FAILURE):
-                logger.warning("%s refused by %s as not acceptable: deleting", key, session.peer)
-                await core.delete(key, StatusReportReason.TRANSMISSION_CANCELED, meta=meta)
-            else:
-                # NO_RESOURCES (the peer's store is full), RETRANSMIT, SESSION_TERMINATING,
-                # unknown: keep the bundle and try again later.
-                session.refusals += 1
-                if reason == XferRefuseReason.NO_RESOURCES:
-                    pause = backoff_delay(session.refusals, base=0.25, limit=10.0)
-                    session.paused_until = max(session.paused_until, trio.current_time() + pause)
-                logger.debug("%s refused by %s (%s): retrying", key, session.peer, reason)
-                await core.requeue(key, front=True)
+            # Shielded: bounded store work that must not be half done when the session or the
+            # node goes down (the bundle has left ``inflight`` already).
+            with trio.CancelScope(shield=True):
+                await self._settle(session, key, meta, result)
         except StoreError as exc:
             logger.warning("completing the transfer of %s failed: %s", key, exc)
         finally:
             limiter.release_on_behalf_of(token)
+
+    async def _settle(
+        self, session: _Session, key: str, meta: StoredBundle, result: TransferResult
+    ) -> None:
+        """The end of one transfer of ``key``: forwarded, deleted, or queued again."""
+        core = self._core
+        if result.outcome is TransferOutcome.ACKED:
+            session.sent += 1
+            session.refusals = 0
+            await core.forwarded(key, meta, session.peer)
+            return
+        reason = result.refuse_reason
+        core.counters.send_failures += 1
+        if reason == XferRefuseReason.COMPLETED:
+            # RFC 9174 §5.2.4: "The receiver already has the complete bundle."
+            await core.forwarded(key, meta, session.peer)
+        elif reason in (XferRefuseReason.NOT_ACCEPTABLE, XferRefuseReason.EXTENSION_FAILURE):
+            logger.warning("%s refused by %s as not acceptable: deleting", key, session.peer)
+            await core.delete(key, StatusReportReason.TRANSMISSION_CANCELED, meta=meta)
+        else:
+            # NO_RESOURCES (the peer's store is full), RETRANSMIT, SESSION_TERMINATING,
+            # unknown: keep the bundle and try again later.
+            session.refusals += 1
+            if reason == XferRefuseReason.NO_RESOURCES:
+                pause = backoff_delay(session.refusals, base=0.25, limit=10.0)
+                session.paused_until = max(session.paused_until, trio.current_time() + pause)
+            logger.debug("%s refused by %s (%s): retrying", key, session.peer, reason)
+            await core.requeue(key, front=True)
 
     # -- route advertisements -----------------------------------------------------------------
 
