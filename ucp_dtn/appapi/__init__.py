@@ -5,6 +5,8 @@ for the protocol), served by :class:`AppApiServer` in front of a bundle node and
 :class:`AppApiClient` (which the ``ucp`` command uses).
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .client import SOCKET_ENV, AppApiClient, ClientRegistration, NodeInfo, ReceivedBundle
 from .errors import (
     AppApiClosedError,
@@ -35,14 +37,38 @@ from .messages import (
     encode_server_message,
     format_bundle_id,
 )
-from .server import (
-    MAX_UNIX_PATH,
-    AgentNode,
-    AppApiServer,
-    AppApiStatistics,
-    plain_data,
-    resolve_endpoint,
+
+if TYPE_CHECKING:
+    from .server import (
+        MAX_UNIX_PATH,
+        AgentNode,
+        AppApiServer,
+        AppApiStatistics,
+        plain_data,
+        resolve_endpoint,
+    )
+
+_SERVER_NAMES = frozenset(
+    {
+        "MAX_UNIX_PATH",
+        "AgentNode",
+        "AppApiServer",
+        "AppApiStatistics",
+        "plain_data",
+        "resolve_endpoint",
+    }
 )
+
+
+def __getattr__(name: str) -> Any:
+    # The server side imports the whole bundle agent; client programs (``ucp``) should not pay
+    # for that at start-up, so it is imported on first use.
+    if name in _SERVER_NAMES:
+        from . import server
+
+        return getattr(server, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_MAX_FRAME",

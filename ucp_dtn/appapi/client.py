@@ -267,13 +267,20 @@ class AppApiClient:
             decoder = FrameDecoder(max_frame)
             hello = await _read_hello(stream, decoder, socket_path)
             client = cls(stream, hello, max_frame=max_frame)
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(client._reader, decoder)
-                try:
-                    yield client
-                finally:
-                    client._shut(None)
-                    nursery.cancel_scope.cancel()
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(client._reader, decoder)
+                    try:
+                        yield client
+                    finally:
+                        client._shut(None)
+                        nursery.cancel_scope.cancel()
+            except BaseExceptionGroup as group:
+                # The reader task never fails, so a group holds what the caller's block
+                # raised: hand that on as it was, not wrapped.
+                if len(group.exceptions) == 1:
+                    raise group.exceptions[0] from None
+                raise
 
     @property
     def closed(self) -> bool:

@@ -13,6 +13,7 @@ one frame, and the next frame is read normally.
 
 from __future__ import annotations
 
+import io
 import struct
 from typing import Any
 
@@ -60,12 +61,19 @@ def decode_body(body: bytes) -> dict[str, Any]:
     Only plain CBOR data is useful here; whatever cbor2 raises on hostile input (any exception
     type: the library has many) becomes our error, never the library's.
     """
+    decoder = cbor2.CBORDecoder(io.BytesIO(body))
     try:
-        value = cbor2.loads(body)
+        value = decoder.decode()
     except RecursionError:
         raise AppApiProtocolError("message is not valid CBOR: nested too deeply") from None
     except Exception as exc:  # cbor2 raises CBORDecodeError but also ValueError, TypeError...
         raise AppApiProtocolError(f"message is not valid CBOR: {_first_line(exc)}") from None
+    try:
+        decoder.read(1)
+    except Exception:  # end of the body: nothing after the message, as it should be
+        pass
+    else:
+        raise AppApiProtocolError("message is not valid CBOR: data after the map")
     if not isinstance(value, dict):
         raise AppApiProtocolError(f"message must be a CBOR map, got {type(value).__name__}")
     for key in value:

@@ -165,6 +165,8 @@ def plain_data(value: object) -> Any:
         return value if math.isfinite(value) else None
     if isinstance(value, enum.Enum):
         return plain_data(value.value)
+    if isinstance(value, EndpointID | Path):
+        return str(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
             item.name: plain_data(getattr(value, item.name))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import socket
 import ssl
@@ -259,7 +260,7 @@ class _FileReader:
         for key in self._table:
             if key not in known:
                 raise SettingsError(
-                    f"{self._file}: unknown key {self._prefix}{key!r} "
+                    f"{self._file}: unknown key {self._prefix + key!r} "
                     f"(known: {', '.join(self._prefix + k for k in known)})"
                 )
 
@@ -492,12 +493,16 @@ def _tls(merged: Mapping[str, Any]) -> TlsSettings | None:
     require = bool(merged.get("require_tls"))
     if cert is None and key is None and ca is None and not require:
         return None
+    if (cert is None) != (key is None):
+        raise SettingsError("TLS: a certificate (--tls-cert) needs its private key (--tls-key)")
+    for what, path in (("certificate", cert), ("key", key), ("CA", ca)):
+        if path is not None and not os.access(path, os.R_OK):
+            raise SettingsError(f"TLS: cannot read the {what} file {path}")
     try:
         return load_tls_settings(cert, key, ca, require=require)
     except ValueError as exc:
         raise SettingsError(f"TLS: {exc}") from None
-    except OSError as exc:
-        name = exc.filename if exc.filename is not None else ""
-        raise SettingsError(f"TLS: cannot read {name}: {exc.strerror or exc}") from None
-    except ssl.SSLError as exc:
+    except ssl.SSLError as exc:  # (an OSError too)
         raise SettingsError(f"TLS: bad certificate or key: {exc.reason or exc}") from None
+    except OSError as exc:
+        raise SettingsError(f"TLS: cannot load the files: {exc.strerror or exc}") from None

@@ -1,0 +1,310 @@
+"""``ucp-bpnode`` settings: flags, the TOML file, flags over the file, one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trustme
+
+from ucp_dtn.agent import DEFAULT_STORE_QUOTA
+from ucp_dtn.daemon import (
+    DaemonSettings,
+    SettingsError,
+    default_node_id,
+    load_settings,
+    main,
+    parse_route,
+    parse_static_peer,
+)
+
+
+def write(tmp_path: Path, text: str, name: str = "node.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_flags_build_the_node_config(tmp_path: Path) -> None:
+    settings = load_settings(
+        [
+            "-n",
+            "dtn://a/",
+            "-W",
+            str(tmp_path / "a"),
+            "-l",
+            "127.0.0.1:0",
+            "-l",
+            "[::1]:4557",
+            "-s",
+            "tcp://10.0.0.2:4556",
+            "-s",
+            "10.0.0.3",
+            "-r",
+            "dtn://c/*=dtn://b/",
+            "--discovery",
+            "--roles",
+            "broker,executor",
+            "--quota",
+            "64MiB",
+            "--socket",
+            str(tmp_path / "s.sock"),
+            "--lifetime",
+            "1h15s",
+            "--custody-retransmit",
+            "2s",
+            "--route-interval",
+            "500ms",
+            "--keepalive",
+            "10s",
+            "--reconnect-max",
+            "2m",
+            "-vv",
+        ]
+    )
+    node = settings.node
+    assert node.node_id == "dtn://a/"
+    assert node.workdir == tmp_path / "a"
+    assert node.listen == (("127.0.0.1", 0), ("::1", 4557))
+    assert node.static_peers == (("10.0.0.2", 4556), ("10.0.0.3", 4556))
+    assert node.static_routes == (("dtn://c/*", "dtn://b/"),)
+    assert node.discovery is True
+    assert node.roles == ("broker", "executor")
+    assert node.store_quota_bytes == 64 * 1024 * 1024
+    assert node.default_lifetime_s == 3615.0
+    assert node.custody_retransmit_s == 2.0
+    assert node.route_advert_interval_s == 0.5
+    assert node.keepalive_s == 10
+    assert node.reconnect_max_s == 120.0
+    assert node.tls is None
+    assert settings.socket_path == tmp_path / "s.sock"
+    assert settings.verbosity == 2
+
+
+def test_defaults(tmp_path: Path) -> None:
+    settings = load_settings(["--in-memory"])
+    assert settings == DaemonSettings(
+        node=settings.node, socket_path=None, verbosity=0, config_file=None
+    )
+    assert settings.node.workdir is None
+    assert settings.node.node_id == default_node_id()
+    assert settings.node.listen == (("127.0.0.1", 4556),)
+    assert settings.node.store_quota_bytes == DEFAULT_STORE_QUOTA
+    assert settings.node.discovery is False
+
+
+def test_the_file_is_read_and_paths_are_relative_to_it(tmp_path: Path) -> None:
+    config = write(
+        tmp_path,
+        """
+node_id = "ipn:7.0"
+workdir = "state"
+listen = ["0.0.0.0:4556"]
+static_peers = ["tcp://peer:4000"]
+routes = ["ipn:9.*=ipn:8.0"]
+discovery = true
+roles = ["datastore"]
+quota = "1MiB"
+socket = "run/api.sock"
+lifetime = 60
+custody_retransmit = "1m"
+route_interval = 2.5
+keepalive = "0s"
+verbose = 1
+""",
+    )
+    settings = load_settings(["-c", str(config)])
+    node = settings.node
+    assert node.node_id == "ipn:7.0"
+    assert node.workdir == tmp_path / "state"
+    assert node.listen == (("0.0.0.0", 4556),)
+    assert node.static_peers == (("peer", 4000),)
+    assert node.static_routes == (("ipn:9.*", "ipn:8.0"),)
+    assert node.discovery is True
+    assert node.roles == ("datastore",)
+    assert node.store_quota_bytes == 1024 * 1024
+    assert node.default_lifetime_s == 60.0
+    assert node.custody_retransmit_s == 60.0
+    assert node.route_advert_interval_s == 2.5
+    assert node.keepalive_s == 0
+    assert settings.socket_path == tmp_path / "run" / "api.sock"
+    assert settings.verbosity == 1
+    assert settings.config_file == config
+
+
+def test_routes_may_be_a_table(tmp_path: Path) -> None:
+    config = write(
+        tmp_path,
+        'in_memory = true\n[routes]\n"dtn://c/*" = "dtn://b/"\n"*" = "dtn://gw/"\n',
+    )
+    node = load_settings(["-c", str(config)]).node
+    assert node.static_routes == (("dtn://c/*", "dtn://b/"), ("*", "dtn://gw/"))
+
+
+def test_flags_override_the_file(tmp_path: Path) -> None:
+    config = write(
+        tmp_path,
+        'node_id = "dtn://file/"\nworkdir = "w"\nlisten = ["127.0.0.1:1"]\n'
+        'static_peers = ["tcp://x:1"]\ndiscovery = true\nquota = "1MiB"\n',
+    )
+    settings = load_settings(
+        [
+            "-c",
+            str(config),
+            "-n",
+            "dtn://flag/",
+            "--in-memory",
+            "-l",
+            "127.0.0.1:2",
+            "--no-discovery",
+        ]
+    )
+    node = settings.node
+    assert node.node_id == "dtn://flag/"
+    assert node.workdir is None  # --in-memory replaces the file's workdir
+    assert node.listen == (("127.0.0.1", 2),)  # a repeatable flag replaces the whole list
+    assert node.static_peers == (("x", 1),)  # not given on the command line: the file's
+    assert node.discovery is False
+    assert node.store_quota_bytes == 1024 * 1024
+
+
+def test_a_workdir_flag_replaces_in_memory_from_the_file(tmp_path: Path) -> None:
+    config = write(tmp_path, "in_memory = true\n")
+    node = load_settings(["-c", str(config), "-W", str(tmp_path / "w")]).node
+    assert node.workdir == tmp_path / "w"
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ('lisen = ["x"]\nin_memory = true\n', r"node\.toml: unknown key 'lisen' \(known: node_id"),
+        ("in_memory = true\n[tls]\ncertificate = 'x'\n", r"unknown key 'tls\.certificate'"),
+        ("in_memory = true\nlisten = 4556\n", r"node\.toml: listen: must be an array of strings"),
+        ("in_memory = true\nlisten = [4556]\n", r"listen: must be an array of strings"),
+        ('in_memory = "yes"\n', r"in_memory: must be a boolean, got a string"),
+        ("in_memory = true\nquota = 1.5\n", r"quota: must be a size .* got a float"),
+        ('in_memory = true\nquota = "lots"\n', r"quota: .*lots"),
+        ('in_memory = true\nlifetime = "soon"\n', r"lifetime: .*soon"),
+        ("in_memory = true\nlifetime = true\n", r"lifetime: must be a duration .* got a boolean"),
+        ('in_memory = true\nroutes = ["dtn://c/*"]\n', r"routes: route 'dtn://c/\*': write"),
+        ("in_memory = true\nroutes = 3\n", r"routes: must be an array"),
+        ('in_memory = true\nroles = ["cook"]\n', r"roles: unknown role 'cook'"),
+        ('in_memory = true\nstatic_peers = ["udp://x:1"]\n', r"only tcp:// peers"),
+        ("in_memory = true\ntls = 1\n", r"tls: must be a table"),
+        ('in_memory = true\nverbose = "loud"\n', r"verbose: must be an integer"),
+        ("in_memory = [\n", r"node\.toml: not valid TOML"),
+        ('workdir = "w"\nin_memory = true\n', r"workdir and in_memory = true exclude"),
+        ('node_id = "dtn://a/x"\nin_memory = true\n', r"is not a node ID"),
+        ('in_memory = true\nroutes = ["dtn://c/*=dtn://b/x"]\n', r"is not a node ID"),
+    ],
+)
+def test_file_errors_name_the_key_and_the_file(tmp_path: Path, text: str, match: str) -> None:
+    config = write(tmp_path, text)
+    with pytest.raises(SettingsError, match=match):
+        load_settings(["-c", str(config)])
+
+
+def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"cannot read .*nope\.toml"):
+        load_settings(["-c", str(tmp_path / "nope.toml")])
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        ([], r"give a work directory \(-W DIR\) or --in-memory"),
+        (["--in-memory", "-W", "x"], "exclude each other"),
+        (["--in-memory", "-l", "nohost:port"], "bad port"),
+        (["--in-memory", "-l", "127.0.0.1:70000"], "bad port"),
+        (["--in-memory", "-r", "dtn://c/*"], r"write PATTERN=NEXTHOP"),
+        (["--in-memory", "-r", "bad=dtn://b/"], r"invalid route pattern 'bad'"),
+        (["--in-memory", "-r", "x*=dtn://b/"], r"route pattern 'x\*' must start with dtn: or ipn:"),
+        (["--in-memory", "-s", "http://x:1"], r"only tcp://"),
+        (["--in-memory", "-s", "tcp://x:1/dtn://b/"], r"write tcp://HOST:PORT"),
+        (["--in-memory", "--quota", "many"], "many"),
+        (["--in-memory", "--quota", "0"], r"store_quota_bytes must be a positive integer"),
+        (["--in-memory", "--lifetime", "forever"], "forever"),
+        (["--in-memory", "--keepalive", "1.5s"], r"keepalive must be whole seconds"),
+        (["--in-memory", "--roles", "broker,chef"], r"unknown role 'chef'"),
+        (["--in-memory", "-n", "not a node"], r"invalid node ID"),
+        (["--in-memory", "--bogus"], r"unrecognized arguments: --bogus"),
+        (["--in-memory", "--require-tls"], r"TLS: "),
+        (
+            ["--in-memory", "--tls-cert", "c.pem"],
+            r"TLS: a certificate \(--tls-cert\) needs its private key",
+        ),
+    ],
+)
+def test_flag_errors(argv: list[str], match: str) -> None:
+    with pytest.raises(SettingsError, match=match):
+        load_settings(argv)
+
+
+def test_tls_files_are_loaded(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("a.example")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "node.pem"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    config = write(
+        tmp_path,
+        'in_memory = true\n[tls]\ncert = "node.pem"\nkey = "node.pem"\nca = "ca.pem"\n'
+        "require = true\n",
+    )
+    tls = load_settings(["-c", str(config)]).node.tls
+    assert tls is not None
+    assert tls.require
+    assert tls.server_context is not None and tls.client_context is not None
+
+
+def test_unreadable_tls_files_are_one_line_errors(tmp_path: Path) -> None:
+    (tmp_path / "bad.pem").write_text("not a certificate")
+    with pytest.raises(SettingsError, match=r"TLS: cannot read the CA file .*missing\.pem"):
+        load_settings(["--in-memory", "--tls-ca", str(tmp_path / "missing.pem")])
+    with pytest.raises(SettingsError, match=r"TLS: bad certificate or key"):
+        load_settings(
+            [
+                "--in-memory",
+                "--tls-cert",
+                str(tmp_path / "bad.pem"),
+                "--tls-key",
+                str(tmp_path / "bad.pem"),
+            ]
+        )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("tcp://host:4000", ("host", 4000)),
+        ("tcp://host:4000/", ("host", 4000)),
+        ("TCP://host", ("host", 4556)),
+        ("host:1", ("host", 1)),
+        ("tcp://[::1]:9", ("::1", 9)),
+    ],
+)
+def test_parse_static_peer(text: str, expected: tuple[str, int]) -> None:
+    assert parse_static_peer(text) == expected
+
+
+def test_parse_route_splits_at_the_last_equals_sign() -> None:
+    assert parse_route(" dtn://c/a=b* = dtn://b/ ") == ("dtn://c/a=b*", "dtn://b/")
+
+
+def test_default_node_id_is_a_valid_node_id() -> None:
+    settings = load_settings(["--in-memory"])
+    assert settings.node.node_eid.is_node_id
+
+
+def test_main_reports_bad_flags_on_one_line_with_status_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["--in-memory", "--quota", "lots"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ucp-bpnode: error: ")
+    assert err.count("\n") == 1
+    config = write(tmp_path, "wat = 1\n")
+    assert main(["-c", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err == f"ucp-bpnode: error: {config}: unknown key 'wat' (known: " + err.split("(known: ")[1]
+    )
