@@ -1,0 +1,716 @@
+"""UCP messages: one frozen dataclass per kind; one message is one bundle payload.
+
+Wire format (version 1)
+-----------------------
+Every payload is one CBOR map with ``"v"`` (the message format version, ``1``), ``"t"`` (the
+kind, text) and the kind's fields under hyphenated text keys. Job UUIDs travel as 16-byte byte
+strings, times as seconds since the Unix epoch (float, the sender's clock), sizes as unsigned
+integers. Optional fields are left out when empty. A decoder ignores fields it does not know
+(newer senders may add some) and rejects an unknown version or kind; everything else wrong is
+a :class:`~ucp_dtn.ucp.errors.MessageDecodeError`. :mod:`ucp_dtn.ucp.codec` does the encoding;
+each message also has ``to_cbor()`` and ``from_cbor()``.
+
+Requests carry a ``request-id`` (an unsigned integer of the requester's choice) and an optional
+``reply-to`` EID; the reply carries the same id and goes to ``reply-to`` or else to the request
+bundle's source. A broker may relay a data request to a datastore with ``reply-to`` set to the
+client, so the answer need not travel back through it.
+
+Catalogue (→ direction; ``?`` optional)::
+
+    kind              class               direction                  fields
+    job-submit        JobSubmission       client → broker            job, inline-data
+    job-accepted      JobAccepted         broker → client            job-id, broker, duplicate
+    job-state         JobState            broker → client            job-id, state, detail, at,
+                                                                     ?executor, attempt
+    job-dispatch      JobDispatch         broker → executor          job, inline-data, broker,
+                                                                     client, attempt
+    job-result        JobResult           executor → client/broker   job-id, executor, status,
+                                                                     ?exit-code, message, tails,
+                                                                     ?archive | ?archive-ref,
+                                                                     published, timings...
+    heartbeat         Heartbeat           executor/datastore →       node, roles, sequence, sent-at,
+                                          broker; broker → broker    interval, ?capabilities,
+                                                                     running, max-jobs, ...
+    data-put          DataPut             any → broker/datastore     request-id, name, data,
+                                                                     written-at, ?job-id
+    data-reply        DataReply           datastore → requester      request-id, status, detail,
+                                                                     count (puts and deletes)
+    data-get          DataGet             any → broker/datastore     request-id, query, ?cursor,
+                                                                     max-bytes
+    data-get-reply    DataGetReply        datastore → requester      request-id, status, items,
+                                                                     ?cursor
+    data-list         DataList            any → broker/datastore     request-id, ?prefix, ?job-id,
+                                                                     page-size, ?cursor
+    data-list-reply   DataListReply       datastore → requester      request-id, status, entries,
+                                                                     ?cursor
+    data-delete       DataDelete          client → broker/datastore  request-id, name | job-id,
+                                                                     keep-result
+    data-free-space   DataFreeSpace       any → datastore            request-id
+    data-free-space-reply DataFreeSpaceReply  datastore → requester  request-id, node, free, used,
+                                                                     ?quota, items
+    status-query      StatusQuery         client → broker            request-id, job-ids, ?client,
+                                                                     nodes
+    status-reply      StatusReply         broker → client            request-id, broker, jobs,
+                                                                     nodes
+    broker-sync       BrokerSync          broker → broker            broker, sequence, sent-at,
+                                                                     full, jobs, data
+
+A job's life as the client sees it: ``job-submit`` → ``job-accepted`` (duplicates are
+acknowledged again with ``duplicate``) → ``job-state`` updates (queued, dispatched, running) →
+``job-result`` (from the executor, to the job's result address; also kept in the datastores at
+``<job-uuid>/result``) and a final ``job-state`` (done or failed). A query by name matches the
+name and its subkeys by path segment, or a ``prefix*`` pattern (:mod:`ucp_dtn.ucp.names`);
+a listing or a get is paged by an opaque ``cursor`` the datastore hands out.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import ClassVar, Self
+
+from .capabilities import Capabilities
+from .errors import UcpUsageError
+from .job import JobInfo
+from .names import DataName, validate_name
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "SUPPORTED_VERSIONS",
+    "BrokerSync",
+    "DataDelete",
+    "DataEntry",
+    "DataFreeSpace",
+    "DataFreeSpaceReply",
+    "DataGet",
+    "DataGetReply",
+    "DataItem",
+    "DataList",
+    "DataListReply",
+    "DataPut",
+    "DataReply",
+    "DataStatus",
+    "Heartbeat",
+    "JobAccepted",
+    "JobDispatch",
+    "JobResult",
+    "JobState",
+    "JobStatus",
+    "JobStatusEntry",
+    "JobSubmission",
+    "Message",
+    "NodeEntry",
+    "ResultStatus",
+    "Role",
+    "StatusQuery",
+    "StatusReply",
+    "SyncedJob",
+    "Timings",
+    "UcpMessage",
+]
+
+PROTOCOL_VERSION = 1
+"""The message format version this module writes."""
+SUPPORTED_VERSIONS = (1,)
+"""Every version it reads."""
+
+
+# -- wire codes ---------------------------------------------------------------------------------
+
+
+class JobStatus(enum.IntEnum):
+    """A job's state at the broker (``job-state``, status replies, broker sync). A code this
+    version does not know stays a plain ``int``."""
+
+    QUEUED = 0
+    """Recorded; waiting for its ``after`` jobs or for a capable executor."""
+    DISPATCHED = 1
+    """Sent to an executor, not yet confirmed running."""
+    RUNNING = 2
+    """The executor started it."""
+    DONE = 3
+    """Finished successfully; the result went out."""
+    FAILED = 4
+    """Finished unsuccessfully (the detail and the ``job-result`` say why)."""
+    REJECTED = 5
+    """Will never run: invalid, an ``after`` job failed, or no executor can ever satisfy it."""
+
+    @property
+    def final(self) -> bool:
+        """Whether the job will not change state again."""
+        return self in (JobStatus.DONE, JobStatus.FAILED, JobStatus.REJECTED)
+
+
+class ResultStatus(enum.IntEnum):
+    """How a run ended (``job-result``). The first nine mirror the names of the runtime's
+    ``RunStatus``; unknown codes stay plain ``int``."""
+
+    OK = 0
+    """Ran to completion with exit status 0; the only success."""
+    EXIT = 1
+    """Exited with a non-zero status (see ``exit_code``)."""
+    TRAP = 2
+    """Trapped (unreachable, out-of-bounds access, stack overflow...)."""
+    OUT_OF_FUEL = 3
+    """Used up its fuel limit."""
+    TIMEOUT = 4
+    """Hit its wall-clock limit."""
+    MEMORY_LIMIT = 5
+    """Needed more memory than its limit."""
+    INVALID_MODULE = 6
+    """The wasm bytes are not a module the executor can run."""
+    WORKER_CRASHED = 7
+    """The process running the job died."""
+    SETUP_FAILED = 8
+    """The executor could not set the run up (job directory, stdin...)."""
+    INPUT_MISSING = 9
+    """A named input (or the named wasm module or stdin) could not be fetched."""
+    EXECUTOR_ERROR = 10
+    """Anything else that went wrong at the executor (collecting or publishing results...)."""
+
+
+class DataStatus(enum.IntEnum):
+    """Outcome of a data request. Unknown codes stay plain ``int``."""
+
+    OK = 0
+    """Done (for a put that lost to a newer write, see :attr:`STALE`)."""
+    NOT_FOUND = 1
+    """No datum matches."""
+    NO_SPACE = 2
+    """The datastore has no room for it."""
+    INVALID = 3
+    """The request makes no sense (a bad name, both or neither of name and job...)."""
+    UNAVAILABLE = 4
+    """No datastore could be reached to serve it."""
+    STALE = 5
+    """A put older than the stored datum was ignored (last write wins)."""
+
+
+class Role(enum.IntFlag):
+    """UCP roles a node runs (``heartbeat``); unknown bits are kept."""
+
+    BROKER = 1
+    """Accepts jobs, matches them to executors, relays data requests."""
+    EXECUTOR = 2
+    """Runs jobs."""
+    DATASTORE = 4
+    """Stores named data."""
+    CLIENT = 8
+    """Submits jobs and collects results."""
+
+
+# -- building blocks ------------------------------------------------------------------------------
+
+
+class UcpMessage:
+    """Base of every message class: ``KIND`` and the CBOR round trip."""
+
+    __slots__ = ()
+    KIND: ClassVar[str] = ""
+    """The message's ``"t"`` value."""
+
+    def to_cbor(self) -> bytes:
+        """The bundle payload of this message."""
+        from .codec import encode_message
+
+        return encode_message(self)
+
+    @classmethod
+    def from_cbor(cls, data: bytes) -> Self:
+        """Decode ``data``, which must be a message of this class;
+        :class:`~ucp_dtn.ucp.errors.MessageDecodeError` otherwise."""
+        from .codec import decode_message_as
+
+        return decode_message_as(data, cls)
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    """Where a job's time went, in seconds (0 when not measured)."""
+
+    queued: float = 0.0
+    """From submission at the broker to the start of the run (as far as the executor knows)."""
+    fetch: float = 0.0
+    """Fetching named inputs and preparing the job directory."""
+    run: float = 0.0
+    """Running the module."""
+    collect: float = 0.0
+    """Zipping and publishing the results."""
+
+
+@dataclass(frozen=True, slots=True)
+class DataItem:
+    """One datum with its content (``data-get-reply``)."""
+
+    name: DataName
+    """Its name."""
+    data: bytes
+    """Its content."""
+    written_at: float
+    """When it was written (the writer's clock); the newest write wins."""
+    job_id: uuid.UUID | None = None
+    """The job it belongs to, if any."""
+
+
+@dataclass(frozen=True, slots=True)
+class DataEntry:
+    """One datum without its content (listings, broker sync)."""
+
+    name: DataName
+    """Its name."""
+    size: int
+    """Its size in bytes."""
+    written_at: float
+    """When it was written (the writer's clock)."""
+    job_id: uuid.UUID | None = None
+    """The job it belongs to, if any."""
+    holder: str | None = None
+    """The datastore holding it (EID), when the sender knows."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatusEntry:
+    """What a broker knows about one job (status replies, broker sync)."""
+
+    job_id: uuid.UUID
+    """The job."""
+    state: JobStatus | int
+    """Its state."""
+    updated_at: float
+    """When the state last changed (the broker's clock)."""
+    name: str = ""
+    """Its human-readable name."""
+    detail: str = ""
+    """One line about the state (why queued, why failed...)."""
+    client: str | None = None
+    """Who submitted it (EID)."""
+    executor: str | None = None
+    """The executor it was last dispatched to (EID)."""
+    attempts: int = 0
+    """How often it has been dispatched."""
+    result_ref: DataName | None = None
+    """Where its result is kept in the datastores, once there is one."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeEntry:
+    """What a broker knows about one node (status replies)."""
+
+    node: str
+    """Its node ID (EID)."""
+    roles: Role
+    """The roles it announced."""
+    last_seen: float
+    """When its last heartbeat arrived (the broker's clock)."""
+    capabilities: Capabilities | None = None
+    """Its last announced capabilities (executors)."""
+    running_jobs: int = 0
+    """Jobs it runs now."""
+    max_jobs: int = 0
+    """Jobs it runs at most at once."""
+
+
+@dataclass(frozen=True, slots=True)
+class SyncedJob:
+    """A job as one broker tells another (``broker-sync``)."""
+
+    status: JobStatusEntry
+    """Its state."""
+    job: JobInfo | None = None
+    """The job itself while it is not final, so the other broker can take it over if this one
+    disappears; ``None`` for final jobs."""
+
+
+# -- jobs -------------------------------------------------------------------------------------
+
+
+def _freeze_inline_data(message: JobSubmission | JobDispatch) -> None:
+    for name, data in message.inline_data.items():
+        validate_name(name, f"inline_data[{name!r}]")
+        if not isinstance(data, bytes):
+            raise UcpUsageError(f"inline_data[{name!r}]: must be bytes, got {type(data).__name__}")
+    object.__setattr__(message, "inline_data", MappingProxyType(dict(message.inline_data)))
+
+
+@dataclass(frozen=True, slots=True)
+class JobSubmission(UcpMessage):
+    """A client submits one job (``job-submit``)."""
+
+    KIND: ClassVar[str] = "job-submit"
+    job: JobInfo
+    """The job."""
+    inline_data: Mapping[DataName, bytes] = field(default_factory=dict)
+    """Small named data sent along so the executor need not fetch it (REC's job data)."""
+
+    def __post_init__(self) -> None:
+        _freeze_inline_data(self)
+
+
+@dataclass(frozen=True, slots=True)
+class JobAccepted(UcpMessage):
+    """The broker has recorded the job (``job-accepted``); the client may go offline."""
+
+    KIND: ClassVar[str] = "job-accepted"
+    job_id: uuid.UUID
+    """The job."""
+    broker: str
+    """The broker that took it (EID)."""
+    duplicate: bool = False
+    """The broker already had this job (the submission was a duplicate)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobState(UcpMessage):
+    """A job changed state (``job-state``)."""
+
+    KIND: ClassVar[str] = "job-state"
+    job_id: uuid.UUID
+    """The job."""
+    state: JobStatus | int
+    """Its new state."""
+    at: float
+    """When (the broker's clock)."""
+    detail: str = ""
+    """One line about it (``"waiting for a node with 2 GiB memory"``, the failure text...)."""
+    executor: str | None = None
+    """The executor concerned (EID)."""
+    attempt: int = 0
+    """Dispatch attempt (0 before the first dispatch)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobDispatch(UcpMessage):
+    """The broker hands a job to an executor (``job-dispatch``)."""
+
+    KIND: ClassVar[str] = "job-dispatch"
+    job: JobInfo
+    """The job."""
+    broker: str
+    """The dispatching broker (EID): data requests and state reports go there."""
+    client: str
+    """The submitter (EID): the result goes there if the job names no result address."""
+    attempt: int = 1
+    """1 for the first dispatch, more for redeployments after a lost executor."""
+    inline_data: Mapping[DataName, bytes] = field(default_factory=dict)
+    """The submission's inline data."""
+
+    def __post_init__(self) -> None:
+        _freeze_inline_data(self)
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult(UcpMessage):
+    """How a job ended, with its results (``job-result``)."""
+
+    KIND: ClassVar[str] = "job-result"
+    job_id: uuid.UUID
+    """The job."""
+    executor: str
+    """The executor that ran it (EID)."""
+    status: ResultStatus | int
+    """How the run ended; only :attr:`ResultStatus.OK` is success."""
+    exit_code: int | None = None
+    """The module's exit status, when it exited."""
+    message: str = ""
+    """One line: the trap or error text, the limit hit; empty on success."""
+    stdout_tail: bytes = b""
+    """The end of standard output (bounded)."""
+    stderr_tail: bytes = b""
+    """The end of standard error (bounded)."""
+    archive: bytes | None = None
+    """The zip of the job's ``zip_results``, when small enough to travel here."""
+    archive_ref: DataName | None = None
+    """Where the zip is stored as named data, when it does not travel here."""
+    published: tuple[DataName, ...] = ()
+    """The named results that were published."""
+    started_at: float = 0.0
+    """When the run started (the executor's clock)."""
+    finished_at: float = 0.0
+    """When it ended (the executor's clock)."""
+    timings: Timings = field(default_factory=Timings)
+    """Where the time went."""
+    fuel_consumed: int | None = None
+    """Fuel used, when metered."""
+    attempt: int = 1
+    """The dispatch attempt that produced this result."""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the job succeeded."""
+        return self.status == ResultStatus.OK
+
+
+# -- nodes -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat(UcpMessage):
+    """A node is alive (``heartbeat``): its roles, resources and work."""
+
+    KIND: ClassVar[str] = "heartbeat"
+    node: str
+    """The node ID (EID)."""
+    roles: Role
+    """Its roles."""
+    sequence: int
+    """Increases with every heartbeat of this node; older ones are stale."""
+    sent_at: float
+    """When it was sent (the node's clock)."""
+    interval: float
+    """Seconds until the next one; a receiver may forget the node after a few missed."""
+    capabilities: Capabilities | None = None
+    """Its resources (executors)."""
+    running_jobs: tuple[uuid.UUID, ...] = ()
+    """Jobs it runs now."""
+    max_jobs: int = 0
+    """Jobs it runs at most at once (0: not an executor)."""
+    broker: str | None = None
+    """The broker it is attached to (EID), if any."""
+    store_free: int | None = None
+    """Free bytes of its datastore (datastores)."""
+    store_used: int | None = None
+    """Bytes its datastore holds (datastores)."""
+
+    @property
+    def load(self) -> float:
+        """Fraction of its job slots in use (0 when it has none)."""
+        return len(self.running_jobs) / self.max_jobs if self.max_jobs else 0.0
+
+
+# -- data -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DataPut(UcpMessage):
+    """Store one datum (``data-put``); last write wins by ``written_at``."""
+
+    KIND: ClassVar[str] = "data-put"
+    request_id: int
+    """The requester's id, echoed in the reply."""
+    name: DataName
+    """Its name (no wildcard)."""
+    data: bytes
+    """Its content."""
+    written_at: float
+    """When it was written (the writer's clock)."""
+    job_id: uuid.UUID | None = None
+    """The job it belongs to (deleted with it)."""
+    reply_to: str | None = None
+    """Where the reply goes (EID); default: the bundle's source."""
+
+
+@dataclass(frozen=True, slots=True)
+class DataReply(UcpMessage):
+    """Outcome of a put or delete (``data-reply``)."""
+
+    KIND: ClassVar[str] = "data-reply"
+    request_id: int
+    """The request answered."""
+    status: DataStatus | int
+    """Its outcome."""
+    detail: str = ""
+    """One line about it."""
+    count: int = 0
+    """Data stored or deleted."""
+
+
+@dataclass(frozen=True, slots=True)
+class DataGet(UcpMessage):
+    """Fetch data (``data-get``): a name and its subkeys, or a ``prefix*`` pattern."""
+
+    KIND: ClassVar[str] = "data-get"
+    request_id: int
+    """The requester's id, echoed in the reply."""
+    query: DataName
+    """Name or pattern."""
+    cursor: str | None = None
+    """Where to continue (from the previous reply); ``None``: from the start."""
+    max_bytes: int = 1 << 20
+    """Content bytes per reply at most (a single larger datum still comes, alone)."""
+    reply_to: str | None = None
+    """Where the reply goes (EID); default: the bundle's source."""
+
+
+@dataclass(frozen=True, slots=True)
+class DataGetReply(UcpMessage):
+    """Data for a ``data-get`` (``data-get-reply``), one page."""
+
+    KIND: ClassVar[str] = "data-get-reply"
+    request_id: int
+    """The request answered."""
+    status: DataStatus | int
+    """Its outcome."""
+    items: tuple[DataItem, ...] = ()
+    """The data, sorted by name."""
+    cursor: str | None = None
+    """Ask again with this for the next page; ``None``: this was the last."""
+    detail: str = ""
+    """One line about it."""
+
+
+@dataclass(frozen=True, slots=True)
+class DataList(UcpMessage):
+    """List data without content (``data-list``)."""
+
+    KIND: ClassVar[str] = "data-list"
+    request_id: int
+    """The requester's id, echoed in the reply."""
+    prefix: DataName | None = None
+    """Name (with subkeys) or pattern to list; ``None``: everything."""
+    job_id: uuid.UUID | None = None
+    """Only data of this job."""
+    page_size: int = 1000
+    """Entries per reply at most."""
+    cursor: str | None = None
+    """Where to continue; ``None``: from the start."""
+    reply_to: str | None = None
+    """Where the reply goes (EID); default: the bundle's source."""
+
+
+@dataclass(frozen=True, slots=True)
+class DataListReply(UcpMessage):
+    """One page of a listing (``data-list-reply``)."""
+
+    KIND: ClassVar[str] = "data-list-reply"
+    request_id: int
+    """The request answered."""
+    status: DataStatus | int
+    """Its outcome."""
+    entries: tuple[DataEntry, ...] = ()
+    """The data, sorted by name."""
+    cursor: str | None = None
+    """Ask again with this for the next page; ``None``: this was the last."""
+    detail: str = ""
+    """One line about it."""
+
+
+@dataclass(frozen=True, slots=True)
+class DataDelete(UcpMessage):
+    """Delete a name with its subkeys, or all data of a job (``data-delete``)."""
+
+    KIND: ClassVar[str] = "data-delete"
+    request_id: int
+    """The requester's id, echoed in the reply."""
+    name: DataName | None = None
+    """Name (with subkeys) or pattern to delete; exactly one of this and :attr:`job_id`."""
+    job_id: uuid.UUID | None = None
+    """Delete every datum of this job."""
+    keep_result: bool = True
+    """With :attr:`job_id`: keep the job's result (``<job-uuid>/result``)."""
+    reply_to: str | None = None
+    """Where the reply goes (EID); default: the bundle's source."""
+
+    def __post_init__(self) -> None:
+        if (self.name is None) == (self.job_id is None):
+            raise UcpUsageError("data-delete needs exactly one of name and job_id")
+
+
+@dataclass(frozen=True, slots=True)
+class DataFreeSpace(UcpMessage):
+    """Ask a datastore how much room it has (``data-free-space``)."""
+
+    KIND: ClassVar[str] = "data-free-space"
+    request_id: int
+    """The requester's id, echoed in the reply."""
+    reply_to: str | None = None
+    """Where the reply goes (EID); default: the bundle's source."""
+
+
+@dataclass(frozen=True, slots=True)
+class DataFreeSpaceReply(UcpMessage):
+    """A datastore's room (``data-free-space-reply``)."""
+
+    KIND: ClassVar[str] = "data-free-space-reply"
+    request_id: int
+    """The request answered."""
+    node: str
+    """The datastore (EID)."""
+    free: int
+    """Bytes it can still store."""
+    used: int
+    """Bytes it stores."""
+    items: int = 0
+    """Data it stores."""
+    quota: int | None = None
+    """Its configured limit in bytes, if any."""
+
+
+# -- status and brokers --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StatusQuery(UcpMessage):
+    """Ask a broker about jobs and nodes (``status-query``)."""
+
+    KIND: ClassVar[str] = "status-query"
+    request_id: int
+    """The requester's id, echoed in the reply."""
+    job_ids: tuple[uuid.UUID, ...] = ()
+    """These jobs; empty: every job (of :attr:`client`, if given)."""
+    client: str | None = None
+    """Only jobs submitted by this EID."""
+    include_nodes: bool = False
+    """Also list the nodes the broker knows."""
+    reply_to: str | None = None
+    """Where the reply goes (EID); default: the bundle's source."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReply(UcpMessage):
+    """A broker's answer to ``status-query`` (``status-reply``)."""
+
+    KIND: ClassVar[str] = "status-reply"
+    request_id: int
+    """The request answered."""
+    broker: str
+    """The answering broker (EID)."""
+    jobs: tuple[JobStatusEntry, ...] = ()
+    """The jobs asked for that it knows."""
+    nodes: tuple[NodeEntry, ...] = ()
+    """The nodes it knows, if asked."""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerSync(UcpMessage):
+    """One broker's job and data metadata for another (``broker-sync``), so that either can
+    answer for both and take over the other's jobs."""
+
+    KIND: ClassVar[str] = "broker-sync"
+    broker: str
+    """The sending broker (EID)."""
+    sequence: int
+    """Increases with every sync of this broker; older ones are stale."""
+    sent_at: float
+    """When it was sent (the broker's clock)."""
+    full: bool = False
+    """Everything it knows (else only what changed since the previous sync)."""
+    jobs: tuple[SyncedJob, ...] = ()
+    """Jobs."""
+    data: tuple[DataEntry, ...] = ()
+    """Named data and where it is held."""
+
+
+Message = (
+    JobSubmission
+    | JobAccepted
+    | JobState
+    | JobDispatch
+    | JobResult
+    | Heartbeat
+    | DataPut
+    | DataReply
+    | DataGet
+    | DataGetReply
+    | DataList
+    | DataListReply
+    | DataDelete
+    | DataFreeSpace
+    | DataFreeSpaceReply
+    | StatusQuery
+    | StatusReply
+    | BrokerSync
+)
+"""Any UCP message."""
