@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from pathlib import Path
 
 import pytest
@@ -11,20 +11,21 @@ from .daemons import Network
 
 
 @pytest.fixture
-async def network(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Network]:
-    # Unix socket paths are limited to 107 bytes: keep the base directory short.
+async def network(tmp_path: Path) -> AsyncIterator[Network]:
+    """Daemons of one test; their logs are shown when the test fails."""
     network = Network(tmp_path)
     try:
         yield network
     finally:
         await network.close()
-        report = getattr(request.node, "rep_call", None)
-        if report is not None and report.failed:
-            print(network.logs())
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    setattr(item, f"rep_{report.when}", report)
+    network = getattr(item, "funcargs", {}).get("network")
+    if report.when == "call" and report.failed and isinstance(network, Network):
+        report.sections.append(("daemon logs", network.logs()))
     return report

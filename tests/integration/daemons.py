@@ -183,8 +183,14 @@ class Network:
         return daemon
 
     async def restart(self, daemon: Daemon, *extra: str) -> Daemon:
-        """Start the same daemon again (same arguments, same work directory)."""
-        return await self.start_raw(daemon.name, [*daemon.args, *extra])
+        """Start the same daemon again: same arguments, same work directory, and listening on
+        the same port (so that peers configured with it find it again)."""
+        host, port = daemon.address
+        args = list(daemon.args)
+        for index in range(len(args) - 1):
+            if args[index] in ("-l", "--listen") and args[index + 1].endswith(":0"):
+                args[index + 1] = f"{host}:{port}"
+        return await self.start_raw(daemon.name, [*args, *extra])
 
     async def relay(self, target: tuple[str, int], *flags: str) -> tuple[str, int]:
         """Start ``python -m convergence.lossy --target ...``; returns where it listens."""
