@@ -1,0 +1,5 @@
+;; Calls WASI proc_exit with EXIT_CODE (substituted by the test).
+(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start") (call $proc_exit (i32.const EXIT_CODE))))

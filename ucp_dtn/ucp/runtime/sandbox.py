@@ -1,0 +1,440 @@
+"""Running one WASI job in this process, under limits, and saying exactly how it ended.
+
+Theory of operation
+-------------------
+A :class:`JobSandbox` owns one wasmtime engine (fuel metering and epoch interruption as its
+:class:`SandboxConfig` says), a linker with WASI preview 1, and a :class:`ModuleCache`. A run:
+
+1. gets the compiled module (memory, cache directory, or compile) — failures are INVALID_MODULE;
+2. prepares WASI: ``argv``, the given environment only, stdin from bytes or a host file, stdout
+   and stderr into size-bounded files, and the job directory preopened as ``/`` and ``.``. The
+   guest can name nothing else: wasmtime resolves every path beneath a preopened directory and
+   refuses ``..`` above it, absolute paths and symlinks leading out (EPERM);
+3. makes a fresh store with the limits of the spec: linear memory and table elements, one
+   instance, one memory, a few tables; the fuel budget; an epoch deadline one tick away;
+4. arms the epoch watchdog (a thread that bumps the engine's epoch when the wall-clock limit
+   passes, which interrupts the guest at its next loop back-edge or function entry),
+   instantiates, calls the entry function, disarms;
+5. classifies the ending: return or ``proc_exit(0)`` → OK, ``proc_exit(n)`` → EXIT, the fuel trap
+   → OUT_OF_FUEL, the epoch trap → TIMEOUT, a refused instantiation or a failure with linear
+   memory at its limit → MEMORY_LIMIT, any other trap → TRAP.
+
+What the epoch cannot do: interrupt a guest blocked inside a host call (``poll_oneoff`` sleeping).
+That is why jobs run in worker processes that the pool kills at the deadline (``pool.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import wasmtime
+
+from .cache import LoadedModule, ModuleCache, module_digest, summarize_wasmtime_error
+from .errors import InvalidModuleError, RuntimeSetupError
+from .spec import ModuleSource, RunOutcome, RunSpec, RunStatus, SandboxConfig
+
+__all__ = ["JobSandbox"]
+
+logger = logging.getLogger(__name__)
+
+# One instance (the job's module; WASI is host functions, not an instance), one linear memory
+# (so RunSpec.memory_limit bounds all of the guest's memory: wasmtime's limit is per memory), and
+# a few tables (RunSpec.table_elements_limit is per table too).
+_MAX_INSTANCES = 1
+_MAX_MEMORIES = 1
+_MAX_TABLES = 4
+_WASM_PAGE = 65536
+_UNLIMITED_FUEL = 2**64 - 1
+_DETAIL_LIMIT = 4096
+_LIMIT_MESSAGES = ("exceeds memory limits", "exceeds table limits", "resource limit exceeded")
+
+
+class _EpochWatchdog:
+    """Bumps the engine's epoch when the armed deadline passes; one thread, reused for every run.
+
+    The epoch only moves while a run is armed, and arming, disarming and bumping all happen under
+    one lock, so a late bump can never interrupt the next run.
+    """
+
+    def __init__(self, engine: wasmtime.Engine) -> None:
+        self._engine = engine
+        self._cond = threading.Condition()
+        self._deadline: float | None = None
+        self._waiting_until = float("inf")
+        self._fired = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def arm(self, timeout: float) -> None:
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="wasm-epoch-watchdog", daemon=True
+                )
+                self._thread.start()
+            self._deadline = time.monotonic() + timeout
+            self._fired = False
+            # Wake the thread only if it sleeps past the new deadline (it usually sleeps until
+            # an older, later deadline, then sees the new one and sleeps on).
+            if self._deadline < self._waiting_until:
+                self._cond.notify()
+
+    def disarm(self) -> bool:
+        """Stop watching; True if the deadline passed and the epoch was bumped."""
+        with self._cond:
+            self._deadline = None
+            return self._fired
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _loop(self) -> None:
+        with self._cond:
+            while not self._closed:
+                if self._deadline is None:
+                    self._waiting_until = float("inf")
+                    self._cond.wait()
+                    continue
+                remaining = self._deadline - time.monotonic()
+                if remaining > 0:
+                    self._waiting_until = self._deadline
+                    self._cond.wait(remaining)
+                    continue
+                self._engine.increment_epoch()
+                self._fired = True
+                self._deadline = None
+
+
+class _BoundedOutput:
+    """A guest output stream captured into a file, keeping at most ``limit`` bytes.
+
+    Used as a wasmtime custom output callback: it never raises, and writes past the limit are
+    dropped (the guest sees them succeed) and flagged.
+    """
+
+    def __init__(self, path: Path, limit: int) -> None:
+        # Replace whatever is there (never write through a symlink or into a FIFO or device).
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        self._file = open(os.open(path, flags, 0o644), "wb")  # noqa: SIM115 - closed by close()
+        self.path = path
+        self._limit = limit
+        self.kept = 0
+        self.truncated = False
+
+    def write(self, data: bytes) -> None:
+        room = self._limit - self.kept
+        if len(data) > room:
+            self.truncated = True
+            data = data[:room]
+        if not data:
+            return
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            logger.warning("cannot write %s: %s", self.path, exc)
+            self.truncated = True
+            self._limit = self.kept  # stop trying
+        else:
+            self.kept += len(data)
+
+    def close(self) -> None:
+        try:
+            self._file.close()
+        except OSError as exc:
+            logger.warning("cannot write %s: %s", self.path, exc)
+            self.truncated = True
+
+
+@dataclasses.dataclass(slots=True)
+class _Ending:
+    status: RunStatus
+    exit_code: int | None = None
+    message: str = ""
+    detail: str = ""
+    trap_code: str | None = None
+
+
+class JobSandbox:
+    """Runs WASI modules in this process, one at a time, each in a fresh store with limits.
+
+    Blocking: call it from a worker process (see :class:`~ucp_dtn.ucp.runtime.WorkerPool`) or a
+    thread, never from the event loop.
+    """
+
+    def __init__(self, cache_dir: Path | None = None, config: SandboxConfig | None = None) -> None:
+        """Create the engine; compiled modules are cached in ``cache_dir`` if given."""
+        self.config = config if config is not None else SandboxConfig()
+        """The engine settings."""
+        engine_config = wasmtime.Config()
+        engine_config.consume_fuel = self.config.consume_fuel
+        engine_config.epoch_interruption = self.config.epoch_interruption
+        if self.config.max_wasm_stack is not None:
+            engine_config.max_wasm_stack = self.config.max_wasm_stack
+        self._engine = wasmtime.Engine(engine_config)
+        self._linker = wasmtime.Linker(self._engine)
+        self._linker.define_wasi()
+        self.cache = ModuleCache(
+            self._engine,
+            self._linker,
+            cache_dir,
+            fingerprint=self.config.fingerprint(),
+            resident=self.config.resident_modules,
+        )
+        """The compiled-module cache (its counters feed statistics)."""
+        self._watchdog = _EpochWatchdog(self._engine) if self.config.epoch_interruption else None
+
+    def close(self) -> None:
+        """Stop the watchdog thread."""
+        if self._watchdog is not None:
+            self._watchdog.close()
+
+    def check_spec(self, spec: RunSpec) -> None:
+        """Raise ValueError if ``spec`` asks for something this engine cannot do."""
+        if spec.fuel is not None and not self.config.consume_fuel:
+            raise ValueError("a fuel budget needs SandboxConfig(consume_fuel=True)")
+
+    def load(
+        self,
+        digest: bytes,
+        wasm: bytes | None,
+        *,
+        on_compile: Callable[[], None] | None = None,
+    ) -> tuple[LoadedModule, ModuleSource]:
+        """The compiled module for ``digest`` (see :meth:`ModuleCache.get`)."""
+        return self.cache.get(digest, wasm, on_compile=on_compile)
+
+    def run_job(self, spec: RunSpec) -> RunOutcome:
+        """Compile or fetch ``spec.wasm``, run it, and report how it ended."""
+        self.check_spec(spec)
+        started = time.perf_counter()
+        try:
+            loaded, source = self.load(module_digest(spec.wasm), spec.wasm)
+        except InvalidModuleError as exc:
+            return RunOutcome(
+                status=RunStatus.INVALID_MODULE,
+                exit_code=None,
+                message=str(exc),
+                load_time=time.perf_counter() - started,
+            )
+        load_time = time.perf_counter() - started
+        return self.run_loaded(spec, loaded, source=source, load_time=load_time)
+
+    def run_loaded(
+        self,
+        spec: RunSpec,
+        loaded: LoadedModule,
+        *,
+        source: ModuleSource = ModuleSource.MEMORY,
+        load_time: float = 0.0,
+    ) -> RunOutcome:
+        """Run an already loaded module as ``spec`` says (``spec.wasm`` is not looked at)."""
+        self.check_spec(spec)
+        job_dir = Path(os.path.abspath(spec.job_dir))
+        outputs: list[_BoundedOutput] = []
+        stdin_tmp: str | None = None
+        fuel_consumed: int | None = None
+        memory_bytes: int | None = None
+        run_time = 0.0
+        try:
+            try:
+                if not job_dir.is_dir():
+                    raise RuntimeSetupError(f"job directory {job_dir} does not exist")
+                stdout = _BoundedOutput(
+                    Path(os.path.abspath(spec.resolved_stdout_path())), spec.stdout_limit
+                )
+                outputs.append(stdout)
+                stderr = _BoundedOutput(
+                    Path(os.path.abspath(spec.resolved_stderr_path())), spec.stderr_limit
+                )
+                outputs.append(stderr)
+                wasi = wasmtime.WasiConfig()
+                wasi.argv = [spec.program_name, *spec.args]
+                wasi.env = [list(pair) for pair in spec.env]
+                if spec.stdin_path is not None:
+                    if not spec.stdin_path.is_file():
+                        raise RuntimeSetupError(f"stdin file {spec.stdin_path} does not exist")
+                    wasi.stdin_file = str(spec.stdin_path)
+                elif spec.stdin:
+                    stdin_tmp = _write_temporary(spec.stdin)
+                    wasi.stdin_file = stdin_tmp  # opened here: the file may go right after
+                wasi.stdout_custom = stdout.write
+                wasi.stderr_custom = stderr.write
+                wasi.preopen_dir(str(job_dir), "/", spec.job_dir_writable)
+                wasi.preopen_dir(str(job_dir), ".", spec.job_dir_writable)
+            except (OSError, RuntimeSetupError, wasmtime.WasmtimeError) as exc:
+                logger.info("job setup failed: %s", exc)
+                ending = _Ending(RunStatus.SETUP_FAILED, message=f"setup failed: {exc}")
+            else:
+                store = wasmtime.Store(self._engine)
+                try:
+                    ending, run_time, memory_bytes, fuel_left = self._execute(
+                        spec, loaded, store, wasi
+                    )
+                    # wasmtime does not write the fuel counter back when an epoch interrupt
+                    # unwinds the guest: after a timeout the figure would read 0.
+                    if fuel_left is not None and ending.status is not RunStatus.TIMEOUT:
+                        fuel_consumed = _fuel_budget(spec) - fuel_left
+                finally:
+                    store.close()
+        finally:
+            for output in outputs:
+                output.close()
+            if stdin_tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(stdin_tmp)
+        stdout_capture = outputs[0] if outputs else None
+        stderr_capture = outputs[1] if len(outputs) > 1 else None
+        return RunOutcome(
+            status=ending.status,
+            exit_code=ending.exit_code,
+            message=ending.message,
+            detail=ending.detail,
+            trap_code=ending.trap_code,
+            stdout_path=stdout_capture.path if stdout_capture else None,
+            stderr_path=stderr_capture.path if stderr_capture else None,
+            stdout_bytes=stdout_capture.kept if stdout_capture else 0,
+            stderr_bytes=stderr_capture.kept if stderr_capture else 0,
+            stdout_truncated=stdout_capture.truncated if stdout_capture else False,
+            stderr_truncated=stderr_capture.truncated if stderr_capture else False,
+            fuel_consumed=fuel_consumed,
+            memory_bytes=memory_bytes,
+            run_time=run_time,
+            load_time=load_time,
+            module_source=source,
+        )
+
+    def _execute(
+        self,
+        spec: RunSpec,
+        loaded: LoadedModule,
+        store: wasmtime.Store,
+        wasi: wasmtime.WasiConfig,
+    ) -> tuple[_Ending, float, int | None, int | None]:
+        """Instantiate and call the entry; (ending, run time, memory size, fuel left)."""
+        store.set_wasi(wasi)
+        store.set_limits(
+            memory_size=spec.memory_limit,
+            table_elements=spec.table_elements_limit,
+            instances=_MAX_INSTANCES,
+            tables=_MAX_TABLES,
+            memories=_MAX_MEMORIES,
+        )
+        if self.config.consume_fuel:
+            store.set_fuel(_fuel_budget(spec))
+        if self.config.epoch_interruption:
+            store.set_epoch_deadline(1)
+        instance: wasmtime.Instance | None = None
+        started = time.perf_counter()
+        if self._watchdog is not None:
+            self._watchdog.arm(spec.timeout)
+        try:
+            instance = loaded.pre.instantiate(store)
+            entry = instance.exports(store).get(spec.entry)
+            if not isinstance(entry, wasmtime.Func) or entry.type(store).params:
+                ending = _Ending(
+                    RunStatus.INVALID_MODULE,
+                    message=f"the module exports no function {spec.entry!r} without parameters",
+                )
+            else:
+                entry(store)
+                ending = _Ending(RunStatus.OK, exit_code=0)
+        except wasmtime.ExitTrap as exc:
+            if exc.code == 0:
+                ending = _Ending(RunStatus.OK, exit_code=0)
+            else:
+                ending = _Ending(
+                    RunStatus.EXIT, exit_code=exc.code, message=f"exited with status {exc.code}"
+                )
+        except wasmtime.Trap as exc:
+            ending = _classify_trap(spec, exc)
+        except wasmtime.WasmtimeError as exc:
+            text = str(exc)
+            status = (
+                RunStatus.MEMORY_LIMIT
+                if any(marker in text for marker in _LIMIT_MESSAGES)
+                else RunStatus.TRAP
+            )
+            ending = _Ending(
+                status, message=summarize_wasmtime_error(text), detail=text[:_DETAIL_LIMIT]
+            )
+        finally:
+            if self._watchdog is not None:
+                self._watchdog.disarm()
+            run_time = time.perf_counter() - started
+        memory_bytes = _memory_size(store, instance)
+        if (
+            ending.status in (RunStatus.TRAP, RunStatus.EXIT)
+            and memory_bytes is not None
+            and memory_bytes + _WASM_PAGE > spec.memory_limit
+        ):
+            # wasmtime refuses memory.grow at the limit by returning -1, without a trap; a guest
+            # that then fails (malloc returned NULL → abort) failed because of the limit.
+            ending.status = RunStatus.MEMORY_LIMIT
+            ending.message = (
+                f"linear memory at its limit ({memory_bytes} of {spec.memory_limit} bytes)"
+                f" when the job failed: {ending.message}"
+            )
+        fuel_left = store.get_fuel() if self.config.consume_fuel else None
+        return ending, run_time, memory_bytes, fuel_left
+
+
+def _classify_trap(spec: RunSpec, exc: wasmtime.Trap) -> _Ending:
+    text = str(exc)
+    code = exc.trap_code
+    name = code.name if code is not None else None
+    detail = text[:_DETAIL_LIMIT]
+    if code is wasmtime.TrapCode.OUT_OF_FUEL:
+        return _Ending(
+            RunStatus.OUT_OF_FUEL,
+            message=f"fuel budget of {spec.fuel} exhausted",
+            detail=detail,
+            trap_code=name,
+        )
+    if code is wasmtime.TrapCode.INTERRUPT:
+        return _Ending(
+            RunStatus.TIMEOUT,
+            message=f"wall-clock limit of {spec.timeout:g} s exceeded",
+            detail=detail,
+            trap_code=name,
+        )
+    return _Ending(
+        RunStatus.TRAP, message=summarize_wasmtime_error(text), detail=detail, trap_code=name
+    )
+
+
+def _fuel_budget(spec: RunSpec) -> int:
+    return spec.fuel if spec.fuel is not None else _UNLIMITED_FUEL
+
+
+def _memory_size(store: wasmtime.Store, instance: wasmtime.Instance | None) -> int | None:
+    if instance is None:
+        return None
+    for extern in instance.exports(store).by_index:
+        if isinstance(extern, wasmtime.Memory):
+            return extern.data_len(store)
+    return None
+
+
+def _write_temporary(data: bytes) -> str:
+    fd, name = tempfile.mkstemp(prefix="ucp-stdin-")
+    try:
+        with open(fd, "wb") as file:
+            file.write(data)
+    except BaseException:
+        os.unlink(name)
+        raise
+    return name
