@@ -7,17 +7,20 @@ Theory of operation
 Establishment runs in the caller's task (:func:`~convergence.tcpcl.listener.open_link`, or
 :class:`~convergence.tcpcl.listener.TcpclListener` per accepted connection): write what the
 session has to send, read, feed, repeat until ``SessionEstablished``. On ``StartTls`` the
-stream is wrapped in a ``trio.SSLStream`` (the active entity is the TLS client, RFC 9174
-§4.4.3) and, once SESS_INIT is exchanged, the peer's Node ID is checked against its
-certificate (§4.4.4.3). Everything runs under the session's establishment deadline.
+stream is wrapped in a :class:`~convergence.tcpcl.tlsstream.TlsStream` (``ssl`` memory BIOs
+like ``trio.SSLStream``, but about 2.5 times faster for bulk data; the active entity is the
+TLS client, RFC 9174 §4.4.3) and, once SESS_INIT is exchanged, the peer's Node ID is checked
+against its certificate (§4.4.4.3). Everything runs under the session's establishment
+deadline.
 
 Then three tasks share the session (no locks: trio switches tasks only at ``await``, and every
 session call is synchronous):
 
 * the **writer** is the only task writing to the stream. It takes ``data_to_send()`` in bounded
-  pieces and ``send_all``\\ s them; with nothing to send it parks until another task
-  :meth:`~TcpclLink._kick`\\ s it. Segments of our transfers are cut lazily by the session, so
-  acknowledgements for the peer are never stuck behind more than one segment.
+  pieces and ``send_all``\\ s them; with nothing to send it parks until another task's
+  :meth:`~TcpclLink._kick` finds output waiting (and hands it over, in order). Segments of
+  our transfers are cut lazily by the session, so acknowledgements for the peer are never
+  stuck behind more than one segment.
 * the **reader** feeds received bytes to the session and hands every complete incoming
   transfer to a bounded memory channel. When the channel is full it waits before reading
   again: the TCP window closes and the peer's writer stalls (receive backpressure).
@@ -78,6 +81,7 @@ from .negotiation import SessionParameters
 from .session import Session
 from .state import SessionState
 from .tls import NodeIdAuthResult, TlsSettings, authenticate_node_id
+from .tlsstream import TlsStream
 
 __all__ = [
     "IncomingBundleTransfer",
@@ -133,7 +137,7 @@ class LinkConfig:
     """Called when an incoming transfer starts, with its Transfer Length extension value (or
     ``None``); a returned reason refuses the transfer before its data arrives (e.g. store
     quota reached: ``NO_RESOURCES``)."""
-    max_segment_size: int = 4 * _MIB
+    max_segment_size: int = 16 * _MIB
     """Largest segment we send (the peer's Segment MRU may lower it). Each segment is
     acknowledged, so this is also the granularity of the sender's progress."""
     idle_timeout_s: float | None = None
@@ -371,6 +375,8 @@ class TcpclLink:
             IncomingBundleTransfer
         ](config.incoming_queue)
         self._writer_lot = trio.lowlevel.ParkingLot()
+        self._writer_idle = False  # parked with nothing to send
+        self._outbox: deque[bytes | memoryview] = deque()  # taken from the session by _kick
         self._receive_size = _MIN_RECEIVE
         self._closed_info: SessionClosed | None = None
         self._closed = trio.Event()
@@ -575,7 +581,7 @@ class TcpclLink:
         context = tls.context_for(active=self.active) if tls is not None else None
         # The session asks for TLS only if our contact header offered it, i.e. with a context.
         assert context is not None
-        stream = trio.SSLStream(
+        stream = TlsStream(
             self._stream,
             context,
             server_side=not self.active,
@@ -683,8 +689,12 @@ class TcpclLink:
 
     async def _writer(self) -> None:
         session = self._session
+        outbox = self._outbox
         while True:
-            data = session.data_to_send(trio.current_time(), _WRITE_CHUNK)
+            if outbox:
+                data = outbox.popleft()
+            else:
+                data = session.data_to_send(trio.current_time(), _WRITE_CHUNK)
             if data:
                 try:
                     await self._stream.send_all(data)
@@ -694,6 +704,7 @@ class TcpclLink:
             elif session.state is SessionState.CLOSED:
                 return
             else:
+                self._writer_idle = True
                 await self._writer_lot.park()
 
     async def _flush(self) -> None:
@@ -761,6 +772,18 @@ class TcpclLink:
         self._kick()
 
     def _kick(self) -> None:
+        """Wake the writer if it is idle and the session has something to send. (Asking the
+        session here instead of in the woken writer saves a task switch per received chunk
+        that produced nothing to send, e.g. a piece of a large segment.)"""
+        if not self._writer_idle:
+            return  # it asks the session itself once its current write is done
+        session = self._session
+        data = session.data_to_send(trio.current_time(), _WRITE_CHUNK)
+        if data:
+            self._outbox.append(data)
+        elif session.state is not SessionState.CLOSED:
+            return
+        self._writer_idle = False
         self._writer_lot.unpark_all()
 
     def _lost(self, exc: BaseException) -> None:
