@@ -47,13 +47,18 @@ class Inbox:
         return [payload for payload, n in self.counts.items() if n > 1]
 
 
-async def send_many(daemon: Daemon, payloads: list[bytes], acknowledged: set[bytes]) -> None:
+async def send_many(
+    daemon: Daemon,
+    payloads: list[bytes],
+    acknowledged: set[bytes],
+    destination: str = "dtn://c/inbox",
+) -> None:
     """Send ``payloads`` (pipelined); those whose ID came back go into ``acknowledged``.
     Stops quietly when the daemon dies."""
 
     async def one(client: object, payload: bytes) -> None:
         try:
-            await client.send("dtn://c/inbox", payload)  # type: ignore[attr-defined]
+            await client.send(destination, payload)  # type: ignore[attr-defined]
         except AppApiClosedError:
             return
         acknowledged.add(payload)
