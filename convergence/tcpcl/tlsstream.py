@@ -128,14 +128,16 @@ class TlsStream(trio.abc.HalfCloseableStream):
         limit = _DEFAULT_RECEIVE if max_bytes is None else max_bytes
         while True:
             pieces, error = self._decrypt(limit)
-            if self._outgoing.pending:  # an alert or post-handshake message to send
-                await self._flush()
             if pieces or self._eof_received:
                 # An error after some data resurfaces on the next call (OpenSSL keeps it).
+                if error is None and self._outgoing.pending:  # a post-handshake message
+                    await self._flush()
                 await trio.lowlevel.checkpoint()
                 return pieces[0] if len(pieces) == 1 else b"".join(pieces)
             if error is not None:
-                await self._fail(error)
+                await self._fail(error)  # sends the alert, if any
+            if self._outgoing.pending:
+                await self._flush()
             await self._fill()
 
     def _decrypt(self, limit: int) -> tuple[list[bytes], ssl.SSLError | None]:
@@ -152,6 +154,9 @@ class TlsStream(trio.abc.HalfCloseableStream):
                 size += len(piece)
         except ssl.SSLWantReadError:
             pass
+        except ssl.SSLZeroReturnError:
+            # close_notify after ours (the plain empty read is for the other order).
+            self._eof_received = True
         except ssl.SSLError as exc:
             return pieces, exc
         return pieces, None
