@@ -1,0 +1,202 @@
+"""The ``ucp`` command (send, recv, nodes) against an in-process node and API server; the
+command runs in a worker thread, as it would run in its own process."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from bpv7 import BundleFlags
+from ucp_dtn.agent import BundleNode, NodeConfig
+from ucp_dtn.appapi import AppApiClient, AppApiServer
+from ucp_dtn.cli import SUBCOMMANDS, build_parser, main
+
+WAIT = 20
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[tuple[BundleNode, Path]]:
+    node = BundleNode(
+        NodeConfig("dtn://a/", None, listen=(("127.0.0.1", 0),), store_quota_bytes=50_000)
+    )
+    path = tmp_path / "api.sock"
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        await nursery.start(AppApiServer(node, path).run)
+        yield node, path
+        nursery.cancel_scope.cancel()
+
+
+async def ucp(*argv: str) -> int:
+    with trio.fail_after(WAIT):
+        status: int = await trio.to_thread.run_sync(main, list(argv))
+    return status
+
+
+def stdin_bytes(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+
+
+async def test_send_from_stdin_and_from_a_file(
+    api: tuple[BundleNode, Path],
+    tmp_path: Path,
+    capsysbinary: pytest.CaptureFixture[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    node, path = api
+    stdin_bytes(monkeypatch, b"from stdin")
+    assert await ucp("send", "-d", "dtn://a/in", "--socket", str(path)) == 0
+    first_id = capsysbinary.readouterr().out.decode().strip()
+    assert first_id.startswith("dtn://a/-")
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(bytes(range(256)))
+    monkeypatch.setenv("UCP_BPNODE_SOCKET", str(path))  # no --socket: the environment
+    status = await ucp(
+        "send", "-d", "dtn://a/in", str(payload), "--lifetime", "2m", "--custody",
+        "--report", "deleted,delivered", "--report", "received", "--report-to", "dtn://a/r",
+    )  # fmt: skip
+    assert status == 0
+    second_id = capsysbinary.readouterr().out.decode().strip()
+    assert second_id != first_id
+    async with AppApiClient.connect(path) as client:
+        registration = await client.register("in")
+        with trio.fail_after(WAIT):
+            first = await registration.receive()
+            second = await registration.receive()
+    assert first.payload == b"from stdin"
+    assert second.payload == bytes(range(256))
+    assert second.lifetime_ms == 120_000
+    assert second.report_to == "dtn://a/r"
+    wanted = (
+        BundleFlags.REPORT_DELETION | BundleFlags.REPORT_DELIVERY | BundleFlags.REPORT_RECEPTION
+    )
+    assert second.flags & wanted == wanted
+    assert node.statistics().created == 2
+
+
+async def test_recv_to_stdout_files_and_json(
+    api: tuple[BundleNode, Path], tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    node, path = api
+    for text in (b"one", b"two", b"three", b"four", b"five"):
+        await node.send("dtn://a/in", text)
+    socket = ("--socket", str(path))
+    assert await ucp("recv", "-e", "in", "--count", "1", *socket) == 0
+    assert capsysbinary.readouterr().out == b"one"
+    out = tmp_path / "all.bin"
+    assert await ucp("recv", "-e", "dtn://a/in", "--count", "2", "-o", str(out), *socket) == 0
+    assert out.read_bytes() == b"twothree"
+    assert await ucp("recv", "-e", "in", "--count", "1", "-o", str(tmp_path / "f{n}"), *socket) == 0
+    assert (tmp_path / "f1").read_bytes() == b"four"
+    assert await ucp("recv", "-e", "in", "--count", "1", "--json", *socket) == 0
+    record = json.loads(capsysbinary.readouterr().out)
+    assert record["payload"] == "Zml2ZQ=="  # "five"
+    assert record["source"] == "dtn://a/" and record["payload_length"] == 4
+    assert record["bundle_id"].startswith("dtn://a/-")
+    assert node.statistics().delivered == 5
+    assert node.statistics().stored_bundles == 0
+
+
+async def test_recv_timeout(
+    api: tuple[BundleNode, Path], capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    node, path = api
+    await node.send("dtn://a/in", b"only one")
+    status = await ucp(
+        "recv", "-e", "in", "--count", "2", "--timeout", "300ms", "--socket", str(path)
+    )
+    assert status == 1
+    captured = capsysbinary.readouterr()
+    assert captured.out == b"only one"
+    assert captured.err == b"ucp recv: error: timed out after receiving 1 of 2 bundles\n"
+    # Without --count, the timeout just ends the command.
+    assert await ucp("recv", "-e", "in", "--timeout", "200ms", "--socket", str(path)) == 0
+
+
+async def test_nodes_text_and_json(
+    api: tuple[BundleNode, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    node, path = api
+    node.add_route("dtn://c/*", "dtn://b/")
+    await node.send("dtn://c/x", b"waiting")
+    assert await ucp("nodes", "--socket", str(path)) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("node dtn://a/\n")
+    assert "store: 1 bundles" in text and "1 to forward" in text
+    assert "dtn://c/*  via dtn://b/  static  metric 1  waiting" in text
+    assert await ucp("nodes", "--json", "--socket", str(path)) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["node_id"] == "dtn://a/"
+    assert info["statistics"]["pending_forward"] == 1
+    assert info["routes"][0]["pattern"] == "dtn://c/*"
+    assert info["peers"] == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "message"),
+    [
+        (["send", "-d", "nonsense"], 1, "ucp send: error: invalid destination 'nonsense'"),
+        (["send", "-d", "dtn://a/x", "/no/such/file"], 2, "ucp send: error: cannot read"),
+        (["send", "-d", "dtn://a/x", "--lifetime", "soon"], 2, "argument --lifetime"),
+        (["send", "-d", "dtn://a/x", "--report", "lost"], 2, "unknown report 'lost'"),
+        (["send"], 2, "the following arguments are required: -d/--destination"),
+        (["recv", "-e", "dtn://b/x", "--count", "1"], 1, "not an endpoint of this node"),
+        (["recv", "-e", "in", "--count", "0"], 2, "count must be a positive integer"),
+        (["fly"], 2, "invalid choice: 'fly'"),
+        ([], 2, "the following arguments are required: COMMAND"),
+    ],
+)
+async def test_errors_are_one_line(
+    api: tuple[BundleNode, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    status: int,
+    message: str,
+) -> None:
+    _, path = api
+    stdin_bytes(monkeypatch, b"")
+    monkeypatch.setenv("UCP_BPNODE_SOCKET", str(path))
+    assert await ucp(*argv) == status
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1
+
+
+async def test_store_full_is_reported(
+    api: tuple[BundleNode, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, path = api
+    big = tmp_path / "big"
+    big.write_bytes(bytes(60_000))
+    assert await ucp("send", "-d", "dtn://a/in", str(big), "--socket", str(path)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ucp send: error: the node's store is full")
+    assert err.endswith("(store-full)\n")
+
+
+async def test_no_daemon(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("UCP_BPNODE_SOCKET", raising=False)
+    assert await ucp("nodes") == 2
+    assert "use --socket PATH or set UCP_BPNODE_SOCKET" in capsys.readouterr().err
+    assert await ucp("nodes", "--socket", str(tmp_path / "none.sock")) == 1
+    assert "is ucp-bpnode running?" in capsys.readouterr().err
+
+
+def test_every_subcommand_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = build_parser()
+    names = [command.name for command in SUBCOMMANDS]
+    assert names == ["send", "recv", "nodes"]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--help"])
+    text = capsys.readouterr().out
+    for name in names:
+        assert name in text
