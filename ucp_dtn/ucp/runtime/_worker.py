@@ -1,10 +1,11 @@
 """A worker process of :class:`~ucp_dtn.ucp.runtime.WorkerPool` (private).
 
-Started as ``python -m ucp_dtn.ucp.runtime._worker '<config json>'``; speaks the frame protocol of
-:mod:`._wire` on its stdin and stdout, which it moves to private descriptors first so nothing
-else (a stray print, a library's message) can write into the protocol stream. It imports wasmtime
-and builds its engine once, then runs jobs one after another until its stdin closes. It ignores
-SIGINT: a Ctrl-C in the terminal is for the node, which then shuts its workers down.
+Started by the pool's launcher (or ``python -m ucp_dtn.ucp.runtime._worker '<config json>'``);
+speaks the frame protocol of :mod:`._wire` on its stdin and stdout, which it moves to private
+descriptors first so nothing else (a stray print, a library's message) can write into the
+protocol stream. It imports wasmtime and builds its engine once, then runs jobs one after another
+until its stdin closes. It ignores SIGINT: a Ctrl-C in the terminal is for the node, which then
+shuts its workers down.
 """
 
 from __future__ import annotations

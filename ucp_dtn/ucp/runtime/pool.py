@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-:meth:`WorkerPool.run` starts ``size`` worker processes (``python -m
-ucp_dtn.ucp.runtime._worker``); each imports wasmtime and builds its engine once, then waits on
+:meth:`WorkerPool.run` starts ``size`` worker processes (``python -c <launcher>`` running
+``ucp_dtn.ucp.runtime._worker``); each imports wasmtime and builds its engine once, then waits on
 its stdin. :meth:`WorkerPool.execute` takes an idle worker, sends it the run, and waits — on
 trio's process pipes, so the event loop never blocks — for the outcome:
 
@@ -55,8 +55,26 @@ _HASH_IN_THREAD = 1 << 20
 # Digests the pool remembers as loadable without sending the bytes.
 _KNOWN_DIGESTS = 4096
 _READ_SIZE = 1 << 16
-# Package root, so workers import the same ucp_dtn as this process.
-_IMPORT_ROOT = str(Path(__file__).resolve().parents[3])
+# A worker needs only this package's own modules (and wasmtime, cbor2), not trio nor whatever
+# ucp_dtn and ucp_dtn.ucp import at package level. The launcher registers the three parent
+# packages as bare namespace modules pointing at the same directories as ours, so the worker
+# imports the same files without running the packages' __init__ (a faster start, and no way for
+# an import cycle up there to break the workers).
+_PACKAGE_DIR = Path(__file__).resolve().parent
+_PARENT_PACKAGES = [
+    ("ucp_dtn", str(_PACKAGE_DIR.parents[1])),
+    ("ucp_dtn.ucp", str(_PACKAGE_DIR.parent)),
+    ("ucp_dtn.ucp.runtime", str(_PACKAGE_DIR)),
+]
+_LAUNCHER = (
+    "import sys, types\n"
+    f"for name, path in {_PARENT_PACKAGES!r}:\n"
+    "    package = types.ModuleType(name)\n"
+    "    package.__path__ = [path]\n"
+    "    sys.modules[name] = package\n"
+    "from ucp_dtn.ucp.runtime._worker import main\n"
+    "main()\n"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,16 +361,12 @@ class WorkerPool:
     def _worker_command(self) -> list[str]:
         settings = dataclasses.asdict(self.config)
         settings["cache_dir"] = None if self.cache_dir is None else os.fspath(self.cache_dir)
-        return [sys.executable, "-m", "ucp_dtn.ucp.runtime._worker", json.dumps(settings)]
+        return [sys.executable, "-c", _LAUNCHER, json.dumps(settings)]
 
     async def _start_worker(self) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            path for path in (_IMPORT_ROOT, env.get("PYTHONPATH")) if path
-        )
         try:
             process = await trio.lowlevel.open_process(
-                self._worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+                self._worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE
             )
         except OSError as exc:
             raise WorkerStartError(f"cannot start a worker process: {exc}") from exc
