@@ -62,6 +62,10 @@ if TYPE_CHECKING:
 
 __all__ = ["AgentCore"]
 
+_REPORT_DELETION = int(BundleFlags.REPORT_DELETION)
+_REPORT_FORWARDING = int(BundleFlags.REPORT_FORWARDING)
+_REPORT_DELIVERY = int(BundleFlags.REPORT_DELIVERY)
+
 logger = logging.getLogger(__name__)
 
 
@@ -220,14 +224,14 @@ class AgentCore:
             if meta is None:
                 return False
         flags = stored_flags(meta.extra)
-        if flags & BundleFlags.REPORT_DELETION and bundle is None:
+        if flags & _REPORT_DELETION and bundle is None:
             bundle = await self.load_bundle(key)
         if not await self.store.delete(key):
             return False
         self._forget(key)
         self.counters.count_deleted(reason)
         logger.info("deleted %s: %s", key, _reason_text(reason))
-        if bundle is not None and flags & BundleFlags.REPORT_DELETION:
+        if bundle is not None and flags & _REPORT_DELETION:
             await self.reporter.report(bundle, StatusKind.DELETED, reason)
         return True
 
@@ -238,7 +242,7 @@ class AgentCore:
         self.recent.add(key)
         self.counters.count_deleted(reason)
         logger.info("discarded %s: %s", key, _reason_text(reason))
-        if bundle.primary.flags & BundleFlags.REPORT_DELETION:
+        if int(bundle.primary.flags) & _REPORT_DELETION:
             await self.reporter.report(bundle, StatusKind.DELETED, reason)
 
     async def forwarded(self, key: str, meta: StoredBundle, peer: EndpointID) -> None:
@@ -248,7 +252,7 @@ class AgentCore:
         self.counters.forwarded += 1
         flags = stored_flags(meta.extra)
         bundle = None
-        if flags & BundleFlags.REPORT_FORWARDING:
+        if flags & _REPORT_FORWARDING:
             bundle = await self.load_bundle(key)
         if meta.custody and self.custody is not None:
             await self.custody.sent(key, meta, peer)
@@ -283,7 +287,7 @@ class AgentCore:
             return
         self._forget(key)
         self.counters.delivered += 1
-        if bundle.primary.flags & BundleFlags.REPORT_DELIVERY:
+        if int(bundle.primary.flags) & _REPORT_DELIVERY:
             await self.reporter.report(bundle, StatusKind.DELIVERED)
 
     def unregister(self, registration: Registration) -> None:

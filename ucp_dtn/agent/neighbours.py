@@ -7,14 +7,14 @@ Theory of operation
 peer as a neighbour in the routing table — bundles waiting for it start to flow — and runs four
 tasks in a nursery:
 
-* **receive**: each complete incoming transfer is processed in a task of its own (at most
-  ``_RECEIVE_PARALLEL`` at once), so that the store can commit many bundles in one go; the
+* **receive**: a pool of ``_RECEIVE_PARALLEL`` tasks takes the complete incoming transfers and
+  processes them in parallel, so that the store can commit many bundles in one go; the
   transfer is acknowledged only once its bundle is stored (:mod:`ucp_dtn.agent.reception`).
   When the session ends this loop ends, and takes the others with it.
 * **send**: takes bundles from the neighbour's forwarding queue, applies the sending-time edits
   and starts their transfers, at most ``_WINDOW`` unacknowledged (pipelining);
-* **acknowledgements**: waits for each transfer's outcome in order and completes it (forwarded,
-  retried, deleted) in a task of its own;
+* **acknowledgements**: waits for each transfer's outcome in order and hands it to a pool of
+  completion tasks (forwarded, retried, deleted);
 * **advertise**: sends our route advertisement when the session starts, when our routes change
   and every ``route_advert_interval_s``.
 
@@ -28,6 +28,7 @@ to ``reconnect_max_s``.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -197,25 +198,22 @@ class Neighbours:
             logger.info("session with %s down", peer)
 
     async def _receive_loop(self, session: _Session, sending: trio.CancelScope) -> None:
-        limiter = trio.CapacityLimiter(_RECEIVE_PARALLEL)
         async with trio.open_nursery() as nursery:
-            while True:
-                try:
-                    transfer = await session.link.receive()
-                except LinkClosedError:
-                    break
-                session.received += 1
-                await limiter.acquire_on_behalf_of(transfer)
-                nursery.start_soon(self._process, transfer, session.peer, limiter)
+            for _ in range(_RECEIVE_PARALLEL):
+                nursery.start_soon(self._receive_worker, session)
         sending.cancel()
 
-    async def _process(
-        self, transfer: object, peer: EndpointID, limiter: trio.CapacityLimiter
-    ) -> None:
-        try:
-            await self._receiver.on_transfer(transfer, peer)  # type: ignore[arg-type]
-        finally:
-            limiter.release_on_behalf_of(transfer)
+    async def _receive_worker(self, session: _Session) -> None:
+        """One of the tasks taking incoming transfers (a fixed pool: no task per bundle)."""
+        receiver = self._receiver
+        link = session.link
+        while True:
+            try:
+                transfer = await link.receive()
+            except LinkClosedError:
+                return
+            session.received += 1
+            await receiver.on_transfer(transfer, session.peer)
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -346,36 +344,38 @@ class Neighbours:
         session: _Session,
         channel: trio.MemoryReceiveChannel[tuple[str, StoredBundle, TransferHandle]],
     ) -> None:
-        limiter = trio.CapacityLimiter(_COMPLETE_PARALLEL)
-        async with channel, trio.open_nursery() as nursery:
-            async for key, meta, handle in channel:
-                try:
-                    result = await handle.wait()
-                except LinkClosedError:
-                    continue  # still in ``inflight``: back to the queue when the session ends
-                session.inflight.pop(key, None)
-                token = object()
-                await limiter.acquire_on_behalf_of(token)
-                nursery.start_soon(self._complete, session, key, meta, result, limiter, token)
+        """Wait for each transfer's outcome, in sending order, and hand it to a pool of
+        completion tasks (store work, possibly slow, in parallel so the store can group it)."""
+        done_send, done_receive = trio.open_memory_channel[
+            tuple[str, StoredBundle, TransferResult]
+        ](math.inf)
+        async with trio.open_nursery() as nursery:
+            for _ in range(_COMPLETE_PARALLEL):
+                nursery.start_soon(self._complete_worker, session, done_receive)
+            async with done_send, channel:
+                async for key, meta, handle in channel:
+                    result = handle.result if handle.done else None
+                    if result is None:
+                        try:
+                            result = await handle.wait()
+                        except LinkClosedError:
+                            continue  # still in ``inflight``: requeued when the session ends
+                    session.inflight.pop(key, None)
+                    done_send.send_nowait((key, meta, result))
 
-    async def _complete(
+    async def _complete_worker(
         self,
         session: _Session,
-        key: str,
-        meta: StoredBundle,
-        result: TransferResult,
-        limiter: trio.CapacityLimiter,
-        token: object,
+        channel: trio.MemoryReceiveChannel[tuple[str, StoredBundle, TransferResult]],
     ) -> None:
-        try:
-            # Shielded: bounded store work that must not be half done when the session or the
-            # node goes down (the bundle has left ``inflight`` already).
-            with trio.CancelScope(shield=True):
-                await self._settle(session, key, meta, result)
-        except StoreError as exc:
-            logger.warning("completing the transfer of %s failed: %s", key, exc)
-        finally:
-            limiter.release_on_behalf_of(token)
+        async for key, meta, result in channel:
+            try:
+                # Shielded: bounded store work that must not be half done when the session or
+                # the node goes down (the bundle has left ``inflight`` already).
+                with trio.CancelScope(shield=True):
+                    await self._settle(session, key, meta, result)
+            except StoreError as exc:
+                logger.warning("completing the transfer of %s failed: %s", key, exc)
 
     async def _settle(
         self, session: _Session, key: str, meta: StoredBundle, result: TransferResult

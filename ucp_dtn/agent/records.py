@@ -19,7 +19,6 @@ from bpv7 import (
     STATUS_REPORT_REQUEST_FLAGS,
     BlockType,
     Bundle,
-    BundleFlags,
     BundleID,
     unix_from_dtn_time,
 )
@@ -36,6 +35,8 @@ __all__ = [
     "stored_bundle_for",
     "stored_flags",
 ]
+
+_REPORT_REQUESTS = int(STATUS_REPORT_REQUEST_FLAGS)
 
 EXTRA_FLAGS = "flags"
 """Bundle processing control flags (decimal), present when a status report may be due."""
@@ -82,7 +83,7 @@ def stored_bundle_for(
     primary = bundle.primary
     extra: dict[str, str] = {}
     flags = int(primary.flags)
-    if flags & STATUS_REPORT_REQUEST_FLAGS and not primary.report_to.is_null:
+    if flags & _REPORT_REQUESTS and not primary.report_to.is_null:
         extra[EXTRA_FLAGS] = str(flags)
     if previous is not None:
         extra[EXTRA_PREVIOUS] = previous
@@ -101,10 +102,11 @@ def stored_bundle_for(
     )
 
 
-def stored_flags(extra: Mapping[str, str]) -> BundleFlags:
-    """The bundle flags recorded by :func:`stored_bundle_for` (0 when no report can be due)."""
+def stored_flags(extra: Mapping[str, str]) -> int:
+    """The bundle flags recorded by :func:`stored_bundle_for` (0 when no report can be due),
+    as a plain ``int`` (flag tests on the hot path need no enum arithmetic)."""
     text = extra.get(EXTRA_FLAGS)
-    return BundleFlags(int(text)) if text else BundleFlags(0)
+    return int(text) if text else 0
 
 
 class RecentBundles:

@@ -40,6 +40,8 @@ REPORT_FLAGS: dict[StatusKind, BundleFlags] = {
 }
 """The bundle processing flag that requests each kind of report."""
 
+_REPORT_BITS = {kind: int(flag) for kind, flag in REPORT_FLAGS.items()}
+
 
 def report_flags(items: frozenset[StatusKind] | set[StatusKind]) -> BundleFlags:
     """The bundle processing flags requesting reports for ``items``."""
@@ -66,7 +68,7 @@ class StatusReporter:
         """Send a ``kind`` report about ``subject`` if it asked for one (or ``force``: a block
         asked for it, RFC 9171 §5.6 step 4); ``True`` if sent."""
         primary = subject.primary
-        if not force and not primary.flags & REPORT_FLAGS[kind]:
+        if not force and not int(primary.flags) & _REPORT_BITS[kind]:
             return False
         # RFC 9171 §4.2.3: for an administrative record or an anonymous bundle "all status
         # report request flag values MUST be zero"; and the null report-to has no members.
