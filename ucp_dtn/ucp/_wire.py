@@ -142,7 +142,7 @@ class Fields:
 
     def fail(self, key: str, expected: str, value: object) -> MessageDecodeError:
         return MessageDecodeError(
-            f"field {self._name(key)!r} must be {expected}, got {type_name(value)}",
+            f"field '{self._name(key)}' must be {expected}, got {type_name(value)}",
             kind=self.kind,
         )
 
@@ -151,7 +151,7 @@ class Fields:
 
     def get(self, key: str) -> object:
         if key not in self.wire:
-            raise MessageDecodeError(f"field {self._name(key)!r} is missing", kind=self.kind)
+            raise MessageDecodeError(f"field '{self._name(key)}' is missing", kind=self.kind)
         return self.wire[key]
 
     def text(self, key: str) -> str:

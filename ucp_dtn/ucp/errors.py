@@ -72,9 +72,9 @@ class PlanError(UcpUsageError):
     def __init__(self, file: str, reason: str, *, job: str | None = None, field: str | None = None):
         parts = [file]
         if job is not None:
-            parts.append(f"job {job!r}")
+            parts.append(f"job '{job}'")
         if field is not None:
-            parts.append(f"field {field!r}")
+            parts.append(f"field '{field}'")
         parts.append(reason)
         super().__init__(": ".join(parts))
         self.file = file

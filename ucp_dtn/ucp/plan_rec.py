@@ -68,6 +68,15 @@ METADATA_KEYS = (
     "named_results",
 )
 """Keys of REC's ``JobInfo`` (``[jobs.metadata]``)."""
+# JobInfo attribute -> REC metadata key, for errors JobInfo itself raises.
+_REC_KEY = {
+    "inputs": "data",
+    "zip_results": "results",
+    "stdout_path": "stdout_file",
+    "stderr_path": "stderr_file",
+    "args": "argv",
+    "result_address": "results_receiver",
+}
 _CAPABILITY_KEYS = ("cpu_cores", "free_cpu_capacity", "free_memory", "free_disk_space")
 
 
@@ -189,8 +198,10 @@ def _job(reader: PlanReader, index: int, value: object) -> DraftJob:
     }
     try:
         info = JobInfo(**fields)
-    except JobValidationError as exc:
-        raise reader.error(exc.reason, job=name, field=f"metadata ({exc.field})") from None
+    except JobValidationError as exc:  # a rule across fields, e.g. one path used twice
+        head, sep, rest = exc.field.partition("[")
+        field_name = f"metadata.{_REC_KEY.get(head, head)}{sep}{rest}"
+        raise reader.error(exc.reason, job=name, field=field_name) from None
     return DraftJob(name, info, (), inline)
 
 
