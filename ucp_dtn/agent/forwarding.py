@@ -166,7 +166,7 @@ class RawCache:
 
     __slots__ = ("_bytes", "_entries", "_limit")
 
-    def __init__(self, limit_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, limit_bytes: int = 4 * 1024 * 1024) -> None:
         self._limit = limit_bytes
         self._entries: OrderedDict[str, bytes] = OrderedDict()
         self._bytes = 0
