@@ -80,6 +80,11 @@ class NodeConfig:
     an exact EID, a node ID (the whole node) or ``"*"`` (default route)."""
     discovery: bool = False
     """Announce our listener and connect to announced peers over DNS-SD (zeroconf)."""
+    discovery_interfaces: tuple[str, ...] | None = None
+    """IP addresses of the interfaces discovery runs on (``None``: all)."""
+    discovery_service_type: str | None = None
+    """DNS-SD service type to announce and browse (``None``: ``_dtn-bundle._tcp.local.``);
+    a different one isolates a group of nodes (tests)."""
     roles: tuple[str, ...] = ()
     """UCP roles this node runs, advertised through discovery."""
     store_quota_bytes: int = DEFAULT_STORE_QUOTA
@@ -108,6 +113,10 @@ class NodeConfig:
         parse_node_id(self.node_id)
         if self.workdir is not None and not isinstance(self.workdir, Path):
             object.__setattr__(self, "workdir", Path(self.workdir))
+        if self.discovery_interfaces is not None and not isinstance(
+            self.discovery_interfaces, tuple
+        ):
+            object.__setattr__(self, "discovery_interfaces", tuple(self.discovery_interfaces))
         for field_name in ("listen", "static_peers", "static_routes", "roles"):
             value = getattr(self, field_name)
             if not isinstance(value, tuple):

@@ -208,13 +208,22 @@ class BundleNode:
             )
 
     async def _start_discovery(self, nursery: trio.Nursery) -> None:
-        from ucp_dtn.discovery import Discovery
+        from ucp_dtn.discovery import DEFAULT_SERVICE_TYPE, Discovery, IPVersion
 
+        config = self.config
+        interfaces = config.discovery_interfaces
         discovery = Discovery(
             str(self.node_id),
             self.listen_addresses,
-            roles=self.config.roles,
-            tls=self.config.tls is not None,
+            roles=config.roles,
+            tls=config.tls is not None,
+            interfaces=None if interfaces is None else list(interfaces),
+            ip_version=(
+                IPVersion.V4Only
+                if interfaces and all(":" not in address for address in interfaces)
+                else None
+            ),
+            service_type=config.discovery_service_type or DEFAULT_SERVICE_TYPE,
         )
         await nursery.start(discovery.run)
         nursery.start_soon(self._follow_discovery, discovery)
