@@ -118,11 +118,14 @@ async def test_sigkill_mid_transfer_loses_no_acknowledged_bundle(network: Networ
                 senders.start_soon(send_many, a, second, acknowledged)
                 for part in range(3):
                     senders.start_soon(ucp_sender, a, by_ucp[part::3], acknowledged)
-                await trio.sleep(rng.uniform(0.8, 1.5))
+                # Kill it once `ucp send` has had its first ID printed, while the rest run.
+                await wait_until(
+                    _any_by_ucp(acknowledged), timeout=WAIT, interval=0.02, what="a ucp send"
+                )
+                await trio.sleep(rng.uniform(0.0, 0.3))
                 a.kill()
         await a.process.wait()
         a = await network.restart(a)
-        assert any(p.startswith(b"ucp-") for p in acknowledged), "no ucp send got through"
 
         # Everything acknowledged arrives, exactly once.
         await wait_until(
@@ -133,6 +136,13 @@ async def test_sigkill_mid_transfer_loses_no_acknowledged_bundle(network: Networ
     assert acknowledged <= set(inbox.counts)
     for daemon in (a, b):
         await wait_until(_store_empty(daemon), timeout=WAIT, what=f"{daemon.name}'s store to drain")
+
+
+def _any_by_ucp(acknowledged: set[bytes]):  # type: ignore[no-untyped-def]
+    async def check() -> bool:
+        return any(payload.startswith(b"ucp-") for payload in acknowledged)
+
+    return check
 
 
 def _all_arrived(inbox: Inbox, acknowledged: set[bytes]):  # type: ignore[no-untyped-def]
