@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterator
+import struct
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from crc32c import crc32c
 
 from ucp_dtn.ucp.runtime import (
     InvalidModuleError,
@@ -104,44 +105,82 @@ def corrupt_empty(path: Path) -> None:
     path.write_bytes(b"")
 
 
-def corrupt_header_only(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[:40])
+def corrupt_delete_module(path: Path) -> None:
+    path.unlink()
+
+
+def corrupt_garbage_check(path: Path) -> None:
+    path.with_suffix(".check").write_bytes(b"\x01" * 20)
 
 
 def corrupt_checksummed_garbage(path: Path) -> None:
-    """A well-formed cache file whose payload wasmtime refuses (as it refuses a module serialised
-    by another wasmtime version): only wasmtime's own checks catch it."""
+    """A module file with a matching check file, which wasmtime refuses (as it refuses a module
+    serialised by another wasmtime version): only wasmtime's own checks catch it."""
     payload = b"\x7fELF" + bytes(1000)
-    path.write_bytes(path.read_bytes()[:8] + hashlib.sha256(payload).digest() + payload)
+    path.write_bytes(payload)
+    path.with_suffix(".check").write_bytes(
+        b"UCPCWCK1" + struct.pack(">QI", len(payload), crc32c(payload))
+    )
+
+
+def delete_check(path: Path) -> None:
+    """A module file without its check (a writer died in between): never trusted."""
+    path.with_suffix(".check").unlink()
 
 
 @pytest.mark.parametrize(
-    "corrupt",
+    ("corrupt", "rejected"),
     [
-        corrupt_flip,
-        corrupt_truncate,
-        corrupt_garbage,
-        corrupt_empty,
-        corrupt_header_only,
-        corrupt_checksummed_garbage,
+        (corrupt_flip, 1),
+        (corrupt_truncate, 1),
+        (corrupt_garbage, 1),
+        (corrupt_empty, 1),
+        (corrupt_delete_module, 1),
+        (corrupt_garbage_check, 1),
+        (corrupt_checksummed_garbage, 1),
+        (delete_check, 0),
     ],
 )
 def test_a_corrupted_cache_file_is_recompiled(
-    sandboxes: list[JobSandbox], cache_dir: Path, job_dir: Path, corrupt: object
+    sandboxes: list[JobSandbox],
+    cache_dir: Path,
+    job_dir: Path,
+    corrupt: Callable[[Path], None],
+    rejected: int,
 ) -> None:
     first = new_sandbox(sandboxes, cache_dir)
     spec = RunSpec(wasm("hello"), job_dir)
     assert first.run_job(spec).ok
     path = cache_file(first, spec.wasm)
     good = path.read_bytes()
-    corrupt(path)  # type: ignore[operator]
+    good_check = path.with_suffix(".check").read_bytes()
+    corrupt(path)
     second = new_sandbox(sandboxes, cache_dir)
     outcome = second.run_job(spec)
     assert outcome.ok
     assert outcome.module_source is ModuleSource.COMPILED
-    assert second.cache.rejected_files == 1
+    assert second.cache.rejected_files == rejected
     assert (job_dir / "stdout").read_bytes() == b"hello, world\n"
     assert path.read_bytes() == good  # rewritten
+    assert path.with_suffix(".check").read_bytes() == good_check
+    assert new_sandbox(sandboxes, cache_dir).load(module_digest(spec.wasm), None)[1] is (
+        ModuleSource.DISK
+    )
+
+
+def test_cache_files(sandboxes: list[JobSandbox], cache_dir: Path, job_dir: Path) -> None:
+    box = new_sandbox(sandboxes, cache_dir)
+    module = wasm("hello")
+    box.run_job(RunSpec(module, job_dir))
+    path = cache_file(box, module)
+    assert path.name.startswith(module_digest(module).hex() + "-w")
+    assert path.name.endswith(".cwasm")
+    assert sorted(p.name for p in cache_dir.iterdir()) == [
+        path.with_suffix(".check").name,
+        path.name,
+    ]
+    magic, length, crc = struct.unpack(">8sQI", path.with_suffix(".check").read_bytes())
+    assert (magic, length, crc) == (b"UCPCWCK1", path.stat().st_size, crc32c(path.read_bytes()))
 
 
 def test_digest_alone_needs_a_cache_hit(sandboxes: list[JobSandbox], cache_dir: Path) -> None:

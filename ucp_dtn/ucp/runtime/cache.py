@@ -3,18 +3,20 @@
 Compiling a module with Cranelift takes milliseconds to seconds; loading a serialised one takes
 well under a millisecond. The key is the SHA-256 of the wasm bytes, so the same module sent by two
 jobs (or two clients) is compiled once per node. Several worker processes share one cache
-directory: files are written to a temporary name and renamed into place, so a reader sees a whole
-file or none.
+directory: files are written under a temporary name and renamed into place, so a reader sees a
+whole file or none.
 
-A serialised module is native code that wasmtime trusts. A file that was truncated or damaged on
-disk must therefore never reach :meth:`wasmtime.Module.deserialize`: each file carries a SHA-256 of
-its payload, checked before loading, and exactly the bytes checked are the bytes loaded. A file
-that fails the check (or that wasmtime refuses, e.g. written by another wasmtime version) is
-deleted and the module is compiled again.
+A serialised module is native code that wasmtime trusts: a file damaged on disk must never reach
+:meth:`wasmtime.Module.deserialize_file`. Beside each module file ``<key>.cwasm`` (exactly
+:meth:`wasmtime.Module.serialize`'s output, so wasmtime can map it straight from the file) lies
+``<key>.check``: a magic number, the module file's length and its CRC-32C. A load reads the module
+file, checks length and CRC, and only then deserialises it. A module file that fails the check, has
+no check file, or that wasmtime refuses (written by another wasmtime version, say) is deleted and
+the module compiled again. (A CRC catches damage, not an attacker: whoever can write the cache
+directory can write the check file too, so the directory must be the node's own.)
 
-File layout: ``MAGIC (8 bytes) || SHA-256(payload) (32 bytes) || payload``, where payload is
-:meth:`wasmtime.Module.serialize`'s output; the name is
-``<sha256 of the wasm hex>-w<wasmtime version>-<SandboxConfig fingerprint>.cwasm``.
+``<key>`` is ``<sha256 of the wasm, hex>-w<wasmtime version>-<SandboxConfig fingerprint>``, so
+engines with other settings never read each other's files.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import struct
 import tempfile
 import time
 from collections import OrderedDict
@@ -30,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import wasmtime
+from crc32c import crc32c
 
 from .errors import InvalidModuleError, ModuleNotCachedError
 from .spec import ModuleSource
@@ -38,8 +42,9 @@ __all__ = ["LoadedModule", "ModuleCache", "module_digest", "summarize_wasmtime_e
 
 logger = logging.getLogger(__name__)
 
-_MAGIC = b"UCPCWSM\x01"
-_HEADER_SIZE = len(_MAGIC) + 32
+_CHECK_MAGIC = b"UCPCWCK1"
+# magic, length of the module file, CRC-32C of the module file
+_CHECK = struct.Struct(">8sQI")
 _WASM_MAGIC = b"\0asm"
 
 
@@ -173,23 +178,32 @@ class ModuleCache:
         path = self.path_for(digest)
         if path is None:
             return None
+        check_path = path.with_suffix(".check")
         try:
-            data = path.read_bytes()
+            check = check_path.read_bytes()
         except FileNotFoundError:
             return None
         except OSError as exc:
+            logger.warning("cannot read %s: %s", check_path, exc)
+            return None
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            data = b""
+        except OSError as exc:
             logger.warning("cannot read compiled module %s: %s", path, exc)
             return None
-        payload = data[_HEADER_SIZE:]
-        if (
-            len(data) <= _HEADER_SIZE
-            or data[: len(_MAGIC)] != _MAGIC
-            or hashlib.sha256(payload).digest() != data[len(_MAGIC) : _HEADER_SIZE]
+        if len(check) != _CHECK.size or _CHECK.unpack(check) != (
+            _CHECK_MAGIC,
+            len(data),
+            crc32c(data),
         ):
             self._reject(path, "integrity check failed")
             return None
         try:
-            return wasmtime.Module.deserialize(self._engine, payload)
+            # What was checked is what is mapped: only our own workers write the directory, and
+            # they replace a file (by rename) only with another compilation of the same module.
+            return wasmtime.Module.deserialize_file(self._engine, str(path))
         except wasmtime.WasmtimeError as exc:
             self._reject(path, summarize_wasmtime_error(str(exc)))
             return None
@@ -197,10 +211,11 @@ class ModuleCache:
     def _reject(self, path: Path, why: str) -> None:
         self.rejected_files += 1
         logger.warning("discarding compiled module %s: %s", path, why)
-        try:
-            path.unlink(missing_ok=True)
-        except OSError as exc:
-            logger.warning("cannot delete %s: %s", path, exc)
+        for stale in (path.with_suffix(".check"), path):
+            try:
+                stale.unlink(missing_ok=True)
+            except OSError as exc:
+                logger.warning("cannot delete %s: %s", stale, exc)
 
     def _store_file(self, digest: bytes, module: wasmtime.Module) -> None:
         path = self.path_for(digest)
@@ -209,16 +224,11 @@ class ModuleCache:
         started = time.perf_counter()
         try:
             payload = module.serialize()
-            fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".cwasm")
-            try:
-                with open(fd, "wb") as tmp:
-                    tmp.write(_MAGIC)
-                    tmp.write(hashlib.sha256(payload).digest())
-                    tmp.write(payload)
-                os.replace(tmp_name, path)
-            except BaseException:
-                os.unlink(tmp_name)
-                raise
+            # The module first, then its check: a reader never trusts a module without one.
+            _write_atomically(path, payload)
+            _write_atomically(
+                path.with_suffix(".check"), _CHECK.pack(_CHECK_MAGIC, len(payload), crc32c(payload))
+            )
         except (OSError, wasmtime.WasmtimeError) as exc:
             logger.warning("cannot cache compiled module %s: %s", path, exc)
             return
@@ -228,6 +238,17 @@ class ModuleCache:
             len(payload),
             (time.perf_counter() - started) * 1e3,
         )
+
+
+def _write_atomically(path: Path, data: bytes | bytearray) -> None:
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with open(fd, "wb") as tmp:
+            tmp.write(data)
+        os.replace(tmp_name, path)
+    except BaseException:
+        os.unlink(tmp_name)
+        raise
 
 
 def _wasmtime_version() -> str:
