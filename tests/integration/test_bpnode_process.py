@@ -193,3 +193,28 @@ def test_parse_ready_line() -> None:
     assert ready.node_id == "ipn:5.0"
     assert ready.tcpcl == (("127.0.0.1", 1), ("::1", 2))
     assert ready.socket == Path("/s")
+
+
+async def test_sigterm_ends_sessions_cleanly_and_keeps_the_store(network: Network) -> None:
+    b = await network.start("b")
+    a = await network.start("a", "-s", b.url, "-r", "dtn://c/*=dtn://b/")
+    sent = await a.ucp("send", "-d", "dtn://c/x", stdin=b"kept by b")
+    assert sent.returncode == 0, sent.stderr
+
+    async def b_holds_it() -> bool:
+        info = await b.info()
+        return bool(info["statistics"]["pending_forward"] == 1 and info["peers"])
+
+    with trio.fail_after(WAIT):
+        while not await b_holds_it():
+            await trio.sleep(0.1)
+    assert await b.stop() == 0
+    # a saw a SESS_TERM, not a dropped connection.
+    a_log = a.log.read_text()
+    assert "session with dtn://b/" in a_log and "closed (clean)" in a_log
+    assert "closed (unclean" not in a_log
+    # b's store kept the bundle across the shutdown.
+    b = await network.restart(b)
+    assert (await b.info())["statistics"]["pending_forward"] == 1
+    assert await a.stop() == 0
+    assert await b.stop() == 0

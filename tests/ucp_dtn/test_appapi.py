@@ -283,6 +283,15 @@ async def test_hostile_clients_never_end_the_server(tmp_path: Path) -> None:
                 assert (await client.node_info()).node_id == "dtn://a/"
 
 
+async def test_registrations_per_connection_are_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "api.sock"
+    async with serving(path, max_registrations=2), AppApiClient.connect(path) as client:
+        await client.register("one")
+        await client.register("two")
+        with pytest.raises(RequestFailed, match="at most 2 registrations"):
+            await client.register("three")
+
+
 async def test_too_many_clients_are_told_so(tmp_path: Path) -> None:
     path = tmp_path / "api.sock"
     async with serving(path, max_connections=1), AppApiClient.connect(path):

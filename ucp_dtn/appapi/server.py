@@ -192,6 +192,7 @@ class AppApiServer:
         max_frame: int = DEFAULT_MAX_FRAME,
         max_connections: int = 256,
         max_pending: int = 128,
+        max_registrations: int = 256,
         software: str = "ucp-dtn",
     ) -> None:
         self.node = node
@@ -209,6 +210,8 @@ class AppApiServer:
         """Clients served at once; more are told so and closed."""
         self.max_pending = max_pending
         """Requests of one connection running at once (``send``, ``confirm``, ``connect``)."""
+        self.max_registrations = max_registrations
+        """Registrations one connection may hold open."""
         self.software = software
         """What :class:`Hello` says the daemon is."""
         self._numbers = itertools.count(1)
@@ -489,6 +492,10 @@ class _Connection:
         raise AssertionError(f"unhandled request {request!r}")  # pragma: no cover
 
     def _register(self, request: RegisterRequest) -> dict[str, Any]:
+        if len(self._registrations) >= self._server.max_registrations:
+            raise AppApiProtocolError(
+                f"a connection may hold at most {self._server.max_registrations} registrations"
+            )
         try:
             endpoint = resolve_endpoint(self._node.node_id, request.endpoint)
         except DecodeError as exc:
