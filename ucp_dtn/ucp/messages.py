@@ -72,10 +72,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import ClassVar, Self
 
+from bpv7 import BPv7Error, parse_eid
+
 from .capabilities import Capabilities
-from .errors import UcpUsageError
+from .errors import FieldError, UcpUsageError
 from .job import JobInfo
-from .names import DataName, validate_name
+from .names import DataName, validate_name, validate_pattern
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -205,7 +207,42 @@ class Role(enum.IntFlag):
 # -- building blocks ------------------------------------------------------------------------------
 
 
-class UcpMessage:
+class _Checked:
+    """Checks the data names and EIDs of a message or part of one on construction, so that a
+    decoded message is valid throughout. Subclasses list their fields in the class variables."""
+
+    __slots__ = ()
+    _NAMES: ClassVar[tuple[str, ...]] = ()
+    """Fields holding a data name (or ``None``, or a tuple of names)."""
+    _PATTERNS: ClassVar[tuple[str, ...]] = ()
+    """Fields holding a data name or ``prefix*`` pattern (or ``None``)."""
+    _EIDS: ClassVar[tuple[str, ...]] = ()
+    """Fields holding endpoint ID text (or ``None``)."""
+
+    def __post_init__(self) -> None:
+        for attribute in self._NAMES:
+            value = getattr(self, attribute)
+            for index, name in enumerate(value if isinstance(value, tuple) else (value,)):
+                if name is not None:
+                    where = f"{attribute}[{index}]" if isinstance(value, tuple) else attribute
+                    validate_name(name, where)
+        for attribute in self._PATTERNS:
+            value = getattr(self, attribute)
+            if value is not None:
+                validate_pattern(value, attribute)
+        for attribute in self._EIDS:
+            value = getattr(self, attribute)
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                raise FieldError(attribute, f"must be EID text, got {type(value).__name__}")
+            try:
+                parse_eid(value)
+            except BPv7Error as exc:
+                raise FieldError(attribute, exc.message) from None
+
+
+class UcpMessage(_Checked):
     """Base of every message class: ``KIND`` and the CBOR round trip."""
 
     __slots__ = ()
@@ -242,8 +279,10 @@ class Timings:
 
 
 @dataclass(frozen=True, slots=True)
-class DataItem:
+class DataItem(_Checked):
     """One datum with its content (``data-get-reply``)."""
+
+    _NAMES = ("name",)
 
     name: DataName
     """Its name."""
@@ -256,8 +295,11 @@ class DataItem:
 
 
 @dataclass(frozen=True, slots=True)
-class DataEntry:
+class DataEntry(_Checked):
     """One datum without its content (listings, broker sync)."""
+
+    _NAMES = ("name",)
+    _EIDS = ("holder",)
 
     name: DataName
     """Its name."""
@@ -272,8 +314,11 @@ class DataEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class JobStatusEntry:
+class JobStatusEntry(_Checked):
     """What a broker knows about one job (status replies, broker sync)."""
+
+    _NAMES = ("result_ref",)
+    _EIDS = ("client", "executor")
 
     job_id: uuid.UUID
     """The job."""
@@ -296,8 +341,10 @@ class JobStatusEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class NodeEntry:
+class NodeEntry(_Checked):
     """What a broker knows about one node (status replies)."""
+
+    _EIDS = ("node",)
 
     node: str
     """Its node ID (EID)."""
@@ -346,12 +393,15 @@ class JobSubmission(UcpMessage):
     """Small named data sent along so the executor need not fetch it (REC's job data)."""
 
     def __post_init__(self) -> None:
+        UcpMessage.__post_init__(self)
         _freeze_inline_data(self)
 
 
 @dataclass(frozen=True, slots=True)
 class JobAccepted(UcpMessage):
     """The broker has recorded the job (``job-accepted``); the client may go offline."""
+
+    _EIDS = ("broker",)
 
     KIND: ClassVar[str] = "job-accepted"
     job_id: uuid.UUID
@@ -365,6 +415,8 @@ class JobAccepted(UcpMessage):
 @dataclass(frozen=True, slots=True)
 class JobState(UcpMessage):
     """A job changed state (``job-state``)."""
+
+    _EIDS = ("executor",)
 
     KIND: ClassVar[str] = "job-state"
     job_id: uuid.UUID
@@ -385,6 +437,8 @@ class JobState(UcpMessage):
 class JobDispatch(UcpMessage):
     """The broker hands a job to an executor (``job-dispatch``)."""
 
+    _EIDS = ("broker", "client")
+
     KIND: ClassVar[str] = "job-dispatch"
     job: JobInfo
     """The job."""
@@ -398,12 +452,16 @@ class JobDispatch(UcpMessage):
     """The submission's inline data."""
 
     def __post_init__(self) -> None:
+        UcpMessage.__post_init__(self)
         _freeze_inline_data(self)
 
 
 @dataclass(frozen=True, slots=True)
 class JobResult(UcpMessage):
     """How a job ended, with its results (``job-result``)."""
+
+    _NAMES = ("archive_ref", "published")
+    _EIDS = ("executor",)
 
     KIND: ClassVar[str] = "job-result"
     job_id: uuid.UUID
@@ -450,6 +508,8 @@ class JobResult(UcpMessage):
 class Heartbeat(UcpMessage):
     """A node is alive (``heartbeat``): its roles, resources and work."""
 
+    _EIDS = ("node", "broker")
+
     KIND: ClassVar[str] = "heartbeat"
     node: str
     """The node ID (EID)."""
@@ -487,6 +547,9 @@ class Heartbeat(UcpMessage):
 class DataPut(UcpMessage):
     """Store one datum (``data-put``); last write wins by ``written_at``."""
 
+    _NAMES = ("name",)
+    _EIDS = ("reply_to",)
+
     KIND: ClassVar[str] = "data-put"
     request_id: int
     """The requester's id, echoed in the reply."""
@@ -521,6 +584,9 @@ class DataReply(UcpMessage):
 class DataGet(UcpMessage):
     """Fetch data (``data-get``): a name and its subkeys, or a ``prefix*`` pattern."""
 
+    _PATTERNS = ("query",)
+    _EIDS = ("reply_to",)
+
     KIND: ClassVar[str] = "data-get"
     request_id: int
     """The requester's id, echoed in the reply."""
@@ -554,6 +620,9 @@ class DataGetReply(UcpMessage):
 @dataclass(frozen=True, slots=True)
 class DataList(UcpMessage):
     """List data without content (``data-list``)."""
+
+    _PATTERNS = ("prefix",)
+    _EIDS = ("reply_to",)
 
     KIND: ClassVar[str] = "data-list"
     request_id: int
@@ -591,6 +660,9 @@ class DataListReply(UcpMessage):
 class DataDelete(UcpMessage):
     """Delete a name with its subkeys, or all data of a job (``data-delete``)."""
 
+    _PATTERNS = ("name",)
+    _EIDS = ("reply_to",)
+
     KIND: ClassVar[str] = "data-delete"
     request_id: int
     """The requester's id, echoed in the reply."""
@@ -604,6 +676,7 @@ class DataDelete(UcpMessage):
     """Where the reply goes (EID); default: the bundle's source."""
 
     def __post_init__(self) -> None:
+        UcpMessage.__post_init__(self)
         if (self.name is None) == (self.job_id is None):
             raise UcpUsageError("data-delete needs exactly one of name and job_id")
 
@@ -611,6 +684,8 @@ class DataDelete(UcpMessage):
 @dataclass(frozen=True, slots=True)
 class DataFreeSpace(UcpMessage):
     """Ask a datastore how much room it has (``data-free-space``)."""
+
+    _EIDS = ("reply_to",)
 
     KIND: ClassVar[str] = "data-free-space"
     request_id: int
@@ -622,6 +697,8 @@ class DataFreeSpace(UcpMessage):
 @dataclass(frozen=True, slots=True)
 class DataFreeSpaceReply(UcpMessage):
     """A datastore's room (``data-free-space-reply``)."""
+
+    _EIDS = ("node",)
 
     KIND: ClassVar[str] = "data-free-space-reply"
     request_id: int
@@ -645,6 +722,8 @@ class DataFreeSpaceReply(UcpMessage):
 class StatusQuery(UcpMessage):
     """Ask a broker about jobs and nodes (``status-query``)."""
 
+    _EIDS = ("client", "reply_to")
+
     KIND: ClassVar[str] = "status-query"
     request_id: int
     """The requester's id, echoed in the reply."""
@@ -662,6 +741,8 @@ class StatusQuery(UcpMessage):
 class StatusReply(UcpMessage):
     """A broker's answer to ``status-query`` (``status-reply``)."""
 
+    _EIDS = ("broker",)
+
     KIND: ClassVar[str] = "status-reply"
     request_id: int
     """The request answered."""
@@ -677,6 +758,8 @@ class StatusReply(UcpMessage):
 class BrokerSync(UcpMessage):
     """One broker's job and data metadata for another (``broker-sync``), so that either can
     answer for both and take over the other's jobs."""
+
+    _EIDS = ("broker",)
 
     KIND: ClassVar[str] = "broker-sync"
     broker: str

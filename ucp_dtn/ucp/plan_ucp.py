@@ -172,7 +172,7 @@ def _requirements(reader: PlanReader, value: object, *, job: str) -> Requirement
             if key in ("memory", "disk"):
                 values[key] = parse_size(item)
             elif key == "cpu_cores":
-                values[key] = 0 if item == 0 else parse_count(item)
+                values[key] = 0 if item == 0 and type(item) is int else parse_count(item)
             elif key == "cpu_freq":
                 values[key] = parse_frequency(item)
             elif key == "no_battery":

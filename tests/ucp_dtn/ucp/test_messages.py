@@ -19,8 +19,11 @@ from ucp_dtn.ucp import (
     MESSAGE_KINDS,
     DataDelete,
     DataGet,
+    DataNameError,
+    DataPut,
     DataRef,
     DataStatus,
+    FieldError,
     Heartbeat,
     InlineData,
     JobAccepted,
@@ -175,6 +178,16 @@ def test_data_delete_needs_exactly_one_target() -> None:
         decode_message(payload(t="data-delete", **{"request-id": 1}))
 
 
+def test_names_and_eids_are_checked_on_construction() -> None:
+    with pytest.raises(DataNameError, match=r"^name: name '/a' has an empty segment"):
+        DataPut(1, "/a", b"", 0.0)
+    with pytest.raises(FieldError, match=r"^reply_to: must be EID text, got bytes"):
+        DataGet(1, "a", reply_to=b"dtn://c/")  # type: ignore[arg-type]
+    with pytest.raises(FieldError, match=r"^executor: 'e' is not a URI"):
+        JobResult(JOB_ID, "e", ResultStatus.OK)
+    assert DataGet(1, "survey/*").query == "survey/*"
+
+
 def test_inline_data_is_validated_and_read_only() -> None:
     with pytest.raises(UcpUsageError, match=r"inline_data\['/x'\]"):
         JobSubmission(simple_job(), {"/x": b""})
@@ -277,6 +290,39 @@ def test_inline_data_is_validated_and_read_only() -> None:
             r"field 'timings\[1\]' must be a finite number >= 0",
         ),
         (cbor2.dumps({"v": 1, "t": "data-get", "query": cbor2.CBORTag(4000, 1)}), "field"),
+        (
+            payload(t="data-put", name="a b", data=b"", at=0, **{"request-id": 1}),
+            "data-put message: name: name 'a b' has the character ' '",
+        ),
+        (
+            payload(t="data-get", query="a*b", **{"request-id": 1, "max-bytes": 1}),
+            "data-get message: query: name 'a\\*b' has '\\*'",
+        ),
+        (
+            payload(t="job-accepted", broker="broker-1", **{"job-id": JOB_ID.bytes}),
+            "job-accepted message: broker: 'broker-1' is not a URI",
+        ),
+        (
+            payload(
+                t="job-result",
+                executor="dtn://e/",
+                status=0,
+                attempt=1,
+                published=["ok", "not ok"],
+                **{"job-id": JOB_ID.bytes, "started-at": 0, "finished-at": 0},
+            ),
+            "job-result message: published\\[1\\]: name 'not ok'",
+        ),
+        (
+            payload(
+                t="status-reply",
+                broker="dtn://b/",
+                jobs=[],
+                nodes=[{"node": "dtn://x", "roles": 1, "last-seen": 0}],
+                **{"request-id": 1},
+            ),
+            "status-reply message: node: dtn SSP",
+        ),
     ],
 )
 def test_bad_payloads_are_rejected_with_a_reason(data: bytes, match: str) -> None:
