@@ -31,6 +31,7 @@ import contextlib
 import enum
 import logging
 import math
+import operator
 import socket
 import struct
 from collections import deque
@@ -311,8 +312,10 @@ class LossyStream(trio.abc.HalfCloseableStream):
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         """Receive data that has arrived over the link; ``b""`` at end of stream."""
-        if max_bytes is not None and max_bytes < 1:
-            raise ValueError("max_bytes must be >= 1")
+        if max_bytes is not None:
+            max_bytes = operator.index(max_bytes)
+            if max_bytes < 1:
+                raise ValueError("max_bytes must be >= 1")
         with self._receive_guard:
             await trio.lowlevel.checkpoint_if_cancelled()
             while True:
