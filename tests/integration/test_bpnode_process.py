@@ -43,9 +43,10 @@ async def test_ready_line_ucp_commands_and_sigterm(network: Network, tmp_path: P
     assert nodes.returncode == 0, nodes.stderr
     info = json.loads(nodes.stdout)
     assert info["node_id"] == "dtn://a/"
+    assert info["roles"] == ["broker"]
     assert info["statistics"]["pending_delivery"] == 2
     text = await a.ucp("nodes")
-    assert b"node dtn://a/" in text.stdout and b"2 to deliver" in text.stdout
+    assert b"node dtn://a/ (roles: broker)" in text.stdout and b"2 to deliver" in text.stdout
 
     received = await a.ucp("recv", "-e", "inbox", "--count", "2", "--timeout", "20s")
     assert received.returncode == 0, received.stderr

@@ -86,6 +86,8 @@ class NodeInfo:
     """The node's statistics (store contents, counters)."""
     api: dict[str, Any]
     """The application API's own counters."""
+    roles: list[str]
+    """The UCP roles the node was configured with."""
 
 
 class ReceivedBundle:
@@ -358,6 +360,7 @@ class AppApiClient:
             routes=_list_of_maps(fields.get("routes")),
             statistics=_map(fields.get("statistics")),
             api=_map(fields.get("api")),
+            roles=[role for role in fields.get("roles") or () if isinstance(role, str)],
         )
 
     async def connect_peer(self, host: str, port: int) -> str:

@@ -473,6 +473,7 @@ class _Connection:
                     "routes": plain_data(node.routes()),
                     "statistics": plain_data(node.statistics()),
                     "api": plain_data(self._server.statistics()),
+                    "roles": list(getattr(getattr(node, "config", None), "roles", ())),
                 }
             case ConnectRequest(host=host, port=port):
                 try:

@@ -47,7 +47,8 @@ def _address(value: object) -> str:
 def format_node_info(info: NodeInfo) -> str:
     """The human-readable form of ``info``."""
     stats: Mapping[str, Any] = info.statistics
-    lines = [f"node {info.node_id}"]
+    roles = f" (roles: {', '.join(info.roles)})" if info.roles else ""
+    lines = [f"node {info.node_id}{roles}"]
     lines.append(
         f"store: {stats.get('stored_bundles', '?')} bundles, {_size(stats.get('stored_bytes'))}"
         f" of {_size(stats.get('store_quota_bytes'))}"
