@@ -79,23 +79,14 @@ def scan(data: bytes) -> None:
                         pos += length
             elif major in (4, 5, 6):
                 count = 1 if major == 6 else argument * (2 if major == 5 else 1)
-                if argument < 0:
-                    stack.append(None)
-                elif count > 0:
-                    stack.append(count)
-                else:
-                    _complete(stack)
-                if len(stack) > MAX_DEPTH:
-                    raise MessageDecodeError(f"CBOR nested deeper than {MAX_DEPTH}")
-                if not stack:
-                    break
-                continue
+                if argument < 0 or count > 0:  # a container opens; its items come next
+                    stack.append(None if argument < 0 else count)
+                    if len(stack) > MAX_DEPTH:
+                        raise MessageDecodeError(f"CBOR nested deeper than {MAX_DEPTH}")
+                    continue
             elif major == 7 and info == 24 and argument < 32:
+                # RFC 8949 §3.3: simple values 0..31 in the two-byte form are not well-formed.
                 raise MessageDecodeError("malformed CBOR simple value")
-            _complete(stack)
-            if not stack:
-                break
-            continue
         _complete(stack)
         if not stack:
             break
