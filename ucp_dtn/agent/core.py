@@ -47,7 +47,7 @@ from bpv7.admin import (
     admin_record_from_bundle,
 )
 from bpv7.fragment import FragmentCollector, ReassemblyError, reassembly_key
-from ucp_dtn.store import BundleState, BundleStore, StoredBundle
+from ucp_dtn.store import BundleState, BundleStore, StoredBundle, StoreFullError
 
 from .config import NodeConfig
 from .forwarding import ForwardQueue, RawCache
@@ -311,17 +311,33 @@ class AgentCore:
             return
         if whole is None:
             return
+        members = self._fragment_keys.pop(original, set())
+        self.counters.reassembled += 1
+        if whole.is_admin_record and await self._handle_local_admin(whole, None):
+            await self._drop_fragments(members)
+            return
         raw = whole.encode()
         meta = stored_bundle_for(
             whole, len(raw), received_at=self.clock(), state=BundleState.PENDING_DELIVERY
         )
-        await self.store.put(meta, raw)
-        self.counters.reassembled += 1
-        for member in self._fragment_keys.pop(original, set()):
-            if await self.store.delete(member):
-                self._forget(member)
+        try:
+            await self.store.put(meta, raw)
+        except StoreFullError as exc:
+            # The fragments are stored, so the whole needs as much space again.
+            logger.warning("no room for the reassembled %s: %s", meta.key, exc)
+            for member in members:
+                await self.delete(member, StatusReportReason.DEPLETED_STORAGE)
+            return
+        await self._drop_fragments(members)
         self.cache.put(meta.key, raw)
         self.dispatch(meta)
+
+    async def _drop_fragments(self, members: set[str]) -> None:
+        """Remove fragments whose ADU has been reassembled (they are not "deleted": the
+        reassembled bundle carries on)."""
+        for member in members:
+            if await self.store.delete(member):
+                self._forget(member)
 
     async def restore_fragments(self) -> None:
         """After a restart: feed stored local fragments to the collector again."""

@@ -166,9 +166,14 @@ class CustodyManager:
         """A custody signal arrived for this node."""
         core = self._core
         keys: set[str] = set()
-        for transmission_id, key in list(self._key_of.items()):
-            if signal.covers(transmission_id):
-                keys.add(key)
+        for id_range in signal.ranges:
+            if id_range.count <= len(self._key_of):
+                for transmission_id in id_range:
+                    key = self._key_of.get(transmission_id)
+                    if key is not None:
+                        keys.add(key)
+            else:
+                keys.update(k for t, k in self._key_of.items() if t in id_range)
         logger.debug(
             "custody signal %s from %s for %d bundles",
             signal.disposition,

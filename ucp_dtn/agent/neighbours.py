@@ -27,6 +27,7 @@ to ``reconnect_max_s``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ from bpv7 import (
 )
 from bpv7.admin import StatusReportReason
 from bpv7.fragment import FragmentationError, fragment_bundle
-from convergence.tcpcl import SessTermReason, XferRefuseReason
+from convergence.tcpcl import LocalProtocolError, SessTermReason, XferRefuseReason
 from convergence.tcpcl.link import (
     LinkConfig,
     TcpclLink,
@@ -213,7 +214,14 @@ class Neighbours:
             except LinkClosedError:
                 return
             session.received += 1
-            await receiver.on_transfer(transfer, session.peer)
+            try:
+                await receiver.on_transfer(transfer, session.peer)
+            except StoreError as exc:
+                # Not full (that is refused as NO_RESOURCES inside): the store failed. Refuse,
+                # so the peer keeps the bundle, and go on with the session.
+                logger.error("cannot store a bundle from %s: %s", session.peer, exc)
+                with contextlib.suppress(LinkError, LocalProtocolError):
+                    await transfer.refuse(XferRefuseReason.NO_RESOURCES)
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -246,7 +254,11 @@ class Neighbours:
             if meta is None or meta.state is not BundleState.PENDING_FORWARD:
                 continue
             session.inflight[key] = meta
-            data = await self._prepare(key, meta, session)
+            try:
+                data = await self._prepare(key, meta, session)
+            except StoreError as exc:
+                logger.error("cannot read %s from the store: %s", key, exc)
+                data = None
             if data is None:
                 session.inflight.pop(key, None)
                 continue
@@ -254,6 +266,11 @@ class Neighbours:
                 handle = session.link.start_send(data)
             except LinkClosedError:
                 return  # the session is ending; inflight goes back to the queue
+            except TransferTooLargeError as exc:
+                logger.warning("cannot send %s to %s: %s", key, session.peer, exc)
+                session.inflight.pop(key, None)
+                await self._retry_later(meta)
+                continue
             try:
                 await send_channel.send((key, meta, handle))
             except trio.BrokenResourceError:

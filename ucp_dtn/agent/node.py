@@ -33,6 +33,7 @@ from bpv7 import (
 )
 from convergence.tcpcl import XferRefuseReason
 from convergence.tcpcl.link import LinkConfig, TcpclLink
+from convergence.tcpcl.link_errors import LinkError
 from convergence.tcpcl.listener import TcpclListener, open_link
 from ucp_dtn.store import BundleState, BundleStore, MemoryBundleStore, SqliteBundleStore
 
@@ -40,6 +41,7 @@ from .config import NodeConfig
 from .core import AgentCore
 from .custody import CustodyManager
 from .errors import EndpointError, NodeNotRunningError, RegistrationError
+from .forwarding import backoff_delay
 from .janitor import Janitor
 from .neighbours import Neighbours
 from .reception import Receiver
@@ -49,7 +51,7 @@ from .routing import RouteInfo
 from .statistics import NodeStatistics, PeerInfo
 
 if TYPE_CHECKING:
-    from ucp_dtn.discovery import DiscoveredPeer
+    from ucp_dtn.discovery import Discovery
 
 __all__ = ["BundleNode"]
 
@@ -144,7 +146,8 @@ class BundleNode:
                     await trio.sleep_forever()
                 finally:
                     # Shutdown: end every session cleanly (SESS_TERM; transfers in progress
-                    # finish), send pending custody signals, then stop the network tasks.
+                    # finish), then stop the network tasks. Custody signals not sent yet are
+                    # dropped: the custodians will retransmit and be answered after a restart.
                     self._nursery = None
                     with trio.CancelScope(shield=True), trio.move_on_after(_SHUTDOWN_TIMEOUT):
                         async with trio.open_nursery() as closers:
@@ -228,36 +231,52 @@ class BundleNode:
         await nursery.start(discovery.run)
         nursery.start_soon(self._follow_discovery, discovery)
 
-    async def _follow_discovery(self, discovery: object) -> None:
-        from ucp_dtn.discovery import Discovery, PeerAppeared, PeerUpdated
+    async def _follow_discovery(self, discovery: Discovery) -> None:
+        from ucp_dtn.discovery import PeerAppeared, PeerUpdated
 
-        assert isinstance(discovery, Discovery)
-        connecting: set[str] = set()
+        followed: set[str] = set()
         async with trio.open_nursery() as nursery:
             async for event in discovery.events:
                 if isinstance(event, PeerAppeared | PeerUpdated):
-                    peer = event.peer
-                    if peer.node_id not in connecting:
-                        connecting.add(peer.node_id)
-                        nursery.start_soon(self._connect_discovered, peer, connecting)
+                    node_id = event.peer.node_id
+                    if node_id not in followed:
+                        followed.add(node_id)
+                        nursery.start_soon(self._keep_discovered, discovery, node_id, followed)
 
-    async def _connect_discovered(self, peer: DiscoveredPeer, connecting: set[str]) -> None:
+    async def _keep_discovered(
+        self, discovery: Discovery, node_id: str, followed: set[str]
+    ) -> None:
+        """Keep a session with a discovered peer for as long as it is announced."""
         from ucp_dtn.discovery import PeerUnreachable, connect_first
 
         core = self._running_core()
+        attempt = 0
         try:
-            node = parse_eid(peer.node_id)
-            # Both sides see each other; the one with the smaller node ID connects first, the
-            # other only if no session came up meanwhile.
-            if str(self.node_id) > peer.node_id:
+            node = parse_eid(node_id)
+            # Both sides discover each other: the one with the smaller node ID connects at
+            # once, the other only if no session came up meanwhile.
+            if str(self.node_id) > node_id:
                 await trio.sleep(3.0)
-            if core.routing.is_neighbour(node):
-                return
-            await connect_first(peer, self.connect)
-        except (PeerUnreachable, DecodeError) as exc:
-            logger.info("discovered peer %s: %s", peer.node_id, exc)
+            while True:
+                peer = next((p for p in discovery.peers() if p.node_id == node_id), None)
+                if peer is None:
+                    return  # no longer announced
+                if core.routing.is_neighbour(node):
+                    attempt = 0
+                else:
+                    try:
+                        await connect_first(peer, self.connect, retry_on=(OSError, LinkError))
+                        attempt = 0
+                    except (PeerUnreachable, LinkError) as exc:
+                        attempt += 1
+                        logger.info("discovered peer %s: %s", node_id, exc)
+                await trio.sleep(
+                    max(1.0, backoff_delay(attempt, base=1.0, limit=self.config.reconnect_max_s))
+                )
+        except DecodeError as exc:
+            logger.info("discovered peer with a bad node ID %r: %s", node_id, exc)
         finally:
-            connecting.discard(peer.node_id)
+            followed.discard(node_id)
 
     # -- application interface ----------------------------------------------------------------
 
@@ -377,6 +396,7 @@ class BundleNode:
             self._pending_routes.append((pattern, next_hop))
             return
         core.routing.add_static(pattern, next_hop)
+        self._pending_routes.append((pattern, next_hop))
         core.queue.sync()
         if self._neighbours is not None:
             self._neighbours.routes_changed()
