@@ -168,6 +168,47 @@ async def test_worker_killed_mid_job_is_reported_and_replaced(
         assert (stats.workers_crashed, stats.alive) == (1, 1)
 
 
+def is_zombie(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+async def test_idle_worker_that_died_is_replaced_before_it_gets_a_job(
+    tmp_path: Path, job_dir: Path
+) -> None:
+    async with running_pool(1, tmp_path / "cache") as pool:
+        (victim,) = pool.statistics().worker_pids
+        os.kill(victim, signal.SIGKILL)
+        await wait_for(lambda: is_zombie(victim))
+        with trio.fail_after(LIMIT):
+            outcome = await pool.execute(RunSpec(wasm("hello"), job_dir))
+        assert outcome.ok, outcome
+        stats = pool.statistics()
+        assert victim not in stats.worker_pids
+        assert (stats.workers_crashed, stats.jobs, stats.failed_jobs) == (1, 1, 0)
+
+
+async def test_files_the_job_writes_are_bounded(tmp_path: Path, job_dir: Path) -> None:
+    async with running_pool(1, tmp_path / "cache") as pool:
+        with trio.fail_after(LIMIT):
+            limited = await pool.execute(
+                RunSpec(wasm("write_big"), job_dir, file_size_limit=1024 * 1024)
+            )
+            assert (limited.status, limited.exit_code) == (RunStatus.EXIT, 22)  # WASI fbig
+            assert (job_dir / "big.bin").stat().st_size == 1024 * 1024
+            unlimited = await pool.execute(RunSpec(wasm("write_big"), job_dir))
+            assert unlimited.ok
+            assert (job_dir / "big.bin").stat().st_size == 2 * 1024 * 1024
+            # The limit applies while the guest runs, not while the worker compiles and caches.
+            blob = "x" * 200_000
+            big = wat(f'(module (memory 4) (data (i32.const 0) "{blob}") (func (export "_start")))')
+            outcome = await pool.execute(RunSpec(big, job_dir, file_size_limit=10))
+            assert outcome.ok
+            assert outcome.module_source is ModuleSource.COMPILED
+    (cached,) = (tmp_path / "cache").glob(module_digest(big).hex() + "*.cwasm")
+    assert cached.stat().st_size > 200_000
+
+
 async def test_cancelled_caller_gets_cancelled_and_the_worker_is_replaced(
     tmp_path: Path, job_dir: Path
 ) -> None:

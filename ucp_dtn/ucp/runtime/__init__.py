@@ -26,6 +26,7 @@ from .errors import (
 from .pool import PoolStatistics, WorkerPool
 from .sandbox import JobSandbox
 from .spec import (
+    DEFAULT_FILE_SIZE_LIMIT,
     DEFAULT_MEMORY_LIMIT,
     DEFAULT_STDERR_LIMIT,
     DEFAULT_STDOUT_LIMIT,
@@ -41,6 +42,7 @@ from .spec import (
 )
 
 __all__ = [
+    "DEFAULT_FILE_SIZE_LIMIT",
     "DEFAULT_MEMORY_LIMIT",
     "DEFAULT_STDERR_LIMIT",
     "DEFAULT_STDOUT_LIMIT",

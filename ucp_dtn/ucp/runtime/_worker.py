@@ -5,17 +5,20 @@ speaks the frame protocol of :mod:`._wire` on its stdin and stdout, which it mov
 descriptors first so nothing else (a stray print, a library's message) can write into the
 protocol stream. It imports wasmtime and builds its engine once, then runs jobs one after another
 until its stdin closes. It ignores SIGINT: a Ctrl-C in the terminal is for the node, which then
-shuts its workers down.
+shuts its workers down. While a guest runs, ``RLIMIT_FSIZE`` bounds the files it writes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import resource
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,13 +92,35 @@ def _serve(channel: _Channel, sandbox: JobSandbox) -> None:
         load_time = time.perf_counter() - started
         if source is ModuleSource.COMPILED:
             channel.send({"t": "started"})
-        outcome = sandbox.run_loaded(spec, loaded, source=source, load_time=load_time)
+        with _file_size_limit(spec.file_size_limit):
+            outcome = sandbox.run_loaded(spec, loaded, source=source, load_time=load_time)
         channel.send({"t": "done", "outcome": _wire.outcome_to_wire(outcome)})
+
+
+@contextlib.contextmanager
+def _file_size_limit(limit: int | None) -> Iterator[None]:
+    """Bound every file this process writes (the guest's included) while the guest runs.
+
+    With SIGXFSZ ignored (see :func:`main`), a write past the limit fails with EFBIG, which the
+    guest sees as WASI's ``fbig``.
+    """
+    if limit is None:
+        yield
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
 
 
 def main() -> None:
     """Run the worker until the pool closes its stdin."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     logging.basicConfig(
         level=logging.WARNING,
         format=f"wasm-worker[{os.getpid()}] %(levelname)s %(name)s: %(message)s",

@@ -269,10 +269,7 @@ class WorkerPool:
             digest = await trio.to_thread.run_sync(module_digest, spec.wasm)
         else:
             digest = module_digest(spec.wasm)
-        try:
-            worker = await self._idle_receive.receive()
-        except (trio.EndOfChannel, trio.ClosedResourceError):
-            raise PoolClosedError("the worker pool shut down") from None
+        worker = await self._acquire()
         reusable = False
         worker.busy = True
         try:
@@ -281,15 +278,35 @@ class WorkerPool:
             worker.busy = worker.running = False
             if reusable and not self._closing:
                 self._idle_send.send_nowait(worker)
-            elif worker in self._workers:
-                self._workers.discard(worker)
-                await worker.close()
-                if not self._closing and self._nursery is not None:
-                    self._nursery.start_soon(self._replace_worker)
+            else:
+                await self._retire(worker)
         self._jobs += 1
         if not outcome.ok:
             self._failed_jobs += 1
         return outcome
+
+    async def _acquire(self) -> _Worker:
+        """The next idle worker that is still alive."""
+        while True:
+            try:
+                worker = await self._idle_receive.receive()
+            except (trio.EndOfChannel, trio.ClosedResourceError):
+                raise PoolClosedError("the worker pool shut down") from None
+            if worker.process.poll() is None:
+                return worker
+            # Died while idle (OOM killer, kill from outside): no job was lost, just replace it.
+            self._workers_crashed += 1
+            logger.warning("idle wasm worker %d %s", worker.pid, await worker.exit_status())
+            await self._retire(worker)
+
+    async def _retire(self, worker: _Worker) -> None:
+        """Kill ``worker`` and, unless shutting down, start a replacement in the background."""
+        if worker not in self._workers:
+            return  # shutdown got there first
+        self._workers.discard(worker)
+        await worker.close()
+        if not self._closing and self._nursery is not None:
+            self._nursery.start_soon(self._replace_worker)
 
     async def _run_on(
         self, worker: _Worker, spec: RunSpec, digest: bytes
@@ -371,23 +388,21 @@ class WorkerPool:
         except OSError as exc:
             raise WorkerStartError(f"cannot start a worker process: {exc}") from exc
         worker = _Worker(process)
-        self._workers.add(worker)
         try:
             with trio.fail_after(self._start_timeout):
                 hello = await worker.receive()
             if hello["t"] != "ready":
                 raise _wire.WireError(f"expected 'ready', got {hello['t']!r}")
         except BaseException as exc:
-            self._workers.discard(worker)
             await worker.close()
             if isinstance(exc, trio.TooSlowError | _WorkerGone | _wire.WireError):
                 raise WorkerStartError(f"worker process {worker.pid} did not start") from exc
             raise
         self._workers_started += 1
         if self._closing:
-            self._workers.discard(worker)
             await worker.close()
             return
+        self._workers.add(worker)
         logger.debug("wasm worker %d ready (wasmtime %s)", worker.pid, hello.get("wasmtime"))
         self._idle_send.send_nowait(worker)
 

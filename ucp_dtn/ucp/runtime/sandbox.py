@@ -182,6 +182,11 @@ class JobSandbox:
         engine_config = wasmtime.Config()
         engine_config.consume_fuel = self.config.consume_fuel
         engine_config.epoch_interruption = self.config.epoch_interruption
+        # No copy-on-write memory images: they live in memfds that wasmtime writes on a module's
+        # first instantiation, which the workers' RLIMIT_FSIZE (RunSpec.file_size_limit) would
+        # refuse for modules with large data segments. Copying the data segments instead costs
+        # microseconds for the data sizes jobs have.
+        engine_config.memory_init_cow = False
         if self.config.max_wasm_stack is not None:
             engine_config.max_wasm_stack = self.config.max_wasm_stack
         self._engine = wasmtime.Engine(engine_config)

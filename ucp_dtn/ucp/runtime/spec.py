@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "DEFAULT_FILE_SIZE_LIMIT",
     "DEFAULT_MEMORY_LIMIT",
     "DEFAULT_STDERR_LIMIT",
     "DEFAULT_STDOUT_LIMIT",
@@ -40,6 +41,8 @@ DEFAULT_TABLE_ELEMENTS_LIMIT = 100_000
 DEFAULT_STDOUT_LIMIT = 16 * 1024 * 1024
 #: Bytes of stderr kept.
 DEFAULT_STDERR_LIMIT = 1024 * 1024
+#: Largest file a job may write, in bytes (enforced in pool workers).
+DEFAULT_FILE_SIZE_LIMIT = 1024 * 1024 * 1024
 #: File name of the captured stdout inside the job directory, unless the spec names a path.
 STDOUT_NAME = "stdout"
 #: File name of the captured stderr inside the job directory, unless the spec names a path.
@@ -168,6 +171,10 @@ class RunSpec:
     """Where stderr goes; None: ``<job_dir>/stderr``. Never follows a symlink."""
     job_dir_writable: bool = True
     """False preopens the job directory read-only."""
+    file_size_limit: int | None = DEFAULT_FILE_SIZE_LIMIT
+    """Largest file the job may write, in bytes (a write beyond fails with EFBIG); None: no
+    limit. Enforced by the pool's workers (a process-wide ``RLIMIT_FSIZE`` while the guest runs);
+    :class:`~ucp_dtn.ucp.runtime.JobSandbox` used in-process does not enforce it."""
 
     def __post_init__(self) -> None:
         # Accept str paths and lists where paths and tuples are meant: normalise once here.
@@ -204,6 +211,8 @@ class RunSpec:
         for name in ("memory_limit", "table_elements_limit", "stdout_limit", "stderr_limit"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
+        if self.file_size_limit is not None and self.file_size_limit < 0:
+            raise ValueError("file_size_limit must not be negative")
         if not self.entry:
             raise ValueError("entry must name an exported function")
         if self.resolved_stdout_path() == self.resolved_stderr_path():
