@@ -18,10 +18,18 @@ pytestmark = pytest.mark.filterwarnings("ignore::BytesWarning")
 
 @pytest.mark.slow
 async def test_two_daemons_find_each_other(network: Network) -> None:
-    suffix = secrets.token_hex(3)  # unique node names: parallel runs must not pair up
+    # A service type of this run only, on loopback: parallel runs never see each other.
+    suffix = secrets.token_hex(3)
+    discovery = [
+        "--discovery",
+        "--discovery-interface",
+        "127.0.0.1",
+        "--discovery-service-type",
+        f"_u{suffix}._tcp.local.",
+    ]
     a_name, b_name = f"disc-a-{suffix}", f"disc-b-{suffix}"
-    a = await network.start(a_name, "--discovery", "--roles", "broker", in_memory=True)
-    b = await network.start(b_name, "--discovery", in_memory=True)
+    a = await network.start(a_name, *discovery, "--roles", "broker", in_memory=True)
+    b = await network.start(b_name, *discovery, in_memory=True)
 
     async def connected() -> bool:
         peers = (await a.info())["peers"]

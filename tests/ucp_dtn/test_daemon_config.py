@@ -43,6 +43,10 @@ def test_flags_build_the_node_config(tmp_path: Path) -> None:
             "-r",
             "dtn://c/*=dtn://b/",
             "--discovery",
+            "--discovery-interface",
+            "127.0.0.1",
+            "--discovery-service-type",
+            "_test-1._tcp",
             "--roles",
             "broker,executor",
             "--quota",
@@ -69,6 +73,8 @@ def test_flags_build_the_node_config(tmp_path: Path) -> None:
     assert node.static_peers == (("10.0.0.2", 4556), ("10.0.0.3", 4556))
     assert node.static_routes == (("dtn://c/*", "dtn://b/"),)
     assert node.discovery is True
+    assert node.discovery_interfaces == ("127.0.0.1",)
+    assert node.discovery_service_type == "_test-1._tcp.local."
     assert node.roles == ("broker", "executor")
     assert node.store_quota_bytes == 64 * 1024 * 1024
     assert node.default_lifetime_s == 3615.0
@@ -103,6 +109,8 @@ listen = ["0.0.0.0:4556"]
 static_peers = ["tcp://peer:4000"]
 routes = ["ipn:9.*=ipn:8.0"]
 discovery = true
+discovery_interfaces = ["::1"]
+discovery_service_type = "_other._tcp.local."
 roles = ["datastore"]
 quota = "1MiB"
 socket = "run/api.sock"
@@ -122,6 +130,8 @@ verbose = 1
     assert node.static_routes == (("ipn:9.*", "ipn:8.0"),)
     assert node.discovery is True
     assert node.roles == ("datastore",)
+    assert node.discovery_interfaces == ("::1",)
+    assert node.discovery_service_type == "_other._tcp.local."
     assert node.store_quota_bytes == 1024 * 1024
     assert node.default_lifetime_s == 60.0
     assert node.custody_retransmit_s == 60.0
@@ -191,6 +201,11 @@ def test_a_workdir_flag_replaces_in_memory_from_the_file(tmp_path: Path) -> None
         ('in_memory = true\nroles = ["cook"]\n', r"roles: unknown role 'cook'"),
         ('in_memory = true\nstatic_peers = ["udp://x:1"]\n', r"only tcp:// peers"),
         ("in_memory = true\ntls = 1\n", r"tls: must be a table"),
+        ('in_memory = true\ndiscovery_interfaces = ["eth0"]\n', r"'eth0' is not an IP address"),
+        (
+            'in_memory = true\ndiscovery_service_type = "_x._udp"\n',
+            r"discovery_service_type: .*RFC 6335",
+        ),
         ('in_memory = true\nverbose = "loud"\n', r"verbose: must be an integer"),
         ("in_memory = [\n", r"node\.toml: not valid TOML"),
         ('workdir = "w"\nin_memory = true\n', r"workdir and in_memory = true exclude"),
@@ -226,6 +241,8 @@ def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
         (["--in-memory", "--lifetime", "forever"], "forever"),
         (["--in-memory", "--keepalive", "1.5s"], r"keepalive must be whole seconds"),
         (["--in-memory", "--roles", "broker,chef"], r"unknown role 'chef'"),
+        (["--in-memory", "--discovery-interface", "lo"], r"'lo' is not an IP address"),
+        (["--in-memory", "--discovery-service-type", "dtn"], r"service type"),
         (["--in-memory", "-n", "not a node"], r"invalid node ID"),
         (["--in-memory", "--bogus"], r"unrecognized arguments: --bogus"),
         (["--in-memory", "--require-tls"], r"TLS: "),

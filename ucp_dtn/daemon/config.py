@@ -10,6 +10,7 @@ docs/bpnode.md lists every key with an example.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import math
 import os
 import re
@@ -91,6 +92,28 @@ def parse_route(text: str) -> tuple[str, str]:
     if not equals or not pattern.strip() or not next_hop.strip():
         raise ValueError(f"route {text!r}: write PATTERN=NEXTHOP, e.g. dtn://c/*=dtn://b/")
     return pattern.strip(), next_hop.strip()
+
+
+def parse_interface(text: str) -> str:
+    """Read an interface's IP address (``127.0.0.1``, ``::1``)."""
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IP address") from None
+
+
+def parse_service_type(text: str) -> str:
+    """Read a DNS-SD service type (``_name._tcp.local.``; the trailing ``.local.`` may be
+    left out)."""
+    from ucp_dtn.discovery import DiscoveryConfigError, check_service_type
+
+    service_type = text.strip()
+    if not service_type.endswith(".local."):
+        service_type = service_type.rstrip(".") + ".local."
+    try:
+        return check_service_type(service_type)
+    except DiscoveryConfigError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def parse_roles(text: str) -> tuple[str, ...]:
@@ -181,6 +204,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--discovery",
         action=argparse.BooleanOptionalAction,
         help="announce this node and connect to nodes found over zeroconf (default: off)",
+    )
+    add(
+        "--discovery-interface",
+        action="append",
+        type=_flag_type(parse_interface),
+        metavar="ADDRESS",
+        help="IP address of an interface discovery runs on (repeatable; default: all)",
+    )
+    add(
+        "--discovery-service-type",
+        type=_flag_type(parse_service_type),
+        metavar="TYPE",
+        help="DNS-SD service type (default _dtn-bundle._tcp.local.; another one isolates a "
+        "group of nodes)",
     )
     add("--tls-cert", type=Path, metavar="PEM", help="our certificate chain")
     add("--tls-key", type=Path, metavar="PEM", help="its private key")
@@ -339,6 +376,8 @@ _FILE_KEYS = (
     "static_peers",
     "routes",
     "discovery",
+    "discovery_interfaces",
+    "discovery_service_type",
     "roles",
     "quota",
     "socket",
@@ -373,6 +412,7 @@ def _read_file(path: Path) -> dict[str, Any]:
         "listen": reader.parsed_list("listen", parse_listen),
         "static_peer": reader.parsed_list("static_peers", parse_static_peer),
         "discovery": reader.boolean("discovery"),
+        "discovery_interface": reader.parsed_list("discovery_interfaces", parse_interface),
         "quota": reader.size("quota"),
         "socket": reader.path("socket"),
         "lifetime": reader.duration("lifetime"),
@@ -388,6 +428,12 @@ def _read_file(path: Path) -> dict[str, Any]:
             values["roles"] = _check_roles(roles)
         except ValueError as exc:
             reader.fail("roles", str(exc))
+    service_type = reader.text("discovery_service_type")
+    if service_type is not None:
+        try:
+            values["discovery_service_type"] = parse_service_type(service_type)
+        except ValueError as exc:
+            reader.fail("discovery_service_type", str(exc))
     values["route"] = _read_routes(reader, document.get("routes"))
     tls = reader.table("tls")
     if tls is not None:
@@ -455,6 +501,10 @@ def load_settings(argv: Sequence[str] | None = None) -> DaemonSettings:
         node_fields["static_routes"] = tuple(merged["route"])
     if "discovery" in merged:
         node_fields["discovery"] = merged["discovery"]
+    if "discovery_interface" in merged:
+        node_fields["discovery_interfaces"] = tuple(merged["discovery_interface"])
+    if "discovery_service_type" in merged:
+        node_fields["discovery_service_type"] = merged["discovery_service_type"]
     if "roles" in merged:
         node_fields["roles"] = tuple(merged["roles"])
     if "quota" in merged:
