@@ -9,8 +9,8 @@ Jobs run in parallel unless something orders them. Job B runs after job A when
 
 * B lists A in ``after`` (explicit), or
 * B reads a data name that A publishes as a named result (implicit: a pipeline), where names
-  and ``*`` patterns that could denote a common name count (:func:`~ucp_dtn.ucp.names.
-  patterns_overlap`).
+  and ``*`` patterns that could denote a common name count
+  (:func:`~ucp_dtn.ucp.names.patterns_overlap`).
 
 :meth:`ExecutionPlan.waves` groups the jobs into rounds that can each run at once; the order of
 :attr:`ExecutionPlan.jobs` is one topological order (the plan's own order among jobs that are
@@ -79,8 +79,8 @@ class Dependency:
     on: str
     """The job it waits for."""
     reason: str
-    """``"after"`` for an explicit dependency, else ``"reads 'x' published by"`` wording:
-    ``"reads 'resampled/*'"``."""
+    """``"after"`` for an explicit dependency; for an implicit one, what the waiting job reads
+    that the other publishes: ``"reads 'resampled/*'"``."""
 
 
 @dataclass(frozen=True, slots=True)
