@@ -252,6 +252,12 @@ async def test_module_cache_through_the_pool(tmp_path: Path, job_dir: Path) -> N
             ModuleSource.MEMORY,
         ]
         assert all(o.ok for o in (first, second, third))
+        stats = pool.statistics()
+        assert (stats.modules_compiled, stats.modules_from_disk, stats.modules_from_memory) == (
+            1,
+            1,
+            1,
+        )
     async with running_pool(1, cache_dir) as pool:  # a restarted node
         with trio.fail_after(LIMIT):
             assert (await pool.execute(spec)).module_source is ModuleSource.DISK

@@ -101,6 +101,12 @@ class PoolStatistics:
     """Workers the pool killed (overstayed limit, cancelled job, protocol error)."""
     workers_crashed: int
     """Workers that died by themselves or were killed from outside."""
+    modules_compiled: int
+    """Jobs whose module had to be compiled."""
+    modules_from_disk: int
+    """Jobs whose module came from the cache directory."""
+    modules_from_memory: int
+    """Jobs whose module the worker still held in memory."""
     worker_pids: tuple[int, ...]
     """Process IDs of the live workers."""
     busy_pids: tuple[int, ...]
@@ -214,6 +220,7 @@ class WorkerPool:
         self._workers_started = 0
         self._workers_killed = 0
         self._workers_crashed = 0
+        self._sources = dict.fromkeys(ModuleSource, 0)
 
     def statistics(self) -> PoolStatistics:
         """Counters and the current state of the workers."""
@@ -229,6 +236,9 @@ class WorkerPool:
             workers_started=self._workers_started,
             workers_killed=self._workers_killed,
             workers_crashed=self._workers_crashed,
+            modules_compiled=self._sources[ModuleSource.COMPILED],
+            modules_from_disk=self._sources[ModuleSource.DISK],
+            modules_from_memory=self._sources[ModuleSource.MEMORY],
             worker_pids=tuple(sorted(worker.pid for worker in self._workers)),
             busy_pids=tuple(sorted(worker.pid for worker in busy)),
         )
@@ -281,6 +291,7 @@ class WorkerPool:
             else:
                 await self._retire(worker)
         self._jobs += 1
+        self._sources[outcome.module_source] += 1
         if not outcome.ok:
             self._failed_jobs += 1
         return outcome

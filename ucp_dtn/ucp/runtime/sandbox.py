@@ -275,7 +275,11 @@ class JobSandbox:
                     wasi.stdin_file = str(spec.stdin_path)
                 elif spec.stdin:
                     stdin_tmp = _write_temporary(spec.stdin)
-                    wasi.stdin_file = stdin_tmp  # opened here: the file may go right after
+                    wasi.stdin_file = stdin_tmp
+                    # wasmtime opened it just now: remove the name at once, so not even a worker
+                    # killed mid-job leaves the file behind.
+                    os.unlink(stdin_tmp)
+                    stdin_tmp = None
                 wasi.stdout_custom = stdout.write
                 wasi.stderr_custom = stderr.write
                 wasi.preopen_dir(str(job_dir), "/", spec.job_dir_writable)
