@@ -1,0 +1,41 @@
+"""The executor role: runs the WebAssembly jobs brokers dispatch to it.
+
+:class:`ExecutorRole` is the role (heartbeats, dispatches, jobs); the modules below it are its
+parts — :mod:`.journal` (the durable record of jobs, for deduplication and restarts),
+:mod:`.inputs` (fetching named data), :mod:`.jobdir` (the job directory, read without
+following symlinks) and :mod:`.results` (the results archive and the named results).
+"""
+
+from .inputs import DataFetcher, FetchError, ResolvedInputs, queries_for, resolve_inputs
+from .jobdir import JobDirectory, JobDirectoryError
+from .journal import JobJournal, JournalEntry, JournalState
+from .results import (
+    NamedResults,
+    archive_entries,
+    collect_named_results,
+    write_archive,
+    zip_directory,
+)
+from .role import KEEP_FAILED_DIRS, TAIL_BYTES, ExecutorRole, ExecutorStatistics
+
+__all__ = [
+    "KEEP_FAILED_DIRS",
+    "TAIL_BYTES",
+    "DataFetcher",
+    "ExecutorRole",
+    "ExecutorStatistics",
+    "FetchError",
+    "JobDirectory",
+    "JobDirectoryError",
+    "JobJournal",
+    "JournalEntry",
+    "JournalState",
+    "NamedResults",
+    "ResolvedInputs",
+    "archive_entries",
+    "collect_named_results",
+    "queries_for",
+    "resolve_inputs",
+    "write_archive",
+    "zip_directory",
+]

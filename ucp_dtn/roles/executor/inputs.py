@@ -1,0 +1,276 @@
+"""Getting a job's inputs: what to fetch, fetching it, and where each datum goes.
+
+Theory of operation
+-------------------
+A job reads data from four places: its wasm module, its stdin, its job data (each inline bytes
+or a data name) and its named inputs (``path ← name`` or ``"dir/*" ← "prefix*"``). Data the
+dispatch carries inline (the submission's ``inline_data``) is used as it is; every other name
+or pattern becomes one query (:func:`queries_for`).
+
+:class:`DataFetcher` runs a query: a ``data-get`` to the dispatching broker, which relays it to
+the datastores; the reply comes straight from a datastore, one page at a time. The next page
+is asked of the datastore that handed out the cursor (a cursor means nothing to anyone else).
+A request without an answer in time, or answered ``unavailable``, is retried a few times; then
+the query fails with :class:`FetchError`.
+
+:func:`resolve_inputs` turns the fetched data into the job's files:
+
+* a named source (module, stdin, job data file) needs a datum of exactly its name;
+* a plain input ``path ← name`` is a file when the datum ``name`` exists, else a directory of
+  its subkeys (``name/a/b`` → ``path/a/b``); the query matches by path segment, so ``stdin``
+  never picks up ``stdin2``;
+* a wildcard input ``"dir/*" ← "prefix*"`` maps every match onto ``dir/<rest>``.
+
+Anything that matches nothing is *missing*; the job then fails, naming every missing name at
+once (REC polled every 10 s instead, forever).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import trio
+
+from ...ucp.errors import DataNameError
+from ...ucp.job import DataRef, DataSource, InlineData, JobInfo
+from ...ucp.messages import DataGet, DataGetReply, DataItem, DataStatus
+from ...ucp.names import DataName, JobPath, is_wildcard, map_wildcard, name_matches, validate_path
+from ..mailbox import Mailbox, RequestTimeout
+
+__all__ = [
+    "DataFetcher",
+    "FetchError",
+    "ResolvedInputs",
+    "queries_for",
+    "resolve_inputs",
+]
+
+logger = logging.getLogger(__name__)
+
+Fetched = Mapping[DataName, Mapping[DataName, DataItem]]
+"""Query → (name → newest datum) for every query run."""
+
+
+class FetchError(Exception):
+    """A query could not be answered (no reply, no datastore available, a refusal)."""
+
+
+def _source_names(job: JobInfo) -> list[DataName]:
+    sources: list[DataSource | None] = [job.wasm, job.stdin, *job.job_data.values()]
+    return [source.name for source in sources if isinstance(source, DataRef)]
+
+
+def queries_for(job: JobInfo, inline_data: Mapping[DataName, bytes]) -> list[DataName]:
+    """The names and patterns to fetch for ``job`` (sorted, each once): every named source
+    and plain input the dispatch does not carry inline, and every wildcard input."""
+    queries = {name for name in _source_names(job) if name not in inline_data}
+    for name in job.inputs.values():
+        if is_wildcard(name) or name not in inline_data:
+            queries.add(name)
+    return sorted(queries)
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedInputs:
+    """A job's inputs, or why it cannot have them."""
+
+    wasm: bytes | None
+    """The module (``None`` when missing)."""
+    stdin: bytes | None
+    """Standard input (``None``: none, or missing)."""
+    files: tuple[tuple[JobPath, bytes], ...]
+    """Job data and named inputs: path in the job directory → content, in order."""
+    missing: tuple[DataName, ...]
+    """Names and patterns that matched nothing, sorted."""
+    problems: tuple[str, ...]
+    """Data that cannot be placed (a name that is no valid job path...)."""
+
+
+def resolve_inputs(
+    job: JobInfo, inline_data: Mapping[DataName, bytes], fetched: Fetched
+) -> ResolvedInputs:
+    """Place every input of ``job`` (see the module docstring). ``fetched`` holds the answer
+    to each of :func:`queries_for`."""
+    missing: set[DataName] = set()
+    problems: list[str] = []
+
+    def exact(name: DataName) -> bytes | None:
+        if name in inline_data:
+            return inline_data[name]
+        item = fetched.get(name, {}).get(name)
+        return None if item is None else item.data
+
+    def source(value: DataSource | None) -> bytes | None:
+        if value is None or isinstance(value, InlineData):
+            return None if value is None else value.data
+        data = exact(value.name)
+        if data is None:
+            missing.add(value.name)
+        return data
+
+    wasm = source(job.wasm)
+    stdin = source(job.stdin)
+    files: list[tuple[JobPath, bytes]] = []
+    for path, job_source in job.job_data.items():
+        data = source(job_source)
+        if data is not None:
+            files.append((path, data))
+
+    for path, name in sorted(job.inputs.items()):
+        if is_wildcard(name):
+            matches = {n: d for n, d in inline_data.items() if name_matches(name, n)}
+            matches.update((n, item.data) for n, item in fetched.get(name, {}).items())
+            if not matches:
+                missing.add(name)
+            for data_name in sorted(matches):
+                try:
+                    [target] = map_wildcard(
+                        name, path, [data_name], target_kind="path", field=f"inputs[{path!r}]"
+                    ).values()
+                except DataNameError as exc:
+                    problems.append(f"{data_name!r} cannot be placed: {exc.reason}")
+                    continue
+                files.append((target, matches[data_name]))
+            continue
+        data = exact(name)
+        if data is not None:
+            files.append((path, data))
+            continue
+        below = sorted(
+            (n, item.data) for n, item in fetched.get(name, {}).items() if n.startswith(name + "/")
+        )
+        if not below:
+            missing.add(name)
+        for data_name, content in below:
+            target = path + data_name[len(name) :]
+            try:
+                validate_path(target, f"inputs[{path!r}]")
+            except DataNameError as exc:
+                problems.append(f"{data_name!r} cannot be placed: {exc.reason}")
+                continue
+            files.append((target, content))
+
+    return ResolvedInputs(
+        wasm=wasm,
+        stdin=stdin,
+        files=tuple(files),
+        missing=tuple(sorted(missing)),
+        problems=tuple(problems),
+    )
+
+
+class DataFetcher:
+    """Runs ``data-get`` queries through a broker, page by page, with retries."""
+
+    def __init__(
+        self,
+        mailbox: Mailbox,
+        *,
+        timeout_s: float,
+        attempts: int = 3,
+        retry_delay_s: float = 1.0,
+        page_bytes: int = 1 << 20,
+        lifetime_s: float | None = None,
+    ) -> None:
+        self.mailbox = mailbox
+        self.timeout_s = timeout_s
+        self.attempts = attempts
+        self.retry_delay_s = retry_delay_s
+        self.page_bytes = page_bytes
+        self.lifetime_s = lifetime_s
+        self.requests = 0
+        """Requests sent (pages and retries included)."""
+        self.bytes = 0
+        """Content bytes received."""
+
+    async def fetch(self, broker: str, query: DataName) -> dict[DataName, DataItem]:
+        """Every datum ``query`` selects (the newest write of each name); empty when nothing
+        matches. Raises :class:`FetchError` when the query cannot be answered."""
+        found: dict[DataName, DataItem] = {}
+        destination = broker
+        cursor: str | None = None
+        while True:
+            reply, source = await self._page(destination, query, cursor)
+            if reply.status == DataStatus.NOT_FOUND:
+                return found
+            if reply.status != DataStatus.OK:
+                raise FetchError(_status_text(query, reply))
+            for item in reply.items:
+                if not name_matches(query, item.name):
+                    logger.warning("%s: ignoring %r in the reply to %r", source, item.name, query)
+                    continue
+                self.bytes += len(item.data)
+                known = found.get(item.name)
+                if known is None or item.written_at >= known.written_at:
+                    found[item.name] = item
+            if reply.cursor is None:
+                return found
+            cursor, destination = reply.cursor, source
+
+    async def fetch_all(
+        self, broker: str, queries: list[DataName], *, parallel: int = 4
+    ) -> dict[DataName, dict[DataName, DataItem]]:
+        """:meth:`fetch` each query (a few at once). Raises :class:`FetchError` naming every
+        query that failed."""
+        results: dict[DataName, dict[DataName, DataItem]] = {}
+        failures: list[str] = []
+        limiter = trio.CapacityLimiter(parallel)
+
+        async def one(query: DataName) -> None:
+            async with limiter:
+                try:
+                    results[query] = await self.fetch(broker, query)
+                except FetchError as exc:
+                    failures.append(str(exc))
+
+        async with trio.open_nursery() as nursery:
+            for query in queries:
+                nursery.start_soon(one, query)
+        if failures:
+            raise FetchError("; ".join(sorted(failures)))
+        return results
+
+    async def _page(
+        self, destination: str, query: DataName, cursor: str | None
+    ) -> tuple[DataGetReply, str]:
+        last = ""
+        for attempt in range(1, self.attempts + 1):
+            request = DataGet(
+                request_id=self.mailbox.next_request_id(),
+                query=query,
+                cursor=cursor,
+                max_bytes=self.page_bytes,
+            )
+            self.requests += 1
+            try:
+                [incoming] = await self.mailbox.request(
+                    destination, request, timeout_s=self.timeout_s, lifetime_s=self.lifetime_s
+                )
+            except RequestTimeout:
+                last = f"no reply from {destination} within {self.timeout_s:g} s"
+                logger.info("fetching %r: %s (attempt %d)", query, last, attempt)
+                continue
+            reply = incoming.message
+            if not isinstance(reply, DataGetReply):
+                last = f"{destination} answered with a {type(reply).__name__}"
+                continue
+            if reply.status == DataStatus.UNAVAILABLE:
+                last = _status_text(query, reply)
+                logger.info("fetching %r: %s (attempt %d)", query, last, attempt)
+                if attempt < self.attempts and math.isfinite(self.retry_delay_s):
+                    await trio.sleep(self.retry_delay_s)
+                continue
+            return reply, str(incoming.source)
+        raise FetchError(f"could not fetch {query!r}: {last} ({self.attempts} attempts)")
+
+
+def _status_text(query: DataName, reply: DataGetReply) -> str:
+    try:
+        status = DataStatus(reply.status).name.lower().replace("_", " ")
+    except ValueError:
+        status = f"status {reply.status}"
+    detail = f": {reply.detail}" if reply.detail else ""
+    return f"could not fetch {query!r}: {status}{detail}"

@@ -1,0 +1,248 @@
+"""The executor's durable record of the jobs it was given.
+
+Theory of operation
+-------------------
+An executor confirms a ``job-dispatch`` bundle to its agent only after the job is recorded
+here, and it records the result before it sends it. One row per job UUID, in one of three
+states::
+
+    RECEIVED ──(run ends, result recorded)──► FINISHED ──(result handed to the agent)──► SENT
+
+* A dispatch of a job that already has a row is a duplicate: the job is not run again, the
+  executor answers from the row (its state, or its result once there is one).
+* After a restart, RECEIVED jobs run again from the start (their dispatch bundle was
+  confirmed, so nobody else will resend it) and FINISHED jobs have their result sent again.
+* SENT rows keep the result (for duplicates) but drop the dispatch; they are pruned by age and
+  count (:meth:`JobJournal.prune`).
+
+Storage is sqlite in WAL mode (``<workdir>/executor/journal.sqlite``) or an in-memory sqlite
+database for throwaway nodes. Every call goes through ``trio.to_thread``; one lock serialises
+the threads on the single connection.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import trio
+
+from ...ucp import MessageDecodeError, decode_message_as, encode_message
+from ...ucp.messages import JobDispatch, JobResult
+
+__all__ = ["JobJournal", "JournalEntry", "JournalState"]
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    state INTEGER NOT NULL,
+    dispatch BLOB,
+    result BLOB,
+    received_at REAL NOT NULL,
+    finished_at REAL
+)
+"""
+_COLUMNS = "job_id, state, dispatch, result, received_at, finished_at"
+
+
+class JournalState(enum.IntEnum):
+    """Where a recorded job stands at this executor."""
+
+    RECEIVED = 0
+    """Recorded; not finished (queued, fetching, running, or interrupted by a restart)."""
+    FINISHED = 1
+    """Its result is recorded but may not have left yet."""
+    SENT = 2
+    """Its result was handed to the agent (durably stored there)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One recorded job."""
+
+    job_id: uuid.UUID
+    """The job."""
+    state: JournalState
+    """Where it stands."""
+    dispatch: JobDispatch | None
+    """The dispatch that brought it (dropped once the result is sent)."""
+    result: JobResult | None
+    """Its result, once finished."""
+    received_at: float
+    """When the dispatch was recorded (the executor's clock)."""
+    finished_at: float | None
+    """When the result was recorded."""
+
+
+class JobJournal:
+    """Jobs by UUID, durable when opened on a path. Open with :meth:`open`."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._db = connection
+        self._lock = threading.Lock()
+
+    @classmethod
+    async def open(cls, path: Path | None) -> JobJournal:
+        """Open (creating) the journal at ``path``; ``None``: in memory."""
+        return await trio.to_thread.run_sync(cls._open_sync, path)
+
+    @classmethod
+    def _open_sync(cls, path: Path | None) -> JobJournal:
+        if path is None:
+            connection = sqlite3.connect(":memory:", check_same_thread=False)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(path, check_same_thread=False)
+            connection.execute("PRAGMA journal_mode=WAL")
+            # FULL: a row the executor acts on (confirming a dispatch) survives power loss.
+            connection.execute("PRAGMA synchronous=FULL")
+        connection.execute(_SCHEMA)
+        connection.commit()
+        return cls(connection)
+
+    def close(self) -> None:
+        """Close the database (quick; safe to call from a cancelled task)."""
+        with self._lock:
+            self._db.close()
+
+    async def _call(self, function: Callable[[], _T]) -> _T:
+        def locked() -> _T:
+            with self._lock:
+                return function()
+
+        return await trio.to_thread.run_sync(locked)
+
+    # -- operations -------------------------------------------------------------------------
+
+    async def get(self, job_id: uuid.UUID) -> JournalEntry | None:
+        """The row of ``job_id``, if any."""
+
+        def get() -> JournalEntry | None:
+            row = self._db.execute(
+                f"SELECT {_COLUMNS} FROM jobs WHERE job_id = ?", (str(job_id),)
+            ).fetchone()
+            return None if row is None else self._entry(row)
+
+        return await self._call(get)
+
+    async def add(self, dispatch: JobDispatch, at: float) -> JournalEntry | None:
+        """Record a new job durably. Returns ``None`` if it was new, else the existing row
+        (which is left unchanged: a duplicate)."""
+        job_id = str(dispatch.job.job_id)
+        blob = encode_message(dispatch)
+
+        def add() -> JournalEntry | None:
+            row = self._db.execute(
+                f"SELECT {_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)
+            ).fetchone()
+            if row is not None:
+                entry = self._entry(row)
+                if entry is not None:
+                    return entry
+            self._db.execute(
+                "INSERT OR REPLACE INTO jobs (job_id, state, dispatch, received_at) "
+                "VALUES (?, ?, ?, ?)",
+                (job_id, int(JournalState.RECEIVED), blob, at),
+            )
+            self._db.commit()
+            return None
+
+        return await self._call(add)
+
+    async def finish(self, result: JobResult, at: float) -> None:
+        """Record the job's result (state FINISHED)."""
+        blob = encode_message(result)
+
+        def finish() -> None:
+            self._db.execute(
+                "UPDATE jobs SET state = ?, result = ?, finished_at = ? WHERE job_id = ?",
+                (int(JournalState.FINISHED), blob, at, str(result.job_id)),
+            )
+            self._db.commit()
+
+        await self._call(finish)
+
+    async def mark_sent(self, job_id: uuid.UUID) -> None:
+        """The result left (state SENT); the dispatch is no longer needed."""
+
+        def mark() -> None:
+            self._db.execute(
+                "UPDATE jobs SET state = ?, dispatch = NULL WHERE job_id = ?",
+                (int(JournalState.SENT), str(job_id)),
+            )
+            self._db.commit()
+
+        await self._call(mark)
+
+    async def unfinished(self) -> list[JournalEntry]:
+        """Rows not yet SENT (to resume after a restart), oldest first."""
+
+        def select() -> list[JournalEntry]:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM jobs WHERE state != ? ORDER BY received_at, job_id",
+                (int(JournalState.SENT),),
+            ).fetchall()
+            return [entry for row in rows if (entry := self._entry(row)) is not None]
+
+        return await self._call(select)
+
+    async def prune(self, *, finished_before: float, keep: int) -> int:
+        """Forget SENT jobs finished before ``finished_before`` and all but the ``keep`` most
+        recent SENT jobs; returns how many were forgotten."""
+
+        def prune() -> int:
+            cursor = self._db.execute(
+                "DELETE FROM jobs WHERE state = ? AND (finished_at < ? OR job_id IN ("
+                " SELECT job_id FROM jobs WHERE state = ?"
+                " ORDER BY finished_at DESC, job_id LIMIT -1 OFFSET ?))",
+                (int(JournalState.SENT), finished_before, int(JournalState.SENT), keep),
+            )
+            self._db.commit()
+            return cursor.rowcount
+
+        return await self._call(prune)
+
+    def _entry(self, row: tuple[Any, ...]) -> JournalEntry | None:
+        """Decode a row; a row that does not decode is deleted (logged) and ``None``."""
+        job_text, state, dispatch_blob, result_blob, received_at, finished_at = row
+        assert isinstance(job_text, str)
+        try:
+            dispatch = (
+                decode_message_as(dispatch_blob, JobDispatch)
+                if isinstance(dispatch_blob, bytes)
+                else None
+            )
+            result = (
+                decode_message_as(result_blob, JobResult)
+                if isinstance(result_blob, bytes)
+                else None
+            )
+            entry = JournalEntry(
+                job_id=uuid.UUID(job_text),
+                state=JournalState(state),
+                dispatch=dispatch,
+                result=result,
+                received_at=float(received_at),
+                finished_at=None if finished_at is None else float(finished_at),
+            )
+            if entry.state is JournalState.RECEIVED and dispatch is None:
+                raise ValueError("a received job without its dispatch")
+            if entry.state is not JournalState.RECEIVED and result is None:
+                raise ValueError("a finished job without its result")
+        except (MessageDecodeError, ValueError) as exc:
+            logger.error("executor journal: dropping unreadable row of job %s: %s", job_text, exc)
+            self._db.execute("DELETE FROM jobs WHERE job_id = ?", (job_text,))
+            self._db.commit()
+            return None
+        return entry

@@ -1,0 +1,740 @@
+"""The executor role: runs the jobs brokers dispatch to it and reports how they ended.
+
+Theory of operation
+-------------------
+The role lives on ``…/ucp/executor`` of its node and does four things:
+
+* **Heartbeats** — every ``heartbeat_interval_s`` it tells every broker it knows (the
+  :class:`~ucp_dtn.roles.directory.BrokerDirectory`, plus the brokers whose jobs it is running)
+  that it is alive: its capabilities (psutil), how many jobs it takes at once and which it
+  runs. Without custody, lifetime three intervals: a stale heartbeat is worthless.
+* **Dispatches** — a ``job-dispatch`` is recorded durably in the :class:`JobJournal` before its
+  bundle is confirmed; a job the journal already knows is a duplicate and is answered from it
+  (``job-state`` running, or its recorded result again) instead of running twice.
+* **Jobs** — each job runs in its own task; at most ``max_jobs`` at once hold a slot (the worker
+  pool has as many workers). With a slot the job reports ``running`` to its broker, fetches its
+  named data through that broker (:mod:`.inputs`), builds its job directory (:mod:`.jobdir`),
+  runs in the :class:`~ucp_dtn.ucp.runtime.WorkerPool` under its limits (defaults: 60 s,
+  256 MiB, no fuel budget) and collects the results archive and the named results
+  (:mod:`.results`). After giving the slot back it publishes the named results (``data-put``
+  with custody, waiting a while for the datastores' answers so that a later job of a pipeline
+  finds them), and sends the ``job-result`` with custody to the broker — the archive inline up
+  to ``inline_limit_bytes``, else stored as ``<job-uuid>/archive`` and referenced.
+* **Restarts** — jobs recorded but unfinished run again; results recorded but not sent are
+  sent. Job directories are removed once the result is out; those of the last few failed jobs
+  are kept for a look (a bounded number).
+
+Only exit status 0 is success: a limit hit, a trap, a missing input, a result that could not
+be published all end as a failed ``job-result`` whose message says which.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from ...agent import AgentError, BundleNode
+from ...store import StoreError
+from ...ucp import read_local_capabilities
+from ...ucp.capabilities import Capabilities
+from ...ucp.messages import (
+    DataPut,
+    DataReply,
+    DataStatus,
+    Heartbeat,
+    JobDispatch,
+    JobResult,
+    JobState,
+    JobStatus,
+    ResultStatus,
+    Role,
+    Timings,
+    UcpMessage,
+)
+from ...ucp.names import DataName, job_name
+from ...ucp.runtime import (
+    DEFAULT_MEMORY_LIMIT,
+    DEFAULT_TIMEOUT,
+    PoolClosedError,
+    RunSpec,
+    WorkerPool,
+)
+from ..directory import BrokerDirectory
+from ..endpoints import RoleName, role_endpoint
+from ..mailbox import Mailbox
+from ..settings import RoleSettings
+from .inputs import DataFetcher, FetchError, queries_for, resolve_inputs
+from .jobdir import JobDirectory, JobDirectoryError
+from .journal import JobJournal, JournalState
+from .results import NamedResults, archive_entries, collect_named_results, write_archive
+
+__all__ = ["ExecutorRole", "ExecutorStatistics"]
+
+logger = logging.getLogger(__name__)
+
+TAIL_BYTES = 4096
+"""Bytes of the end of stdout and of stderr that travel in the ``job-result``."""
+KEEP_FAILED_DIRS = 8
+"""Job directories of failed jobs kept for inspection (the oldest go first)."""
+KEEP_FINISHED_JOBS = 1000
+"""Finished jobs the journal remembers for deduplication (besides the age limit)."""
+_PRUNE_EVERY = 50
+_ARCHIVE_SEGMENT = "archive"
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorStatistics:
+    """Counters of an executor role."""
+
+    max_jobs: int
+    """Jobs it runs at once."""
+    active: int
+    """Jobs accepted and not finished (waiting for a slot, fetching, running, publishing)."""
+    running: int
+    """Jobs holding a slot right now."""
+    received: int
+    """Dispatches of new jobs."""
+    duplicates: int
+    """Dispatches of jobs already known here (answered, not run again)."""
+    resumed: int
+    """Jobs taken up again from the journal after a restart."""
+    finished: int
+    """Jobs finished with a result (any status)."""
+    succeeded: int
+    """Finished jobs whose result is OK."""
+    failed: int
+    """Finished jobs whose result is not OK."""
+    input_failures: int
+    """Jobs failed because named data was missing or could not be fetched."""
+    data_requests: int
+    """``data-get`` requests sent (pages and retries included)."""
+    bytes_fetched: int
+    """Content bytes of fetched named data."""
+    data_published: int
+    """Named results (and large archives) handed to the network with ``data-put``."""
+    publish_failures: int
+    """``data-put`` requests a datastore refused."""
+    results_sent: int
+    """``job-result`` messages sent (resent ones included)."""
+    heartbeats_sent: int
+    """Heartbeat messages sent (one per broker per interval)."""
+
+
+@dataclass(slots=True)
+class _ActiveJob:
+    dispatch: JobDispatch
+    running: bool = False
+
+
+@dataclass(slots=True)
+class _Run:
+    """What executing a job produced, before publishing."""
+
+    status: ResultStatus | int
+    message: str = ""
+    exit_code: int | None = None
+    stdout_tail: bytes = b""
+    stderr_tail: bytes = b""
+    archive_size: int | None = None
+    named: NamedResults | None = None
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    fuel_consumed: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class ExecutorRole:
+    """The executor of one node; ``await nursery.start(role.run)``, cancel to stop."""
+
+    def __init__(
+        self,
+        node: BundleNode,
+        settings: RoleSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+        pool: WorkerPool | None = None,
+    ) -> None:
+        """``pool``: a running :class:`WorkerPool` to use (the caller runs it); ``None``: the
+        role runs its own, ``max_jobs`` workers caching compiled modules in
+        ``<workdir>/executor/modules``."""
+        self.node = node
+        self.settings = settings
+        self.endpoint = role_endpoint(node.node_id, RoleName.EXECUTOR)
+        """Where brokers reach this role."""
+        self.mailbox = Mailbox(node, self.endpoint)
+        """The role's mailbox."""
+        self.directory = BrokerDirectory(node, settings)
+        """The brokers it heartbeats to."""
+        self.max_jobs = settings.max_jobs or os.cpu_count() or 1
+        """Jobs run at once."""
+        self._clock = clock
+        self._given_pool = pool
+        self._pool: WorkerPool | None = pool
+        self._journal: JobJournal | None = None
+        self._base: Path | None = None
+        self._slots: trio.CapacityLimiter | None = None
+        self._active: dict[uuid.UUID, _ActiveJob] = {}
+        self._put_waiters: dict[int, trio.MemorySendChannel[DataReply]] = {}
+        self._failed_dirs: collections.deque[Path] = collections.deque()
+        self._informative_lifetime = max(
+            3 * settings.heartbeat_interval_s, settings.request_timeout_s
+        )
+        self._fetcher = DataFetcher(
+            self.mailbox,
+            timeout_s=settings.request_timeout_s,
+            retry_delay_s=min(settings.heartbeat_interval_s, 5.0),
+            lifetime_s=self._informative_lifetime,
+        )
+        self._sequence = 0
+        self._received = 0
+        self._duplicates = 0
+        self._resumed = 0
+        self._finished = 0
+        self._succeeded = 0
+        self._input_failures = 0
+        self._published = 0
+        self._publish_failures = 0
+        self._results_sent = 0
+        self._heartbeats_sent = 0
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Open the journal, start the worker pool and the mailbox, take up unfinished jobs,
+        then serve dispatches and send heartbeats until cancelled."""
+        temporary = self.settings.workdir is None
+        if self.settings.workdir is None:
+            base = Path(tempfile.mkdtemp(prefix="ucp-executor-"))
+        else:
+            base = self.settings.workdir / "executor"
+            await trio.to_thread.run_sync(lambda: base.mkdir(parents=True, exist_ok=True))
+        self._base = base
+        self._slots = trio.CapacityLimiter(self.max_jobs)
+        try:
+            journal = await JobJournal.open(None if temporary else base / "journal.sqlite")
+            self._journal = journal
+            try:
+                async with trio.open_nursery() as nursery:
+                    if self._given_pool is None:
+                        pool = WorkerPool(self.max_jobs, base / "modules")
+                        await nursery.start(pool.run)
+                        self._pool = pool
+                    await nursery.start(self.mailbox.run)
+                    await self._resume(nursery)
+                    nursery.start_soon(self._heartbeat_loop)
+                    nursery.start_soon(self._serve, nursery)
+                    logger.info(
+                        "executor %s up: %d jobs at once, work in %s",
+                        self.endpoint,
+                        self.max_jobs,
+                        base,
+                    )
+                    task_status.started()
+            finally:
+                self._active.clear()
+                journal.close()
+        finally:
+            if temporary:
+                shutil.rmtree(base, ignore_errors=True)
+
+    def statistics(self) -> ExecutorStatistics:
+        """A snapshot of the counters."""
+        return ExecutorStatistics(
+            max_jobs=self.max_jobs,
+            active=len(self._active),
+            running=sum(1 for job in self._active.values() if job.running),
+            received=self._received,
+            duplicates=self._duplicates,
+            resumed=self._resumed,
+            finished=self._finished,
+            succeeded=self._succeeded,
+            failed=self._finished - self._succeeded,
+            input_failures=self._input_failures,
+            data_requests=self._fetcher.requests,
+            bytes_fetched=self._fetcher.bytes,
+            data_published=self._published,
+            publish_failures=self._publish_failures,
+            results_sent=self._results_sent,
+            heartbeats_sent=self._heartbeats_sent,
+        )
+
+    @property
+    def _jobs_dir(self) -> Path:
+        assert self._base is not None
+        return self._base / "jobs"
+
+    def _journal_open(self) -> JobJournal:
+        assert self._journal is not None, "the executor is not running"
+        return self._journal
+
+    async def _resume(self, nursery: trio.Nursery) -> None:
+        journal = self._journal_open()
+        await journal.prune(
+            finished_before=self._clock() - self.settings.result_lifetime_s,
+            keep=KEEP_FINISHED_JOBS,
+        )
+        entries = await journal.unfinished()
+        keep = {str(entry.job_id) for entry in entries}
+        await trio.to_thread.run_sync(_remove_stale_dirs, self._jobs_dir, keep)
+        for entry in entries:
+            if entry.state is JournalState.RECEIVED and entry.dispatch is not None:
+                logger.info("resuming job %s after a restart", entry.job_id)
+                self._resumed += 1
+                self._start(nursery, entry.dispatch)
+            elif entry.result is not None and entry.dispatch is not None:
+                nursery.start_soon(self._deliver, entry.dispatch, entry.result)
+
+    # -- messages ---------------------------------------------------------------------------
+
+    async def _serve(self, nursery: trio.Nursery) -> None:
+        while True:
+            incoming = await self.mailbox.receive()
+            message = incoming.message
+            if isinstance(message, JobDispatch):
+                await self._on_dispatch(nursery, message)
+            elif isinstance(message, DataReply):
+                waiter = self._put_waiters.pop(message.request_id, None)
+                if waiter is not None:
+                    with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError):
+                        waiter.send_nowait(message)
+            else:
+                # Late pages of a fetch, duplicate replies, or messages for another role.
+                logger.debug(
+                    "%s: ignoring a %s from %s",
+                    self.endpoint,
+                    type(message).__name__,
+                    incoming.source,
+                )
+            await incoming.done()
+
+    async def _on_dispatch(self, nursery: trio.Nursery, dispatch: JobDispatch) -> None:
+        job_id = dispatch.job.job_id
+        active = self._active.get(job_id)
+        if active is None:
+            known = await self._journal_open().add(dispatch, self._clock())
+            if known is not None and known.state is JournalState.RECEIVED:
+                # Recorded but not running here (its run was interrupted): run it now.
+                logger.info("job %s dispatched again while interrupted: running it", job_id)
+                self._duplicates += 1
+                self._start(nursery, known.dispatch or dispatch)
+                return
+            if known is None:
+                self._received += 1
+                logger.info(
+                    "job %s (%s) from %s, attempt %d",
+                    job_id,
+                    dispatch.job.name or "unnamed",
+                    dispatch.broker,
+                    dispatch.attempt,
+                )
+                self._start(nursery, dispatch)
+                return
+        else:
+            known = None
+        self._duplicates += 1
+        logger.info(
+            "job %s dispatched again by %s: answering, not rerunning", job_id, dispatch.broker
+        )
+        if known is not None and known.result is not None:
+            await self._send_result(dispatch.broker, known.result)
+        else:
+            attempt = active.dispatch.attempt if active is not None else dispatch.attempt
+            await self._send_state(dispatch.broker, job_id, attempt)
+
+    async def _send(
+        self,
+        destination: str,
+        message: UcpMessage,
+        *,
+        custody: bool = False,
+        lifetime_s: float | None = None,
+    ) -> bool:
+        """Hand ``message`` to the agent; False (logged) if it refused."""
+        try:
+            await self.mailbox.send(destination, message, custody=custody, lifetime_s=lifetime_s)
+        except (AgentError, StoreError, ValueError) as exc:
+            logger.warning(
+                "%s: cannot send a %s to %s: %s",
+                self.endpoint,
+                type(message).__name__,
+                destination,
+                exc,
+            )
+            return False
+        return True
+
+    async def _send_state(self, broker: str, job_id: uuid.UUID, attempt: int) -> None:
+        state = JobState(
+            job_id=job_id,
+            state=JobStatus.RUNNING,
+            at=self._clock(),
+            executor=str(self.endpoint),
+            attempt=attempt,
+        )
+        await self._send(broker, state, lifetime_s=self._informative_lifetime)
+
+    async def _send_result(self, broker: str, result: JobResult) -> bool:
+        sent = await self._send(
+            broker, result, custody=True, lifetime_s=self.settings.result_lifetime_s
+        )
+        if sent:
+            self._results_sent += 1
+        return sent
+
+    # -- heartbeats -------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await self.send_heartbeat()
+            await trio.sleep(self.settings.heartbeat_interval_s)
+
+    async def send_heartbeat(self) -> int:
+        """Send one heartbeat to every known broker now; returns how many were sent."""
+        brokers = {str(broker) for broker in self.directory.brokers()}
+        brokers.update(job.dispatch.broker for job in self._active.values())
+        if not brokers:
+            logger.debug("%s: no broker known yet; no heartbeat", self.endpoint)
+            return 0
+        capabilities = await self._capabilities()
+        self._sequence = max(self._sequence + 1, int(self._clock() * 1000))
+        nearest = self.directory.nearest()
+        interval = self.settings.heartbeat_interval_s
+        heartbeat = Heartbeat(
+            node=str(self.node.node_id),
+            roles=Role.EXECUTOR,
+            sequence=self._sequence,
+            sent_at=self._clock(),
+            interval=interval,
+            capabilities=capabilities,
+            running_jobs=tuple(sorted(self._active, key=str)),
+            max_jobs=self.max_jobs,
+            broker=None if nearest is None else str(nearest),
+        )
+        sent = 0
+        for broker in sorted(brokers):
+            if await self._send(broker, heartbeat, lifetime_s=3 * interval):
+                sent += 1
+        self._heartbeats_sent += sent
+        return sent
+
+    async def _capabilities(self) -> Capabilities | None:
+        assert self._base is not None
+        try:
+            return await trio.to_thread.run_sync(read_local_capabilities, self._base)
+        except (OSError, ValueError) as exc:
+            logger.warning("cannot read this node's capabilities: %s", exc)
+            return None
+
+    # -- one job ----------------------------------------------------------------------------
+
+    def _start(self, nursery: trio.Nursery, dispatch: JobDispatch) -> None:
+        self._active[dispatch.job.job_id] = _ActiveJob(dispatch)
+        nursery.start_soon(self._job, dispatch)
+
+    async def _job(self, dispatch: JobDispatch) -> None:
+        job = dispatch.job
+        tree = JobDirectory(self._jobs_dir / str(job.job_id))
+        arrived = trio.current_time()
+        assert self._slots is not None
+        try:
+            async with self._slots:
+                self._active[job.job_id].running = True
+                queued = trio.current_time() - arrived
+                await self._send_state(dispatch.broker, job.job_id, dispatch.attempt)
+                try:
+                    run = await self._execute(dispatch, tree)
+                finally:
+                    self._active[job.job_id].running = False
+            run.timings["queued"] = queued
+            result = await self._publish(dispatch, tree, run)
+        except PoolClosedError:
+            # Shutting down (or the pool is gone): the job stays recorded and runs again at
+            # the next start.
+            logger.warning("job %s interrupted: the worker pool is not running", job.job_id)
+            self._active.pop(job.job_id, None)
+            return
+        except Exception as exc:
+            logger.exception("job %s: executor error", job.job_id)
+            result = self._result(
+                dispatch, _Run(ResultStatus.EXECUTOR_ERROR, message=f"executor error: {exc}")
+            )
+        self._finished += 1
+        if result.ok:
+            self._succeeded += 1
+        logger.info(
+            "job %s finished: %s%s",
+            job.job_id,
+            _status_name(result.status),
+            f" ({result.message})" if result.message else "",
+        )
+        await self._journal_open().finish(result, self._clock())
+        await self._deliver(dispatch, result)
+        await self._forget_directory(tree, keep=not result.ok)
+
+    async def _deliver(self, dispatch: JobDispatch, result: JobResult) -> None:
+        """Send a recorded result, mark it sent, and forget the job."""
+        await self._send_result(dispatch.broker, result)
+        journal = self._journal_open()
+        await journal.mark_sent(result.job_id)
+        self._active.pop(result.job_id, None)
+        if self._results_sent % _PRUNE_EVERY == 0:
+            await journal.prune(
+                finished_before=self._clock() - self.settings.result_lifetime_s,
+                keep=KEEP_FINISHED_JOBS,
+            )
+
+    async def _forget_directory(self, tree: JobDirectory, *, keep: bool) -> None:
+        if keep:
+            self._failed_dirs.append(tree.root)
+            if len(self._failed_dirs) <= KEEP_FAILED_DIRS:
+                return
+            tree = JobDirectory(self._failed_dirs.popleft())
+        try:
+            await trio.to_thread.run_sync(tree.remove)
+        except OSError as exc:
+            logger.warning("cannot remove %s: %s", tree.root, exc)
+
+    async def _execute(self, dispatch: JobDispatch, tree: JobDirectory) -> _Run:
+        """Fetch, build, run and collect (while holding a slot)."""
+        job = dispatch.job
+        began = trio.current_time()
+        queries = queries_for(job, dispatch.inline_data)
+        try:
+            fetched = await self._fetcher.fetch_all(dispatch.broker, queries)
+        except FetchError as exc:
+            self._input_failures += 1
+            return _Run(ResultStatus.INPUT_MISSING, message=str(exc))
+        inputs = resolve_inputs(job, dispatch.inline_data, fetched)
+        if inputs.missing:
+            self._input_failures += 1
+            names = ", ".join(repr(name) for name in inputs.missing)
+            return _Run(ResultStatus.INPUT_MISSING, message=f"missing input data: {names}")
+        if inputs.problems or inputs.wasm is None:
+            return _Run(ResultStatus.SETUP_FAILED, message="; ".join(inputs.problems))
+        try:
+            await trio.to_thread.run_sync(
+                lambda: tree.create(dirs=job.dirs, files=inputs.files, stdin=inputs.stdin)
+            )
+        except JobDirectoryError as exc:
+            return _Run(ResultStatus.SETUP_FAILED, message=f"job directory: {exc}")
+        except OSError as exc:
+            return _Run(ResultStatus.SETUP_FAILED, message=f"cannot build the job directory: {exc}")
+        fetch_time = trio.current_time() - began
+
+        spec = RunSpec(
+            wasm=inputs.wasm,
+            job_dir=tree.job_dir,
+            args=job.args,
+            env=tuple(job.env.items()),
+            stdin_path=tree.stdin_path if inputs.stdin is not None else None,
+            fuel=job.limits.fuel,
+            timeout=job.limits.time if job.limits.time is not None else DEFAULT_TIMEOUT,
+            memory_limit=(
+                job.limits.memory if job.limits.memory is not None else DEFAULT_MEMORY_LIMIT
+            ),
+            stdout_path=tree.stdout_path,
+            stderr_path=tree.stderr_path,
+        )
+        assert self._pool is not None
+        started_at = self._clock()
+        began = trio.current_time()
+        outcome = await self._pool.execute(spec)
+        run_time = trio.current_time() - began
+        finished_at = self._clock()
+
+        began = trio.current_time()
+        streams = {"stdout": tree.stdout_path, "stderr": tree.stderr_path}
+
+        def collect() -> tuple[int, NamedResults | None, bytes, bytes]:
+            if job.stdout_path is not None:
+                tree.copy_in(tree.stdout_path, job.stdout_path)
+            if job.stderr_path is not None:
+                tree.copy_in(tree.stderr_path, job.stderr_path)
+            entries = archive_entries(tree, job.zip_results)
+            size = write_archive(tree, entries, tree.archive_path, streams=streams)
+            named = collect_named_results(tree, job.named_results) if outcome.ok else None
+            return size, named, _tail(tree.stdout_path), _tail(tree.stderr_path)
+
+        archive_size, named, stdout_tail, stderr_tail = await trio.to_thread.run_sync(collect)
+        return _Run(
+            status=ResultStatus[outcome.status.name],
+            message=outcome.message,
+            exit_code=outcome.exit_code,
+            stdout_tail=stdout_tail,
+            stderr_tail=stderr_tail,
+            archive_size=archive_size,
+            named=named,
+            started_at=started_at,
+            finished_at=finished_at,
+            fuel_consumed=outcome.fuel_consumed,
+            timings={
+                "fetch": fetch_time,
+                "run": run_time,
+                "collect": trio.current_time() - began,
+            },
+        )
+
+    async def _publish(self, dispatch: JobDispatch, tree: JobDirectory, run: _Run) -> JobResult:
+        """Publish the named results and a large archive; the job's result."""
+        job_id = dispatch.job.job_id
+        began = trio.current_time()
+        puts: list[tuple[DataName, bytes]] = []
+        if run.named is not None:
+            if run.named.problems:
+                run.status = ResultStatus.EXECUTOR_ERROR
+                run.message = "named results: " + "; ".join(run.named.problems)
+            else:
+                puts.extend(run.named.data)
+        archive: bytes | None = None
+        archive_ref: DataName | None = None
+        if run.archive_size is not None:
+            data = await trio.to_thread.run_sync(tree.archive_path.read_bytes)
+            if len(data) <= self.settings.inline_limit_bytes:
+                archive = data
+            else:
+                archive_ref = job_name(job_id, _ARCHIVE_SEGMENT)
+                puts.append((archive_ref, data))
+        refused = await self._put_all(dispatch, puts)
+        if refused:
+            run.status = ResultStatus.EXECUTOR_ERROR
+            run.message = "publishing failed: " + "; ".join(
+                f"{name!r}: {why}" for name, why in sorted(refused.items())
+            )
+            if archive_ref in refused:
+                archive_ref = None
+        run.timings["collect"] = run.timings.get("collect", 0.0) + trio.current_time() - began
+        published = tuple(name for name, _ in puts if name != archive_ref and name not in refused)
+        return self._result(
+            dispatch, run, archive=archive, archive_ref=archive_ref, published=published
+        )
+
+    async def _put_all(
+        self, dispatch: JobDispatch, puts: list[tuple[DataName, bytes]]
+    ) -> dict[DataName, str]:
+        """``data-put`` each datum (custody) and wait up to ``request_timeout_s`` for the
+        answers; the ones refused, with why. No answer in time is not a refusal: the puts
+        travel in custody and arrive eventually."""
+        if not puts:
+            return {}
+        written_at = self._clock()
+        send, receive = trio.open_memory_channel[DataReply](len(puts))
+        pending: dict[int, DataName] = {}
+        refused: dict[DataName, str] = {}
+        try:
+            for name, data in puts:
+                request_id = self.mailbox.next_request_id()
+                put = DataPut(
+                    request_id=request_id,
+                    name=name,
+                    data=data,
+                    written_at=written_at,
+                    job_id=dispatch.job.job_id,
+                )
+                self._put_waiters[request_id] = send
+                if await self._send(
+                    dispatch.broker,
+                    put,
+                    custody=True,
+                    lifetime_s=self.settings.result_lifetime_s,
+                ):
+                    pending[request_id] = name
+                    self._published += 1
+                else:
+                    del self._put_waiters[request_id]
+                    refused[name] = "the agent did not take it"
+            with trio.move_on_after(self.settings.request_timeout_s):
+                while pending:
+                    reply = await receive.receive()
+                    name = pending.pop(reply.request_id, "")
+                    if name and reply.status not in (DataStatus.OK, DataStatus.STALE):
+                        self._publish_failures += 1
+                        refused[name] = _data_status_text(reply)
+            if pending:
+                logger.info(
+                    "job %s: %d data-put(s) not yet answered; they travel in custody",
+                    dispatch.job.job_id,
+                    len(pending),
+                )
+        finally:
+            for request_id in pending:
+                self._put_waiters.pop(request_id, None)
+            send.close()
+        return refused
+
+    def _result(
+        self,
+        dispatch: JobDispatch,
+        run: _Run,
+        *,
+        archive: bytes | None = None,
+        archive_ref: DataName | None = None,
+        published: tuple[DataName, ...] = (),
+    ) -> JobResult:
+        return JobResult(
+            job_id=dispatch.job.job_id,
+            executor=str(self.endpoint),
+            status=run.status,
+            exit_code=run.exit_code,
+            message=run.message,
+            stdout_tail=run.stdout_tail,
+            stderr_tail=run.stderr_tail,
+            archive=archive,
+            archive_ref=archive_ref,
+            published=published,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            timings=Timings(
+                queued=run.timings.get("queued", 0.0),
+                fetch=run.timings.get("fetch", 0.0),
+                run=run.timings.get("run", 0.0),
+                collect=run.timings.get("collect", 0.0),
+            ),
+            fuel_consumed=run.fuel_consumed,
+            attempt=dispatch.attempt,
+        )
+
+
+def _tail(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            size = file.seek(0, os.SEEK_END)
+            file.seek(max(0, size - TAIL_BYTES))
+            return file.read(TAIL_BYTES)
+    except OSError:
+        return b""
+
+
+def _status_name(status: ResultStatus | int) -> str:
+    try:
+        return ResultStatus(status).name.lower()
+    except ValueError:
+        return f"status {status}"
+
+
+def _data_status_text(reply: DataReply) -> str:
+    try:
+        text = DataStatus(reply.status).name.lower().replace("_", " ")
+    except ValueError:
+        text = f"status {reply.status}"
+    return f"{text}: {reply.detail}" if reply.detail else text
+
+
+def _remove_stale_dirs(jobs_dir: Path, keep: set[str]) -> None:
+    """Remove job directories of jobs that are not being resumed."""
+    if not jobs_dir.is_dir():
+        return
+    for child in jobs_dir.iterdir():
+        if child.name in keep:
+            continue
+        JobDirectory(child).remove()
