@@ -142,11 +142,15 @@ class AgentCore:
         )
         if not await self.store.put(meta, raw):
             return False
-        self.cache.put(meta.key, raw)
         if local and bundle.is_fragment:
             await self._collect_fragment(meta.key, bundle)
         else:
             self.dispatch(meta)
+            if self.queue.is_routed(meta.key) or (
+                local and primary.destination in self.registrations
+            ):
+                # Likely to be read back soon: keep the bytes at hand.
+                self.cache.put(meta.key, raw)
         if meta.expires_at < self.clock() + self.config.janitor_interval_s:
             self.janitor_wakeup.set()
         return True

@@ -52,7 +52,7 @@ class ForwardQueue:
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
         self._by_hop: dict[EndpointID, OrderedDict[str, None]] = {}
-        self._unrouted: OrderedDict[str, None] = OrderedDict()
+        self._unrouted: dict[str, None] = {}
         self._lots: dict[EndpointID, trio.lowlevel.ParkingLot] = {}
         self._cache: dict[tuple[EndpointID, EndpointID | None], EndpointID | None] = {}
         self._version = routing.version
@@ -67,6 +67,11 @@ class ForwardQueue:
     def unrouted(self) -> int:
         """Bundles with no usable route now."""
         return len(self._unrouted)
+
+    def is_routed(self, key: str) -> bool:
+        """Whether ``key`` is queued for a neighbour (rather than waiting for a route)."""
+        entry = self._entries.get(key)
+        return entry is not None and entry.hop is not None
 
     def waiting_for(self, hop: EndpointID) -> int:
         """Bundles assigned to neighbour ``hop``."""
@@ -89,14 +94,16 @@ class ForwardQueue:
     def _place(self, key: str, entry: _Entry, *, front: bool) -> None:
         hop = self._next_hop(entry.destination, entry.previous)
         entry.hop = hop
-        target = self._unrouted if hop is None else self._by_hop.setdefault(hop, OrderedDict())
+        if hop is None:
+            self._unrouted[key] = None
+            return
+        target = self._by_hop.setdefault(hop, OrderedDict())
         target[key] = None
         if front:
             target.move_to_end(key, last=False)
-        if hop is not None:
-            lot = self._lots.get(hop)
-            if lot is not None:
-                lot.unpark_all()
+        lot = self._lots.get(hop)
+        if lot is not None:
+            lot.unpark_all()
 
     def add(
         self,
@@ -135,7 +142,7 @@ class ForwardQueue:
         self._cache.clear()
         order = list(self._entries.items())
         self._by_hop = {}
-        self._unrouted = OrderedDict()
+        self._unrouted = {}
         for key, entry in order:
             self._place(key, entry, front=False)
         for lot in self._lots.values():

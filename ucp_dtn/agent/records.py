@@ -12,6 +12,7 @@ once, at the edge, and files it under :func:`bundle_key` with a :class:`StoredBu
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 from collections.abc import Mapping
 
@@ -91,8 +92,9 @@ def stored_bundle_for(
         extra[EXTRA_AGE] = "1"
     return StoredBundle(
         key=bundle_key(bundle.bundle_id),
-        destination=str(primary.destination),
-        source=str(primary.source),
+        # Interned: thousands of stored bundles share a few destinations and sources.
+        destination=sys.intern(str(primary.destination)),
+        source=sys.intern(str(primary.source)),
         size=size,
         received_at=received_at,
         expires_at=expiry_of(bundle, received_at),
