@@ -32,7 +32,9 @@ from bpv7 import (
     BundleFlags,
     CreationTimestamp,
     DecodeError,
+    DtnEID,
     EndpointID,
+    IpnEID,
     decode_bundle,
     dtn_time_from_unix,
     parse_eid,
@@ -112,8 +114,19 @@ class AgentCore:
         return CreationTimestamp(time_ms, sequence)
 
     def is_local(self, eid: EndpointID) -> bool:
-        """Whether ``eid`` is an endpoint of this node."""
-        return eid.node_id == self.node_id
+        """Whether ``eid`` is an endpoint of this node (compared field by field: building
+        ``eid.node_id`` costs a validated EID per call on the hot path)."""
+        node = self.node_id
+        if isinstance(eid, DtnEID):
+            return (
+                isinstance(node, DtnEID) and eid.node_name == node.node_name and bool(eid.node_name)
+            )
+        return (
+            isinstance(node, IpnEID)
+            and eid.node == node.node
+            and eid.allocator == node.allocator
+            and not eid.is_null
+        )
 
     # -- admission and dispatch (RFC 9171 §5.3) -----------------------------------------------
 
