@@ -171,3 +171,22 @@ async def test_discovery_connects_two_nodes() -> None:
             assert (await inbox.receive()).payload == b"found you"
             assert b.node.peers()[0].node_id == "dtn://a/"
             nursery.cancel_scope.cancel()
+
+
+async def test_sessions_over_tls(tmp_path: Path) -> None:
+    import trustme
+
+    from tests.convergence.link_fixtures import tls_settings
+
+    ca = trustme.CA()
+    tls_a = tls_settings(tmp_path, "a", ca, require=True, bundle_eids=["dtn://a/"])
+    tls_b = tls_settings(tmp_path, "b", ca, require=True, bundle_eids=["dtn://b/"])
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            b = await start_node(nursery, "b", tls=tls_b)
+            a = await start_node(nursery, "a", tls=tls_a, static_peers=(b.address,))
+            inbox = b.node.register("dtn://b/app")
+            await a.node.send("dtn://b/app", b"secret")
+            assert (await inbox.receive()).payload == b"secret"
+            assert [p.tls for p in a.node.peers()] == [True]
+            nursery.cancel_scope.cancel()
