@@ -44,6 +44,8 @@ from pathlib import Path
 
 import trio
 
+from bpv7 import BPv7Error, parse_eid
+
 from ...agent import AgentError, BundleNode
 from ...store import StoreError
 from ...ucp import read_local_capabilities
@@ -401,14 +403,14 @@ class ExecutorRole:
 
     async def send_heartbeat(self) -> int:
         """Send one heartbeat to every known broker now; returns how many were sent."""
-        brokers = {str(broker) for broker in self.directory.brokers()}
+        known = self._directory_brokers()
+        brokers = set(known)
         brokers.update(job.dispatch.broker for job in self._active.values())
         if not brokers:
             logger.debug("%s: no broker known yet; no heartbeat", self.endpoint)
             return 0
         capabilities = await self._capabilities()
         self._sequence = max(self._sequence + 1, int(self._clock() * 1000))
-        nearest = self.directory.nearest()
         interval = self.settings.heartbeat_interval_s
         heartbeat = Heartbeat(
             node=str(self.node.node_id),
@@ -419,7 +421,7 @@ class ExecutorRole:
             capabilities=capabilities,
             running_jobs=tuple(sorted(self._active, key=str)),
             max_jobs=self.max_jobs,
-            broker=None if nearest is None else str(nearest),
+            broker=known[0] if known else None,
         )
         sent = 0
         for broker in sorted(brokers):
@@ -427,6 +429,25 @@ class ExecutorRole:
                 sent += 1
         self._heartbeats_sent += sent
         return sent
+
+    def _directory_brokers(self) -> list[str]:
+        """Broker endpoints of the directory, nearest first."""
+        try:
+            return [str(broker) for broker in self.directory.brokers()]
+        except AttributeError:
+            # An agent without a role directory (BundleNode.nodes_with_role): the configured
+            # brokers only.
+            pass
+        except BPv7Error as exc:
+            logger.warning("broker directory: %s", exc)
+            return []
+        found: list[str] = []
+        for text in self.settings.brokers:
+            try:
+                found.append(str(role_endpoint(parse_eid(text), RoleName.BROKER)))
+            except BPv7Error as exc:
+                logger.warning("configured broker %r: %s", text, exc)
+        return found
 
     async def _capabilities(self) -> Capabilities | None:
         assert self._base is not None

@@ -1,0 +1,262 @@
+"""The executor role on a real bundle node, with a fake broker-and-datastore on another node
+(plain Mailbox) and real wasm worker processes.
+
+Worker processes start slowly (about half a second each), so each test runs many jobs at once.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from pathlib import Path
+
+import trio
+
+from tests.ucp_dtn.agent_support import wait_until
+from ucp_dtn.ucp.job import DataRef, InlineData, JobInfo, Limits
+from ucp_dtn.ucp.messages import JobStatus, ResultStatus, Role
+from ucp_dtn.ucp.runtime import WorkerPool
+
+from ..runtime.wat import wasm
+from .executor_support import (
+    LIMIT,
+    copy_wasm,
+    executor_settings,
+    network,
+    start_executor,
+    unzip,
+)
+
+COPY = InlineData(copy_wasm())
+
+
+def job(**fields: object) -> JobInfo:
+    fields.setdefault("wasm", COPY)
+    return JobInfo(job_id=uuid.uuid4(), **fields)  # type: ignore[arg-type]
+
+
+async def test_jobs_read_stdin_and_named_data_and_publish_results() -> None:
+    blob = random.Random(7).randbytes(8192)
+    async with network() as net, trio.open_nursery() as nursery:
+        store = net.broker.store
+        store("modules/copy", copy_wasm())
+        store("greeting", b"hello from the datastore\n")
+        store("survey/a.txt", b"A")
+        store("survey/sub/b.txt", b"B")
+        store("config/x", b"X")
+        store("config2/y", b"not mine")
+        store("blob", blob)
+        executor = await start_executor(
+            nursery, net.node, executor_settings(inline_limit_bytes=4096)
+        )
+        role = executor.role
+
+        main = job(
+            name="main",
+            wasm=DataRef("modules/copy"),
+            stdin=InlineData(b"standard input\n"),
+            inputs={"in.txt": "greeting"},
+            dirs=("out",),
+            args=("-", "out/stdin-copy", "in.txt", "report.txt", "in.txt", "-"),
+            zip_results=("out", "logs"),
+            named_results={"report.txt": "reports/r1"},
+            stdout_path="logs/out.log",
+        )
+        wild = job(
+            name="wildcards",
+            inputs={"frames/*": "survey/*", "cfg": "config"},
+            dirs=("out",),
+            args=("frames/a.txt", "out/a.txt", "frames/sub/b.txt", "out/b.txt", "cfg/x", "out/x"),
+            zip_results=("cfg", "frames*"),
+            named_results={"out/*": "results/w/*"},
+        )
+        big = job(
+            name="big",
+            inputs={"blob": "blob"},
+            args=("blob", "copy.bin"),
+            zip_results=("copy.bin",),
+        )
+        inline = job(
+            name="inline",
+            job_data={"data.txt": DataRef("sent/along")},
+            args=("data.txt", "-"),
+        )
+        for each in (main, wild, big):
+            await net.broker.dispatch(net.executor_endpoint, each)
+        await net.broker.dispatch(
+            net.executor_endpoint, inline, inline_data={"sent/along": b"carried inline"}
+        )
+
+        with trio.fail_after(LIMIT):
+            result = await net.broker.result(main.job_id)
+            assert result.ok, result
+            assert (result.status, result.exit_code, result.message) == (ResultStatus.OK, 0, "")
+            greeting = b"hello from the datastore\n"
+            assert result.stdout_tail == greeting
+            assert result.archive is not None and result.archive_ref is None
+            assert unzip(result.archive) == {
+                "logs/out.log": greeting,
+                "out/stdin-copy": b"standard input\n",
+                "stderr": b"",
+                "stdout": greeting,
+            }
+            assert result.published == ("reports/r1",)
+            assert net.broker.data["reports/r1"].data == greeting
+            assert net.broker.data["reports/r1"].job_id == main.job_id
+            assert result.executor == net.executor_endpoint
+            assert result.timings.run > 0 and result.finished_at >= result.started_at > 0
+            running = [s for s in net.broker.states if s.job_id == main.job_id]
+            assert running and running[0].state == JobStatus.RUNNING
+            assert running[0].executor == net.executor_endpoint
+
+            result = await net.broker.result(wild.job_id)
+            assert result.ok, result
+            assert result.published == ("results/w/a.txt", "results/w/b.txt", "results/w/x")
+            assert [net.broker.data[name].data for name in result.published] == [b"A", b"B", b"X"]
+            assert result.archive is not None
+            # "config" selects config/x by path segment, never config2/y.
+            assert sorted(unzip(result.archive)) == [
+                "cfg/x",
+                "frames/a.txt",
+                "frames/sub/b.txt",
+                "stderr",
+                "stdout",
+            ]
+            # Two matches, one per page: the second page was asked for with the cursor.
+            assert any(g.query == "survey/*" and g.cursor == "1" for g in net.broker.gets)
+
+            result = await net.broker.result(big.job_id)
+            assert result.ok, result
+            assert result.archive is None
+            assert result.archive_ref == f"{big.job_id}/archive"
+            assert result.published == ()
+            assert unzip(net.broker.data[result.archive_ref].data)["copy.bin"] == blob
+
+            result = await net.broker.result(inline.job_id)
+            assert result.ok and result.stdout_tail == b"carried inline", result
+            assert not any(g.query == "sent/along" for g in net.broker.gets)
+
+            # A duplicate dispatch is answered with the recorded result, not run again.
+            first = net.broker.results_of(main.job_id)[0]
+            await net.broker.dispatch(net.executor_endpoint, main, attempt=2)
+            await net.broker.result(main.job_id, count=2)
+            assert net.broker.results_of(main.job_id)[1] == first
+            stats = role.statistics()
+            assert (stats.received, stats.duplicates, stats.finished) == (4, 1, 4)
+            assert (stats.succeeded, stats.failed, stats.active) == (4, 0, 0)
+
+            # Heartbeats carry the node's capabilities and slots.
+            beat = net.broker.heartbeats[-1]
+            assert beat.node == "dtn://e/" and beat.roles & Role.EXECUTOR
+            assert beat.capabilities is not None and beat.capabilities.cpu_cores >= 1
+            assert beat.max_jobs == 2 and beat.interval == 0.2
+            assert beat.broker == net.broker.endpoint
+            sequences = [h.sequence for h in net.broker.heartbeats]
+            assert sequences == sorted(set(sequences))
+        nursery.cancel_scope.cancel()
+
+
+async def test_failures_are_reported_with_their_reason() -> None:
+    async with network() as net, trio.open_nursery() as nursery:
+        net.broker.refuse_puts = True
+        executor = await start_executor(nursery, net.node, executor_settings())
+        role = executor.role
+        slow = [
+            job(name=f"slow{i}", wasm=InlineData(wasm("loop")), limits=Limits(time=2.0))
+            for i in range(2)
+        ]
+        jobs = {
+            "missing": job(
+                stdin=DataRef("no-stdin"),
+                inputs={"a": "nothing/here", "b/*": "absent/*"},
+            ),
+            "fuel": job(wasm=InlineData(wasm("loop")), limits=Limits(fuel=100_000)),
+            "memory": job(wasm=InlineData(wasm("grow")), limits=Limits(memory=2 * 2**20)),
+            "escape": job(stdin=InlineData(b"secret"), args=("../stdin", "-")),
+            "absolute": job(args=("/etc/hostname", "-")),
+            "exit": job(wasm=InlineData(wasm("exit", EXIT_CODE="3"))),
+            "trap": job(wasm=InlineData(wasm("trap"))),
+            "invalid": job(wasm=InlineData(b"\0asm not really")),
+            "unproduced": job(named_results={"never.txt": "n/never"}),
+            "refused": job(
+                stdin=InlineData(b"x"), args=("-", "r.txt"), named_results={"r.txt": "n/r"}
+            ),
+        }
+        for each in slow:
+            await net.broker.dispatch(net.executor_endpoint, each)
+        with trio.fail_after(LIMIT):
+            # Several jobs run at once, and the heartbeats say which.
+            await wait_until(lambda: role.statistics().running == 2, timeout=LIMIT)
+            slow_ids = {each.job_id for each in slow}
+            await wait_until(
+                lambda: any(set(h.running_jobs) == slow_ids for h in net.broker.heartbeats),
+                timeout=LIMIT,
+            )
+            for each in jobs.values():
+                await net.broker.dispatch(net.executor_endpoint, each)
+            results = {name: await net.broker.result(each.job_id) for name, each in jobs.items()}
+            for each in slow:
+                result = await net.broker.result(each.job_id)
+                assert result.status == ResultStatus.TIMEOUT and result.message, result
+
+        assert results["missing"].status == ResultStatus.INPUT_MISSING
+        assert results["missing"].message == (
+            "missing input data: 'absent/*', 'no-stdin', 'nothing/here'"
+        )
+        assert results["fuel"].status == ResultStatus.OUT_OF_FUEL
+        assert results["memory"].status == ResultStatus.MEMORY_LIMIT
+        for name in ("escape", "absolute"):
+            # The module sees only its job directory: opening anything else fails.
+            assert results[name].status == ResultStatus.EXIT, results[name]
+            assert results[name].exit_code not in (None, 0)
+            assert results[name].stdout_tail == b""
+        assert (results["exit"].status, results["exit"].exit_code) == (ResultStatus.EXIT, 3)
+        assert results["trap"].status == ResultStatus.TRAP
+        assert results["invalid"].status == ResultStatus.INVALID_MODULE
+        assert results["unproduced"].status == ResultStatus.EXECUTOR_ERROR
+        assert "did not produce 'never.txt'" in results["unproduced"].message
+        assert results["refused"].status == ResultStatus.EXECUTOR_ERROR
+        assert results["refused"].message == "publishing failed: 'n/r': no space"
+        assert results["refused"].published == ()
+        for result in results.values():
+            assert not result.ok and result.message
+        stats = role.statistics()
+        assert (stats.finished, stats.succeeded, stats.input_failures) == (12, 0, 1)
+        assert stats.publish_failures == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_restart_resumes_unfinished_jobs_and_remembers_finished_ones(tmp_path: Path) -> None:
+    async with network() as net, trio.open_nursery() as nursery:
+        pool = WorkerPool(2, tmp_path / "modules")
+        with trio.fail_after(LIMIT):
+            await nursery.start(pool.run)
+        settings = executor_settings(tmp_path)
+        first = await start_executor(nursery, net.node, settings, pool=pool)
+        quick = job(stdin=InlineData(b"quick"), args=("-", "-"))
+        slow = job(wasm=InlineData(wasm("loop")), limits=Limits(time=1.5))
+        with trio.fail_after(LIMIT):
+            await net.broker.dispatch(net.executor_endpoint, quick)
+            answer = await net.broker.result(quick.job_id)
+            assert answer.ok and answer.stdout_tail == b"quick"
+            await net.broker.dispatch(net.executor_endpoint, slow)
+            await wait_until(lambda: first.role.statistics().running == 1, timeout=LIMIT)
+            await first.stop()
+        assert not net.broker.results_of(slow.job_id)
+
+        second = await start_executor(nursery, net.node, settings, pool=pool)
+        assert second.role.statistics().resumed == 1
+        with trio.fail_after(LIMIT):
+            result = await net.broker.result(slow.job_id)
+            assert result.status == ResultStatus.TIMEOUT
+            # The journal survived the restart: the finished job is not run again.
+            await net.broker.dispatch(net.executor_endpoint, quick, attempt=2)
+            await net.broker.result(quick.job_id, count=2)
+        assert net.broker.results_of(quick.job_id)[1] == answer
+        stats = second.role.statistics()
+        assert (stats.resumed, stats.duplicates, stats.finished) == (1, 1, 1)
+        # The successful job's directory is gone; the failed one's is kept for a look.
+        jobs_dir = tmp_path / "executor" / "jobs"
+        assert not (jobs_dir / str(quick.job_id)).exists()
+        assert (jobs_dir / str(slow.job_id) / "dir").is_dir()
+        nursery.cancel_scope.cancel()
