@@ -12,80 +12,11 @@ import trio
 from bpv7 import decode_bundle
 from convergence.tcpcl.link import LinkConfig, TcpclLink
 from convergence.tcpcl.listener import TcpclListener
-from ucp_dtn.appapi import AppApiClosedError, format_bundle_id
+from ucp_dtn.appapi import format_bundle_id
 
-from .daemons import Daemon, Network, wait_until
+from .daemons import Daemon, Inbox, Network, send_many, ucp_sender, wait_until
 
 WAIT = 90
-
-
-class Inbox:
-    """Receives on one daemon's endpoint in the background; counts every payload."""
-
-    def __init__(self) -> None:
-        self.counts: dict[bytes, int] = {}
-        self.arrived = trio.Event()
-        self.on_count: dict[int, trio.Event] = {}
-
-    def reached(self, count: int) -> trio.Event:
-        event = self.on_count.setdefault(count, trio.Event())
-        if len(self.counts) >= count:
-            event.set()
-        return event
-
-    async def run(self, daemon: Daemon, endpoint: str) -> None:
-        async with daemon.client() as client:
-            registration = await client.register(endpoint, window=64)
-            async for bundle in registration:
-                self.counts[bundle.payload] = self.counts.get(bundle.payload, 0) + 1
-                await bundle.confirm()
-                for count, event in self.on_count.items():
-                    if len(self.counts) >= count:
-                        event.set()
-
-    def duplicates(self) -> list[bytes]:
-        return [payload for payload, n in self.counts.items() if n > 1]
-
-
-async def send_many(
-    daemon: Daemon,
-    payloads: list[bytes],
-    acknowledged: set[bytes],
-    destination: str = "dtn://c/inbox",
-) -> None:
-    """Send ``payloads`` (pipelined); those whose ID came back go into ``acknowledged``.
-    Stops quietly when the daemon dies."""
-
-    async def one(client: object, payload: bytes) -> None:
-        try:
-            await client.send(destination, payload)  # type: ignore[attr-defined]
-        except AppApiClosedError:
-            return
-        acknowledged.add(payload)
-
-    try:
-        async with daemon.client() as client, trio.open_nursery() as nursery:
-            limiter = trio.Semaphore(64)
-            for payload in payloads:
-                await limiter.acquire()
-
-                async def task(payload: bytes = payload) -> None:
-                    try:
-                        await one(client, payload)
-                    finally:
-                        limiter.release()
-
-                nursery.start_soon(task)
-    except AppApiClosedError:
-        pass
-
-
-async def ucp_sender(daemon: Daemon, payloads: list[bytes], acknowledged: set[bytes]) -> None:
-    """``ucp send`` each payload in turn; an ID printed means acknowledged."""
-    for payload in payloads:
-        result = await daemon.ucp("send", "-d", "dtn://c/inbox", stdin=payload)
-        if result.returncode == 0 and result.stdout.startswith(b"dtn://a/-"):
-            acknowledged.add(payload)
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import trio
 
 from ucp_dtn.appapi import RequestFailed
 
-from .daemons import Network, wait_until
+from .daemons import Daemon, Network, wait_until
 
 WAIT = 60
 
@@ -66,7 +66,7 @@ async def test_bundles_wait_for_a_node_that_comes_later(network: Network) -> Non
     assert await a.stop() == 0
     a = await network.restart(a)
     late = await network.start("late", "-s", a.url, in_memory=True)
-    payloads = []
+    payloads: list[bytes] = []
     async with late.client() as client:
         registration = await client.register("inbox")
         with trio.fail_after(WAIT):
@@ -78,10 +78,7 @@ async def test_bundles_wait_for_a_node_that_comes_later(network: Network) -> Non
     await wait_until(lambda: _stored(a, 0), timeout=WAIT, what="a to drop what late acknowledged")
 
 
-async def _stored(daemon: object, count: int) -> bool:
-    from .daemons import Daemon
-
-    assert isinstance(daemon, Daemon)
+async def _stored(daemon: Daemon, count: int) -> bool:
     return bool((await daemon.info())["statistics"]["stored_bundles"] == count)
 
 
@@ -156,8 +153,5 @@ async def test_a_full_store_refuses_and_the_sender_succeeds_later(network: Netwo
     assert (await b.ucp("send", "-d", "dtn://b/in", stdin=bytes(8000))).returncode == 0
 
 
-async def _refused(daemon: object) -> bool:
-    from .daemons import Daemon
-
-    assert isinstance(daemon, Daemon)
+async def _refused(daemon: Daemon) -> bool:
     return bool((await daemon.info())["statistics"]["refused_transfers"] > 0)

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from .daemons import Network, wait_until
-from .test_crash import Inbox, send_many
+from .daemons import Inbox, Network, send_many, wait_until
 
 WAIT = 100
 COUNT = 1000

@@ -248,6 +248,7 @@ async def test_hostile_clients_never_end_the_server(tmp_path: Path) -> None:
         # Garbage: an error without id, and the connection goes on.
         await raw.stream.send_all(struct.pack(">I", 3) + b"\xff\xfe\xfd")
         reply = await raw.message()
+        assert reply is not None
         assert reply == reply | {"t": "error", "id": None, "code": ErrorCode.BAD_REQUEST}
         for body, code in [
             (cbor2.dumps([1, 2, 3]), ErrorCode.BAD_REQUEST),
@@ -308,7 +309,7 @@ async def test_the_client_sees_the_daemon_go(tmp_path: Path) -> None:
         await nursery.start(node.run)
         server_scope = trio.CancelScope()
 
-        async def run_server(task_status: trio.TaskStatus[None]) -> None:
+        async def run_server(task_status: trio.TaskStatus[Path]) -> None:
             with server_scope:
                 await AppApiServer(node, path).run(task_status=task_status)
 

@@ -480,12 +480,6 @@ class _Connection:
                     peer = await node.connect(host, port)
                 except (OSError, trio.TooSlowError, LinkError) as exc:
                     raise _ConnectFailed(f"cannot reach {host}:{port}: {exc}") from None
-                except AppApiError:
-                    raise
-                except Exception as exc:
-                    if _error_for(exc)[0] != ErrorCode.INTERNAL:
-                        raise
-                    raise _ConnectFailed(f"cannot reach {host}:{port}: {exc}") from None
                 return {"peer": str(peer)}
             case AddRouteRequest(pattern=pattern, next_hop=next_hop):
                 node.add_route(pattern, next_hop)
