@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from bpv7 import BlockFlags, BundleFlags, CanonicalBlock, CRCType, parse_eid
+from bpv7 import BlockFlags, BundleAgeBlock, BundleFlags, CanonicalBlock, CRCType, parse_eid
 from bpv7.admin import BundleStatusReport, StatusKind, StatusReportReason, admin_record_from_bundle
 from convergence.tcpcl.link import TransferOutcome
 from ucp_dtn.agent import ConfigError, NodeConfig, RouteAdvertisement, parse_node_id
@@ -189,4 +189,21 @@ async def test_sessions_over_tls(tmp_path: Path) -> None:
             await a.node.send("dtn://b/app", b"secret")
             assert (await inbox.receive()).payload == b"secret"
             assert [p.tls for p in a.node.peers()] == [True]
+            nursery.cancel_scope.cancel()
+
+
+async def test_bundle_age_grows_while_a_bundle_waits() -> None:
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            b = await start_node(nursery, "b")
+            async with bare_peer(b) as peer:
+                clockless = make_bundle(
+                    "dtn://c/app", b"old", time_ms=0, extra_blocks=[BundleAgeBlock(1000)]
+                )
+                await peer.link.send(clockless.encode())
+            await trio.sleep(0.3)  # b holds it: no route to c yet
+            c = await start_node(nursery, "c", static_peers=(b.address,))
+            delivery = await c.node.register("dtn://c/app").receive()
+            age = delivery.bundle.bundle_age_ms
+            assert age is not None and age >= 1300
             nursery.cancel_scope.cancel()

@@ -30,6 +30,7 @@ import trio
 from bpv7 import (
     Bundle,
     BundleFlags,
+    BundleID,
     CreationTimestamp,
     DecodeError,
     DtnEID,
@@ -348,6 +349,10 @@ class AgentCore:
         await self._drop_fragments(members)
         self.cache.put(meta.key, raw)
         self.dispatch(meta)
+
+    def forget_partial(self, original: BundleID) -> None:
+        """The collector dropped the partial ADU ``original`` (expired)."""
+        self._fragment_keys.pop(bundle_key(original), None)
 
     async def _drop_fragments(self, members: set[str]) -> None:
         """Remove fragments whose ADU has been reassembled (they are not "deleted": the

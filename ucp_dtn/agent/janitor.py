@@ -4,7 +4,8 @@
   for the reason "Lifetime expired", with a "deleted" status report if it asked for one.
 * Retry times: a custodial bundle whose custody signal did not come by ``next_retry_at`` is sent
   again; a bundle whose retry was scheduled (custody refused) goes back to the forwarding queue.
-* Learned routes whose advertisements stopped coming lapse.
+* Learned routes whose advertisements stopped coming lapse; partially reassembled ADUs whose
+  lifetime ended are forgotten.
 
 It sleeps until the store's next deadline (``store.next_deadline()``), at most
 ``janitor_interval_s``, and is woken early when a nearer deadline appears.
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from bpv7 import dtn_time_from_unix
 from bpv7.admin import StatusReportReason
 from ucp_dtn.store import StoreError
 
@@ -53,6 +55,9 @@ class Janitor:
         for meta in due:
             if core.custody is not None:
                 await core.custody.on_retry_due(meta)
+        for original in core.fragments.expire(dtn_time_from_unix(now)):
+            # The fragments themselves expire from the store (above); forget the partial ADU.
+            core.forget_partial(original)
         if core.routing.expire(now):
             core.queue.sync()
             core.routes_changed()
