@@ -4,6 +4,7 @@ requests, deliveries and confirmation, errors, and clients that misbehave."""
 from __future__ import annotations
 
 import os
+import random
 import socket
 import stat
 import struct
@@ -401,3 +402,69 @@ def test_plain_data() -> None:
     assert plain_data(
         {"a": Inner(parse_eid("dtn://a/"), frozenset({2, 1}), float("inf")), "c": Colour.RED}
     ) == {"a": {"eid": "dtn://a/", "values": [1, 2], "ratio": None}, "c": "red"}
+
+
+def _mutations(rng: random.Random) -> list[bytes]:
+    """Frames a careless or hostile client might write: valid requests with fields replaced by
+    values of every kind, random bodies, and truncated CBOR."""
+    valid: list[dict[str, Any]] = [
+        {"v": 1, "t": "send", "id": 1, "destination": "dtn://a/f", "payload": b"x"},
+        {"v": 1, "t": "register", "id": 2, "endpoint": "fuzz", "window": 3},
+        {"v": 1, "t": "confirm", "id": 3, "delivery": 1},
+        {"v": 1, "t": "unregister", "id": 4, "registration": 1},
+        {"v": 1, "t": "node-info", "id": 5},
+        {"v": 1, "t": "add-route", "id": 6, "pattern": "dtn://z/*", "next-hop": "dtn://y/"},
+        {"v": 1, "t": "connect", "id": 7, "host": "127.0.0.1", "port": 9},
+    ]
+    odd_values: list[Any] = [
+        None, True, -1, 0, 2**64, 2**70, 1e300, float("nan"), "", "x" * 5000, "dtn:", "ipn:1.2.3",
+        "dtn://a/\x00", b"", b"\xff" * 100, [], {}, [1, [2, [3]]], {"k": "v"}, "*", "dtn://a/",
+    ]  # fmt: skip
+    frames = []
+    for _ in range(400):
+        message = dict(rng.choice(valid))
+        for _ in range(rng.randint(1, 3)):
+            key = rng.choice([*message, "extra"])
+            message[key] = rng.choice(odd_values)
+        if rng.random() < 0.2:
+            del message[rng.choice(list(message))]
+        body = cbor2.dumps(message)
+        if rng.random() < 0.1:
+            body = body[: rng.randrange(len(body) + 1)]
+        if rng.random() < 0.1:
+            body = rng.randbytes(rng.randint(0, 40))
+        frames.append(struct.pack(">I", len(body)) + body)
+    return frames
+
+
+async def test_fuzzed_requests_never_end_the_server(tmp_path: Path) -> None:
+    path = tmp_path / "api.sock"
+    rng = random.Random(4711)
+    async with serving(path):
+        raw = await RawClient.open(path)
+        assert await raw.message() is not None  # hello
+        frames = _mutations(rng)
+        replies = 0
+
+        async def read_all() -> None:
+            nonlocal replies
+            while await raw.message() is not None:
+                replies += 1
+                if replies >= len(frames):
+                    return
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read_all)
+            for frame in frames:
+                await raw.stream.send_all(frame)
+        assert replies >= len(frames)  # every frame answered (plus deliveries pushed)
+        await raw.stream.aclose()
+        # Random bytes, with lengths that may or may not be sane: the connection may be
+        # closed, the server goes on.
+        for _ in range(20):
+            raw = await RawClient.open(path)
+            await raw.stream.send_all(rng.randbytes(rng.randint(1, 300)))
+            await raw.stream.aclose()
+        async with AppApiClient.connect(path) as client:
+            with trio.fail_after(WAIT):
+                assert (await client.node_info()).node_id == "dtn://a/"

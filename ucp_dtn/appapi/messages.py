@@ -304,10 +304,18 @@ def format_bundle_id(bundle_id: BundleID) -> str:
 
 
 def _type_name(value: object) -> str:
-    names = {str: "text", bytes: "bytes", bool: "bool", int: "integer", float: "float"}
+    names = {
+        str: "text",
+        bytes: "bytes",
+        bool: "bool",
+        int: "integer",
+        float: "float",
+        dict: "map",
+        list: "array",
+    }
     if value is None:
         return "null"
-    return names.get(type(value), "array" if isinstance(value, list) else type(value).__name__)
+    return names.get(type(value), type(value).__name__)
 
 
 class _Fields:
