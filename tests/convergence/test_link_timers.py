@@ -70,12 +70,12 @@ async def test_keepalive_zero_disables_them(autojump_clock: trio.testing.MockClo
 
 async def _silent_peer(
     stream: trio.abc.Stream, *, keepalive: int, keepalives: int = 0
-) -> list[object]:
+) -> list[tuple[float, object]]:
     """Act as a passive entity by hand: answer the contact header and SESS_INIT, send
     ``keepalives`` KEEPALIVEs every ``keepalive`` seconds, then say nothing; return what
     arrived until the connection closed."""
     reader = MessageReader(contact_header=True)
-    received: list[object] = []
+    received: list[tuple[float, object]] = []
     await stream.send_all(
         encode_contact_header(ContactHeader())
         + encode_message(SessInit(keepalive, 1 << 20, 1 << 20, "dtn://silent/"))
@@ -98,7 +98,7 @@ async def _silent_peer(
 
 async def test_idle_timeout_ends_the_session(autojump_clock: trio.testing.MockClock) -> None:
     left, right = trio.testing.memory_stream_pair()
-    seen: list[list[object]] = []
+    seen: list[list[tuple[float, object]]] = []
 
     async def peer() -> None:
         seen.append(await _silent_peer(right, keepalive=10, keepalives=3))

@@ -189,8 +189,10 @@ async def _echo_once(link: TcpclLink, data: bytes) -> bytes:
 async def test_tls_session_with_authenticated_node_ids(
     tmp_path: Path, ca: trustme.CA, names: str
 ) -> None:
-    server_tls = tls_settings(tmp_path, "b", ca, **{names: ["dtn://b/"]})
-    client_tls = tls_settings(tmp_path, "a", ca, **{names: ["ipn:7.0"]})
+    server_names: dict[str, list[str]] = {names: ["dtn://b/"]}
+    client_names: dict[str, list[str]] = {names: ["ipn:7.0"]}
+    server_tls = tls_settings(tmp_path, "b", ca, **server_names)  # type: ignore[arg-type]
+    client_tls = tls_settings(tmp_path, "a", ca, **client_names)  # type: ignore[arg-type]
     with trio.fail_after(TIMEOUT):
         async with _server(LinkConfig("dtn://b/", tls=server_tls)) as (listener, port, peers):
             async with open_link("127.0.0.1", port, LinkConfig("ipn:7.0", tls=client_tls)) as link:
