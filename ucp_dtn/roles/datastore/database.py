@@ -1,0 +1,431 @@
+"""The synchronous half of :class:`~.engine.NamedDataStore`: one sqlite database (or an
+in-memory one) plus a directory of value files.
+
+Theory of operation
+-------------------
+Layout of a datastore directory (``<workdir>/datastore``)::
+
+    LOCK                    flock()ed while open: one process per datastore
+    data.sqlite3            (+ -wal, -shm) one row per datum; values up to inline_limit inline
+    values/<token>.value    larger values, one file each (:mod:`.valuefiles`)
+
+The ``data`` table is keyed by name, so every query is a range scan of the primary key index
+(:mod:`.ranges`); ``data_by_job`` indexes ``(job, name)`` for job listings and deletions. The
+``job`` column holds the job a datum belongs to: the ``job_id`` given with the put, else the job
+UUID its name starts with (``<job-uuid>/...``), else ``NULL``.
+
+Durability: WAL mode with ``synchronous=FULL``, so ``COMMIT`` returns once the WAL is fsync'd.
+A large value's file is written, fsync'd and renamed (directory fsync'd) *before* the row naming
+it is committed; the file of a replaced or deleted value is removed only *after* the commit.
+Hence a put that returned survives a crash, and a put that failed (quota, ``ENOSPC``,
+``SQLITE_FULL``) leaves nothing behind. Files no row names (a crash between the two steps) are
+removed on open.
+
+Last write wins: a put replaces the stored datum only if its ``(written_at, writer)`` is greater;
+an equal one is a duplicate, a smaller one is stale. Space: the quota counts content bytes; a put
+must also fit in the file system's free space.
+
+Without a directory, the same schema lives in an in-memory sqlite database with every value
+inline, so both variants share one code path. Everything here blocks: the async store calls it
+through ``trio.to_thread`` with one thread at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import shutil
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ...ucp.names import job_of_name, job_result_name, name_matches
+from .errors import DataStoreClosedError, DataStoreError, DataStoreFullError
+from .ranges import NameRange, query_ranges
+from .records import Datum, DatumInfo, PutOutcome, SpaceInfo
+from .valuefiles import FileWrite, ValueDirectory
+
+__all__ = ["DEFAULT_INLINE_LIMIT", "DataDatabase", "DiskFree"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_INLINE_LIMIT = 16 * 1024
+"""Values up to this many bytes are kept inside the database; larger ones in files."""
+
+DiskFree = Callable[[Path], int]
+"""Free bytes of the file system holding a directory (:func:`shutil.disk_usage` by default)."""
+
+_SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS data (
+    name TEXT NOT NULL PRIMARY KEY,
+    size INTEGER NOT NULL,
+    written_at REAL NOT NULL,
+    writer TEXT NOT NULL,
+    job TEXT,              -- canonical job UUID, NULL when the datum belongs to no job
+    stored_at REAL NOT NULL,
+    file TEXT,             -- value file name, NULL when the value is inline
+    value BLOB             -- the value when inline (last: listings never read it)
+);
+CREATE INDEX IF NOT EXISTS data_by_job ON data (job, name);
+"""
+_INFO_COLUMNS = "name, size, written_at, writer, job, stored_at"
+_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def _disk_free(path: Path) -> int:
+    return shutil.disk_usage(path).free
+
+
+def _info(row: Sequence[Any]) -> DatumInfo:
+    name, size, written_at, writer, job, stored_at = row[:6]
+    return DatumInfo(
+        name=name,
+        size=size,
+        written_at=written_at,
+        writer=writer,
+        job_id=None if job is None else uuid.UUID(job),
+        stored_at=stored_at,
+    )
+
+
+def _where(ranges: Sequence[NameRange], job: str | None) -> list[tuple[str, list[str]]]:
+    """One ``WHERE`` clause with its parameters per non-empty range."""
+    clauses: list[tuple[str, list[str]]] = []
+    for name_range in ranges:
+        if name_range.empty:
+            continue
+        terms, params = ["name >= ?"], [name_range.low]
+        if name_range.high is not None:
+            terms.append("name < ?")
+            params.append(name_range.high)
+        if job is not None:
+            terms.append("job = ?")
+            params.append(job)
+        clauses.append((" AND ".join(terms), params))
+    return clauses
+
+
+class DataDatabase:
+    """Named data in a directory (``None``: in memory). Blocking; one thread at a time."""
+
+    def __init__(
+        self,
+        directory: Path | None,
+        *,
+        quota_bytes: int,
+        inline_limit: int = DEFAULT_INLINE_LIMIT,
+        disk_free: DiskFree | None = None,
+        file_write: FileWrite = os.write,
+        max_database_bytes: int | None = None,
+    ) -> None:
+        """Open (or create) the store and remove what a crash left behind.
+        :class:`DataStoreError` if another process has the directory open."""
+        if quota_bytes < 0:
+            raise ValueError(f"quota_bytes must be >= 0, got {quota_bytes}")
+        if inline_limit < 0:
+            raise ValueError(f"inline_limit must be >= 0, got {inline_limit}")
+        self.directory = directory
+        self.quota_bytes = quota_bytes
+        self._inline_limit = inline_limit
+        self._disk_free = disk_free if disk_free is not None else _disk_free
+        self._lock_fd = -1
+        self._values: ValueDirectory | None = None
+        self._closed = False
+        self.used = 0
+        """Content bytes stored."""
+        self.items = 0
+        """Data stored."""
+        try:
+            if directory is None:
+                self._conn = sqlite3.connect(
+                    ":memory:", isolation_level=None, check_same_thread=False
+                )
+            else:
+                directory.mkdir(parents=True, exist_ok=True)
+                self._lock(directory)
+                self._values = ValueDirectory(directory / "values", file_write=file_write)
+                self._conn = sqlite3.connect(
+                    directory / "data.sqlite3", isolation_level=None, check_same_thread=False
+                )
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=FULL")
+            if max_database_bytes is not None:
+                page_size = self._conn.execute("PRAGMA page_size").fetchone()[0]
+                pages = max(1, max_database_bytes // page_size)
+                self._conn.execute(f"PRAGMA max_page_count={pages}")
+            self._create_schema()
+            self._reconcile()
+            self.used, self.items = self._conn.execute(
+                "SELECT COALESCE(SUM(size), 0), COUNT(*) FROM data"
+            ).fetchone()
+        except BaseException:
+            self.close()
+            raise
+
+    def _lock(self, directory: Path) -> None:
+        self._lock_fd = os.open(directory / "LOCK", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DataStoreError(f"datastore {directory} is in use by another process") from None
+
+    def _create_schema(self) -> None:
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, _SCHEMA_VERSION):
+            raise DataStoreError(
+                f"datastore schema version {version} is not supported (expected {_SCHEMA_VERSION})"
+            )
+        # Idempotent statements; executescript runs them outside any transaction of ours.
+        self._conn.executescript(f"{_SCHEMA}PRAGMA user_version={_SCHEMA_VERSION};")
+
+    def _reconcile(self) -> None:
+        """Remove leftovers of a crash: files no row names, rows whose file is gone."""
+        if self._values is None:
+            return
+        on_disk, temporary = self._values.scan()
+        named = {
+            file: name
+            for name, file in self._conn.execute(
+                "SELECT name, file FROM data WHERE file IS NOT NULL"
+            )
+        }
+        lost = [name for file, name in named.items() if file not in on_disk]
+        if lost:
+            logger.error("datastore: the value files of %d data are missing: dropped", len(lost))
+            with self._transaction():
+                self._conn.executemany("DELETE FROM data WHERE name = ?", [(n,) for n in lost])
+        orphans = [file for file in on_disk if file not in named] + temporary
+        if orphans:
+            logger.info("datastore: removing %d leftover value files", len(orphans))
+            self._values.remove(orphans)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+            raise
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DataStoreClosedError("the datastore is closed")
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def put(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        written_at: float,
+        writer: str,
+        job_id: uuid.UUID | None,
+        now: float,
+    ) -> PutOutcome:
+        """Store ``data`` under ``name`` unless a newer write is stored (see the module
+        docstring); :class:`DataStoreFullError` if it does not fit, leaving nothing behind."""
+        self._check_open()
+        old = self._conn.execute(
+            "SELECT size, written_at, writer, file FROM data WHERE name = ?", (name,)
+        ).fetchone()
+        old_size, old_file = 0, None
+        if old is not None:
+            old_size, old_file = old[0], old[3]
+            if (written_at, writer) < (old[1], old[2]):
+                return PutOutcome.STALE
+            if (written_at, writer) == (old[1], old[2]):
+                return PutOutcome.UNCHANGED
+        size = len(data)
+        self._check_space(name, size, old_size)
+        file = None
+        if self._values is not None and size > self._inline_limit:
+            try:
+                file = self._values.write(data)
+            except OSError as exc:
+                if exc.errno in _SPACE_ERRNOS:
+                    raise DataStoreFullError(
+                        f"no room on disk for {name!r} ({size} bytes): {exc.strerror}",
+                        needed=size,
+                        free=0,
+                    ) from None
+                raise
+        job = job_id if job_id is not None else job_of_name(name)
+        try:
+            with self._transaction():
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO data (name, size, written_at, writer, job, stored_at,"
+                    " file, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        name,
+                        size,
+                        written_at,
+                        writer,
+                        None if job is None else str(job),
+                        now,
+                        file,
+                        None if file is not None else data,
+                    ),
+                )
+        except sqlite3.Error as exc:
+            if file is not None and self._values is not None:
+                self._values.remove([file])
+            if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                raise DataStoreFullError(
+                    f"no room in the database for {name!r} ({size} bytes)", needed=size, free=0
+                ) from None
+            raise DataStoreError(f"cannot store {name!r}: {exc}") from exc
+        if old_file is not None:
+            self._remove_files([old_file])
+        self.used += size - old_size
+        self.items += 1 if old is None else 0
+        return PutOutcome.STORED
+
+    def _check_space(self, name: str, size: int, replaced: int) -> None:
+        room = self.quota_bytes - (self.used - replaced)
+        if size > room:
+            raise DataStoreFullError(
+                f"quota of {self.quota_bytes} bytes full: {name!r} needs {size} bytes, "
+                f"{max(0, room)} free",
+                needed=size,
+                free=max(0, room),
+            )
+        if self.directory is not None:
+            disk = self._disk_free(self.directory)
+            if size > disk:
+                raise DataStoreFullError(
+                    f"disk full: {name!r} needs {size} bytes, {disk} free", needed=size, free=disk
+                )
+
+    def delete(self, query: str) -> int:
+        """Delete the data ``query`` selects (a name with its subkeys, or a pattern)."""
+        self._check_open()
+        return self._delete(_where(query_ranges(query), None))
+
+    def delete_job(self, job_id: uuid.UUID, *, keep_result: bool) -> int:
+        """Delete the data of a job, except ``<job-uuid>/result`` with ``keep_result``."""
+        self._check_open()
+        clause, params = "job = ?", [str(job_id)]
+        if keep_result:
+            clause += " AND name != ?"
+            params.append(job_result_name(job_id))
+        return self._delete([(clause, params)])
+
+    def _delete(self, clauses: list[tuple[str, list[str]]]) -> int:
+        if not clauses:
+            return 0
+        where = " OR ".join(f"({clause})" for clause, _ in clauses)
+        params = [p for _, clause_params in clauses for p in clause_params]
+        with self._transaction():
+            size, count = self._conn.execute(
+                f"SELECT COALESCE(SUM(size), 0), COUNT(*) FROM data WHERE {where}", params
+            ).fetchone()
+            files = [
+                row[0]
+                for row in self._conn.execute(
+                    f"SELECT file FROM data WHERE ({where}) AND file IS NOT NULL", params
+                )
+            ]
+            self._conn.execute(f"DELETE FROM data WHERE {where}", params)
+        self._remove_files(files)
+        self.used -= size
+        self.items -= count
+        return int(count)
+
+    def _remove_files(self, files: list[str]) -> None:
+        if self._values is None or not files:
+            return
+        try:
+            self._values.remove(files)
+        except OSError as exc:  # the rows are gone; the next open removes the orphans
+            logger.warning("datastore: cannot remove %d value files: %s", len(files), exc)
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def get(
+        self, query: str, *, after: str | None, max_bytes: int, max_items: int
+    ) -> tuple[list[Datum], str | None]:
+        """The data ``query`` selects, by name, starting after ``after``: as many as fit in
+        ``max_bytes`` of content (at least one) and ``max_items``. Returns them and the name to
+        continue after, or ``None`` when nothing follows."""
+        self._check_open()
+        ranges = [r.starting_after(after) for r in query_ranges(query)]
+        rows = self._select(_INFO_COLUMNS + ", file, value", ranges, None, limit=max_items + 1)
+        items: list[Datum] = []
+        total = 0
+        for row in rows:
+            info = _info(row)
+            if len(items) >= max_items or (items and total + info.size > max_bytes):
+                return items, items[-1].info.name
+            if not name_matches(query, info.name):  # pragma: no cover - the ranges are exact
+                continue
+            data = self._value(info.name, row[6], row[7])
+            if data is None:
+                continue
+            items.append(Datum(info, data))
+            total += info.size
+        return items, None
+
+    def _value(self, name: str, file: str | None, value: bytes | None) -> bytes | None:
+        if file is None:
+            return b"" if value is None else bytes(value)
+        assert self._values is not None
+        try:
+            return self._values.read(file)
+        except FileNotFoundError:  # deleted under our feet (by hand): skip it
+            logger.error("datastore: the value file of %r is missing", name)
+            return None
+
+    def listing(
+        self, query: str | None, *, job_id: uuid.UUID | None, after: str | None, page_size: int
+    ) -> tuple[list[DatumInfo], str | None]:
+        """Metadata of the data ``query`` selects (``None``: all) of job ``job_id`` (``None``:
+        any), by name, starting after ``after``; at most ``page_size``. Returns them and the
+        name to continue after, or ``None`` when nothing follows."""
+        self._check_open()
+        ranges = query_ranges(query) if query is not None else (NameRange("", None),)
+        ranges = tuple(r.starting_after(after) for r in ranges)
+        job = None if job_id is None else str(job_id)
+        rows = self._select(_INFO_COLUMNS, ranges, job, limit=page_size + 1)
+        entries = [_info(row) for row in rows]
+        if len(entries) > page_size:
+            entries = entries[:page_size]
+            return entries, entries[-1].name
+        return entries, None
+
+    def _select(
+        self, columns: str, ranges: Sequence[NameRange], job: str | None, *, limit: int
+    ) -> Iterator[Sequence[Any]]:
+        clauses = _where(ranges, job)
+        if not clauses:
+            return iter(())
+        sql = " UNION ALL ".join(f"SELECT {columns} FROM data WHERE {c}" for c, _ in clauses)
+        params = [p for _, clause_params in clauses for p in clause_params]
+        return self._conn.execute(f"{sql} ORDER BY name LIMIT ?", [*params, limit])
+
+    def space(self) -> SpaceInfo:
+        """Bytes and data stored, the quota and the disk's free space."""
+        self._check_open()
+        disk = None if self.directory is None else self._disk_free(self.directory)
+        return SpaceInfo(used=self.used, items=self.items, quota=self.quota_bytes, disk_free=disk)
+
+    def close(self) -> None:
+        """Close the database and release the directory (idempotent)."""
+        self._closed = True
+        conn = getattr(self, "_conn", None)
+        if conn is not None:
+            conn.close()
+        if self._values is not None:
+            self._values.close()
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1

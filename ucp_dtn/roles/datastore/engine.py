@@ -1,0 +1,248 @@
+"""The named-data store: hierarchical names, last write wins, paged queries, a quota.
+
+:class:`NamedDataStore` is the trio face of :class:`~.database.DataDatabase`: it checks its
+arguments on the event loop, then runs each call in a worker thread (``trio.to_thread``) behind a
+``CapacityLimiter(1)``, so the event loop never waits for sqlite or an fsync and the database
+sees one call at a time. A thread call is not abandoned on cancellation: a put that has started
+completes (or fails cleanly) before ``Cancelled`` propagates, so what was acknowledged is what
+is on disk. It knows nothing of bundles or messages; :class:`~.role.DatastoreRole` puts it on
+the network.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Self, TypeVar
+
+import trio
+
+from ...ucp.names import validate_name, validate_pattern
+from .database import DEFAULT_INLINE_LIMIT, DataDatabase, DiskFree
+from .errors import DataStoreClosedError, DataStoreError, DataStoreFullError
+from .ranges import decode_cursor, encode_cursor
+from .records import GetPage, ListPage, NamedDataStatistics, PutOutcome, SpaceInfo
+from .valuefiles import FileWrite
+
+__all__ = ["DEFAULT_GET_BYTES", "DEFAULT_PAGE_ITEMS", "NamedDataStore"]
+
+DEFAULT_GET_BYTES = 1 << 20
+"""Content bytes per :meth:`NamedDataStore.get` page unless asked otherwise."""
+DEFAULT_PAGE_ITEMS = 1000
+"""Entries per page unless asked otherwise."""
+
+_T = TypeVar("_T")
+
+
+class NamedDataStore:
+    """Named data, durable under a directory or kept in memory. Create with :meth:`open`,
+    close with :meth:`aclose` (or ``async with``)."""
+
+    def __init__(self, database: DataDatabase, *, clock: Callable[[], float] = time.time) -> None:
+        """Wrap an open database (use :meth:`open`)."""
+        self._database = database
+        self._clock = clock
+        self._limiter = trio.CapacityLimiter(1)
+        self._closed = False
+        self._stored = self._unchanged = self._stale = self._refused = 0
+        self._deleted = self._gets = self._lists = 0
+
+    @classmethod
+    async def open(
+        cls,
+        directory: Path | str | None,
+        *,
+        quota_bytes: int,
+        inline_limit: int = DEFAULT_INLINE_LIMIT,
+        clock: Callable[[], float] = time.time,
+        disk_free: DiskFree | None = None,
+        file_write: FileWrite = os.write,
+        max_database_bytes: int | None = None,
+    ) -> NamedDataStore:
+        """Open (or create) the store in ``directory`` (``None``: in memory), removing what a
+        crash left behind.
+
+        ``quota_bytes`` limits the content bytes stored; values larger than ``inline_limit``
+        go to files. ``disk_free`` (free bytes of a directory's file system), ``file_write``
+        (instead of :func:`os.write`) and ``max_database_bytes`` (a cap on the sqlite file) let
+        tests provoke a full disk. :class:`~.errors.DataStoreError` if another process has the
+        directory open."""
+        path = None if directory is None else Path(directory)
+
+        def open_database() -> DataDatabase:
+            return DataDatabase(
+                path,
+                quota_bytes=quota_bytes,
+                inline_limit=inline_limit,
+                file_write=file_write,
+                disk_free=disk_free,
+                max_database_bytes=max_database_bytes,
+            )
+
+        database = await trio.to_thread.run_sync(open_database)
+        return cls(database, clock=clock)
+
+    @property
+    def path(self) -> Path | None:
+        """The store's directory, or ``None`` in memory."""
+        return self._database.directory
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the store once the call in progress (if any) has finished."""
+        if self._closed:
+            return
+        self._closed = True
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(self._database.close, limiter=self._limiter)
+
+    async def _run(self, function: Callable[[], _T]) -> _T:
+        if self._closed:
+            raise DataStoreClosedError("the datastore is closed")
+        try:
+            return await trio.to_thread.run_sync(function, limiter=self._limiter)
+        except (sqlite3.Error, OSError) as exc:
+            raise DataStoreError(f"datastore failure: {exc}") from exc
+
+    # -- writing --------------------------------------------------------------------------------
+
+    async def put(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        written_at: float,
+        writer: str,
+        job_id: uuid.UUID | None = None,
+    ) -> PutOutcome:
+        """Store ``data`` under the data name ``name``, durably, unless a newer write of it is
+        stored: the write with the greater ``(written_at, writer)`` wins. Raises
+        :class:`~.errors.DataStoreFullError` (nothing stored) when the quota or the disk is
+        full, :class:`~ucp_dtn.ucp.errors.DataNameError` for a bad name."""
+        validate_name(name)
+        if not isinstance(data, bytes):
+            raise TypeError(f"data must be bytes, got {type(data).__name__}")
+        if not isinstance(written_at, int | float) or not math.isfinite(written_at):
+            raise ValueError(f"written_at must be a finite number, got {written_at!r}")
+        if not isinstance(writer, str):
+            raise TypeError(f"writer must be EID text, got {type(writer).__name__}")
+        now = self._clock()
+        try:
+            outcome = await self._run(
+                lambda: self._database.put(
+                    name, data, written_at=float(written_at), writer=writer, job_id=job_id, now=now
+                )
+            )
+        except DataStoreFullError:
+            self._refused += 1
+            raise
+        if outcome is PutOutcome.STORED:
+            self._stored += 1
+        elif outcome is PutOutcome.UNCHANGED:
+            self._unchanged += 1
+        else:
+            self._stale += 1
+        return outcome
+
+    async def delete(self, query: str) -> int:
+        """Delete the data ``query`` selects (a name with its subkeys by segment, or a
+        ``prefix*`` pattern); returns how many."""
+        validate_pattern(query, "query")
+        count = await self._run(lambda: self._database.delete(query))
+        self._deleted += count
+        return count
+
+    async def delete_job(self, job_id: uuid.UUID, *, keep_result: bool = True) -> int:
+        """Delete every datum of ``job_id`` (named ``<job-uuid>/...`` or put with the job), but
+        ``<job-uuid>/result`` when ``keep_result``; returns how many."""
+        if not isinstance(job_id, uuid.UUID):
+            raise TypeError(f"job_id must be a UUID, got {type(job_id).__name__}")
+        count = await self._run(lambda: self._database.delete_job(job_id, keep_result=keep_result))
+        self._deleted += count
+        return count
+
+    # -- reading --------------------------------------------------------------------------------
+
+    async def get(
+        self,
+        query: str,
+        *,
+        cursor: str | None = None,
+        max_bytes: int = DEFAULT_GET_BYTES,
+        max_items: int = DEFAULT_PAGE_ITEMS,
+    ) -> GetPage:
+        """One page of the data ``query`` selects (a name with its subkeys, or a ``prefix*``
+        pattern), sorted by name: as many as fit in ``max_bytes`` of content — a single larger
+        datum still comes, alone — and at most ``max_items``. Pass the page's ``cursor`` to
+        continue; :class:`~.errors.InvalidCursorError` for a cursor this store did not make."""
+        validate_pattern(query, "query")
+        after = decode_cursor(cursor)
+        max_items = _at_least_one(max_items, "max_items")
+        items, last = await self._run(
+            lambda: self._database.get(query, after=after, max_bytes=max_bytes, max_items=max_items)
+        )
+        self._gets += 1
+        return GetPage(tuple(items), None if last is None else encode_cursor(last))
+
+    async def listing(
+        self,
+        query: str | None = None,
+        *,
+        job_id: uuid.UUID | None = None,
+        page_size: int = DEFAULT_PAGE_ITEMS,
+        cursor: str | None = None,
+    ) -> ListPage:
+        """One page of metadata, sorted by name, of the data ``query`` selects (``None``:
+        every datum), only of job ``job_id`` if given. Pass the page's ``cursor`` to
+        continue."""
+        if query is not None:
+            validate_pattern(query, "query")
+        after = decode_cursor(cursor)
+        page_size = _at_least_one(page_size, "page_size")
+        entries, last = await self._run(
+            lambda: self._database.listing(query, job_id=job_id, after=after, page_size=page_size)
+        )
+        self._lists += 1
+        return ListPage(tuple(entries), None if last is None else encode_cursor(last))
+
+    async def space(self) -> SpaceInfo:
+        """What the store holds and how much more it can take (the quota's rest or the disk's
+        free space, whichever is smaller: :attr:`SpaceInfo.free`)."""
+        return await self._run(self._database.space)
+
+    def statistics(self) -> NamedDataStatistics:
+        """Counters since the store was opened, with the bytes and data it holds."""
+        return NamedDataStatistics(
+            used=self._database.used,
+            items=self._database.items,
+            quota=self._database.quota_bytes,
+            stored=self._stored,
+            unchanged=self._unchanged,
+            stale=self._stale,
+            refused=self._refused,
+            deleted=self._deleted,
+            gets=self._gets,
+            lists=self._lists,
+        )
+
+
+def _at_least_one(value: int, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{what} must be an int, got {type(value).__name__}")
+    return max(1, value)

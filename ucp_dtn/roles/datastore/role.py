@@ -1,0 +1,468 @@
+"""The datastore role: keeps named data for the UCP and answers data requests.
+
+Theory of operation
+-------------------
+The role lives on ``…/ucp/datastore`` of its node (:func:`~ucp_dtn.roles.role_endpoint`) and
+keeps its data in a :class:`~.engine.NamedDataStore` under ``<workdir>/datastore`` (in memory
+without a workdir). It does two things:
+
+* **Heartbeats** — every ``heartbeat_interval_s`` it tells every broker of the
+  :class:`~ucp_dtn.roles.directory.BrokerDirectory` that it is alive, announcing the datastore
+  role only (an executor on the same node sends its own), the node's capabilities and the
+  store's free and used bytes. Without custody, lifetime three intervals.
+* **Requests** — a few worker tasks take messages from the mailbox:
+
+  ============== ======================= ==================================================
+  request        reply                   what happens
+  ============== ======================= ==================================================
+  data-put       data-reply              stored durably (last write wins by ``written_at``,
+                                         ties by writer: ``reply-to`` or the bundle source);
+                                         ``ok`` (count 1 stored, 0 duplicate), ``stale``,
+                                         ``no-space`` (nothing stored)
+  data-get       data-get-reply          one page: ``max-bytes`` of content (capped by the
+                                         role), at least one datum; ``cursor`` continues
+  data-list      data-list-reply         one page of metadata (prefix and/or job filter)
+  data-delete    data-reply              count deleted (a name with subkeys, or a job's data)
+  data-free-space data-free-space-reply  free (quota or disk, the smaller), used, items
+  ============== ======================= ==================================================
+
+  A query that selects nothing is answered ``not-found`` (on its first page); a bad cursor
+  ``invalid``. Replies go to ``reply-to`` or else to the bundle's source, without custody and
+  with a short lifetime; a requester that misses one asks again (puts are idempotent). A
+  request is confirmed to the agent (:meth:`~ucp_dtn.roles.Incoming.done`) only after it was
+  acted on and answered: a put only once stored. A put the store could not take for another
+  reason than space (an I/O error) is answered ``unavailable`` and left unconfirmed, so the
+  agent hands it over again after a restart. Any other message is logged and dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import trio
+
+from bpv7 import BPv7Error, EndpointID, parse_eid
+
+from ...agent import AgentError, BundleNode
+from ...store import StoreError
+from ...ucp import read_local_capabilities
+from ...ucp.capabilities import Capabilities
+from ...ucp.errors import UcpError
+from ...ucp.messages import (
+    DataDelete,
+    DataEntry,
+    DataFreeSpace,
+    DataFreeSpaceReply,
+    DataGet,
+    DataGetReply,
+    DataItem,
+    DataList,
+    DataListReply,
+    DataPut,
+    DataReply,
+    DataStatus,
+    Heartbeat,
+    Role,
+    UcpMessage,
+)
+from ..directory import BrokerDirectory
+from ..endpoints import RoleName, role_endpoint
+from ..mailbox import Incoming, Mailbox, MailboxStatistics
+from ..settings import RoleSettings
+from .engine import NamedDataStore
+from .errors import DataStoreClosedError, DataStoreError, DataStoreFullError, InvalidCursorError
+from .records import NamedDataStatistics, PutOutcome
+
+__all__ = ["MAX_REPLY_BYTES", "MAX_REPLY_ITEMS", "DatastoreRole", "DatastoreStatistics"]
+
+logger = logging.getLogger(__name__)
+
+MAX_REPLY_BYTES = 8 << 20
+"""Most content bytes one ``data-get-reply`` carries, whatever the request asks (a single
+larger datum still comes, alone)."""
+MAX_REPLY_ITEMS = 1000
+"""Most data or entries in one reply."""
+
+_WORKERS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class DatastoreStatistics:
+    """Counters of one datastore role."""
+
+    puts: int
+    """``data-put`` requests handled."""
+    gets: int
+    """``data-get`` requests handled."""
+    lists: int
+    """``data-list`` requests handled."""
+    deletes: int
+    """``data-delete`` requests handled."""
+    free_space_queries: int
+    """``data-free-space`` requests handled."""
+    no_space: int
+    """Puts refused for lack of space."""
+    invalid: int
+    """Requests answered ``invalid`` (bad cursors)."""
+    unavailable: int
+    """Requests the store failed on (answered ``unavailable``)."""
+    dropped: int
+    """Messages that were not data requests (logged and dropped)."""
+    send_failures: int
+    """Replies and heartbeats the node could not send."""
+    heartbeats_sent: int
+    """Heartbeats sent (one per broker and round)."""
+    store: NamedDataStatistics | None
+    """The store's figures (``None`` before :meth:`DatastoreRole.run` opened it)."""
+    mailbox: MailboxStatistics
+    """The mailbox's counters."""
+
+
+class DatastoreRole:
+    """The datastore role of one node (see the module docstring). Start with
+    ``await nursery.start(role.run)``; cancel to stop (the store is closed cleanly)."""
+
+    def __init__(
+        self,
+        node: BundleNode,
+        settings: RoleSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.node = node
+        self.settings = settings
+        self.endpoint: EndpointID = role_endpoint(node.node_id, RoleName.DATASTORE)
+        """Where the role receives requests."""
+        self.mailbox = Mailbox(node, self.endpoint)
+        self.directory = BrokerDirectory(node, settings)
+        self._clock = clock
+        self._store: NamedDataStore | None = None
+        self._last_store_statistics: NamedDataStatistics | None = None
+        self._sequence = 0
+        self._handled = dict.fromkeys((DataPut, DataGet, DataList, DataDelete, DataFreeSpace), 0)
+        self._no_space = self._invalid = self._unavailable = self._dropped = 0
+        self._send_failures = self._heartbeats_sent = 0
+
+    @property
+    def store(self) -> NamedDataStore:
+        """The open store (only while :meth:`run` runs)."""
+        if self._store is None:
+            raise DataStoreClosedError("the datastore role is not running")
+        return self._store
+
+    @property
+    def reply_lifetime_s(self) -> float:
+        """Lifetime of reply bundles: a requester gives up and asks again long before."""
+        return 2 * max(self.settings.request_timeout_s, self.settings.heartbeat_interval_s)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Open the store, register the endpoint, serve requests and send heartbeats until
+        cancelled; the store is closed on the way out."""
+        workdir = self.settings.workdir
+        directory = None if workdir is None else workdir / "datastore"
+        store = await NamedDataStore.open(
+            directory, quota_bytes=self.settings.datastore_quota_bytes, clock=self._clock
+        )
+        async with store:
+            self._store = store
+            try:
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(self.mailbox.run)
+                    for _ in range(_WORKERS):
+                        nursery.start_soon(self._serve)
+                    nursery.start_soon(self._heartbeat_loop)
+                    logger.info("%s: serving (%s)", self.endpoint, directory or "in memory")
+                    task_status.started()
+            finally:
+                self._last_store_statistics = store.statistics()
+                self._store = None
+
+    def statistics(self) -> DatastoreStatistics:
+        """Counters of this role, with its store's and mailbox's."""
+        handled = self._handled
+        return DatastoreStatistics(
+            puts=handled[DataPut],
+            gets=handled[DataGet],
+            lists=handled[DataList],
+            deletes=handled[DataDelete],
+            free_space_queries=handled[DataFreeSpace],
+            no_space=self._no_space,
+            invalid=self._invalid,
+            unavailable=self._unavailable,
+            dropped=self._dropped,
+            send_failures=self._send_failures,
+            heartbeats_sent=self._heartbeats_sent,
+            store=(
+                self._store.statistics() if self._store is not None else self._last_store_statistics
+            ),
+            mailbox=self.mailbox.statistics(),
+        )
+
+    # -- heartbeats ---------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await self.send_heartbeat()
+            await trio.sleep(self.settings.heartbeat_interval_s)
+
+    async def send_heartbeat(self) -> int:
+        """Send one heartbeat to every known broker now; returns how many were sent."""
+        brokers = self._brokers()
+        if not brokers:
+            logger.debug("%s: no broker known yet; no heartbeat", self.endpoint)
+            return 0
+        space = await self.store.space()
+        capabilities = await self._capabilities()
+        # Milliseconds of the clock, so that a restarted role continues above its last number.
+        self._sequence = max(self._sequence + 1, int(self._clock() * 1000))
+        interval = self.settings.heartbeat_interval_s
+        heartbeat = Heartbeat(
+            node=str(self.node.node_id),
+            roles=Role.DATASTORE,
+            sequence=self._sequence,
+            sent_at=self._clock(),
+            interval=interval,
+            capabilities=capabilities,
+            broker=str(brokers[0]),
+            store_free=space.free,
+            store_used=space.used,
+        )
+        sent = 0
+        for broker in brokers:
+            if await self._send(broker, heartbeat, lifetime_s=3 * interval):
+                sent += 1
+        self._heartbeats_sent += sent
+        return sent
+
+    def _brokers(self) -> list[EndpointID]:
+        """Broker endpoints of the directory, nearest first."""
+        try:
+            return self.directory.brokers()
+        except AttributeError:
+            # An agent without a role directory yet (BundleNode.nodes_with_role): the
+            # configured brokers only.
+            pass
+        except BPv7Error as exc:
+            logger.warning("broker directory: %s", exc)
+            return []
+        found: list[EndpointID] = []
+        for text in self.settings.brokers:
+            try:
+                broker = role_endpoint(parse_eid(text), RoleName.BROKER)
+            except BPv7Error as exc:
+                logger.warning("configured broker %r: %s", text, exc)
+                continue
+            if broker not in found:
+                found.append(broker)
+        return found
+
+    async def _capabilities(self) -> Capabilities | None:
+        base = self.store.path or tempfile.gettempdir()
+        try:
+            return await trio.to_thread.run_sync(read_local_capabilities, base)
+        except (OSError, ValueError, UcpError) as exc:
+            logger.warning("cannot read this node's capabilities: %s", exc)
+            return None
+
+    # -- requests -----------------------------------------------------------------------------
+
+    async def _serve(self) -> None:
+        while True:
+            incoming = await self.mailbox.receive()
+            await self.handle(incoming)
+
+    async def handle(self, incoming: Incoming) -> None:
+        """Act on one message from the mailbox, answer it and confirm it (see the module
+        docstring)."""
+        message = incoming.message
+        try:
+            if isinstance(message, DataPut):
+                confirm = await self._put(incoming, message)
+            elif isinstance(message, DataGet):
+                confirm = await self._get(incoming, message)
+            elif isinstance(message, DataList):
+                confirm = await self._list(incoming, message)
+            elif isinstance(message, DataDelete):
+                confirm = await self._delete(incoming, message)
+            elif isinstance(message, DataFreeSpace):
+                confirm = await self._free_space(incoming, message)
+            else:
+                self._dropped += 1
+                logger.info(
+                    "%s: dropping a %s from %s (not a data request)",
+                    self.endpoint,
+                    type(message).__name__,
+                    incoming.source,
+                )
+                confirm = True
+        except DataStoreClosedError:
+            raise
+        except DataStoreError as exc:
+            # The store failed (an I/O error): say so; the requester may ask again.
+            self._unavailable += 1
+            logger.error("%s: %s failed: %s", self.endpoint, type(message).__name__, exc)
+            reply = _unavailable(message, f"datastore failure: {exc}")
+            if reply is not None:
+                await self._reply(incoming, getattr(message, "reply_to", None), reply)
+            confirm = True
+        if confirm:
+            await incoming.done()
+
+    async def _put(self, incoming: Incoming, put: DataPut) -> bool:
+        self._handled[DataPut] += 1
+        writer = put.reply_to if put.reply_to is not None else str(incoming.source)
+        confirm = True
+        try:
+            outcome = await self.store.put(
+                put.name, put.data, written_at=put.written_at, writer=writer, job_id=put.job_id
+            )
+        except DataStoreFullError as exc:
+            self._no_space += 1
+            logger.warning("%s: no space for %r from %s: %s", self.endpoint, put.name, writer, exc)
+            reply = DataReply(put.request_id, DataStatus.NO_SPACE, str(exc))
+        except DataStoreClosedError:
+            raise
+        except DataStoreError as exc:
+            self._unavailable += 1
+            logger.error("%s: cannot store %r: %s", self.endpoint, put.name, exc)
+            reply = DataReply(put.request_id, DataStatus.UNAVAILABLE, f"cannot store: {exc}")
+            confirm = False
+        else:
+            if outcome is PutOutcome.STALE:
+                reply = DataReply(
+                    put.request_id, DataStatus.STALE, f"a newer write of {put.name!r} is stored"
+                )
+            elif outcome is PutOutcome.UNCHANGED:
+                reply = DataReply(put.request_id, DataStatus.OK, "already stored", count=0)
+            else:
+                reply = DataReply(put.request_id, DataStatus.OK, count=1)
+        await self._reply(incoming, put.reply_to, reply)
+        return confirm
+
+    async def _get(self, incoming: Incoming, get: DataGet) -> bool:
+        self._handled[DataGet] += 1
+        try:
+            page = await self.store.get(
+                get.query,
+                cursor=get.cursor,
+                max_bytes=max(0, min(get.max_bytes, MAX_REPLY_BYTES)),
+                max_items=MAX_REPLY_ITEMS,
+            )
+        except InvalidCursorError as exc:
+            self._invalid += 1
+            reply = DataGetReply(get.request_id, DataStatus.INVALID, detail=str(exc))
+        else:
+            if not page.items and get.cursor is None:
+                reply = DataGetReply(
+                    get.request_id, DataStatus.NOT_FOUND, detail=f"no data match {get.query!r}"
+                )
+            else:
+                items = tuple(
+                    DataItem(d.info.name, d.data, d.info.written_at, d.info.job_id)
+                    for d in page.items
+                )
+                reply = DataGetReply(get.request_id, DataStatus.OK, items, page.cursor)
+        await self._reply(incoming, get.reply_to, reply)
+        return True
+
+    async def _list(self, incoming: Incoming, request: DataList) -> bool:
+        self._handled[DataList] += 1
+        try:
+            page = await self.store.listing(
+                request.prefix,
+                job_id=request.job_id,
+                page_size=max(1, min(request.page_size, MAX_REPLY_ITEMS)),
+                cursor=request.cursor,
+            )
+        except InvalidCursorError as exc:
+            self._invalid += 1
+            reply = DataListReply(request.request_id, DataStatus.INVALID, detail=str(exc))
+        else:
+            if not page.entries and request.cursor is None:
+                reply = DataListReply(
+                    request.request_id, DataStatus.NOT_FOUND, detail=_what(request)
+                )
+            else:
+                holder = str(self.endpoint)
+                entries = tuple(
+                    DataEntry(e.name, e.size, e.written_at, e.job_id, holder) for e in page.entries
+                )
+                reply = DataListReply(request.request_id, DataStatus.OK, entries, page.cursor)
+        await self._reply(incoming, request.reply_to, reply)
+        return True
+
+    async def _delete(self, incoming: Incoming, delete: DataDelete) -> bool:
+        self._handled[DataDelete] += 1
+        if delete.job_id is not None:
+            count = await self.store.delete_job(delete.job_id, keep_result=delete.keep_result)
+            what = f"data of job {delete.job_id}"
+        else:
+            assert delete.name is not None  # the message checks: exactly one of the two
+            count = await self.store.delete(delete.name)
+            what = repr(delete.name)
+        if count:
+            reply = DataReply(delete.request_id, DataStatus.OK, count=count)
+        else:
+            reply = DataReply(delete.request_id, DataStatus.NOT_FOUND, f"no {what} here")
+        await self._reply(incoming, delete.reply_to, reply)
+        return True
+
+    async def _free_space(self, incoming: Incoming, request: DataFreeSpace) -> bool:
+        self._handled[DataFreeSpace] += 1
+        space = await self.store.space()
+        reply = DataFreeSpaceReply(
+            request.request_id,
+            node=str(self.node.node_id),
+            free=space.free,
+            used=space.used,
+            items=space.items,
+            quota=space.quota,
+        )
+        await self._reply(incoming, request.reply_to, reply)
+        return True
+
+    async def _reply(self, incoming: Incoming, reply_to: str | None, reply: UcpMessage) -> None:
+        destination = reply_to if reply_to is not None else incoming.source
+        await self._send(destination, reply, lifetime_s=self.reply_lifetime_s)
+
+    async def _send(
+        self, destination: EndpointID | str, message: UcpMessage, *, lifetime_s: float
+    ) -> bool:
+        try:
+            await self.mailbox.send(destination, message, lifetime_s=lifetime_s)
+        except (AgentError, StoreError, ValueError) as exc:
+            self._send_failures += 1
+            logger.warning(
+                "%s: cannot send %s to %s: %s",
+                self.endpoint,
+                type(message).__name__,
+                destination,
+                exc,
+            )
+            return False
+        return True
+
+
+def _what(request: DataList) -> str:
+    parts = []
+    if request.prefix is not None:
+        parts.append(f"matching {request.prefix!r}")
+    if request.job_id is not None:
+        parts.append(f"of job {request.job_id}")
+    return "no data " + " ".join(parts) if parts else "no data here"
+
+
+def _unavailable(request: UcpMessage, detail: str) -> UcpMessage | None:
+    """The ``unavailable`` answer to a request the store failed on (``None``: no such
+    answer exists)."""
+    if isinstance(request, DataGet):
+        return DataGetReply(request.request_id, DataStatus.UNAVAILABLE, detail=detail)
+    if isinstance(request, DataList):
+        return DataListReply(request.request_id, DataStatus.UNAVAILABLE, detail=detail)
+    if isinstance(request, DataPut | DataDelete):
+        return DataReply(request.request_id, DataStatus.UNAVAILABLE, detail)
+    return None
