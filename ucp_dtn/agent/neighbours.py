@@ -28,6 +28,7 @@ to ``reconnect_max_s``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
@@ -281,9 +282,10 @@ class Neighbours:
         to date, fragmented if the peer cannot take it whole, BIBE-encapsulated if custodial.
         ``None`` when it is not to be sent now (gone, replaced by fragments, unsendable)."""
         core = self._core
-        raw = await core.load(key)
-        if raw is None:
+        stored = await core.load(key)
+        if stored is None:
             return None
+        raw = stored
         try:
             if meta.extra.get(EXTRA_AGE):
                 bundle = decode_bundle(raw)
@@ -296,7 +298,9 @@ class Neighbours:
             mru = session.link.parameters.peer_transfer_mru
             limit = mru - _BIBE_OVERHEAD if meta.custody else mru
             if len(raw) > limit:
-                await self._fragment(key, meta, decode_bundle(raw), limit)
+                # Fragments are cut from the stored bundle (their ages grow when they are sent,
+                # by up to _AGE_GROWTH bytes each).
+                await self._fragment(key, meta, decode_bundle(stored), limit - _AGE_GROWTH)
                 return None
             if meta.custody and core.custody is not None:
                 raw = core.custody.encapsulate(key, meta, raw, session.peer)
@@ -350,7 +354,9 @@ class Neighbours:
         core = self._core
         try:
             await core.store.update(
-                _replace(meta, next_retry_at=core.now() + core.config.custody_retransmit_s)
+                dataclasses.replace(
+                    meta, next_retry_at=core.now() + core.config.custody_retransmit_s
+                )
             )
         except StoreError:
             return
@@ -471,6 +477,9 @@ class Neighbours:
             )
 
 
+_AGE_GROWTH = 16
+"""Room left in each fragment for its Bundle Age Block value to grow when it is sent."""
+
 _BIBE_OVERHEAD = 256
 """Bytes a BPDU bundle adds around the bundle it carries (primary block, record header), with
 margin: custodial bundles are fragmented to fit the peer's MRU inside their BPDU."""
@@ -478,9 +487,3 @@ margin: custodial bundles are fragmented to fit the peer's MRU inside their BPDU
 
 def _by_text(item: tuple[EndpointID, int]) -> str:
     return str(item[0])
-
-
-def _replace(meta: StoredBundle, **changes: object) -> StoredBundle:
-    import dataclasses
-
-    return dataclasses.replace(meta, **changes)  # type: ignore[arg-type]
