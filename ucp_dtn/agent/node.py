@@ -110,6 +110,7 @@ class BundleNode:
     ) -> None:
         """Run the node until cancelled (see the module docstring)."""
         config = self.config
+        self.listen_addresses = []
         store = self._given_store
         if store is None:
             path = config.store_path
