@@ -185,6 +185,13 @@ class LossyRelay:
                     nursery.start_soon(self._relay, client)
 
     async def _relay(self, client: trio.SocketStream) -> None:
+        try:
+            await self._relay_to_target(client)
+        finally:
+            with trio.CancelScope(shield=True):  # also when the relay is being cancelled
+                await trio.aclose_forcefully(client)
+
+    async def _relay_to_target(self, client: trio.SocketStream) -> None:
         link = self.link
         if link.is_down():
             link._refuse()
