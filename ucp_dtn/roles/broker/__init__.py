@@ -1,0 +1,35 @@
+"""The broker role (flows 1 to 9 of the roles spec): it keeps the job queue, matches jobs to
+executors by capability and load, relays data requests to datastores, hands results on and
+keeps other brokers informed.
+
+``BrokerRole(node, settings)`` runs on a :class:`~ucp_dtn.agent.BundleNode` at
+``…/ucp/broker``; its state lives in ``settings.workdir / "broker"`` (sqlite, WAL) or in memory.
+"""
+
+from .jobs import JobBook, Readiness, Verdict
+from .journal import AsyncJournal, BrokerJournal, JournalContents, PendingRequest
+from .name_cache import NameCache
+from .records import ForeignJob, JobRecord
+from .registry import ExecutorChoice, KnownNode, NodeRegistry
+from .role import BrokerRole
+from .statistics import BrokerStatistics
+from .sync import SYNC_HEARTBEATS
+
+__all__ = [
+    "SYNC_HEARTBEATS",
+    "AsyncJournal",
+    "BrokerJournal",
+    "BrokerRole",
+    "BrokerStatistics",
+    "ExecutorChoice",
+    "ForeignJob",
+    "JobBook",
+    "JobRecord",
+    "JournalContents",
+    "KnownNode",
+    "NameCache",
+    "NodeRegistry",
+    "PendingRequest",
+    "Readiness",
+    "Verdict",
+]

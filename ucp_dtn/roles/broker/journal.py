@@ -1,0 +1,378 @@
+"""The broker's durable state: an sqlite database in WAL mode (``<workdir>/broker/broker.db``),
+or an in-memory one for throwaway nodes.
+
+Three tables:
+
+* ``jobs`` — one row per job the broker owns: the encoded submission, the state with its
+  timestamps, attempts, executor and detail, and the first result;
+* ``pending`` — data requests (encoded, ``reply_to`` already filled in) waiting for a datastore
+  to appear, oldest first;
+* ``names`` — the name → datastore cache.
+
+:class:`BrokerJournal`'s methods block; the broker uses them through :class:`AsyncJournal`, which
+runs every call in ``trio.to_thread`` with one capacity limiter, so one thread at a time uses the
+connection. Writes are single transactions (``synchronous=FULL``): once a method returns, the
+change survives a crash, and only then does the broker tell anybody about it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import trio
+
+from ...ucp import MessageDecodeError, decode_message, encode_message
+from ...ucp.messages import DataEntry, JobResult, JobSubmission, UcpMessage
+from .records import JobRecord, job_status
+
+__all__ = ["AsyncJournal", "BrokerJournal", "JournalContents", "PendingRequest"]
+
+_T = TypeVar("_T")
+
+logger = logging.getLogger(__name__)
+
+_SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id BLOB PRIMARY KEY,
+    sequence INTEGER NOT NULL,
+    submission BLOB NOT NULL,
+    client TEXT NOT NULL,
+    state INTEGER NOT NULL,
+    detail TEXT NOT NULL,
+    submitted_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    attempts INTEGER NOT NULL,
+    executor TEXT,
+    dispatched_at REAL,
+    started_at REAL,
+    finished_at REAL,
+    result BLOB,
+    result_ref TEXT,
+    result_delivered INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pending (
+    sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+    message BLOB NOT NULL,
+    custody INTEGER NOT NULL,
+    queued_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS names (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    written_at REAL NOT NULL,
+    job_id BLOB
+);
+"""
+
+_JOB_COLUMNS = (
+    "job_id, sequence, submission, client, state, detail, submitted_at, updated_at, attempts, "
+    "executor, dispatched_at, started_at, finished_at, result, result_ref, result_delivered"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRequest:
+    """A data request waiting for a datastore."""
+
+    sequence: int
+    """Its place in the queue (its key in the journal)."""
+    message: UcpMessage
+    """The request, as it will be relayed."""
+    custody: bool
+    """Whether it travels with custody."""
+    queued_at: float
+    """When it was queued (the broker's clock)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JournalContents:
+    """Everything the journal holds, as read when the broker starts."""
+
+    jobs: tuple[JobRecord, ...]
+    """Jobs, in order of acceptance."""
+    pending: tuple[PendingRequest, ...]
+    """Queued data requests, oldest first."""
+    names: tuple[DataEntry, ...]
+    """The name cache (every entry has a holder)."""
+
+
+class BrokerJournal:
+    """The broker's sqlite database (blocking calls; see the module docstring)."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path | None) -> None:
+        self._db = connection
+        self.path = path
+        """The database file, or ``None`` in memory."""
+
+    @classmethod
+    def open(cls, directory: Path | None) -> BrokerJournal:
+        """Open (creating if need be) ``directory/broker.db``; in memory if ``None``."""
+        if directory is None:
+            path = None
+            connection = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        else:
+            directory.mkdir(parents=True, exist_ok=True)
+            path = directory / "broker.db"
+            connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=FULL")
+        connection.executescript(_SCHEMA)
+        row = connection.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if row is None:
+            connection.execute("INSERT INTO meta VALUES ('schema', ?)", (_SCHEMA_VERSION,))
+        elif row[0] != _SCHEMA_VERSION:
+            connection.close()
+            raise RuntimeError(
+                f"{path}: broker database schema {row[0]}, expected {_SCHEMA_VERSION}"
+            )
+        return cls(connection, path)
+
+    def close(self) -> None:
+        """Close the database (idempotent)."""
+        self._db.close()
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def load(self) -> JournalContents:
+        """Read everything (rows that no longer decode are logged and skipped)."""
+        jobs: list[JobRecord] = []
+        for row in self._db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY sequence"):
+            record = _record_from_row(row)
+            if record is not None:
+                jobs.append(record)
+        pending: list[PendingRequest] = []
+        for sequence, blob, custody, queued_at in self._db.execute(
+            "SELECT sequence, message, custody, queued_at FROM pending ORDER BY sequence"
+        ):
+            try:
+                message = decode_message(blob)
+            except MessageDecodeError as exc:
+                logger.warning("journal: dropping undecodable queued request %d: %s", sequence, exc)
+                continue
+            pending.append(PendingRequest(sequence, message, bool(custody), queued_at))
+        names = tuple(
+            DataEntry(
+                name=name,
+                size=size,
+                written_at=written_at,
+                job_id=None if job_id is None else uuid.UUID(bytes=job_id),
+                holder=holder,
+            )
+            for name, holder, size, written_at, job_id in self._db.execute(
+                "SELECT name, holder, size, written_at, job_id FROM names"
+            )
+        )
+        return JournalContents(tuple(jobs), tuple(pending), names)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def put_jobs(self, records: Iterable[JobRecord]) -> None:
+        """Insert or replace job rows, all in one transaction."""
+        rows = [_row_from_record(record) for record in records]
+        if not rows:
+            return
+        placeholders = ", ".join("?" * len(rows[0]))
+        with self._transaction():
+            self._db.executemany(
+                f"INSERT OR REPLACE INTO jobs ({_JOB_COLUMNS}) VALUES ({placeholders})", rows
+            )
+
+    def add_pending(self, message: UcpMessage, *, custody: bool, queued_at: float) -> int:
+        """Queue a data request; returns its sequence number."""
+        with self._transaction():
+            cursor = self._db.execute(
+                "INSERT INTO pending (message, custody, queued_at) VALUES (?, ?, ?)",
+                (encode_message(message), int(custody), queued_at),
+            )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def remove_pending(self, sequences: Iterable[int]) -> None:
+        """Forget queued requests (relayed or given up)."""
+        keys = [(sequence,) for sequence in sequences]
+        if keys:
+            with self._transaction():
+                self._db.executemany("DELETE FROM pending WHERE sequence = ?", keys)
+
+    def put_names(self, entries: Iterable[DataEntry]) -> None:
+        """Insert or replace name cache entries (each must have a holder)."""
+        rows = []
+        for entry in entries:
+            assert entry.holder is not None
+            rows.append(
+                (
+                    entry.name,
+                    entry.holder,
+                    entry.size,
+                    entry.written_at,
+                    None if entry.job_id is None else entry.job_id.bytes,
+                )
+            )
+        if rows:
+            with self._transaction():
+                self._db.executemany("INSERT OR REPLACE INTO names VALUES (?, ?, ?, ?, ?)", rows)
+
+    def delete_names(self, names: Iterable[str]) -> None:
+        """Forget name cache entries."""
+        keys = [(name,) for name in names]
+        if keys:
+            with self._transaction():
+                self._db.executemany("DELETE FROM names WHERE name = ?", keys)
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error) on an autocommit connection."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        self._db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+class AsyncJournal:
+    """A :class:`BrokerJournal` used from trio: every call runs in a worker thread, one at a
+    time. A call in progress is not abandoned on cancellation, so a write either happens
+    completely or not at all."""
+
+    def __init__(self, journal: BrokerJournal) -> None:
+        self.journal = journal
+        """The blocking journal underneath."""
+        self._limiter = trio.CapacityLimiter(1)
+
+    @classmethod
+    async def open(cls, directory: Path | None) -> AsyncJournal:
+        """Open the journal in ``directory`` (in memory if ``None``)."""
+        return cls(await trio.to_thread.run_sync(BrokerJournal.open, directory))
+
+    async def _run(self, function: Callable[..., _T], *args: object) -> _T:
+        return await trio.to_thread.run_sync(function, *args, limiter=self._limiter)
+
+    async def aclose(self) -> None:
+        """Close the database, even while being cancelled."""
+        with trio.CancelScope(shield=True):
+            await self._run(self.journal.close)
+
+    async def load(self) -> JournalContents:
+        """See :meth:`BrokerJournal.load`."""
+        return await self._run(self.journal.load)
+
+    async def put_jobs(self, records: Iterable[JobRecord]) -> None:
+        """See :meth:`BrokerJournal.put_jobs`."""
+        await self._run(self.journal.put_jobs, list(records))
+
+    async def add_pending(self, message: UcpMessage, *, custody: bool, queued_at: float) -> int:
+        """See :meth:`BrokerJournal.add_pending`."""
+
+        def add() -> int:
+            return self.journal.add_pending(message, custody=custody, queued_at=queued_at)
+
+        return await self._run(add)
+
+    async def remove_pending(self, sequences: Iterable[int]) -> None:
+        """See :meth:`BrokerJournal.remove_pending`."""
+        await self._run(self.journal.remove_pending, list(sequences))
+
+    async def put_names(self, entries: Iterable[DataEntry]) -> None:
+        """See :meth:`BrokerJournal.put_names`."""
+        await self._run(self.journal.put_names, list(entries))
+
+    async def delete_names(self, names: Iterable[str]) -> None:
+        """See :meth:`BrokerJournal.delete_names`."""
+        await self._run(self.journal.delete_names, list(names))
+
+
+def _row_from_record(record: JobRecord) -> tuple[object, ...]:
+    return (
+        record.job_id.bytes,
+        record.sequence,
+        encode_message(record.submission),
+        record.client,
+        int(record.state),
+        record.detail,
+        record.submitted_at,
+        record.updated_at,
+        record.attempts,
+        record.executor,
+        record.dispatched_at,
+        record.started_at,
+        record.finished_at,
+        None if record.result is None else encode_message(record.result),
+        record.result_ref,
+        int(record.result_delivered),
+    )
+
+
+def _record_from_row(row: tuple[object, ...]) -> JobRecord | None:
+    (
+        job_id,
+        sequence,
+        submission,
+        client,
+        state,
+        detail,
+        submitted_at,
+        updated_at,
+        attempts,
+        executor,
+        dispatched_at,
+        started_at,
+        finished_at,
+        result,
+        result_ref,
+        result_delivered,
+    ) = row
+    assert isinstance(job_id, bytes) and isinstance(submission, bytes)
+    try:
+        decoded = JobSubmission.from_cbor(submission)
+        decoded_result = None if result is None else JobResult.from_cbor(_as_bytes(result))
+    except MessageDecodeError as exc:
+        logger.warning("journal: dropping undecodable job %s: %s", uuid.UUID(bytes=job_id), exc)
+        return None
+    return JobRecord(
+        submission=decoded,
+        client=str(client),
+        sequence=_as_int(sequence),
+        state=job_status(_as_int(state)),
+        submitted_at=_as_float(submitted_at),
+        updated_at=_as_float(updated_at),
+        detail=str(detail),
+        attempts=_as_int(attempts),
+        executor=None if executor is None else str(executor),
+        dispatched_at=None if dispatched_at is None else _as_float(dispatched_at),
+        started_at=None if started_at is None else _as_float(started_at),
+        finished_at=None if finished_at is None else _as_float(finished_at),
+        result=decoded_result,
+        result_ref=None if result_ref is None else str(result_ref),
+        result_delivered=bool(result_delivered),
+    )
+
+
+def _as_bytes(value: object) -> bytes:
+    assert isinstance(value, bytes)
+    return value
+
+
+def _as_int(value: object) -> int:
+    assert isinstance(value, int)
+    return value
+
+
+def _as_float(value: object) -> float:
+    assert isinstance(value, int | float)
+    return float(value)

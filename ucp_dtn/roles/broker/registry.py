@@ -1,0 +1,249 @@
+"""The executors, datastores and brokers a broker knows, from their heartbeats (sans-IO).
+
+Theory of operation
+-------------------
+Every heartbeat updates one entry per role it announces (executor, datastore, broker), keyed by
+(node ID, role): an executor and a datastore on one node send their own heartbeats with their
+own sequence numbers. A heartbeat older than the entry's (lower sequence and not sent later — a
+restarted node starts its sequence again) is stale and ignored. An entry silent for longer than
+the timeout is gone: :meth:`NodeRegistry.expire` drops it, and every query already leaves it out.
+
+Load: an executor's load is the union of the jobs its last heartbeat lists as running and the
+jobs this broker dispatched to it that no heartbeat listed yet (for at most the timeout, so a
+lost dispatch does not block a slot for ever). Counting those dispatches spreads a burst of
+jobs over all capable executors instead of sending it all to the best one before its next
+heartbeat. An executor with ``max_jobs`` slots takes no new job while its load fills them.
+Executors are ranked by :func:`~ucp_dtn.ucp.executor_score` with that load, ties by node ID.
+
+Datastores are ranked by free space (the last heartbeat's ``store_free`` minus what was relayed
+to them since).
+
+Time is passed in (``now``, the broker's clock); nothing here blocks or sends.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from bpv7 import BPv7Error, parse_eid
+
+from ...ucp.capabilities import Requirements, executor_score
+from ...ucp.messages import Heartbeat, NodeEntry, Role
+
+__all__ = ["ExecutorChoice", "KnownNode", "NodeRegistry"]
+
+_TRACKED_ROLES = (Role.EXECUTOR, Role.DATASTORE, Role.BROKER)
+
+
+@dataclass(slots=True)
+class KnownNode:
+    """The registry's entry for one role of one node."""
+
+    node: str
+    """The node ID (text)."""
+    role: Role
+    """The role this entry is about (one flag)."""
+    heartbeat: Heartbeat
+    """Its latest heartbeat."""
+    last_seen: float
+    """When that heartbeat arrived (the broker's clock)."""
+    dispatched: dict[uuid.UUID, float] = field(default_factory=dict)
+    """Executors: jobs dispatched to it that no heartbeat listed yet → when."""
+    relayed_bytes: int = 0
+    """Datastores: bytes relayed to it since its last heartbeat."""
+
+    @property
+    def free_space(self) -> int:
+        """Datastores: estimated free bytes."""
+        return max(0, (self.heartbeat.store_free or 0) - self.relayed_bytes)
+
+    def load(self, now: float, horizon: float) -> int:
+        """Executors: jobs it runs or was just sent."""
+        running = set(self.heartbeat.running_jobs)
+        running.update(job for job, at in self.dispatched.items() if now - at <= horizon)
+        return len(running)
+
+    @property
+    def slots(self) -> int:
+        """Executors: jobs it runs at once (at least 1)."""
+        return max(1, self.heartbeat.max_jobs)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorChoice:
+    """The outcome of :meth:`NodeRegistry.choose_executor`."""
+
+    node: str | None
+    """The chosen executor's node ID, or ``None``."""
+    reason: str = ""
+    """Why none was chosen (for the job's detail)."""
+    capable: int = 0
+    """How many live executors meet the requirements."""
+
+
+class NodeRegistry:
+    """Executors, datastores and brokers known from heartbeats (see the module docstring)."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        """Entries silent for longer than this are gone."""
+        self._entries: dict[tuple[str, Role], KnownNode] = {}
+
+    # -- heartbeats ---------------------------------------------------------------------------
+
+    def observe(self, heartbeat: Heartbeat, now: float) -> frozenset[Role]:
+        """Take in a heartbeat. Returns the roles for which the node is new (or back after
+        expiring); raises ``ValueError`` if its node is not a valid node ID."""
+        try:
+            node = str(parse_eid(heartbeat.node).node_id)
+        except BPv7Error as exc:
+            raise ValueError(f"heartbeat from an invalid node {heartbeat.node!r}") from exc
+        new: set[Role] = set()
+        for role in _TRACKED_ROLES:
+            if not heartbeat.roles & role:
+                continue
+            key = (node, role)
+            entry = self._entries.get(key)
+            if entry is not None and not self._alive(entry, now):
+                del self._entries[key]
+                entry = None
+            if entry is None:
+                self._entries[key] = KnownNode(node, role, heartbeat, now)
+                new.add(role)
+                continue
+            previous = entry.heartbeat
+            if heartbeat.sequence <= previous.sequence and heartbeat.sent_at <= previous.sent_at:
+                continue  # stale or duplicate
+            entry.heartbeat = heartbeat
+            entry.last_seen = now
+            entry.relayed_bytes = 0
+            for job in heartbeat.running_jobs:
+                entry.dispatched.pop(job, None)
+        return frozenset(new)
+
+    def expire(self, now: float) -> list[KnownNode]:
+        """Drop the entries silent for longer than the timeout; returns them."""
+        gone = [entry for entry in self._entries.values() if not self._alive(entry, now)]
+        for entry in gone:
+            del self._entries[(entry.node, entry.role)]
+        return gone
+
+    def _alive(self, entry: KnownNode, now: float) -> bool:
+        return now - entry.last_seen <= self.timeout_s
+
+    def live(self, role: Role, now: float) -> list[KnownNode]:
+        """Live entries of ``role``, by node ID."""
+        return sorted(
+            (e for e in self._entries.values() if e.role == role and self._alive(e, now)),
+            key=lambda e: e.node,
+        )
+
+    def get(self, node: str, role: Role, now: float) -> KnownNode | None:
+        """The live entry of ``node`` for ``role``."""
+        entry = self._entries.get((node, role))
+        return entry if entry is not None and self._alive(entry, now) else None
+
+    # -- executors ----------------------------------------------------------------------------
+
+    def choose_executor(self, requirements: Requirements, now: float) -> ExecutorChoice:
+        """The best live executor with a free slot whose capabilities meet ``requirements``."""
+        executors = self.live(Role.EXECUTOR, now)
+        if not executors:
+            return ExecutorChoice(None, "no executor known")
+        best: tuple[float, str] | None = None
+        capable = 0
+        first_reason = ""
+        for entry in executors:
+            capabilities = entry.heartbeat.capabilities
+            if capabilities is None:
+                first_reason = first_reason or f"{entry.node}: announced no capabilities"
+                continue
+            reason = requirements.unsatisfied_reason(capabilities)
+            if reason is not None:
+                first_reason = first_reason or f"{entry.node}: {reason}"
+                continue
+            capable += 1
+            load = entry.load(now, self.timeout_s)
+            if load >= entry.slots:
+                continue
+            score = executor_score(capabilities, running_jobs=load)
+            # Highest score wins; among equals the smallest node ID (the list is sorted).
+            if best is None or score > best[0]:
+                best = (score, entry.node)
+        if best is not None:
+            return ExecutorChoice(best[1], capable=capable)
+        if capable:
+            noun = "the capable executor is" if capable == 1 else f"{capable} capable executors are"
+            return ExecutorChoice(None, f"waiting for a free slot: {noun} busy", capable)
+        return ExecutorChoice(None, f"no executor meets the requirements ({first_reason})")
+
+    def note_dispatch(self, node: str, job_id: uuid.UUID, now: float) -> None:
+        """A job went to ``node`` (it counts towards its load until a heartbeat lists it)."""
+        entry = self._entries.get((node, Role.EXECUTOR))
+        if entry is not None:
+            entry.dispatched[job_id] = now
+
+    def note_finished(self, node: str | None, job_id: uuid.UUID) -> None:
+        """A job ended (or was reported running): stop counting the dispatch."""
+        if node is None:
+            return
+        entry = self._entries.get((node, Role.EXECUTOR))
+        if entry is not None:
+            entry.dispatched.pop(job_id, None)
+
+    # -- datastores ---------------------------------------------------------------------------
+
+    def choose_datastore(
+        self, size: int, now: float, *, preferred: str | None = None
+    ) -> str | None:
+        """Where to store ``size`` bytes: ``preferred`` (the node that holds the name) if it is
+        live, else the live datastore with the most free space; ``None`` if none is live. The
+        bytes are counted against the chosen one's free space."""
+        entry = self.get(preferred, Role.DATASTORE, now) if preferred is not None else None
+        if entry is None:
+            stores = self.live(Role.DATASTORE, now)
+            if not stores:
+                return None
+            # max() keeps the first of equals: the smallest node ID.
+            entry = max(stores, key=lambda e: e.free_space)
+        entry.relayed_bytes += size
+        return entry.node
+
+    # -- reporting ----------------------------------------------------------------------------
+
+    def node_entries(self, now: float) -> tuple[NodeEntry, ...]:
+        """Every live node, roles merged, for status replies."""
+        merged: dict[str, NodeEntry] = {}
+        for entry in sorted(self._entries.values(), key=lambda e: (e.node, e.role)):
+            if not self._alive(entry, now):
+                continue
+            heartbeat = entry.heartbeat
+            known = merged.get(entry.node)
+            if known is None:
+                known = NodeEntry(node=entry.node, roles=Role(0), last_seen=entry.last_seen)
+            roles = known.roles | heartbeat.roles
+            if entry.role == Role.EXECUTOR:
+                known = NodeEntry(
+                    node=entry.node,
+                    roles=roles,
+                    last_seen=max(known.last_seen, entry.last_seen),
+                    capabilities=heartbeat.capabilities,
+                    running_jobs=len(heartbeat.running_jobs),
+                    max_jobs=heartbeat.max_jobs,
+                )
+            else:
+                known = NodeEntry(
+                    node=entry.node,
+                    roles=roles,
+                    last_seen=max(known.last_seen, entry.last_seen),
+                    capabilities=known.capabilities or heartbeat.capabilities,
+                    running_jobs=known.running_jobs,
+                    max_jobs=known.max_jobs,
+                )
+            merged[entry.node] = known
+        return tuple(merged.values())
+
+    def count(self, role: Role, now: float) -> int:
+        """Live entries of ``role``."""
+        return len(self.live(role, now))

@@ -1,0 +1,597 @@
+"""The broker role: job queue, executor matching, data relay and broker peering (flows 1 to 9).
+
+Theory of operation
+-------------------
+The broker is one mailbox (``…/ucp/broker``) and one consumer task: every message is handled
+to the end — state written to the journal, answers and relays handed to the agent — before the
+next, and only then confirmed to the agent (:meth:`Incoming.done`), so a crash at any point
+leaves the message in the node's store to be handled again after the restart. A timer task
+(under the same lock) expires silent nodes, relays queued data requests, retries scheduling and
+sends broker syncs.
+
+A job's life at the broker::
+
+    submit ──► QUEUED ──(after jobs DONE, capable executor with a free slot)──► DISPATCHED
+                 │                                                                │
+                 └─(an after job FAILED/REJECTED)──► REJECTED      RUNNING ◄──(executor)
+                                                                      │
+                                  first JobResult (any non-final state) ▼
+                                                               DONE / FAILED
+
+Every state change is written to the journal first, then announced to the job's result
+address with a ``JobState``. A dispatch is sent before it is recorded: a crash in between
+dispatches the job again after the restart, which is harmless (the first result wins). A result
+is recorded (with ``result_delivered`` false) before it is stored in a datastore as
+``<job-uuid>/result``, forwarded to the result address and released to dependent jobs; a restart
+finishes the delivery of a recorded but undelivered result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import uuid
+from collections.abc import Callable
+
+import trio
+
+from bpv7 import BPv7Error, EndpointID, parse_eid
+
+from ...agent import AgentError, BundleNode
+from ...store import StoreFullError
+from ...ucp.errors import UcpUsageError
+from ...ucp.messages import (
+    BrokerSync,
+    DataDelete,
+    DataFreeSpace,
+    DataGet,
+    DataList,
+    DataPut,
+    DataReply,
+    DataStatus,
+    Heartbeat,
+    JobAccepted,
+    JobDispatch,
+    JobResult,
+    JobState,
+    JobStatus,
+    JobSubmission,
+    NodeEntry,
+    ResultStatus,
+    Role,
+    StatusQuery,
+    StatusReply,
+    UcpMessage,
+)
+from ...ucp.names import job_result_name
+from ..directory import BrokerDirectory
+from ..endpoints import RoleName, node_of, role_endpoint
+from ..mailbox import Incoming, Mailbox
+from ..settings import RoleSettings
+from .jobs import JobBook, Readiness
+from .journal import AsyncJournal
+from .name_cache import NameCache
+from .records import JobRecord
+from .registry import NodeRegistry
+from .relay import DataRelay, with_reply_to
+from .statistics import BrokerStatistics
+from .sync import BrokerPeering
+
+__all__ = ["BrokerRole"]
+
+logger = logging.getLogger(__name__)
+
+_REPLY_LIFETIME_S = 600.0
+"""Lifetime of answers (job accepted, status replies)."""
+_STATE_LIFETIME_S = 3600.0
+"""Lifetime of non-final job state updates (the final one lives as long as results)."""
+
+
+class BrokerRole:
+    """The broker of one node (see the module docstring).
+
+    ``await nursery.start(broker.run)`` opens the journal (``settings.workdir / "broker"``, or
+    memory), starts the mailbox and returns once the broker serves; cancelling stops it with
+    its state on disk.
+    """
+
+    def __init__(
+        self,
+        node: BundleNode,
+        settings: RoleSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.node = node
+        self.settings = settings
+        self.endpoint: EndpointID = role_endpoint(node.node_id, RoleName.BROKER)
+        """The broker's endpoint (``…/ucp/broker``)."""
+        self._clock = clock
+        self._lock = trio.Lock()
+        self._registry = NodeRegistry(settings.executor_timeout_s)
+        self._jobs = JobBook()
+        self._names = NameCache()
+        self._mailbox: Mailbox | None = None
+        self._journal: AsyncJournal | None = None
+        self._relay: DataRelay | None = None
+        self._peering = BrokerPeering(
+            str(self.endpoint), BrokerDirectory(node, settings), settings, clock
+        )
+        self._counts = dict.fromkeys(
+            (
+                "submissions",
+                "duplicates",
+                "dispatches",
+                "results",
+                "late_results",
+                "status_queries",
+                "ignored",
+            ),
+            0,
+        )
+
+    # -- running ------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until cancelled (see the class docstring)."""
+        directory = None if self.settings.workdir is None else self.settings.workdir / "broker"
+        journal = await AsyncJournal.open(directory)
+        try:
+            contents = await journal.load()
+            self._registry = NodeRegistry(self.settings.executor_timeout_s)
+            self._jobs = JobBook()
+            for record in contents.jobs:
+                self._jobs.put(record)
+            self._names = NameCache()
+            self._names.load(contents.names)
+            self._journal = journal
+            self._relay = DataRelay(
+                self._registry, self._names, self.settings, journal, self._send, self._clock
+            )
+            self._relay.pending.extend(contents.pending)
+            self._peering.reset(self._jobs, self._names)
+            async with trio.open_nursery() as nursery:
+                mailbox = Mailbox(self.node, self.endpoint)
+                await nursery.start(mailbox.run)
+                self._mailbox = mailbox
+                async with self._lock:
+                    for record in self._jobs.undelivered():
+                        await self._deliver_result(record)
+                    await self._schedule()
+                logger.info(
+                    "broker %s serving: %d jobs (%d queued), %d data requests waiting",
+                    self.endpoint,
+                    len(self._jobs),
+                    len(self._jobs.queued()),
+                    len(self._relay.pending),
+                )
+                nursery.start_soon(self._serve, mailbox)
+                nursery.start_soon(self._tick)
+                task_status.started()
+        finally:
+            self._mailbox = None
+            self._journal = None
+            await journal.aclose()
+
+    async def _serve(self, mailbox: Mailbox) -> None:
+        while True:
+            incoming = await mailbox.receive()
+            async with self._lock:
+                confirm = await self._handle(incoming)
+            if confirm:
+                await incoming.done()
+
+    async def _tick(self) -> None:
+        settings = self.settings
+        interval = min(settings.heartbeat_interval_s, settings.executor_timeout_s / 3)
+        while True:
+            await trio.sleep(interval)
+            async with self._lock:
+                now = self._clock()
+                for gone in self._registry.expire(now):
+                    logger.info("%s %s went silent", _role_name(gone.role), gone.node)
+                    if gone.role == Role.EXECUTOR:
+                        self._note_silent_executor(gone.node, gone.last_seen)
+                try:
+                    await self._relay_or_fail().flush()
+                    await self._schedule()
+                    await self._peering.maybe_sync(self._send, self._registry, now)
+                except StoreFullError as exc:
+                    logger.error("broker: node store full, retrying later: %s", exc)
+
+    def _note_silent_executor(self, node: str, last_seen: float) -> None:
+        for record in self._jobs.records():
+            busy = record.state in (JobStatus.DISPATCHED, JobStatus.RUNNING)
+            if busy and record.executor is not None and _node(record.executor) == node:
+                detail = f"executor {record.executor} silent since {last_seen:.0f}"
+                self._jobs.put(dataclasses.replace(record, detail=detail))
+
+    # -- handling messages --------------------------------------------------------------------
+
+    async def _handle(self, incoming: Incoming) -> bool:
+        """Act on one message; ``False`` leaves it unconfirmed (retried after a restart)."""
+        message = incoming.message
+        try:
+            if isinstance(message, JobSubmission):
+                await self._on_submission(incoming, message)
+            elif isinstance(message, JobState):
+                await self._on_job_state(incoming, message)
+            elif isinstance(message, JobResult):
+                await self._on_result(message)
+            elif isinstance(message, Heartbeat):
+                await self._on_heartbeat(message)
+            elif isinstance(message, DataPut | DataGet | DataList | DataDelete | DataFreeSpace):
+                if message.reply_to is not None:
+                    parse_eid(message.reply_to)
+                await self._relay_or_fail().relay(with_reply_to(message, str(incoming.source)))
+            elif isinstance(message, DataReply):
+                self._on_data_reply(incoming, message)
+            elif isinstance(message, StatusQuery):
+                await self._on_status_query(incoming, message)
+            elif isinstance(message, BrokerSync):
+                await self._on_sync(incoming, message)
+            else:
+                self._ignore(incoming, "a broker does not take this kind of message")
+        except StoreFullError as exc:
+            logger.error(
+                "broker: node store full, %s from %s waits: %s", message.KIND, incoming.source, exc
+            )
+            return False
+        except (AgentError, BPv7Error, UcpUsageError, ValueError) as exc:
+            self._ignore(incoming, str(exc))
+        return True
+
+    def _ignore(self, incoming: Incoming, why: str) -> None:
+        self._counts["ignored"] += 1
+        logger.warning(
+            "broker: ignoring %s from %s: %s", incoming.message.KIND, incoming.source, why
+        )
+
+    async def _on_submission(self, incoming: Incoming, message: JobSubmission) -> None:
+        job = message.job
+        accepted = JobAccepted(job_id=job.job_id, broker=str(self.endpoint))
+        if self._jobs.get(job.job_id) is not None:
+            self._counts["duplicates"] += 1
+            logger.info("job %s submitted again by %s", job.job_id, incoming.source)
+            await self._send(
+                incoming.source,
+                dataclasses.replace(accepted, duplicate=True),
+                lifetime_s=_REPLY_LIFETIME_S,
+            )
+            return
+        now = self._clock()
+        record = JobRecord(
+            submission=message,
+            client=str(incoming.source),
+            sequence=self._jobs.next_sequence(),
+            state=JobStatus.QUEUED,
+            submitted_at=now,
+            updated_at=now,
+            detail="queued",
+        )
+        await self._save(record)
+        self._counts["submissions"] += 1
+        logger.info("job %s (%s) accepted from %s", job.job_id, job.name, incoming.source)
+        await self._send(incoming.source, accepted, lifetime_s=_REPLY_LIFETIME_S)
+        await self._announce(record)
+        await self._schedule()
+
+    async def _on_job_state(self, incoming: Incoming, message: JobState) -> None:
+        record = self._jobs.get(message.job_id)
+        if record is None or record.final or record.result is not None:
+            self._ignore(incoming, f"job {message.job_id} is unknown here or already finished")
+            return
+        if message.state != JobStatus.RUNNING:
+            self._ignore(incoming, f"an executor reports only RUNNING, not {message.state!r}")
+            return
+        if record.state == JobStatus.RUNNING:
+            return
+        now = self._clock()
+        record = dataclasses.replace(
+            record,
+            state=JobStatus.RUNNING,
+            updated_at=now,
+            started_at=now,
+            executor=str(role_endpoint(incoming.source, RoleName.EXECUTOR)),
+            detail=message.detail or "running",
+        )
+        await self._save(record)
+        await self._announce(record)
+
+    async def _on_result(self, message: JobResult) -> None:
+        record = self._jobs.get(message.job_id)
+        if record is None:
+            self._counts["late_results"] += 1
+            logger.warning("dropping a result for unknown job %s", message.job_id)
+            return
+        if record.result is not None or record.final:
+            self._counts["late_results"] += 1
+            logger.info(
+                "dropping a later result for job %s from %s", message.job_id, message.executor
+            )
+            return
+        now = self._clock()
+        if message.ok:
+            state, detail = JobStatus.DONE, "done"
+        else:
+            state = JobStatus.FAILED
+            detail = message.message or f"failed: {_result_status_name(message.status)}"
+        record = dataclasses.replace(
+            record,
+            state=state,
+            updated_at=now,
+            finished_at=now,
+            detail=detail,
+            result=message,
+            result_ref=job_result_name(record.job_id),
+            result_delivered=False,
+        )
+        await self._save(record)
+        self._counts["results"] += 1
+        if record.executor is not None:
+            self._registry.note_finished(_node(record.executor), record.job_id)
+        logger.info("job %s %s", record.job_id, detail)
+        await self._deliver_result(record)
+        await self._schedule()
+
+    async def _deliver_result(self, record: JobRecord) -> None:
+        """Store the result as ``<job-uuid>/result``, forward it, announce the final state,
+        reject dependents of a failed job, then mark the result delivered."""
+        result = record.result
+        assert result is not None
+        lifetime = self.settings.result_lifetime_s
+        await self._send(record.result_address, result, custody=True, lifetime_s=lifetime)
+        assert self._mailbox is not None
+        await self._relay_or_fail().relay(
+            DataPut(
+                request_id=self._mailbox.next_request_id(),
+                name=job_result_name(record.job_id),
+                data=result.to_cbor(),
+                written_at=record.finished_at or self._clock(),
+                job_id=record.job_id,
+            )
+        )
+        await self._announce(record)
+        if record.state != JobStatus.DONE:
+            await self._reject_dependents([record.job_id])
+        await self._save(dataclasses.replace(record, result_delivered=True))
+
+    async def _on_heartbeat(self, message: Heartbeat) -> None:
+        new = self._registry.observe(message, self._clock())
+        if new:
+            logger.info(
+                "%s %s appeared", "/".join(sorted(_role_name(r) for r in new)), message.node
+            )
+        if message.roles & Role.DATASTORE:
+            await self._relay_or_fail().flush()
+        if message.roles & Role.EXECUTOR:
+            await self._schedule()
+
+    def _on_data_reply(self, incoming: Incoming, message: DataReply) -> None:
+        # Replies to the broker's own result puts.
+        if message.status in (DataStatus.OK, DataStatus.STALE):
+            logger.debug("datastore %s stored request %d", incoming.source, message.request_id)
+        else:
+            logger.warning(
+                "datastore %s answered request %d with %r: %s",
+                incoming.source,
+                message.request_id,
+                message.status,
+                message.detail,
+            )
+
+    async def _on_status_query(self, incoming: Incoming, message: StatusQuery) -> None:
+        destination = parse_eid(message.reply_to) if message.reply_to else incoming.source
+        now = self._clock()
+        nodes: tuple[NodeEntry, ...] = ()
+        if message.include_nodes:
+            nodes = self._node_entries(now)
+        reply = StatusReply(
+            request_id=message.request_id,
+            broker=str(self.endpoint),
+            jobs=self._jobs.entries(message.job_ids, client=message.client),
+            nodes=nodes,
+        )
+        self._counts["status_queries"] += 1
+        await self._send(destination, reply, lifetime_s=_REPLY_LIFETIME_S)
+
+    def _node_entries(self, now: float) -> tuple[NodeEntry, ...]:
+        entries = list(self._registry.node_entries(now))
+        own = str(self.node.node_id)
+        for index, entry in enumerate(entries):
+            if entry.node == own:
+                entries[index] = dataclasses.replace(entry, roles=entry.roles | Role.BROKER)
+                break
+        else:
+            entries.append(NodeEntry(node=own, roles=Role.BROKER, last_seen=now))
+        return tuple(entries)
+
+    async def _on_sync(self, incoming: Incoming, message: BrokerSync) -> None:
+        merged = self._peering.accept(message)
+        if merged is None:
+            self._ignore(incoming, "stale or own broker sync")
+            return
+        became_final, names = merged
+        if names:
+            await self._journal_or_fail().put_names(names)
+        failed = [
+            job_id
+            for job_id in became_final
+            if self._jobs.state_of(job_id) in (JobStatus.FAILED, JobStatus.REJECTED)
+        ]
+        await self._reject_dependents(failed)
+        await self._schedule()
+
+    # -- scheduling ---------------------------------------------------------------------------
+
+    async def _schedule(self) -> None:
+        """Dispatch every queued job that may run and has a capable executor with a free slot;
+        reject the ones whose ``after`` jobs failed."""
+        for queued in self._jobs.queued():
+            record = self._jobs.get(queued.job_id)
+            if record is None or record.state != JobStatus.QUEUED:
+                continue  # changed meanwhile (rejected with a failed dependency)
+            verdict = self._jobs.verdict(record)
+            if verdict.readiness is Readiness.REJECT:
+                await self._reject(record, verdict.reason)
+                continue
+            if verdict.readiness is Readiness.WAIT:
+                self._set_queued_detail(record, verdict.reason)
+                continue
+            now = self._clock()
+            choice = self._registry.choose_executor(record.job.requirements, now)
+            if choice.node is None:
+                self._set_queued_detail(record, choice.reason)
+                continue
+            await self._dispatch(record, choice.node, now)
+
+    def _set_queued_detail(self, record: JobRecord, detail: str) -> None:
+        # Why a job waits changes with every heartbeat: kept in memory, not journalled.
+        if record.detail != detail:
+            self._jobs.put(dataclasses.replace(record, detail=detail))
+
+    async def _dispatch(self, record: JobRecord, node: str, now: float) -> None:
+        executor = role_endpoint(node, RoleName.EXECUTOR)
+        attempt = record.attempts + 1
+        dispatch = JobDispatch(
+            job=record.job,
+            broker=str(self.endpoint),
+            client=record.client,
+            attempt=attempt,
+            inline_data=record.submission.inline_data,
+        )
+        await self._send(
+            executor, dispatch, custody=True, lifetime_s=self.settings.result_lifetime_s
+        )
+        self._registry.note_dispatch(node, record.job_id, now)
+        record = dataclasses.replace(
+            record,
+            state=JobStatus.DISPATCHED,
+            updated_at=now,
+            dispatched_at=now,
+            attempts=attempt,
+            executor=str(executor),
+            detail=f"dispatched to {executor}",
+        )
+        await self._save(record)
+        self._counts["dispatches"] += 1
+        logger.info("job %s dispatched to %s (attempt %d)", record.job_id, executor, attempt)
+        await self._announce(record)
+
+    async def _reject(self, record: JobRecord, reason: str) -> None:
+        """Reject ``record`` and, transitively, the queued jobs waiting for it."""
+        work = [(record, reason)]
+        while work:
+            record, reason = work.pop()
+            now = self._clock()
+            record = dataclasses.replace(
+                record, state=JobStatus.REJECTED, updated_at=now, finished_at=now, detail=reason
+            )
+            await self._save(record)
+            logger.info("job %s rejected: %s", record.job_id, reason)
+            await self._announce(record)
+            for dependent in self._jobs.dependents(record.job_id):
+                verdict = self._jobs.verdict(dependent)
+                if verdict.readiness is Readiness.REJECT:
+                    work.append((dependent, verdict.reason))
+
+    async def _reject_dependents(self, job_ids: list[uuid.UUID]) -> None:
+        """Reject the queued jobs waiting for these failed or rejected jobs."""
+        for job_id in job_ids:
+            for dependent in self._jobs.dependents(job_id):
+                current = self._jobs.get(dependent.job_id)
+                if current is None or current.state != JobStatus.QUEUED:
+                    continue  # rejected meanwhile through another dependency
+                verdict = self._jobs.verdict(current)
+                if verdict.readiness is Readiness.REJECT:
+                    await self._reject(current, verdict.reason)
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    async def _save(self, record: JobRecord) -> None:
+        await self._journal_or_fail().put_jobs([record])
+        self._jobs.put(record)
+
+    async def _announce(self, record: JobRecord) -> None:
+        """Tell the job's result address about its (new) state."""
+        update = JobState(
+            job_id=record.job_id,
+            state=record.state,
+            at=record.updated_at,
+            detail=record.detail,
+            executor=record.executor,
+            attempt=record.attempts,
+        )
+        lifetime = self.settings.result_lifetime_s if record.final else _STATE_LIFETIME_S
+        await self._send(record.result_address, update, lifetime_s=lifetime)
+
+    async def _send(
+        self,
+        destination: str | EndpointID,
+        message: UcpMessage,
+        *,
+        custody: bool = False,
+        lifetime_s: float | None = None,
+    ) -> None:
+        if self._mailbox is None:
+            raise RuntimeError("the broker is not running")
+        await self._mailbox.send(destination, message, custody=custody, lifetime_s=lifetime_s)
+
+    def _journal_or_fail(self) -> AsyncJournal:
+        if self._journal is None:
+            raise RuntimeError("the broker is not running")
+        return self._journal
+
+    def _relay_or_fail(self) -> DataRelay:
+        if self._relay is None:
+            raise RuntimeError("the broker is not running")
+        return self._relay
+
+    # -- reporting ----------------------------------------------------------------------------
+
+    def statistics(self) -> BrokerStatistics:
+        """What the broker holds and has done (works before and after ``run`` too)."""
+        now = self._clock()
+        states = self._jobs.counts()
+        relay = self._relay
+        counts = self._counts
+        return BrokerStatistics(
+            jobs=len(self._jobs),
+            queued=states[JobStatus.QUEUED],
+            dispatched=states[JobStatus.DISPATCHED],
+            running=states[JobStatus.RUNNING],
+            done=states[JobStatus.DONE],
+            failed=states[JobStatus.FAILED],
+            rejected=states[JobStatus.REJECTED],
+            foreign_jobs=self._jobs.foreign_count,
+            executors=self._registry.count(Role.EXECUTOR, now),
+            datastores=self._registry.count(Role.DATASTORE, now),
+            peer_brokers=len(self._peering.known_peers(self._registry, now)),
+            submissions=counts["submissions"],
+            duplicates=counts["duplicates"],
+            dispatches=counts["dispatches"],
+            results=counts["results"],
+            late_results=counts["late_results"],
+            data_relayed=0 if relay is None else relay.relayed,
+            data_queued=0 if relay is None else len(relay.pending),
+            names_cached=len(self._names),
+            status_queries=counts["status_queries"],
+            syncs_sent=self._peering.sent,
+            syncs_received=self._peering.received,
+            ignored=counts["ignored"],
+        )
+
+
+def _node(endpoint: str) -> str:
+    return str(node_of(endpoint))
+
+
+def _role_name(role: Role) -> str:
+    return (role.name or str(int(role))).lower()
+
+
+def _result_status_name(status: ResultStatus | int) -> str:
+    return (
+        status.name.lower().replace("_", " ") if isinstance(status, ResultStatus) else str(status)
+    )
