@@ -3,6 +3,7 @@ small WASI "copy" program, and a network of two real bundle nodes around an exec
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import uuid
 import zipfile
@@ -117,13 +118,58 @@ def unzip(archive: bytes) -> dict[str, bytes]:
         return {name: opened.read(name) for name in opened.namelist()}
 
 
+async def answer_get(
+    mailbox: Mailbox, data: Mapping[str, DataItem], message: DataGet, reply_to: str
+) -> None:
+    """Answer a data-get from ``data`` as a datastore does, one datum per page."""
+    matches = sorted(
+        (item for item in data.values() if name_matches(message.query, item.name)),
+        key=lambda item: item.name,
+    )
+    start = int(message.cursor or 0)
+    more = start + 1 < len(matches)
+    await mailbox.send(
+        reply_to,
+        DataGetReply(
+            request_id=message.request_id,
+            status=DataStatus.OK if matches else DataStatus.NOT_FOUND,
+            items=tuple(matches[start : start + 1]),
+            cursor=str(start + 1) if more else None,
+        ),
+    )
+
+
+@dataclass
+class FakeDatastore:
+    """A datastore that only answers data-get requests from ``data``."""
+
+    mailbox: Mailbox
+    data: dict[str, DataItem] = field(default_factory=dict)
+    gets: list[DataGet] = field(default_factory=list)
+
+    def store(self, name: str, data: bytes, written_at: float = 1.0) -> None:
+        self.data[name] = DataItem(name, data, written_at=written_at)
+
+    async def serve(self) -> None:
+        while True:
+            incoming = await self.mailbox.receive()
+            message = incoming.message
+            if isinstance(message, DataGet):
+                self.gets.append(message)
+                reply_to = message.reply_to or str(incoming.source)
+                await answer_get(self.mailbox, self.data, message, reply_to)
+            await incoming.done()
+
+
 @dataclass
 class FakeBroker:
     """A broker and a datastore in one plain Mailbox: answers data requests from ``data``
-    (one datum per page, to exercise paging), stores puts, and records what the executor
-    sends."""
+    (one datum per page, to exercise paging) and relays new queries to ``datastore`` as well
+    (so the executor merges two datastores' replies), stores puts, and records what the
+    executor sends."""
 
     mailbox: Mailbox
+    datastore: FakeDatastore
     data: dict[str, DataItem] = field(default_factory=dict)
     results: list[JobResult] = field(default_factory=list)
     states: list[JobState] = field(default_factory=list)
@@ -136,32 +182,20 @@ class FakeBroker:
     def endpoint(self) -> str:
         return str(self.mailbox.endpoint)
 
-    def store(self, name: str, data: bytes) -> None:
-        self.data[name] = DataItem(name, data, written_at=1.0)
+    def store(self, name: str, data: bytes, written_at: float = 1.0) -> None:
+        self.data[name] = DataItem(name, data, written_at=written_at)
 
     async def serve(self) -> None:
         while True:
             incoming = await self.mailbox.receive()
             message = incoming.message
-            reply_to = getattr(message, "reply_to", None) or incoming.source
+            reply_to = getattr(message, "reply_to", None) or str(incoming.source)
             if isinstance(message, DataGet):
                 self.gets.append(message)
-                matches = sorted(
-                    (item for item in self.data.values() if name_matches(message.query, item.name)),
-                    key=lambda item: item.name,
-                )
-                start = int(message.cursor or 0)
-                page = tuple(matches[start : start + 1])
-                more = start + 1 < len(matches)
-                await self.mailbox.send(
-                    reply_to,
-                    DataGetReply(
-                        request_id=message.request_id,
-                        status=DataStatus.OK if matches else DataStatus.NOT_FOUND,
-                        items=page,
-                        cursor=str(start + 1) if more else None,
-                    ),
-                )
+                if message.cursor is None:
+                    relayed = dataclasses.replace(message, reply_to=reply_to)
+                    await self.mailbox.send(self.datastore.mailbox.endpoint, relayed)
+                await answer_get(self.mailbox, self.data, message, reply_to)
             elif isinstance(message, DataPut):
                 self.puts.append(message)
                 if self.refuse_puts:
@@ -213,7 +247,8 @@ class FakeBroker:
 
 @dataclass
 class Network:
-    """Node ``b`` (the fake broker) and node ``e`` (the executor), connected."""
+    """Node ``b`` (the fake broker and a second datastore) and node ``e`` (the executor),
+    connected."""
 
     broker_node: RunningNode
     executor_node: RunningNode
@@ -237,9 +272,15 @@ async def network() -> AsyncIterator[Network]:
         with trio.fail_after(LIMIT):
             await e.node.connect(*b.address)
             await wait_until(lambda: any(p.node_id == "dtn://b/" for p in e.node.peers()))
-        broker = FakeBroker(Mailbox(b.node, role_endpoint(b.node.node_id, RoleName.BROKER)))
-        await nursery.start(broker.mailbox.run)
-        nursery.start_soon(broker.serve)
+        datastore = FakeDatastore(
+            Mailbox(b.node, role_endpoint(b.node.node_id, RoleName.DATASTORE))
+        )
+        broker = FakeBroker(
+            Mailbox(b.node, role_endpoint(b.node.node_id, RoleName.BROKER)), datastore
+        )
+        for fake in (datastore, broker):
+            await nursery.start(fake.mailbox.run)
+            nursery.start_soon(fake.serve)
         yield Network(b, e, broker)
         nursery.cancel_scope.cancel()
 

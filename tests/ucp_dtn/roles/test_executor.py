@@ -41,9 +41,12 @@ async def test_jobs_read_stdin_and_named_data_and_publish_results() -> None:
         store = net.broker.store
         store("modules/copy", copy_wasm())
         store("greeting", b"hello from the datastore\n")
-        store("survey/a.txt", b"A")
-        store("survey/sub/b.txt", b"B")
-        store("config/x", b"X")
+        # Two datastores answer: the executor merges their replies, newest write first.
+        other = net.broker.datastore.store
+        store("survey/a.txt", b"old A", written_at=1.0)
+        other("survey/a.txt", b"A", written_at=2.0)
+        other("survey/sub/b.txt", b"B")
+        other("config/x", b"X")
         store("config2/y", b"not mine")
         store("blob", blob)
         executor = await start_executor(
@@ -122,8 +125,9 @@ async def test_jobs_read_stdin_and_named_data_and_publish_results() -> None:
                 "stderr",
                 "stdout",
             ]
-            # Two matches, one per page: the second page was asked for with the cursor.
-            assert any(g.query == "survey/*" and g.cursor == "1" for g in net.broker.gets)
+            # Two matches at the second datastore, one per page: the second page was asked
+            # of it directly, with its cursor.
+            assert any(g.query == "survey/*" and g.cursor == "1" for g in net.broker.datastore.gets)
 
             result = await net.broker.result(big.job_id)
             assert result.ok, result

@@ -8,10 +8,11 @@ dispatch carries inline (the submission's ``inline_data``) is used as it is; eve
 or pattern becomes one query (:func:`queries_for`).
 
 :class:`DataFetcher` runs a query: a ``data-get`` to the dispatching broker, which relays it to
-the datastores; the reply comes straight from a datastore, one page at a time. The next page
-is asked of the datastore that handed out the cursor (a cursor means nothing to anyone else).
-A request without an answer in time, or answered ``unavailable``, is retried a few times; then
-the query fails with :class:`FetchError`.
+the datastores; the replies come straight from the datastores (one each, when the broker asks
+several: they are merged), one page at a time. The next page is asked of the datastore that
+handed out the cursor (a cursor means nothing to anyone else). A request without an answer in
+time, or answered ``unavailable``, is retried a few times; then the query fails with
+:class:`FetchError`.
 
 :func:`resolve_inputs` turns the fetched data into the job's files:
 
@@ -27,8 +28,8 @@ once (REC polled every 10 s instead, forever).
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -38,7 +39,7 @@ from ...ucp.errors import DataNameError
 from ...ucp.job import DataRef, DataSource, InlineData, JobInfo
 from ...ucp.messages import DataGet, DataGetReply, DataItem, DataStatus
 from ...ucp.names import DataName, JobPath, is_wildcard, map_wildcard, name_matches, validate_path
-from ..mailbox import Mailbox, RequestTimeout
+from ..mailbox import Incoming, Mailbox
 
 __all__ = [
     "DataFetcher",
@@ -163,7 +164,15 @@ def resolve_inputs(
 
 
 class DataFetcher:
-    """Runs ``data-get`` queries through a broker, page by page, with retries."""
+    """Runs ``data-get`` queries through a broker, page by page, with retries.
+
+    The broker may relay one query to several datastores, each answering for what it holds, so
+    a query takes every reply that arrives within ``settle_s`` of the first and merges them
+    (the newest write of each name wins). It stops at the first reply only when that reply
+    holds the plain name asked for, which is all a file input or a named module needs. Replies
+    reach the fetcher through :meth:`deliver`, which the role's inbox loop calls for every
+    ``data-get-reply``.
+    """
 
     def __init__(
         self,
@@ -172,6 +181,7 @@ class DataFetcher:
         timeout_s: float,
         attempts: int = 3,
         retry_delay_s: float = 1.0,
+        settle_s: float = 0.5,
         page_bytes: int = 1 << 20,
         lifetime_s: float | None = None,
     ) -> None:
@@ -179,23 +189,38 @@ class DataFetcher:
         self.timeout_s = timeout_s
         self.attempts = attempts
         self.retry_delay_s = retry_delay_s
+        self.settle_s = settle_s
         self.page_bytes = page_bytes
         self.lifetime_s = lifetime_s
         self.requests = 0
         """Requests sent (pages and retries included)."""
         self.bytes = 0
         """Content bytes received."""
+        self._waiting: dict[int, trio.MemorySendChannel[Incoming]] = {}
+
+    def deliver(self, incoming: Incoming) -> bool:
+        """Hand a ``data-get-reply`` to the query waiting for it; False if none waits (a late
+        or stray reply, to be dropped)."""
+        message = incoming.message
+        if not isinstance(message, DataGetReply):
+            return False
+        waiter = self._waiting.get(message.request_id)
+        if waiter is None:
+            return False
+        with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError):
+            waiter.send_nowait(incoming)
+        return True
 
     async def fetch(self, broker: str, query: DataName) -> dict[DataName, DataItem]:
         """Every datum ``query`` selects (the newest write of each name); empty when nothing
         matches. Raises :class:`FetchError` when the query cannot be answered."""
         found: dict[DataName, DataItem] = {}
-        destination = broker
-        cursor: str | None = None
-        while True:
-            reply, source = await self._page(destination, query, cursor)
+        replies = await self._ask(broker, query, None, settle=True)
+        pages: list[tuple[DataGetReply, str]] = list(replies)
+        while pages:
+            reply, source = pages.pop(0)
             if reply.status == DataStatus.NOT_FOUND:
-                return found
+                continue
             if reply.status != DataStatus.OK:
                 raise FetchError(_status_text(query, reply))
             for item in reply.items:
@@ -206,9 +231,12 @@ class DataFetcher:
                 known = found.get(item.name)
                 if known is None or item.written_at >= known.written_at:
                     found[item.name] = item
-            if reply.cursor is None:
-                return found
-            cursor, destination = reply.cursor, source
+            if query in found and not is_wildcard(query):
+                continue  # the datum itself: its subkeys are not needed
+            if reply.cursor is not None:
+                # A cursor means something only to the datastore that handed it out.
+                pages.extend(await self._ask(source, query, reply.cursor, settle=False))
+        return found
 
     async def fetch_all(
         self, broker: str, queries: list[DataName], *, parallel: int = 4
@@ -233,38 +261,57 @@ class DataFetcher:
             raise FetchError("; ".join(sorted(failures)))
         return results
 
-    async def _page(
-        self, destination: str, query: DataName, cursor: str | None
-    ) -> tuple[DataGetReply, str]:
+    async def _ask(
+        self, destination: str, query: DataName, cursor: str | None, *, settle: bool
+    ) -> list[tuple[DataGetReply, str]]:
+        """Send one request (retrying) and return its replies with their sources: the first,
+        and with ``settle`` whatever else arrives within ``settle_s`` of it."""
         last = ""
         for attempt in range(1, self.attempts + 1):
-            request = DataGet(
-                request_id=self.mailbox.next_request_id(),
-                query=query,
-                cursor=cursor,
-                max_bytes=self.page_bytes,
-            )
-            self.requests += 1
+            request_id = self.mailbox.next_request_id()
+            send, receive = trio.open_memory_channel[Incoming](64)
+            self._waiting[request_id] = send
             try:
-                [incoming] = await self.mailbox.request(
-                    destination, request, timeout_s=self.timeout_s, lifetime_s=self.lifetime_s
+                self.requests += 1
+                await self.mailbox.send(
+                    destination,
+                    DataGet(
+                        request_id=request_id,
+                        query=query,
+                        cursor=cursor,
+                        max_bytes=self.page_bytes,
+                    ),
+                    lifetime_s=self.lifetime_s if self.lifetime_s is not None else self.timeout_s,
                 )
-            except RequestTimeout:
-                last = f"no reply from {destination} within {self.timeout_s:g} s"
-                logger.info("fetching %r: %s (attempt %d)", query, last, attempt)
-                continue
-            reply = incoming.message
-            if not isinstance(reply, DataGetReply):
-                last = f"{destination} answered with a {type(reply).__name__}"
-                continue
-            if reply.status == DataStatus.UNAVAILABLE:
-                last = _status_text(query, reply)
-                logger.info("fetching %r: %s (attempt %d)", query, last, attempt)
-                if attempt < self.attempts and math.isfinite(self.retry_delay_s):
-                    await trio.sleep(self.retry_delay_s)
-                continue
-            return reply, str(incoming.source)
+                got: list[tuple[DataGetReply, str]] = []
+                with trio.move_on_after(self.timeout_s):
+                    got.append(_reply(await receive.receive()))
+                if not got:
+                    last = f"no reply from {destination} within {self.timeout_s:g} s"
+                    logger.info("fetching %r: %s (attempt %d)", query, last, attempt)
+                    continue
+                first = got[0][0]
+                if first.status == DataStatus.UNAVAILABLE:
+                    last = _status_text(query, first)
+                    logger.info("fetching %r: %s (attempt %d)", query, last, attempt)
+                    if attempt < self.attempts:
+                        await trio.sleep(self.retry_delay_s)
+                    continue
+                done = not is_wildcard(query) and any(i.name == query for i in first.items)
+                if settle and not done:
+                    with trio.move_on_after(self.settle_s):
+                        while True:
+                            got.append(_reply(await receive.receive()))
+                return got
+            finally:
+                del self._waiting[request_id]
+                send.close()
         raise FetchError(f"could not fetch {query!r}: {last} ({self.attempts} attempts)")
+
+
+def _reply(incoming: Incoming) -> tuple[DataGetReply, str]:
+    assert isinstance(incoming.message, DataGetReply)
+    return incoming.message, str(incoming.source)
 
 
 def _status_text(query: DataName, reply: DataGetReply) -> str:

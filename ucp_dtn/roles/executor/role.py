@@ -51,6 +51,7 @@ from ...store import StoreError
 from ...ucp import read_local_capabilities
 from ...ucp.capabilities import Capabilities
 from ...ucp.messages import (
+    DataGetReply,
     DataPut,
     DataReply,
     DataStatus,
@@ -305,6 +306,9 @@ class ExecutorRole:
             message = incoming.message
             if isinstance(message, JobDispatch):
                 await self._on_dispatch(nursery, message)
+            elif isinstance(message, DataGetReply):
+                if not self._fetcher.deliver(incoming):
+                    logger.debug("%s: dropping a late data-get-reply", self.endpoint)
             elif isinstance(message, DataReply):
                 waiter = self._put_waiters.pop(message.request_id, None)
                 if waiter is not None:
