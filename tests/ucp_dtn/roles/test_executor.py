@@ -17,6 +17,7 @@ from ucp_dtn.ucp.job import DataRef, InlineData, JobInfo, Limits
 from ucp_dtn.ucp.messages import JobStatus, ResultStatus, Role
 from ucp_dtn.ucp.runtime import WorkerPool
 
+from ..runtime.wat import WASM_DIR as WAT_DIR
 from ..runtime.wat import wasm
 from .executor_support import (
     LIMIT,
@@ -84,7 +85,8 @@ async def test_jobs_read_stdin_and_named_data_and_publish_results() -> None:
             job_data={"data.txt": DataRef("sent/along")},
             args=("data.txt", "-"),
         )
-        for each in (main, wild, big):
+        text = job(name="text", wasm=InlineData((WAT_DIR / "hello.wat").read_bytes()))
+        for each in (main, wild, big, text):
             await net.broker.dispatch(net.executor_endpoint, each)
         await net.broker.dispatch(
             net.executor_endpoint, inline, inline_data={"sent/along": b"carried inline"}
@@ -136,6 +138,9 @@ async def test_jobs_read_stdin_and_named_data_and_publish_results() -> None:
             assert result.published == ()
             assert unzip(net.broker.data[result.archive_ref].data)["copy.bin"] == blob
 
+            result = await net.broker.result(text.job_id)
+            assert result.ok and result.stdout_tail == b"hello, world\n", result
+
             result = await net.broker.result(inline.job_id)
             assert result.ok and result.stdout_tail == b"carried inline", result
             assert not any(g.query == "sent/along" for g in net.broker.gets)
@@ -146,8 +151,8 @@ async def test_jobs_read_stdin_and_named_data_and_publish_results() -> None:
             await net.broker.result(main.job_id, count=2)
             assert net.broker.results_of(main.job_id)[1] == first
             stats = role.statistics()
-            assert (stats.received, stats.duplicates, stats.finished) == (4, 1, 4)
-            assert (stats.succeeded, stats.failed, stats.active) == (4, 0, 0)
+            assert (stats.received, stats.duplicates, stats.finished) == (5, 1, 5)
+            assert (stats.succeeded, stats.failed, stats.active) == (5, 0, 0)
 
             # Heartbeats carry the node's capabilities and slots.
             beat = net.broker.heartbeats[-1]
@@ -181,6 +186,7 @@ async def test_failures_are_reported_with_their_reason() -> None:
             "exit": job(wasm=InlineData(wasm("exit", EXIT_CODE="3"))),
             "trap": job(wasm=InlineData(wasm("trap"))),
             "invalid": job(wasm=InlineData(b"\0asm not really")),
+            "bad text": job(wasm=InlineData(b"(module (func $f (oops)))")),
             "unproduced": job(named_results={"never.txt": "n/never"}),
             "refused": job(
                 stdin=InlineData(b"x"), args=("-", "r.txt"), named_results={"r.txt": "n/r"}
@@ -217,6 +223,8 @@ async def test_failures_are_reported_with_their_reason() -> None:
         assert (results["exit"].status, results["exit"].exit_code) == (ResultStatus.EXIT, 3)
         assert results["trap"].status == ResultStatus.TRAP
         assert results["invalid"].status == ResultStatus.INVALID_MODULE
+        assert results["bad text"].status == ResultStatus.INVALID_MODULE
+        assert results["bad text"].message.startswith("not a WebAssembly binary, nor valid text")
         assert results["unproduced"].status == ResultStatus.EXECUTOR_ERROR
         assert "did not produce 'never.txt'" in results["unproduced"].message
         assert results["refused"].status == ResultStatus.EXECUTOR_ERROR
@@ -225,7 +233,7 @@ async def test_failures_are_reported_with_their_reason() -> None:
         for result in results.values():
             assert not result.ok and result.message
         stats = role.statistics()
-        assert (stats.finished, stats.succeeded, stats.input_failures) == (12, 0, 1)
+        assert (stats.finished, stats.succeeded, stats.input_failures) == (13, 0, 1)
         assert stats.publish_failures == 1
         nursery.cancel_scope.cancel()
 

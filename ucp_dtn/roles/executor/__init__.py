@@ -6,7 +6,15 @@ parts — :mod:`.journal` (the durable record of jobs, for deduplication and res
 following symlinks) and :mod:`.results` (the results archive and the named results).
 """
 
-from .inputs import DataFetcher, FetchError, ResolvedInputs, queries_for, resolve_inputs
+from .inputs import (
+    DataFetcher,
+    FetchError,
+    InvalidModuleText,
+    ResolvedInputs,
+    module_binary,
+    queries_for,
+    resolve_inputs,
+)
 from .jobdir import JobDirectory, JobDirectoryError
 from .journal import JobJournal, JournalEntry, JournalState
 from .results import (
@@ -25,6 +33,7 @@ __all__ = [
     "ExecutorRole",
     "ExecutorStatistics",
     "FetchError",
+    "InvalidModuleText",
     "JobDirectory",
     "JobDirectoryError",
     "JobJournal",
@@ -34,6 +43,7 @@ __all__ = [
     "ResolvedInputs",
     "archive_entries",
     "collect_named_results",
+    "module_binary",
     "queries_for",
     "resolve_inputs",
     "write_archive",

@@ -44,7 +44,9 @@ from ..mailbox import Incoming, Mailbox
 __all__ = [
     "DataFetcher",
     "FetchError",
+    "InvalidModuleText",
     "ResolvedInputs",
+    "module_binary",
     "queries_for",
     "resolve_inputs",
 ]
@@ -161,6 +163,33 @@ def resolve_inputs(
         missing=tuple(sorted(missing)),
         problems=tuple(problems),
     )
+
+
+class InvalidModuleText(ValueError):
+    """The module is neither a WebAssembly binary nor valid WebAssembly text."""
+
+
+_WASM_MAGIC = b"\0asm"
+
+
+def module_binary(data: bytes) -> bytes:
+    """The job's module as a binary: a binary as it is, the text format (WAT, which a
+    :class:`~ucp_dtn.ucp.job.JobInfo` may carry) compiled with wasmtime's ``wat2wasm``.
+    Raises :class:`InvalidModuleText` for anything else. Blocking (call through a thread)."""
+    if data.startswith(_WASM_MAGIC):
+        return data
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidModuleText("not a WebAssembly module (neither binary nor text)") from None
+    # Imported here: the workers run wasmtime; this process needs it only for text modules.
+    import wasmtime
+
+    try:
+        return bytes(wasmtime.wat2wasm(text))
+    except wasmtime.WasmtimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid"
+        raise InvalidModuleText(f"not a WebAssembly binary, nor valid text: {first}") from None
 
 
 class DataFetcher:

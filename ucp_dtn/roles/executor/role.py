@@ -77,7 +77,14 @@ from ..directory import BrokerDirectory
 from ..endpoints import RoleName, role_endpoint
 from ..mailbox import Mailbox
 from ..settings import RoleSettings
-from .inputs import DataFetcher, FetchError, queries_for, resolve_inputs
+from .inputs import (
+    DataFetcher,
+    FetchError,
+    InvalidModuleText,
+    module_binary,
+    queries_for,
+    resolve_inputs,
+)
 from .jobdir import JobDirectory, JobDirectoryError
 from .journal import JobJournal, JournalState
 from .results import NamedResults, archive_entries, collect_named_results, write_archive
@@ -548,6 +555,10 @@ class ExecutorRole:
         if inputs.problems or inputs.wasm is None:
             return _Run(ResultStatus.SETUP_FAILED, message="; ".join(inputs.problems))
         try:
+            wasm = await trio.to_thread.run_sync(module_binary, inputs.wasm)
+        except InvalidModuleText as exc:
+            return _Run(ResultStatus.INVALID_MODULE, message=str(exc))
+        try:
             await trio.to_thread.run_sync(
                 lambda: tree.create(dirs=job.dirs, files=inputs.files, stdin=inputs.stdin)
             )
@@ -558,7 +569,7 @@ class ExecutorRole:
         fetch_time = trio.current_time() - began
 
         spec = RunSpec(
-            wasm=inputs.wasm,
+            wasm=wasm,
             job_dir=tree.job_dir,
             args=job.args,
             env=tuple(job.env.items()),
