@@ -14,8 +14,8 @@ import argparse
 import logging
 import signal
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Callable, Sequence
+from typing import NoReturn, TypeVar
 
 import trio
 
@@ -34,6 +34,8 @@ from .units import (
 __all__ = ["build_parser", "main", "parse_address", "profile_from_args"]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 TCPCL_PORT = 4556
 """TCPCLv4's registered port (RFC 9174 section 9.1), the default target port."""
@@ -66,6 +68,19 @@ def _format_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _argument(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """Turn a parser's QuantityError into argparse's own error, keeping our message."""
+
+    def convert(text: str) -> T:
+        try:
+            return parse(text)
+        except QuantityError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """Report a bad argument on one line and exit 2 (no usage dump)."""
@@ -93,87 +108,87 @@ def build_parser() -> argparse.ArgumentParser:
     add("--seed", type=int, default=0, help="seed of the schedule (default 0)")
     add(
         "--drop-every",
-        type=parse_duration,
+        type=_argument(parse_duration),
         metavar="DURATION",
         help="cut connections at random, on average this often",
     )
     add(
         "--cut-at",
-        type=parse_duration_list,
+        type=_argument(parse_duration_list),
         default=(),
         metavar="TIMES",
         help="cut connections at these times after start, e.g. 5s,12s",
     )
     add(
         "--cut-after-bytes",
-        type=parse_size_list,
+        type=_argument(parse_size_list),
         default=(),
         metavar="SIZES",
         help="cut the 1st, 2nd... connection after it has carried this many bytes",
     )
     add(
         "--stall-every",
-        type=parse_duration,
+        type=_argument(parse_duration),
         metavar="DURATION",
         help="stall the link at random, on average this often",
     )
     add(
         "--stall-for",
-        type=parse_duration,
+        type=_argument(parse_duration),
         default=1.0,
         metavar="DURATION",
         help="length of each random stall (default 1s)",
     )
     add(
         "--stall",
-        type=parse_window_list,
+        type=_argument(parse_window_list),
         default=(),
         metavar="WINDOWS",
         help="stall the link during these windows, e.g. 10s-12s",
     )
     add(
         "--down",
-        type=parse_window_list,
+        type=_argument(parse_window_list),
         default=(),
         metavar="WINDOWS",
         help="take the link down during these windows, e.g. 30s-40s,60s-65s",
     )
     add(
         "--down-every",
-        type=parse_duration,
+        type=_argument(parse_duration),
         metavar="DURATION",
         help="take the link down at random, on average this often",
     )
     add(
         "--down-for",
-        type=parse_duration,
+        type=_argument(parse_duration),
         default=1.0,
         metavar="DURATION",
         help="length of each random down window (default 1s)",
     )
     add(
         "--latency",
-        type=parse_duration,
+        type=_argument(parse_duration),
         default=0.0,
         metavar="DURATION",
         help="one-way delay (default 0)",
     )
     add(
         "--jitter",
-        type=parse_duration,
+        type=_argument(parse_duration),
         default=0.0,
         metavar="DURATION",
         help="delay varies uniformly by up to this much either way (default 0)",
     )
     add(
         "--bandwidth",
-        type=parse_rate,
+        type=_argument(parse_rate),
         metavar="RATE",
         help="bytes per second each way (default unlimited)",
     )
     add(
         "--schedule",
-        type=parse_duration,
+        type=_argument(parse_duration),
         metavar="DURATION",
         help="print the schedule of faults for this long after start, then exit",
     )
@@ -208,11 +223,12 @@ def profile_from_args(args: argparse.Namespace) -> LinkProfile:
 
 def _print_schedule(profile: LinkProfile, horizon: float) -> None:
     for fault in LinkModel(profile).faults(horizon):
+        start = format_duration(round(fault.start, 3))
         if fault.kind is FaultKind.CUT:
-            print(f"{format_duration(fault.start):>10}  cut")
+            print(f"{start:>10}  cut")
         else:
-            length = format_duration(fault.end - fault.start)
-            print(f"{format_duration(fault.start):>10}  {fault.kind.value} for {length}")
+            length = format_duration(round(fault.end - fault.start, 3))
+            print(f"{start:>10}  {fault.kind.value} for {length}")
 
 
 async def _serve(relay: LossyRelay) -> None:
