@@ -7,7 +7,9 @@ The role lives on ``…/ucp/executor`` of its node and does four things:
 * **Heartbeats** — every ``heartbeat_interval_s`` it tells every broker it knows (the
   :class:`~ucp_dtn.roles.directory.BrokerDirectory`, plus the brokers whose jobs it is running)
   that it is alive: its capabilities (psutil), how many jobs it takes at once and which it
-  runs. Without custody, lifetime three intervals: a stale heartbeat is worthless.
+  runs. Without custody, lifetime three intervals: a stale heartbeat is worthless. Its
+  ``roles`` is ``EXECUTOR`` alone (a datastore on the same node sends its own), and its
+  sequence is the clock in milliseconds, so it keeps growing across restarts.
 * **Dispatches** — a ``job-dispatch`` is recorded durably in the :class:`JobJournal` before its
   bundle is confirmed; a job the journal already knows is a duplicate and is answered from it
   (``job-state`` running, or its recorded result again) instead of running twice.
@@ -322,7 +324,7 @@ class ExecutorRole:
                     with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError):
                         waiter.send_nowait(message)
             else:
-                # Late pages of a fetch, duplicate replies, or messages for another role.
+                # Nothing this role takes (a reply nobody waits for, a message for a broker).
                 logger.debug(
                     "%s: ignoring a %s from %s",
                     self.endpoint,
