@@ -158,8 +158,10 @@ class AgentCore:
             return False
         if local and bundle.is_fragment:
             await self._collect_fragment(meta.key, bundle)
-        else:
+        elif local:
             self.dispatch(meta)
+        else:
+            self.queue.add(meta.key, primary.destination, previous)
             if self.queue.is_routed(meta.key) or (
                 local and primary.destination in self.registrations
             ):
