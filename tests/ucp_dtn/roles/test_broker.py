@@ -558,9 +558,11 @@ async def test_brokers_sync_jobs_and_names() -> None:
             a.node.add_route("*", "dtn://b1/")
             b2.node.add_route("*", "dtn://b1/")
             await wait_until(lambda: len(b1.node.peers()) == 2)
-            fast = {"heartbeat_interval_s": 0.05}
-            one = await start_broker(nursery, b1, RoleSettings(brokers=("dtn://b2/",), **fast))
-            two = await start_broker(nursery, b2, RoleSettings(brokers=("dtn://b1/",), **fast))
+            fast = 0.05
+            settings_one = RoleSettings(brokers=("dtn://b2/",), heartbeat_interval_s=fast)
+            settings_two = RoleSettings(brokers=("dtn://b1/",), heartbeat_interval_s=fast)
+            one = await start_broker(nursery, b1, settings_one)
+            two = await start_broker(nursery, b2, settings_two)
             client = await start_actor(nursery, a, RoleName.CLIENT)
             store_a = await start_actor(nursery, a, RoleName.DATASTORE)
             store_b2 = await start_actor(nursery, b2, RoleName.DATASTORE)

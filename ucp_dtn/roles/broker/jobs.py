@@ -54,6 +54,7 @@ class JobBook:
         self._own: dict[uuid.UUID, JobRecord] = {}
         self._foreign: dict[uuid.UUID, ForeignJob] = {}
         self._dependents: dict[uuid.UUID, set[uuid.UUID]] = {}
+        self._queued: set[uuid.UUID] = set()
         self._changed: dict[uuid.UUID, int] = {}
         self._change = 0
         self._next_sequence = 1
@@ -71,6 +72,10 @@ class JobBook:
             for dependency in record.job.after:
                 self._dependents.setdefault(dependency, set()).add(job_id)
         self._own[job_id] = record
+        if record.state == JobStatus.QUEUED:
+            self._queued.add(job_id)
+        else:
+            self._queued.discard(job_id)
         self._foreign.pop(job_id, None)
         self._next_sequence = max(self._next_sequence, record.sequence + 1)
         self._change += 1
@@ -86,7 +91,7 @@ class JobBook:
 
     def queued(self) -> list[JobRecord]:
         """Own jobs in state QUEUED, oldest first."""
-        return [r for r in self.records() if r.state == JobStatus.QUEUED]
+        return sorted((self._own[j] for j in self._queued), key=lambda r: r.sequence)
 
     def undelivered(self) -> list[JobRecord]:
         """Own jobs with a result that was not handed on yet (after a crash)."""
@@ -180,7 +185,8 @@ class JobBook:
 
     def changed_since(self, mark: int) -> list[JobRecord]:
         """Own records changed after ``mark``, oldest first."""
-        return [r for r in self.records() if self._changed.get(r.job_id, 0) > mark]
+        changed = (self._own[j] for j, change in self._changed.items() if change > mark)
+        return sorted(changed, key=lambda r: r.sequence)
 
     def counts(self) -> Counter[JobStatus | int]:
         """Own jobs per state."""

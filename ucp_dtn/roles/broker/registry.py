@@ -118,8 +118,12 @@ class NodeRegistry:
             entry.heartbeat = heartbeat
             entry.last_seen = now
             entry.relayed_bytes = 0
-            for job in heartbeat.running_jobs:
-                entry.dispatched.pop(job, None)
+            listed = set(heartbeat.running_jobs)
+            entry.dispatched = {
+                job: at
+                for job, at in entry.dispatched.items()
+                if job not in listed and now - at <= self.timeout_s
+            }
         return frozenset(new)
 
     def expire(self, now: float) -> list[KnownNode]:

@@ -275,12 +275,19 @@ class BrokerRole:
         logger.info("job %s (%s) accepted from %s", job.job_id, job.name, incoming.source)
         await self._send(incoming.source, accepted, lifetime_s=_REPLY_LIFETIME_S)
         await self._announce(record)
-        await self._schedule()
+        # Only the new job and the jobs waiting for it can have become runnable.
+        await self._schedule([record, *self._jobs.dependents(record.job_id)])
 
     async def _on_job_state(self, incoming: Incoming, message: JobState) -> None:
         record = self._jobs.get(message.job_id)
-        if record is None or record.final or record.result is not None:
-            self._ignore(incoming, f"job {message.job_id} is unknown here or already finished")
+        if record is None:
+            self._ignore(incoming, f"job {message.job_id} is unknown here")
+            return
+        if record.final or record.result is not None:
+            # Bundles overtake each other: "running" may arrive after the result.
+            logger.debug(
+                "job %s: late state %r from %s", record.job_id, message.state, incoming.source
+            )
             return
         if message.state != JobStatus.RUNNING:
             self._ignore(incoming, f"an executor reports only RUNNING, not {message.state!r}")
@@ -425,10 +432,10 @@ class BrokerRole:
 
     # -- scheduling ---------------------------------------------------------------------------
 
-    async def _schedule(self) -> None:
-        """Dispatch every queued job that may run and has a capable executor with a free slot;
-        reject the ones whose ``after`` jobs failed."""
-        for queued in self._jobs.queued():
+    async def _schedule(self, candidates: list[JobRecord] | None = None) -> None:
+        """Dispatch every queued job (of ``candidates``, default all) that may run and has a
+        capable executor with a free slot; reject the ones whose ``after`` jobs failed."""
+        for queued in self._jobs.queued() if candidates is None else candidates:
             record = self._jobs.get(queued.job_id)
             if record is None or record.state != JobStatus.QUEUED:
                 continue  # changed meanwhile (rejected with a failed dependency)
