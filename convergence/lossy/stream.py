@@ -219,7 +219,8 @@ class LossyStream(trio.abc.HalfCloseableStream):
                 await self._watch()
                 nursery.cancel_scope.cancel()
             if self._state is _State.CLOSED:
-                await self._inner.aclose()
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await self._inner.aclose()
         finally:
             self._running = False
             if self._live():
@@ -280,7 +281,8 @@ class LossyStream(trio.abc.HalfCloseableStream):
                     while self._live():
                         await self._lot.park()
                     self._check_send()
-                await trio.sleep_until(tx.sent_at)
+                await self._wait_until_sent(tx.sent_at)
+                self._check_send()
 
     async def send_eof(self) -> None:
         """Send end-of-stream after the data already sent (``inner`` must be half-closeable)."""
@@ -396,6 +398,15 @@ class LossyStream(trio.abc.HalfCloseableStream):
             raise trio.BrokenResourceError("the peer broke the connection")
         if self._eof_queued:
             raise trio.ClosedResourceError("send_eof() was called on this stream")
+
+    async def _wait_until_sent(self, sent_at: float) -> None:
+        """Sleep until ``sent_at``, or until the connection is cut or closed meanwhile."""
+        if trio.current_time() >= sent_at:
+            await trio.lowlevel.checkpoint()
+            return
+        while trio.current_time() < sent_at and self._sending_possible():
+            with trio.move_on_at(sent_at):
+                await self._lot.park()
 
     def _peer_broke(self) -> None:
         if self._live():

@@ -244,6 +244,19 @@ async def test_random_cuts_follow_the_seed(autojump_clock: trio.testing.MockCloc
     assert link.statistics().cuts == len(lifetimes)
 
 
+async def test_cut_during_a_stall_unblocks_the_sender(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    link = LossyLink(LinkProfile(stalls=(Window(1, 30),), cut_at=(5.0,)))
+    async with open_lossy_stream_pair(link) as (near, far):
+        start = link.model.epoch
+        await trio.sleep_until(start + 2)
+        with pytest.raises(trio.BrokenResourceError, match="cut"):
+            await near.send_all(b"stuck")
+        assert _elapsed(start) == 5
+        assert await far.receive_some() == b""
+
+
 async def test_cut_by_hand(autojump_clock: trio.testing.MockClock) -> None:
     async with open_lossy_stream_pair() as (near, far):
         near.cut()
