@@ -339,13 +339,18 @@ class TransferReceiver:
         refused, have either acknowledged all XFER_SEGMENT messages or refused the bundle
         transfer."
         """
-        for tid, reception in list(self._pending.items()):
+        # No copy of the whole dict per call: with many transfers awaiting their final
+        # XFER_ACK that would cost O(pending) per acknowledged transfer.
+        resolved: list[int] = []
+        for tid, reception in self._pending.items():
             if reception.refusal is not None:
                 if not reception.refusal_sent:
                     reception.refusal_sent = True
                     self._control += _XFER_REFUSE.pack(
                         MessageType.XFER_REFUSE, reception.refusal, tid
                     )
-                del self._pending[tid]
+                resolved.append(tid)
             elif reception.unacked:
-                return
+                break
+        for tid in resolved:
+            del self._pending[tid]

@@ -132,7 +132,9 @@ class LinkConfig:
     """Seconds from TCP connection to established session (contact headers, TLS, SESS_INIT)."""
     incoming_queue: int = 16
     """Complete incoming transfers waiting for :meth:`TcpclLink.receive`; when full, we stop
-    reading from the connection (receive backpressure)."""
+    reading from the connection (receive backpressure). The peer's keepalives then wait unread
+    too: a consumer stalled for twice the keepalive interval ends the session ("Idle
+    timeout")."""
     transfer_filter: TransferFilter | None = None
     """Called when an incoming transfer starts, with its Transfer Length extension value (or
     ``None``); a returned reason refuses the transfer before its data arrives (e.g. store
