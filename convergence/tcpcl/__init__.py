@@ -3,6 +3,10 @@
 :class:`Session` is the protocol state machine: bytes and time in, events and bytes out; no
 sockets, tasks or clock reads. :class:`MessageReader` and :func:`encode_message` are the
 codec underneath it, usable on their own (``python -m convergence decode`` uses them).
+
+The trio adapter runs sessions over TCP and TLS: :func:`open_link` (active),
+:class:`TcpclListener` (passive) and :func:`open_stream_link` (any trio stream) give
+established :class:`TcpclLink`\\ s.
 """
 
 from .codes import (
@@ -36,6 +40,27 @@ from .events import (
     TransferReceived,
     TransferRefused,
 )
+from .link import (
+    IncomingBundleTransfer,
+    LinkConfig,
+    LinkStatistics,
+    TcpclLink,
+    TransferHandle,
+    TransferOutcome,
+    TransferResult,
+)
+from .link_errors import (
+    EstablishmentError,
+    EstablishmentTimeout,
+    LinkClosedError,
+    LinkConnectError,
+    LinkError,
+    NodeIdMismatchError,
+    TlsError,
+    TlsRequiredError,
+    TransferTooLargeError,
+)
+from .listener import ListenerStatistics, TcpclListener, open_link, open_stream_link
 from .messages import (
     ContactHeader,
     ExtensionItem,
@@ -56,6 +81,14 @@ from .negotiation import SessionParameters
 from .reader import MessageReader
 from .session import Session, SessionStatistics
 from .state import SessionState
+from .tls import (
+    NodeIdAuthResult,
+    TlsSettings,
+    authenticate_node_id,
+    load_tls_settings,
+    peer_node_ids_from_certificate,
+)
+from .tlsstream import TlsStream
 
 __all__ = [
     # codes
@@ -113,4 +146,33 @@ __all__ = [
     "TransferProgress",
     "TransferReceived",
     "TransferRefused",
+    # trio adapter
+    "IncomingBundleTransfer",
+    "LinkConfig",
+    "LinkStatistics",
+    "ListenerStatistics",
+    "TcpclLink",
+    "TcpclListener",
+    "TransferHandle",
+    "TransferOutcome",
+    "TransferResult",
+    "open_link",
+    "open_stream_link",
+    # adapter errors
+    "EstablishmentError",
+    "EstablishmentTimeout",
+    "LinkClosedError",
+    "LinkConnectError",
+    "LinkError",
+    "NodeIdMismatchError",
+    "TlsError",
+    "TlsRequiredError",
+    "TransferTooLargeError",
+    # TLS
+    "NodeIdAuthResult",
+    "TlsSettings",
+    "TlsStream",
+    "authenticate_node_id",
+    "load_tls_settings",
+    "peer_node_ids_from_certificate",
 ]
