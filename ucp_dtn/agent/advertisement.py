@@ -7,7 +7,9 @@ an ipn node) whose payload lists the nodes the sender can reach and at what metr
 routes through that neighbour (split horizon). The receiver installs "node → sender, metric + 1"
 routes that expire after the advertisement's ``lifetime_s`` unless refreshed.
 
-Payload (CBOR): ``[1, lifetime_ms, [[node_id_text, metric], ...]]``; version 1 is the only one.
+Payload (CBOR): ``[1, lifetime_ms, [[node_id_text, metric], ...]]``, optionally followed by a
+fourth item ``[[node_id_text, [role, ...]], ...]``: the UCP roles of the sender and of nodes it
+advertises (see :mod:`.roles`). Version 1 is the only one; receivers accept both lengths.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import cbor2
 from bpv7 import DecodeError, DtnEID, EndpointID, IpnEID, parse_eid
 
 from .errors import RouteAdvertisementError
+from .roles import MAX_ROLES_PER_NODE
 from .routing import MAX_METRIC
 
 __all__ = [
@@ -68,11 +71,16 @@ class RouteAdvertisement:
     """How long the receiver keeps the routes unless a newer advertisement refreshes them."""
     reachable: tuple[tuple[EndpointID, int], ...]
     """``(node ID, metric)`` pairs; metric 1 = the sender's neighbour."""
+    roles: tuple[tuple[EndpointID, frozenset[str]], ...] = ()
+    """Roles of the sender and of advertised nodes (only nodes that have some)."""
 
     def encode(self) -> bytes:
         """The bundle payload."""
         entries = [[str(node), metric] for node, metric in self.reachable]
-        return cbor2.dumps([ADVERTISEMENT_VERSION, round(self.lifetime_s * 1000), entries])
+        item: list[object] = [ADVERTISEMENT_VERSION, round(self.lifetime_s * 1000), entries]
+        if self.roles:
+            item.append([[str(node), sorted(roles)] for node, roles in self.roles])
+        return cbor2.dumps(item)
 
     @classmethod
     def decode(cls, data: bytes) -> RouteAdvertisement:
@@ -83,9 +91,9 @@ class RouteAdvertisement:
             item = cbor2.loads(data)
         except Exception as exc:  # cbor2 raises many kinds; none may leak (house rule)
             raise RouteAdvertisementError(f"route advertisement is not CBOR: {exc}") from None
-        if not isinstance(item, list) or len(item) != 3:
-            raise RouteAdvertisementError("route advertisement must be a 3-item array")
-        version, lifetime_ms, entries = item
+        if not isinstance(item, list) or len(item) not in (3, 4):
+            raise RouteAdvertisementError("route advertisement must be a 3- or 4-item array")
+        version, lifetime_ms, entries = item[:3]
         if version != ADVERTISEMENT_VERSION or type(version) is not int:
             raise RouteAdvertisementError(f"unsupported route advertisement version {version!r}")
         if type(lifetime_ms) is not int or lifetime_ms <= 0:
@@ -112,4 +120,29 @@ class RouteAdvertisement:
         lifetime_s = lifetime_ms / 1000
         if not math.isfinite(lifetime_s):
             raise RouteAdvertisementError(f"bad advertisement lifetime {lifetime_ms!r}")
-        return cls(lifetime_s, tuple(reachable))
+        roles = _decode_roles(item[3]) if len(item) == 4 else ()
+        return cls(lifetime_s, tuple(reachable), roles)
+
+
+def _decode_roles(value: object) -> tuple[tuple[EndpointID, frozenset[str]], ...]:
+    if not isinstance(value, list) or len(value) > _MAX_ENTRIES:
+        raise RouteAdvertisementError("route advertisement roles must be an array")
+    result: list[tuple[EndpointID, frozenset[str]]] = []
+    for entry in value:
+        if (
+            not isinstance(entry, list)
+            or len(entry) != 2
+            or not isinstance(entry[0], str)
+            or not isinstance(entry[1], list)
+            or len(entry[1]) > MAX_ROLES_PER_NODE
+            or not all(isinstance(r, str) and 0 < len(r) <= 64 for r in entry[1])
+        ):
+            raise RouteAdvertisementError(f"bad role entry in advertisement {entry!r:.80}")
+        try:
+            node = parse_eid(entry[0])
+        except DecodeError as exc:
+            raise RouteAdvertisementError(f"bad node ID in advertisement: {exc}") from None
+        if not node.is_node_id:
+            raise RouteAdvertisementError(f"{entry[0]!r} in advertisement is not a node ID")
+        result.append((node, frozenset(entry[1])))
+    return tuple(result)

@@ -57,6 +57,7 @@ from .forwarding import ForwardQueue, RawCache
 from .records import EXTRA_PREVIOUS, RecentBundles, bundle_key, stored_bundle_for, stored_flags
 from .registration import Registration
 from .reports import StatusReporter
+from .roles import RoleDirectory
 from .routing import RoutingTable
 from .statistics import Counters
 
@@ -82,6 +83,7 @@ class AgentCore:
         self.store = store
         self.clock = clock
         self.routing = RoutingTable(self.node_id)
+        self.roles = RoleDirectory(self.node_id, config.roles)
         self.queue = ForwardQueue(self.routing, clock)
         self.counters = Counters()
         self.recent = RecentBundles()

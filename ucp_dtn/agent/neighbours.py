@@ -444,7 +444,12 @@ class Neighbours:
         core = self._core
         interval = core.config.route_advert_interval_s
         reachable = core.routing.reachable(now=core.now(), exclude_via=session.peer)
-        advert = RouteAdvertisement(3 * interval, tuple(sorted(reachable.items(), key=_by_text)))
+        roles = core.roles.known(reachable, now=core.now())
+        advert = RouteAdvertisement(
+            3 * interval,
+            tuple(sorted(reachable.items(), key=_by_text)),
+            tuple(sorted(roles.items(), key=lambda item: str(item[0]))),
+        )
         bundle = Bundle.build(
             source=core.node_id,
             destination=routing_endpoint(session.peer),

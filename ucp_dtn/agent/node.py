@@ -14,10 +14,11 @@ The parts: :class:`~ucp_dtn.agent.core.AgentCore` (state and shared steps),
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import trio
@@ -58,6 +59,8 @@ __all__ = ["BundleNode"]
 logger = logging.getLogger(__name__)
 
 _SHUTDOWN_TIMEOUT = 3.0
+_DISCOVERED_ROLES_TTL_S = 600.0
+"""How long roles learned from a zeroconf announcement count without a new one."""
 """Seconds the sessions get to end cleanly at shutdown."""
 
 
@@ -240,6 +243,7 @@ class BundleNode:
             async for event in discovery.events:
                 if isinstance(event, PeerAppeared | PeerUpdated):
                     node_id = event.peer.node_id
+                    self._learn_discovered_roles(node_id, event.peer.roles)
                     if node_id not in followed:
                         followed.add(node_id)
                         nursery.start_soon(self._keep_discovered, discovery, node_id, followed)
@@ -386,6 +390,42 @@ class BundleNode:
         self._running_core()
         assert self._neighbours is not None
         return self._neighbours.link_config
+
+    def _learn_discovered_roles(self, node_id: str, roles: frozenset[str]) -> None:
+        core = self._core
+        if core is None:
+            return
+        try:
+            node = parse_eid(node_id).node_id
+        except DecodeError:
+            return
+        core.roles.learn(node, roles, expires_at=core.now() + _DISCOVERED_ROLES_TTL_S)
+
+    def nodes_with_role(self, role: str) -> list[tuple[EndpointID, int]]:
+        """Nodes known to run UCP ``role`` (see :mod:`.roles`) that are reachable now, with
+        their route metric (0: this node), nearest first."""
+        core = self._core
+        if core is None:
+            roles = {r.strip().lower() for r in self.config.roles}
+            return [(self.node_id, 0)] if role in roles else []
+        now = core.now()
+        reachable = core.routing.reachable(now=now)
+        found: list[tuple[EndpointID, int]] = []
+        for node in core.roles.nodes_with_role(role, now=now):
+            if node == core.node_id:
+                found.append((node, 0))
+            elif node in reachable:
+                found.append((node, reachable[node]))
+        return sorted(found, key=lambda item: (item[1], str(item[0])))
+
+    def set_roles(self, roles: Iterable[str]) -> None:
+        """Change this node's own roles (e.g. a node promoting itself to broker); neighbours
+        hear of it with the next route advertisement, sent soon."""
+        self.config = dataclasses.replace(self.config, roles=tuple(roles))
+        core = self._core
+        if core is not None:
+            core.roles.set_local(self.config.roles)
+            core.routes_changed()
 
     def add_route(self, pattern: str, next_hop: str) -> None:
         """Add a static route: bundles for EIDs matching ``pattern`` go via ``next_hop``."""

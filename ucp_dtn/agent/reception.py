@@ -226,9 +226,9 @@ class Receiver:
             logger.debug("route advertisement from %s, not a neighbour: ignored", advertiser)
             return
         version = core.routing.version
-        core.routing.learn(
-            advertiser, dict(advert.reachable), expires_at=core.now() + advert.lifetime_s
-        )
+        expires_at = core.now() + advert.lifetime_s
+        core.routing.learn(advertiser, dict(advert.reachable), expires_at=expires_at)
+        core.roles.learn_many(dict(advert.roles), expires_at=expires_at)
         if core.routing.version != version:
             core.queue.sync()
             core.routes_changed()
