@@ -15,6 +15,7 @@ stderr (``-v`` info, ``-vv`` debug).
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import os
 import shutil
@@ -30,6 +31,7 @@ import trio
 import ucp_dtn
 from ucp_dtn.agent import AgentError, BundleNode
 from ucp_dtn.appapi import AppApiError, AppApiServer
+from ucp_dtn.roles.runner import run_roles
 from ucp_dtn.store import StoreError
 
 from .config import DaemonSettings, SettingsError, load_settings
@@ -102,6 +104,8 @@ async def serve(settings: DaemonSettings, socket_path: Path) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(node.run)
             await nursery.start(server.run)
+            if settings.roles.roles:
+                await nursery.start(functools.partial(run_roles, node, settings.roles))
             print(
                 format_ready_line(str(node.node_id), node.listen_addresses, socket_path),
                 flush=True,

@@ -18,14 +18,16 @@ import socket
 import ssl
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+from bpv7 import DecodeError, parse_eid
 from convergence.lossy.cli import parse_address
 from convergence.lossy.units import QuantityError, parse_duration, parse_size
 from convergence.tcpcl.tls import TlsSettings, load_tls_settings
 from ucp_dtn.agent import ConfigError, NodeConfig
+from ucp_dtn.roles.settings import RoleSettings
 
 __all__ = [
     "KNOWN_ROLES",
@@ -63,6 +65,8 @@ class DaemonSettings:
     """0: warnings, 1: info, 2: debug."""
     config_file: Path | None
     """The file the settings were read from, if any."""
+    roles: RoleSettings = field(default_factory=RoleSettings)
+    """The UCP roles this node runs and their settings."""
 
 
 # -- value parsers (shared by flags and file) ---------------------------------------------------
@@ -120,6 +124,50 @@ def parse_roles(text: str) -> tuple[str, ...]:
     """Read a comma-separated role list (``broker,executor``)."""
     roles = tuple(part.strip() for part in text.split(",") if part.strip())
     return _check_roles(roles)
+
+
+def parse_broker(text: str) -> str:
+    """A broker's node ID (any endpoint of the node is accepted and reduced to its node ID)."""
+    try:
+        return str(parse_eid(text.strip()).node_id)
+    except DecodeError as exc:
+        raise ValueError(f"not a node ID: {text!r} ({exc.message})") from None
+
+
+def parse_positive_int(text: str) -> int:
+    """A whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise ValueError(f"must be at least 1, got {value}")
+    return value
+
+
+_SIZE_CAPABILITIES = ("memory", "disk")
+
+
+def parse_capability(text: str) -> tuple[str, int | float | bool | str]:
+    """``KEY=VALUE``: sizes for memory/disk (``2GiB``), numbers, ``true``/``false``, text."""
+    key, sep, raw = text.partition("=")
+    key, raw = key.strip(), raw.strip()
+    if not sep or not key or not raw:
+        raise ValueError(f"expected KEY=VALUE, got {text!r}")
+    if key in _SIZE_CAPABILITIES:
+        return key, parse_size(raw)
+    return key, _capability_value(raw)
+
+
+def _capability_value(raw: str) -> int | float | bool | str:
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    for convert in (int, float):
+        try:
+            return convert(raw)
+        except ValueError:
+            pass
+    return raw
 
 
 def _check_roles(roles: Sequence[str]) -> tuple[str, ...]:
@@ -228,6 +276,41 @@ def build_parser() -> argparse.ArgumentParser:
         type=_flag_type(parse_roles),
         metavar="ROLES",
         help=f"UCP roles to advertise, comma-separated ({', '.join(KNOWN_ROLES)})",
+    )
+    add(
+        "--broker",
+        action="append",
+        type=_flag_type(parse_broker),
+        metavar="NODE_ID",
+        help="broker the roles use (repeatable, nearest first; default: brokers found through "
+        "route advertisements and discovery)",
+    )
+    add(
+        "--heartbeat",
+        type=_flag_type(parse_duration),
+        metavar="DURATION",
+        help="heartbeat interval of executors and datastores (default 5s)",
+    )
+    add(
+        "--executor-timeout",
+        type=_flag_type(parse_duration),
+        metavar="DURATION",
+        help="a broker forgets executors and datastores silent this long (default 15s)",
+    )
+    add("--max-jobs", type=_flag_type(parse_positive_int), metavar="N", help="jobs run at once")
+    add(
+        "--datastore-quota",
+        type=_flag_type(parse_size),
+        metavar="SIZE",
+        help="space the datastore role may use (default 4GiB)",
+    )
+    add(
+        "--capability",
+        action="append",
+        type=_flag_type(parse_capability),
+        metavar="KEY=VALUE",
+        help="announce this capability instead of the measured one, e.g. memory=2GiB, "
+        "cpu_cores=4, gpu=true (repeatable)",
     )
     add("--quota", type=_flag_type(parse_size), metavar="SIZE", help="store quota (default 1GiB)")
     add("--socket", type=Path, metavar="PATH", help="application API socket")
@@ -379,6 +462,12 @@ _FILE_KEYS = (
     "discovery_interfaces",
     "discovery_service_type",
     "roles",
+    "brokers",
+    "heartbeat",
+    "executor_timeout",
+    "max_jobs",
+    "datastore_quota",
+    "capabilities",
     "quota",
     "socket",
     "lifetime",
@@ -434,6 +523,17 @@ def _read_file(path: Path) -> dict[str, Any]:
             values["discovery_service_type"] = parse_service_type(service_type)
         except ValueError as exc:
             reader.fail("discovery_service_type", str(exc))
+    values["broker"] = reader.parsed_list("brokers", parse_broker)
+    values["heartbeat"] = reader.duration("heartbeat")
+    values["executor_timeout"] = reader.duration("executor_timeout")
+    values["max_jobs"] = reader.integer("max_jobs")
+    values["datastore_quota"] = reader.size("datastore_quota")
+    capabilities = reader.table("capabilities")
+    if capabilities is not None:
+        values["capability"] = [
+            _file_capability(capabilities, key, value)
+            for key, value in document["capabilities"].items()
+        ]
     values["route"] = _read_routes(reader, document.get("routes"))
     tls = reader.table("tls")
     if tls is not None:
@@ -443,6 +543,19 @@ def _read_file(path: Path) -> dict[str, Any]:
         values["tls_ca"] = tls.path("ca")
         values["require_tls"] = tls.boolean("require")
     return values
+
+
+def _file_capability(
+    table: _FileReader, key: str, value: object
+) -> tuple[str, int | float | bool | str]:
+    if isinstance(value, bool | int | float):
+        return key, value
+    if isinstance(value, str):
+        try:
+            return parse_capability(f"{key}={value}")
+        except ValueError as exc:
+            table.fail(key, str(exc))
+    table.fail(key, f"must be a number, a boolean or a string, got {_toml_type(value)}")
 
 
 def _read_routes(reader: _FileReader, value: object) -> list[tuple[str, str]] | None:
@@ -535,7 +648,29 @@ def load_settings(argv: Sequence[str] | None = None) -> DaemonSettings:
         socket_path=merged.get("socket"),
         verbosity=verbosity,
         config_file=config_file,
+        roles=_role_settings(merged, workdir=node.workdir),
     )
+
+
+def _role_settings(merged: Mapping[str, Any], *, workdir: Path | None) -> RoleSettings:
+    fields: dict[str, Any] = {
+        "roles": tuple(merged.get("roles", ())),
+        "workdir": workdir / "roles" if workdir is not None else None,
+        "brokers": tuple(merged.get("broker", ())),
+        "capability_overrides": dict(merged.get("capability", ())),
+    }
+    for key, field_name in (
+        ("heartbeat", "heartbeat_interval_s"),
+        ("executor_timeout", "executor_timeout_s"),
+        ("max_jobs", "max_jobs"),
+        ("datastore_quota", "datastore_quota_bytes"),
+    ):
+        if key in merged:
+            fields[field_name] = merged[key]
+    try:
+        return RoleSettings(**fields)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _tls(merged: Mapping[str, Any]) -> TlsSettings | None:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
+from ..ucp import Capabilities, read_local_capabilities
 from .endpoints import RoleName
 
 __all__ = ["RoleSettings"]
@@ -34,6 +40,12 @@ class RoleSettings:
     """Bundle lifetime of results and job messages: how long the network keeps trying."""
     request_timeout_s: float = 30.0
     """How long a role waits for the answer to one of its requests before retrying."""
+    capability_overrides: Mapping[str, int | float | bool | str] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """Capabilities to announce instead of what psutil measures (``--capability memory=2GiB``):
+    keys of :class:`~ucp_dtn.ucp.Capabilities` (memory, disk, cpu_cores, ...) replace the
+    measured value, any other key is an extra capability."""
     inline_limit_bytes: int = 256 * 1024
     """Results archives up to this size travel inside the result message; larger ones are
     stored as named data (``<job-uuid>/archive``) and referenced."""
@@ -45,3 +57,18 @@ class RoleSettings:
         if self.max_jobs is not None and self.max_jobs < 1:
             raise ValueError("max_jobs must be at least 1")
         object.__setattr__(self, "roles", tuple(RoleName(r) for r in self.roles))
+        object.__setattr__(
+            self, "capability_overrides", MappingProxyType(dict(self.capability_overrides))
+        )
+
+    def local_capabilities(self) -> Capabilities:
+        """This node's capabilities as its roles announce them: measured with psutil, then
+        :attr:`capability_overrides` applied."""
+        measured = read_local_capabilities(self.workdir or Path(tempfile.gettempdir()))
+        known = {f.name for f in dataclasses.fields(Capabilities)} - {"extra"}
+        replaced: dict[str, Any] = {
+            k: v for k, v in self.capability_overrides.items() if k in known
+        }
+        extra = {k: v for k, v in self.capability_overrides.items() if k not in known}
+        replaced["extra"] = {**dict(measured.extra), **extra}
+        return dataclasses.replace(measured, **replaced)
