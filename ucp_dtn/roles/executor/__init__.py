@@ -3,7 +3,8 @@
 :class:`ExecutorRole` is the role (heartbeats, dispatches, jobs); the modules below it are its
 parts — :mod:`.journal` (the durable record of jobs, for deduplication and restarts),
 :mod:`.inputs` (fetching named data), :mod:`.jobdir` (the job directory, read without
-following symlinks) and :mod:`.results` (the results archive and the named results).
+following symlinks), :mod:`.results` (the results archive and the named results) and
+:mod:`.publish` (putting named results with custody).
 """
 
 from .inputs import (
@@ -17,6 +18,7 @@ from .inputs import (
 )
 from .jobdir import JobDirectory, JobDirectoryError
 from .journal import JobJournal, JournalEntry, JournalState
+from .publish import DataPublisher
 from .results import (
     NamedResults,
     archive_entries,
@@ -30,6 +32,7 @@ __all__ = [
     "KEEP_FAILED_DIRS",
     "TAIL_BYTES",
     "DataFetcher",
+    "DataPublisher",
     "ExecutorRole",
     "ExecutorStatistics",
     "FetchError",

@@ -33,7 +33,6 @@ be published all end as a failed ``job-result`` whose message says which.
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
 import os
 import shutil
@@ -46,7 +45,7 @@ from pathlib import Path
 
 import trio
 
-from bpv7 import BPv7Error, parse_eid
+from bpv7 import BPv7Error
 
 from ...agent import AgentError, BundleNode
 from ...store import StoreError
@@ -54,9 +53,7 @@ from ...ucp import read_local_capabilities
 from ...ucp.capabilities import Capabilities
 from ...ucp.messages import (
     DataGetReply,
-    DataPut,
     DataReply,
-    DataStatus,
     Heartbeat,
     JobDispatch,
     JobResult,
@@ -89,6 +86,7 @@ from .inputs import (
 )
 from .jobdir import JobDirectory, JobDirectoryError
 from .journal import JobJournal, JournalState
+from .publish import DataPublisher
 from .results import NamedResults, archive_entries, collect_named_results, write_archive
 
 __all__ = ["ExecutorRole", "ExecutorStatistics"]
@@ -197,7 +195,6 @@ class ExecutorRole:
         self._base: Path | None = None
         self._slots: trio.CapacityLimiter | None = None
         self._active: dict[uuid.UUID, _ActiveJob] = {}
-        self._put_waiters: dict[int, trio.MemorySendChannel[DataReply]] = {}
         self._failed_dirs: collections.deque[Path] = collections.deque()
         self._informative_lifetime = max(
             3 * settings.heartbeat_interval_s, settings.request_timeout_s
@@ -208,6 +205,12 @@ class ExecutorRole:
             retry_delay_s=min(settings.heartbeat_interval_s, 5.0),
             lifetime_s=self._informative_lifetime,
         )
+        self._publisher = DataPublisher(
+            self.mailbox,
+            timeout_s=settings.request_timeout_s,
+            lifetime_s=settings.result_lifetime_s,
+            clock=clock,
+        )
         self._sequence = 0
         self._received = 0
         self._duplicates = 0
@@ -215,8 +218,6 @@ class ExecutorRole:
         self._finished = 0
         self._succeeded = 0
         self._input_failures = 0
-        self._published = 0
-        self._publish_failures = 0
         self._results_sent = 0
         self._heartbeats_sent = 0
 
@@ -275,8 +276,8 @@ class ExecutorRole:
             input_failures=self._input_failures,
             data_requests=self._fetcher.requests,
             bytes_fetched=self._fetcher.bytes,
-            data_published=self._published,
-            publish_failures=self._publish_failures,
+            data_published=self._publisher.published,
+            publish_failures=self._publisher.refused,
             results_sent=self._results_sent,
             heartbeats_sent=self._heartbeats_sent,
         )
@@ -319,10 +320,8 @@ class ExecutorRole:
                 if not self._fetcher.deliver(incoming):
                     logger.debug("%s: dropping a late data-get-reply", self.endpoint)
             elif isinstance(message, DataReply):
-                waiter = self._put_waiters.pop(message.request_id, None)
-                if waiter is not None:
-                    with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError):
-                        waiter.send_nowait(message)
+                if not self._publisher.deliver(message):
+                    logger.debug("%s: dropping a late data-reply", self.endpoint)
             else:
                 # Nothing this role takes (a reply nobody waits for, a message for a broker).
                 logger.debug(
@@ -447,20 +446,9 @@ class ExecutorRole:
         """Broker endpoints of the directory, nearest first."""
         try:
             return [str(broker) for broker in self.directory.brokers()]
-        except AttributeError:
-            # An agent without a role directory (BundleNode.nodes_with_role): the configured
-            # brokers only.
-            pass
-        except BPv7Error as exc:
+        except BPv7Error as exc:  # a configured broker that is no EID
             logger.warning("broker directory: %s", exc)
             return []
-        found: list[str] = []
-        for text in self.settings.brokers:
-            try:
-                found.append(str(role_endpoint(parse_eid(text), RoleName.BROKER)))
-            except BPv7Error as exc:
-                logger.warning("configured broker %r: %s", text, exc)
-        return found
 
     async def _capabilities(self) -> Capabilities | None:
         assert self._base is not None
@@ -643,7 +631,7 @@ class ExecutorRole:
             else:
                 archive_ref = job_name(job_id, _ARCHIVE_SEGMENT)
                 puts.append((archive_ref, data))
-        refused = await self._put_all(dispatch, puts)
+        refused = await self._publisher.put_all(dispatch.broker, job_id, puts)
         if refused:
             run.status = ResultStatus.EXECUTOR_ERROR
             run.message = "publishing failed: " + "; ".join(
@@ -656,59 +644,6 @@ class ExecutorRole:
         return self._result(
             dispatch, run, archive=archive, archive_ref=archive_ref, published=published
         )
-
-    async def _put_all(
-        self, dispatch: JobDispatch, puts: list[tuple[DataName, bytes]]
-    ) -> dict[DataName, str]:
-        """``data-put`` each datum (custody) and wait up to ``request_timeout_s`` for the
-        answers; the ones refused, with why. No answer in time is not a refusal: the puts
-        travel in custody and arrive eventually."""
-        if not puts:
-            return {}
-        written_at = self._clock()
-        send, receive = trio.open_memory_channel[DataReply](len(puts))
-        pending: dict[int, DataName] = {}
-        refused: dict[DataName, str] = {}
-        try:
-            for name, data in puts:
-                request_id = self.mailbox.next_request_id()
-                put = DataPut(
-                    request_id=request_id,
-                    name=name,
-                    data=data,
-                    written_at=written_at,
-                    job_id=dispatch.job.job_id,
-                )
-                self._put_waiters[request_id] = send
-                if await self._send(
-                    dispatch.broker,
-                    put,
-                    custody=True,
-                    lifetime_s=self.settings.result_lifetime_s,
-                ):
-                    pending[request_id] = name
-                    self._published += 1
-                else:
-                    del self._put_waiters[request_id]
-                    refused[name] = "the agent did not take it"
-            with trio.move_on_after(self.settings.request_timeout_s):
-                while pending:
-                    reply = await receive.receive()
-                    name = pending.pop(reply.request_id, "")
-                    if name and reply.status not in (DataStatus.OK, DataStatus.STALE):
-                        self._publish_failures += 1
-                        refused[name] = _data_status_text(reply)
-            if pending:
-                logger.info(
-                    "job %s: %d data-put(s) not yet answered; they travel in custody",
-                    dispatch.job.job_id,
-                    len(pending),
-                )
-        finally:
-            for request_id in pending:
-                self._put_waiters.pop(request_id, None)
-            send.close()
-        return refused
 
     def _result(
         self,
@@ -758,14 +693,6 @@ def _status_name(status: ResultStatus | int) -> str:
         return ResultStatus(status).name.lower()
     except ValueError:
         return f"status {status}"
-
-
-def _data_status_text(reply: DataReply) -> str:
-    try:
-        text = DataStatus(reply.status).name.lower().replace("_", " ")
-    except ValueError:
-        text = f"status {reply.status}"
-    return f"{text}: {reply.detail}" if reply.detail else text
 
 
 def _remove_stale_dirs(jobs_dir: Path, keep: set[str]) -> None:
