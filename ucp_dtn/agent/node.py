@@ -59,9 +59,9 @@ __all__ = ["BundleNode"]
 logger = logging.getLogger(__name__)
 
 _SHUTDOWN_TIMEOUT = 3.0
+"""Seconds the sessions get to end cleanly at shutdown."""
 _DISCOVERED_ROLES_TTL_S = 600.0
 """How long roles learned from a zeroconf announcement count without a new one."""
-"""Seconds the sessions get to end cleanly at shutdown."""
 
 
 def _eid(value: str | EndpointID, what: str) -> EndpointID:
