@@ -382,6 +382,7 @@ class TcpclLink:
         self._receive_size = _MIN_RECEIVE
         self._closed_info: SessionClosed | None = None
         self._closed = trio.Event()
+        self._writer_done = trio.Event()
         self._finished = trio.Event()
 
     # == public ============================================================================
@@ -666,7 +667,14 @@ class TcpclLink:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._reader)
                 nursery.start_soon(self._timer)
-                await self._writer()
+                nursery.start_soon(self._writer)
+                await self._closed.wait()
+                # The writer flushes what the session still has to say (SESS_TERM...) and
+                # returns, unless the peer stopped reading: then give up on it.
+                with trio.move_on_after(_FLUSH_TIMEOUT) as scope:
+                    await self._writer_done.wait()
+                if scope.cancelled_caught:
+                    self._linger = False
                 nursery.cancel_scope.cancel()
         finally:
             if not self.closed:
@@ -690,6 +698,12 @@ class TcpclLink:
             await trio.aclose_forcefully(stream)
 
     async def _writer(self) -> None:
+        try:
+            await self._write_until_closed()
+        finally:
+            self._writer_done.set()
+
+    async def _write_until_closed(self) -> None:
         session = self._session
         outbox = self._outbox
         while True:

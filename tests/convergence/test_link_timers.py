@@ -19,7 +19,7 @@ from convergence.tcpcl import (
     encode_message,
 )
 from convergence.tcpcl.link import LinkConfig, TcpclLink
-from convergence.tcpcl.link_errors import EstablishmentTimeout
+from convergence.tcpcl.link_errors import EstablishmentTimeout, LinkClosedError
 from convergence.tcpcl.listener import open_stream_link
 
 from .link_fixtures import link_pair
@@ -144,3 +144,34 @@ async def test_establishment_timeout(autojump_clock: trio.testing.MockClock) -> 
     # The silent peer saw our contact header, then the connection close.
     assert await right.receive_some() == encode_contact_header(ContactHeader())
     assert await right.receive_some() == b""
+
+
+async def test_aclose_gives_up_on_a_peer_that_stopped_reading(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    left, right = trio.testing.lockstep_stream_pair()  # writes block until read
+    config = LinkConfig("dtn://a/", keepalive_s=0, close_timeout_s=3)
+
+    async def peer() -> None:
+        assert await right.receive_some() == encode_contact_header(ContactHeader())
+        await right.send_all(
+            encode_contact_header(ContactHeader())
+            + encode_message(SessInit(0, 1 << 20, 1 << 30, "dtn://deaf/"))
+        )
+        await right.receive_some()  # our SESS_INIT; then it never reads again
+        await trio.sleep_forever()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(peer)
+        async with open_stream_link(left, config, active=True) as link:
+            handle = link.start_send(b"x" * 100_000)
+            await trio.testing.wait_all_tasks_blocked()
+            start = trio.current_time()
+            with trio.fail_after(60):  # virtual seconds: a hang fails instead
+                await link.aclose()
+            # close_timeout_s waiting for the transfer, then 2 s for the last write.
+            assert trio.current_time() - start == pytest.approx(5)
+            assert not (await link.wait_closed()).clean
+            with pytest.raises(LinkClosedError):
+                await handle.wait()
+        nursery.cancel_scope.cancel()
