@@ -6,10 +6,11 @@ The role lives on ``…/ucp/executor`` of its node and does four things:
 
 * **Heartbeats** — every ``heartbeat_interval_s`` it tells every broker it knows (the
   :class:`~ucp_dtn.roles.directory.BrokerDirectory`, plus the brokers whose jobs it is running)
-  that it is alive: its capabilities (psutil), how many jobs it takes at once and which it
-  runs. Without custody, lifetime three intervals: a stale heartbeat is worthless. Its
-  ``roles`` is ``EXECUTOR`` alone (a datastore on the same node sends its own), and its
-  sequence is the clock in milliseconds, so it keeps growing across restarts.
+  that it is alive: its capabilities (psutil, with the node's configured overrides), how many
+  jobs it takes at once and which it runs. Without custody, lifetime three intervals: a stale
+  heartbeat is worthless. Its ``roles`` is ``EXECUTOR`` alone (a datastore on the same node
+  sends its own), and its sequence is the clock in milliseconds, so it keeps growing across
+  restarts.
 * **Dispatches** — a ``job-dispatch`` is recorded durably in the :class:`JobJournal` before its
   bundle is confirmed; a job the journal already knows is a duplicate and is answered from it
   (``job-state`` running, or its recorded result again) instead of running twice.
@@ -49,7 +50,6 @@ from bpv7 import BPv7Error
 
 from ...agent import AgentError, BundleNode
 from ...store import StoreError
-from ...ucp import read_local_capabilities
 from ...ucp.capabilities import Capabilities
 from ...ucp.messages import (
     DataGetReply,
@@ -451,9 +451,8 @@ class ExecutorRole:
             return []
 
     async def _capabilities(self) -> Capabilities | None:
-        assert self._base is not None
         try:
-            return await trio.to_thread.run_sync(read_local_capabilities, self._base)
+            return await trio.to_thread.run_sync(self.settings.local_capabilities)
         except (OSError, ValueError) as exc:
             logger.warning("cannot read this node's capabilities: %s", exc)
             return None
