@@ -154,7 +154,7 @@ class LinkProfile:
                 raise TypeError(f"stalls and down take Window objects, not {window!r}")
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(frozen=True, slots=True)
 class Fault:
     """One entry of a link's schedule, as listed by :meth:`LinkModel.faults`."""
 
