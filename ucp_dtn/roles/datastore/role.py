@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 import trio
 
-from bpv7 import BPv7Error, EndpointID, parse_eid
+from bpv7 import BPv7Error, EndpointID
 
 from ...agent import AgentError, BundleNode
 from ...store import StoreError
@@ -206,7 +206,12 @@ class DatastoreRole:
 
     async def _heartbeat_loop(self) -> None:
         while True:
-            await self.send_heartbeat()
+            try:
+                await self.send_heartbeat()
+            except DataStoreClosedError:
+                raise
+            except DataStoreError as exc:  # the store failed to say how full it is: skip a round
+                logger.error("%s: no heartbeat: %s", self.endpoint, exc)
             await trio.sleep(self.settings.heartbeat_interval_s)
 
     async def send_heartbeat(self) -> int:
@@ -242,23 +247,9 @@ class DatastoreRole:
         """Broker endpoints of the directory, nearest first."""
         try:
             return self.directory.brokers()
-        except AttributeError:
-            # An agent without a role directory yet (BundleNode.nodes_with_role): the
-            # configured brokers only.
-            pass
-        except BPv7Error as exc:
+        except BPv7Error as exc:  # a malformed configured broker
             logger.warning("broker directory: %s", exc)
             return []
-        found: list[EndpointID] = []
-        for text in self.settings.brokers:
-            try:
-                broker = role_endpoint(parse_eid(text), RoleName.BROKER)
-            except BPv7Error as exc:
-                logger.warning("configured broker %r: %s", text, exc)
-                continue
-            if broker not in found:
-                found.append(broker)
-        return found
 
     async def _capabilities(self) -> Capabilities | None:
         base = self.store.path or tempfile.gettempdir()
