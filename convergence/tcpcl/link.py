@@ -46,12 +46,11 @@ import logging
 import ssl
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import trio
 
 from .codes import SessTermReason, XferRefuseReason
-from .config import SessionConfig, TlsPolicy
+from .config import TlsPolicy
 from .errors import LocalProtocolError
 from .events import (
     Event,
@@ -67,6 +66,7 @@ from .events import (
     TransferReceived,
     TransferRefused,
 )
+from .link_config import LinkConfig, TransferFilter
 from .link_errors import (
     EstablishmentError,
     EstablishmentTimeout,
@@ -76,11 +76,18 @@ from .link_errors import (
     TlsRequiredError,
     TransferTooLargeError,
 )
-from .messages import ExtensionItem
+from .link_transfers import (
+    IncomingBundleTransfer,
+    LinkStatistics,
+    ProgressCallback,
+    TransferHandle,
+    TransferOutcome,
+    TransferResult,
+)
 from .negotiation import SessionParameters
 from .session import Session
 from .state import SessionState
-from .tls import NodeIdAuthResult, TlsSettings, authenticate_node_id
+from .tls import NodeIdAuthResult, authenticate_node_id
 from .tlsstream import TlsStream
 
 __all__ = [
@@ -107,231 +114,6 @@ _MIN_RECEIVE = 64 * 1024
 _MAX_RECEIVE = 4 * _MIB
 #: How long to wait for a last write (SESS_TERM, TLS close_notify) before giving up.
 _FLUSH_TIMEOUT = 2.0
-
-#: ``progress(acknowledged, total)``, called when the peer acknowledges part of a transfer.
-ProgressCallback = Callable[[int, int], None]
-#: ``filter(total_length)`` for an incoming transfer that starts; a reason refuses it.
-TransferFilter = Callable[[int | None], XferRefuseReason | None]
-
-
-@dataclass(frozen=True, slots=True)
-class LinkConfig:
-    """Settings of our side of TCPCLv4 sessions (both roles)."""
-
-    node_id: str
-    """Our Node ID as EID text (``"dtn://a/"``, ``"ipn:7.0"``), sent in SESS_INIT."""
-    keepalive_s: int = 30
-    """Keepalive Interval we offer (RFC 9174 §4.6); 0 disables keepalives and idle timeout."""
-    segment_mru: int = 16 * _MIB
-    """Largest segment we accept."""
-    transfer_mru: int = 1024 * _MIB
-    """Largest bundle we accept (it is reassembled in memory)."""
-    tls: TlsSettings | None = None
-    """TLS contexts and policy; ``None``: never TLS."""
-    establish_timeout_s: float = 10.0
-    """Seconds from TCP connection to established session (contact headers, TLS, SESS_INIT)."""
-    incoming_queue: int = 16
-    """Complete incoming transfers waiting for :meth:`TcpclLink.receive`; when full, we stop
-    reading from the connection (receive backpressure). The peer's keepalives then wait unread
-    too: a consumer stalled for twice the keepalive interval ends the session ("Idle
-    timeout")."""
-    transfer_filter: TransferFilter | None = None
-    """Called when an incoming transfer starts, with its Transfer Length extension value (or
-    ``None``); a returned reason refuses the transfer before its data arrives (e.g. store
-    quota reached: ``NO_RESOURCES``)."""
-    max_segment_size: int = 16 * _MIB
-    """Largest segment we send (the peer's Segment MRU may lower it). Each segment is
-    acknowledged, so this is also the granularity of the sender's progress."""
-    idle_timeout_s: float | None = None
-    """End the session (SESS_TERM "Idle timeout", RFC 9174 §6.2) when no message other than
-    KEEPALIVE arrived for this long; ``None``: never."""
-    close_timeout_s: float = 10.0
-    """How long :meth:`TcpclLink.aclose` waits for transfers in progress before aborting."""
-
-    def __post_init__(self) -> None:
-        if self.incoming_queue < 1:
-            raise ValueError("incoming_queue must be at least 1")
-        if self.establish_timeout_s <= 0 or self.close_timeout_s < 0:
-            raise ValueError("timeouts must be positive")
-
-    def tls_policy(self, *, active: bool) -> TlsPolicy:
-        """What we say about TLS in our contact header in the given role."""
-        tls = self.tls
-        if tls is None or tls.context_for(active=active) is None:
-            return TlsPolicy.DISABLED
-        return TlsPolicy.REQUIRED if tls.require else TlsPolicy.OPTIONAL
-
-    def session_config(self, *, active: bool) -> SessionConfig:
-        """The sans-IO session settings for one role."""
-        return SessionConfig(
-            node_id=self.node_id,
-            tls=self.tls_policy(active=active),
-            keepalive_interval=self.keepalive_s,
-            segment_mru=self.segment_mru,
-            transfer_mru=self.transfer_mru,
-            max_segment_size=self.max_segment_size,
-            establishment_timeout=self.establish_timeout_s,
-            idle_session_timeout=self.idle_timeout_s,
-            auto_ack_final=False,
-        )
-
-
-class TransferOutcome(enum.Enum):
-    """How one of our transfers ended."""
-
-    #: The peer acknowledged every octet (final XFER_ACK): it has the bundle.
-    ACKED = "acked"
-    #: The peer refused it (XFER_REFUSE); see the reason.
-    REFUSED = "refused"
-
-
-@dataclass(frozen=True, slots=True)
-class TransferResult:
-    """The end of one of our transfers."""
-
-    outcome: TransferOutcome
-    """Acknowledged or refused."""
-    refuse_reason: XferRefuseReason | int | None = None
-    """The peer's reason when refused (unknown codes stay ``int``)."""
-    transfer_id: int = 0
-    """The transfer's ID in its session."""
-
-
-class TransferHandle:
-    """One outgoing transfer, from :meth:`TcpclLink.start_send` to its result."""
-
-    __slots__ = ("_done", "_error", "_progress", "_result", "acknowledged", "data", "transfer_id")
-
-    def __init__(self, transfer_id: int, data: bytes, progress: ProgressCallback | None) -> None:
-        self.transfer_id = transfer_id
-        """The Transfer ID in this session."""
-        self.data = data
-        """The bundle being sent."""
-        self.acknowledged = 0
-        """Octets the peer acknowledged so far."""
-        self._progress = progress
-        self._result: TransferResult | None = None
-        self._error: LinkClosedError | None = None
-        self._done = trio.Event()
-
-    @property
-    def size(self) -> int:
-        """Length of the bundle."""
-        return len(self.data)
-
-    @property
-    def done(self) -> bool:
-        """Whether the transfer ended (acknowledged, refused, or lost with the session)."""
-        return self._done.is_set()
-
-    @property
-    def result(self) -> TransferResult | None:
-        """The result, once acknowledged or refused."""
-        return self._result
-
-    async def wait(self) -> TransferResult:
-        """Wait until the peer acknowledged the whole bundle or refused it.
-
-        :raises LinkClosedError: the session ended first; send the bundle again elsewhere.
-        """
-        await self._done.wait()
-        if self._result is None:
-            assert self._error is not None
-            raise self._error
-        return self._result
-
-    def _acknowledge(self, length: int, total: int) -> None:
-        self.acknowledged = length
-        if self._progress is not None:
-            try:
-                self._progress(length, total)
-            except Exception:
-                logger.exception("progress callback of transfer %d failed", self.transfer_id)
-
-    def _finish(self, result: TransferResult) -> None:
-        self._result = result
-        self._done.set()
-
-    def _fail(self, error: LinkClosedError) -> None:
-        self._error = error
-        self._done.set()
-
-
-class IncomingBundleTransfer:
-    """A complete incoming transfer whose final XFER_ACK waits for :meth:`accept`."""
-
-    __slots__ = ("_link", "_resolved", "data", "extensions", "transfer_id")
-
-    def __init__(
-        self,
-        link: TcpclLink,
-        transfer_id: int,
-        data: bytes,
-        extensions: tuple[ExtensionItem, ...],
-    ) -> None:
-        self._link = link
-        self._resolved = False
-        self.transfer_id = transfer_id
-        """The peer's Transfer ID."""
-        self.data = data
-        """The bundle's octets."""
-        self.extensions = extensions
-        """The transfer extension items of its first segment."""
-
-    async def accept(self) -> None:
-        """Send the final XFER_ACK: the peer may now forget the bundle. Call it once the
-        bundle is stored durably. After the session ended this does nothing (the peer will
-        send the bundle again, so keep one copy per bundle ID).
-
-        :raises LocalProtocolError: already accepted or refused.
-        """
-        self._resolve()
-        self._link._call(self._link._session.ack_transfer, self.transfer_id)
-        await trio.lowlevel.checkpoint()
-
-    async def refuse(self, reason: XferRefuseReason = XferRefuseReason.UNKNOWN) -> None:
-        """Refuse the transfer (XFER_REFUSE): the peer keeps its copy.
-
-        :raises LocalProtocolError: already accepted or refused.
-        """
-        self._resolve()
-        self._link._call(self._link._session.refuse_transfer, self.transfer_id, reason)
-        await trio.lowlevel.checkpoint()
-
-    def _resolve(self) -> None:
-        if self._resolved:
-            raise LocalProtocolError(f"incoming transfer {self.transfer_id} already resolved")
-        self._resolved = True
-
-
-@dataclass(frozen=True, slots=True)
-class LinkStatistics:
-    """Counters of one link, for logs, metrics and benchmarks."""
-
-    state: SessionState
-    """Session state."""
-    peer_node_id: str
-    """The peer's Node ID."""
-    tls: bool
-    """Whether the session runs over TLS."""
-    bytes_sent: int
-    """Octets written (TCPCL level, before TLS)."""
-    bytes_received: int
-    """Octets read (TCPCL level, after TLS)."""
-    transfers_sent: int
-    """Our transfers acknowledged in full."""
-    transfers_received: int
-    """The peer's transfers received in full."""
-    transfers_refused_by_peer: int
-    """Our transfers the peer refused."""
-    transfers_refused_by_us: int
-    """The peer's transfers we refused."""
-    transfers_pending: int
-    """Our transfers queued or not yet acknowledged."""
-    incoming_queued: int
-    """Received transfers waiting for :meth:`TcpclLink.receive`."""
-    keepalives_sent: int
-    """KEEPALIVE messages sent."""
 
 
 class TcpclLink:
@@ -787,6 +569,12 @@ class TcpclLink:
         self._process_events()
         self._kick()
 
+    def _resolve_incoming(self, transfer_id: int, refusal: XferRefuseReason | None) -> None:
+        if refusal is None:
+            self._call(self._session.ack_transfer, transfer_id)
+        else:
+            self._call(self._session.refuse_transfer, transfer_id, refusal)
+
     def _kick(self) -> None:
         """Wake the writer if it is idle and the session has something to send. (Asking the
         session here instead of in the woken writer saves a task switch per received chunk
@@ -817,7 +605,9 @@ class TcpclLink:
         if isinstance(event, TransferReceived):
             assert event.data is not None  # the session reassembles
             self._ready.append(
-                IncomingBundleTransfer(self, event.transfer_id, event.data, event.extensions)
+                IncomingBundleTransfer(
+                    self._resolve_incoming, event.transfer_id, event.data, event.extensions
+                )
             )
         elif isinstance(event, TransferProgress):
             handle = self._handles.get(event.transfer_id)

@@ -1,0 +1,190 @@
+"""What the trio adapter hands out per transfer: :class:`TransferHandle` for ours (progress and
+result), :class:`IncomingBundleTransfer` for the peer's (final XFER_ACK held back until
+accepted), and the link's counters (:class:`LinkStatistics`)."""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import trio
+
+from .codes import XferRefuseReason
+from .errors import LocalProtocolError
+from .link_errors import LinkClosedError
+from .messages import ExtensionItem
+from .state import SessionState
+
+__all__ = [
+    "IncomingBundleTransfer",
+    "LinkStatistics",
+    "ProgressCallback",
+    "TransferHandle",
+    "TransferOutcome",
+    "TransferResult",
+]
+
+logger = logging.getLogger(__name__)
+
+#: ``progress(acknowledged, total)``, called when the peer acknowledges part of a transfer.
+ProgressCallback = Callable[[int, int], None]
+
+
+class TransferOutcome(enum.Enum):
+    """How one of our transfers ended."""
+
+    #: The peer acknowledged every octet (final XFER_ACK): it has the bundle.
+    ACKED = "acked"
+    #: The peer refused it (XFER_REFUSE); see the reason.
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True, slots=True)
+class TransferResult:
+    """The end of one of our transfers."""
+
+    outcome: TransferOutcome
+    """Acknowledged or refused."""
+    refuse_reason: XferRefuseReason | int | None = None
+    """The peer's reason when refused (unknown codes stay ``int``)."""
+    transfer_id: int = 0
+    """The transfer's ID in its session."""
+
+
+class TransferHandle:
+    """One outgoing transfer, from :meth:`TcpclLink.start_send` to its result."""
+
+    __slots__ = ("_done", "_error", "_progress", "_result", "acknowledged", "data", "transfer_id")
+
+    def __init__(self, transfer_id: int, data: bytes, progress: ProgressCallback | None) -> None:
+        self.transfer_id = transfer_id
+        """The Transfer ID in this session."""
+        self.data = data
+        """The bundle being sent."""
+        self.acknowledged = 0
+        """Octets the peer acknowledged so far."""
+        self._progress = progress
+        self._result: TransferResult | None = None
+        self._error: LinkClosedError | None = None
+        self._done = trio.Event()
+
+    @property
+    def size(self) -> int:
+        """Length of the bundle."""
+        return len(self.data)
+
+    @property
+    def done(self) -> bool:
+        """Whether the transfer ended (acknowledged, refused, or lost with the session)."""
+        return self._done.is_set()
+
+    @property
+    def result(self) -> TransferResult | None:
+        """The result, once acknowledged or refused."""
+        return self._result
+
+    async def wait(self) -> TransferResult:
+        """Wait until the peer acknowledged the whole bundle or refused it.
+
+        :raises LinkClosedError: the session ended first; send the bundle again elsewhere.
+        """
+        await self._done.wait()
+        if self._result is None:
+            assert self._error is not None
+            raise self._error
+        return self._result
+
+    def _acknowledge(self, length: int, total: int) -> None:
+        self.acknowledged = length
+        if self._progress is not None:
+            try:
+                self._progress(length, total)
+            except Exception:
+                logger.exception("progress callback of transfer %d failed", self.transfer_id)
+
+    def _finish(self, result: TransferResult) -> None:
+        self._result = result
+        self._done.set()
+
+    def _fail(self, error: LinkClosedError) -> None:
+        self._error = error
+        self._done.set()
+
+
+class IncomingBundleTransfer:
+    """A complete incoming transfer whose final XFER_ACK waits for :meth:`accept`."""
+
+    __slots__ = ("_resolve_with", "_resolved", "data", "extensions", "transfer_id")
+
+    def __init__(
+        self,
+        resolve: Callable[[int, XferRefuseReason | None], None],
+        transfer_id: int,
+        data: bytes,
+        extensions: tuple[ExtensionItem, ...],
+    ) -> None:
+        self._resolve_with = resolve  # the link's: XFER_ACK (None) or XFER_REFUSE (reason)
+        self._resolved = False
+        self.transfer_id = transfer_id
+        """The peer's Transfer ID."""
+        self.data = data
+        """The bundle's octets."""
+        self.extensions = extensions
+        """The transfer extension items of its first segment."""
+
+    async def accept(self) -> None:
+        """Send the final XFER_ACK: the peer may now forget the bundle. Call it once the
+        bundle is stored durably. After the session ended this does nothing (the peer will
+        send the bundle again, so keep one copy per bundle ID).
+
+        :raises LocalProtocolError: already accepted or refused.
+        """
+        self._resolve()
+        self._resolve_with(self.transfer_id, None)
+        await trio.lowlevel.checkpoint()
+
+    async def refuse(self, reason: XferRefuseReason = XferRefuseReason.UNKNOWN) -> None:
+        """Refuse the transfer (XFER_REFUSE): the peer keeps its copy.
+
+        :raises LocalProtocolError: already accepted or refused.
+        """
+        self._resolve()
+        self._resolve_with(self.transfer_id, reason)
+        await trio.lowlevel.checkpoint()
+
+    def _resolve(self) -> None:
+        if self._resolved:
+            raise LocalProtocolError(f"incoming transfer {self.transfer_id} already resolved")
+        self._resolved = True
+
+
+@dataclass(frozen=True, slots=True)
+class LinkStatistics:
+    """Counters of one link, for logs, metrics and benchmarks."""
+
+    state: SessionState
+    """Session state."""
+    peer_node_id: str
+    """The peer's Node ID."""
+    tls: bool
+    """Whether the session runs over TLS."""
+    bytes_sent: int
+    """Octets written (TCPCL level, before TLS)."""
+    bytes_received: int
+    """Octets read (TCPCL level, after TLS)."""
+    transfers_sent: int
+    """Our transfers acknowledged in full."""
+    transfers_received: int
+    """The peer's transfers received in full."""
+    transfers_refused_by_peer: int
+    """Our transfers the peer refused."""
+    transfers_refused_by_us: int
+    """The peer's transfers we refused."""
+    transfers_pending: int
+    """Our transfers queued or not yet acknowledged."""
+    incoming_queued: int
+    """Received transfers waiting for :meth:`TcpclLink.receive`."""
+    keepalives_sent: int
+    """KEEPALIVE messages sent."""
