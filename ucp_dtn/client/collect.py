@@ -1,0 +1,194 @@
+"""Collecting results: :func:`collect_results` and :func:`unpack_archive`.
+
+A job's result reaches the client in one of two ways: the ``job-result`` bundle the broker
+sends to the client endpoint (it waits in the network while the client is away, and whichever
+``ucp`` command runs next writes it to the journal), or — when that bundle expired or waits on
+a node the client no longer meets — the copy every broker stores in a datastore as
+``<job-uuid>/result``, which any broker can fetch.
+
+Collecting a job unpacks its results archive (inline in the result, or stored as named data
+``<job-uuid>/archive`` when large) into ``DIR/<job-name>/`` and notes that in the journal.
+Collecting again unpacks again (same files, same content): it is harmless.
+
+Archives come from the network, so unpacking trusts nothing: every member must be a valid job
+path (relative, no ``..``, no backslash...), links and special files are skipped, and nothing
+is written outside the target directory.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+import logging
+import os
+import stat
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+from ..ucp import JobStatus, ResultStatus
+from ..ucp.errors import DataNameError
+from ..ucp.names import validate_path
+from .errors import ClientError, NoReply
+from .jobs import fetch_archive, refresh
+from .journal import JobEntry
+from .session import ClientSession
+
+__all__ = ["Collected", "CollectState", "collect_results", "result_summary", "unpack_archive"]
+
+logger = logging.getLogger(__name__)
+
+_RESULT_WAIT_S = 2.0
+
+
+class CollectState(enum.Enum):
+    """Where a job stands for ``ucp collect``."""
+
+    DONE = "done"
+    """It succeeded; its results are unpacked."""
+    FAILED = "failed"
+    """It ran and failed; what it left is unpacked."""
+    REJECTED = "rejected"
+    """It will never run (the broker said why)."""
+    PENDING = "pending"
+    """No result yet (queued, running, or the result is not reachable now)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Collected:
+    """One job as ``ucp collect`` found it."""
+
+    entry: JobEntry
+    """The job (with its result, if any)."""
+    state: CollectState
+    """Where it stands."""
+    directory: Path | None = None
+    """Where its results were unpacked."""
+    files: tuple[str, ...] = ()
+    """The files unpacked (relative to :attr:`directory`)."""
+    skipped: tuple[str, ...] = ()
+    """Archive members not unpacked (links, bad paths), with why."""
+
+
+def unpack_archive(archive: bytes, target: Path) -> tuple[list[str], list[str]]:
+    """Unpack zip ``archive`` into ``target`` (created); returns the files written and the
+    members skipped (with why). :class:`ClientError` if it is not a zip archive. Blocking."""
+    written: list[str] = []
+    skipped: list[str] = []
+    try:
+        bundle = zipfile.ZipFile(io.BytesIO(archive))
+    except zipfile.BadZipFile as exc:
+        raise ClientError(f"the results archive is not a zip archive: {exc}") from None
+    target.mkdir(parents=True, exist_ok=True)
+    root = target.resolve()
+    with bundle:
+        for member in bundle.infolist():
+            name = member.filename
+            if member.is_dir():
+                continue
+            mode = member.external_attr >> 16
+            if mode and not stat.S_ISREG(mode):
+                skipped.append(f"{name} (not a regular file)")
+                continue
+            try:
+                validate_path(name, "archive member")
+            except DataNameError as exc:
+                skipped.append(f"{name} ({exc.reason})")
+                continue
+            path = root / name
+            if not path.resolve().is_relative_to(root):
+                skipped.append(f"{name} (outside the directory)")
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_name(path.name + ".ucp-part")
+            try:
+                with bundle.open(member) as source, temporary.open("wb") as sink:
+                    while chunk := source.read(1 << 20):
+                        sink.write(chunk)
+                os.replace(temporary, path)
+            except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                temporary.unlink(missing_ok=True)
+                if isinstance(exc, OSError) and not isinstance(exc, zipfile.BadZipFile):
+                    raise ClientError(f"cannot write {path}: {exc.strerror or exc}") from None
+                skipped.append(f"{name} (damaged: {exc})")
+                continue
+            written.append(name)
+    return written, skipped
+
+
+def result_summary(entry: JobEntry) -> str:
+    """One line: how the job ended (or where it stands)."""
+    result = entry.result
+    if result is None:
+        if entry.state is None:
+            return "not heard of at the broker yet"
+        state = entry.state.name.lower() if isinstance(entry.state, JobStatus) else entry.state
+        return f"{state}: {entry.detail}" if entry.detail else str(state)
+    if result.ok:
+        return "done, exit code 0"
+    status = (
+        result.status.name.lower().replace("_", " ")
+        if isinstance(result.status, ResultStatus)
+        else f"status {result.status}"
+    )
+    parts = [f"failed ({status})"]
+    if result.exit_code is not None:
+        parts.append(f"exit code {result.exit_code}")
+    if result.message:
+        parts.append(result.message)
+    return ", ".join(parts)
+
+
+def _state_of(entry: JobEntry) -> CollectState:
+    if entry.result is not None:
+        return CollectState.DONE if entry.result.ok else CollectState.FAILED
+    if entry.state == JobStatus.REJECTED:
+        return CollectState.REJECTED
+    return CollectState.PENDING
+
+
+async def collect_results(
+    session: ClientSession,
+    entries: Sequence[JobEntry],
+    directory: Path,
+    *,
+    reach_broker: bool = True,
+) -> list[Collected]:
+    """Collect ``entries`` into ``directory/<job-name>/`` (see the module docstring). With
+    ``reach_broker``, ask a reachable broker about jobs without a result and fetch results
+    from the datastores; otherwise use only what the journal holds."""
+    entries = list(entries)
+    if reach_broker and any(not e.settled for e in entries):
+        broker = await session.find_broker()
+        if broker is not None:
+            # Results waiting in the network for us come as soon as the session is up: give
+            # them a moment before asking the datastores.
+            with trio.move_on_after(_RESULT_WAIT_S):
+                while not all(e.settled for e in entries):
+                    await session.changed()
+                    entries = [await session.journal.get(e.job_id) or e for e in entries]
+            try:
+                entries = await refresh(session, entries)
+            except NoReply as exc:
+                logger.warning("%s", exc)
+    collected = []
+    for entry in entries:
+        state = _state_of(entry)
+        result = entry.result
+        if result is None:
+            collected.append(Collected(entry, state))
+            continue
+        archive = await fetch_archive(session, result)
+        target = directory / entry.name
+        files: list[str] = []
+        skipped: list[str] = []
+        if archive is not None:
+            files, skipped = await trio.to_thread.run_sync(unpack_archive, archive, target)
+        else:
+            await trio.to_thread.run_sync(os.makedirs, target, 0o777, True)
+        await session.journal.mark_collected(entry.job_id, str(target))
+        collected.append(Collected(entry, state, target, tuple(files), tuple(skipped)))
+    return collected

@@ -1,0 +1,362 @@
+"""Named data through the broker: put, get, list and delete (flows 2 and 8 of the roles spec).
+
+Every request goes to the broker, which relays it to the datastores with ``reply_to`` = the
+client, so the answers come straight from the datastores — one per datastore the broker asked:
+
+* a **put** goes to one datastore; its ``data-reply`` says whether it was stored;
+* a **get** goes to the datastores known to hold matching names (or all of them); each answers
+  a page of items and, when there is more, a cursor that only that datastore understands, so
+  the next page is asked of it directly. Items of the same name from several datastores are
+  merged: the newest write wins;
+* a **list** and a **delete** go to every datastore; the client asks the broker first how many
+  datastores it knows, waits for that many answers (or, if the broker knows none, for a moment
+  after the first) and merges them. A listing's continuation is a *page token* bundling every
+  datastore's cursor (:func:`encode_page_token`); a page holds up to ``page_size`` entries
+  *per datastore*.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import trio
+
+from bpv7 import EndpointID
+
+from ..roles import Incoming
+from ..ucp import (
+    DataDelete,
+    DataEntry,
+    DataGet,
+    DataGetReply,
+    DataItem,
+    DataList,
+    DataListReply,
+    DataPut,
+    DataReply,
+    DataStatus,
+    validate_pattern,
+)
+from ..ucp.errors import DataNameError
+from .errors import ClientError, ClientUsageError, NoReply
+from .session import ClientSession
+
+__all__ = [
+    "DataPage",
+    "PutOutcome",
+    "decode_page_token",
+    "delete_data",
+    "encode_page_token",
+    "get_data",
+    "list_data",
+    "put_data",
+]
+
+logger = logging.getLogger(__name__)
+
+_MAX_PAGES = 10_000
+
+
+def _status_text(status: DataStatus | int) -> str:
+    if isinstance(status, DataStatus):
+        return status.name.lower().replace("_", " ")
+    return f"status {status}"
+
+
+def check_query(name: str, what: str = "name") -> str:
+    """``name`` if it is a valid data name or ``prefix*`` pattern, else
+    :class:`ClientUsageError`."""
+    try:
+        return validate_pattern(name, what)
+    except DataNameError as exc:
+        raise ClientUsageError(str(exc)) from None
+
+
+@dataclass(frozen=True, slots=True)
+class PutOutcome:
+    """What became of a put."""
+
+    name: str
+    """The data name."""
+    size: int
+    """Bytes sent."""
+    stored: bool
+    """A datastore confirmed it (or answered that a newer write already won)."""
+    detail: str = ""
+    """The datastore's line about it, or why there is no answer yet."""
+
+
+async def put_data(
+    session: ClientSession,
+    name: str,
+    data: bytes,
+    *,
+    job_id: uuid.UUID | None = None,
+    wait_s: float | None = None,
+) -> PutOutcome:
+    """Store ``data`` as ``name`` (custody; it survives the client going offline) and wait up
+    to ``wait_s`` (default ``settings.request_timeout_s``) for a datastore's answer. A refusal
+    (no space, invalid) raises :class:`ClientError`; no answer in time is not an error
+    (``stored`` false: the put is on its way, and the broker keeps it until a datastore
+    appears)."""
+    name = check_query(name)
+    if name.endswith("*"):
+        raise ClientUsageError(f"cannot store data under a pattern: {name!r}")
+    put = DataPut(
+        request_id=session.new_request_id(),
+        name=name,
+        data=data,
+        written_at=time.time(),
+        job_id=job_id,
+    )
+    broker = await session.find_broker()
+    with session.replies([put.request_id]) as replies:
+        sent_to = await session.post([put])
+        if broker is None:
+            where = "the outbox" if sent_to is None else "the client's store"
+            return PutOutcome(name, len(data), False, f"no broker reachable: waiting in {where}")
+        timeout = session.settings.request_timeout_s if wait_s is None else wait_s
+        reply: DataReply | None = None
+        with trio.move_on_after(timeout):
+            incoming = await replies.receive()
+            if isinstance(incoming.message, DataReply):
+                reply = incoming.message
+    if reply is None:
+        return PutOutcome(name, len(data), False, "sent; no datastore has confirmed it yet")
+    if reply.status in (DataStatus.OK, DataStatus.STALE):
+        return PutOutcome(name, len(data), True, reply.detail)
+    raise ClientError(
+        f"storing {name!r} failed: {_status_text(reply.status)} {reply.detail}".strip()
+    )
+
+
+def _newest(items: Iterable[DataItem]) -> list[DataItem]:
+    best: dict[str, DataItem] = {}
+    for item in items:
+        held = best.get(item.name)
+        if held is None or item.written_at > held.written_at:
+            best[item.name] = item
+    return [best[name] for name in sorted(best)]
+
+
+def _has_items(incoming: Incoming) -> bool:
+    message = incoming.message
+    return isinstance(message, DataGetReply) and bool(message.items) and message.cursor is None
+
+
+async def get_data(
+    session: ClientSession,
+    query: str,
+    *,
+    max_bytes: int = 1 << 20,
+    first_answer: bool = False,
+) -> list[DataItem]:
+    """Every datum ``query`` selects (a name with its subkeys, or a ``prefix*`` pattern),
+    newest write per name, sorted by name; ``[]`` if none exists. ``first_answer``: stop at
+    the first datastore that has something (for names written once, like results).
+    :class:`NoReply` if no datastore answered."""
+    query = check_query(query, "query")
+    request = DataGet(request_id=session.new_request_id(), query=query, max_bytes=max_bytes)
+    replies = await session.request(
+        request, expect=None, enough=_has_items if first_answer else None
+    )
+    items: list[DataItem] = []
+    found = False
+    for incoming in replies:
+        found |= await _follow_pages(session, incoming, query, max_bytes, items)
+    if not found:
+        return []
+    return _newest(items)
+
+
+async def _follow_pages(
+    session: ClientSession, incoming: Incoming, query: str, max_bytes: int, items: list[DataItem]
+) -> bool:
+    """Collect one datastore's pages; whether it had anything."""
+    for _ in range(_MAX_PAGES):
+        reply = incoming.message
+        if not isinstance(reply, DataGetReply):
+            return False
+        if reply.status == DataStatus.NOT_FOUND:
+            return False
+        if reply.status != DataStatus.OK:
+            raise ClientError(
+                f"{incoming.source} could not read {query!r}: "
+                f"{_status_text(reply.status)} {reply.detail}".strip()
+            )
+        items.extend(reply.items)
+        if reply.cursor is None:
+            return True
+        following = DataGet(
+            request_id=session.new_request_id(),
+            query=query,
+            cursor=reply.cursor,
+            max_bytes=max_bytes,
+        )
+        (incoming,) = await session.request(following, destination=incoming.source)
+    raise ClientError(f"{incoming.source} keeps paging {query!r}: giving up")
+
+
+@dataclass(frozen=True, slots=True)
+class DataPage:
+    """One page of a listing, merged over the datastores."""
+
+    entries: tuple[DataEntry, ...]
+    """The data (newest write per name), sorted by name; ``holder`` says which datastore."""
+    next_page: str | None
+    """Token for the next page (:func:`list_data`'s ``page``); ``None``: this was the last."""
+    datastores: int
+    """How many datastores answered."""
+
+
+def encode_page_token(cursors: dict[str, str]) -> str:
+    """A page token: every datastore's cursor, as URL-safe text."""
+    text = json.dumps(cursors, sort_keys=True, separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_page_token(token: str) -> dict[str, str]:
+    """The cursors in a page token; :class:`ClientUsageError` if it is not one."""
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ClientUsageError(f"not a page token: {token!r}") from None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ClientUsageError(f"not a page token: {token!r}")
+    return value
+
+
+async def _expected_datastores(session: ClientSession) -> int | None:
+    try:
+        count = len(await session.datastores())
+    except NoReply:
+        return None
+    return count or None
+
+
+async def list_data(
+    session: ClientSession,
+    prefix: str | None = None,
+    *,
+    job_id: uuid.UUID | None = None,
+    page_size: int = 1000,
+    page: str | None = None,
+    all_pages: bool = False,
+) -> DataPage:
+    """List data (without content) under ``prefix`` (a name with its subkeys, or a pattern;
+    ``None``: everything), only of ``job_id`` if given. ``page`` continues a listing;
+    ``all_pages`` follows every cursor and returns everything in one page."""
+    if prefix is not None:
+        prefix = check_query(prefix, "prefix")
+    if page_size < 1:
+        raise ClientUsageError(f"page size must be at least 1, got {page_size}")
+    answers: list[tuple[EndpointID, DataListReply]] = []
+    if page is None:
+        request = DataList(
+            request_id=session.new_request_id(), prefix=prefix, job_id=job_id, page_size=page_size
+        )
+        expected = await _expected_datastores(session)
+        for incoming in await session.request(request, expect=expected):
+            if isinstance(incoming.message, DataListReply):
+                answers.append((incoming.source, incoming.message))
+    else:
+        for holder, cursor in decode_page_token(page).items():
+            answers.append(await _list_more(session, holder, prefix, job_id, page_size, cursor))
+    entries: list[DataEntry] = []
+    cursors: dict[str, str] = {}
+    for source, reply in answers:
+        while True:
+            if reply.status not in (DataStatus.OK, DataStatus.NOT_FOUND):
+                raise ClientError(
+                    f"{source} could not list: {_status_text(reply.status)} {reply.detail}".strip()
+                )
+            entries.extend(
+                e if e.holder is not None else _with_holder(e, str(source)) for e in reply.entries
+            )
+            if reply.cursor is None:
+                break
+            if not all_pages:
+                cursors[str(source)] = reply.cursor
+                break
+            source, reply = await _list_more(
+                session, str(source), prefix, job_id, page_size, reply.cursor
+            )
+    merged: dict[str, DataEntry] = {}
+    for entry in entries:
+        held = merged.get(entry.name)
+        if held is None or entry.written_at > held.written_at:
+            merged[entry.name] = entry
+    return DataPage(
+        entries=tuple(merged[name] for name in sorted(merged)),
+        next_page=encode_page_token(cursors) if cursors else None,
+        datastores=len(answers),
+    )
+
+
+def _with_holder(entry: DataEntry, holder: str) -> DataEntry:
+    return dataclasses.replace(entry, holder=holder)
+
+
+async def _list_more(
+    session: ClientSession,
+    holder: str,
+    prefix: str | None,
+    job_id: uuid.UUID | None,
+    page_size: int,
+    cursor: str,
+) -> tuple[EndpointID, DataListReply]:
+    request = DataList(
+        request_id=session.new_request_id(),
+        prefix=prefix,
+        job_id=job_id,
+        page_size=page_size,
+        cursor=cursor,
+    )
+    (incoming,) = await session.request(request, destination=holder)
+    if not isinstance(incoming.message, DataListReply):
+        raise ClientError(f"{holder} answered a listing with {incoming.message.KIND}")
+    return incoming.source, incoming.message
+
+
+async def delete_data(
+    session: ClientSession,
+    name: str | None = None,
+    *,
+    job_id: uuid.UUID | None = None,
+    keep_result: bool = True,
+) -> int:
+    """Delete ``name`` with its subkeys (or a pattern), or every datum of ``job_id`` (its
+    ``<job-uuid>/result`` too unless ``keep_result``); returns how many data the datastores
+    deleted."""
+    if (name is None) == (job_id is None):
+        raise ClientUsageError("delete a name or a job's data, not both or neither")
+    if name is not None:
+        name = check_query(name)
+    request = DataDelete(
+        request_id=session.new_request_id(), name=name, job_id=job_id, keep_result=keep_result
+    )
+    expected = await _expected_datastores(session)
+    count = 0
+    for incoming in await session.request(request, expect=expected):
+        reply = incoming.message
+        if not isinstance(reply, DataReply):
+            continue
+        if reply.status in (DataStatus.OK, DataStatus.NOT_FOUND):
+            count += reply.count
+        else:
+            raise ClientError(
+                f"{incoming.source} could not delete: {_status_text(reply.status)} "
+                f"{reply.detail}".strip()
+            )
+    return count

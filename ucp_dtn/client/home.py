@@ -1,0 +1,148 @@
+"""The client home: the directory a ``ucp`` client keeps its identity and state in.
+
+Layout (created on first use)::
+
+    <home>/identity     the client's node ID, dtn://client-<random>/, chosen once
+    <home>/store/       the client's own bundle store (SqliteBundleStore): what it sends waits
+                        here until a broker is reachable, what arrives for it waits here until
+                        a command reads it
+    <home>/journal.db   the journal of submitted jobs (ClientJournal)
+    <home>/lock         held by the one ``ucp`` command using the home at a time
+
+The home is ``--home DIR``, else ``$UCP_HOME``, else ``$XDG_DATA_HOME/ucp``, else
+``~/.local/share/ucp``. Blocking file work: call :meth:`ClientHome.open` through
+``trio.to_thread`` (it may wait for the lock).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from ..agent import ConfigError, parse_node_id
+from .errors import HomeError
+
+__all__ = ["HOME_ENV", "ClientHome", "default_home"]
+
+logger = logging.getLogger(__name__)
+
+HOME_ENV = "UCP_HOME"
+"""Environment variable naming the client home."""
+
+IDENTITY_FILE = "identity"
+STORE_DIR = "store"
+JOURNAL_FILE = "journal.db"
+LOCK_FILE = "lock"
+
+
+def default_home() -> Path:
+    """``$UCP_HOME``, else ``$XDG_DATA_HOME/ucp``, else ``~/.local/share/ucp``."""
+    if os.environ.get(HOME_ENV):
+        return Path(os.environ[HOME_ENV]).expanduser()
+    data = os.environ.get("XDG_DATA_HOME")
+    base = Path(data).expanduser() if data else Path.home() / ".local" / "share"
+    return base / "ucp"
+
+
+def new_node_id() -> str:
+    """A fresh client node ID, ``dtn://client-<12 hex digits>/``."""
+    return f"dtn://client-{secrets.token_hex(6)}/"
+
+
+@dataclass
+class ClientHome:
+    """An open client home (holding its lock until :meth:`close`)."""
+
+    path: Path
+    """The directory."""
+    node_id: str
+    """The client's node ID (from ``identity``)."""
+    _lock: IO[str] | None = field(default=None, repr=False)
+
+    @property
+    def store_path(self) -> Path:
+        """The bundle store's directory."""
+        return self.path / STORE_DIR
+
+    @property
+    def journal_path(self) -> Path:
+        """The job journal's sqlite file."""
+        return self.path / JOURNAL_FILE
+
+    @classmethod
+    def open(cls, path: Path | None = None, *, lock_timeout_s: float = 10.0) -> ClientHome:
+        """Open (creating it if needed) the home at ``path`` (default: :func:`default_home`),
+        waiting up to ``lock_timeout_s`` for another ``ucp`` command to release it."""
+        home = default_home() if path is None else path.expanduser()
+        try:
+            home.mkdir(parents=True, exist_ok=True, mode=0o700)
+            lock = (home / LOCK_FILE).open("a+")
+        except OSError as exc:
+            raise HomeError(f"cannot use the client home {home}: {exc.strerror or exc}") from None
+        try:
+            _acquire(lock, home, lock_timeout_s)
+            node_id = _identity(home)
+        except BaseException:
+            lock.close()
+            raise
+        return cls(home, node_id, lock)
+
+    def close(self) -> None:
+        """Release the lock."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def __enter__(self) -> ClientHome:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _acquire(lock: IO[str], home: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise HomeError(f"cannot lock the client home {home}: {exc.strerror}") from None
+        if time.monotonic() >= deadline:
+            raise HomeError(f"another ucp command is using the client home {home}")
+        time.sleep(0.1)
+
+
+def _identity(home: Path) -> str:
+    """Read the node ID, choosing and writing one on first use."""
+    path = home / IDENTITY_FILE
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        text = new_node_id()
+        temporary = path.with_suffix(".tmp")
+        try:
+            with temporary.open("w", encoding="utf-8") as stream:
+                stream.write(text + "\n")
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(temporary, path)
+        except OSError as exc:
+            raise HomeError(f"cannot write {path}: {exc.strerror or exc}") from None
+        logger.info("new client identity %s in %s", text, home)
+        return text
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HomeError(f"cannot read {path}: {exc}") from None
+    try:
+        parse_node_id(text)
+    except ConfigError as exc:
+        raise HomeError(f"{path}: {exc}") from None
+    return text

@@ -1,0 +1,292 @@
+"""Submitting a plan's jobs and following them (flows 2, 3, 6 and 7 of the roles spec).
+
+:func:`submit_plan` records the plan's jobs in the journal, then sends — uploads first, each a
+``data-put`` with custody, then one ``job-submit`` with custody per job, in the plan's
+topological order — and waits (``wait_s``) for the broker's ``job-accepted`` for every job.
+While the broker is reachable it waits for the datastores to confirm the uploads before it
+submits, so that no job is dispatched before its inputs are stored. When no broker is
+reachable the messages stay queued (bundles in the client's store, or the journal's outbox if no
+broker was ever known) and leave with the next command that reaches one.
+
+:func:`wait_for_jobs` follows jobs until each is *settled* — its result is in the journal or it
+was rejected — from the ``job-state`` and ``job-result`` bundles the broker sends the client,
+asking the broker's status now and then, and fetching from the datastores
+(``<job-uuid>/result``) the result of a job the broker reports finished when its bundle does
+not come.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import trio
+
+from ..roles import Incoming
+from ..ucp import (
+    DataPut,
+    DataReply,
+    DataStatus,
+    ExecutionPlan,
+    JobResult,
+    JobStatus,
+    JobSubmission,
+    MessageDecodeError,
+    job_result_name,
+)
+from ..ucp.messages import UcpMessage
+from .data import get_data
+from .errors import ClientError, NoReply
+from .journal import JobEntry
+from .session import ClientSession
+
+__all__ = [
+    "SubmitOutcome",
+    "SubmitReport",
+    "SubmittedJob",
+    "fetch_archive",
+    "fetch_result",
+    "submit_plan",
+    "wait_for_jobs",
+]
+
+logger = logging.getLogger(__name__)
+
+_POLL_S = 5.0
+_RESULT_GRACE_S = 2.0
+
+
+class SubmitOutcome(enum.Enum):
+    """How far a submission got before ``ucp submit`` returned."""
+
+    ACCEPTED = "accepted"
+    """The broker accepted every job."""
+    SENT = "sent"
+    """A broker was reachable and the bundles left, but not every job was accepted in time."""
+    QUEUED = "queued"
+    """No broker was reachable: the bundles wait in the client's store (or outbox)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SubmittedJob:
+    """One job of a submission."""
+
+    name: str
+    """Its name in the plan."""
+    job_id: uuid.UUID
+    """Its UUID."""
+    accepted: bool
+    """Whether the broker accepted it before the command returned."""
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitReport:
+    """What :func:`submit_plan` did."""
+
+    outcome: SubmitOutcome
+    """How far it got."""
+    jobs: tuple[SubmittedJob, ...]
+    """The jobs, in submission order."""
+    broker: str | None
+    """The broker the messages are addressed to (``None``: in the outbox until one is
+    found)."""
+    uploads: int
+    """Data uploaded."""
+    uploads_confirmed: int
+    """Uploads a datastore confirmed before the jobs were submitted."""
+
+
+def _uploads(plan: ExecutionPlan, session: ClientSession) -> list[DataPut]:
+    now = time.time()
+    puts = []
+    for upload in plan.uploads:
+        job_id = None if upload.job is None else plan.job(upload.job).info.job_id
+        try:
+            data = upload.read()
+        except OSError as exc:
+            raise ClientError(f"cannot read {upload.file}: {exc.strerror or exc}") from None
+        puts.append(
+            DataPut(
+                request_id=session.new_request_id(),
+                name=upload.name,
+                data=data,
+                written_at=now,
+                job_id=job_id,
+            )
+        )
+    return puts
+
+
+async def _confirm_uploads(
+    session: ClientSession, puts: Sequence[DataPut], replies: trio.MemoryReceiveChannel[Incoming]
+) -> int:
+    """Wait for the datastores' answers to ``puts``; the number confirmed."""
+    waiting = {put.request_id: put for put in puts}
+    confirmed = 0
+    with trio.move_on_after(session.settings.wait_s):
+        while waiting:
+            incoming = await replies.receive()
+            reply = incoming.message
+            if not isinstance(reply, DataReply):
+                continue
+            put = waiting.pop(reply.request_id, None)
+            if put is None:
+                continue
+            if reply.status in (DataStatus.OK, DataStatus.STALE):
+                confirmed += 1
+            else:
+                raise ClientError(
+                    f"upload of {put.name!r} refused by {incoming.source}: "
+                    f"{_status(reply.status)} {reply.detail}".strip()
+                )
+    return confirmed
+
+
+def _status(status: DataStatus | int) -> str:
+    return status.name.lower().replace("_", " ") if isinstance(status, DataStatus) else str(status)
+
+
+async def submit_plan(session: ClientSession, plan: ExecutionPlan) -> SubmitReport:
+    """Submit every job of ``plan`` (see the module docstring)."""
+    await session.journal.add_jobs(
+        str(plan.source), [(job.name, job.info.job_id) for job in plan.jobs], broker=None
+    )
+    puts = await trio.to_thread.run_sync(_uploads, plan, session)
+    broker = await session.find_broker()
+    confirmed = 0
+    if puts:
+        with session.replies([put.request_id for put in puts]) as replies:
+            await session.post(list(puts))
+            if broker is not None:
+                confirmed = await _confirm_uploads(session, puts, replies)
+    submissions: list[UcpMessage] = [
+        JobSubmission(job=job.info, inline_data=job.inline_data) for job in plan.jobs
+    ]
+    addressed = await session.post(submissions)
+    job_ids = [job.info.job_id for job in plan.jobs]
+    if addressed is not None:
+        await session.journal.set_broker(job_ids, str(addressed))
+    accepted: set[uuid.UUID] = set()
+    if broker is not None:
+        accepted = await _wait_accepted(session, job_ids, session.settings.wait_s)
+    if broker is None:
+        outcome = SubmitOutcome.QUEUED
+    elif len(accepted) == len(job_ids):
+        outcome = SubmitOutcome.ACCEPTED
+    else:
+        outcome = SubmitOutcome.SENT
+    return SubmitReport(
+        outcome=outcome,
+        jobs=tuple(
+            SubmittedJob(job.name, job.info.job_id, job.info.job_id in accepted)
+            for job in plan.jobs
+        ),
+        broker=None if addressed is None else str(addressed),
+        uploads=len(puts),
+        uploads_confirmed=confirmed,
+    )
+
+
+async def _wait_accepted(
+    session: ClientSession, job_ids: Sequence[uuid.UUID], wait_s: float
+) -> set[uuid.UUID]:
+    accepted: set[uuid.UUID] = set()
+    with trio.move_on_after(wait_s):
+        while True:
+            for job_id in job_ids:
+                entry = await session.journal.get(job_id)
+                if entry is not None and entry.accepted_by is not None:
+                    accepted.add(job_id)
+            if len(accepted) == len(job_ids):
+                break
+            await session.changed()
+    return accepted
+
+
+async def fetch_result(session: ClientSession, job_id: uuid.UUID) -> JobEntry | None:
+    """Fetch the job's result from the datastores (``<job-uuid>/result``) and keep it in the
+    journal; the entry, or ``None`` if no datastore has it (yet)."""
+    name = job_result_name(job_id)
+    items = await get_data(session, name, first_answer=True)
+    for item in items:
+        if item.name != name:
+            continue
+        try:
+            result = JobResult.from_cbor(item.data)
+        except MessageDecodeError as exc:
+            raise ClientError(f"the stored result {name!r} is not a job result: {exc}") from None
+        if result.job_id != job_id:
+            raise ClientError(f"the stored result {name!r} is about job {result.job_id}")
+        await session.note_result(result)
+        return await session.journal.get(job_id)
+    return None
+
+
+async def fetch_archive(session: ClientSession, result: JobResult) -> bytes | None:
+    """The result's archive: inline, or fetched from the datastores when it was stored as
+    named data; ``None`` if the result has none."""
+    if result.archive is not None:
+        return result.archive
+    if result.archive_ref is None:
+        return None
+    for item in await get_data(session, result.archive_ref, first_answer=True):
+        if item.name == result.archive_ref:
+            return item.data
+    raise ClientError(f"the results archive {result.archive_ref!r} is not in any datastore")
+
+
+async def refresh(
+    session: ClientSession, entries: Sequence[JobEntry], *, fetch_results: bool = True
+) -> list[JobEntry]:
+    """Ask the broker about the unsettled ``entries`` and fetch the results of the finished
+    ones whose result bundle has not come; the entries as the journal knows them after."""
+    unsettled = [entry.job_id for entry in entries if not entry.settled]
+    if unsettled:
+        await session.status(tuple(unsettled))
+    fresh = []
+    for entry in entries:
+        current = await session.journal.get(entry.job_id) or entry
+        if (
+            fetch_results
+            and current.result is None
+            and current.state in (JobStatus.DONE, JobStatus.FAILED)
+        ):
+            current = await fetch_result(session, entry.job_id) or current
+        fresh.append(current)
+    return fresh
+
+
+async def wait_for_jobs(
+    session: ClientSession,
+    job_ids: Sequence[uuid.UUID],
+    *,
+    timeout_s: float = math.inf,
+    poll_s: float = _POLL_S,
+) -> list[JobEntry]:
+    """Follow the jobs until every one is settled (result here, or rejected) or ``timeout_s``
+    passed; the entries as the journal knows them then. Progress goes to the session's
+    listeners (:meth:`ClientSession.watch`)."""
+    deadline = trio.current_time() + timeout_s
+    next_poll = trio.current_time() + _RESULT_GRACE_S
+    while True:
+        entries = [e for e in [await session.journal.get(i) for i in job_ids] if e is not None]
+        if all(entry.settled for entry in entries):
+            return entries
+        now = trio.current_time()
+        if now >= deadline:
+            return entries
+        if now >= next_poll:
+            next_poll = now + poll_s
+            if await session.find_broker(0) is not None:
+                try:
+                    await refresh(session, entries)
+                except NoReply as exc:
+                    logger.info("status poll: %s", exc)
+                continue
+        with trio.move_on_at(min(deadline, next_poll)):
+            await session.changed()
