@@ -17,14 +17,19 @@ import trio
 
 from ucp_dtn.appapi import AppApiError, RequestFailed
 
+from .collect import COLLECT
 from .command import EXIT_FAILURE, EXIT_USAGE, CommandError, Subcommand
+from .data import DATA
 from .nodes import NODES
 from .recv import RECV
+from .run import RUN
 from .send import SEND
+from .status import STATUS
+from .submit import SUBMIT
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
-SUBCOMMANDS: tuple[Subcommand, ...] = (SEND, RECV, NODES)
+SUBCOMMANDS: tuple[Subcommand, ...] = (SUBMIT, STATUS, COLLECT, RUN, DATA, SEND, RECV, NODES)
 """The subcommands, in ``--help`` order."""
 
 
