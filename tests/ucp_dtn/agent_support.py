@@ -57,7 +57,7 @@ async def start_node(
     scope = trio.CancelScope()
     stopped = trio.Event()
 
-    async def run(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(task_status: trio.TaskStatus[BundleNode] = trio.TASK_STATUS_IGNORED) -> None:
         try:
             with scope:
                 await node.run(task_status=task_status)
