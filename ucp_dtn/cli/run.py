@@ -18,6 +18,7 @@ from ucp_dtn.client import (
     JobEvent,
     SubmitOutcome,
     collect_results,
+    result_summary,
     submit_plan,
     wait_for_jobs,
 )
@@ -60,15 +61,17 @@ def progress_line(event: JobEvent) -> str | None:
     if isinstance(message, JobState):
         state = message.state
         word = state.name.lower() if isinstance(state, JobStatus) else f"state {state}"
-        if state == JobStatus.RUNNING and message.executor:
-            return f"{name}: running on {message.executor}"
-        if state in (JobStatus.QUEUED, JobStatus.REJECTED, JobStatus.FAILED) and message.detail:
-            return f"{name}: {word}: {message.detail}"
         if state == JobStatus.DISPATCHED:
             return None  # "running" follows at once
+        if state in (JobStatus.DONE, JobStatus.FAILED) and entry.result is not None:
+            return None  # the result's line said it
+        if state == JobStatus.RUNNING and message.executor:
+            return f"{name}: running on {message.executor}"
+        if message.detail and message.detail != word:
+            return f"{name}: {word}: {message.detail}"
         return f"{name}: {word}"
     if isinstance(message, JobResult):
-        return f"{name}: result {'ok' if message.ok else 'failed'}"
+        return None if entry.final else f"{name}: {result_summary(entry)}"
     return None
 
 
@@ -77,15 +80,18 @@ async def _submit_and_wait(
 ) -> int:
     timeout = math.inf if args.timeout is None else args.timeout
 
+    reported = False
+
     def show(event: JobEvent) -> None:
         line = progress_line(event)
-        if line is not None and not args.json:
+        if line is not None and reported and not args.json:
             print(line, flush=True)
 
     session.watch(show)
     report = await submit_plan(session, plan)
     if not args.json:
         print(format_submit_report(report, args.plan, str(session.home.path)), flush=True)
+    reported = True
     if report.outcome is SubmitOutcome.QUEUED:
         print("waiting for a broker...", file=sys.stderr, flush=True)
         if await session.find_broker(timeout) is None:
