@@ -38,8 +38,8 @@ import trio
 
 from bpv7 import BPv7Error, EndpointID, parse_eid
 
-from ...agent import AgentError, BundleNode
-from ...store import StoreFullError
+from ...agent import AgentError, BundleNode, NodeNotRunningError
+from ...store import StoreClosedError, StoreFullError
 from ...ucp.errors import UcpUsageError
 from ...ucp.messages import (
     BrokerSync,
@@ -151,24 +151,33 @@ class BrokerRole:
             )
             self._relay.pending.extend(contents.pending)
             self._peering.reset(self._jobs, self._names)
-            async with trio.open_nursery() as nursery:
-                mailbox = Mailbox(self.node, self.endpoint)
-                await nursery.start(mailbox.run)
-                self._mailbox = mailbox
-                async with self._lock:
-                    for record in self._jobs.undelivered():
-                        await self._deliver_result(record)
-                    await self._schedule()
-                logger.info(
-                    "broker %s serving: %d jobs (%d queued), %d data requests waiting",
-                    self.endpoint,
-                    len(self._jobs),
-                    len(self._jobs.queued()),
-                    len(self._relay.pending),
-                )
-                nursery.start_soon(self._serve, mailbox)
-                nursery.start_soon(self._tick)
-                task_status.started()
+            serving = False
+            try:
+                async with trio.open_nursery() as nursery:
+                    mailbox = Mailbox(self.node, self.endpoint)
+                    await nursery.start(mailbox.run)
+                    self._mailbox = mailbox
+                    async with self._lock:
+                        for record in self._jobs.undelivered():
+                            await self._deliver_result(record)
+                        await self._schedule()
+                    logger.info(
+                        "broker %s serving: %d jobs (%d queued), %d data requests waiting",
+                        self.endpoint,
+                        len(self._jobs),
+                        len(self._jobs.queued()),
+                        len(self._relay.pending),
+                    )
+                    nursery.start_soon(self._serve, mailbox)
+                    nursery.start_soon(self._tick)
+                    serving = True
+                    task_status.started()
+            except* (NodeNotRunningError, StoreClosedError) as stopped:
+                # The node stopped under the broker (a shutdown in the wrong order): nothing
+                # more can be sent or confirmed; what was not confirmed is handled next time.
+                if not serving:
+                    raise
+                logger.info("broker %s: its node stopped: %s", self.endpoint, stopped.exceptions[0])
         finally:
             self._mailbox = None
             self._journal = None
@@ -238,6 +247,8 @@ class BrokerRole:
                 "broker: node store full, %s from %s waits: %s", message.KIND, incoming.source, exc
             )
             return False
+        except NodeNotRunningError:
+            raise
         except (AgentError, BPv7Error, UcpUsageError, ValueError) as exc:
             self._ignore(incoming, str(exc))
         return True

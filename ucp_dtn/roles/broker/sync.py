@@ -98,20 +98,9 @@ class BrokerPeering:
     def _directory_brokers(self) -> list[str]:
         try:
             return [str(b) for b in self._directory.brokers()]
-        except AttributeError:
-            # The agent's role directory (BundleNode.nodes_with_role) is not available: use the
-            # configured brokers.
-            pass
-        except BPv7Error as exc:
+        except BPv7Error as exc:  # a configured broker that is no EID
             logger.warning("broker directory: %s", exc)
             return []
-        found = []
-        for text in self._settings.brokers:
-            try:
-                found.append(str(role_endpoint(parse_eid(text), RoleName.BROKER)))
-            except BPv7Error as exc:
-                logger.warning("configured broker %r: %s", text, exc)
-        return found
 
     async def maybe_sync(self, send: SendMessage, registry: NodeRegistry, now: float) -> None:
         """Send a sync round if one is due (timed by trio's clock)."""
