@@ -92,7 +92,7 @@ class ClientSettings:
     """How long to wait for the answer to a request."""
     lifetime_s: float = 7 * 24 * 3600.0
     """Lifetime of the bundles that submit jobs and upload data."""
-    settle_s: float = 1.0
+    settle_s: float = 0.5
     """After a reply to a query several datastores may answer, how long to wait for more."""
     lock_timeout_s: float = 10.0
     """How long to wait for another ``ucp`` command to release the client home."""
