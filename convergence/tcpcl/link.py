@@ -18,7 +18,9 @@ session call is synchronous):
 
 * the **writer** is the only task writing to the stream. It takes ``data_to_send()`` in bounded
   pieces and ``send_all``\\ s them; with nothing to send it parks until another task's
-  :meth:`~TcpclLink._kick` finds output waiting (and hands it over, in order). Segments of
+  :meth:`~TcpclLink._kick` finds output waiting (and hands it over, in order). Before each
+  write it lets the tasks that are ready run (a few rounds at most), and writes what they
+  queued in the same system call. Segments of
   our transfers are cut lazily by the session, so acknowledgements for the peer are never
   stuck behind more than one segment.
 * the **reader** feeds received bytes to the session and hands every complete incoming
@@ -112,6 +114,9 @@ _WRITE_CHUNK = 4 * _MIB
 #: do not (small messages), so a big segment needs few reads and a small one no big buffer.
 _MIN_RECEIVE = 64 * 1024
 _MAX_RECEIVE = 4 * _MIB
+#: Most times the writer lets other ready tasks run before a write, so that it writes what
+#: they send too (bounded: under a steady load something is always ready).
+_GATHER_ROUNDS = 4
 #: How long to wait for a last write (SESS_TERM, TLS close_notify) before giving up.
 _FLUSH_TIMEOUT = 2.0
 
@@ -489,10 +494,24 @@ class TcpclLink:
         session = self._session
         outbox = self._outbox
         while True:
+            # A write is a system call, and on loopback an expensive one (the kernel does the
+            # receiver's work too): let tasks that are ready to run add their messages first,
+            # so that one write carries them all (e.g. the XFER_ACKs of a batch of bundles).
+            for _ in range(_GATHER_ROUNDS):
+                if not trio.lowlevel.current_statistics().tasks_runnable:
+                    break
+                await trio.lowlevel.checkpoint()
+            data = session.data_to_send(trio.current_time(), _WRITE_CHUNK)
             if outbox:
-                data = outbox.popleft()
-            else:
-                data = session.data_to_send(trio.current_time(), _WRITE_CHUNK)
+                # What the kick took out, plus whatever became ready since, in one write.
+                # (A large segment payload is a memoryview: written on its own, not copied.)
+                if data:
+                    outbox.append(data)
+                if len(outbox) > 1 and not any(isinstance(p, memoryview) for p in outbox):
+                    data = b"".join(outbox)
+                    outbox.clear()
+                else:
+                    data = outbox.popleft()
             if data:
                 try:
                     await self._stream.send_all(data)
