@@ -129,9 +129,13 @@ def write_wasm(directory: Path, name: str, wat: str) -> Path:
     return path
 
 
-async def start_roles(network: Network, name: str, roles: str, *args: str) -> Daemon:
+async def start_roles(
+    network: Network, name: str, roles: str, *args: str, listen: str = "127.0.0.1:0"
+) -> Daemon:
     """A daemon running ``roles`` (comma-separated) with fast heartbeats."""
-    return await network.start(name, "--roles", roles, "--heartbeat", HEARTBEAT, *args)
+    return await network.start(
+        name, "--roles", roles, "--heartbeat", HEARTBEAT, *args, listen=listen
+    )
 
 
 class Client:

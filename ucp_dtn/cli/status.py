@@ -113,6 +113,7 @@ def job_json(entry: JobEntry) -> dict[str, object]:
             "exit_code": result.exit_code,
             "message": result.message,
             "published": list(result.published),
+            "from": entry.result_from,
         },
         "collected_to": entry.collected_to,
     }

@@ -22,6 +22,7 @@ import io
 import logging
 import os
 import stat
+import uuid
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from ..ucp import JobStatus, ResultStatus
 from ..ucp.errors import DataNameError
 from ..ucp.names import validate_path
 from .errors import ClientError, NoReply
-from .jobs import fetch_archive, refresh
+from .jobs import fetch_archive, fetch_result
 from .journal import JobEntry
 from .session import ClientSession
 
@@ -150,6 +151,49 @@ def _state_of(entry: JobEntry) -> CollectState:
     return CollectState.PENDING
 
 
+async def _settled(session: ClientSession, job_ids: Sequence[uuid.UUID]) -> bool:
+    for job_id in job_ids:
+        entry = await session.journal.get(job_id)
+        if entry is not None and not entry.settled:
+            return False
+    return True
+
+
+async def _reach_results(session: ClientSession, entries: list[JobEntry]) -> list[JobEntry]:
+    """Get what a reachable broker and the datastores know about jobs without a result."""
+    unsettled = [entry.job_id for entry in entries if not entry.settled]
+    if not unsettled or await session.find_broker() is None:
+        return entries
+    reported: dict[uuid.UUID, JobStatus | int] = {}
+    try:
+        reply = await session.status(tuple(unsettled))
+        reported = {job.job_id: job.state for job in reply.jobs}
+    except NoReply as exc:
+        logger.warning("%s", exc)
+    # A result may exist for jobs the broker reports finished, and for jobs it does not know
+    # (another broker took them). One waiting in the network comes as soon as the session is
+    # up: give it a moment, then ask the datastores.
+    candidates = [
+        job_id
+        for job_id in unsettled
+        if reported.get(job_id) in (None, JobStatus.DONE, JobStatus.FAILED)
+    ]
+    with trio.move_on_after(_RESULT_WAIT_S):
+        while True:
+            change = session.next_change()
+            if await _settled(session, candidates):
+                break
+            await change.wait()
+    for job_id in candidates:
+        entry = await session.journal.get(job_id)
+        if entry is not None and not entry.settled:
+            try:
+                await fetch_result(session, job_id)
+            except NoReply as exc:
+                logger.warning("result of %s: %s", job_id, exc)
+    return [await session.journal.get(entry.job_id) or entry for entry in entries]
+
+
 async def collect_results(
     session: ClientSession,
     entries: Sequence[JobEntry],
@@ -161,19 +205,8 @@ async def collect_results(
     ``reach_broker``, ask a reachable broker about jobs without a result and fetch results
     from the datastores; otherwise use only what the journal holds."""
     entries = list(entries)
-    if reach_broker and any(not e.settled for e in entries):
-        broker = await session.find_broker()
-        if broker is not None:
-            # Results waiting in the network for us come as soon as the session is up: give
-            # them a moment before asking the datastores.
-            with trio.move_on_after(_RESULT_WAIT_S):
-                while not all(e.settled for e in entries):
-                    await session.changed()
-                    entries = [await session.journal.get(e.job_id) or e for e in entries]
-            try:
-                entries = await refresh(session, entries)
-            except NoReply as exc:
-                logger.warning("%s", exc)
+    if reach_broker:
+        entries = await _reach_results(session, entries)
     collected = []
     for entry in entries:
         state = _state_of(entry)

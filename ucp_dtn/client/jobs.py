@@ -198,13 +198,14 @@ async def _wait_accepted(
     accepted: set[uuid.UUID] = set()
     with trio.move_on_after(wait_s):
         while True:
+            change = session.next_change()
             for job_id in job_ids:
                 entry = await session.journal.get(job_id)
                 if entry is not None and entry.accepted_by is not None:
                     accepted.add(job_id)
             if len(accepted) == len(job_ids):
                 break
-            await session.changed()
+            await change.wait()
     return accepted
 
 
@@ -274,6 +275,7 @@ async def wait_for_jobs(
     deadline = trio.current_time() + timeout_s
     next_poll = trio.current_time() + _RESULT_GRACE_S
     while True:
+        change = session.next_change()
         entries = [e for e in [await session.journal.get(i) for i in job_ids] if e is not None]
         if all(entry.settled for entry in entries):
             return entries
@@ -289,4 +291,4 @@ async def wait_for_jobs(
                     logger.info("status poll: %s", exc)
                 continue
         with trio.move_on_at(min(deadline, next_poll)):
-            await session.changed()
+            await change.wait()

@@ -401,9 +401,10 @@ class ClientSession:
         """Call ``listener`` for every change to a job from now on."""
         self._listeners.append(listener)
 
-    async def changed(self) -> None:
-        """Wait for the next change to any job."""
-        await self._changed.wait()
+    def next_change(self) -> trio.Event:
+        """An event set at the next change to any job. Take it *before* looking at the
+        journal, then wait on it: a change in between is not missed."""
+        return self._changed
 
     def _notify(self, event: JobEvent) -> None:
         for listener in self._listeners:
