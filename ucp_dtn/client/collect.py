@@ -90,8 +90,8 @@ def unpack_archive(archive: bytes, target: Path) -> tuple[list[str], list[str]]:
             name = member.filename
             if member.is_dir():
                 continue
-            mode = member.external_attr >> 16
-            if mode and not stat.S_ISREG(mode):
+            kind = stat.S_IFMT(member.external_attr >> 16)
+            if kind not in (0, stat.S_IFREG):  # no type bits: a plain file (Windows, writestr)
                 skipped.append(f"{name} (not a regular file)")
                 continue
             try:
