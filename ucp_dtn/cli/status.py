@@ -42,7 +42,7 @@ def entry_state(entry: JobEntry) -> str:
         return _state_name(entry.state)
     if entry.accepted_by is not None:
         return "accepted"
-    return "sent" if entry.broker is not None else "unsent"
+    return "sent" if entry.broker is not None else "outbox"
 
 
 def _detail(entry: JobEntry) -> str:

@@ -4,15 +4,18 @@ Every request goes to the broker, which relays it to the datastores with ``reply
 client, so the answers come straight from the datastores — one per datastore the broker asked:
 
 * a **put** goes to one datastore; its ``data-reply`` says whether it was stored;
-* a **get** goes to the datastores known to hold matching names (or all of them); each answers
-  a page of items and, when there is more, a cursor that only that datastore understands, so
-  the next page is asked of it directly. Items of the same name from several datastores are
-  merged: the newest write wins;
-* a **list** and a **delete** go to every datastore; the client asks the broker first how many
-  datastores it knows, waits for that many answers (or, if the broker knows none, for a moment
-  after the first) and merges them. A listing's continuation is a *page token* bundling every
-  datastore's cursor (:func:`encode_page_token`); a page holds up to ``page_size`` entries
-  *per datastore*.
+* a **list** and a **delete** go to every live datastore; the client asks the broker first how
+  many it knows (a status query), waits for that many answers (or, if the broker knows none,
+  for a moment after the first) and merges them;
+* a **get** goes to the datastores the broker believes hold matching names (or all of them),
+  so with several datastores the number of answers is unknown: the client then lists first
+  (which reaches every datastore and says who holds what) and asks each holder directly. Each
+  answers a page of items and, when there is more, a cursor that only that datastore
+  understands, so the next page is asked of it directly. Items of the same name from several
+  datastores are merged: the newest write wins.
+
+A listing's continuation is a *page token* bundling every datastore's cursor
+(:func:`encode_page_token`); a page holds up to ``page_size`` entries *per datastore*.
 """
 
 from __future__ import annotations
@@ -165,9 +168,23 @@ async def get_data(
     :class:`NoReply` if no datastore answered."""
     query = check_query(query, "query")
     request = DataGet(request_id=session.new_request_id(), query=query, max_bytes=max_bytes)
-    replies = await session.request(
-        request, expect=None, enough=_has_items if first_answer else None
-    )
+    replies: list[Incoming] = []
+    if first_answer:
+        replies = await session.request(request, expect=None, enough=_has_items)
+    else:
+        expected = await _expected_datastores(session)
+        if expected is None or expected == 1:
+            replies = await session.request(request, expect=expected)
+        else:
+            # Several datastores: the broker asks only those it believes hold matching names,
+            # so how many answer is unknown. Ask every datastore where the names are (a
+            # listing goes to all of them), then each holder directly.
+            page = await list_data(session, query, page_size=1000, all_pages=True)
+            for holder in sorted({entry.holder for entry in page.entries if entry.holder}):
+                direct = DataGet(
+                    request_id=session.new_request_id(), query=query, max_bytes=max_bytes
+                )
+                replies += await session.request(direct, destination=holder)
     items: list[DataItem] = []
     found = False
     for incoming in replies:

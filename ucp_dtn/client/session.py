@@ -65,8 +65,9 @@ logger = logging.getLogger(__name__)
 
 _BROKER_KEY = "broker"
 _VIA_KEY = "via"
-_POLL_S = 0.05
+_POLL_S = 0.02
 _DRAIN_S = 5.0
+_CUSTODY_DRAIN_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +157,7 @@ class ClientSession:
         self._collectors: dict[int, trio.MemorySendChannel[Incoming]] = {}
         self._listeners: list[JobListener] = []
         self._changed = trio.Event()
+        self._sent_with_custody = False
 
     # -- opening --------------------------------------------------------------------------------
 
@@ -291,6 +293,7 @@ class ClientSession:
             await self.mailbox.send(
                 broker, message, custody=item.custody, lifetime_s=item.lifetime_s
             )
+            self._sent_with_custody |= item.custody
             await self.journal.remove_outbox(item.sequence)
             job_id = getattr(getattr(message, "job", None), "job_id", None)
             if isinstance(job_id, uuid.UUID):
@@ -313,6 +316,7 @@ class ClientSession:
             return None
         for message in messages:
             await self.mailbox.send(broker, message, custody=custody, lifetime_s=lifetime)
+        self._sent_with_custody |= custody
         return broker
 
     @contextmanager
@@ -475,11 +479,24 @@ class ClientSession:
 
     # -- leaving --------------------------------------------------------------------------------
 
-    async def drain(self, timeout_s: float = _DRAIN_S) -> None:
-        """Give bundles waiting to be forwarded up to ``timeout_s`` to leave, while a session
-        is up (custody signals for what arrived, messages just sent)."""
+    async def drain(
+        self, timeout_s: float = _DRAIN_S, custody_timeout_s: float = _CUSTODY_DRAIN_S
+    ) -> None:
+        """Give bundles waiting to be forwarded up to ``timeout_s`` to leave while a session is
+        up (messages just sent, custody signals for what arrived) and, if this session sent
+        bundles with custody, up to ``custody_timeout_s`` for the next hop's custody signals
+        (so the client's copies are released now, not retransmitted by a later command)."""
+        start = trio.current_time()
         with trio.move_on_after(timeout_s):
-            while self.node.peers() and self.node.statistics().pending_forward > 0:
+            while self.node.peers():
+                statistics = self.node.statistics()
+                waiting_custody = (
+                    self._sent_with_custody
+                    and statistics.custody_wait > 0
+                    and trio.current_time() - start < custody_timeout_s
+                )
+                if statistics.pending_forward == 0 and not waiting_custody:
+                    break
                 await trio.sleep(_POLL_S)
 
 
