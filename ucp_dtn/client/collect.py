@@ -212,6 +212,8 @@ async def collect_results(
         state = _state_of(entry)
         result = entry.result
         if result is None:
+            if state is CollectState.REJECTED:
+                await session.journal.mark_collected(entry.job_id, None)
             collected.append(Collected(entry, state))
             continue
         archive = await fetch_archive(session, result)

@@ -411,8 +411,9 @@ class ClientJournal:
 
         return await self._run(work)
 
-    async def mark_collected(self, job_id: uuid.UUID, directory: str) -> None:
-        """The job's result was unpacked into ``directory``."""
+    async def mark_collected(self, job_id: uuid.UUID, directory: str | None) -> None:
+        """The job's result was unpacked into ``directory`` (``None``: the job was rejected and
+        has none; it was reported)."""
         now = self._clock()
         await self._run(
             lambda db: db.execute(
