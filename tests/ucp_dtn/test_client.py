@@ -72,7 +72,7 @@ def test_default_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def result(
-    job_id: uuid.UUID, status: ResultStatus = ResultStatus.OK, **fields: object
+    job_id: uuid.UUID, status: ResultStatus | int = ResultStatus.OK, **fields: object
 ) -> JobResult:
     return JobResult(job_id=job_id, executor="dtn://e/ucp/executor", status=status, **fields)  # type: ignore[arg-type]
 
