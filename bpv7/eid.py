@@ -82,6 +82,8 @@ class DtnEID:
     """The demultiplexing token after the ``/`` (printable ASCII, may be empty). An empty demux
     makes this a node ID; a demux starting with ``~`` names a non-singleton endpoint."""
     _cbor: bytes = field(init=False, repr=False, compare=False)
+    _text: str | None = field(init=False, default=None, repr=False, compare=False)
+    _node: DtnEID | None = field(init=False, default=None, repr=False, compare=False)
 
     scheme: ClassVar[EIDScheme] = EIDScheme.DTN
 
@@ -141,10 +143,18 @@ class DtnEID:
         """The node ID ``dtn://node_name/`` of the node this EID names (dtn:none for dtn:none)."""
         if self.demux == "":
             return self
-        return DtnEID(self.node_name)
+        node = self._node
+        if node is None:  # built (and validated) once: EIDs are immutable
+            node = DtnEID(self.node_name)
+            object.__setattr__(self, "_node", node)
+        return node
 
     def __str__(self) -> str:
-        return "dtn:" + self.ssp
+        text = self._text
+        if text is None:
+            text = "dtn:" + self.ssp
+            object.__setattr__(self, "_text", text)
+        return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +173,8 @@ class IpnEID:
     ``[fqnn, service]`` (False). ``None`` chooses: three elements iff the allocator is non-zero.
     Not part of equality; decoding sets it to the form received."""
     _cbor: bytes = field(init=False, repr=False, compare=False)
+    _text: str | None = field(init=False, default=None, repr=False, compare=False)
+    _node: IpnEID | None = field(init=False, default=None, repr=False, compare=False)
 
     scheme: ClassVar[EIDScheme] = EIDScheme.IPN
 
@@ -230,13 +242,22 @@ class IpnEID:
         """The node ID (service 0) of the node this EID names, in the same CBOR form."""
         if self.service == 0:
             return self
-        return IpnEID(self.allocator, self.node, 0, self.three_element)
+        node = self._node
+        if node is None:  # built (and validated) once: EIDs are immutable
+            node = IpnEID(self.allocator, self.node, 0, self.three_element)
+            object.__setattr__(self, "_node", node)
+        return node
 
     def __str__(self) -> str:
-        node = "!" if self.node == IPN_LOCAL_NODE and self.allocator == 0 else str(self.node)
-        if self.allocator == 0:
-            return f"ipn:{node}.{self.service}"
-        return f"ipn:{self.allocator}.{node}.{self.service}"
+        text = self._text
+        if text is None:
+            node = "!" if self.node == IPN_LOCAL_NODE and self.allocator == 0 else str(self.node)
+            if self.allocator == 0:
+                text = f"ipn:{node}.{self.service}"
+            else:
+                text = f"ipn:{self.allocator}.{node}.{self.service}"
+            object.__setattr__(self, "_text", text)
+        return text
 
 
 EndpointID = DtnEID | IpnEID
