@@ -40,6 +40,7 @@ from .bundle import (
     with_block_added,
     with_block_removed,
     with_bundle_age,
+    with_forwarding_edits,
     with_hop_count_incremented,
     with_previous_node,
 )
@@ -136,6 +137,7 @@ __all__ = [
     "with_block_added",
     "with_block_removed",
     "with_bundle_age",
+    "with_forwarding_edits",
     "with_hop_count_incremented",
     "with_previous_node",
     "DTN_NONE",

@@ -52,6 +52,7 @@ __all__ = [
     "with_block_added",
     "with_block_removed",
     "with_bundle_age",
+    "with_forwarding_edits",
     "with_hop_count_incremented",
     "with_previous_node",
 ]
@@ -515,3 +516,65 @@ def with_hop_count_incremented(bundle: Bundle) -> Bundle:
         return bundle
     value = HopCountBlock.decode_data(existing.data).incremented()
     return _replace_block(bundle, existing, dataclasses.replace(existing, data=value.encode_data()))
+
+
+def with_forwarding_edits(
+    bundle: Bundle,
+    *,
+    increment_hop_count: bool = False,
+    previous_node: EndpointID | None = None,
+    bundle_age_ms: int | None = None,
+    flags: int = 0,
+    crc_type: int | None = None,
+) -> Bundle:
+    """A copy of ``bundle`` with the forwarding-time edits of RFC 9171 §5.4 step 4 made in one
+    pass: the same result as applying :func:`with_hop_count_incremented` (if
+    ``increment_hop_count``), :func:`with_previous_node` (if ``previous_node`` is given) and
+    :func:`with_bundle_age` (if ``bundle_age_ms`` is given) in turn, without building a bundle
+    per edit. Existing blocks keep their number, flags and CRC type; added ones get ``flags``
+    and ``crc_type`` (default: the primary block's). ``bundle`` itself when nothing changes."""
+    blocks = list(bundle.blocks)
+    edited = False
+    need_previous = previous_node is not None
+    need_age = bundle_age_ms is not None
+    for index, block in enumerate(blocks):
+        type_code = block.type_code
+        if type_code == BlockType.HOP_COUNT and increment_hop_count:
+            data = HopCountBlock.decode_data(block.data).incremented().encode_data()
+        elif type_code == BlockType.PREVIOUS_NODE and previous_node is not None:
+            need_previous = False
+            data = PreviousNodeBlock(previous_node).encode_data()
+        elif type_code == BlockType.BUNDLE_AGE and bundle_age_ms is not None:
+            need_age = False
+            data = BundleAgeBlock(bundle_age_ms).encode_data()
+        else:
+            continue
+        blocks[index] = CanonicalBlock(
+            block.type_code, block.number, block.flags, block.crc_type, data
+        )
+        edited = True
+    if need_previous or need_age:
+        if crc_type is None:
+            crc_type = bundle.primary.crc_type
+        number = next_block_number(bundle)
+        added = []
+        if need_previous:
+            assert previous_node is not None
+            added.append(PreviousNodeBlock(previous_node).to_block(number, flags, crc_type))
+            number = number + 1 if number < UINT64_MAX else _free_number(blocks, added)
+        if need_age:
+            assert bundle_age_ms is not None
+            added.append(BundleAgeBlock(bundle_age_ms).to_block(number, flags, crc_type))
+        blocks[-1:-1] = added
+    elif not edited:
+        return bundle
+    return Bundle(bundle.primary, tuple(blocks))
+
+
+def _free_number(blocks: list[CanonicalBlock], added: list[CanonicalBlock]) -> int:
+    """The smallest block number (at least 2) used by none of ``blocks`` and ``added``."""
+    used = {block.number for block in blocks} | {block.number for block in added}
+    number = 2
+    while number in used:
+        number += 1
+    return number

@@ -29,6 +29,7 @@ from bpv7 import (
     with_block_added,
     with_block_removed,
     with_bundle_age,
+    with_forwarding_edits,
     with_hop_count_incremented,
     with_previous_node,
 )
@@ -335,6 +336,37 @@ def test_edit_without_the_block() -> None:
     added = with_block_added(added, HopCountBlock(9, 0), flags=BlockFlags.DISCARD_IF_UNPROCESSABLE)
     assert [b.number for b in added.blocks] == [9, 10, 1]
     assert added.blocks[1].flags == BlockFlags.DISCARD_IF_UNPROCESSABLE
+
+
+def test_forwarding_edits_in_one_pass() -> None:
+    hops = raw_canonical(10, 3, 0, 2, b"\x82\x02\x00")
+    previous = raw_canonical(6, 4, 0, 1, b"\x82\x01\x66//old/", head=b"\x9f")
+    bundle = decode_bundle(raw_bundle(None, hops, previous, PAYLOAD))
+    assert with_forwarding_edits(bundle) is bundle
+    edited = with_forwarding_edits(
+        bundle, increment_hop_count=True, previous_node=DtnEID("me"), bundle_age_ms=40
+    )
+    assert edited.hop_count == HopCountBlock(2, 1)
+    assert edited.previous_node == DtnEID("me") and edited.bundle_age_ms == 40
+    # The existing blocks keep their numbers and CRC types; the age block is added before the
+    # payload with the next number and the primary block's CRC type.
+    assert [(b.type_code, b.number, b.crc_type) for b in edited.blocks] == [
+        (BlockType.HOP_COUNT, 3, CRCType.CRC32C),
+        (BlockType.PREVIOUS_NODE, 4, CRCType.CRC16_X25),
+        (BlockType.BUNDLE_AGE, 5, CRCType.CRC32C),
+        (BlockType.PAYLOAD, 1, CRCType.CRC32C),
+    ]
+    assert decode_bundle(edited.encode()) == edited
+    fresh = decode_bundle(raw_bundle())
+    both = with_forwarding_edits(
+        fresh, previous_node=IpnEID(0, 7, 0), bundle_age_ms=0, crc_type=CRCType.NONE
+    )
+    assert [(b.type_code, b.number) for b in both.blocks] == [
+        (BlockType.PREVIOUS_NODE, 2),
+        (BlockType.BUNDLE_AGE, 3),
+        (BlockType.PAYLOAD, 1),
+    ]
+    assert all(b.crc_type == CRCType.NONE for b in both.blocks[:-1])
 
 
 def test_removal_rules() -> None:

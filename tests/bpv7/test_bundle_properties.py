@@ -4,7 +4,8 @@
 - cbor2 (a CBOR implementation we did not write) reads every block we write identically;
 - whatever the input bytes (random, or mutations of valid bundles), decoding raises nothing but
   DecodeError;
-- forwarding edits change only their own block's bytes.
+- forwarding edits change only their own block's bytes; the one-pass edit equals the three
+  edits applied in turn, byte for byte.
 """
 
 import contextlib
@@ -24,6 +25,7 @@ from bpv7 import (
     eid_to_cbor,
     parse_eid,
     with_bundle_age,
+    with_forwarding_edits,
     with_hop_count_incremented,
     with_previous_node,
 )
@@ -130,3 +132,27 @@ def test_forwarding_edits_keep_other_blocks_bytes(
     redecoded = decode_bundle(edited.encode())
     assert redecoded == edited
     assert redecoded.encode() == edited.encode()
+
+
+@SETTINGS
+@given(
+    bundles(),
+    st.none() | node_ids(),
+    st.none() | st.integers(0, 2**40),
+    st.booleans(),
+)
+def test_combined_forwarding_edits_equal_the_edits_in_turn(
+    bundle: Bundle, node: EndpointID | None, age: int | None, hop: bool
+) -> None:
+    decoded = decode_bundle(bundle.encode())
+    expected = with_hop_count_incremented(decoded) if hop else decoded
+    if node is not None:
+        expected = with_previous_node(expected, node)
+    if age is not None:
+        expected = with_bundle_age(expected, age)
+    combined = with_forwarding_edits(
+        decoded, increment_hop_count=hop, previous_node=node, bundle_age_ms=age
+    )
+    assert combined == expected
+    assert combined.encode() == expected.encode()
+    assert decode_bundle(combined.encode()) == combined

@@ -32,11 +32,12 @@ from bpv7 import (
     DecodeError,
     EncodeError,
     EndpointID,
+    HopCountBlock,
     decode_bundle,
     unprocessable_block_action,
     with_block_removed,
+    with_forwarding_edits,
     with_hop_count_incremented,
-    with_previous_node,
 )
 from bpv7.admin import (
     AdminRecordError,
@@ -168,26 +169,32 @@ class Receiver:
                 # "... the BPA MUST remove this block from the bundle."
                 bundle = with_block_removed(bundle, block.number)
                 edited = True
-        if bundle.find_block(BlockType.HOP_COUNT) is not None:
-            # RFC 9171 §4.4.3: the hop count "SHOULD be increased by 1 on each hop" and "When a
-            # bundle's hop count exceeds its hop limit, the bundle SHOULD be deleted for the
-            # reason 'Hop limit exceeded'".
+        hop_block = bundle.find_block(BlockType.HOP_COUNT)
+        # RFC 9171 §4.4.3: the hop count "SHOULD be increased by 1 on each hop" and "When a
+        # bundle's hop count exceeds its hop limit, the bundle SHOULD be deleted for the reason
+        # 'Hop limit exceeded'". (The increment is made below, with the other edits.)
+        if (
+            hop_block is not None
+            and HopCountBlock.decode_data(hop_block.data).incremented().exceeded
+        ):
             bundle = with_hop_count_incremented(bundle)
-            edited = True
-            hop_count = bundle.hop_count
-            if hop_count is not None and hop_count.exceeded:
-                await core.discard(bundle, StatusReportReason.HOP_LIMIT_EXCEEDED)
-                return ReceptionOutcome.DROPPED
+            await core.discard(bundle, StatusReportReason.HOP_LIMIT_EXCEEDED)
+            return ReceptionOutcome.DROPPED
         now = core.now()
         if expiry_of(bundle, now) <= now:
             # RFC 9171 §5.5: a bundle whose lifetime has passed "SHALL be deleted for the reason
             # 'Lifetime expired'".
             await core.discard(bundle, StatusReportReason.LIFETIME_EXPIRED)
             return ReceptionOutcome.DROPPED
-        if not local:
+        if hop_block is not None or not local:
             # RFC 9171 §5.4 step 4: an old Previous Node Block "MUST be removed" and one
-            # "containing the node ID of the forwarding node MUST be inserted".
-            bundle = with_previous_node(bundle, core.node_id)
+            # "containing the node ID of the forwarding node MUST be inserted" (when the bundle
+            # goes on). Both edits in one pass: one new Bundle instead of two.
+            bundle = with_forwarding_edits(
+                bundle,
+                increment_hop_count=hop_block is not None,
+                previous_node=None if local else core.node_id,
+            )
             edited = True
         if edited:
             raw = bundle.encode()
