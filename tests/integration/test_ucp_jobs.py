@@ -4,6 +4,7 @@ broker, executor and datastore roles."""
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 from .daemons import Network
@@ -97,3 +98,28 @@ async def test_a_plan_with_an_error_sends_nothing(network: Network, tmp_path: Pa
     assert lines[0].startswith(f"ucp submit: error: {plan}: job 'bad': field 'wasm")
     status = await client.ok("status")
     assert "no jobs submitted from this client" in status
+
+
+async def test_large_files_and_results_travel_as_named_data(
+    network: Network, tmp_path: Path
+) -> None:
+    hub = await start_roles(network, "hub", "broker,executor,datastore")
+    write_wasm(tmp_path, "cat.wasm", CAT_WAT)
+    blob = random.Random(7).randbytes(300_000)  # incompressible: the archive stays large
+    (tmp_path / "blob.bin").write_bytes(blob)
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        '[jobs.copy]\nwasm = "cat.wasm"\nargs = ["copy.bin", "blob.bin"]\n'
+        'files = { "blob.bin" = "blob.bin" }\nresults = ["copy.bin"]\n'
+    )
+    client = Client(tmp_path / "home", hub)
+    out = tmp_path / "out"
+    report = json.loads(await client.ok("submit", str(plan), "--json"))
+    assert report["uploads"] == report["uploads_confirmed"] == 1
+    job_id = report["jobs"][0]["job_id"]
+    await client.wait_for_state("copy", ["done"])
+    listing = json.loads(await client.ok("data", "ls", job_id, "--json"))
+    names = {entry["name"] for entry in listing["entries"]}
+    assert names == {f"{job_id}/files/0", f"{job_id}/archive", f"{job_id}/result"}
+    await client.ok("collect", "-o", str(out))
+    assert (out / "copy" / "copy.bin").read_bytes() == blob
