@@ -123,3 +123,19 @@ async def test_large_files_and_results_travel_as_named_data(
     assert names == {f"{job_id}/files/0", f"{job_id}/archive", f"{job_id}/result"}
     await client.ok("collect", "-o", str(out))
     assert (out / "copy" / "copy.bin").read_bytes() == blob
+
+
+async def test_a_client_reaches_the_broker_through_a_relay(
+    network: Network, tmp_path: Path
+) -> None:
+    hub = await start_roles(network, "hub", "broker,executor,datastore")
+    relay = await network.start("relay", "-s", hub.url)
+    write_wasm(tmp_path, "hello.wasm", HELLO_WAT)
+    plan = tmp_path / "plan.toml"
+    plan.write_text('[jobs.far]\nwasm = "hello.wasm"\n')
+    client = Client(tmp_path / "home", relay)
+    out = tmp_path / "out"
+    done = await client.ucp("run", str(plan), "-o", str(out), "--timeout", "40s")
+    assert done.returncode == 0, explain(done)
+    assert "1 job accepted by dtn://hub/ucp/broker" in done.stdout.decode()
+    assert (out / "far" / "stdout").read_text() == "hello\n"

@@ -68,6 +68,7 @@ _VIA_KEY = "via"
 _POLL_S = 0.02
 _DRAIN_S = 5.0
 _CUSTODY_DRAIN_S = 1.0
+_ROLES_GRACE_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +159,7 @@ class ClientSession:
         self._listeners: list[JobListener] = []
         self._changed = trio.Event()
         self._sent_with_custody = False
+        self._first_peer_at: float | None = None
 
     # -- opening --------------------------------------------------------------------------------
 
@@ -222,17 +224,21 @@ class ClientSession:
         peers = [peer.node_id for peer in self.node.peers()]
         if not peers:
             return None
+        now = trio.current_time()
+        if self._first_peer_at is None:
+            self._first_peer_at = now
         self._route_via(peers)
         if self.settings.broker is not None:
             return role_endpoint(self.settings.broker, RoleName.BROKER)
-        nodes_with_role = getattr(self.node, "nodes_with_role", None)
-        if nodes_with_role is not None:
-            brokers = [node_id for node_id, _metric in nodes_with_role(RoleName.BROKER)]
-            if brokers:
-                return role_endpoint(brokers[0], RoleName.BROKER)
-            if self.settings.discover and not self.via:
-                return None  # discovered nodes without the broker role
-        return role_endpoint(peers[0], RoleName.BROKER)
+        # Neighbours announce their roles (and those of the nodes they reach) in their route
+        # advertisement as soon as the session is up.
+        brokers = [node_id for node_id, _metric in self.node.nodes_with_role(RoleName.BROKER)]
+        if brokers:
+            return role_endpoint(brokers[0], RoleName.BROKER)
+        if self.via and now - self._first_peer_at >= _ROLES_GRACE_S:
+            # No role announced: take the --via node for the broker (older daemons).
+            return role_endpoint(peers[0], RoleName.BROKER)
+        return None
 
     def _route_via(self, peers: list[str]) -> None:
         """Send everything not for a neighbour through the first ``--via`` node (a broker's
