@@ -24,7 +24,7 @@ tools:
 	  else echo "tshark not found: its differential tests will be skipped (apt-get install tshark)"; fi; }
 
 demo: setup
-	$(PY) -m ucp_dtn demo
+	$(VENV)/bin/ucp demo
 
 test: setup tools
 	$(PY) -bb -m pytest -q

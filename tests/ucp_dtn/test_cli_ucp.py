@@ -194,7 +194,17 @@ async def test_no_daemon(
 def test_every_subcommand_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     parser = build_parser()
     names = [command.name for command in SUBCOMMANDS]
-    assert names == ["send", "recv", "nodes"]
+    assert names == [
+        "submit",
+        "status",
+        "collect",
+        "run",
+        "data",
+        "send",
+        "recv",
+        "nodes",
+        "demo",
+    ]
     with pytest.raises(SystemExit):
         parser.parse_args(["--help"])
     text = capsys.readouterr().out

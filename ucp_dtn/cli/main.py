@@ -20,6 +20,7 @@ from ucp_dtn.appapi import AppApiError, RequestFailed
 from .collect import COLLECT
 from .command import EXIT_FAILURE, EXIT_USAGE, CommandError, Subcommand
 from .data import DATA
+from .demo import DEMO
 from .nodes import NODES
 from .recv import RECV
 from .run import RUN
@@ -29,7 +30,17 @@ from .submit import SUBMIT
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
-SUBCOMMANDS: tuple[Subcommand, ...] = (SUBMIT, STATUS, COLLECT, RUN, DATA, SEND, RECV, NODES)
+SUBCOMMANDS: tuple[Subcommand, ...] = (
+    SUBMIT,
+    STATUS,
+    COLLECT,
+    RUN,
+    DATA,
+    SEND,
+    RECV,
+    NODES,
+    DEMO,
+)
 """The subcommands, in ``--help`` order."""
 
 
@@ -48,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of ``ucp`` and its subcommands."""
     parser = _Parser(
         prog="ucp",
-        description="Client of the ucp-dtn platform: talks to the local ucp-bpnode daemon.",
+        description=(
+            "Client of the ucp-dtn platform: submit/status/collect/run/data act as a node of "
+            "their own (--via, --discover); send/recv/nodes talk to the local ucp-bpnode daemon."
+        ),
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
