@@ -145,6 +145,17 @@ def parse_positive_int(text: str) -> int:
     return value
 
 
+def parse_probability(text: str) -> float:
+    """A number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"must be between 0 and 1, got {value}")
+    return value
+
+
 _SIZE_CAPABILITIES = ("memory", "disk")
 
 
@@ -297,6 +308,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help="a broker forgets executors and datastores silent this long (default 15s)",
     )
+    add(
+        "--broker-timeout",
+        type=_flag_type(parse_duration),
+        metavar="DURATION",
+        help="a node without any reachable broker this long may promote itself (default 30s)",
+    )
+    add(
+        "--promote-probability",
+        type=_flag_type(parse_probability),
+        metavar="P",
+        help="chance per heartbeat, once no broker was reachable for --broker-timeout, that "
+        "this node promotes itself to broker (0 to 1; default 0: never)",
+    )
     add("--max-jobs", type=_flag_type(parse_positive_int), metavar="N", help="jobs run at once")
     add(
         "--datastore-quota",
@@ -440,6 +464,10 @@ class _FileReader:
         except QuantityError as exc:
             self.fail(key, str(exc))
 
+    def number(self, key: str) -> float | None:
+        value = self._typed(key, (int, float), "a number")
+        return None if value is None else float(value)
+
     def integer(self, key: str) -> int | None:
         value: int | None = self._typed(key, (int,), "an integer")
         return value
@@ -465,6 +493,8 @@ _FILE_KEYS = (
     "brokers",
     "heartbeat",
     "executor_timeout",
+    "broker_timeout",
+    "promote_probability",
     "max_jobs",
     "datastore_quota",
     "capabilities",
@@ -526,6 +556,13 @@ def _read_file(path: Path) -> dict[str, Any]:
     values["broker"] = reader.parsed_list("brokers", parse_broker)
     values["heartbeat"] = reader.duration("heartbeat")
     values["executor_timeout"] = reader.duration("executor_timeout")
+    values["broker_timeout"] = reader.duration("broker_timeout")
+    probability = reader.number("promote_probability")
+    if probability is not None:
+        try:
+            values["promote_probability"] = parse_probability(str(probability))
+        except ValueError as exc:
+            reader.fail("promote_probability", str(exc))
     values["max_jobs"] = reader.integer("max_jobs")
     values["datastore_quota"] = reader.size("datastore_quota")
     capabilities = reader.table("capabilities")
@@ -662,6 +699,8 @@ def _role_settings(merged: Mapping[str, Any], *, workdir: Path | None) -> RoleSe
     for key, field_name in (
         ("heartbeat", "heartbeat_interval_s"),
         ("executor_timeout", "executor_timeout_s"),
+        ("broker_timeout", "broker_timeout_s"),
+        ("promote_probability", "promote_probability"),
         ("max_jobs", "max_jobs"),
         ("datastore_quota", "datastore_quota_bytes"),
     ):

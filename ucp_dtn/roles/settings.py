@@ -49,11 +49,27 @@ class RoleSettings:
     inline_limit_bytes: int = 256 * 1024
     """Results archives up to this size travel inside the result message; larger ones are
     stored as named data (``<job-uuid>/archive``) and referenced."""
+    broker_timeout_s: float = 30.0
+    """A node without the broker role that has known no reachable broker for this long may
+    promote itself to broker (see :attr:`promote_probability` and docs/disruption.md)."""
+    promote_probability: float = 0.0
+    """Chance, at each check (every heartbeat interval) after :attr:`broker_timeout_s` without
+    a broker, that the node promotes itself to broker; 0 never promotes, 1 promotes at the
+    first check (the UCP paper's self-promotion)."""
+    promotion_seed: int | None = None
+    """Seed of the promotion draws (tests); ``None``: seeded from the system."""
 
     def __post_init__(self) -> None:
-        for name in ("heartbeat_interval_s", "executor_timeout_s", "result_lifetime_s"):
+        for name in (
+            "heartbeat_interval_s",
+            "executor_timeout_s",
+            "result_lifetime_s",
+            "broker_timeout_s",
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive")
+        if not 0.0 <= self.promote_probability <= 1.0:
+            raise ValueError("promote_probability must be between 0 and 1")
         if self.max_jobs is not None and self.max_jobs < 1:
             raise ValueError("max_jobs must be at least 1")
         object.__setattr__(self, "roles", tuple(RoleName(r) for r in self.roles))
