@@ -3,6 +3,7 @@ play the executors, datastores and the client."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import uuid
 from collections.abc import Callable
@@ -440,7 +441,8 @@ async def test_status_queries_and_malformed_messages() -> None:
             await net.client.send(net.to, BrokerSync(broker=net.to, sequence=1, sent_at=0.0))
             await net.client.send(net.to, result(unknown_job, net.x1))
             await wait_until(lambda: net.broker.statistics().ignored == 4)
-            assert net.broker.statistics().late_results == 1  # the result for an unknown job
+            # The result for an unknown job is kept for its client as <job-uuid>/result.
+            await wait_until(lambda: net.broker.statistics().orphan_results == 1)
             [entry] = (await net.status(job_ids=(mine.job_id,))).jobs
             assert entry.state == JobStatus.QUEUED
             nursery.cancel_scope.cancel()
@@ -609,7 +611,7 @@ async def test_brokers_sync_jobs_and_names() -> None:
             nursery.cancel_scope.cancel()
 
 
-async def test_silent_executors_are_forgotten() -> None:
+async def test_a_silent_executors_job_is_queued_again_and_the_first_result_wins() -> None:
     # The broker's clock is ours to move; short intervals make its timer rounds frequent.
     # (No autojump_clock: the broker's sqlite calls run in threads, and the autojump clock
     # jumps to the next deadline whenever trio waits for one.)
@@ -626,23 +628,41 @@ async def test_silent_executors_are_forgotten() -> None:
             await wait_until(lambda: broker.statistics().executors == 1)
             job = make_job(name="held")
             await client.send(to, JobSubmission(job))
-            await executor.expect(JobDispatch)
+            first = await executor.expect(JobDispatch)
+            assert first.attempt == 1
 
             now[0] = 1015.0
             assert broker.statistics().executors == 1
             now[0] = 1015.5
             assert broker.statistics().executors == 0
-            # A timer round drops it and notes that its job's executor went silent.
-            while True:
-                query = StatusQuery(client.mailbox.next_request_id(), job_ids=(job.job_id,))
-                [reply] = await client.mailbox.request(to, query, timeout_s=10)
-                assert isinstance(reply.message, StatusReply)
-                [entry] = reply.message.jobs
-                assert entry.state == JobStatus.DISPATCHED
-                if entry.detail.startswith("executor dtn://b/ucp/executor silent since 1000"):
-                    break
-                await trio.sleep(0.02)
+            # A timer round drops the executor and takes its job back: QUEUED, saying why.
+            requeued = await client.expect(
+                JobState, lambda m: m.state == JobStatus.QUEUED and m.attempt == 1
+            )
+            assert requeued.detail == (
+                "executor dtn://b/ucp/executor lost during attempt 1: redeploying"
+            )
+            assert broker.statistics().redeployments == 1
+            [entry] = (await status_of(client, to, job)).jobs
+            assert entry.state == JobStatus.QUEUED and entry.attempts == 1
 
-            await executor.heartbeat(to)
-            await wait_until(lambda: broker.statistics().executors == 1)
+            # The executor is back: the job goes out again as attempt 2.
+            await executor.heartbeat(to, max_jobs=1)
+            second = await executor.expect(JobDispatch)
+            assert second.attempt == 2 and second.job == job
+            # The first attempt's result arrives first and wins; the second one is dropped.
+            await executor.send(to, dataclasses.replace(result(job, None), attempt=1))
+            forwarded = await client.expect(JobResult)
+            assert forwarded.attempt == 1
+            await executor.send(to, dataclasses.replace(result(job, None), attempt=2))
+            await wait_until(lambda: broker.statistics().late_results == 1)
+            [entry] = (await status_of(client, to, job)).jobs
+            assert entry.state == JobStatus.DONE and entry.attempts == 2
             nursery.cancel_scope.cancel()
+
+
+async def status_of(client: Actor, to: str, job: JobInfo) -> StatusReply:
+    query = StatusQuery(client.mailbox.next_request_id(), job_ids=(job.job_id,))
+    [reply] = await client.mailbox.request(to, query, timeout_s=10)
+    assert isinstance(reply.message, StatusReply)
+    return reply.message

@@ -73,6 +73,7 @@ from .jobs import JobBook, Readiness
 from .journal import AsyncJournal
 from .name_cache import NameCache
 from .records import JobRecord
+from .redeploy import adopted, is_current, requeue, stranded_jobs
 from .registry import NodeRegistry
 from .relay import DataRelay, with_reply_to
 from .statistics import BrokerStatistics
@@ -125,6 +126,9 @@ class BrokerRole:
                 "dispatches",
                 "results",
                 "late_results",
+                "redeployments",
+                "takeovers",
+                "orphan_results",
                 "status_queries",
                 "ignored",
             ),
@@ -200,21 +204,30 @@ class BrokerRole:
                 now = self._clock()
                 for gone in self._registry.expire(now):
                     logger.info("%s %s went silent", _role_name(gone.role), gone.node)
-                    if gone.role == Role.EXECUTOR:
-                        self._note_silent_executor(gone.node, gone.last_seen)
                 try:
+                    await self._redeploy(now)
                     await self._relay_or_fail().flush()
                     await self._schedule()
                     await self._peering.maybe_sync(self._send, self._registry, now)
                 except StoreFullError as exc:
                     logger.error("broker: node store full, retrying later: %s", exc)
 
-    def _note_silent_executor(self, node: str, last_seen: float) -> None:
-        for record in self._jobs.records():
-            busy = record.state in (JobStatus.DISPATCHED, JobStatus.RUNNING)
-            if busy and record.executor is not None and _node(record.executor) == node:
-                detail = f"executor {record.executor} silent since {last_seen:.0f}"
-                self._jobs.put(dataclasses.replace(record, detail=detail))
+    async def _redeploy(self, now: float) -> None:
+        """Queue again the jobs of executors gone silent (see :mod:`.redeploy`); the
+        scheduling round that follows dispatches them elsewhere."""
+        stranded = stranded_jobs(
+            self._jobs.records(),
+            lambda node: self._registry.get(node, Role.EXECUTOR, now) is not None,
+            now,
+            self.settings.executor_timeout_s,
+        )
+        for record in stranded:
+            self._registry.note_finished(_node(record.executor or ""), record.job_id)
+            record = requeue(record, now)
+            await self._save(record)
+            self._counts["redeployments"] += 1
+            logger.warning("job %s: %s", record.job_id, record.detail)
+            await self._announce(record)
 
     # -- handling messages --------------------------------------------------------------------
 
@@ -290,7 +303,7 @@ class BrokerRole:
         await self._schedule([record, *self._jobs.dependents(record.job_id)])
 
     async def _on_job_state(self, incoming: Incoming, message: JobState) -> None:
-        record = self._jobs.get(message.job_id)
+        record = self._jobs.get(message.job_id) or await self._take_over(message.job_id)
         if record is None:
             self._ignore(incoming, f"job {message.job_id} is unknown here")
             return
@@ -302,6 +315,14 @@ class BrokerRole:
             return
         if message.state != JobStatus.RUNNING:
             self._ignore(incoming, f"an executor reports only RUNNING, not {message.state!r}")
+            return
+        if not is_current(record, str(incoming.source.node_id)):
+            logger.info(
+                "job %s: ignoring 'running' from %s, it was redeployed to %s",
+                record.job_id,
+                incoming.source,
+                record.executor,
+            )
             return
         if record.state == JobStatus.RUNNING:
             return
@@ -318,10 +339,9 @@ class BrokerRole:
         await self._announce(record)
 
     async def _on_result(self, message: JobResult) -> None:
-        record = self._jobs.get(message.job_id)
+        record = self._jobs.get(message.job_id) or await self._take_over(message.job_id)
         if record is None:
-            self._counts["late_results"] += 1
-            logger.warning("dropping a result for unknown job %s", message.job_id)
+            await self._store_orphan_result(message)
             return
         if record.result is not None or record.final:
             self._counts["late_results"] += 1
@@ -352,6 +372,41 @@ class BrokerRole:
         logger.info("job %s %s", record.job_id, detail)
         await self._deliver_result(record)
         await self._schedule()
+
+    async def _take_over(self, job_id: uuid.UUID) -> JobRecord | None:
+        """Make a job another broker owns (known from its syncs) this broker's own, because
+        its executor reports here (its broker is gone); ``None`` if that is not possible."""
+        foreign = self._jobs.foreign(job_id)
+        if foreign is None:
+            return None
+        record = adopted(foreign, self._jobs.next_sequence())
+        if record is None:
+            return None
+        await self._save(record)
+        self._counts["takeovers"] += 1
+        logger.info("job %s taken over from broker %s", job_id, foreign.broker)
+        return record
+
+    async def _store_orphan_result(self, message: JobResult) -> None:
+        """A result for a job this broker never heard of (its broker is gone and sent no sync
+        here): nobody to forward it to, so store it as ``<job-uuid>/result``, where the
+        client's ``collect`` looks for results of jobs no broker knows."""
+        self._counts["orphan_results"] += 1
+        logger.warning(
+            "result for unknown job %s from %s: storing it for its client",
+            message.job_id,
+            message.executor,
+        )
+        assert self._mailbox is not None
+        await self._relay_or_fail().relay(
+            DataPut(
+                request_id=self._mailbox.next_request_id(),
+                name=job_result_name(message.job_id),
+                data=message.to_cbor(),
+                written_at=message.finished_at or self._clock(),
+                job_id=message.job_id,
+            )
+        )
 
     async def _deliver_result(self, record: JobRecord) -> None:
         """Store the result as ``<job-uuid>/result``, forward it, announce the final state,
@@ -591,6 +646,9 @@ class BrokerRole:
             dispatches=counts["dispatches"],
             results=counts["results"],
             late_results=counts["late_results"],
+            redeployments=counts["redeployments"],
+            takeovers=counts["takeovers"],
+            orphan_results=counts["orphan_results"],
             data_relayed=0 if relay is None else relay.relayed,
             data_queued=0 if relay is None else len(relay.pending),
             names_cached=len(self._names),

@@ -57,3 +57,9 @@ class BrokerStatistics:
     """Broker syncs taken in."""
     ignored: int
     """Messages ignored: of a kind a broker does not take, stale, or not making sense."""
+    redeployments: int = 0
+    """Jobs taken back from a lost executor (queued again for another one)."""
+    takeovers: int = 0
+    """Jobs of another broker made its own (a result or report for them came here)."""
+    orphan_results: int = 0
+    """Results for jobs it never knew, stored as ``<job-uuid>/result`` for the client."""

@@ -22,7 +22,10 @@ The role lives on ``…/ucp/executor`` of its node and does four things:
   (:mod:`.results`). After giving the slot back it publishes the named results (``data-put``
   with custody, waiting a while for the datastores' answers so that a later job of a pipeline
   finds them), and sends the ``job-result`` with custody to the broker — the archive inline up
-  to ``inline_limit_bytes``, else stored as ``<job-uuid>/archive`` and referenced.
+  to ``inline_limit_bytes``, else stored as ``<job-uuid>/archive`` and referenced. "Its
+  broker" is the one that dispatched the job while the node's role directory lists it as
+  reachable, else the nearest broker it lists (a lost broker's jobs report to its successor,
+  :meth:`~ucp_dtn.roles.directory.BrokerDirectory.report_to`).
 * **Restarts** — jobs recorded but unfinished run again; results recorded but not sent are
   sent. Job directories are removed once the result is out; those of the last few failed jobs
   are kept for a look (a bounded number).
@@ -472,7 +475,9 @@ class ExecutorRole:
             async with self._slots:
                 self._active[job.job_id].running = True
                 queued = trio.current_time() - arrived
-                await self._send_state(dispatch.broker, job.job_id, dispatch.attempt)
+                await self._send_state(
+                    self.directory.report_to(dispatch.broker), job.job_id, dispatch.attempt
+                )
                 try:
                     run = await self._execute(dispatch, tree)
                 finally:
@@ -505,7 +510,7 @@ class ExecutorRole:
 
     async def _deliver(self, dispatch: JobDispatch, result: JobResult) -> None:
         """Send a recorded result, mark it sent, and forget the job."""
-        await self._send_result(dispatch.broker, result)
+        await self._send_result(self.directory.report_to(dispatch.broker), result)
         journal = self._journal_open()
         await journal.mark_sent(result.job_id)
         self._active.pop(result.job_id, None)
@@ -532,7 +537,9 @@ class ExecutorRole:
         began = trio.current_time()
         queries = queries_for(job, dispatch.inline_data)
         try:
-            fetched = await self._fetcher.fetch_all(dispatch.broker, queries)
+            fetched = await self._fetcher.fetch_all(
+                self.directory.report_to(dispatch.broker), queries
+            )
         except FetchError as exc:
             self._input_failures += 1
             return _Run(ResultStatus.INPUT_MISSING, message=str(exc))
@@ -630,7 +637,9 @@ class ExecutorRole:
             else:
                 archive_ref = job_name(job_id, _ARCHIVE_SEGMENT)
                 puts.append((archive_ref, data))
-        refused = await self._publisher.put_all(dispatch.broker, job_id, puts)
+        refused = await self._publisher.put_all(
+            self.directory.report_to(dispatch.broker), job_id, puts
+        )
         if refused:
             run.status = ResultStatus.EXECUTOR_ERROR
             run.message = "publishing failed: " + "; ".join(

@@ -1,0 +1,121 @@
+"""Which jobs a broker takes back from lost executors, and taking over another broker's jobs
+(the sans-IO parts of :mod:`ucp_dtn.roles.broker.redeploy`)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from ucp_dtn.roles.broker import ForeignJob, JobRecord
+from ucp_dtn.roles.broker.redeploy import adopted, is_current, requeue, stranded_jobs
+from ucp_dtn.ucp import InlineData, JobInfo, JobStatus, JobStatusEntry, JobSubmission
+
+WASM = InlineData(b"\0asm\x01\0\0\0")
+
+
+def record(number: int, state: JobStatus, **fields: Any) -> JobRecord:
+    fields.setdefault("executor", "dtn://x1/ucp/executor")
+    fields.setdefault("updated_at", 100.0)
+    return JobRecord(
+        submission=JobSubmission(JobInfo(wasm=WASM, job_id=uuid.UUID(int=number))),
+        client="dtn://a/ucp/client",
+        sequence=number,
+        state=state,
+        submitted_at=0.0,
+        attempts=1,
+        **fields,
+    )
+
+
+def live_nodes(*nodes: str) -> Any:
+    return lambda node: node in nodes
+
+
+@pytest.mark.parametrize("state", [JobStatus.DISPATCHED, JobStatus.RUNNING])
+def test_busy_jobs_of_a_lost_executor_are_stranded(state: JobStatus) -> None:
+    job = record(1, state)
+    assert stranded_jobs([job], live_nodes(), now=115.0, timeout_s=15.0) == [job]
+
+
+@pytest.mark.parametrize(
+    ("job", "live", "now"),
+    [
+        pytest.param(record(1, JobStatus.RUNNING), ("dtn://x1/",), 500.0, id="executor live"),
+        pytest.param(record(1, JobStatus.RUNNING), (), 114.9, id="changed recently"),
+        pytest.param(record(1, JobStatus.QUEUED), (), 500.0, id="queued"),
+        pytest.param(record(1, JobStatus.DONE), (), 500.0, id="final"),
+        pytest.param(record(1, JobStatus.DISPATCHED, executor=None), (), 500.0, id="no executor"),
+    ],
+)
+def test_jobs_that_are_not_stranded(job: JobRecord, live: tuple[str, ...], now: float) -> None:
+    assert stranded_jobs([job], live_nodes(*live), now=now, timeout_s=15.0) == []
+
+
+def test_only_the_lost_executors_jobs_are_stranded_in_the_given_order() -> None:
+    jobs = [
+        record(3, JobStatus.RUNNING, executor="dtn://x2/ucp/executor"),
+        record(1, JobStatus.RUNNING),
+        record(2, JobStatus.DISPATCHED, executor="dtn://x2/ucp/executor"),
+    ]
+    found = stranded_jobs(jobs, live_nodes("dtn://x1/"), now=200.0, timeout_s=15.0)
+    assert [r.sequence for r in found] == [3, 2]
+
+
+def test_a_requeued_job_keeps_its_attempts_and_says_why() -> None:
+    again = requeue(record(1, JobStatus.RUNNING), now=130.0)
+    assert again.state == JobStatus.QUEUED and again.updated_at == 130.0
+    assert again.attempts == 1 and again.executor == "dtn://x1/ucp/executor"
+    assert again.detail == "executor dtn://x1/ucp/executor lost during attempt 1: redeploying"
+
+
+@pytest.mark.parametrize(
+    ("executor", "node", "current"),
+    [
+        ("dtn://x1/ucp/executor", "dtn://x1/", True),
+        ("dtn://x1/ucp/executor", "dtn://x2/", False),
+        (None, "dtn://x2/", True),
+    ],
+)
+def test_is_current(executor: str | None, node: str, current: bool) -> None:
+    assert is_current(record(1, JobStatus.RUNNING, executor=executor), node) is current
+
+
+def foreign(
+    state: JobStatus, *, job: bool = True, client: str | None = "dtn://a/ucp/client"
+) -> ForeignJob:
+    info = JobInfo(wasm=WASM, job_id=uuid.UUID(int=7), name="seven")
+    status = JobStatusEntry(
+        job_id=info.job_id,
+        state=state,
+        updated_at=50.0,
+        name="seven",
+        client=client,
+        executor="dtn://x1/ucp/executor",
+        attempts=2,
+    )
+    return ForeignJob(broker="dtn://old/ucp/broker", status=status, job=info if job else None)
+
+
+def test_a_dispatched_foreign_job_is_adopted_as_it_was() -> None:
+    taken = adopted(foreign(JobStatus.RUNNING), sequence=12)
+    assert taken is not None
+    assert taken.job_id == uuid.UUID(int=7) and taken.job.name == "seven"
+    assert taken.client == "dtn://a/ucp/client" and taken.result_address == taken.client
+    assert taken.state == JobStatus.RUNNING and taken.attempts == 2 and taken.sequence == 12
+    assert taken.executor == "dtn://x1/ucp/executor"
+    assert taken.detail == "taken over from dtn://old/ucp/broker"
+    assert taken.result is None and not taken.submission.inline_data
+
+
+@pytest.mark.parametrize(
+    "job",
+    [
+        pytest.param(foreign(JobStatus.DONE, job=False), id="final"),
+        pytest.param(foreign(JobStatus.RUNNING, job=False), id="without the job"),
+        pytest.param(foreign(JobStatus.RUNNING, client=None), id="without the client"),
+    ],
+)
+def test_foreign_jobs_that_cannot_be_adopted(job: ForeignJob) -> None:
+    assert adopted(job, sequence=1) is None
