@@ -31,6 +31,8 @@
  *
  * Exit status: 0 success; 2 usage error; 3 bad input (odd byte count, empty input, input shorter
  * than one window, unsupported WAV); 4 read or write error; 5 out of memory. Messages go to stderr.
+ * The summary is printed only on success; window lines printed before an error found late (an odd
+ * byte at the end of a long stream) stay printed.
  */
 
 #include <errno.h>
