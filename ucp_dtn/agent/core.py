@@ -54,7 +54,14 @@ from ucp_dtn.store import BundleState, BundleStore, StoredBundle, StoreFullError
 
 from .config import NodeConfig
 from .forwarding import ForwardQueue, RawCache
-from .records import EXTRA_PREVIOUS, RecentBundles, bundle_key, stored_bundle_for, stored_flags
+from .records import (
+    EXTRA_PREVIOUS,
+    RecentBundles,
+    bundle_key,
+    is_fragment_key,
+    stored_bundle_for,
+    stored_flags,
+)
 from .registration import Registration
 from .reports import StatusReporter
 from .roles import RoleDirectory
@@ -290,13 +297,9 @@ class AgentCore:
         found = await self.store.query(
             destination=str(endpoint), states={BundleState.PENDING_DELIVERY}
         )
-        return [meta.key for meta in found if meta.key not in self._fragment_members()]
-
-    def _fragment_members(self) -> set[str]:
-        members: set[str] = set()
-        for keys in self._fragment_keys.values():
-            members |= keys
-        return members
+        # Fragments are never delivered as they are: the collector reassembles them (§5.9),
+        # and a fragment stored a moment ago may not have reached it yet.
+        return [meta.key for meta in found if not is_fragment_key(meta.key)]
 
     async def load_delivery(self, key: str) -> Bundle | None:
         """The bundle to hand to an application for ``key``."""
@@ -369,7 +372,7 @@ class AgentCore:
         """After a restart: feed stored local fragments to the collector again."""
         waiting = await self.store.query(states={BundleState.PENDING_DELIVERY})
         for meta in waiting:
-            if "|" in meta.key and meta.key.count("|") == 2:
+            if is_fragment_key(meta.key):
                 bundle = await self.load_bundle(meta.key)
                 if bundle is not None and bundle.is_fragment:
                     await self._collect_fragment(meta.key, bundle)

@@ -12,6 +12,7 @@ once, at the edge, and files it under :func:`bundle_key` with a :class:`StoredBu
 
 from __future__ import annotations
 
+import re
 import sys
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -32,6 +33,7 @@ __all__ = [
     "EXTRA_TRANSMISSION",
     "RecentBundles",
     "bundle_key",
+    "is_fragment_key",
     "expiry_of",
     "stored_bundle_for",
     "stored_flags",
@@ -58,6 +60,15 @@ def bundle_key(bundle_id: BundleID) -> str:
     if bundle_id.fragment_offset is not None:
         key += f"|{bundle_id.fragment_offset}+{bundle_id.fragment_length}"
     return key
+
+
+_FRAGMENT_KEY = re.compile(r"\|\d+\+\d+\Z")
+
+
+def is_fragment_key(key: str) -> bool:
+    """Whether ``key`` (from :func:`bundle_key`) names a fragment: its last part is
+    ``offset+length`` (a whole bundle's ends with ``time.sequence``)."""
+    return _FRAGMENT_KEY.search(key) is not None
 
 
 def expiry_of(bundle: Bundle, received_at: float) -> float:
