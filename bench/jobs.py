@@ -1,0 +1,528 @@
+"""Jobs through the platform: the audio classifier natively, under plain wasmtime and through real
+``ucp-bpnode`` daemons; the end-to-end latency of a trivial job; jobs per second.
+
+1. **Audio classifier, 10 minutes of audio** (``workloads/classifier``; a generated scene, 16 kHz
+   mono, 19.2 MB, seed 1). Every row runs the same job and checks its labels against the scene.
+
+   - *native*: ``gcc -O2`` build of ``classifier.c`` made here in a temporary directory (skipped,
+     saying so, without gcc); the process reads the audio file on stdin.
+   - *plain wasmtime*: the committed ``classifier.wasm`` with wasmtime-py directly — an engine with
+     fuel metering and epoch interruption on, a store with the executor's default limits (256 MiB
+     of linear memory, unlimited fuel, an epoch deadline), WASI stdin from the file, stdout to a
+     file. The module is compiled beforehand (compile time shown on its own row), as the
+     executor's warm pool has it compiled after its first job.
+   - *JobSandbox in-process*: the same through our sandbox (no worker process, no network).
+   - *platform*: a hub daemon (broker + datastore) and a worker daemon (executor), real
+     processes on 127.0.0.1 with their persistent stores (``LocalNetwork``). The timer runs from
+     submission to the result being available at the client, nothing subtracted:
+     ``ucp run`` (whole command, including its process start) with the audio as named data in
+     the plan; the client library in-process (``submit_plan`` + ``wait_for_jobs`` +
+     ``collect_results``) with the audio in the plan; and the same with the audio already in
+     the datastore (uploaded before the clock starts). The worker has run the module once
+     before (warm-up), so it is compiled and cached there as in the wasmtime row.
+
+   The ratio platform / plain wasmtime is the target (<= 1.10). The executor's own account of
+   the platform job (input fetch, run, collect) is printed beside it.
+
+2. **Trivial job latency**: a module whose ``_start`` writes ``ok`` (the wasm travels inside the
+   job-submission bundle); submission to result at the client, repeated: through ``ucp run``
+   (a fresh Python process each time; its bare start-up is shown too) and through the client
+   library in one process. Target: median < 100 ms.
+
+3. **Jobs per second**: one plan of ``--jobs`` trivial jobs through the client library,
+   submission of the plan to the last result at the client.
+
+Medians over ``--repeats`` runs (the machine is shared). Run:
+``.venv/bin/python bench/jobs.py [--seconds 600] [--repeats 3] [--latency-runs 20] [--jobs 100]``.
+Exits 0 (also when targets are missed; the table says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+import trio
+import wasmtime
+
+from ucp_dtn.client import (
+    ClientSession,
+    ClientSettings,
+    collect_results,
+    put_data,
+    submit_plan,
+    wait_for_jobs,
+)
+from ucp_dtn.localnet import LocalNetwork, LocalNode, run_ucp
+from ucp_dtn.ucp import JobResult, load_plan
+from ucp_dtn.ucp.runtime import (
+    DEFAULT_MEMORY_LIMIT,
+    DEFAULT_TABLE_ELEMENTS_LIMIT,
+    DEFAULT_TIMEOUT,
+    JobSandbox,
+    RunSpec,
+    module_digest,
+)
+from ucp_dtn.workloads import Scene, generate_scene, parse_classifier_output, score_labels
+
+ROOT = Path(__file__).resolve().parents[1]
+CLASSIFIER = ROOT / "workloads" / "classifier"
+TARGET_RATIO = 1.10
+TARGET_LATENCY_MS = 100.0
+UNLIMITED_FUEL = 2**64 - 1  # what the sandbox sets when a job has no fuel budget
+
+TRIVIAL_WAT = """
+(module
+  (import "wasi_snapshot_preview1" "fd_write"
+    (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 64) "ok\\n")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 64))
+    (i32.store (i32.const 4) (i32.const 3))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
+"""
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+@dataclass
+class Row:
+    label: str
+    seconds: list[float]
+    note: str = ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+
+def check_labels(scene: Scene, stdout: str, where: str) -> str:
+    """'labels 100.0%' after checking the output; raise if it is wrong."""
+    report = parse_classifier_output(stdout)
+    score = score_labels(scene.expected_labels(), report.labels)
+    if score.accuracy < 0.9:
+        raise RuntimeError(f"{where}: labels {score.accuracy:.1%} right: {score.confusions}")
+    return f"labels {score.accuracy:.1%} of {score.compared}"
+
+
+# ------------------------------------------------------------------------------ local baselines
+
+
+def native_row(scene: Scene, audio: Path, work: Path, repeats: int) -> Row | str:
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        return "native: skipped, gcc is not installed"
+    binary = work / "classifier-native"
+    subprocess.run(
+        [gcc, "-std=c11", "-O2", "-ffp-contract=off", "-o", str(binary),
+         str(CLASSIFIER / "classifier.c"), "-lm"],
+        check=True,
+    )  # fmt: skip
+    times = []
+    note = ""
+    for _ in range(repeats):
+        with audio.open("rb") as stdin:
+            began = time.perf_counter()
+            done = subprocess.run([str(binary)], stdin=stdin, capture_output=True, check=True)
+            times.append(time.perf_counter() - began)
+        note = check_labels(scene, done.stdout.decode(), "native")
+    return Row("native (gcc -O2)", times, note)
+
+
+def plain_wasmtime_rows(scene: Scene, audio: Path, work: Path, repeats: int) -> list[Row]:
+    """The module under wasmtime-py directly, with the executor's engine settings and limits."""
+    config = wasmtime.Config()
+    config.consume_fuel = True
+    config.epoch_interruption = True
+    engine = wasmtime.Engine(config)
+    wasm = (CLASSIFIER / "classifier.wasm").read_bytes()
+    began = time.perf_counter()
+    module = wasmtime.Module(engine, wasm)
+    compile_time = time.perf_counter() - began
+    linker = wasmtime.Linker(engine)
+    linker.define_wasi()
+    times = []
+    note = ""
+    for number in range(repeats):
+        out = work / f"wasmtime-{number}.out"
+        began = time.perf_counter()
+        wasi = wasmtime.WasiConfig()
+        wasi.argv = ["classifier.wasm"]
+        wasi.stdin_file = str(audio)
+        wasi.stdout_file = str(out)
+        wasi.stderr_file = str(work / "wasmtime.err")
+        store = wasmtime.Store(engine)
+        store.set_wasi(wasi)
+        store.set_limits(
+            memory_size=DEFAULT_MEMORY_LIMIT, table_elements=DEFAULT_TABLE_ELEMENTS_LIMIT
+        )
+        store.set_fuel(UNLIMITED_FUEL)
+        store.set_epoch_deadline(1)
+        instance = linker.instantiate(store, module)
+        start = instance.exports(store)["_start"]
+        assert isinstance(start, wasmtime.Func)
+        try:
+            start(store)
+        except wasmtime.ExitTrap as exc:
+            if exc.code != 0:
+                raise
+        times.append(time.perf_counter() - began)
+        note = check_labels(scene, out.read_text(), "wasmtime")
+    return [
+        Row("plain wasmtime: compile the module", [compile_time], "once per module"),
+        Row("plain wasmtime: instantiate + run", times, note),
+    ]
+
+
+def sandbox_row(scene: Scene, audio: Path, work: Path, repeats: int) -> Row:
+    sandbox = JobSandbox(None)
+    wasm = (CLASSIFIER / "classifier.wasm").read_bytes()
+    times = []
+    note = ""
+    try:
+        sandbox.load(module_digest(wasm), wasm)  # compiled before the clock starts
+        for number in range(repeats):
+            job_dir = work / f"sandbox-{number}"
+            job_dir.mkdir()
+            spec = RunSpec(wasm, job_dir, stdin_path=audio, timeout=DEFAULT_TIMEOUT)
+            began = time.perf_counter()
+            outcome = sandbox.run_job(spec)
+            times.append(time.perf_counter() - began)
+            if not outcome.ok:
+                raise RuntimeError(f"sandbox: {outcome.message}")
+            note = check_labels(scene, (job_dir / "stdout").read_text(), "sandbox")
+    finally:
+        sandbox.close()
+    return Row("JobSandbox in-process (module in memory)", times, note)
+
+
+# ------------------------------------------------------------------------------ the platform
+
+
+CLASSIFY_PLAN = """\
+[data]
+"{name}" = "audio.pcm"
+
+[jobs.classify]
+wasm = "classifier.wasm"
+stdin = {{ name = "{name}" }}
+"""
+
+STORED_PLAN = """\
+[jobs.classify]
+wasm = "classifier.wasm"
+stdin = {{ name = "{name}" }}
+"""
+
+
+def trivial_plan(jobs: int) -> str:
+    return "".join(f'[jobs.t{number:03d}]\nwasm = "trivial.wasm"\n\n' for number in range(jobs))
+
+
+class Platform:
+    """A hub (broker + datastore) and a worker (executor), and plan files to submit."""
+
+    def __init__(self, base: Path, scene: Scene, audio: Path) -> None:
+        self.base = base
+        self.scene = scene
+        self.plans = base / "plans"
+        self.plans.mkdir(parents=True)
+        shutil.copy(CLASSIFIER / "classifier.wasm", self.plans / "classifier.wasm")
+        os.link(audio, self.plans / "audio.pcm")
+        (self.plans / "trivial.wasm").write_bytes(wasmtime.wat2wasm(TRIVIAL_WAT))
+        self.network = LocalNetwork(base / "nodes")
+        self.hub: LocalNode | None = None
+        self._count = 0
+
+    def plan(self, template: str, **fields: str) -> Path:
+        self._count += 1
+        path = self.plans / f"plan-{self._count}.toml"
+        path.write_text(template.format(**fields))
+        return path
+
+    async def start(self) -> None:
+        self.hub = await self.network.start(
+            "hub", "--roles", "broker,datastore", "--heartbeat", "1s"
+        )
+        await self.network.start(
+            "worker", "--roles", "executor", "--heartbeat", "1s", "-s", self.hub.url
+        )
+
+    def settings(self, home: str) -> ClientSettings:
+        assert self.hub is not None
+        return ClientSettings(home=self.base / home, via=(self.hub.address,), wait_s=30.0)
+
+    async def cli_run(self, plan: Path, home: str) -> tuple[float, Path]:
+        assert self.hub is not None
+        out = self.base / f"out-{plan.stem}"
+        began = time.perf_counter()
+        done = await run_ucp(
+            "run", str(plan), "-o", str(out), "--home", str(self.base / home),
+            "--via", self.hub.url, timeout=600,
+        )  # fmt: skip
+        elapsed = time.perf_counter() - began
+        if done.returncode != 0:
+            raise RuntimeError(f"ucp run failed: {done.stderr.decode()[-2000:]}")
+        return elapsed, out
+
+
+async def library_run(
+    session: ClientSession, plan: Path, out: Path
+) -> tuple[float, list[str], list[JobResult]]:
+    """Submit ``plan``, wait for every result, collect; (seconds, stdout and result of each
+    job)."""
+    began = time.perf_counter()
+    report = await submit_plan(session, load_plan(plan))
+    entries = await wait_for_jobs(session, [job.job_id for job in report.jobs], timeout_s=600)
+    collected = await collect_results(session, entries, out)
+    elapsed = time.perf_counter() - began
+    stdouts = []
+    results = []
+    for item in collected:
+        result = item.entry.result
+        if result is None or not result.ok or item.directory is None:
+            raise RuntimeError(f"job {item.entry.name} did not succeed: {item.entry.detail}")
+        stdouts.append((item.directory / "stdout").read_text())
+        results.append(result)
+    return elapsed, stdouts, results
+
+
+def executor_account(result: JobResult) -> str:
+    """The job's timings as the executor reported them."""
+    t = result.timings
+    return f"executor: fetch {t.fetch:.2f}s run {t.run:.2f}s collect {t.collect:.2f}s"
+
+
+async def timed(repeats: int, once: Callable[[int], Awaitable[float]]) -> list[float]:
+    return [await once(number) for number in range(repeats)]
+
+
+async def platform_figures(args: argparse.Namespace, platform_: Platform) -> dict[str, Row]:
+    rows: dict[str, Row] = {}
+    scene = platform_.scene
+    await platform_.start()
+
+    # Warm-up: the worker compiles and caches both modules, the client homes get their identity.
+    async with ClientSession.open(platform_.settings("home-lib")) as session:
+        short = generate_scene(9, 5.0)
+        await put_data(session, "bench/warm-up.pcm", short.pcm)
+        await library_run(
+            session, platform_.plan(STORED_PLAN, name="bench/warm-up.pcm"), platform_.base / "w1"
+        )
+        await library_run(session, platform_.plan(trivial_plan(1)), platform_.base / "w2")
+    await platform_.cli_run(platform_.plan(trivial_plan(1)), "home-cli")
+
+    # 1. the classifier through ucp run, audio uploaded by the plan
+    notes = ""
+
+    async def cli_once(number: int) -> float:
+        nonlocal notes
+        plan = platform_.plan(CLASSIFY_PLAN, name=f"bench/cli-{number}.pcm")
+        elapsed, out = await platform_.cli_run(plan, "home-cli")
+        notes = check_labels(scene, (out / "classify" / "stdout").read_text(), "ucp run")
+        return elapsed
+
+    rows["cli"] = Row(
+        "platform: ucp run, audio in the plan", await timed(args.repeats, cli_once), ""
+    )
+    rows["cli"].note = notes
+
+    async with ClientSession.open(platform_.settings("home-lib")) as session:
+
+        async def lib_once(number: int) -> float:
+            nonlocal notes
+            plan = platform_.plan(CLASSIFY_PLAN, name=f"bench/lib-{number}.pcm")
+            elapsed, stdouts, results = await library_run(
+                session, plan, platform_.base / f"lib-{number}"
+            )
+            notes = check_labels(scene, stdouts[0], "library") + "; " + executor_account(results[0])
+            return elapsed
+
+        rows["lib"] = Row(
+            "platform: client library, audio in the plan", await timed(args.repeats, lib_once)
+        )
+        rows["lib"].note = notes
+
+        began = time.perf_counter()
+        await put_data(session, "bench/stored.pcm", scene.pcm)
+        upload = time.perf_counter() - began
+
+        async def stored_once(number: int) -> float:
+            nonlocal notes
+            plan = platform_.plan(STORED_PLAN, name="bench/stored.pcm")
+            elapsed, stdouts, results = await library_run(
+                session, plan, platform_.base / f"st-{number}"
+            )
+            notes = check_labels(scene, stdouts[0], "stored") + "; " + executor_account(results[0])
+            return elapsed
+
+        rows["stored"] = Row(
+            "platform: client library, audio already stored",
+            await timed(args.repeats, stored_once),
+        )
+        rows["stored"].note = notes
+        rows["upload"] = Row(
+            "  (ucp data put of the 19 MB beforehand)", [upload], "not in the row above"
+        )
+
+        # 2. trivial job latency, in-process
+        async def trivial_once(number: int) -> float:
+            plan = platform_.plan(trivial_plan(1))
+            elapsed, stdouts, _ = await library_run(session, plan, platform_.base / f"t-{number}")
+            if stdouts != ["ok\n"]:
+                raise RuntimeError(f"trivial job printed {stdouts!r}")
+            return elapsed
+
+        rows["trivial-lib"] = Row(
+            "trivial job, client library", await timed(args.latency_runs, trivial_once)
+        )
+
+        # 3. jobs per second
+        plan = platform_.plan(trivial_plan(args.jobs))
+        elapsed, stdouts, _ = await library_run(session, plan, platform_.base / "many")
+        if stdouts != ["ok\n"] * args.jobs:
+            raise RuntimeError("a trivial job printed something else")
+        rows["many"] = Row(f"{args.jobs} trivial jobs in one plan", [elapsed])
+
+    # 2b. trivial job latency through ucp run (a Python process per job)
+    async def trivial_cli_once(number: int) -> float:
+        elapsed, out = await platform_.cli_run(platform_.plan(trivial_plan(1)), "home-cli")
+        if (out / "t000" / "stdout").read_text() != "ok\n":
+            raise RuntimeError("trivial job through ucp run printed something else")
+        return elapsed
+
+    rows["trivial-cli"] = Row(
+        "trivial job, ucp run", await timed(args.cli_latency_runs, trivial_cli_once)
+    )
+
+    async def cli_start(number: int) -> float:
+        began = time.perf_counter()
+        await trio.run_process([sys.executable, "-m", "ucp_dtn.cli", "--help"], capture_stdout=True)
+        return time.perf_counter() - began
+
+    rows["cli-start"] = Row(
+        "  (ucp --help: process start alone)", await timed(args.cli_latency_runs, cli_start)
+    )
+    await platform_.network.close()
+    return rows
+
+
+# ------------------------------------------------------------------------------ report
+
+
+def print_rows(rows: list[Row], unit: str = "s") -> None:
+    print(f"{'':50} {'median':>9} {'min':>9} {'max':>9}  n")
+    for row in rows:
+        scale = 1e3 if unit == "ms" else 1.0
+        cells = (row.median * scale, min(row.seconds) * scale, max(row.seconds) * scale)
+        figures = " ".join(f"{value:8.3f}{unit}" if unit == "s" else f"{value:7.1f}{unit}"
+                           for value in cells)  # fmt: skip
+        print(f"{row.label:50} {figures} {len(row.seconds):2}  {row.note}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=600.0, help="audio duration (600)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per classifier row (3)")
+    parser.add_argument("--latency-runs", type=int, default=20, help="trivial jobs timed (20)")
+    parser.add_argument(
+        "--cli-latency-runs", type=int, default=10, help="trivial jobs timed through ucp run (10)"
+    )
+    parser.add_argument("--jobs", type=int, default=100, help="jobs in the throughput plan (100)")
+    args = parser.parse_args()
+
+    print("bench/jobs.py: the audio classifier natively, under wasmtime and through the platform")
+    print(
+        f"machine: {cpu_name()}, {os.cpu_count()} cores; Python {platform.python_version()}; "
+        f"wasmtime-py {version('wasmtime')}; {platform.system()} {platform.release()}"
+    )
+    began_all = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="ucp-bench-jobs-") as tmp:
+        work = Path(tmp)
+        began = time.perf_counter()
+        scene = generate_scene(1, args.seconds)
+        audio = work / "audio.pcm"
+        audio.write_bytes(scene.pcm)
+        print(
+            f"audio: {args.seconds:g} s at {scene.rate} Hz, {len(scene.pcm) / 1e6:.1f} MB, "
+            f"{len(scene.segments)} segments, generated in {time.perf_counter() - began:.1f} s\n",
+            flush=True,
+        )
+
+        local: list[Row] = []
+        native = native_row(scene, audio, work, args.repeats)
+        skipped = native if isinstance(native, str) else None
+        if isinstance(native, Row):
+            local.append(native)
+        local += plain_wasmtime_rows(scene, audio, work, args.repeats)
+        local.append(sandbox_row(scene, audio, work, args.repeats))
+
+        platform_ = Platform(work / "platform", scene, audio)
+        rows = trio.run(platform_figures, args, platform_)
+
+    wasm_run = local[-2].median
+    print(f"== 1. audio classifier, {args.seconds / 60:g} minutes of audio")
+    if skipped:
+        print(skipped)
+    print_rows([*local, rows["cli"], rows["lib"], rows["stored"], rows["upload"]])
+    print()
+    if isinstance(native, Row):
+        print(f"plain wasmtime / native:  {wasm_run / native.median:5.2f}x")
+    for key, what in (
+        ("cli", "ucp run, audio in the plan"),
+        ("lib", "library, audio in the plan"),
+        ("stored", "library, audio already stored"),
+    ):
+        ratio = rows[key].median / wasm_run
+        verdict = "met" if ratio <= TARGET_RATIO else "MISSED"
+        print(
+            f"platform / plain wasmtime ({what}): {ratio:5.2f}x  "
+            f"(target <= {TARGET_RATIO:.2f}x: {verdict})"
+        )
+
+    print("\n== 2. trivial job, submission to result at the client")
+    print_rows([rows["trivial-lib"], rows["trivial-cli"], rows["cli-start"]], unit="ms")
+    for key in ("trivial-lib", "trivial-cli"):
+        samples = rows[key].seconds
+        median_ms = statistics.median(samples) * 1e3
+        verdict = "met" if median_ms < TARGET_LATENCY_MS else "MISSED"
+        print(
+            f"{rows[key].label}: median {median_ms:.1f} ms, p90 "
+            f"{percentile(samples, 0.9) * 1e3:.1f} ms (target median < "
+            f"{TARGET_LATENCY_MS:g} ms: {verdict})"
+        )
+
+    many = rows["many"].seconds[0]
+    print(f"\n== 3. throughput: {args.jobs} trivial jobs in one plan")
+    print(f"{many:.2f} s from submission to the last result: {args.jobs / many:.1f} jobs/s")
+    print(f"\nwhole bench: {time.perf_counter() - began_all:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
