@@ -521,6 +521,8 @@ class BrokerRole:
 
     def _set_queued_detail(self, record: JobRecord, detail: str) -> None:
         # Why a job waits changes with every heartbeat: kept in memory, not journalled.
+        if record.attempts:
+            detail = f"{detail} (attempt {record.attempts} lost)"
         if record.detail != detail:
             self._jobs.put(dataclasses.replace(record, detail=detail))
 
