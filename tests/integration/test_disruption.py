@@ -13,13 +13,30 @@ import trio
 from convergence.lossy.relay import LossyRelay
 
 from .daemons import Daemon, Network
-from .ucp_support import Client, start_roles, write_wasm
+from .ucp_support import HELLO_WAT, Client, start_roles, write_wasm
 
 FAST = ["--executor-timeout", "3s", "--route-interval", "1s", "--reconnect-max", "500ms"]
 """Short timeouts: executors expire after 3 s, routes (and the roles they carry) after 3 s."""
 
+LOSSY = ["--drop-every", "3s", "--cut-after-bytes", "5KiB,7KiB,6KiB", "--latency", "2ms"]
+"""Relay flags of the lossy test: connections cut every 3 s on average, and the first three
+after exact byte counts (mid-transfer cuts on any machine)."""
+COUNT = 200
+"""Jobs of the lossy test."""
+
 SPIN_COUNT = 6_000_000_000
 """Loop iterations of the spin job: a few seconds of work on this kind of machine."""
+
+
+class RelayedClient(Client):
+    """A client that reaches the network through ``url`` (a relay) instead of a daemon."""
+
+    def __init__(self, home: Path, url: str) -> None:
+        super().__init__(home, None)
+        self.url = url
+
+    def flags(self, via: Daemon | None = None) -> list[str]:
+        return ["--home", str(self.home), "--via", via.url if via is not None else self.url]
 
 
 def spin_wat(count: int = SPIN_COUNT) -> str:
@@ -231,3 +248,37 @@ async def test_a_partition_between_broker_and_executor_heals_with_every_result_d
             job_id = jobs[name]["job_id"]
             assert log.count(f"job {job_id} done") == 1, name
         nursery.cancel_scope.cancel()
+
+
+async def test_two_hundred_jobs_over_links_that_drop_every_few_seconds(
+    network: Network, tmp_path: Path
+) -> None:
+    # hub (broker, datastore) <- relay <- x1, x2 (executors); the client reaches the hub
+    # through a relay too. Every relay cuts its connections at random, every 3 s on average
+    # (seeded) and the first three connections after a few KiB; the nodes redial within 0.5 s.
+    flags = [*FAST[2:], "--executor-timeout", "5s"]
+    hub = await start_roles(network, "hub", "broker,datastore", *flags)
+    for index, name in enumerate(("x1", "x2")):
+        host, port = await network.relay(hub.address, "--seed", str(31 + index), *LOSSY)
+        await start_roles(network, name, "executor", "-s", f"tcp://{host}:{port}", *flags)
+    host, port = await network.relay(hub.address, "--seed", "33", *LOSSY)
+    client = RelayedClient(tmp_path / "home", f"tcp://{host}:{port}")
+    await wait_for_nodes(client, {"dtn://x1/": "executor", "dtn://x2/": "executor"})
+
+    write_wasm(tmp_path, "hello.wasm", HELLO_WAT)
+    names = {f"j{n:03d}" for n in range(COUNT)}
+    plan = tmp_path / "plan.toml"
+    plan.write_text("".join(f'[jobs.{name}]\nwasm = "hello.wasm"\n' for name in sorted(names)))
+    ids = await submit(client, plan)
+    assert set(ids) == names
+    out = tmp_path / "out"
+    with trio.fail_after(50):
+        while len(collected := {p.parent.name for p in out.glob("*/stdout")}) < COUNT:
+            await client.ucp("collect", "-o", str(out), timeout=30)
+            await trio.sleep(0.5)
+    assert collected == names
+    assert {(out / name / "stdout").read_text() for name in names} == {"hello\n"}
+    log = hub.log.read_text()
+    assert [job_id for job_id in ids.values() if log.count(f"job {job_id} done") != 1] == []
+    # The three links were cut at least three times each (then redialled).
+    assert (await hub.info())["statistics"]["sessions_opened"] >= 3 + 9
