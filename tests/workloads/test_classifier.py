@@ -121,6 +121,15 @@ def test_window_and_hop_options(sandbox: JobSandbox, wasm: bytes, job_dir: Path)
     assert score.accuracy >= 0.9, score.confusions
 
 
+def test_long_window_at_a_high_rate(sandbox: JobSandbox, wasm: bytes, job_dir: Path) -> None:
+    # 192000 Hz * 12000 ms overflows a 32-bit long (wasm32's): the window must still be 12 s
+    args = ("--rate", "192000", "--window-ms", "12000", "--hop-ms", "12000")
+    outcome = run(sandbox, wasm, job_dir, stdin=b"\0" * (2 * 192000 * 13), args=args)
+    assert outcome.ok, outcome
+    report = parse_classifier_output((job_dir / "stdout").read_text())
+    assert (report.rate, report.window_s, report.labels) == (192000, 12.0, ["silence"])
+
+
 def wav_with(fmt: bytes, data: bytes = b"\0\0" * 20000) -> bytes:
     body = b"WAVE" + b"fmt " + len(fmt).to_bytes(4, "little") + fmt
     body += b"data" + len(data).to_bytes(4, "little") + data

@@ -547,8 +547,9 @@ int main(int argc, char **argv) {
     if (is_wav && opt.rate_given && rate != opt.rate)
         fputs("classifier: --rate ignored: the WAV header gives the rate\n", stderr);
 
-    size_t window = (size_t)(rate * opt.window_ms / 1000);
-    size_t hop = (size_t)(rate * opt.hop_ms / 1000);
+    /* 64-bit products: long is 32 bits on wasm32, and 192000 * 60000 does not fit. */
+    size_t window = (size_t)((long long)rate * opt.window_ms / 1000);
+    size_t hop = (size_t)((long long)rate * opt.hop_ms / 1000);
     if (hop == 0)
         hop = 1;
     struct analyser analyser;
