@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import wave
 from array import array
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,7 @@ from ucp_dtn.workloads import (
     score_labels,
     wav_header,
 )
+from ucp_dtn.workloads.audio import main
 
 
 def test_same_seed_same_scene_other_seed_other_scene() -> None:
@@ -147,3 +149,22 @@ def test_parse_and_score_classifier_output() -> None:
 def test_malformed_classifier_output_is_refused(text: str, match: str) -> None:
     with pytest.raises(ClassifierOutputError, match=match):
         parse_classifier_output(text)
+
+
+def test_command_line_writes_wav_and_expected_labels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    audio, labels = tmp_path / "scene.wav", tmp_path / "labels.txt"
+    status = main([str(audio), "--seed", "6", "--seconds", "4.5", "--wav", "--labels", str(labels)])
+    assert status == 0
+    scene = generate_scene(6, 4.5)
+    assert audio.read_bytes() == scene.wav()
+    expected = [label.value if label else "mixed" for label in scene.expected_labels()]
+    assert labels.read_text().splitlines() == [
+        f"{0.5 * n:.3f} {label}" for n, label in enumerate(expected)
+    ]
+    segments = capsys.readouterr().err.splitlines()
+    assert len(segments) == len(scene.segments) and scene.segments[0].kind.value in segments[0]
+    with pytest.raises(SystemExit):
+        main([str(audio), "--seconds", "-3"])
+    assert "seconds must not be negative" in capsys.readouterr().err

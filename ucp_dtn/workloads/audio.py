@@ -11,7 +11,8 @@ Only the standard library is used (no numpy): waveforms are one-period wavetable
 phase accumulated with :func:`itertools.accumulate`, noise comes from ``Random.randbytes``, so a
 10-minute scene at 16 kHz (19 MB) takes a few seconds. Everything derives from ``random.Random``
 methods whose output Python keeps stable across versions (``random``, ``randrange``,
-``randbytes``, ``choice``), so a seed gives the same bytes everywhere.
+``randbytes``, ``choice``), so a seed gives the same segments everywhere, and the same bytes
+wherever libm's ``sin`` and ``exp`` round alike (every common platform).
 
 Command line (``python -m ucp_dtn.workloads``) writes a scene as raw PCM or WAV, and the
 expected labels beside it.
