@@ -1,10 +1,12 @@
-"""A local network of real ``ucp-bpnode`` processes on 127.0.0.1.
+"""A local network of real ``ucp-bpnode`` processes (and lossy-link relays) on 127.0.0.1.
 
-Used by ``ucp demo`` and by the multi-process integration tests: :class:`LocalNetwork` starts
-daemons (``python -m ucp_dtn.daemon``) with port 0 and a work directory each, reads every
-daemon's ready line (``ready node=... tcpcl=host:port socket=...``) to learn its TCPCL address and
-application socket, sends SIGTERM (or SIGKILL) to stop them and kills whatever is left at the
-end. Each daemon's stderr goes to a log file. Every wait is bounded.
+Used by ``ucp demo``, the benchmarks and the multi-process integration tests:
+:class:`LocalNetwork` starts daemons (``python -m ucp_dtn.daemon``) listening on port 0 with a
+work directory each, reads every daemon's ready line (``ready node=... tcpcl=host:port
+socket=...``) to learn its TCPCL address and application socket, restarts them on the same port,
+starts lossy-link relays (``python -m convergence.lossy``) between them, and stops whatever is
+left at the end. Each daemon's stderr goes to a log file (:meth:`LocalNetwork.logs`). Every wait
+is bounded.
 """
 
 from __future__ import annotations
@@ -13,13 +15,19 @@ import logging
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import trio
 
+from .appapi import AppApiClient
+
 __all__ = [
+    "START_TIMEOUT_S",
+    "STOP_TIMEOUT_S",
     "LocalNetwork",
     "LocalNode",
     "LocalNodeError",
@@ -37,7 +45,7 @@ STOP_TIMEOUT_S = 15.0
 
 
 class LocalNodeError(RuntimeError):
-    """A daemon of the local network did not start or misbehaved (the message says how)."""
+    """A daemon or relay of the local network did not start (the message says why)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +83,9 @@ class LocalNode:
     """One daemon of a :class:`LocalNetwork`."""
 
     name: str
-    """Short name (also the work directory's name)."""
+    """Short name (also the name of its work directory and log)."""
     args: list[str]
-    """Its command-line arguments after the program name."""
+    """Its full command line after the program name."""
     process: trio.Process
     """The running process."""
     ready: Ready
@@ -124,6 +132,18 @@ class LocalNode:
         self.kill()
         return await self.process.wait()
 
+    @asynccontextmanager
+    async def client(self) -> AsyncIterator[AppApiClient]:
+        """A connection to its application API."""
+        async with AppApiClient.connect(self.socket) as client:
+            yield client
+
+    async def info(self) -> dict[str, Any]:
+        """What ``ucp nodes --json`` shows: peers, routes and statistics."""
+        async with self.client() as client:
+            info = await client.node_info()
+        return {"peers": info.peers, "routes": info.routes, "statistics": info.statistics}
+
     async def ucp(
         self, *args: str, stdin: bytes = b"", timeout: float = 60.0
     ) -> subprocess.CompletedProcess[bytes]:
@@ -147,14 +167,19 @@ async def run_ucp(
 
 
 class LocalNetwork:
-    """Daemons started under one base directory; :meth:`close` stops them all."""
+    """Daemons and relays started under one base directory; :meth:`close` ends them all.
 
-    def __init__(self, base: Path) -> None:
+    ``verbose`` adds ``-v`` to every daemon (info logs in their log files)."""
+
+    def __init__(self, base: Path, *, verbose: bool = False) -> None:
         self.base = base
+        self.verbose = verbose
         self.nodes: dict[str, LocalNode] = {}
+        self.relays: list[trio.Process] = []
+        self._everyone: list[LocalNode] = []
 
     def workdir(self, name: str) -> Path:
-        """The work directory of node ``name``."""
+        """The default work directory of node ``name``."""
         return self.base / name
 
     async def start(
@@ -162,65 +187,119 @@ class LocalNetwork:
         name: str,
         *args: str,
         in_memory: bool = False,
+        workdir: Path | None = None,
+        listen: str = "127.0.0.1:0",
         node_id: str | None = None,
-        python_args: Sequence[str] = (),
     ) -> LocalNode:
-        """Start daemon ``name`` (node ID ``dtn://<name>/`` unless given) listening on
-        127.0.0.1 port 0, with ``args`` added; wait for its ready line. Restarting a stopped
-        name reuses its work directory (and so its store)."""
-        self.base.mkdir(parents=True, exist_ok=True)
-        workdir = self.workdir(name)
-        command = [
-            sys.executable,
-            *python_args,
-            "-m",
-            "ucp_dtn.daemon",
-            "-n",
-            node_id or f"dtn://{name}/",
-            "-l",
-            "127.0.0.1:0",
-        ]
+        """Start ``ucp-bpnode -n NODE_ID -l LISTEN [-W DIR | --in-memory] ARGS`` (node ID
+        ``dtn://<name>/`` unless given; work directory ``base/<name>`` unless given) and wait
+        for its ready line."""
+        command = ["-n", node_id or f"dtn://{name}/", "-l", listen]
+        if self.verbose:
+            command.append("-v")
         if in_memory:
-            command.append("--in-memory")
+            command += ["--in-memory", "--socket", str(self.base / f"{name}.sock")]
         else:
-            command += ["-W", str(workdir)]
-        command += list(args)
+            command += ["-W", str(workdir or self.workdir(name))]
+        return await self.start_raw(name, [*command, *args])
+
+    async def start_raw(self, name: str, args: Sequence[str]) -> LocalNode:
+        """Start ``ucp-bpnode ARGS`` exactly as given and wait for its ready line."""
+        self.base.mkdir(parents=True, exist_ok=True)
         log = self.base / f"{name}.log"
         with log.open("ab") as log_file:
             process = await trio.lowlevel.open_process(
-                command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log_file
+                [sys.executable, "-m", "ucp_dtn.daemon", *args],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log_file,
             )
-        assert process.stdout is not None
-        line = b""
-        with trio.move_on_after(START_TIMEOUT_S):
-            while not line.endswith(b"\n"):
-                chunk = await process.stdout.receive_some(1)
-                if not chunk:
-                    break
-                line += chunk
-        if not line.startswith(b"ready "):
+        try:
+            line = await _first_line(process, START_TIMEOUT_S)
+        except BaseException:
+            process.kill()
+            raise
+        if not line.startswith("ready "):
             process.kill()
             await process.wait()
             tail = log.read_text(errors="replace").strip().splitlines()[-5:]
             raise LocalNodeError(
                 f"node {name} did not start: {' | '.join(tail) or 'no output'} (log: {log})"
             )
-        node = LocalNode(
-            name, list(args), process, parse_ready_line(line.decode()), log, network=self
-        )
+        node = LocalNode(name, list(args), process, parse_ready_line(line), log, network=self)
         self.nodes[name] = node
+        self._everyone.append(node)
         logger.info("started %s (%s) at %s", name, node.node_id, node.url)
         return node
 
+    async def restart(self, node: LocalNode, *extra: str) -> LocalNode:
+        """Start a stopped node again: same arguments, same work directory, and listening on
+        the same port (so that peers configured with it find it again)."""
+        host, port = node.address
+        args = list(node.args)
+        for index in range(len(args) - 1):
+            if args[index] in ("-l", "--listen") and args[index + 1].endswith(":0"):
+                args[index + 1] = f"{host}:{port}"
+        return await self.start_raw(node.name, [*args, *extra])
+
+    async def relay(self, target: tuple[str, int], *flags: str) -> tuple[str, int]:
+        """Start a lossy-link relay (``python -m convergence.lossy --target ... FLAGS``) in
+        front of ``target``; returns the address it listens on."""
+        host, port = target
+        process = await trio.lowlevel.open_process(
+            [
+                sys.executable,
+                "-m",
+                "convergence.lossy",
+                "--listen",
+                "127.0.0.1:0",
+                "--target",
+                f"{host}:{port}",
+                *flags,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        self.relays.append(process)
+        line = await _first_line(process, START_TIMEOUT_S)
+        # "listening on HOST:PORT -> HOST:PORT"
+        if not line.startswith("listening on "):
+            raise LocalNodeError(f"the lossy-link relay did not start: {line!r}")
+        relay_host, _, relay_port = line.split()[2].rpartition(":")
+        return relay_host.strip("[]"), int(relay_port)
+
     def logs(self) -> str:
-        """Every daemon's log, one after the other (for failure reports)."""
+        """Every daemon's log (the last 20,000 characters of each), one after the other."""
         parts = []
         for log in sorted(self.base.glob("*.log")):
-            parts.append(f"--- {log.name}\n{log.read_text(errors='replace')}")
+            text = log.read_text(errors="replace")
+            parts.append(f"--- {log.name} ---\n{text[-20000:]}")
         return "\n".join(parts)
 
-    async def close(self) -> None:
-        """Stop every daemon still running."""
-        for node in self.nodes.values():
-            if node.alive:
-                await node.stop()
+    async def close(self, *, graceful: bool = True) -> None:
+        """End every daemon and relay still running: SIGTERM and wait (``graceful``), or
+        SIGKILL at once."""
+        if graceful:
+            for node in self._everyone:
+                if node.alive:
+                    await node.stop()
+        processes = [node.process for node in self._everyone] + self.relays
+        for process in processes:
+            if process.returncode is None:
+                process.kill()
+        with trio.move_on_after(10):
+            for process in processes:
+                await process.wait()
+
+
+async def _first_line(process: trio.Process, timeout: float) -> str:
+    assert process.stdout is not None
+    buffer = b""
+    with trio.fail_after(timeout):
+        while b"\n" not in buffer:
+            chunk = await process.stdout.receive_some(4096)
+            if not chunk:
+                break
+            buffer += chunk
+    return buffer.partition(b"\n")[0].decode(errors="replace")
