@@ -52,11 +52,15 @@ class BrokerDirectory:
     def report_to(self, broker: str) -> str:
         """Where to send reports about work ``broker`` (an endpoint, text) handed out: to it
         while the role directory lists it as reachable, else to the nearest broker it does
-        list, else still to it (the bundle waits in the network for it to come back)."""
+        list, else still to it (the bundle waits in the network for it to come back). Any
+        endpoint other than a broker's is returned unchanged."""
         try:
-            node_id = parse_eid(broker).node_id
+            eid = parse_eid(broker)
         except BPv7Error:
             return broker
+        node_id = eid.node_id
+        if eid != role_endpoint(node_id, RoleName.BROKER):
+            return broker  # not a broker (a datastore answering with a cursor)
         live = self.live_broker_nodes()
         if node_id in live or not live:
             return broker

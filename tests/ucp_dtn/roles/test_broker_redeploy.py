@@ -8,8 +8,11 @@ from typing import Any
 
 import pytest
 
+from ucp_dtn.agent import BundleNode, NodeConfig
 from ucp_dtn.roles.broker import ForeignJob, JobRecord
 from ucp_dtn.roles.broker.redeploy import adopted, is_current, requeue, stranded_jobs
+from ucp_dtn.roles.directory import BrokerDirectory
+from ucp_dtn.roles.settings import RoleSettings
 from ucp_dtn.ucp import InlineData, JobInfo, JobStatus, JobStatusEntry, JobSubmission
 
 WASM = InlineData(b"\0asm\x01\0\0\0")
@@ -119,3 +122,33 @@ def test_a_dispatched_foreign_job_is_adopted_as_it_was() -> None:
 )
 def test_foreign_jobs_that_cannot_be_adopted(job: ForeignJob) -> None:
     assert adopted(job, sequence=1) is None
+
+
+# -- where an executor reports: the dispatching broker while reachable, else its successor ---
+
+
+def directory(*roles: str, brokers: tuple[str, ...] = ()) -> BrokerDirectory:
+    # A node that is not running knows only its own roles: the broker it "reaches" is itself.
+    node = BundleNode(NodeConfig(node_id="dtn://x/", workdir=None, roles=roles))
+    return BrokerDirectory(node, RoleSettings(brokers=brokers))
+
+
+@pytest.mark.parametrize(
+    ("roles", "endpoint", "expected"),
+    [
+        pytest.param(("broker",), "dtn://b1/ucp/broker", "dtn://x/ucp/broker", id="successor"),
+        pytest.param(("broker",), "dtn://x/ucp/broker", "dtn://x/ucp/broker", id="reachable"),
+        pytest.param((), "dtn://b1/ucp/broker", "dtn://b1/ucp/broker", id="none reachable"),
+        pytest.param(("broker",), "dtn://d/ucp/datastore", "dtn://d/ucp/datastore", id="no broker"),
+        pytest.param(("broker",), "not an eid", "not an eid", id="not an EID"),
+    ],
+)
+def test_report_to(roles: tuple[str, ...], endpoint: str, expected: str) -> None:
+    assert directory(*roles).report_to(endpoint) == expected
+
+
+def test_configured_brokers_that_are_not_reachable_come_after_the_reachable_ones() -> None:
+    found = directory("broker", brokers=("dtn://b1/",)).broker_nodes()
+    assert [str(node) for node in found] == ["dtn://x/", "dtn://b1/"]
+    # With none reachable, the configured ones are all there is.
+    assert [str(node) for node in directory(brokers=("dtn://b1/",)).broker_nodes()] == ["dtn://b1/"]

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import trio
@@ -213,8 +213,12 @@ class DataFetcher:
         settle_s: float = 0.5,
         page_bytes: int = 1 << 20,
         lifetime_s: float | None = None,
+        reroute: Callable[[str], str] | None = None,
     ) -> None:
+        """``reroute`` maps a destination to where each attempt goes now (a lost broker's
+        successor, :meth:`~ucp_dtn.roles.directory.BrokerDirectory.report_to`)."""
         self.mailbox = mailbox
+        self.reroute = reroute
         self.timeout_s = timeout_s
         self.attempts = attempts
         self.retry_delay_s = retry_delay_s
@@ -297,6 +301,8 @@ class DataFetcher:
         and with ``settle`` whatever else arrives within ``settle_s`` of it."""
         last = ""
         for attempt in range(1, self.attempts + 1):
+            if self.reroute is not None:
+                destination = self.reroute(destination)
             request_id = self.mailbox.next_request_id()
             send, receive = trio.open_memory_channel[Incoming](64)
             self._waiting[request_id] = send

@@ -207,6 +207,7 @@ class ExecutorRole:
             timeout_s=settings.request_timeout_s,
             retry_delay_s=min(settings.heartbeat_interval_s, 5.0),
             lifetime_s=self._informative_lifetime,
+            reroute=self.directory.report_to,
         )
         self._publisher = DataPublisher(
             self.mailbox,
