@@ -1,12 +1,18 @@
-"""When an orphaned node promotes itself to broker (:class:`PromotionWatch`, sans-IO)."""
+"""When an orphaned node promotes itself to broker: :class:`PromotionWatch` (sans-IO) and the
+role runner acting on it."""
 
 from __future__ import annotations
 
 import random
 
 import pytest
+import trio
 
+from tests.ucp_dtn.agent_support import start_node, wait_until
+from ucp_dtn.roles import RoleName
+from ucp_dtn.roles.broker import BrokerRole
 from ucp_dtn.roles.promotion import PromotionWatch
+from ucp_dtn.roles.runner import run_roles
 from ucp_dtn.roles.settings import RoleSettings
 
 
@@ -77,3 +83,39 @@ def test_bad_parameters(timeout: float, probability: float, message: str) -> Non
 def test_role_settings_check_the_promotion_fields(fields: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         RoleSettings(**fields)  # type: ignore[arg-type]
+
+
+async def test_a_datastore_node_without_brokers_promotes_itself_and_announces_it() -> None:
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            running = await start_node(nursery, "orphan", listen=(), roles=("datastore",))
+            settings = RoleSettings(
+                roles=(RoleName.DATASTORE,),
+                heartbeat_interval_s=0.05,
+                broker_timeout_s=0.2,
+                promote_probability=1.0,
+            )
+            services = await nursery.start(run_roles, running.node, settings)
+            assert len(services) == 1
+            assert running.node.nodes_with_role(RoleName.BROKER) == []
+            await wait_until(lambda: len(services) == 2)
+            broker = services[1]
+            assert isinstance(broker, BrokerRole)
+            assert running.node.config.roles == ("broker", "datastore")
+            assert running.node.nodes_with_role(RoleName.BROKER) == [(running.node.node_id, 0)]
+            # The node's own datastore heartbeats to the new broker.
+            await wait_until(lambda: broker.statistics().datastores == 1)
+            nursery.cancel_scope.cancel()
+
+
+async def test_no_promotion_with_probability_zero() -> None:
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            running = await start_node(nursery, "orphan", listen=(), roles=("datastore",))
+            settings = RoleSettings(
+                roles=(RoleName.DATASTORE,), heartbeat_interval_s=0.05, broker_timeout_s=0.1
+            )
+            services = await nursery.start(run_roles, running.node, settings)
+            await trio.sleep(0.5)
+            assert len(services) == 1 and running.node.config.roles == ("datastore",)
+            nursery.cancel_scope.cancel()
