@@ -42,7 +42,7 @@ bench: setup
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
-# Rebuild the audio-classifier workload (workloads/classifier/classifier.wasm is committed; this
+# Rebuild the audio-classifier workload (ucp_dtn/workloads/classifier.wasm is committed; this
 # needs clang lld wasi-libc libclang-rt-14-dev-wasm32, see workloads/classifier/README.md).
 .PHONY: classifier
 classifier:

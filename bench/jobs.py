@@ -74,7 +74,13 @@ from ucp_dtn.ucp.runtime import (
     RunSpec,
     module_digest,
 )
-from ucp_dtn.workloads import Scene, generate_scene, parse_classifier_output, score_labels
+from ucp_dtn.workloads import (
+    Scene,
+    classifier_wasm_path,
+    generate_scene,
+    parse_classifier_output,
+    score_labels,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSIFIER = ROOT / "workloads" / "classifier"
@@ -161,7 +167,7 @@ def plain_wasmtime_rows(scene: Scene, audio: Path, work: Path, repeats: int) -> 
     config.consume_fuel = True
     config.epoch_interruption = True
     engine = wasmtime.Engine(config)
-    wasm = (CLASSIFIER / "classifier.wasm").read_bytes()
+    wasm = classifier_wasm_path().read_bytes()
     began = time.perf_counter()
     module = wasmtime.Module(engine, wasm)
     compile_time = time.perf_counter() - began
@@ -202,7 +208,7 @@ def plain_wasmtime_rows(scene: Scene, audio: Path, work: Path, repeats: int) -> 
 
 def sandbox_row(scene: Scene, audio: Path, work: Path, repeats: int) -> Row:
     sandbox = JobSandbox(None)
-    wasm = (CLASSIFIER / "classifier.wasm").read_bytes()
+    wasm = classifier_wasm_path().read_bytes()
     times = []
     note = ""
     try:
@@ -253,7 +259,7 @@ class Platform:
         self.scene = scene
         self.plans = base / "plans"
         self.plans.mkdir(parents=True)
-        shutil.copy(CLASSIFIER / "classifier.wasm", self.plans / "classifier.wasm")
+        shutil.copy(classifier_wasm_path(), self.plans / "classifier.wasm")
         os.link(audio, self.plans / "audio.pcm")
         (self.plans / "trivial.wasm").write_bytes(wasmtime.wat2wasm(TRIVIAL_WAT))
         self.network = LocalNetwork(base / "nodes")

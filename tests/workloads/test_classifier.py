@@ -17,13 +17,14 @@ from ucp_dtn.workloads import (
     CLASSIFIER_LABELS,
     Scene,
     SoundKind,
+    classifier_wasm_path,
     generate_scene,
     parse_classifier_output,
     score_labels,
 )
 
 CLASSIFIER = Path(__file__).resolve().parents[2] / "workloads" / "classifier"
-WASM = CLASSIFIER / "classifier.wasm"
+WASM = classifier_wasm_path()
 EXIT_USAGE, EXIT_INPUT, EXIT_IO = 2, 3, 4
 
 

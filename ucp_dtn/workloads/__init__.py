@@ -5,8 +5,12 @@
 * :mod:`~ucp_dtn.workloads.classifier` — reading the classifier's output
   (:func:`parse_classifier_output`) and scoring it against a scene (:func:`score_labels`).
 
-``python -m ucp_dtn.workloads`` writes a scene as raw PCM or WAV.
+``python -m ucp_dtn.workloads`` writes a scene as raw PCM or WAV. The classifier module itself
+(built from ``workloads/classifier/classifier.c`` by ``workloads/classifier/build.sh``) ships in
+this package: :func:`classifier_wasm_path`.
 """
+
+from pathlib import Path
 
 from .audio import (
     DEFAULT_HOP_S,
@@ -28,6 +32,7 @@ from .classifier import (
 )
 
 __all__ = [
+    "classifier_wasm_path",
     "CLASSIFIER_LABELS",
     "DEFAULT_HOP_S",
     "DEFAULT_RATE",
@@ -43,3 +48,8 @@ __all__ = [
     "score_labels",
     "wav_header",
 ]
+
+
+def classifier_wasm_path() -> Path:
+    """The audio classifier compiled to wasm32-wasi (committed, shipped as package data)."""
+    return Path(__file__).with_name("classifier.wasm")
