@@ -5,18 +5,21 @@ persistent bundle store, and runs real WebAssembly jobs through it the way a use
 
 1. node ``hub`` comes up as broker and datastore, node ``worker`` as executor (it connects to
    the hub and sends heartbeats with its capabilities);
-2. a client with its own identity and bundle store submits an execution plan: two river gauges'
-   readings as named data, and two jobs running the ``river-gauge`` module (WebAssembly, WASI)
-   over them; ``ucp submit`` returns once the broker has accepted the jobs, and the client goes
-   offline;
+2. a client with its own identity and bundle store submits an execution plan: recordings from
+   two field sites as named data (generated audio with known content: silence, speech-like
+   sounds, engine hum, alarms, noise), a job per site running the audio classifier (C compiled
+   to WebAssembly, ``workloads/classifier``) over its recording, and a third job (the
+   ``river-gauge`` module) over a gauge's readings; ``ucp submit`` returns once the broker has
+   accepted the jobs, and the client goes offline;
 3. while the client is away, the broker dispatches the jobs to the executor, which fetches the
-   readings from the datastore, runs the module in its sandbox and sends the results back; the
+   inputs from the datastore, runs the modules in its sandbox and sends the results back; the
    broker keeps them for the client;
 4. the client comes back, checks the jobs' status and collects the results;
 5. every daemon is shut down cleanly (SIGTERM).
 
-Every step prints the command a user would type. The exit status is 0 only if both jobs
-produced the expected figures.
+Every step prints the command a user would type. The exit status is 0 only if every job
+succeeded, the classifier labelled at least 90% of the windows as the generator intended and
+the gauge job printed the expected figures.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import argparse
 import json
 import random
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,30 +39,49 @@ from pathlib import Path
 import trio
 
 from .localnet import LocalNetwork, LocalNode, run_ucp
+from .workloads import (
+    Scene,
+    classifier_wasm_path,
+    generate_scene,
+    parse_classifier_output,
+    score_labels,
+)
 
 __all__ = ["main", "run_demo"]
 
+MIN_ACCURACY = 0.9
+"""Share of windows the classifier must label as the generator intended."""
 MARK_CM = 300
 """The flood mark the jobs count readings above."""
 
+SITES = {"site-a": 11, "site-b": 12}
+"""Field sites and the seeds of their generated recordings."""
+RECORDING_S = 120
+"""Seconds of audio per site (16 kHz, 16-bit mono: 3.8 MB each)."""
+
 PLAN = """\
-# Two river gauges, one job each: how many readings, the highest, how many above the mark.
+# Field recordings from two sites, classified window by window, and a river gauge's readings.
 [defaults]
-limits = {{ time = "30s", memory = "64MiB" }}
+limits = {{ time = "60s", memory = "64MiB" }}
 
 [data]
+"survey/site-a.wav" = "site-a.wav"
+"survey/site-b.wav" = "site-b.wav"
 "gauges/bridge" = "bridge.txt"
-"gauges/mill" = "mill.txt"
+"modules/classifier" = "classifier.wasm"
+
+[jobs.site-a]
+wasm = {{ name = "modules/classifier" }}
+stdin = {{ name = "survey/site-a.wav" }}
+
+[jobs.site-b]
+wasm = {{ name = "modules/classifier" }}
+stdin = {{ name = "survey/site-b.wav" }}
 
 [jobs.bridge]
 wasm = "river-gauge.wasm"
 args = ["{mark}"]
 stdin = {{ name = "gauges/bridge" }}
-
-[jobs.mill]
-wasm = "river-gauge.wasm"
-args = ["{mark}"]
-stdin = {{ name = "gauges/mill" }}
 """
 
 
@@ -82,20 +105,24 @@ def _expected(values: list[int]) -> str:
     return f"readings={len(values)} max_cm={max(values)} above_mark={above} mark_cm={MARK_CM}"
 
 
-def _write_plan(directory: Path) -> dict[str, str]:
-    """Write the plan, its module and its data; return job name → expected stdout line."""
+def _write_plan(directory: Path) -> tuple[dict[str, Scene], str]:
+    """Write the plan, its modules and its data; return the scenes per site and the gauge
+    job's expected stdout line."""
     import wasmtime  # only the demo's setup compiles WAT; the executor runs the binary
 
     directory.mkdir(parents=True, exist_ok=True)
     source = resources.files("ucp_dtn.demo_assets").joinpath("river-gauge.wat").read_text()
     (directory / "river-gauge.wasm").write_bytes(wasmtime.wat2wasm(source))
-    expected = {}
-    for name, seed in (("bridge", 1), ("mill", 2)):
-        values = _readings(seed, 2000)
-        (directory / f"{name}.txt").write_text("".join(f"{v}\n" for v in values))
-        expected[name] = _expected(values)
+    shutil.copyfile(classifier_wasm_path(), directory / "classifier.wasm")
+    scenes = {}
+    for site, seed in SITES.items():
+        scene = generate_scene(seed, RECORDING_S)
+        (directory / f"{site}.wav").write_bytes(scene.wav())
+        scenes[site] = scene
+    values = _readings(1, 2000)
+    (directory / "bridge.txt").write_text("".join(f"{v}\n" for v in values))
     (directory / "plan.toml").write_text(PLAN.format(mark=MARK_CM))
-    return expected
+    return scenes, _expected(values)
 
 
 class _Client:
@@ -117,6 +144,28 @@ class _Client:
         return await run_ucp(*argv[1:], timeout=120)
 
 
+def _check_site(site: str, scene: Scene, results: Path) -> bool:
+    """Print what the classifier found at ``site`` and whether it matches the scene."""
+    stdout = results / "stdout"
+    if not stdout.exists():
+        _say(f"  {site}: no result")
+        return False
+    try:
+        report = parse_classifier_output(stdout.read_text())
+        score = score_labels(scene.expected_labels(), [label for _, label in report.windows])
+    except ValueError as exc:  # ClassifierOutputError is a ValueError
+        _say(f"  {site}: unreadable classifier output: {exc}")
+        return False
+    found = ", ".join(f"{label} {n}" for label, n in sorted(report.counts.items()) if n)
+    verdict = "as expected" if score.accuracy >= MIN_ACCURACY else "BELOW 90%"
+    _say(
+        f"  {site}: {len(report.windows)} windows: {found}; "
+        f"{score.matched}/{score.compared} labelled as generated ({score.accuracy:.0%}) "
+        f"[{verdict}]"
+    )
+    return score.accuracy >= MIN_ACCURACY
+
+
 def _indent(text: bytes) -> str:
     return "\n".join("    " + line for line in text.decode(errors="replace").splitlines())
 
@@ -124,7 +173,8 @@ def _indent(text: bytes) -> str:
 async def run_demo(base: Path) -> bool:
     """Run the demo with work directories under ``base``; True when every job succeeded."""
     started = time.monotonic()
-    expected = _write_plan(base / "plan")
+    _say("== 0. Preparing the plan: two sites' recordings (generated, known content) and a gauge")
+    scenes, gauge_line = _write_plan(base / "plan")
     network = LocalNetwork(base / "nodes")
     try:
         _say("== 1. A local network: a hub (broker + datastore) and a worker (executor)")
@@ -142,8 +192,9 @@ async def run_demo(base: Path) -> bool:
         )
         client = _Client(base / "client-home", hub)
 
-        _say("\n== 2. The client submits a plan (two gauges' readings, two WebAssembly jobs)")
+        _say("\n== 2. The client submits a plan (recordings and readings, three WebAssembly jobs)")
         _say(f"  plan: {base / 'plan' / 'plan.toml'}")
+        submit_started = time.monotonic()
         submitted = await client.run("submit", str(base / "plan" / "plan.toml"), "--wait", "60s")
         _say(_indent(submitted.stdout + submitted.stderr))
         if submitted.returncode != 0:
@@ -166,14 +217,20 @@ async def run_demo(base: Path) -> bool:
         _say("\n== 4. ... and collects the results")
         out = base / "results"
         collected = await client.run("collect", "-o", str(out))
+        round_trip = time.monotonic() - submit_started
         _say(_indent(collected.stdout + collected.stderr))
         ok = collected.returncode == 0
-        for name, line in sorted(expected.items()):
-            stdout = out / name / "stdout"
-            got = stdout.read_text().strip() if stdout.exists() else "(no result)"
-            match = got == line
-            ok = ok and match
-            _say(f"  {name}: {got}  [{'as expected' if match else 'EXPECTED ' + line}]")
+        for site, scene in sorted(scenes.items()):
+            ok = _check_site(site, scene, out / site) and ok
+        stdout = out / "bridge" / "stdout"
+        got = stdout.read_text().strip() if stdout.exists() else "(no result)"
+        match = got == gauge_line
+        ok = ok and match
+        _say(f"  bridge gauge: {got}  [{'as expected' if match else 'EXPECTED ' + gauge_line}]")
+        _say(
+            f"  {2 * RECORDING_S} s of audio and 2000 readings: submitted, run and collected "
+            f"in {round_trip:.1f} s (client offline in between)"
+        )
 
         _say("\n== 5. Shutting the network down (SIGTERM: SESS_TERM to peers, stores closed)")
         for node in (worker, hub):

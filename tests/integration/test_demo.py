@@ -18,9 +18,12 @@ def test_demo_runs_real_jobs_end_to_end(tmp_path: Path) -> None:
     )
     out = result.stdout.decode()
     assert result.returncode == 0, out + result.stderr.decode()
-    assert "2 jobs accepted by dtn://hub/ucp/broker" in out
-    assert "bridge: done, mill: done" in out
-    assert out.count("[as expected]") == 2
+    assert "3 jobs accepted by dtn://hub/ucp/broker" in out
+    assert "bridge: done, site-a: done, site-b: done" in out
+    # The classifier's labels were checked against the generated audio, the gauge's figures
+    # against the readings.
+    assert out.count("[as expected]") == 3
     assert out.count("exited with status 0") == 2
     # The results were unpacked where the user asked.
     assert (tmp_path / "results" / "bridge" / "stdout").read_text().startswith("readings=2000 ")
+    assert "# windows 239" in (tmp_path / "results" / "site-a" / "stdout").read_text()
