@@ -56,6 +56,12 @@ def test_jobs_that_are_not_stranded(job: JobRecord, live: tuple[str, ...], now: 
     assert stranded_jobs([job], live_nodes(*live), now=now, timeout_s=15.0) == []
 
 
+def test_a_restarted_broker_gives_executors_one_timeout_to_speak() -> None:
+    job = record(1, JobStatus.RUNNING)
+    assert stranded_jobs([job], live_nodes(), 500.0, 15.0, serving_since=490.0) == []
+    assert stranded_jobs([job], live_nodes(), 505.0, 15.0, serving_since=490.0) == [job]
+
+
 def test_only_the_lost_executors_jobs_are_stranded_in_the_given_order() -> None:
     jobs = [
         record(3, JobStatus.RUNNING, executor="dtn://x2/ucp/executor"),

@@ -3,12 +3,13 @@
 Theory of operation
 -------------------
 A job DISPATCHED to or RUNNING on an executor is *stranded* when that executor is not live in
-the broker's registry (no heartbeat for ``executor_timeout_s``) and the job has not changed
-state for that long either. The second condition covers a broker that has just (re)started and
-heard from nobody yet: it gives every executor one timeout to send a heartbeat before its jobs
-are taken back. A stranded job goes back to QUEUED (:func:`requeue`), keeping its attempt count;
-the broker's next scheduling round dispatches it to another capable executor as attempt ``n+1``
-— or, with no capable executor, it waits QUEUED like any new job.
+the broker's registry (no heartbeat for ``executor_timeout_s``) and neither the job's state
+nor the broker's serving has changed for that long either. The second condition covers a broker
+that has just (re)started and heard from nobody yet: it gives every executor one timeout to
+send a heartbeat before its jobs are taken back. A stranded job goes back to QUEUED
+(:func:`requeue`), keeping its attempt count; the broker's next scheduling round dispatches it
+to another capable executor as attempt ``n+1`` — or, with no capable executor, it waits QUEUED
+like any new job.
 
 If the lost executor comes back and reports, the first result for the job wins whichever
 attempt produced it; later results are dropped and counted (``late_results``). A ``running``
@@ -39,14 +40,17 @@ def stranded_jobs(
     is_live: Callable[[str], bool],
     now: float,
     timeout_s: float,
+    *,
+    serving_since: float = float("-inf"),
 ) -> list[JobRecord]:
     """The busy jobs of ``records`` whose executor node is not live (``is_live(node_id)``) and
-    which have not changed state for ``timeout_s``; in the order given."""
+    which have not changed state for ``timeout_s`` (nor has the broker served for less, since
+    ``serving_since``); in the order given."""
     found: list[JobRecord] = []
     for record in records:
         if record.state not in _BUSY or record.executor is None or record.result is not None:
             continue
-        if now - record.updated_at < timeout_s:
+        if now - max(record.updated_at, serving_since) < timeout_s:
             continue
         if not is_live(str(node_of(record.executor))):
             found.append(record)

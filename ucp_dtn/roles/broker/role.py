@@ -114,6 +114,7 @@ class BrokerRole:
         self._jobs = JobBook()
         self._names = NameCache()
         self._mailbox: Mailbox | None = None
+        self._serving_since = float("inf")
         self._journal: AsyncJournal | None = None
         self._relay: DataRelay | None = None
         self._peering = BrokerPeering(
@@ -172,6 +173,7 @@ class BrokerRole:
                         len(self._jobs.queued()),
                         len(self._relay.pending),
                     )
+                    self._serving_since = self._clock()
                     nursery.start_soon(self._serve, mailbox)
                     nursery.start_soon(self._tick)
                     serving = True
@@ -220,6 +222,7 @@ class BrokerRole:
             lambda node: self._registry.get(node, Role.EXECUTOR, now) is not None,
             now,
             self.settings.executor_timeout_s,
+            serving_since=self._serving_since,
         )
         for record in stranded:
             self._registry.note_finished(_node(record.executor or ""), record.job_id)

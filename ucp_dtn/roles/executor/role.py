@@ -421,7 +421,9 @@ class ExecutorRole:
         """Send one heartbeat to every known broker now; returns how many were sent."""
         known = self._directory_brokers()
         brokers = set(known)
-        brokers.update(job.dispatch.broker for job in self._active.values())
+        brokers.update(
+            self.directory.report_to(job.dispatch.broker) for job in self._active.values()
+        )
         if not brokers:
             logger.debug("%s: no broker known yet; no heartbeat", self.endpoint)
             return 0
