@@ -79,6 +79,7 @@ from .link_errors import (
     TransferTooLargeError,
 )
 from .link_transfers import (
+    DoneCallback,
     IncomingBundleTransfer,
     LinkStatistics,
     ProgressCallback,
@@ -93,6 +94,7 @@ from .tls import NodeIdAuthResult, authenticate_node_id
 from .tlsstream import TlsStream
 
 __all__ = [
+    "DoneCallback",
     "IncomingBundleTransfer",
     "LinkConfig",
     "LinkStatistics",

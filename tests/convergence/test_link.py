@@ -23,7 +23,13 @@ from convergence.tcpcl import (
     encode_contact_header,
     encode_message,
 )
-from convergence.tcpcl.link import LinkConfig, TcpclLink, TransferOutcome, TransferResult
+from convergence.tcpcl.link import (
+    LinkConfig,
+    TcpclLink,
+    TransferHandle,
+    TransferOutcome,
+    TransferResult,
+)
 from convergence.tcpcl.link_errors import (
     EstablishmentError,
     LinkClosedError,
@@ -249,6 +255,41 @@ async def test_lost_session_reports_unacknowledged_transfers() -> None:
             a.start_send(b"late")
         with pytest.raises(LinkClosedError):
             await a.receive()
+
+
+async def test_done_callbacks_see_every_ending(caplog: pytest.LogCaptureFixture) -> None:
+    ended: list[tuple[str, TransferResult | None]] = []
+
+    def note(name: str) -> Callable[[TransferHandle], None]:
+        return lambda handle: ended.append((name, handle.result))
+
+    def broken(handle: TransferHandle) -> None:
+        raise RuntimeError("callback bug")
+
+    async with link_pair(A, B) as (a, b):
+        acked, refused, lost = (a.start_send(data) for data in (b"acked", b"refused", b"lost"))
+        acked.add_done_callback(broken)  # logged; the link and the other callbacks go on
+        acked.add_done_callback(note("acked"))
+        refused.add_done_callback(note("refused"))
+        lost.add_done_callback(note("lost"))
+        await (await b.receive()).accept()
+        await (await b.receive()).refuse(XferRefuseReason.NOT_ACCEPTABLE)
+        assert (await refused.wait()).outcome is TransferOutcome.REFUSED
+        assert ended == [
+            ("acked", TransferResult(TransferOutcome.ACKED, None, 0)),
+            (
+                "refused",
+                TransferResult(TransferOutcome.REFUSED, XferRefuseReason.NOT_ACCEPTABLE, 1),
+            ),
+        ]
+        await b.receive()  # never answered: lost with the session
+        b.abort()
+        await a.wait_closed()
+        assert ended[2:] == [("lost", None)]
+        # Added after the end: called at once.
+        acked.add_done_callback(note("late"))
+        assert ended[3:] == [("late", acked.result)]
+    assert "done callback of transfer 0 failed" in caplog.text
 
 
 async def test_aclose_lets_transfers_in_progress_finish() -> None:

@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 :meth:`Neighbours.serve` runs for as long as one established session lasts, whoever opened it
 (our listener, a static peer connector, ``BundleNode.connect``, discovery). It registers the
-peer as a neighbour in the routing table — bundles waiting for it start to flow — and runs four
+peer as a neighbour in the routing table — bundles waiting for it start to flow — and runs these
 tasks in a nursery:
 
 * **receive**: a pool of ``_RECEIVE_PARALLEL`` tasks takes the complete incoming transfers and
@@ -13,8 +13,8 @@ tasks in a nursery:
   When the session ends this loop ends, and takes the others with it.
 * **send**: takes bundles from the neighbour's forwarding queue, applies the sending-time edits
   and starts their transfers, at most ``_WINDOW`` unacknowledged (pipelining);
-* **acknowledgements**: waits for each transfer's outcome in order and hands it to a pool of
-  completion tasks (forwarded, retried, deleted);
+* **completions**: each transfer's done callback (run by the link, no task waits per
+  transfer) hands its outcome to a pool of completion tasks (forwarded, retried, deleted);
 * **advertise**: sends our route advertisement when the session starts, when our routes change
   and every ``route_advert_interval_s``.
 
@@ -31,6 +31,7 @@ import contextlib
 import dataclasses
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -227,55 +228,75 @@ class Neighbours:
     # -- sending ------------------------------------------------------------------------------
 
     async def _send_side(self, session: _Session, sending: trio.CancelScope) -> None:
-        """Send until the session ends (``sending`` is cancelled), then collect the outcome of
-        every transfer still in flight: each is acknowledged, refused or lost by then."""
-        send_channel, receive_channel = trio.open_memory_channel[
-            tuple[str, StoredBundle, TransferHandle]
-        ](_WINDOW)
-        async with trio.open_nursery() as acks:
-            acks.start_soon(self._ack_loop, session, receive_channel)
-            async with send_channel:
+        """Send until the session ends (``sending`` is cancelled), then wait for the outcome of
+        every transfer still in flight (each is acknowledged, refused or lost by then) and for
+        the completion tasks to finish."""
+        done_send, done_receive = trio.open_memory_channel[
+            tuple[str, StoredBundle, TransferResult]
+        ](math.inf)
+        window = _Window(_WINDOW)
+        async with trio.open_nursery() as completions:
+            for _ in range(_COMPLETE_PARALLEL):
+                completions.start_soon(self._complete_worker, session, done_receive)
+            async with done_send:
                 with sending:
                     async with trio.open_nursery() as senders:
-                        senders.start_soon(self._send_loop, session, send_channel)
+                        senders.start_soon(self._send_loop, session, window, done_send)
                         senders.start_soon(self._advertise_loop, session)
+                await window.drained()
 
     async def _send_loop(
         self,
         session: _Session,
-        send_channel: trio.MemorySendChannel[tuple[str, StoredBundle, TransferHandle]],
+        window: _Window,
+        done: trio.MemorySendChannel[tuple[str, StoredBundle, TransferResult]],
     ) -> None:
-        core = self._core
         while True:
             delay = session.paused_until - trio.current_time()
             if delay > 0:
                 await trio.sleep(delay)
-            key, _, _ = await core.queue.take(session.peer)
-            meta = await core.store.meta(key)
-            if meta is None or meta.state is not BundleState.PENDING_FORWARD:
-                continue
-            session.inflight[key] = meta
+            await window.acquire()
+            started = False
             try:
-                data = await self._prepare(key, meta, session)
-            except StoreError as exc:
-                logger.error("cannot read %s from the store: %s", key, exc)
-                data = None
-            if data is None:
-                session.inflight.pop(key, None)
-                continue
-            try:
-                handle = session.link.start_send(data)
+                started = await self._send_next(session, window, done)
             except LinkClosedError:
                 return  # the session is ending; inflight goes back to the queue
-            except TransferTooLargeError as exc:
-                logger.warning("cannot send %s to %s: %s", key, session.peer, exc)
-                session.inflight.pop(key, None)
-                await self._retry_later(meta)
-                continue
-            try:
-                await send_channel.send((key, meta, handle))
-            except trio.BrokenResourceError:
-                return
+            finally:
+                if not started:  # (also when cancelled: the place is free again)
+                    window.release()
+
+    async def _send_next(
+        self,
+        session: _Session,
+        window: _Window,
+        done: trio.MemorySendChannel[tuple[str, StoredBundle, TransferResult]],
+    ) -> bool:
+        """Start the transfer of the next bundle queued for the peer; whether one started (its
+        done callback then releases its place in the window). Raises ``LinkClosedError`` when
+        the session is ending (the bundle stays in ``inflight``: requeued when it ends)."""
+        core = self._core
+        key, _, _ = await core.queue.take(session.peer)
+        meta = await core.store.meta(key)
+        if meta is None or meta.state is not BundleState.PENDING_FORWARD:
+            return False
+        session.inflight[key] = meta
+        try:
+            data = await self._prepare(key, meta, session)
+        except StoreError as exc:
+            logger.error("cannot read %s from the store: %s", key, exc)
+            data = None
+        if data is None:
+            session.inflight.pop(key, None)
+            return False
+        try:
+            handle = session.link.start_send(data)
+        except TransferTooLargeError as exc:
+            logger.warning("cannot send %s to %s: %s", key, session.peer, exc)
+            session.inflight.pop(key, None)
+            await self._retry_later(meta)
+            return False
+        handle.add_done_callback(_on_transfer_done(session, window, done, key, meta))
+        return True
 
     async def _prepare(self, key: str, meta: StoredBundle, session: _Session) -> bytes | None:
         """The bytes to send for ``key``: the stored bundle with its Bundle Age Block brought up
@@ -361,30 +382,6 @@ class Neighbours:
         except StoreError:
             return
         core.janitor_wakeup.set()
-
-    async def _ack_loop(
-        self,
-        session: _Session,
-        channel: trio.MemoryReceiveChannel[tuple[str, StoredBundle, TransferHandle]],
-    ) -> None:
-        """Wait for each transfer's outcome, in sending order, and hand it to a pool of
-        completion tasks (store work, possibly slow, in parallel so the store can group it)."""
-        done_send, done_receive = trio.open_memory_channel[
-            tuple[str, StoredBundle, TransferResult]
-        ](math.inf)
-        async with trio.open_nursery() as nursery:
-            for _ in range(_COMPLETE_PARALLEL):
-                nursery.start_soon(self._complete_worker, session, done_receive)
-            async with done_send, channel:
-                async for key, meta, handle in channel:
-                    result = handle.result if handle.done else None
-                    if result is None:
-                        try:
-                            result = await handle.wait()
-                        except LinkClosedError:
-                            continue  # still in ``inflight``: requeued when the session ends
-                    session.inflight.pop(key, None)
-                    done_send.send_nowait((key, meta, result))
 
     async def _complete_worker(
         self,
@@ -488,6 +485,54 @@ _AGE_GROWTH = 16
 _BIBE_OVERHEAD = 256
 """Bytes a BPDU bundle adds around the bundle it carries (primary block, record header), with
 margin: custodial bundles are fragmented to fit the peer's MRU inside their BPDU."""
+
+
+class _Window:
+    """At most ``size`` transfers in flight: :meth:`acquire` before starting one, :meth:`release`
+    when it ended; :meth:`drained` waits until none is left."""
+
+    __slots__ = ("_free", "_lot", "_size")
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._free = size
+        self._lot = trio.lowlevel.ParkingLot()
+
+    async def acquire(self) -> None:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while not self._free:
+            await self._lot.park()
+        self._free -= 1
+
+    def release(self) -> None:
+        self._free += 1
+        self._lot.unpark_all()
+
+    async def drained(self) -> None:
+        """Wait until every acquired place was released."""
+        while self._free < self._size:
+            await self._lot.park()
+
+
+def _on_transfer_done(
+    session: _Session,
+    window: _Window,
+    done: trio.MemorySendChannel[tuple[str, StoredBundle, TransferResult]],
+    key: str,
+    meta: StoredBundle,
+) -> Callable[[TransferHandle], None]:
+    """The done callback of the transfer of ``key``: hand its outcome to the completion tasks
+    (called in the link's task, so no task waits per transfer)."""
+
+    def on_done(handle: TransferHandle) -> None:
+        window.release()
+        result = handle.result
+        if result is None:
+            return  # lost with the session: still in ``inflight``, requeued when it ends
+        session.inflight.pop(key, None)
+        done.send_nowait((key, meta, result))
+
+    return on_done
 
 
 def _by_text(item: tuple[EndpointID, int]) -> str:
