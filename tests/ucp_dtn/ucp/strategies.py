@@ -166,7 +166,7 @@ status_entries = st.builds(
 data_entries = st.builds(DataEntry, names, uints, times, st.none() | uuids, st.none() | eids)
 request_ids = uints
 
-messages: st.SearchStrategy[UcpMessage] = st.one_of(
+message_strategies: tuple[st.SearchStrategy[UcpMessage], ...] = (
     st.builds(JobSubmission, job_infos(), inline_data),
     st.builds(JobAccepted, uuids, eids, st.booleans()),
     st.builds(JobState, uuids, status_codes, times, texts, st.none() | eids, uints),
@@ -269,3 +269,5 @@ messages: st.SearchStrategy[UcpMessage] = st.one_of(
         st.lists(data_entries, max_size=2).map(tuple),
     ),
 )
+"""One strategy per message kind."""
+messages: st.SearchStrategy[UcpMessage] = st.one_of(*message_strategies)
