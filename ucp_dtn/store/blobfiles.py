@@ -43,11 +43,18 @@ class BlobScan:
 class BlobDirectory:
     """Bundle files in one directory (created if missing)."""
 
-    __slots__ = ("_dir_fd", "_path", "_write")
+    __slots__ = ("_dir_fd", "_path", "_suffix", "_write")
 
-    def __init__(self, path: Path, *, file_write: FileWrite = os.write) -> None:
+    def __init__(
+        self, path: Path, *, file_write: FileWrite = os.write, suffix: str = _FINAL_SUFFIX
+    ) -> None:
+        """``suffix`` names complete files (``.bundle`` for the bundle store; other users of
+        this durable-file scheme, like the datastore role, pick their own)."""
+        if not suffix.startswith(".") or suffix == _TEMP_SUFFIX:
+            raise ValueError(f"bad file suffix {suffix!r}")
         path.mkdir(parents=True, exist_ok=True)
         self._path = path
+        self._suffix = suffix
         self._write = file_write
         self._dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
@@ -64,7 +71,7 @@ class BlobDirectory:
         """
         token = secrets.token_hex(16)
         temp = token + _TEMP_SUFFIX
-        name = token + _FINAL_SUFFIX
+        name = token + self._suffix
         fd = os.open(
             temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600, dir_fd=self._dir_fd
         )
@@ -102,13 +109,21 @@ class BlobDirectory:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name, dir_fd=self._dir_fd)
 
+    def remove_durably(self, names: list[str]) -> None:
+        """Delete the files ``names`` (missing ones are ignored) and make that durable."""
+        if not names:
+            return
+        for name in names:
+            self.remove(name)
+        self.sync()
+
     def scan(self) -> BlobScan:
         """List complete bundle files with their sizes, and leftover temporary files."""
         sizes: dict[str, int] = {}
         temporary: list[str] = []
         with os.scandir(self._path) as entries:
             for entry in entries:
-                if entry.name.endswith(_FINAL_SUFFIX) and entry.is_file(follow_symlinks=False):
+                if entry.name.endswith(self._suffix) and entry.is_file(follow_symlinks=False):
                     sizes[entry.name] = entry.stat(follow_symlinks=False).st_size
                 elif entry.name.endswith(_TEMP_SUFFIX):
                     temporary.append(entry.name)

@@ -7,7 +7,8 @@ Layout of a datastore directory (``<workdir>/datastore``)::
 
     LOCK                    flock()ed while open: one process per datastore
     data.sqlite3            (+ -wal, -shm) one row per datum; values up to inline_limit inline
-    values/<token>.value    larger values, one file each (:mod:`.valuefiles`)
+    values/<token>.value    larger values, one file each, written like the bundle store's
+                            files (:class:`ucp_dtn.store.blobfiles.BlobDirectory`)
 
 The ``data`` table is keyed by name, so every query is a range scan of the primary key index
 (:mod:`.ranges`); ``data_by_job`` indexes ``(job, name)`` for job listings and deletions. The
@@ -44,11 +45,11 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from ...store.blobfiles import BlobDirectory, FileWrite
 from ...ucp.names import job_of_name, job_result_name, name_matches
 from .errors import DataStoreClosedError, DataStoreError, DataStoreFullError
 from .ranges import NameRange, query_ranges
 from .records import Datum, DatumInfo, PutOutcome, SpaceInfo
-from .valuefiles import FileWrite, ValueDirectory
 
 __all__ = ["DEFAULT_INLINE_LIMIT", "DataDatabase", "DiskFree"]
 
@@ -60,6 +61,8 @@ DEFAULT_INLINE_LIMIT = 16 * 1024
 DiskFree = Callable[[Path], int]
 """Free bytes of the file system holding a directory (:func:`shutil.disk_usage` by default)."""
 
+VALUE_SUFFIX = ".value"
+"""Suffix of complete value files."""
 _SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS data (
@@ -135,7 +138,7 @@ class DataDatabase:
         self._inline_limit = inline_limit
         self._disk_free = disk_free if disk_free is not None else _disk_free
         self._lock_fd = -1
-        self._values: ValueDirectory | None = None
+        self._values: BlobDirectory | None = None
         self._closed = False
         self.used = 0
         """Content bytes stored."""
@@ -149,7 +152,9 @@ class DataDatabase:
             else:
                 directory.mkdir(parents=True, exist_ok=True)
                 self._lock(directory)
-                self._values = ValueDirectory(directory / "values", file_write=file_write)
+                self._values = BlobDirectory(
+                    directory / "values", file_write=file_write, suffix=VALUE_SUFFIX
+                )
                 self._conn = sqlite3.connect(
                     directory / "data.sqlite3", isolation_level=None, check_same_thread=False
                 )
@@ -188,7 +193,8 @@ class DataDatabase:
         """Remove leftovers of a crash: files no row names, rows whose file is gone."""
         if self._values is None:
             return
-        on_disk, temporary = self._values.scan()
+        scan = self._values.scan()
+        on_disk, temporary = set(scan.sizes), scan.temporary
         named = {
             file: name
             for name, file in self._conn.execute(
@@ -203,7 +209,7 @@ class DataDatabase:
         orphans = [file for file in on_disk if file not in named] + temporary
         if orphans:
             logger.info("datastore: removing %d leftover value files", len(orphans))
-            self._values.remove(orphans)
+            self._values.remove_durably(orphans)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -251,6 +257,7 @@ class DataDatabase:
         if self._values is not None and size > self._inline_limit:
             try:
                 file = self._values.write(data)
+                self._values.sync()  # the rename is durable before the row names the file
             except OSError as exc:
                 if exc.errno in _SPACE_ERRNOS:
                     raise DataStoreFullError(
@@ -278,7 +285,7 @@ class DataDatabase:
                 )
         except sqlite3.Error as exc:
             if file is not None and self._values is not None:
-                self._values.remove([file])
+                self._values.remove_durably([file])
             if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
                 raise DataStoreFullError(
                     f"no room in the database for {name!r} ({size} bytes)", needed=size, free=0
@@ -345,7 +352,7 @@ class DataDatabase:
         if self._values is None or not files:
             return
         try:
-            self._values.remove(files)
+            self._values.remove_durably(files)
         except OSError as exc:  # the rows are gone; the next open removes the orphans
             logger.warning("datastore: cannot remove %d value files: %s", len(files), exc)
 
