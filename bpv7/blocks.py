@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Self
 
 from crc32c import crc32c as _crc32c
 
@@ -34,7 +34,7 @@ from .codes import BlockFlags, BlockType
 from .crc import CRC_LENGTH, CRCType, compute_crc
 from .eid import EndpointID, eid_from_bytes
 from .errors import BlockError, CRCError, DecodeError, EncodeError
-from .primary import read_crc_field, read_crc_type
+from .primary import check_uint, read_crc_field, read_crc_type
 
 __all__ = [
     "PROCESSABLE_BLOCK_TYPES",
@@ -57,15 +57,6 @@ _BLOCK_TYPES = {int(t): t for t in BlockType}
 _CRC_TYPES = {int(t): t for t in CRCType}
 
 
-def _check_uint(value: object, what: str, section: str) -> None:
-    if type(value) is not int or not 0 <= value <= UINT64_MAX:
-        raise EncodeError(
-            f"{what} must be an unsigned 64-bit integer, not {value!r:.40}",
-            rule="uint-range",
-            section=section,
-        )
-
-
 @dataclass(frozen=True, slots=True)
 class CanonicalBlock:
     """A canonical bundle block (RFC 9171 §4.3.2)."""
@@ -86,11 +77,11 @@ class CanonicalBlock:
     def __post_init__(self) -> None:
         type_code = self.type_code
         if type(type_code) is not BlockType:
-            _check_uint(type_code, "block type code", "4.3.2")
+            check_uint(type_code, "block type code", "4.3.2")
             object.__setattr__(self, "type_code", _BLOCK_TYPES.get(type_code, type_code))
-        _check_uint(self.number, "block number", "4.3.2")
+        check_uint(self.number, "block number", "4.3.2")
         if type(self.flags) is not BlockFlags:
-            _check_uint(self.flags, "block processing control flags", "4.2.4")
+            check_uint(self.flags, "block processing control flags", "4.2.4")
             object.__setattr__(self, "flags", cached_block_flags(self.flags))
         crc_type = self.crc_type
         if type(crc_type) is not CRCType:
@@ -331,8 +322,39 @@ def decode_canonical(data: bytes, pos: int) -> tuple[CanonicalBlock, int]:
 # Extension blocks of RFC 9171 §4.4
 
 
+class _TypedBlock:
+    """What the typed extension block values share: their block type code, and conversion
+    to and from a :class:`CanonicalBlock` through their ``encode_data`` / ``decode_data``."""
+
+    __slots__ = ()
+    TYPE_CODE: ClassVar[BlockType]
+
+    def encode_data(self) -> bytes:
+        raise NotImplementedError
+
+    @classmethod
+    def decode_data(cls, data: bytes) -> Self:
+        raise NotImplementedError
+
+    def to_block(self, number: int, flags: int = 0, crc_type: int = CRCType.NONE) -> CanonicalBlock:
+        """A canonical block carrying this value."""
+        return CanonicalBlock(
+            self.TYPE_CODE,
+            number,
+            cached_block_flags(flags),
+            _CRC_TYPES[crc_type],
+            self.encode_data(),
+        )
+
+    @classmethod
+    def from_block(cls, block: CanonicalBlock) -> Self:
+        """Parse the block-type-specific data of ``block`` (which must be of this type)."""
+        _check_type(block, cls.TYPE_CODE)
+        return cls.decode_data(block.data)
+
+
 @dataclass(frozen=True, slots=True)
-class PreviousNodeBlock:
+class PreviousNodeBlock(_TypedBlock):
     """Previous Node Block data (RFC 9171 §4.4.1): the node ID of the node that forwarded the
     bundle to the local node."""
 
@@ -363,25 +385,9 @@ class PreviousNodeBlock:
         except EncodeError as exc:
             raise _block_error(exc.message, exc.rule, exc.section) from None
 
-    def to_block(self, number: int, flags: int = 0, crc_type: int = CRCType.NONE) -> CanonicalBlock:
-        """A canonical block carrying this value."""
-        return CanonicalBlock(
-            self.TYPE_CODE,
-            number,
-            cached_block_flags(flags),
-            _CRC_TYPES[crc_type],
-            self.encode_data(),
-        )
-
-    @classmethod
-    def from_block(cls, block: CanonicalBlock) -> PreviousNodeBlock:
-        """Parse the data of a Previous Node Block."""
-        _check_type(block, cls.TYPE_CODE)
-        return cls.decode_data(block.data)
-
 
 @dataclass(frozen=True, slots=True)
-class BundleAgeBlock:
+class BundleAgeBlock(_TypedBlock):
     """Bundle Age Block data (RFC 9171 §4.4.2): milliseconds between the bundle's creation and
     its most recent forwarding."""
 
@@ -392,7 +398,7 @@ class BundleAgeBlock:
 
     def __post_init__(self) -> None:
         # RFC 9171 §4.4.2: the age "SHALL be represented as a CBOR unsigned integer item".
-        _check_uint(self.age_ms, "bundle age", "4.4.2")
+        check_uint(self.age_ms, "bundle age", "4.4.2")
 
     def encode_data(self) -> bytes:
         """The block-type-specific data: the age as a CBOR unsigned integer."""
@@ -408,25 +414,9 @@ class BundleAgeBlock:
         _no_trailing(data, end, "bundle age", "4.4.2")
         return cls(age)
 
-    def to_block(self, number: int, flags: int = 0, crc_type: int = CRCType.NONE) -> CanonicalBlock:
-        """A canonical block carrying this value."""
-        return CanonicalBlock(
-            self.TYPE_CODE,
-            number,
-            cached_block_flags(flags),
-            _CRC_TYPES[crc_type],
-            self.encode_data(),
-        )
-
-    @classmethod
-    def from_block(cls, block: CanonicalBlock) -> BundleAgeBlock:
-        """Parse the data of a Bundle Age Block."""
-        _check_type(block, cls.TYPE_CODE)
-        return cls.decode_data(block.data)
-
 
 @dataclass(frozen=True, slots=True)
-class HopCountBlock:
+class HopCountBlock(_TypedBlock):
     """Hop Count Block data (RFC 9171 §4.4.3)."""
 
     limit: int
@@ -444,7 +434,7 @@ class HopCountBlock:
                 rule="hop-limit-range",
                 section="4.4.3",
             )
-        _check_uint(self.count, "hop count", "4.4.3")
+        check_uint(self.count, "hop count", "4.4.3")
 
     @property
     def exceeded(self) -> bool:
@@ -486,22 +476,6 @@ class HopCountBlock:
             return cls(limit, hops)
         except EncodeError as exc:
             raise _block_error(exc.message, exc.rule, exc.section) from None
-
-    def to_block(self, number: int, flags: int = 0, crc_type: int = CRCType.NONE) -> CanonicalBlock:
-        """A canonical block carrying this value."""
-        return CanonicalBlock(
-            self.TYPE_CODE,
-            number,
-            cached_block_flags(flags),
-            _CRC_TYPES[crc_type],
-            self.encode_data(),
-        )
-
-    @classmethod
-    def from_block(cls, block: CanonicalBlock) -> HopCountBlock:
-        """Parse the data of a Hop Count Block."""
-        _check_type(block, cls.TYPE_CODE)
-        return cls.decode_data(block.data)
 
 
 ExtensionValue = PreviousNodeBlock | BundleAgeBlock | HopCountBlock

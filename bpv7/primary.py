@@ -57,7 +57,9 @@ def unix_from_dtn_time(dtn_time_ms: int) -> float:
     return DTN_EPOCH_UNIX + dtn_time_ms / 1000
 
 
-def _check_uint(value: object, what: str, section: str) -> None:
+def check_uint(value: object, what: str, section: str) -> None:
+    """Raise :class:`EncodeError` unless ``value`` is an unsigned 64-bit integer (CBOR major
+    type 0, RFC 8949 §3.1) — for fields a caller sets (used by the block modules too)."""
     if type(value) is not int or not 0 <= value <= UINT64_MAX:
         raise EncodeError(
             f"{what} must be an unsigned 64-bit integer, not {value!r:.40}",
@@ -79,8 +81,8 @@ class CreationTimestamp:
 
     def __post_init__(self) -> None:
         # RFC 9171 §4.2.7: both items "represented as a CBOR unsigned integer".
-        _check_uint(self.time_ms, "creation time", "4.2.7")
-        _check_uint(self.sequence, "creation sequence number", "4.2.7")
+        check_uint(self.time_ms, "creation time", "4.2.7")
+        check_uint(self.sequence, "creation sequence number", "4.2.7")
 
     @classmethod
     def from_unix(cls, unix_seconds: float, sequence: int = 0) -> CreationTimestamp:
@@ -133,7 +135,7 @@ class PrimaryBlock:
             )
         flags = self.flags
         if type(flags) is not BundleFlags:
-            _check_uint(flags, "bundle processing control flags", "4.2.3")
+            check_uint(flags, "bundle processing control flags", "4.2.3")
             flags = cached_bundle_flags(flags)
             object.__setattr__(self, "flags", flags)
         crc_type = self.crc_type
@@ -161,12 +163,12 @@ class PrimaryBlock:
             )
         lifetime = self.lifetime_ms
         if type(lifetime) is not int or not 0 <= lifetime <= UINT64_MAX:
-            _check_uint(lifetime, "lifetime", "4.3.1")
+            check_uint(lifetime, "lifetime", "4.3.1")
         int_flags = int(flags)
         check_primary_rules(int_flags, self.source, self.fragment_offset, self.total_adu_length)
         if int_flags & _IS_FRAGMENT:
-            _check_uint(self.fragment_offset, "fragment offset", "4.3.1")
-            _check_uint(self.total_adu_length, "total ADU length", "4.3.1")
+            check_uint(self.fragment_offset, "fragment offset", "4.3.1")
+            check_uint(self.total_adu_length, "total ADU length", "4.3.1")
 
     @property
     def is_fragment(self) -> bool:
