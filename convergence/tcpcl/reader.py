@@ -31,6 +31,13 @@ from .codes import (
 )
 from .errors import DecodeError
 from .messages import (
+    _CONTACT,
+    _ITEM_HEAD,
+    _SEG_HEAD,
+    _SESS_INIT_HEAD,
+    _THREE_OCTETS,
+    _XFER_ACK,
+    _XFER_REFUSE,
     ContactHeader,
     ExtensionItem,
     Keepalive,
@@ -42,18 +49,13 @@ from .messages import (
     XferRefuse,
     XferSegment,
 )
+from .messages import _U32_S as _U32
+from .messages import _U64_S as _U64
 
 __all__ = ["MessageReader", "decode_extension_items"]
 
-_CONTACT_LENGTH = 6
-_ITEM_HEAD = struct.Struct(">BHH")
-_SESS_INIT_HEAD = struct.Struct(">BHQQH")
-_SEG_HEAD = struct.Struct(">BBQ")
-_XFER_ACK = struct.Struct(">BBQQ")
-_XFER_REFUSE = struct.Struct(">BBQ")
-_THREE_OCTETS = struct.Struct(">BBB")
-_U32 = struct.Struct(">I")
-_U64 = struct.Struct(">Q")
+# The wire layouts are defined once, beside the encoder (RFC 9174 §4.2, §4.6, §5.2).
+_CONTACT_LENGTH = _CONTACT.size
 
 #: Default cap on a SESS_INIT's or XFER_SEGMENT's extension items, in octets. RFC 9174 puts
 #: no limit on them (the length field is 32 bits) but §4.8 and §5.2.5 say "Extension
