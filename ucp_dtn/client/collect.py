@@ -184,7 +184,12 @@ async def _reach_results(session: ClientSession, entries: list[JobEntry]) -> lis
             if await _settled(session, candidates):
                 break
             await change.wait()
-    for job_id in candidates:
+    # Every unsettled job may have its result in a datastore, whatever the answering broker
+    # said: its state may be a stale copy from a broker that is gone (broker sync), while the
+    # result was stored before that broker went.
+    for job_id in unsettled:
+        if reported.get(job_id) == JobStatus.REJECTED:
+            continue
         entry = await session.journal.get(job_id)
         if entry is not None and not entry.settled:
             try:
