@@ -87,10 +87,10 @@ class WireCodec:
     expected: str
     """What the wire value must be, for error messages: ``"bytes (inline) or text (a data
     name)"``."""
-    encode: Callable[[Any], Any]
-    """The Python value → plain CBOR data."""
     decode: Callable[[Any], Any]
     """Plain CBOR data (never ``None``) → the Python value; raises :class:`WireError`."""
+    encode: Callable[[Any], Any] | None = None
+    """The Python value → plain CBOR data; ``None``: the value as it is."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -205,6 +205,15 @@ def _wrong(expected: str, value: object) -> WireError:
     return WireError(f"must be {expected}, got {type_name(value)}")
 
 
+def _wrong_integer(expected: str, value: object) -> WireError:
+    if type(value) is int:  # out of range: the value says more than its type
+        text = str(value)
+        return WireError(
+            f"must be {expected}, got {text if len(text) <= 24 else text[:21] + '...'}"
+        )
+    return _wrong(expected, value)
+
+
 def _exact(pytype: type, expected: str) -> _Type:
     def decode(value: Any) -> Any:
         if type(value) is pytype:
@@ -242,7 +251,7 @@ def _integer(meta: Wire) -> _Type:
             return value
         if stated and type(value) is int:
             raise WireError(f"must be within {low}..{high}, got {value}")
-        raise _wrong(expected, value)
+        raise _wrong_integer(expected, value)
 
     return _Type(expected, None, decode)
 
@@ -286,7 +295,7 @@ def _code(codes: type[enum.IntEnum]) -> _Type:
 
     def decode(value: Any) -> int:
         if type(value) is not int or not 0 <= value <= UINT_MAX:
-            raise _wrong("an unsigned integer", value)
+            raise _wrong_integer("an unsigned integer", value)
         return members.get(value, value)  # type: ignore[no-any-return]  # unknown: plain int
 
     return _Type("an unsigned integer", int, decode)
@@ -295,7 +304,7 @@ def _code(codes: type[enum.IntEnum]) -> _Type:
 def _flags(flags: type[enum.IntFlag]) -> _Type:
     def decode(value: Any) -> enum.IntFlag:
         if type(value) is not int or not 0 <= value <= UINT_MAX:
-            raise _wrong("an unsigned integer", value)
+            raise _wrong_integer("an unsigned integer", value)
         return flags(value)
 
     return _Type("an unsigned integer", int, decode)
@@ -327,7 +336,9 @@ def _array(item: _Type) -> _Type:
     item_encode, item_decode = item.encode, item.decode
 
     def encode(values: Any) -> list[Any]:
-        return [item_encode(value) for value in values]  # type: ignore[misc]
+        if item_encode is None:
+            return list(values)
+        return [item_encode(value) for value in values]
 
     def decode(value: Any) -> tuple[Any, ...]:
         if type(value) is not list:
@@ -340,7 +351,7 @@ def _array(item: _Type) -> _Type:
                 raise exc.inside(f"[{index}]") from None
         return tuple(items)
 
-    return _Type("an array", None if item_encode is None else encode, decode)
+    return _Type("an array", encode, decode)
 
 
 def _set(item: _Type) -> _Type:

@@ -87,7 +87,9 @@ def _source_from_wire(value: object) -> DataSource:
     raise WireError(f"must be {_SOURCE_WIRE.expected}, got {type_name(value)}")
 
 
-_SOURCE_WIRE = WireCodec("bytes (inline) or text (a data name)", _source_to_wire, _source_from_wire)
+_SOURCE_WIRE = WireCodec(
+    "bytes (inline) or text (a data name)", decode=_source_from_wire, encode=_source_to_wire
+)
 """A :data:`DataSource` on the wire: the bytes themselves, or the data name as text."""
 
 
