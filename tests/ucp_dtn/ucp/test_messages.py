@@ -81,7 +81,7 @@ def test_job_info_round_trips_alone(job: JobInfo) -> None:
     assert decode_job_info(encode_job_info(job)) == job
 
 
-@settings(max_examples=1, phases=[Phase.generate], derandomize=True, database=None)
+@settings(max_examples=1, phases=[Phase.generate])
 @given(st.data())
 def test_strategy_covers_every_kind(data: st.DataObject) -> None:
     # One strategy per kind, each drawn once: deterministic, unlike counting what a sample of
