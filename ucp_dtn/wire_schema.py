@@ -30,7 +30,8 @@ Theory of the wire form
   default is always written and must be present (unless it is ``X | None``: absent reads as
   ``None``). ``Wire(required=True)`` makes a field with a default required on the wire (and
   always written); ``Wire(always=True)`` writes it even at its default; ``Wire(absent=value)``
-  reads ``value`` when it is absent, instead of the field's default.
+  reads ``value`` when it is absent, instead of the field's default (and writes the field
+  always).
 * **Strictness.** Every value is checked against its type before the dataclass is built; keys
   the class does not know are ignored (a newer sender may add some). Anything wrong raises
   :class:`WireError`, which names the field by its path (``job.files['a']``, ``items[0].data``);
