@@ -175,15 +175,10 @@ def to_wire(obj: Any, into: dict[str, Any] | None = None) -> Any:
     return plan.encode(obj) if into is None else plan.encode_into(obj, into)
 
 
-def from_wire(cls: type[_T], value: object, path: str = "") -> _T:
+def from_wire(cls: type[_T], value: object) -> _T:
     """Check the wire data ``value`` and build a ``cls`` from it; :class:`WireError` (naming the
-    field below ``path``) if it does not fit. Errors of the class's own validation propagate."""
-    try:
-        result: _T = _plan(cls).decode(value)
-    except WireError as exc:
-        if path:
-            raise exc.inside(path) from None
-        raise
+    field) if it does not fit. Errors of the class's own validation propagate."""
+    result: _T = _plan(cls).decode(value)
     return result
 
 
@@ -384,8 +379,6 @@ def _map(item: _Type) -> _Type:
         for key in value:
             if type(key) is not str:
                 raise _wrong("a map with text keys", key)
-        if item_decode is _any:
-            return value
         result = {}
         for key, element in value.items():
             try:
@@ -395,10 +388,6 @@ def _map(item: _Type) -> _Type:
         return result
 
     return _Type("a map", encode, decode)
-
-
-def _any(value: Any) -> Any:
-    return value
 
 
 def _optional(inner: _Type) -> _Type:
@@ -451,8 +440,6 @@ def _value_type(hint: Any, meta: Wire, where: str) -> _Type:
             return _code(codes[0])
         if all(arg in _SCALAR_NAMES for arg in args):
             return _scalar_union(args)
-    if hint is Any:
-        return _Type("any value", None, _any)
     if hint is str:
         return _text(meta.choices)
     if hint is bytes:
