@@ -7,7 +7,8 @@
 * :mod:`~ucp_dtn.ucp.plan` / :mod:`~ucp_dtn.ucp.plan_loader` — execution plans (our TOML format
   and REC's), checked whole before anything is sent (``docs/plans.md``);
 * :mod:`~ucp_dtn.ucp.messages` / :mod:`~ucp_dtn.ucp.codec` — the versioned CBOR messages, one per
-  bundle payload, with strict decoding (the catalogue is in :mod:`~ucp_dtn.ucp.messages`).
+  bundle payload, with strict decoding (the catalogue is in :mod:`~ucp_dtn.ucp.messages`); each
+  message's dataclass declares its wire form (:mod:`ucp_dtn.wire_schema`).
 
 Everything here is pure (no I/O except reading plan files and the local capabilities), so the
 roles — broker, executor, datastore, client — build on it and test it without a network. The

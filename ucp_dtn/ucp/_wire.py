@@ -1,21 +1,27 @@
-"""The wire layer under :mod:`ucp_dtn.ucp.codec`: a well-formedness scan of CBOR payloads
-and typed access to decoded CBOR maps whose errors name the message kind and field."""
+"""The payload layer under :mod:`ucp_dtn.ucp.codec`: a well-formedness scan of CBOR payloads
+and the envelope of every message (``"v"`` and ``"t"`` around the fields its dataclass declares,
+see :mod:`ucp_dtn.wire_schema`).
+
+It knows no message class: the caller passes the kinds it reads, so :mod:`ucp_dtn.ucp.messages`
+(whose ``to_cbor``/``from_cbor`` use it) and :mod:`ucp_dtn.ucp.codec` both build on it without
+importing each other.
+"""
 
 from __future__ import annotations
 
-import enum
-import math
-import uuid
+from collections.abc import Mapping
 from typing import Any
 
-from .errors import MessageDecodeError
+import cbor2
 
-__all__ = ["MAX_DEPTH", "Fields", "put", "scan", "type_name"]
+from ucp_dtn.wire_schema import WireError, from_wire, to_wire, type_name
+
+from .errors import MessageDecodeError, UcpUsageError
+
+__all__ = ["MAX_DEPTH", "decode_payload", "decode_wire", "encode_payload", "load", "scan"]
 
 MAX_DEPTH = 32
 """Deepest nesting of CBOR arrays, maps and tags a message may have."""
-
-_UINT_MAX = 2**64 - 1
 
 
 # -- well-formedness ---------------------------------------------------------------------------
@@ -104,188 +110,56 @@ def _complete(stack: list[int | None]) -> None:
         stack.pop()
 
 
-# -- typed field access ----------------------------------------------------------------------
+# -- the envelope ---------------------------------------------------------------------------------
 
 
-def type_name(value: object) -> str:
-    names = {str: "text", bytes: "bytes", bool: "bool", int: "integer", float: "float"}
-    if value is None:
-        return "null"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "map"
-    return names.get(type(value), type(value).__name__)
+def encode_payload(message: Any, kind: str, version: int) -> bytes:
+    """The CBOR payload of ``message``: ``{"v": version, "t": kind, <its fields>}``."""
+    return bytes(cbor2.dumps(to_wire(message, {"v": version, "t": kind})))
 
 
-class Fields:
-    """Typed access to one CBOR map; errors name the message kind and the field path."""
+def load(data: bytes) -> object:
+    """The one CBOR item of ``data``, after :func:`scan`; :class:`MessageDecodeError` for
+    anything else."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise MessageDecodeError(f"payload must be bytes, got {type(data).__name__}")
+    data = bytes(data)
+    scan(data)
+    try:
+        return cbor2.loads(data)
+    except Exception as exc:  # cbor2's semantic tag decoders raise assorted errors
+        raise MessageDecodeError(f"undecodable CBOR: {exc}") from None
 
-    def __init__(self, wire: object, kind: str, where: str = "") -> None:
-        if not isinstance(wire, dict):
-            raise MessageDecodeError(f"{where or 'message'} must be a map", kind=kind)
-        self.wire: dict[Any, Any] = wire
-        self.kind = kind
-        self.where = where
 
-    def _name(self, key: str) -> str:
-        return f"{self.where}.{key}" if self.where else key
-
-    def fail(self, key: str, expected: str, value: object) -> MessageDecodeError:
-        return MessageDecodeError(
-            f"field '{self._name(key)}' must be {expected}, got {type_name(value)}",
-            kind=self.kind,
+def decode_payload(data: bytes, kinds: Mapping[str, type[Any]], versions: tuple[int, ...]) -> Any:
+    """The message in payload ``data``, of one of ``kinds`` (by ``"t"``) in one of
+    ``versions``; :class:`MessageDecodeError` for anything else."""
+    wire = load(data)
+    if not isinstance(wire, dict):
+        raise MessageDecodeError(f"a message is a CBOR map, got {type_name(wire)}")
+    version = wire.get("v")
+    if type(version) is not int:
+        raise MessageDecodeError(
+            f"field 'v' (version) must be an integer, got {type_name(version)}"
         )
-
-    def has(self, key: str) -> bool:
-        return self.wire.get(key) is not None
-
-    def get(self, key: str) -> object:
-        if key not in self.wire:
-            raise MessageDecodeError(f"field '{self._name(key)}' is missing", kind=self.kind)
-        return self.wire[key]
-
-    def text(self, key: str) -> str:
-        value = self.get(key)
-        if type(value) is not str:
-            raise self.fail(key, "text", value)
-        return value
-
-    def opt_text(self, key: str) -> str | None:
-        return self.text(key) if self.has(key) else None
-
-    def text_or(self, key: str, default: str) -> str:
-        return self.text(key) if self.has(key) else default
-
-    def uint(self, key: str) -> int:
-        value = self.get(key)
-        if type(value) is not int or not 0 <= value <= _UINT_MAX:
-            raise self.fail(key, "an unsigned integer", value)
-        return value
-
-    def uint_or(self, key: str, default: int) -> int:
-        return self.uint(key) if self.has(key) else default
-
-    def opt_uint(self, key: str) -> int | None:
-        return self.uint(key) if self.has(key) else None
-
-    def opt_int(self, key: str) -> int | None:
-        if not self.has(key):
-            return None
-        value = self.wire[key]
-        if type(value) is not int or not -(2**63) <= value <= _UINT_MAX:
-            raise self.fail(key, "an integer", value)
-        return value
-
-    def number(self, key: str) -> float:
-        value = self.get(key)
-        if type(value) not in (int, float):
-            raise self.fail(key, "a finite number", value)
-        assert isinstance(value, int | float)
-        if not math.isfinite(value):
-            raise self.fail(key, "a finite number", value)
-        return float(value)
-
-    def number_or(self, key: str, default: float) -> float:
-        return self.number(key) if self.has(key) else default
-
-    def opt_number(self, key: str) -> float | None:
-        return self.number(key) if self.has(key) else None
-
-    def boolean(self, key: str, default: bool) -> bool:
-        if not self.has(key):
-            return default
-        value = self.wire[key]
-        if type(value) is not bool:
-            raise self.fail(key, "a bool", value)
-        return value
-
-    def blob(self, key: str) -> bytes:
-        value = self.get(key)
-        if type(value) is not bytes:
-            raise self.fail(key, "bytes", value)
-        return value
-
-    def blob_or(self, key: str, default: bytes) -> bytes:
-        return self.blob(key) if self.has(key) else default
-
-    def opt_blob(self, key: str) -> bytes | None:
-        return self.blob(key) if self.has(key) else None
-
-    def job_uuid(self, key: str) -> uuid.UUID:
-        value = self.get(key)
-        if type(value) is not bytes or len(value) != 16:
-            raise self.fail(key, "a 16-byte UUID", value)
-        return uuid.UUID(bytes=value)
-
-    def opt_job_uuid(self, key: str) -> uuid.UUID | None:
-        return self.job_uuid(key) if self.has(key) else None
-
-    def array(self, key: str) -> list[Any]:
-        if not self.has(key):
-            return []
-        value = self.wire[key]
-        if type(value) is not list:
-            raise self.fail(key, "an array", value)
-        return value
-
-    def job_uuids(self, key: str) -> tuple[uuid.UUID, ...]:
-        items = self.array(key)
-        for index, item in enumerate(items):
-            if type(item) is not bytes or len(item) != 16:
-                raise self.fail(f"{key}[{index}]", "a 16-byte UUID", item)
-        return tuple(uuid.UUID(bytes=item) for item in items)
-
-    def texts(self, key: str) -> tuple[str, ...]:
-        items = self.array(key)
-        for index, item in enumerate(items):
-            if type(item) is not str:
-                raise self.fail(f"{key}[{index}]", "text", item)
-        return tuple(items)
-
-    def mapping(self, key: str) -> dict[str, Any]:
-        if not self.has(key):
-            return {}
-        value = self.wire[key]
-        if type(value) is not dict:
-            raise self.fail(key, "a map", value)
-        for item in value:
-            if type(item) is not str:
-                raise self.fail(key, "a map with text keys", item)
-        return value
-
-    def text_map(self, key: str) -> dict[str, str]:
-        value = self.mapping(key)
-        for item_key, item in value.items():
-            if type(item) is not str:
-                raise self.fail(f"{key}[{item_key!r}]", "text", item)
-        return value
-
-    def blob_map(self, key: str) -> dict[str, bytes]:
-        value = self.mapping(key)
-        for item_key, item in value.items():
-            if type(item) is not bytes:
-                raise self.fail(f"{key}[{item_key!r}]", "bytes", item)
-        return value
-
-    def sub(self, key: str) -> Fields:
-        return Fields(self.get(key), self.kind, self._name(key))
-
-    def subs(self, key: str) -> list[Fields]:
-        return [
-            Fields(item, self.kind, f"{self._name(key)}[{index}]")
-            for index, item in enumerate(self.array(key))
-        ]
-
-    def code(self, key: str, codes: type[enum.IntEnum]) -> int:
-        value = self.uint(key)
-        try:
-            return codes(value)
-        except ValueError:
-            return value  # an unknown code stays a plain int
+    if version not in versions:
+        raise MessageDecodeError(
+            f"message version {version} is not supported (supported: "
+            f"{', '.join(map(str, versions))})"
+        )
+    kind = wire.get("t")
+    if type(kind) is not str:
+        raise MessageDecodeError(f"field 't' (kind) must be text, got {type_name(kind)}")
+    cls = kinds.get(kind)
+    if cls is None:
+        raise MessageDecodeError(f"unknown message kind {kind!r}")
+    return decode_wire(cls, wire, kind)
 
 
-def put(wire: dict[str, Any], key: str, value: object, default: object = None) -> None:
-    """Set ``wire[key]`` unless ``value`` is the default (left out on the wire)."""
-    if value != default:
-        wire[key] = value
+def decode_wire(cls: type[Any], wire: object, kind: str) -> Any:
+    """Build a ``cls`` from decoded CBOR; every problem, the schema's or the class's own
+    validation (names, paths, ranges), is a :class:`MessageDecodeError` of ``kind``."""
+    try:
+        return from_wire(cls, wire)
+    except (WireError, UcpUsageError) as exc:
+        raise MessageDecodeError(str(exc), kind=kind) from None

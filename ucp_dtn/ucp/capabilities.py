@@ -21,8 +21,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import Annotated
 
 import psutil  # type: ignore[import-untyped]  # no stubs installed; results are converted
+
+from ucp_dtn.wire_schema import Wire
 
 from .errors import CapabilityError
 
@@ -81,13 +84,14 @@ class Capabilities:
     may exceed 1 on an overloaded machine)."""
     cpu_cores: int
     """Logical CPU cores."""
-    cpu_freq: float = 0.0
+    # A heartbeat carries every capability, defaults too (the wire form of version 1).
+    cpu_freq: Annotated[float, Wire(always=True)] = 0.0
     """Nominal (maximum) CPU frequency in MHz; 0 when the system does not tell."""
-    has_battery: bool = False
+    has_battery: Annotated[bool, Wire(key="battery", always=True)] = False
     """Whether the node runs on a battery (it may still be plugged in)."""
-    power: float = 100.0
+    power: Annotated[float, Wire(always=True)] = 100.0
     """Remaining battery charge in percent (0 to 100); 100 for a node without battery."""
-    extra: Mapping[str, ExtraValue] = field(default_factory=dict)
+    extra: Annotated[Mapping[str, ExtraValue], Wire(always=True)] = field(default_factory=dict)
     """Further facts about the node (``gpu``, ``arch``, attached sensors...)."""
 
     def __post_init__(self) -> None:

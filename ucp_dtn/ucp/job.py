@@ -23,9 +23,10 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any
 
 from bpv7 import BPv7Error, parse_eid
+from ucp_dtn.wire_schema import Wire, WireCodec, WireError, type_name
 
 from .capabilities import Requirements
 from .errors import FieldError, JobValidationError
@@ -74,6 +75,24 @@ DataSource = InlineData | DataRef
 """Where a wasm module, stdin or uploaded job file comes from."""
 
 
+def _source_to_wire(source: DataSource) -> bytes | str:
+    return source.data if isinstance(source, InlineData) else source.name
+
+
+def _source_from_wire(value: object) -> DataSource:
+    if type(value) is bytes:
+        return InlineData(value)
+    if type(value) is str:
+        return DataRef(value)
+    raise WireError(f"must be {_SOURCE_WIRE.expected}, got {type_name(value)}")
+
+
+_SOURCE_WIRE = WireCodec(
+    "bytes (inline) or text (a data name)", decode=_source_from_wire, encode=_source_to_wire
+)
+"""A :data:`DataSource` on the wire: the bytes themselves, or the data name as text."""
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Resource limits of one run; ``None`` means the executor's default."""
@@ -114,15 +133,17 @@ def _frozen(mapping: Mapping[Any, Any]) -> Mapping[Any, Any]:
 class JobInfo:
     """Everything an executor needs to run one job, and where its results go."""
 
-    job_id: uuid.UUID
+    job_id: Annotated[uuid.UUID, Wire(key="id")]
     """The job's UUID, assigned by the client; the broker deduplicates by it."""
-    wasm: DataSource
+    wasm: Annotated[DataSource, Wire(codec=_SOURCE_WIRE)]
     """The WebAssembly module (binary, or text format)."""
     name: str = ""
     """Human-readable name (the job's name in its plan); for logs and ``ucp status``."""
-    stdin: DataSource | None = None
+    stdin: Annotated[DataSource | None, Wire(codec=_SOURCE_WIRE)] = None
     """What the module reads on standard input; ``None``: nothing (end of file)."""
-    job_data: Mapping[JobPath, DataSource] = field(default_factory=dict)
+    job_data: Annotated[Mapping[JobPath, DataSource], Wire(key="files", codec=_SOURCE_WIRE)] = (
+        field(default_factory=dict)
+    )
     """Files uploaded with the job: path in the job directory → content."""
     inputs: Mapping[JobPath, DataName] = field(default_factory=dict)
     """Named data inputs: path in the job directory ← data name. ``"audio/*" = "survey/*"``
@@ -133,22 +154,24 @@ class JobInfo:
     """Command-line arguments (after the program name)."""
     env: Mapping[str, str] = field(default_factory=dict)
     """Environment variables."""
-    zip_results: tuple[JobPath, ...] = ()
+    zip_results: Annotated[tuple[JobPath, ...], Wire(key="results")] = ()
     """Files and directories (or ``prefix*`` patterns) packed into the results archive."""
     named_results: Mapping[JobPath, DataName] = field(default_factory=dict)
     """Published results: path in the job directory → data name; ``"out/*" = "runs/7/*"``
     publishes many. A directory is published as one zip archive."""
-    requirements: Requirements = field(default_factory=Requirements)
+    requirements: Annotated[Requirements, Wire(key="requires")] = field(
+        default_factory=Requirements
+    )
     """What the executor must offer."""
-    result_address: str | None = None
+    result_address: Annotated[str | None, Wire(key="result-to")] = None
     """EID the result goes to (the client's); ``None``: the submission's source."""
     limits: Limits = field(default_factory=Limits)
     """Fuel, time and memory limits of the run."""
     after: tuple[uuid.UUID, ...] = ()
     """Jobs (of the same plan) that must be done before this one is dispatched."""
-    stdout_path: JobPath | None = None
+    stdout_path: Annotated[JobPath | None, Wire(key="stdout")] = None
     """Also write standard output to this file of the job directory (REC ``stdout_file``)."""
-    stderr_path: JobPath | None = None
+    stderr_path: Annotated[JobPath | None, Wire(key="stderr")] = None
     """Also write standard error to this file of the job directory (REC ``stderr_file``)."""
 
     def __post_init__(self) -> None:

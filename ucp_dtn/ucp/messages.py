@@ -7,8 +7,16 @@ kind, text) and the kind's fields under hyphenated text keys. Job UUIDs travel a
 strings, times as seconds since the Unix epoch (float, the sender's clock), sizes as unsigned
 integers. Optional fields are left out when empty. A decoder ignores fields it does not know
 (newer senders may add some) and rejects an unknown version or kind; everything else wrong is
-a :class:`~ucp_dtn.ucp.errors.MessageDecodeError`. :mod:`ucp_dtn.ucp.codec` does the encoding;
-each message also has ``to_cbor()`` and ``from_cbor()``.
+a :class:`~ucp_dtn.ucp.errors.MessageDecodeError`. :mod:`ucp_dtn.ucp.codec` encodes and
+decodes; each message also has ``to_cbor()`` and ``from_cbor()``.
+
+The dataclasses below are the schema: their fields' type hints, and ``Wire(...)`` where the
+hints do not say it all (a key that is not the field's name, a default that is still written or
+required), give the wire form of each kind (:mod:`ucp_dtn.wire_schema` has the rules). To add a
+message, write its frozen dataclass deriving from :class:`UcpMessage` with a new ``KIND``, and
+add it to the :data:`Message` union at the end of this module, which registers the kind for
+decoding; then add it to the catalogue below and pin its bytes in
+``tests/ucp_dtn/ucp/test_wire_pinned.py``.
 
 Requests carry a ``request-id`` (an unsigned integer of the requester's choice) and an optional
 ``reply-to`` EID; the reply carries the same id and goes to ``reply-to`` or else to the request
@@ -66,16 +74,19 @@ a listing or a get is paged by an opaque ``cursor`` the datastore hands out.
 from __future__ import annotations
 
 import enum
+import typing
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import ClassVar, Self
+from typing import Annotated, ClassVar, Self
 
 from bpv7 import BPv7Error, parse_eid
+from ucp_dtn.wire_schema import Wire
 
+from ._wire import decode_payload, encode_payload
 from .capabilities import Capabilities
-from .errors import FieldError, UcpUsageError
+from .errors import FieldError, MessageDecodeError, UcpUsageError
 from .job import JobInfo
 from .names import DataName, validate_name, validate_pattern
 
@@ -103,6 +114,7 @@ __all__ = [
     "JobStatus",
     "JobStatusEntry",
     "JobSubmission",
+    "MESSAGE_KINDS",
     "Message",
     "NodeEntry",
     "ResultStatus",
@@ -248,33 +260,38 @@ class UcpMessage(_Checked):
     __slots__ = ()
     KIND: ClassVar[str] = ""
     """The message's ``"t"`` value."""
+    _WIRE_ORDER: ClassVar[tuple[str, ...]] = ()
+    """Fields written first, in this order; the others follow in declaration order (kept from
+    version 1, whose key order was chosen by hand)."""
 
     def to_cbor(self) -> bytes:
         """The bundle payload of this message."""
-        from .codec import encode_message
-
-        return encode_message(self)
+        return encode_payload(self, self.KIND, PROTOCOL_VERSION)
 
     @classmethod
     def from_cbor(cls, data: bytes) -> Self:
         """Decode ``data``, which must be a message of this class;
         :class:`~ucp_dtn.ucp.errors.MessageDecodeError` otherwise."""
-        from .codec import decode_message_as
-
-        return decode_message_as(data, cls)
+        message = decode_payload(data, MESSAGE_KINDS, SUPPORTED_VERSIONS)
+        if not isinstance(message, cls):
+            raise MessageDecodeError(f"expected a {cls.KIND} message, got {message.KIND}")
+        return message
 
 
 @dataclass(frozen=True, slots=True)
 class Timings:
-    """Where a job's time went, in seconds (0 when not measured)."""
+    """Where a job's time went, in seconds (0 when not measured). On the wire: an array of the
+    four, in this order."""
 
-    queued: float = 0.0
+    _WIRE_ARRAY: ClassVar[bool] = True
+
+    queued: Annotated[float, Wire(min=0)] = 0.0
     """From submission at the broker to the start of the run (as far as the executor knows)."""
-    fetch: float = 0.0
+    fetch: Annotated[float, Wire(min=0)] = 0.0
     """Fetching named inputs and preparing the job directory."""
-    run: float = 0.0
+    run: Annotated[float, Wire(min=0)] = 0.0
     """Running the module."""
-    collect: float = 0.0
+    collect: Annotated[float, Wire(min=0)] = 0.0
     """Zipping and publishing the results."""
 
 
@@ -288,7 +305,7 @@ class DataItem(_Checked):
     """Its name."""
     data: bytes
     """Its content."""
-    written_at: float
+    written_at: Annotated[float, Wire(key="at")]
     """When it was written (the writer's clock); the newest write wins."""
     job_id: uuid.UUID | None = None
     """The job it belongs to, if any."""
@@ -305,7 +322,7 @@ class DataEntry(_Checked):
     """Its name."""
     size: int
     """Its size in bytes."""
-    written_at: float
+    written_at: Annotated[float, Wire(key="at")]
     """When it was written (the writer's clock)."""
     job_id: uuid.UUID | None = None
     """The job it belongs to, if any."""
@@ -324,7 +341,7 @@ class JobStatusEntry(_Checked):
     """The job."""
     state: JobStatus | int
     """Its state."""
-    updated_at: float
+    updated_at: Annotated[float, Wire(key="at")]
     """When the state last changed (the broker's clock)."""
     name: str = ""
     """Its human-readable name."""
@@ -354,7 +371,7 @@ class NodeEntry(_Checked):
     """When its last heartbeat arrived (the broker's clock)."""
     capabilities: Capabilities | None = None
     """Its last announced capabilities (executors)."""
-    running_jobs: int = 0
+    running_jobs: Annotated[int, Wire(key="running")] = 0
     """Jobs it runs now."""
     max_jobs: int = 0
     """Jobs it runs at most at once."""
@@ -408,7 +425,7 @@ class JobAccepted(UcpMessage):
     """The job."""
     broker: str
     """The broker that took it (EID)."""
-    duplicate: bool = False
+    duplicate: Annotated[bool, Wire(always=True)] = False
     """The broker already had this job (the submission was a duplicate)."""
 
 
@@ -446,7 +463,7 @@ class JobDispatch(UcpMessage):
     """The dispatching broker (EID): data requests and state reports go there."""
     client: str
     """The submitter (EID): the result goes there if the job names no result address."""
-    attempt: int = 1
+    attempt: Annotated[int, Wire(required=True)] = 1
     """1 for the first dispatch, more for redeployments after a lost executor."""
     inline_data: Mapping[DataName, bytes] = field(default_factory=dict)
     """The submission's inline data."""
@@ -462,6 +479,7 @@ class JobResult(UcpMessage):
 
     _NAMES = ("archive_ref", "published")
     _EIDS = ("executor",)
+    _WIRE_ORDER = ("job_id", "executor", "status", "attempt", "started_at", "finished_at")
 
     KIND: ClassVar[str] = "job-result"
     job_id: uuid.UUID
@@ -470,7 +488,7 @@ class JobResult(UcpMessage):
     """The executor that ran it (EID)."""
     status: ResultStatus | int
     """How the run ended; only :attr:`ResultStatus.OK` is success."""
-    exit_code: int | None = None
+    exit_code: Annotated[int | None, Wire(min=-(2**63))] = None
     """The module's exit status, when it exited."""
     message: str = ""
     """One line: the trap or error text, the limit hit; empty on success."""
@@ -484,15 +502,15 @@ class JobResult(UcpMessage):
     """Where the zip is stored as named data, when it does not travel here."""
     published: tuple[DataName, ...] = ()
     """The named results that were published."""
-    started_at: float = 0.0
+    started_at: Annotated[float, Wire(required=True)] = 0.0
     """When the run started (the executor's clock)."""
-    finished_at: float = 0.0
+    finished_at: Annotated[float, Wire(required=True)] = 0.0
     """When it ended (the executor's clock)."""
-    timings: Timings = field(default_factory=Timings)
+    timings: Annotated[Timings, Wire(always=True)] = field(default_factory=Timings)
     """Where the time went."""
-    fuel_consumed: int | None = None
+    fuel_consumed: Annotated[int | None, Wire(key="fuel")] = None
     """Fuel used, when metered."""
-    attempt: int = 1
+    attempt: Annotated[int, Wire(required=True)] = 1
     """The dispatch attempt that produced this result."""
 
     @property
@@ -523,7 +541,7 @@ class Heartbeat(UcpMessage):
     """Seconds until the next one; a receiver may forget the node after a few missed."""
     capabilities: Capabilities | None = None
     """Its resources (executors)."""
-    running_jobs: tuple[uuid.UUID, ...] = ()
+    running_jobs: Annotated[tuple[uuid.UUID, ...], Wire(key="running")] = ()
     """Jobs it runs now."""
     max_jobs: int = 0
     """Jobs it runs at most at once (0: not an executor)."""
@@ -549,6 +567,7 @@ class DataPut(UcpMessage):
 
     _NAMES = ("name",)
     _EIDS = ("reply_to",)
+    _WIRE_ORDER = ("request_id", "reply_to")
 
     KIND: ClassVar[str] = "data-put"
     request_id: int
@@ -557,7 +576,7 @@ class DataPut(UcpMessage):
     """Its name (no wildcard)."""
     data: bytes
     """Its content."""
-    written_at: float
+    written_at: Annotated[float, Wire(key="at")]
     """When it was written (the writer's clock)."""
     job_id: uuid.UUID | None = None
     """The job it belongs to (deleted with it)."""
@@ -586,6 +605,7 @@ class DataGet(UcpMessage):
 
     _PATTERNS = ("query",)
     _EIDS = ("reply_to",)
+    _WIRE_ORDER = ("request_id", "reply_to", "query", "max_bytes")
 
     KIND: ClassVar[str] = "data-get"
     request_id: int
@@ -594,7 +614,7 @@ class DataGet(UcpMessage):
     """Name or pattern."""
     cursor: str | None = None
     """Where to continue (from the previous reply); ``None``: from the start."""
-    max_bytes: int = 1 << 20
+    max_bytes: Annotated[int, Wire(required=True)] = 1 << 20
     """Content bytes per reply at most (a single larger datum still comes, alone)."""
     reply_to: str | None = None
     """Where the reply goes (EID); default: the bundle's source."""
@@ -623,6 +643,7 @@ class DataList(UcpMessage):
 
     _PATTERNS = ("prefix",)
     _EIDS = ("reply_to",)
+    _WIRE_ORDER = ("request_id", "reply_to", "page_size")
 
     KIND: ClassVar[str] = "data-list"
     request_id: int
@@ -631,7 +652,7 @@ class DataList(UcpMessage):
     """Name (with subkeys) or pattern to list; ``None``: everything."""
     job_id: uuid.UUID | None = None
     """Only data of this job."""
-    page_size: int = 1000
+    page_size: Annotated[int, Wire(required=True)] = 1000
     """Entries per reply at most."""
     cursor: str | None = None
     """Where to continue; ``None``: from the start."""
@@ -662,6 +683,7 @@ class DataDelete(UcpMessage):
 
     _PATTERNS = ("name",)
     _EIDS = ("reply_to",)
+    _WIRE_ORDER = ("request_id", "reply_to")
 
     KIND: ClassVar[str] = "data-delete"
     request_id: int
@@ -670,7 +692,7 @@ class DataDelete(UcpMessage):
     """Name (with subkeys) or pattern to delete; exactly one of this and :attr:`job_id`."""
     job_id: uuid.UUID | None = None
     """Delete every datum of this job."""
-    keep_result: bool = True
+    keep_result: Annotated[bool, Wire(always=True)] = True
     """With :attr:`job_id`: keep the job's result (``<job-uuid>/result``)."""
     reply_to: str | None = None
     """Where the reply goes (EID); default: the bundle's source."""
@@ -709,7 +731,7 @@ class DataFreeSpaceReply(UcpMessage):
     """Bytes it can still store."""
     used: int
     """Bytes it stores."""
-    items: int = 0
+    items: Annotated[int, Wire(always=True)] = 0
     """Data it stores."""
     quota: int | None = None
     """Its configured limit in bytes, if any."""
@@ -723,6 +745,7 @@ class StatusQuery(UcpMessage):
     """Ask a broker about jobs and nodes (``status-query``)."""
 
     _EIDS = ("client", "reply_to")
+    _WIRE_ORDER = ("request_id", "reply_to")
 
     KIND: ClassVar[str] = "status-query"
     request_id: int
@@ -731,7 +754,7 @@ class StatusQuery(UcpMessage):
     """These jobs; empty: every job (of :attr:`client`, if given)."""
     client: str | None = None
     """Only jobs submitted by this EID."""
-    include_nodes: bool = False
+    include_nodes: Annotated[bool, Wire(key="nodes")] = False
     """Also list the nodes the broker knows."""
     reply_to: str | None = None
     """Where the reply goes (EID); default: the bundle's source."""
@@ -748,9 +771,9 @@ class StatusReply(UcpMessage):
     """The request answered."""
     broker: str
     """The answering broker (EID)."""
-    jobs: tuple[JobStatusEntry, ...] = ()
+    jobs: Annotated[tuple[JobStatusEntry, ...], Wire(always=True)] = ()
     """The jobs asked for that it knows."""
-    nodes: tuple[NodeEntry, ...] = ()
+    nodes: Annotated[tuple[NodeEntry, ...], Wire(always=True)] = ()
     """The nodes it knows, if asked."""
 
 
@@ -768,14 +791,15 @@ class BrokerSync(UcpMessage):
     """Increases with every sync of this broker; older ones are stale."""
     sent_at: float
     """When it was sent (the broker's clock)."""
-    full: bool = False
+    full: Annotated[bool, Wire(always=True)] = False
     """Everything it knows (else only what changed since the previous sync)."""
-    jobs: tuple[SyncedJob, ...] = ()
+    jobs: Annotated[tuple[SyncedJob, ...], Wire(always=True)] = ()
     """Jobs."""
-    data: tuple[DataEntry, ...] = ()
+    data: Annotated[tuple[DataEntry, ...], Wire(always=True)] = ()
     """Named data and where it is held."""
 
 
+# Every message kind: MESSAGE_KINDS below is built from this union.
 Message = (
     JobSubmission
     | JobAccepted
@@ -797,3 +821,8 @@ Message = (
     | BrokerSync
 )
 """Any UCP message."""
+
+MESSAGE_KINDS: Mapping[str, type[UcpMessage]] = MappingProxyType(
+    {cls.KIND: cls for cls in typing.get_args(Message)}
+)
+"""Every message class by its ``"t"`` value: the kinds a decoder reads."""
