@@ -23,21 +23,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ._cbor import BREAK, UINT64_MAX, read_array, read_uint, truncated
+from ._cbor import UINT64_MAX, truncated
 from .blocks import (
+    EXTENSION_BLOCK_TYPES,
     BundleAgeBlock,
     CanonicalBlock,
     ExtensionValue,
     HopCountBlock,
     PreviousNodeBlock,
     cached_block_flags,
+    check_extension_data,
     decode_canonical,
 )
 from .codes import BlockFlags, BlockType, BundleFlags
 from .crc import CRCType
 from .eid import EndpointID, parse_eid
-from .errors import BundleValidationError, DecodeError, EncodeError
+from .errors import BlockError, BundleValidationError, EncodeError
 from .primary import CreationTimestamp, PrimaryBlock, cached_bundle_flags, decode_primary
+from .security_blocks import encrypted_block_numbers, security_violation
 
 if TYPE_CHECKING:
     from typing import Self
@@ -88,8 +91,8 @@ class Bundle:
             object.__setattr__(self, "blocks", tuple(self.blocks))
         violation = bundle_violation(self.primary, self.blocks)
         if violation is not None:
-            message, rule, section = violation
-            raise EncodeError(message, rule=rule, section=section)
+            message, rule, section, *rfc = violation
+            raise EncodeError(message, rule=rule, section=section, rfc=rfc[0] if rfc else 9171)
 
     @classmethod
     def _trusted(cls, primary: PrimaryBlock, blocks: tuple[CanonicalBlock, ...]) -> Self:
@@ -146,21 +149,42 @@ class Bundle:
         return None
 
     @property
+    def has_security_blocks(self) -> bool:
+        """True when the bundle carries a BPSec BIB or BCB (RFC 9172)."""
+        return any(b.type_code in _SECURITY_TYPES for b in self.blocks)
+
+    @property
+    def encrypted_blocks(self) -> dict[int, int]:
+        """``{block number: number of the BCB}`` for every block whose data is ciphertext (a
+        target of a BCB, RFC 9172 §3.8): such data is opaque until decrypted (see
+        :mod:`bpv7.bpsec`). Empty for a bundle without a BCB."""
+        if not any(b.type_code == BlockType.BCB for b in self.blocks):
+            return {}
+        return encrypted_block_numbers(self.blocks)
+
+    def _readable_block(self, type_code: int) -> CanonicalBlock | None:
+        block = self.find_block(type_code)
+        if block is None or block.number in self.encrypted_blocks:
+            return None
+        return block
+
+    @property
     def hop_count(self) -> HopCountBlock | None:
-        """The Hop Count Block's value, if the bundle has one."""
-        block = self.find_block(BlockType.HOP_COUNT)
+        """The Hop Count Block's value, if the bundle has one that is not encrypted."""
+        block = self._readable_block(BlockType.HOP_COUNT)
         return None if block is None else HopCountBlock.decode_data(block.data)
 
     @property
     def bundle_age_ms(self) -> int | None:
-        """The Bundle Age Block's value in milliseconds, if the bundle has one."""
-        block = self.find_block(BlockType.BUNDLE_AGE)
+        """The Bundle Age Block's value in milliseconds, if the bundle has one that is not
+        encrypted."""
+        block = self._readable_block(BlockType.BUNDLE_AGE)
         return None if block is None else BundleAgeBlock.decode_data(block.data).age_ms
 
     @property
     def previous_node(self) -> EndpointID | None:
-        """The Previous Node Block's node ID, if the bundle has one."""
-        block = self.find_block(BlockType.PREVIOUS_NODE)
+        """The Previous Node Block's node ID, if the bundle has one that is not encrypted."""
+        block = self._readable_block(BlockType.PREVIOUS_NODE)
         return None if block is None else PreviousNodeBlock.decode_data(block.data).node
 
     def expiry_dtn_time(self) -> int | None:
@@ -251,32 +275,13 @@ class Bundle:
 # Validation
 
 
-def _bib_covers_primary(blocks: tuple[CanonicalBlock, ...]) -> bool:
-    """Whether a BPSec BIB lists the primary block (number 0) among its security targets
-    (RFC 9172 §3.6: the abstract security block starts with the array of target block
-    numbers)."""
-    for block in blocks:
-        if block.type_code != BlockType.BIB:
-            continue
-        data = block.data
-        try:
-            count, pos = read_array(data, 0, "BIB security targets")
-            index = 0
-            while (index < count) if count >= 0 else data[pos] != BREAK:
-                target, pos = read_uint(data, pos, "BIB security target")
-                if target == 0:
-                    return True
-                index += 1
-        except (DecodeError, IndexError):
-            continue
-    return False
-
-
 def bundle_violation(
     primary: PrimaryBlock, blocks: tuple[CanonicalBlock, ...]
-) -> tuple[str, str, str] | None:
+) -> tuple[str, str, str] | tuple[str, str, str, int] | None:
     """The first bundle-level rule that ``primary`` and ``blocks`` break, as ``(message, rule,
-    section)``, or ``None``. (Rules about a single block are enforced by the block classes.)"""
+    section)`` for RFC 9171 or ``(message, rule, section, rfc)`` for another RFC (BPSec's
+    rules are RFC 9172's), or ``None``. (Rules about a single block are enforced by the block
+    classes.)"""
     # RFC 9171 §4.1: "The primary block MUST be followed by one or more canonical bundle blocks
     # ... The last such block MUST be a payload block; the bundle MUST have exactly one payload
     # block."
@@ -325,10 +330,18 @@ def bundle_violation(
             "block-report-flag",
             "4.2.4",
         )
-    if primary.crc_type == CRCType.NONE and not _bib_covers_primary(blocks):
+    has_security = _BIB in seen_types or _BCB in seen_types
+    if has_security:
+        violation = security_violation(blocks)
+        if violation is not None:
+            return violation
+    if primary.crc_type == CRCType.NONE and not has_security:
         # RFC 9171 §4.3.1: "The CRC type code for the primary block MAY be zero if the bundle
         # contains a BPSec Block Integrity Block [BPSEC] whose target is the primary block;
-        # otherwise, the CRC type code for the primary block MUST be non-zero."
+        # otherwise, the CRC type code for the primary block MUST be non-zero." We accept a
+        # CRC-less primary block in any bundle that carries BPSec blocks: RFC 9173's own worked
+        # examples (Appendix A.1, A.2, A.4) have one with a BIB over the payload only or with a
+        # BCB alone, and the implementations we interoperate with build bundles that way.
         return (
             "the primary block has no CRC and no BIB protects it",
             "primary-crc-missing",
@@ -351,6 +364,9 @@ def bundle_violation(
 
 
 _ADMIN_RECORD = int(BundleFlags.ADMIN_RECORD)
+_BIB = int(BlockType.BIB)
+_BCB = int(BlockType.BCB)
+_SECURITY_TYPES = frozenset({BlockType.BIB, BlockType.BCB})
 _REPORT_IF_UNPROCESSABLE = int(BlockFlags.REPORT_IF_UNPROCESSABLE)
 
 _AT_MOST_ONE: dict[int, tuple[str, str, str]] = {
@@ -380,6 +396,9 @@ _AT_MOST_ONE: dict[int, tuple[str, str, str]] = {
 # Decoding and encoding
 
 
+_NOTHING_ENCRYPTED: dict[int, int] = {}
+
+
 def decode_bundle(data: bytes | bytearray | memoryview) -> Bundle:
     """Decode and fully validate one bundle. Raises only :class:`~bpv7.errors.DecodeError`
     subclasses (for any bytes), naming the violated rule and its RFC section."""
@@ -399,11 +418,25 @@ def decode_bundle(data: bytes | bytearray | memoryview) -> Bundle:
             )
         primary, pos = decode_primary(data, 1)
         blocks = []
+        has_bcb = False
         while data[pos] != 0xFF:
-            block, pos = decode_canonical(data, pos)
+            block, pos = decode_canonical(data, pos, check_data=False)
             blocks.append(block)
+            if block.type_code == _BCB:
+                has_bcb = True
     except IndexError:
         raise truncated() from None
+    # RFC 9172 §3.8: a BCB's targets carry ciphertext; their data is opaque until decrypted and
+    # is not parsed as what the block type says. Every other extension block is checked here.
+    encrypted = encrypted_block_numbers(blocks) if has_bcb else _NOTHING_ENCRYPTED
+    for block in blocks:
+        if block.type_code in EXTENSION_BLOCK_TYPES and block.number not in encrypted:
+            try:
+                check_extension_data(block.type_code, block.data)
+            except EncodeError as exc:
+                raise BlockError(
+                    exc.message, rule=exc.rule, section=exc.section, rfc=exc.rfc
+                ) from None
     pos += 1
     if pos != len(data):
         # RFC 9171 §4.1: "The payload block SHALL be followed by a CBOR 'break' stop code,
@@ -416,8 +449,10 @@ def decode_bundle(data: bytes | bytearray | memoryview) -> Bundle:
     block_tuple = tuple(blocks)
     violation = bundle_violation(primary, block_tuple)
     if violation is not None:
-        message, rule, section = violation
-        raise BundleValidationError(message, rule=rule, section=section)
+        message, rule, section, *rfc = violation
+        raise BundleValidationError(
+            message, rule=rule, section=section, rfc=rfc[0] if rfc else 9171
+        )
     return Bundle._trusted(primary, block_tuple)
 
 
@@ -478,12 +513,26 @@ def with_block_removed(bundle: Bundle, number: int) -> Bundle:
     return Bundle(bundle.primary, blocks)
 
 
+def _check_not_encrypted(bundle: Bundle, block: CanonicalBlock) -> None:
+    bcb = bundle.encrypted_blocks.get(block.number)
+    if bcb is not None:
+        # RFC 9172 §3.8: the target of a BCB holds ciphertext; only the security acceptor that
+        # decrypts it can change it.
+        raise EncodeError(
+            f"block {block.number} is encrypted by BCB {bcb} and cannot be edited",
+            rule="block-encrypted",
+            section="3.8",
+            rfc=9172,
+        )
+
+
 def _with_extension(
     bundle: Bundle, value: ExtensionValue, flags: int, crc_type: int | None
 ) -> Bundle:
     existing = bundle.find_block(value.TYPE_CODE)
     if existing is None:
         return with_block_added(bundle, value, flags=flags, crc_type=crc_type)
+    _check_not_encrypted(bundle, existing)
     return _replace_block(bundle, existing, dataclasses.replace(existing, data=value.encode_data()))
 
 
@@ -514,6 +563,7 @@ def with_hop_count_incremented(bundle: Bundle) -> Bundle:
     existing = bundle.find_block(BlockType.HOP_COUNT)
     if existing is None:
         return bundle
+    _check_not_encrypted(bundle, existing)
     value = HopCountBlock.decode_data(existing.data).incremented()
     return _replace_block(bundle, existing, dataclasses.replace(existing, data=value.encode_data()))
 
