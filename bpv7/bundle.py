@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ._cbor import UINT64_MAX, truncated
@@ -40,7 +40,7 @@ from .crc import CRCType
 from .eid import EndpointID, parse_eid
 from .errors import BlockError, BundleValidationError, EncodeError
 from .primary import CreationTimestamp, PrimaryBlock, cached_bundle_flags, decode_primary
-from .security_blocks import encrypted_block_numbers, security_violation
+from .security_blocks import encrypted_block_numbers, read_targets, security_violation
 
 if TYPE_CHECKING:
     from typing import Self
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 _CRC_TYPES = {int(t): t for t in CRCType}
 
 __all__ = [
+    "WAIVABLE_RULES",
     "Bundle",
     "BundleID",
     "decode_bundle",
@@ -85,19 +86,30 @@ class Bundle:
     """The primary block."""
     blocks: tuple[CanonicalBlock, ...]
     """The canonical blocks in transmission order; the last one is the payload block."""
+    waived: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    """Rules of :data:`WAIVABLE_RULES` this bundle is not held to (empty: every rule holds).
+    Only for bundles from elsewhere that break them, such as RFC 9173's worked examples."""
 
     def __post_init__(self) -> None:
         if type(self.blocks) is not tuple:
             object.__setattr__(self, "blocks", tuple(self.blocks))
-        violation = bundle_violation(self.primary, self.blocks)
+        if self.waived:
+            object.__setattr__(self, "waived", _check_waivable(self.waived))
+        violation = bundle_violation(self.primary, self.blocks, self.waived)
         if violation is not None:
             message, rule, section, *rfc = violation
             raise EncodeError(message, rule=rule, section=section, rfc=rfc[0] if rfc else 9171)
 
     @classmethod
-    def _trusted(cls, primary: PrimaryBlock, blocks: tuple[CanonicalBlock, ...]) -> Self:
+    def _trusted(
+        cls,
+        primary: PrimaryBlock,
+        blocks: tuple[CanonicalBlock, ...],
+        waived: frozenset[str] = frozenset(),
+    ) -> Self:
         """Construct without re-validating (the decoder has just validated)."""
         bundle = cls.__new__(cls)
+        object.__setattr__(bundle, "waived", waived)
         object.__setattr__(bundle, "primary", primary)
         object.__setattr__(bundle, "blocks", blocks)
         return bundle
@@ -275,8 +287,35 @@ class Bundle:
 # Validation
 
 
+def _bib_covers_primary(blocks: tuple[CanonicalBlock, ...]) -> bool:
+    """Whether a BPSec BIB lists the primary block (number 0) among its security targets."""
+    return any(
+        block.type_code == BlockType.BIB and 0 in (read_targets(block.data) or ())
+        for block in blocks
+    )
+
+
+WAIVABLE_RULES = frozenset({"primary-crc-missing", "bundle-age-required"})
+"""The bundle-level rules a caller may waive (:func:`decode_bundle`'s ``waive``,
+:attr:`Bundle.waived`): RFC 9173's Appendix A examples 1, 2 and 4 break both (a CRC-less primary
+block that no BIB covers; creation time zero without a Bundle Age Block), and so do bundles from
+implementations that follow them."""
+
+
+def _check_waivable(waived: frozenset[str] | set[str] | tuple[str, ...]) -> frozenset[str]:
+    rules = frozenset(waived)
+    unknown = rules - WAIVABLE_RULES
+    if unknown:
+        raise ValueError(
+            f"rule {sorted(unknown)[0]!r} cannot be waived (only {sorted(WAIVABLE_RULES)})"
+        )
+    return rules
+
+
 def bundle_violation(
-    primary: PrimaryBlock, blocks: tuple[CanonicalBlock, ...]
+    primary: PrimaryBlock,
+    blocks: tuple[CanonicalBlock, ...],
+    waived: frozenset[str] = frozenset(),
 ) -> tuple[str, str, str] | tuple[str, str, str, int] | None:
     """The first bundle-level rule that ``primary`` and ``blocks`` break, as ``(message, rule,
     section)`` for RFC 9171 or ``(message, rule, section, rfc)`` for another RFC (BPSec's
@@ -311,7 +350,11 @@ def bundle_violation(
         seen_types.add(type_code)
         if int(block.flags) & _REPORT_IF_UNPROCESSABLE:
             report_requested = True
-    if primary.creation.time_ms == 0 and BlockType.BUNDLE_AGE not in seen_types:
+    if (
+        primary.creation.time_ms == 0
+        and BlockType.BUNDLE_AGE not in seen_types
+        and "bundle-age-required" not in waived
+    ):
         # RFC 9171 §4.4.2: "If the bundle's creation time is zero, then the bundle MUST contain
         # exactly one (1) occurrence of this type of block".
         return (
@@ -330,18 +373,18 @@ def bundle_violation(
             "block-report-flag",
             "4.2.4",
         )
-    has_security = _BIB in seen_types or _BCB in seen_types
-    if has_security:
+    if _BIB in seen_types or _BCB in seen_types:
         violation = security_violation(blocks)
         if violation is not None:
             return violation
-    if primary.crc_type == CRCType.NONE and not has_security:
+    if (
+        primary.crc_type == CRCType.NONE
+        and "primary-crc-missing" not in waived
+        and not _bib_covers_primary(blocks)
+    ):
         # RFC 9171 §4.3.1: "The CRC type code for the primary block MAY be zero if the bundle
         # contains a BPSec Block Integrity Block [BPSEC] whose target is the primary block;
-        # otherwise, the CRC type code for the primary block MUST be non-zero." We accept a
-        # CRC-less primary block in any bundle that carries BPSec blocks: RFC 9173's own worked
-        # examples (Appendix A.1, A.2, A.4) have one with a BIB over the payload only or with a
-        # BCB alone, and the implementations we interoperate with build bundles that way.
+        # otherwise, the CRC type code for the primary block MUST be non-zero."
         return (
             "the primary block has no CRC and no BIB protects it",
             "primary-crc-missing",
@@ -397,11 +440,15 @@ _AT_MOST_ONE: dict[int, tuple[str, str, str]] = {
 
 
 _NOTHING_ENCRYPTED: dict[int, int] = {}
+_NO_WAIVERS: frozenset[str] = frozenset()
 
 
-def decode_bundle(data: bytes | bytearray | memoryview) -> Bundle:
+def decode_bundle(data: bytes | bytearray | memoryview, *, waive: Iterable[str] = ()) -> Bundle:
     """Decode and fully validate one bundle. Raises only :class:`~bpv7.errors.DecodeError`
-    subclasses (for any bytes), naming the violated rule and its RFC section."""
+    subclasses (for any bytes), naming the violated rule and its RFC section. ``waive`` names
+    rules of :data:`WAIVABLE_RULES` not to enforce (for bundles built like RFC 9173's
+    examples); the bundle remembers them in :attr:`Bundle.waived`."""
+    waived = _check_waivable(tuple(waive)) if waive else _NO_WAIVERS
     if type(data) is not bytes:
         if not isinstance(data, bytearray | memoryview):
             raise TypeError(f"decode_bundle needs bytes, not {type(data).__name__}")
@@ -447,13 +494,13 @@ def decode_bundle(data: bytes | bytearray | memoryview) -> Bundle:
             section="4.1",
         )
     block_tuple = tuple(blocks)
-    violation = bundle_violation(primary, block_tuple)
+    violation = bundle_violation(primary, block_tuple, waived)
     if violation is not None:
         message, rule, section, *rfc = violation
         raise BundleValidationError(
             message, rule=rule, section=section, rfc=rfc[0] if rfc else 9171
         )
-    return Bundle._trusted(primary, block_tuple)
+    return Bundle._trusted(primary, block_tuple, waived)
 
 
 def encode_bundle(bundle: Bundle) -> bytes:
@@ -480,7 +527,7 @@ def next_block_number(bundle: Bundle) -> int:
 
 def _replace_block(bundle: Bundle, old: CanonicalBlock, new: CanonicalBlock) -> Bundle:
     blocks = tuple(new if block is old else block for block in bundle.blocks)
-    return Bundle(bundle.primary, blocks)
+    return Bundle(bundle.primary, blocks, bundle.waived)
 
 
 def with_block_added(
@@ -497,7 +544,7 @@ def with_block_added(
         if crc_type is None:
             crc_type = bundle.primary.crc_type
         block = block.to_block(next_block_number(bundle), flags, crc_type)
-    return Bundle(bundle.primary, (*bundle.blocks[:-1], block, bundle.blocks[-1]))
+    return Bundle(bundle.primary, (*bundle.blocks[:-1], block, bundle.blocks[-1]), bundle.waived)
 
 
 def with_block_removed(bundle: Bundle, number: int) -> Bundle:
@@ -510,7 +557,7 @@ def with_block_removed(bundle: Bundle, number: int) -> Bundle:
     blocks = tuple(block for block in bundle.blocks if block.number != number)
     if len(blocks) == len(bundle.blocks):
         raise EncodeError(f"the bundle has no block {number}", rule="no-such-block", section="4.1")
-    return Bundle(bundle.primary, blocks)
+    return Bundle(bundle.primary, blocks, bundle.waived)
 
 
 def _check_not_encrypted(bundle: Bundle, block: CanonicalBlock) -> None:
@@ -618,7 +665,7 @@ def with_forwarding_edits(
         blocks[-1:-1] = added
     elif not edited:
         return bundle
-    return Bundle(bundle.primary, tuple(blocks))
+    return Bundle(bundle.primary, tuple(blocks), bundle.waived)
 
 
 def _free_number(blocks: list[CanonicalBlock], added: list[CanonicalBlock]) -> int:

@@ -1,0 +1,54 @@
+"""How BPSec constrains fragmentation (RFC 9171 §5.8, RFC 9172 §3.8 and §5.2).
+
+Two rules meet here. RFC 9172 §5.2: "A BCB or BIB MUST NOT be added to a bundle if the 'Bundle is
+a fragment' flag is set" -- security is applied to whole bundles (:func:`check_securable`,
+which :func:`~bpv7.bpsec.add_integrity` and :func:`~bpv7.bpsec.add_confidentiality` call). And
+RFC 9172 §3.8: a BCB that encrypts the payload "MUST have the 'Block must be replicated in every
+fragment' flag set", so every fragment carries it; since a security block's targets must be in
+the bundle (§3.6), a fragment that carries a BCB must also carry the other blocks it encrypts.
+:func:`fragment_security_blocks` names the blocks a fragmenter must therefore put in every
+fragment, beyond those whose own flag asks for it. Verifying or decrypting the payload needs the
+whole payload: a security acceptor processes payload operations after reassembly.
+"""
+
+from __future__ import annotations
+
+from ..bundle import Bundle
+from ..codes import BlockFlags, BlockType
+from ..errors import EncodeError
+from ..security_blocks import read_targets
+
+__all__ = ["check_securable", "fragment_security_blocks"]
+
+
+def check_securable(bundle: Bundle) -> None:
+    """Raise :class:`~bpv7.errors.EncodeError` if security blocks may not be added to
+    ``bundle`` because it is a fragment (RFC 9172 §5.2)."""
+    if bundle.is_fragment:
+        # RFC 9172 §5.2: "A BCB or BIB MUST NOT be added to a bundle if the 'Bundle is a
+        # fragment' flag is set in the bundle processing control flags field."
+        raise EncodeError(
+            "security blocks cannot be added to a fragment",
+            rule="security-on-fragment",
+            section="5.2",
+            rfc=9172,
+        )
+
+
+def fragment_security_blocks(bundle: Bundle) -> frozenset[int]:
+    """Numbers of the blocks every fragment of ``bundle`` must carry for BPSec's sake: each BIB
+    or BCB flagged "replicate in every fragment" and each of its targets other than the payload
+    and the primary block (which every fragment has anyway). A fragmenter places these blocks in
+    every fragment as if they had the flag (the bytes of the blocks stay unchanged, so their
+    security results stay valid)."""
+    required: set[int] = set()
+    for block in bundle.blocks:
+        if block.type_code not in (BlockType.BIB, BlockType.BCB):
+            continue
+        if not block.flags & BlockFlags.REPLICATE_IN_EVERY_FRAGMENT:
+            continue
+        required.add(block.number)
+        for target in read_targets(block.data) or ():
+            if target not in (0, 1):
+                required.add(target)
+    return frozenset(required)
