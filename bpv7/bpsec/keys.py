@@ -10,7 +10,7 @@ keys are understood, private or public.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -250,35 +250,44 @@ class KeyStore:
     ``--key ExampleA.1=HEX`` serves both a security source and a COSE ``kid``."""
 
     def __init__(self, keys: Iterable[CoseKey] = ()) -> None:
-        self._by_name: dict[str | bytes, CoseKey] = {}
+        # Two maps: str and bytes keys in one dict would be compared with each other on hash
+        # collisions (a BytesWarning under python -bb).
+        self._by_text: dict[str, CoseKey] = {}
+        self._by_kid: dict[bytes, CoseKey] = {}
         for key in keys:
             self.add_cose_key(key)
 
     def add(self, name: str | bytes, key: bytes | CoseKey) -> None:
         """File ``key`` (raw symmetric key bytes, or a COSE key) under ``name``."""
         cose = key if isinstance(key, CoseKey) else CoseKey.symmetric(key, kid=_as_bytes(name))
-        self._by_name[name] = cose
         if isinstance(name, str):
-            self._by_name.setdefault(name.encode(), cose)
+            self._by_text[name] = cose
+            self._by_kid.setdefault(name.encode(), cose)
+        else:
+            self._by_kid[name] = cose
 
     def add_cose_key(self, key: CoseKey) -> None:
         """File a COSE key under its ``kid`` (a key without one cannot be found)."""
-        self._by_name[key.kid] = key
+        self._by_kid[key.kid] = key
 
     def get(self, name: str | bytes) -> CoseKey | None:
         """The key filed under ``name``, or ``None``."""
-        return self._by_name.get(name)
+        if isinstance(name, str):
+            # A COSE_Key whose kid is the UTF-8 of the name serves too (e.g. kid "ipn:2.1").
+            return self._by_text.get(name) or self._by_kid.get(name.encode())
+        return self._by_kid.get(name)
 
     def symmetric(self, name: str | bytes) -> bytes | None:
         """The symmetric key bytes filed under ``name``, or ``None``."""
-        key = self._by_name.get(name)
+        key = self.get(name)
         return key.k if key is not None and key.kty == CoseKeyType.SYMMETRIC else None
 
     def __len__(self) -> int:
-        return len(self._by_name)
+        return len(self._by_text) + len(self._by_kid)
 
-    def __iter__(self) -> Iterator[str | bytes]:
-        return iter(self._by_name)
+    def names(self) -> list[str | bytes]:
+        """Every name a key is filed under."""
+        return [*self._by_text, *self._by_kid]
 
 
 def _as_bytes(name: str | bytes) -> bytes:

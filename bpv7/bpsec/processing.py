@@ -300,10 +300,15 @@ def _accepted_bundle(
         else:
             blocks.append(original)
     primary = bundle.primary
-    if primary.crc_type == CRCType.NONE and not any(
-        b.type_code in (BlockType.BIB, BlockType.BCB) for b in blocks
+    if (
+        primary.crc_type == CRCType.NONE
+        and "primary-crc-missing" not in bundle.waived
+        and not any(
+            b.type_code == BlockType.BIB and 0 in (read_targets(b.data) or ()) for b in blocks
+        )
     ):
-        # RFC 9171 §4.3.1: without a BIB the primary block "MUST" have a CRC.
+        # RFC 9171 §4.3.1: unless a BIB covers it, the primary block's CRC type "MUST be
+        # non-zero": the BIB that covered it is gone, so it gets a CRC-32C.
         primary = dataclasses.replace(primary, crc_type=CRCType.CRC32C)
     return Bundle(primary, tuple(blocks), bundle.waived)
 
