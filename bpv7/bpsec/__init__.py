@@ -15,7 +15,13 @@ The abstract security block itself and the rules between blocks are in
 """
 
 from ..security_blocks import AbstractSecurityBlock, SecurityContextFlags, SecurityContextId
-from .context import OperationFailure, Outcome, SecurityReason
+from .context import (
+    ConfidentialitySource,
+    IntegritySource,
+    OperationFailure,
+    Outcome,
+    SecurityReason,
+)
 from .cose import CoseAlgorithm, CoseContext, CoseOperation, CoseParameter, CoseSource, CoseTag
 from .fragments import check_securable, fragment_security_blocks
 from .keys import CoseKey, CoseKeyType, KeyFormatError, KeyStore, read_cose_keys
@@ -39,6 +45,8 @@ from .rfc9173 import (
 
 __all__ = [
     "CONTEXTS",
+    "ConfidentialitySource",
+    "IntegritySource",
     "AbstractSecurityBlock",
     "AesGcm",
     "AesVariant",
