@@ -629,13 +629,22 @@ def with_forwarding_edits(
     ``increment_hop_count``), :func:`with_previous_node` (if ``previous_node`` is given) and
     :func:`with_bundle_age` (if ``bundle_age_ms`` is given) in turn, without building a bundle
     per edit. Existing blocks keep their number, flags and CRC type; added ones get ``flags``
-    and ``crc_type`` (default: the primary block's). ``bundle`` itself when nothing changes."""
+    and ``crc_type`` (default: the primary block's). A block that a BCB encrypts is left as it
+    is (RFC 9172 §3.8: it is opaque here) and no second block of its type is added. ``bundle``
+    itself when nothing changes."""
     blocks = list(bundle.blocks)
     edited = False
     need_previous = previous_node is not None
     need_age = bundle_age_ms is not None
+    encrypted = bundle.encrypted_blocks
     for index, block in enumerate(blocks):
         type_code = block.type_code
+        if encrypted and block.number in encrypted:
+            if type_code == BlockType.PREVIOUS_NODE:
+                need_previous = False
+            elif type_code == BlockType.BUNDLE_AGE:
+                need_age = False
+            continue
         if type_code == BlockType.HOP_COUNT and increment_hop_count:
             data = HopCountBlock.decode_data(block.data).incremented().encode_data()
         elif type_code == BlockType.PREVIOUS_NODE and previous_node is not None:
