@@ -22,14 +22,14 @@ from enum import IntEnum, IntFlag
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.keywrap import (
     InvalidUnwrap,
     aes_key_unwrap,
     aes_key_wrap,
 )
 
-from .._cbor import encode_bytes, encode_uint
+from .._cbor import encode_head, encode_uint
 from ..blocks import CanonicalBlock
 from ..bundle import Bundle
 from ..codes import BlockType
@@ -164,10 +164,20 @@ def ippt(
 ) -> bytes:
     """The Integrity-Protected Plaintext of RFC 9173 §3.7 for ``target`` (``None``: the primary
     block); ``security`` is the BIB's ``(type code, number, flags)``."""
+    return b"".join(ippt_parts(scope, primary, target, security))
+
+
+def ippt_parts(
+    scope: int,
+    primary: PrimaryBlock,
+    target: CanonicalBlock | None,
+    security: tuple[int, int, int],
+) -> tuple[bytes, bytes, bytes]:
+    """:func:`ippt` in three pieces, to be hashed without copying the target's data."""
     # RFC 9173 §3.7: the canonical form of the target ends the IPPT: the block-type-specific
     # data as a CBOR byte string (its head included), or the primary block's bytes likewise.
     body = primary.encode() if target is None else target.data
-    return _scope_prefix(scope, primary, target, security) + encode_bytes(body)
+    return _scope_prefix(scope, primary, target, security), encode_head(2, len(body)), body
 
 
 def aad(
@@ -232,9 +242,11 @@ class Rfc9173Context(AcceptorContext):
         if not isinstance(expected, bytes):
             raise OperationFailure("no expected HMAC (result 1) for this target")
         key = _key_for(view, keys, view.asb.parameter(BibHmacSha2Parameter.WRAPPED_KEY))
-        text = ippt(scope, view.primary, view.target_block, _security_header(view.security_block))
         mac = crypto_hmac.HMAC(key, hash_type())
-        mac.update(text)
+        for part in ippt_parts(
+            scope, view.primary, view.target_block, _security_header(view.security_block)
+        ):
+            mac.update(part)
         # RFC 9173 §3.6: the security acceptor compares the expected HMAC with the one it
         # computes; compare_digest does so in constant time.
         if not _hmac.compare_digest(mac.finalize(), expected):
@@ -267,11 +279,17 @@ class Rfc9173Context(AcceptorContext):
             )
         data = aad(scope, view.primary, target, _security_header(view.security_block))
         try:
-            return AESGCM(key).decrypt(iv, target.data + tag, data)
+            # The tag is a separate result here, so the GCM mode takes it as is: no copy of the
+            # ciphertext with the tag appended (which AESGCM.decrypt would need).
+            decryptor = Cipher(algorithms.AES(key), modes.GCM(iv, tag)).decryptor()
+            decryptor.authenticate_additional_data(data)
+            plaintext = decryptor.update(target.data)
+            decryptor.finalize()
         except InvalidTag:
             raise OperationFailure("the ciphertext does not authenticate") from None
         except ValueError as exc:  # e.g. an IV of a length AES-GCM refuses
             raise OperationFailure(f"cannot decrypt: {exc}") from None
+        return plaintext
 
 
 def _wrap_or_use(key: bytes, wrap: bool, content_key: bytes | None, length: int) -> bytes:
@@ -317,7 +335,8 @@ class HmacSha2(IntegritySource):
         for target in targets:
             target_block = None if target == 0 else bundle.block_by_number(target)
             mac = crypto_hmac.HMAC(mac_key, _HASHES[self.variant]())
-            mac.update(ippt(self.scope, bundle.primary, target_block, security))
+            for part in ippt_parts(self.scope, bundle.primary, target_block, security):
+                mac.update(part)
             results.append(((_RESULT_EXPECTED_HMAC, mac.finalize()),))
         return _int_ids(parameters), results
 
@@ -363,18 +382,17 @@ class AesGcm(ConfidentialitySource):
             parameters.append((BcbAesGcmParameter.WRAPPED_KEY, aes_key_wrap(self.key, content_key)))
         parameters.append((BcbAesGcmParameter.AAD_SCOPE_FLAGS, int(self.scope)))
         security = (int(header.type_code), header.number, header.flags)
-        cipher = AESGCM(content_key)
         results: list[SecurityItems] = []
         ciphertexts: list[bytes] = []
         for target in targets:
             block = bundle.block_by_number(target)
             if block is None:
                 raise ValueError(f"the bundle has no block {target}")
-            sealed = cipher.encrypt(
-                iv, block.data, aad(self.scope, bundle.primary, block, security)
-            )
-            ciphertexts.append(sealed[:-16])
-            results.append(((_RESULT_AUTH_TAG, sealed[-16:]),))
+            encryptor = Cipher(algorithms.AES(content_key), modes.GCM(iv)).encryptor()
+            encryptor.authenticate_additional_data(aad(self.scope, bundle.primary, block, security))
+            ciphertexts.append(encryptor.update(block.data))
+            encryptor.finalize()
+            results.append(((_RESULT_AUTH_TAG, encryptor.tag),))
         return _int_ids(parameters), results, ciphertexts
 
 
