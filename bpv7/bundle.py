@@ -374,7 +374,7 @@ def bundle_violation(
             "4.2.4",
         )
     if _BIB in seen_types or _BCB in seen_types:
-        violation = security_violation(blocks)
+        violation = security_violation(blocks, is_fragment=bool(int(primary.flags) & _IS_FRAGMENT))
         if violation is not None:
             return violation
     if (
@@ -407,6 +407,7 @@ def bundle_violation(
 
 
 _ADMIN_RECORD = int(BundleFlags.ADMIN_RECORD)
+_IS_FRAGMENT = int(BundleFlags.IS_FRAGMENT)
 _BIB = int(BlockType.BIB)
 _BCB = int(BlockType.BCB)
 _SECURITY_TYPES = frozenset({BlockType.BIB, BlockType.BCB})

@@ -368,11 +368,12 @@ _BCB_FORBIDDEN_FLAGS = int(BlockFlags.DISCARD_IF_UNPROCESSABLE)
 
 
 def security_violation(
-    blocks: Sequence[CanonicalBlock],
+    blocks: Sequence[CanonicalBlock], *, is_fragment: bool = False
 ) -> tuple[str, str, str, int] | None:
     """The first rule of RFC 9172 §3 that the security blocks among ``blocks`` break, as
     ``(message, rule, section, rfc)``, or ``None``. A BIB that a BCB encrypts is opaque and not
-    read (RFC 9172 §3.8). Call only for bundles that have a BIB or BCB."""
+    read (RFC 9172 §3.8). Call only for bundles that have a BIB or BCB. In a fragment a security
+    block replicated in every fragment may name targets that travel in another fragment."""
     by_number = {block.number: block for block in blocks}
     encrypted = encrypted_block_numbers(blocks)
     bib_targets: dict[int, int] = {}
@@ -413,7 +414,7 @@ def security_violation(
             service[target] = block.number
     for block, asb in parsed:
         for target in asb.targets:
-            if target != 0 and target not in by_number:
+            if target != 0 and target not in by_number and not is_fragment:
                 # RFC 9172 §3.6: the target block numbers name blocks "in the bundle".
                 return (
                     f"security block {block.number} targets block {target}, which the bundle "
@@ -449,8 +450,8 @@ def security_violation(
                 9172,
             )
         for target in asb.targets:
-            target_block = by_number[target]
-            if target_block.type_code == BlockType.BCB:
+            target_block = by_number.get(target)
+            if target_block is not None and target_block.type_code == BlockType.BCB:
                 return f"BCB {block.number} targets BCB {target}", "bcb-targets-bcb", "3.8", 9172
         if int(block.flags) & _BCB_FORBIDDEN_FLAGS:
             # RFC 9172 §3.8: "BCBs MUST NOT have the 'Block must be removed from bundle if it

@@ -51,9 +51,9 @@ class Outcome(StrEnum):
     UNSUPPORTED = "unsupported"
     """The security context id is not one this codec implements."""
     SKIPPED = "skipped"
-    """A BIB operation not checked because its target is still encrypted (RFC 9172 §5.1.2: "A
+    """Not checked here: a BIB operation whose target is still encrypted (RFC 9172 §5.1.2: "A
     BIB MUST NOT be processed if the security target of the BIB is also the security target of
-    a BCB in the bundle")."""
+    a BCB in the bundle"), or any operation in a fragment (processed after reassembly)."""
 
 
 class SecurityReason(IntEnum):

@@ -7,8 +7,10 @@ RFC 9172 §3.8: a BCB that encrypts the payload "MUST have the 'Block must be re
 fragment' flag set", so every fragment carries it; since a security block's targets must be in
 the bundle (§3.6), a fragment that carries a BCB must also carry the other blocks it encrypts.
 :func:`fragment_security_blocks` names the blocks a fragmenter must therefore put in every
-fragment, beyond those whose own flag asks for it. Verifying or decrypting the payload needs the
-whole payload: a security acceptor processes payload operations after reassembly.
+fragment, beyond those whose own flag asks for it (the decoder tolerates a replicated security
+block whose other targets are missing, in fragments only). A fragment's primary block differs
+from the original's and its payload is partial, so :func:`~bpv7.bpsec.process_security` skips
+every operation of a fragment: they are processed on the reassembled bundle.
 """
 
 from __future__ import annotations

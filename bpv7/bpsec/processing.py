@@ -61,6 +61,9 @@ CONTEXTS: dict[int, AcceptorContext] = {
 """The security contexts this codec verifies and decrypts, by context id."""
 
 _SUCCESS = frozenset({Outcome.VERIFIED, Outcome.DECRYPTED})
+_NOT_HERE = (
+    "this fragment does not carry the whole target; it is checked after reassembly (RFC 9172 §5.2)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +178,9 @@ def process_security(
         context = CONTEXTS.get(asb.context_id)
         for target in asb.targets:
             outcome, reason = Outcome.DECRYPTED, ""
-            if context is None:
+            if bundle.is_fragment or target not in index_of:
+                outcome, reason = Outcome.SKIPPED, _NOT_HERE
+            elif context is None:
                 outcome, reason = Outcome.UNSUPPORTED, f"unknown security context {asb.context_id}"
             else:
                 view = OperationView(primary, tuple(current), bcb, asb, target)
@@ -226,6 +231,8 @@ def process_security(
             if target in still_encrypted:
                 outcome = Outcome.SKIPPED
                 reason = f"the target is encrypted by BCB {still_encrypted[target]}"
+            elif bundle.is_fragment or (target != 0 and target not in index_of):
+                outcome, reason = Outcome.SKIPPED, _NOT_HERE
             elif context is None:
                 outcome, reason = Outcome.UNSUPPORTED, f"unknown security context {asb.context_id}"
             else:

@@ -36,6 +36,7 @@ from bpv7.bpsec import (
     fragment_security_blocks,
     process_security,
 )
+from bpv7.fragment import FragmentCollector, fragment_at
 from bpv7.json_view import bundle_from_json, bundle_to_json
 from bpv7.security_blocks import AbstractSecurityBlock
 from tests.bpv7.strategies import node_ids
@@ -277,6 +278,15 @@ def test_source_rules() -> None:
 # Encrypted blocks, acceptance policy, fragments, JSON
 
 
+def reassemble(fragments: list[Bundle]) -> Bundle:
+    collector = FragmentCollector()
+    whole = None
+    for fragment in fragments:
+        whole = collector.add(fragment) or whole
+    assert isinstance(whole, Bundle)
+    return whole
+
+
 def secured_bundle() -> Bundle:
     """BIB 4 over the primary block and the Previous Node Block, BIB 5 over the payload, and
     BCB 6 encrypting the payload, BIB 5 and the Hop Count Block (RFC 9172 §3.9: a BIB whose
@@ -358,6 +368,23 @@ def test_fragment_security_blocks() -> None:
     # Hop Count Block 2.
     assert fragment_security_blocks(bundle) == {6, 5, 2}
     assert fragment_security_blocks(plain_bundle()) == frozenset()
+
+
+def test_fragments_of_a_secured_bundle_decode_and_defer_payload_operations() -> None:
+    bundle = secured_bundle()
+    fragments = fragment_at(bundle, [5])
+    assert len(fragments) == 2
+    for fragment in fragments:
+        decoded = decode_bundle(fragment.encode())
+        result = process_security(decoded, keys())
+        # The primary block differs in a fragment and the payload is partial: nothing is
+        # checked before reassembly, and nothing fails.
+        assert result.operations
+        assert all(op.outcome == Outcome.SKIPPED for op in result.operations)
+    reassembled = reassemble(fragments)
+    result = process_security(reassembled, keys(), accept=True)
+    assert all(op.succeeded for op in result.operations)
+    assert result.bundle.payload == b"the payload"
 
 
 def test_json_round_trip_keeps_encrypted_blocks() -> None:
