@@ -22,7 +22,8 @@ from .context import (
     Outcome,
     SecurityReason,
 )
-from .cose import CoseAlgorithm, CoseContext, CoseOperation, CoseParameter, CoseSource, CoseTag
+from .cose import CoseAlgorithm, CoseContext, CoseParameter, CoseTag
+from .cose_source import CoseOperation, CoseSource
 from .fragments import check_securable, fragment_security_blocks
 from .keys import CoseKey, CoseKeyType, KeyFormatError, KeyStore, read_cose_keys
 from .processing import (

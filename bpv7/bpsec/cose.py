@@ -18,9 +18,8 @@ structures the context needs are short and typed here.)
 from __future__ import annotations
 
 import hmac as _hmac
-import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
@@ -30,20 +29,16 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
     encode_dss_signature,
 )
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
+from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
 
 from .._cbor import encode_bytes, encode_uint
 from ..blocks import CanonicalBlock
-from ..bundle import Bundle
-from ..security_blocks import SecurityContextId, SecurityItems
+from ..security_blocks import SecurityContextId
 from .context import (
     AcceptorContext,
-    ConfidentialitySource,
-    IntegritySource,
     OperationFailure,
     OperationView,
     Outcome,
@@ -54,10 +49,9 @@ from .keys import CoseKey, CoseKeyType, KeyStore
 __all__ = [
     "CoseAlgorithm",
     "CoseContext",
-    "CoseOperation",
     "CoseParameter",
-    "CoseSource",
     "CoseTag",
+    "external_aad",
 ]
 
 
@@ -104,23 +98,25 @@ class CoseAlgorithm(IntEnum):
     ES512 = -36
 
 
-_ALG = 1
-_CRIT = 2
-_KID = 4
-_IV = 5
-_PARTIAL_IV = 6
-_UNDERSTOOD_HEADERS = frozenset({_ALG, _CRIT, 3, _KID, _IV, _PARTIAL_IV})
+HEADER_ALG = 1
+HEADER_CRIT = 2
+HEADER_KID = 4
+HEADER_IV = 5
+HEADER_PARTIAL_IV = 6
+_UNDERSTOOD_HEADERS = frozenset(
+    {HEADER_ALG, HEADER_CRIT, 3, HEADER_KID, HEADER_IV, HEADER_PARTIAL_IV}
+)
 """Header labels this module acts on or may safely ignore (RFC 9052 §3.1: alg, crit, content
 type, kid, IV, Partial IV); a "crit" list naming any other label fails (RFC 9052 §3.1)."""
-_MAC_ALGS = {
+MAC_ALGORITHMS = {
     4: (hashes.SHA256, 8),
     5: (hashes.SHA256, 32),
     6: (hashes.SHA384, 48),
     7: (hashes.SHA512, 64),
 }
-_GCM_KEYS = {1: 16, 2: 24, 3: 32}
-_KW_KEYS = {-3: 16, -4: 24, -5: 32}
-_EC_HASH: dict[int, tuple[type[hashes.HashAlgorithm], int]] = {
+GCM_KEY_LENGTHS = {1: 16, 2: 24, 3: 32}
+KW_KEY_LENGTHS = {-3: 16, -4: 24, -5: 32}
+EC_HASHES: dict[int, tuple[type[hashes.HashAlgorithm], int]] = {
     -7: (hashes.SHA256, 32),
     -35: (hashes.SHA384, 48),
     -36: (hashes.SHA512, 66),
@@ -218,7 +214,7 @@ class _Headers:
         if not isinstance(protected_raw, bytes) or not isinstance(unprotected, dict):
             raise OperationFailure("malformed COSE headers")
         protected = _decode_map(protected_raw, "the protected header")
-        crit = protected.get(_CRIT)
+        crit = protected.get(HEADER_CRIT)
         if crit is not None:
             # RFC 9052 §3.1 crit: "the recipient MUST fail processing" when it does not
             # understand a header label listed here.
@@ -242,7 +238,7 @@ class _Headers:
 
 
 def _find_key(headers: _Headers, keys: KeyStore) -> CoseKey:
-    kid = headers.get(_KID)
+    kid = headers.get(HEADER_KID)
     if not isinstance(kid, bytes):
         raise OperationFailure("the COSE message names no key (kid)", Outcome.NO_KEY)
     key = keys.get(kid)
@@ -260,7 +256,7 @@ def _show_kid(kid: bytes) -> str:
 
 
 def _alg(headers: _Headers, key: CoseKey | None = None) -> int:
-    alg = headers.get(_ALG)
+    alg = headers.get(HEADER_ALG)
     if alg is None and key is not None:
         alg = key.alg
     if type(alg) is not int:
@@ -272,8 +268,8 @@ def _alg(headers: _Headers, key: CoseKey | None = None) -> int:
 
 
 def _iv(headers: _Headers, key: CoseKey | None) -> bytes:
-    iv = headers.get(_IV)
-    partial = headers.get(_PARTIAL_IV)
+    iv = headers.get(HEADER_IV)
+    partial = headers.get(HEADER_PARTIAL_IV)
     if isinstance(iv, bytes):
         return iv
     if isinstance(partial, bytes) and key is not None and key.base_iv:
@@ -289,8 +285,8 @@ def _symmetric(key: CoseKey) -> bytes:
     return key.k
 
 
-def _mac(alg: int, key: bytes, data: bytes) -> bytes:
-    hash_type, length = _MAC_ALGS[alg]
+def mac_tag(alg: int, key: bytes, data: bytes) -> bytes:
+    hash_type, length = MAC_ALGORITHMS[alg]
     mac = crypto_hmac.HMAC(key, hash_type())
     mac.update(data)
     return mac.finalize()[:length]
@@ -308,7 +304,7 @@ def _unwrap(recipients: object, keys: KeyStore, defaults: dict[Any, Any]) -> byt
         try:
             key = _find_key(headers, keys)
             alg = _alg(headers, key)
-            if alg not in _KW_KEYS:
+            if alg not in KW_KEY_LENGTHS:
                 raise OperationFailure(f"unsupported recipient algorithm {alg}")
             wrapped = recipient[2]
             if not isinstance(wrapped, bytes):
@@ -323,7 +319,7 @@ def _unwrap(recipients: object, keys: KeyStore, defaults: dict[Any, Any]) -> byt
     raise OperationFailure(reasons[0].reason, Outcome.NO_KEY if no_key else Outcome.FAILED)
 
 
-def _structure(context: str, *items: bytes) -> bytes:
+def to_be_authenticated(context: str, *items: bytes) -> bytes:
     """A COSE "to be authenticated" structure: ``[context, item...]`` with byte string items
     (RFC 9052 §4.4 Sig_structure, §5.3 Enc_structure, §6.3 MAC_structure)."""
     head = bytes((0x80 + 1 + len(items),)) + bytes(cbor2.dumps(context))
@@ -331,7 +327,7 @@ def _structure(context: str, *items: bytes) -> bytes:
 
 
 def _ecdsa_verify(key: CoseKey, alg: int, signature: bytes, data: bytes) -> bool:
-    hash_type, size = _EC_HASH[alg]
+    hash_type, size = EC_HASHES[alg]
     if len(signature) != 2 * size:
         return False
     der = encode_dss_signature(
@@ -426,11 +422,11 @@ class CoseContext(AcceptorContext):
             else:
                 alg = _alg(headers)
                 secret = _unwrap(message[4], keys, defaults)
-            if alg not in _MAC_ALGS:
+            if alg not in MAC_ALGORITHMS:
                 raise OperationFailure(f"unsupported MAC algorithm {alg}")
             context = "MAC0" if tag == CoseTag.MAC0 else "MAC"
-            to_mac = _structure(context, headers.protected_raw, aad_bytes, payload)
-            if not _hmac.compare_digest(_mac(alg, secret, to_mac), message[3]):
+            to_mac = to_be_authenticated(context, headers.protected_raw, aad_bytes, payload)
+            if not _hmac.compare_digest(mac_tag(alg, secret, to_mac), message[3]):
                 raise OperationFailure("the MAC does not match")
             return
         if tag == CoseTag.SIGN1:
@@ -482,10 +478,12 @@ class CoseContext(AcceptorContext):
         key = _find_key(headers, keys)
         alg = _alg(headers, key)
         if context == "Signature1":
-            to_sign = _structure(context, body_protected, aad_bytes, payload)
+            to_sign = to_be_authenticated(context, body_protected, aad_bytes, payload)
         else:
-            to_sign = _structure(context, body_protected, sign_protected, aad_bytes, payload)
-        if alg in _EC_HASH and key.kty == CoseKeyType.EC2:
+            to_sign = to_be_authenticated(
+                context, body_protected, sign_protected, aad_bytes, payload
+            )
+        if alg in EC_HASHES and key.kty == CoseKeyType.EC2:
             if not _ecdsa_verify(key, alg, signature, to_sign):
                 raise OperationFailure("the signature does not verify")
             return
@@ -517,195 +515,17 @@ class CoseContext(AcceptorContext):
             key = None
             alg = _alg(headers)
             secret = _unwrap(message[3], keys, defaults)
-        if alg not in _GCM_KEYS:
+        if alg not in GCM_KEY_LENGTHS:
             raise OperationFailure(f"unsupported content encryption algorithm {alg}")
-        if len(secret) != _GCM_KEYS[alg]:
+        if len(secret) != GCM_KEY_LENGTHS[alg]:
             raise OperationFailure(
-                f"the key has {len(secret)} bytes, algorithm {alg} needs {_GCM_KEYS[alg]}"
+                f"the key has {len(secret)} bytes, algorithm {alg} needs {GCM_KEY_LENGTHS[alg]}"
             )
         context = "Encrypt0" if tag == CoseTag.ENCRYPT0 else "Encrypt"
-        enc_structure = _structure(context, headers.protected_raw, aad_bytes)
+        enc_structure = to_be_authenticated(context, headers.protected_raw, aad_bytes)
         try:
             return AESGCM(secret).decrypt(_iv(headers, key), target.data, enc_structure)
         except InvalidTag:
             raise OperationFailure("the ciphertext does not authenticate") from None
         except ValueError as exc:
             raise OperationFailure(f"cannot decrypt: {exc}") from None
-
-
-# ---------------------------------------------------------------------------------------------
-# The source side
-
-
-@dataclass(frozen=True)
-class CoseOperation:
-    """How to protect one target with COSE."""
-
-    key: CoseKey
-    """A symmetric MAC or content-encryption key (COSE_Mac0 / COSE_Encrypt0), a symmetric
-    key-wrap key (``alg`` A128KW/A192KW/A256KW: COSE_Mac / COSE_Encrypt with one recipient), or
-    an EC2/OKP private key (COSE_Sign1)."""
-    alg: int | None = None
-    """The MAC, signature or content-encryption algorithm; default: the key's ``alg`` (or, for a
-    key-wrap key, HMAC 256/256 or A256GCM)."""
-    content_key: bytes | None = None
-    """With a key-wrap key: the content key to wrap (random when ``None``)."""
-    iv: bytes | None = None
-    """For encryption: the IV (12 random bytes when ``None``)."""
-
-    @property
-    def wraps(self) -> bool:
-        return self.key.kty == CoseKeyType.SYMMETRIC and self.key.alg in _KW_KEYS
-
-
-def _protected(alg: int) -> bytes:
-    return bytes(cbor2.dumps({_ALG: alg}))
-
-
-@dataclass(frozen=True)
-class CoseSource(IntegritySource, ConfidentialitySource):
-    """Add COSE context operations (BIB or BCB)."""
-
-    operations: CoseOperation | Mapping[int, CoseOperation]
-    """One operation for every target, or one per target block number."""
-    aad_scope: Mapping[int, int] = field(default_factory=lambda: {0: 1, -1: 1})
-    """The AAD scope parameter (dtn-demo-agent's default: primary block and target metadata)."""
-    additional_protected: Mapping[int, Any] | None = None
-    """Additional protected headers (parameter 3), if any."""
-    additional_unprotected: Mapping[int, Any] | None = None
-    """Additional unprotected headers (parameter 4), if any."""
-    context_id: int = SecurityContextId.COSE
-
-    def _operation(self, target: int) -> CoseOperation:
-        if isinstance(self.operations, CoseOperation):
-            return self.operations
-        return self.operations[target]
-
-    @property
-    def parameters(self) -> SecurityItems:
-        items: list[tuple[int, object]] = [(CoseParameter.AAD_SCOPE, dict(self.aad_scope))]
-        if self.additional_protected:
-            items.append((CoseParameter.ADDITIONAL_PROTECTED, self._additional()))
-        if self.additional_unprotected:
-            items.append(
-                (
-                    CoseParameter.ADDITIONAL_UNPROTECTED,
-                    bytes(cbor2.dumps(dict(self.additional_unprotected))),
-                )
-            )
-        return tuple((int(i), v) for i, v in items)
-
-    def _additional(self) -> bytes:
-        if not self.additional_protected:
-            return b""
-        return bytes(cbor2.dumps(dict(self.additional_protected)))
-
-    def _aad(self, bundle: Bundle, header: SourceBlock, target: CanonicalBlock) -> bytes:
-        blocks = {block.number: block for block in bundle.blocks}
-        return external_aad(
-            bundle.primary.encode(),
-            blocks,
-            header.source.cbor,
-            self.aad_scope,
-            target,
-            header,
-            self._additional(),
-        )
-
-    def _target(self, bundle: Bundle, target: int) -> CanonicalBlock:
-        block = bundle.block_by_number(target) if target else None
-        if block is None:
-            raise ValueError(f"the COSE context cannot target block {target}")
-        return block
-
-    def sign(
-        self, bundle: Bundle, header: SourceBlock, targets: Sequence[int]
-    ) -> tuple[SecurityItems, list[SecurityItems]]:
-        """One COSE_Mac0, COSE_Mac or COSE_Sign1 per target."""
-        results: list[SecurityItems] = []
-        for target in targets:
-            block = self._target(bundle, target)
-            op = self._operation(target)
-            aad_bytes = self._aad(bundle, header, block)
-            key = op.key
-            kid = {_KID: key.kid} if key.kid else {}
-            if op.wraps:
-                alg = op.alg if op.alg is not None else CoseAlgorithm.HMAC_256
-                secret = op.content_key or os.urandom(_MAC_ALGS[alg][1] if alg != 4 else 32)
-                protected = _protected(alg)
-                tag = _mac(alg, secret, _structure("MAC", protected, aad_bytes, block.data))
-                recipient = [b"", {_ALG: key.alg, **kid}, aes_key_wrap(key.k, secret)]
-                message: list[Any] = [protected, {}, None, tag, [recipient]]
-                results.append(((CoseTag.MAC, _encode(message)),))
-            elif key.kty == CoseKeyType.SYMMETRIC:
-                alg = op.alg if op.alg is not None else (key.alg or CoseAlgorithm.HMAC_256)
-                protected = _protected(alg)
-                tag = _mac(alg, key.k, _structure("MAC0", protected, aad_bytes, block.data))
-                results.append(((CoseTag.MAC0, _encode([protected, kid, None, tag])),))
-            else:
-                alg = op.alg if op.alg is not None else (key.alg or _default_signature_alg(key))
-                protected = _protected(alg)
-                to_sign = _structure("Signature1", protected, aad_bytes, block.data)
-                signature = _sign(key, alg, to_sign)
-                results.append(((CoseTag.SIGN1, _encode([protected, kid, None, signature])),))
-        return self.parameters, results
-
-    def encrypt(
-        self, bundle: Bundle, header: SourceBlock, targets: Sequence[int]
-    ) -> tuple[SecurityItems, list[SecurityItems], list[bytes]]:
-        """One COSE_Encrypt0 or COSE_Encrypt per target; the ciphertext (tag appended, RFC 9052
-        §6) replaces the target's data."""
-        results: list[SecurityItems] = []
-        ciphertexts: list[bytes] = []
-        used_ivs: set[bytes] = set()
-        for target in targets:
-            block = self._target(bundle, target)
-            op = self._operation(target)
-            key = op.key
-            iv = op.iv if op.iv is not None else os.urandom(12)
-            if iv in used_ivs:
-                raise ValueError("the same IV would encrypt two targets; give one IV per target")
-            used_ivs.add(iv)
-            aad_bytes = self._aad(bundle, header, block)
-            kid = {_KID: key.kid} if key.kid else {}
-            if op.wraps:
-                alg = op.alg if op.alg is not None else CoseAlgorithm.A256GCM
-                secret = op.content_key or os.urandom(_GCM_KEYS[alg])
-                protected = _protected(alg)
-                structure = _structure("Encrypt", protected, aad_bytes)
-                recipient = [b"", {_ALG: key.alg, **kid}, aes_key_wrap(key.k, secret)]
-                message: list[Any] = [protected, {_IV: iv}, None, [recipient]]
-                tag = CoseTag.ENCRYPT
-            else:
-                alg = op.alg if op.alg is not None else (key.alg or CoseAlgorithm.A256GCM)
-                secret = key.k
-                protected = _protected(alg)
-                structure = _structure("Encrypt0", protected, aad_bytes)
-                message = [protected, {**kid, _IV: iv}, None]
-                tag = CoseTag.ENCRYPT0
-            if alg not in _GCM_KEYS or len(secret) != _GCM_KEYS[alg]:
-                raise ValueError(f"algorithm {alg} needs a {_GCM_KEYS.get(alg, '?')}-byte AES key")
-            ciphertexts.append(AESGCM(secret).encrypt(iv, block.data, structure))
-            results.append(((tag, _encode(message)),))
-        return self.parameters, results, ciphertexts
-
-
-def _encode(message: list[Any]) -> bytes:
-    return bytes(cbor2.dumps(message))
-
-
-def _default_signature_alg(key: CoseKey) -> int:
-    if key.kty == CoseKeyType.OKP:
-        return CoseAlgorithm.EDDSA
-    return {1: CoseAlgorithm.ES256, 2: CoseAlgorithm.ES384, 3: CoseAlgorithm.ES512}[key.crv or 1]
-
-
-def _sign(key: CoseKey, alg: int, data: bytes) -> bytes:
-    if alg == CoseAlgorithm.EDDSA and key.kty == CoseKeyType.OKP:
-        return key.ed25519_private_key().sign(data)
-    if alg in _EC_HASH and key.kty == CoseKeyType.EC2:
-        hash_type, size = _EC_HASH[alg]
-        r, s = decode_dss_signature(key.ec_private_key().sign(data, ec.ECDSA(hash_type())))
-        # RFC 9053 §2.1: the signature is r and s, each left-padded to the curve size.
-        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
-    raise ValueError(f"cannot sign with algorithm {alg} and a key of type {key.kty}")

@@ -11,7 +11,7 @@ keys are understood, private or public.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
@@ -75,7 +75,6 @@ class CoseKey:
     """Private key (label -4); empty for a public key."""
     base_iv: bytes = b""
     """Base IV (label 5), if given."""
-    _cached: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def symmetric(cls, k: bytes, kid: bytes = b"", alg: int | None = None) -> CoseKey:
