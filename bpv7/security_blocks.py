@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from enum import IntEnum, IntFlag
 from typing import TYPE_CHECKING, Any
 
-import cbor2
-
 from ._cbor import (
     BREAK,
     INDEFINITE,
@@ -40,12 +38,14 @@ from .errors import BlockError, DecodeError, EncodeError
 
 if TYPE_CHECKING:
     from .blocks import CanonicalBlock
+    from .bundle import Bundle
 
 __all__ = [
     "AbstractSecurityBlock",
     "SecurityContextFlags",
     "SecurityContextId",
     "encrypted_block_numbers",
+    "fragment_security_blocks",
     "security_violation",
 ]
 
@@ -133,6 +133,8 @@ def _read_value(data: bytes, pos: int, what: str) -> tuple[CBORValue, int]:
     if major == 2 and ib != 0x5F:
         start = read_head(data, pos)[2]
         return data[start:end], end
+    import cbor2  # only for values other than integers and byte strings
+
     try:
         return cbor2.loads(data[pos:end]), end
     except Exception as exc:  # cbor2 raises several types; none may leave the decoder
@@ -145,6 +147,8 @@ def encode_value(value: CBORValue) -> bytes:
         return encode_uint(value)
     if type(value) is bytes:
         return encode_bytes(value)
+    import cbor2  # only for values other than integers and byte strings
+
     try:
         return bytes(cbor2.dumps(value, canonical=True))
     except Exception as exc:
@@ -473,3 +477,22 @@ def security_violation(
                 9172,
             )
     return None
+
+
+def fragment_security_blocks(bundle: Bundle) -> frozenset[int]:
+    """Numbers of the blocks every fragment of ``bundle`` must carry for BPSec's sake: each BIB
+    or BCB flagged "replicate in every fragment" and each of its targets other than the payload
+    and the primary block (which every fragment has anyway). A fragmenter places these blocks in
+    every fragment as if they had the flag (the bytes of the blocks stay unchanged, so their
+    security results stay valid)."""
+    required: set[int] = set()
+    for block in bundle.blocks:
+        if block.type_code not in (BlockType.BIB, BlockType.BCB):
+            continue
+        if not block.flags & BlockFlags.REPLICATE_IN_EVERY_FRAGMENT:
+            continue
+        required.add(block.number)
+        for target in read_targets(block.data) or ():
+            if target not in (0, 1):
+                required.add(target)
+    return frozenset(required)

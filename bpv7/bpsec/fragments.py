@@ -6,9 +6,11 @@ which :func:`~bpv7.bpsec.add_integrity` and :func:`~bpv7.bpsec.add_confidentiali
 RFC 9172 §3.8: a BCB that encrypts the payload "MUST have the 'Block must be replicated in every
 fragment' flag set", so every fragment carries it; since a security block's targets must be in
 the bundle (§3.6), a fragment that carries a BCB must also carry the other blocks it encrypts.
-:func:`fragment_security_blocks` names the blocks a fragmenter must therefore put in every
-fragment, beyond those whose own flag asks for it (the decoder tolerates a replicated security
-block whose other targets are missing, in fragments only). A fragment's primary block differs
+:func:`~bpv7.security_blocks.fragment_security_blocks` names the blocks a fragmenter must
+therefore put in every fragment (it lives in :mod:`bpv7.security_blocks`, so that
+:mod:`bpv7.fragment` can call it without importing the cryptography), beyond those whose
+own flag asks for it (the decoder tolerates a replicated security block whose other targets are
+missing, in fragments only). A fragment's primary block differs
 from the original's and its payload is partial, so :func:`~bpv7.bpsec.process_security` skips
 every operation of a fragment: they are processed on the reassembled bundle.
 """
@@ -16,9 +18,8 @@ every operation of a fragment: they are processed on the reassembled bundle.
 from __future__ import annotations
 
 from ..bundle import Bundle
-from ..codes import BlockFlags, BlockType
 from ..errors import EncodeError
-from ..security_blocks import read_targets
+from ..security_blocks import fragment_security_blocks
 
 __all__ = ["check_securable", "fragment_security_blocks"]
 
@@ -35,22 +36,3 @@ def check_securable(bundle: Bundle) -> None:
             section="5.2",
             rfc=9172,
         )
-
-
-def fragment_security_blocks(bundle: Bundle) -> frozenset[int]:
-    """Numbers of the blocks every fragment of ``bundle`` must carry for BPSec's sake: each BIB
-    or BCB flagged "replicate in every fragment" and each of its targets other than the payload
-    and the primary block (which every fragment has anyway). A fragmenter places these blocks in
-    every fragment as if they had the flag (the bytes of the blocks stay unchanged, so their
-    security results stay valid)."""
-    required: set[int] = set()
-    for block in bundle.blocks:
-        if block.type_code not in (BlockType.BIB, BlockType.BCB):
-            continue
-        if not block.flags & BlockFlags.REPLICATE_IN_EVERY_FRAGMENT:
-            continue
-        required.add(block.number)
-        for target in read_targets(block.data) or ():
-            if target not in (0, 1):
-                required.add(target)
-    return frozenset(required)
