@@ -143,8 +143,8 @@ def _read_value(data: bytes, pos: int, what: str) -> tuple[CBORValue, int]:
 
 def encode_value(value: CBORValue) -> bytes:
     """The CBOR encoding of a parameter or result value (deterministic: maps sorted)."""
-    if type(value) is int and value >= 0:
-        return encode_uint(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return encode_uint(int(value))  # IntEnum values (variants, ids) included
     if type(value) is bytes:
         return encode_bytes(value)
     import cbor2  # only for values other than integers and byte strings
