@@ -167,6 +167,12 @@ def _read_items(data: bytes, pos: int, what: str) -> tuple[SecurityItems, int]:
     items = []
     index = 0
     while (index < count) if count != INDEFINITE else data[pos] != BREAK:
+        if data[pos] == 0x82 and data[pos + 1] < 24:  # fast path: [small id, value]
+            item_id = data[pos + 1]
+            value, pos = _read_value(data, pos + 2, what)
+            items.append((item_id, value))
+            index += 1
+            continue
         pair, pos = read_array(data, pos, what)
         if pair not in (2, INDEFINITE):
             raise _asb_error(f"{what}: an item has {pair} elements, not 2", "asb-item-shape")
@@ -223,7 +229,7 @@ class AbstractSecurityBlock:
     @property
     def has_parameters(self) -> bool:
         """Whether the parameters field is present (context flag bit 0)."""
-        return bool(self.context_flags & SecurityContextFlags.PARAMETERS_PRESENT)
+        return bool(self.context_flags & 1)  # SecurityContextFlags.PARAMETERS_PRESENT
 
     def parameter(self, parameter_id: int, default: CBORValue = None) -> CBORValue:
         """The value of parameter ``parameter_id``, or ``default``."""
@@ -240,12 +246,21 @@ class AbstractSecurityBlock:
     def decode(cls, data: bytes) -> AbstractSecurityBlock:
         """Parse block-type-specific data; raises :class:`~bpv7.errors.BlockError` (a
         :class:`~bpv7.errors.DecodeError`) naming the broken rule of RFC 9172 §3.6."""
+        # The decoder checks a bundle's security blocks and the processing reads them again: a
+        # small cache of recent results saves the second parse (values are immutable).
+        cached = _DECODED.get(data)
+        if cached is not None:
+            return cached
         try:
-            return cls._decode(data)
+            asb = cls._decode(data)
         except IndexError:
             raise truncated() from None
         except EncodeError as exc:
             raise _asb_error(exc.message, exc.rule, exc.section) from None
+        if len(_DECODED) >= _DECODED_LIMIT:
+            _DECODED.clear()
+        _DECODED[bytes(data)] = asb
+        return asb
 
     @classmethod
     def _decode(cls, data: bytes) -> AbstractSecurityBlock:
@@ -263,7 +278,7 @@ class AbstractSecurityBlock:
         flags, pos = read_uint(data, pos, "security context flags")
         source, pos = decode_eid(data, pos, "security source")
         parameters: SecurityItems = ()
-        if flags & SecurityContextFlags.PARAMETERS_PRESENT:
+        if flags & 1:  # SecurityContextFlags.PARAMETERS_PRESENT
             parameters, pos = _read_items(data, pos, "security context parameters")
         result_count, pos = read_array(data, pos, "security results")
         results: list[SecurityItems] = []
@@ -294,6 +309,10 @@ class AbstractSecurityBlock:
         parts.append(encode_head(4, len(self.results)))
         parts.extend(_encode_items(items) for items in self.results)
         return b"".join(parts)
+
+
+_DECODED: dict[bytes, AbstractSecurityBlock] = {}
+_DECODED_LIMIT = 256
 
 
 def _encode_items(items: SecurityItems) -> bytes:
