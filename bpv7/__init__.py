@@ -1,4 +1,8 @@
-"""Bundle Protocol version 7 codec (RFC 9171; ipn EIDs per RFC 9758). Pure: no I/O, no clocks."""
+"""Bundle Protocol version 7 codec (RFC 9171; ipn EIDs per RFC 9758). Pure: no I/O, no clocks.
+
+BPSec (RFC 9172): the security blocks are decoded and checked here; :mod:`bpv7.bpsec` verifies,
+decrypts and adds them.
+"""
 
 from .admin import (
     AdminRecord,
@@ -32,6 +36,7 @@ from .blocks import (
     unprocessable_block_action,
 )
 from .bundle import (
+    WAIVABLE_RULES,
     Bundle,
     BundleID,
     decode_bundle,
@@ -86,6 +91,12 @@ from .primary import (
     dtn_time_from_unix,
     unix_from_dtn_time,
 )
+from .security_blocks import (
+    AbstractSecurityBlock,
+    SecurityContextFlags,
+    SecurityContextId,
+    encrypted_block_numbers,
+)
 
 __all__ = [
     "AdminRecord",
@@ -115,6 +126,11 @@ __all__ = [
     "fragment_at",
     "fragment_bundle",
     "reassembly_key",
+    "WAIVABLE_RULES",
+    "AbstractSecurityBlock",
+    "SecurityContextFlags",
+    "SecurityContextId",
+    "encrypted_block_numbers",
     "BP_VERSION",
     "DTN_EPOCH_UNIX",
     "PROCESSABLE_BLOCK_TYPES",

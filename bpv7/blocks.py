@@ -37,6 +37,7 @@ from .errors import BlockError, CRCError, DecodeError, EncodeError
 from .primary import check_uint, read_crc_field, read_crc_type
 
 __all__ = [
+    "EXTENSION_BLOCK_TYPES",
     "PROCESSABLE_BLOCK_TYPES",
     "BlockAction",
     "BundleAgeBlock",
@@ -75,6 +76,30 @@ class CanonicalBlock:
     _tail: bytes | None = field(init=False, default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self._validate(check_data=True)
+
+    @classmethod
+    def opaque(
+        cls, type_code: int, number: int, flags: int, crc_type: int, data: bytes
+    ) -> CanonicalBlock:
+        """A block whose data is not checked against its block type: the target of a BPSec BCB,
+        whose block-type-specific data is ciphertext (RFC 9172 §3.8) until it is decrypted. Every
+        other rule of :class:`CanonicalBlock` still applies."""
+        block = cls.__new__(cls)
+        for name, value in (
+            ("type_code", type_code),
+            ("number", number),
+            ("flags", flags),
+            ("crc_type", crc_type),
+            ("data", data),
+            ("_head", None),
+            ("_tail", None),
+        ):
+            object.__setattr__(block, name, value)
+        block._validate(check_data=False)
+        return block
+
+    def _validate(self, *, check_data: bool) -> None:
         type_code = self.type_code
         if type(type_code) is not BlockType:
             check_uint(type_code, "block type code", "4.3.2")
@@ -97,7 +122,7 @@ class CanonicalBlock:
                     "block-type-specific data must be bytes", rule="block-data", section="4.3.2"
                 )
             object.__setattr__(self, "data", bytes(data))
-        check_block_rules(type_code, self.number, self.data)
+        check_block_rules(type_code, self.number, self.data, check_data=check_data)
 
     def encoded_parts(self) -> tuple[bytes, bytes, bytes]:
         """``(head, data, tail)`` whose concatenation is the block's CBOR bytes: as received for
@@ -157,9 +182,10 @@ def cached_block_flags(value: int) -> BlockFlags:
     return flags
 
 
-def check_block_rules(type_code: int, number: int, data: bytes) -> None:
+def check_block_rules(type_code: int, number: int, data: bytes, *, check_data: bool = True) -> None:
     """Enforce the rules on a canonical block's number and, for the extension blocks of RFC 9171
-    §4.4, its block-type-specific data; raises :class:`~bpv7.errors.EncodeError`."""
+    §4.4 when ``check_data``, its block-type-specific data; raises
+    :class:`~bpv7.errors.EncodeError`."""
     if number == 0:
         # RFC 9171 §4.1: "The block number of the primary block is implicitly zero".
         raise EncodeError(
@@ -175,7 +201,14 @@ def check_block_rules(type_code: int, number: int, data: bytes) -> None:
                 rule="payload-block-number",
                 section="4.1",
             )
-    elif type_code in _EXTENSION_CODECS:
+    elif check_data and type_code in _EXTENSION_CODECS:
+        check_extension_data(type_code, data)
+
+
+def check_extension_data(type_code: int, data: bytes) -> None:
+    """Check the block-type-specific data of an extension block of RFC 9171 §4.4 (nothing for
+    other types); raises :class:`~bpv7.errors.EncodeError`."""
+    if type_code in _EXTENSION_CODECS:
         # Fast paths for the usual encodings: a small hop count, a small bundle age.
         if type_code == BlockType.HOP_COUNT:
             if len(data) == 3 and data[0] == 0x82 and 0 < data[1] < 24 and data[2] < 24:
@@ -202,10 +235,14 @@ _SET_HEAD = CanonicalBlock.__dict__["_head"].__set__
 _SET_TAIL = CanonicalBlock.__dict__["_tail"].__set__
 
 
-def decode_canonical(data: bytes, pos: int) -> tuple[CanonicalBlock, int]:
+def decode_canonical(
+    data: bytes, pos: int, *, check_data: bool = True
+) -> tuple[CanonicalBlock, int]:
     """Decode the canonical block starting at ``data[pos]``; return it and the position after
     it. Checks the CBOR shape, the CRC over the bytes as received, and the rules of
-    :class:`CanonicalBlock`. ``IndexError`` means the input ended early."""
+    :class:`CanonicalBlock` (the extension block data only when ``check_data``: the bundle
+    decoder checks it once it knows which blocks a BCB encrypts). ``IndexError`` means the input
+    ended early."""
     start = pos
     ib = data[pos]
     # RFC 9171 §4.3.2: "Every block other than the primary block ... SHALL be represented as a
@@ -304,7 +341,7 @@ def decode_canonical(data: bytes, pos: int) -> tuple[CanonicalBlock, int]:
                 section="5.6",
             )
     try:
-        check_block_rules(type_code, number, content)
+        check_block_rules(type_code, number, content, check_data=check_data)
     except EncodeError as exc:
         raise BlockError(exc.message, rule=exc.rule, section=exc.section, rfc=exc.rfc) from None
     block = _NEW(CanonicalBlock)
@@ -503,6 +540,8 @@ _EXTENSION_CODECS: dict[int, Callable[[bytes], object]] = {
     BlockType.BUNDLE_AGE: BundleAgeBlock.decode_data,
     BlockType.HOP_COUNT: HopCountBlock.decode_data,
 }
+EXTENSION_BLOCK_TYPES = frozenset(_EXTENSION_CODECS)
+"""The block types whose data this codec parses and checks (RFC 9171 §4.4)."""
 
 
 # ---------------------------------------------------------------------------------------------

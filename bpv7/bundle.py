@@ -20,24 +20,27 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ._cbor import BREAK, UINT64_MAX, read_array, read_uint, truncated
+from ._cbor import UINT64_MAX, truncated
 from .blocks import (
+    EXTENSION_BLOCK_TYPES,
     BundleAgeBlock,
     CanonicalBlock,
     ExtensionValue,
     HopCountBlock,
     PreviousNodeBlock,
     cached_block_flags,
+    check_extension_data,
     decode_canonical,
 )
 from .codes import BlockFlags, BlockType, BundleFlags
 from .crc import CRCType
 from .eid import EndpointID, parse_eid
-from .errors import BundleValidationError, DecodeError, EncodeError
+from .errors import BlockError, BundleValidationError, EncodeError
 from .primary import CreationTimestamp, PrimaryBlock, cached_bundle_flags, decode_primary
+from .security_blocks import encrypted_block_numbers, read_targets, security_violation
 
 if TYPE_CHECKING:
     from typing import Self
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
 _CRC_TYPES = {int(t): t for t in CRCType}
 
 __all__ = [
+    "WAIVABLE_RULES",
     "Bundle",
     "BundleID",
     "decode_bundle",
@@ -82,19 +86,30 @@ class Bundle:
     """The primary block."""
     blocks: tuple[CanonicalBlock, ...]
     """The canonical blocks in transmission order; the last one is the payload block."""
+    waived: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    """Rules of :data:`WAIVABLE_RULES` this bundle is not held to (empty: every rule holds).
+    Only for bundles from elsewhere that break them, such as RFC 9173's worked examples."""
 
     def __post_init__(self) -> None:
         if type(self.blocks) is not tuple:
             object.__setattr__(self, "blocks", tuple(self.blocks))
-        violation = bundle_violation(self.primary, self.blocks)
+        if self.waived:
+            object.__setattr__(self, "waived", _check_waivable(self.waived))
+        violation = bundle_violation(self.primary, self.blocks, self.waived)
         if violation is not None:
-            message, rule, section = violation
-            raise EncodeError(message, rule=rule, section=section)
+            message, rule, section, *rfc = violation
+            raise EncodeError(message, rule=rule, section=section, rfc=rfc[0] if rfc else 9171)
 
     @classmethod
-    def _trusted(cls, primary: PrimaryBlock, blocks: tuple[CanonicalBlock, ...]) -> Self:
+    def _trusted(
+        cls,
+        primary: PrimaryBlock,
+        blocks: tuple[CanonicalBlock, ...],
+        waived: frozenset[str] = frozenset(),
+    ) -> Self:
         """Construct without re-validating (the decoder has just validated)."""
         bundle = cls.__new__(cls)
+        object.__setattr__(bundle, "waived", waived)
         object.__setattr__(bundle, "primary", primary)
         object.__setattr__(bundle, "blocks", blocks)
         return bundle
@@ -146,21 +161,42 @@ class Bundle:
         return None
 
     @property
+    def has_security_blocks(self) -> bool:
+        """True when the bundle carries a BPSec BIB or BCB (RFC 9172)."""
+        return any(b.type_code in _SECURITY_TYPES for b in self.blocks)
+
+    @property
+    def encrypted_blocks(self) -> dict[int, int]:
+        """``{block number: number of the BCB}`` for every block whose data is ciphertext (a
+        target of a BCB, RFC 9172 §3.8): such data is opaque until decrypted (see
+        :mod:`bpv7.bpsec`). Empty for a bundle without a BCB."""
+        if not any(b.type_code == BlockType.BCB for b in self.blocks):
+            return {}
+        return encrypted_block_numbers(self.blocks)
+
+    def _readable_block(self, type_code: int) -> CanonicalBlock | None:
+        block = self.find_block(type_code)
+        if block is None or block.number in self.encrypted_blocks:
+            return None
+        return block
+
+    @property
     def hop_count(self) -> HopCountBlock | None:
-        """The Hop Count Block's value, if the bundle has one."""
-        block = self.find_block(BlockType.HOP_COUNT)
+        """The Hop Count Block's value, if the bundle has one that is not encrypted."""
+        block = self._readable_block(BlockType.HOP_COUNT)
         return None if block is None else HopCountBlock.decode_data(block.data)
 
     @property
     def bundle_age_ms(self) -> int | None:
-        """The Bundle Age Block's value in milliseconds, if the bundle has one."""
-        block = self.find_block(BlockType.BUNDLE_AGE)
+        """The Bundle Age Block's value in milliseconds, if the bundle has one that is not
+        encrypted."""
+        block = self._readable_block(BlockType.BUNDLE_AGE)
         return None if block is None else BundleAgeBlock.decode_data(block.data).age_ms
 
     @property
     def previous_node(self) -> EndpointID | None:
-        """The Previous Node Block's node ID, if the bundle has one."""
-        block = self.find_block(BlockType.PREVIOUS_NODE)
+        """The Previous Node Block's node ID, if the bundle has one that is not encrypted."""
+        block = self._readable_block(BlockType.PREVIOUS_NODE)
         return None if block is None else PreviousNodeBlock.decode_data(block.data).node
 
     def expiry_dtn_time(self) -> int | None:
@@ -252,31 +288,39 @@ class Bundle:
 
 
 def _bib_covers_primary(blocks: tuple[CanonicalBlock, ...]) -> bool:
-    """Whether a BPSec BIB lists the primary block (number 0) among its security targets
-    (RFC 9172 §3.6: the abstract security block starts with the array of target block
-    numbers)."""
-    for block in blocks:
-        if block.type_code != BlockType.BIB:
-            continue
-        data = block.data
-        try:
-            count, pos = read_array(data, 0, "BIB security targets")
-            index = 0
-            while (index < count) if count >= 0 else data[pos] != BREAK:
-                target, pos = read_uint(data, pos, "BIB security target")
-                if target == 0:
-                    return True
-                index += 1
-        except (DecodeError, IndexError):
-            continue
-    return False
+    """Whether a BPSec BIB lists the primary block (number 0) among its security targets."""
+    return any(
+        block.type_code == BlockType.BIB and 0 in (read_targets(block.data) or ())
+        for block in blocks
+    )
+
+
+WAIVABLE_RULES = frozenset({"primary-crc-missing", "bundle-age-required"})
+"""The bundle-level rules a caller may waive (:func:`decode_bundle`'s ``waive``,
+:attr:`Bundle.waived`): RFC 9173's Appendix A examples 1, 2 and 4 break both (a CRC-less primary
+block that no BIB covers; creation time zero without a Bundle Age Block), and so do bundles from
+implementations that follow them."""
+
+
+def _check_waivable(waived: frozenset[str] | set[str] | tuple[str, ...]) -> frozenset[str]:
+    rules = frozenset(waived)
+    unknown = rules - WAIVABLE_RULES
+    if unknown:
+        raise ValueError(
+            f"rule {sorted(unknown)[0]!r} cannot be waived (only {sorted(WAIVABLE_RULES)})"
+        )
+    return rules
 
 
 def bundle_violation(
-    primary: PrimaryBlock, blocks: tuple[CanonicalBlock, ...]
-) -> tuple[str, str, str] | None:
+    primary: PrimaryBlock,
+    blocks: tuple[CanonicalBlock, ...],
+    waived: frozenset[str] = frozenset(),
+) -> tuple[str, str, str] | tuple[str, str, str, int] | None:
     """The first bundle-level rule that ``primary`` and ``blocks`` break, as ``(message, rule,
-    section)``, or ``None``. (Rules about a single block are enforced by the block classes.)"""
+    section)`` for RFC 9171 or ``(message, rule, section, rfc)`` for another RFC (BPSec's
+    rules are RFC 9172's), or ``None``. (Rules about a single block are enforced by the block
+    classes.)"""
     # RFC 9171 §4.1: "The primary block MUST be followed by one or more canonical bundle blocks
     # ... The last such block MUST be a payload block; the bundle MUST have exactly one payload
     # block."
@@ -306,7 +350,11 @@ def bundle_violation(
         seen_types.add(type_code)
         if int(block.flags) & _REPORT_IF_UNPROCESSABLE:
             report_requested = True
-    if primary.creation.time_ms == 0 and BlockType.BUNDLE_AGE not in seen_types:
+    if (
+        primary.creation.time_ms == 0
+        and BlockType.BUNDLE_AGE not in seen_types
+        and "bundle-age-required" not in waived
+    ):
         # RFC 9171 §4.4.2: "If the bundle's creation time is zero, then the bundle MUST contain
         # exactly one (1) occurrence of this type of block".
         return (
@@ -325,7 +373,15 @@ def bundle_violation(
             "block-report-flag",
             "4.2.4",
         )
-    if primary.crc_type == CRCType.NONE and not _bib_covers_primary(blocks):
+    if _BIB in seen_types or _BCB in seen_types:
+        violation = security_violation(blocks, is_fragment=bool(int(primary.flags) & _IS_FRAGMENT))
+        if violation is not None:
+            return violation
+    if (
+        primary.crc_type == CRCType.NONE
+        and "primary-crc-missing" not in waived
+        and not _bib_covers_primary(blocks)
+    ):
         # RFC 9171 §4.3.1: "The CRC type code for the primary block MAY be zero if the bundle
         # contains a BPSec Block Integrity Block [BPSEC] whose target is the primary block;
         # otherwise, the CRC type code for the primary block MUST be non-zero."
@@ -351,6 +407,10 @@ def bundle_violation(
 
 
 _ADMIN_RECORD = int(BundleFlags.ADMIN_RECORD)
+_IS_FRAGMENT = int(BundleFlags.IS_FRAGMENT)
+_BIB = int(BlockType.BIB)
+_BCB = int(BlockType.BCB)
+_SECURITY_TYPES = frozenset({BlockType.BIB, BlockType.BCB})
 _REPORT_IF_UNPROCESSABLE = int(BlockFlags.REPORT_IF_UNPROCESSABLE)
 
 _AT_MOST_ONE: dict[int, tuple[str, str, str]] = {
@@ -380,9 +440,16 @@ _AT_MOST_ONE: dict[int, tuple[str, str, str]] = {
 # Decoding and encoding
 
 
-def decode_bundle(data: bytes | bytearray | memoryview) -> Bundle:
+_NOTHING_ENCRYPTED: dict[int, int] = {}
+_NO_WAIVERS: frozenset[str] = frozenset()
+
+
+def decode_bundle(data: bytes | bytearray | memoryview, *, waive: Iterable[str] = ()) -> Bundle:
     """Decode and fully validate one bundle. Raises only :class:`~bpv7.errors.DecodeError`
-    subclasses (for any bytes), naming the violated rule and its RFC section."""
+    subclasses (for any bytes), naming the violated rule and its RFC section. ``waive`` names
+    rules of :data:`WAIVABLE_RULES` not to enforce (for bundles built like RFC 9173's
+    examples); the bundle remembers them in :attr:`Bundle.waived`."""
+    waived = _check_waivable(tuple(waive)) if waive else _NO_WAIVERS
     if type(data) is not bytes:
         if not isinstance(data, bytearray | memoryview):
             raise TypeError(f"decode_bundle needs bytes, not {type(data).__name__}")
@@ -399,11 +466,25 @@ def decode_bundle(data: bytes | bytearray | memoryview) -> Bundle:
             )
         primary, pos = decode_primary(data, 1)
         blocks = []
+        has_bcb = False
         while data[pos] != 0xFF:
-            block, pos = decode_canonical(data, pos)
+            block, pos = decode_canonical(data, pos, check_data=False)
             blocks.append(block)
+            if block.type_code == _BCB:
+                has_bcb = True
     except IndexError:
         raise truncated() from None
+    # RFC 9172 §3.8: a BCB's targets carry ciphertext; their data is opaque until decrypted and
+    # is not parsed as what the block type says. Every other extension block is checked here.
+    encrypted = encrypted_block_numbers(blocks) if has_bcb else _NOTHING_ENCRYPTED
+    for block in blocks:
+        if block.type_code in EXTENSION_BLOCK_TYPES and block.number not in encrypted:
+            try:
+                check_extension_data(block.type_code, block.data)
+            except EncodeError as exc:
+                raise BlockError(
+                    exc.message, rule=exc.rule, section=exc.section, rfc=exc.rfc
+                ) from None
     pos += 1
     if pos != len(data):
         # RFC 9171 §4.1: "The payload block SHALL be followed by a CBOR 'break' stop code,
@@ -414,11 +495,13 @@ def decode_bundle(data: bytes | bytearray | memoryview) -> Bundle:
             section="4.1",
         )
     block_tuple = tuple(blocks)
-    violation = bundle_violation(primary, block_tuple)
+    violation = bundle_violation(primary, block_tuple, waived)
     if violation is not None:
-        message, rule, section = violation
-        raise BundleValidationError(message, rule=rule, section=section)
-    return Bundle._trusted(primary, block_tuple)
+        message, rule, section, *rfc = violation
+        raise BundleValidationError(
+            message, rule=rule, section=section, rfc=rfc[0] if rfc else 9171
+        )
+    return Bundle._trusted(primary, block_tuple, waived)
 
 
 def encode_bundle(bundle: Bundle) -> bytes:
@@ -445,7 +528,7 @@ def next_block_number(bundle: Bundle) -> int:
 
 def _replace_block(bundle: Bundle, old: CanonicalBlock, new: CanonicalBlock) -> Bundle:
     blocks = tuple(new if block is old else block for block in bundle.blocks)
-    return Bundle(bundle.primary, blocks)
+    return Bundle(bundle.primary, blocks, bundle.waived)
 
 
 def with_block_added(
@@ -462,7 +545,7 @@ def with_block_added(
         if crc_type is None:
             crc_type = bundle.primary.crc_type
         block = block.to_block(next_block_number(bundle), flags, crc_type)
-    return Bundle(bundle.primary, (*bundle.blocks[:-1], block, bundle.blocks[-1]))
+    return Bundle(bundle.primary, (*bundle.blocks[:-1], block, bundle.blocks[-1]), bundle.waived)
 
 
 def with_block_removed(bundle: Bundle, number: int) -> Bundle:
@@ -475,7 +558,20 @@ def with_block_removed(bundle: Bundle, number: int) -> Bundle:
     blocks = tuple(block for block in bundle.blocks if block.number != number)
     if len(blocks) == len(bundle.blocks):
         raise EncodeError(f"the bundle has no block {number}", rule="no-such-block", section="4.1")
-    return Bundle(bundle.primary, blocks)
+    return Bundle(bundle.primary, blocks, bundle.waived)
+
+
+def _check_not_encrypted(bundle: Bundle, block: CanonicalBlock) -> None:
+    bcb = bundle.encrypted_blocks.get(block.number)
+    if bcb is not None:
+        # RFC 9172 §3.8: the target of a BCB holds ciphertext; only the security acceptor that
+        # decrypts it can change it.
+        raise EncodeError(
+            f"block {block.number} is encrypted by BCB {bcb} and cannot be edited",
+            rule="block-encrypted",
+            section="3.8",
+            rfc=9172,
+        )
 
 
 def _with_extension(
@@ -484,6 +580,7 @@ def _with_extension(
     existing = bundle.find_block(value.TYPE_CODE)
     if existing is None:
         return with_block_added(bundle, value, flags=flags, crc_type=crc_type)
+    _check_not_encrypted(bundle, existing)
     return _replace_block(bundle, existing, dataclasses.replace(existing, data=value.encode_data()))
 
 
@@ -514,6 +611,7 @@ def with_hop_count_incremented(bundle: Bundle) -> Bundle:
     existing = bundle.find_block(BlockType.HOP_COUNT)
     if existing is None:
         return bundle
+    _check_not_encrypted(bundle, existing)
     value = HopCountBlock.decode_data(existing.data).incremented()
     return _replace_block(bundle, existing, dataclasses.replace(existing, data=value.encode_data()))
 
@@ -532,13 +630,22 @@ def with_forwarding_edits(
     ``increment_hop_count``), :func:`with_previous_node` (if ``previous_node`` is given) and
     :func:`with_bundle_age` (if ``bundle_age_ms`` is given) in turn, without building a bundle
     per edit. Existing blocks keep their number, flags and CRC type; added ones get ``flags``
-    and ``crc_type`` (default: the primary block's). ``bundle`` itself when nothing changes."""
+    and ``crc_type`` (default: the primary block's). A block that a BCB encrypts is left as it
+    is (RFC 9172 §3.8: it is opaque here) and no second block of its type is added. ``bundle``
+    itself when nothing changes."""
     blocks = list(bundle.blocks)
     edited = False
     need_previous = previous_node is not None
     need_age = bundle_age_ms is not None
+    encrypted = bundle.encrypted_blocks
     for index, block in enumerate(blocks):
         type_code = block.type_code
+        if encrypted and block.number in encrypted:
+            if type_code == BlockType.PREVIOUS_NODE:
+                need_previous = False
+            elif type_code == BlockType.BUNDLE_AGE:
+                need_age = False
+            continue
         if type_code == BlockType.HOP_COUNT and increment_hop_count:
             data = HopCountBlock.decode_data(block.data).incremented().encode_data()
         elif type_code == BlockType.PREVIOUS_NODE and previous_node is not None:
@@ -568,7 +675,7 @@ def with_forwarding_edits(
         blocks[-1:-1] = added
     elif not edited:
         return bundle
-    return Bundle(bundle.primary, tuple(blocks))
+    return Bundle(bundle.primary, tuple(blocks), bundle.waived)
 
 
 def _free_number(blocks: list[CanonicalBlock], added: list[CanonicalBlock]) -> int:

@@ -26,6 +26,14 @@ This is what ``python -m bpv7 decode`` prints and ``python -m bpv7 encode`` read
       "admin_record": {...}              # only for administrative records, when bpv7.admin exists
     }
 
+A BIB or BCB also shows its abstract security block (RFC 9172 §3.6) decoded under ``security``
+(targets, context id and name, flags, source, parameters and results as ``{"id", "value"}``,
+byte strings in hex); a block that a BCB encrypts shows ``"encrypted_by": <BCB number>`` and no
+decoded contents. With keys (``python -m bpv7 decode --key ...``) the top level also has
+``security_operations``, one entry per operation with its ``outcome`` (``verified``,
+``decrypted``, ``failed``, ``no-key``, ``unsupported``, ``skipped``) and ``reason``, and each
+decrypted block has ``decrypted``: its plaintext ``data`` and decoded contents.
+
 ``data`` is the block-type-specific data in hex (for the payload block: the payload). EIDs are
 URI text. An ipn EID's CBOR form follows its text: three components (``ipn:0.5.7``) mean the
 three-element form, two (``ipn:5.7``) the two-element form; the one form text cannot express (a
@@ -33,7 +41,8 @@ non-zero allocator in the two-element FQNN form) is written ``{"uri": "ipn:1.5.7
 "ipn_elements": 2}``.
 
 Reading JSON back, the informational fields (``crc_verified``, ``utc``, ``payload_length``,
-``admin_record``) are ignored and CRCs are computed afresh. A field and its redundant companion
+``admin_record``, ``security``, ``encrypted_by``, ``decrypted``, ``security_operations``) are
+ignored and CRCs are computed afresh. A field and its redundant companion
 (``flags``/``flag_names``, ``type_code``/``type``, ``crc_type``/``crc_type_name``, ``data`` and a
 decoded extension field such as ``hop_count``) may be given alone or together; given together they
 must agree. ``data`` given with a decoded field is kept byte for byte, so decode → encode
@@ -48,7 +57,7 @@ import re
 from dataclasses import fields, is_dataclass
 from datetime import UTC, datetime
 from enum import Enum, IntFlag
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from .blocks import (
     BundleAgeBlock,
@@ -63,6 +72,10 @@ from .crc import CRCType
 from .eid import DtnEID, EndpointID, IpnEID, parse_eid
 from .errors import DecodeError, EncodeError
 from .primary import BP_VERSION, CreationTimestamp, PrimaryBlock, unix_from_dtn_time
+from .security_blocks import AbstractSecurityBlock, SecurityContextId, read_targets
+
+if TYPE_CHECKING:
+    from .bpsec.processing import SecurityProcessing as SecurityView
 
 __all__ = ["BundleJSONError", "bundle_from_json", "bundle_to_json", "eid_from_json", "eid_to_json"]
 
@@ -145,7 +158,7 @@ def _primary_to_json(primary: PrimaryBlock) -> JSONObject:
     }
 
 
-def _block_to_json(block: CanonicalBlock) -> JSONObject:
+def _block_to_json(block: CanonicalBlock, encrypted_by: int | None = None) -> JSONObject:
     type_code = block.type_code
     result: JSONObject = {
         "type_code": int(type_code),
@@ -158,30 +171,84 @@ def _block_to_json(block: CanonicalBlock) -> JSONObject:
         "crc_verified": True if block.crc_type else None,
         "data": block.data.hex(),
     }
-    # A Bundle's extension blocks were checked against their types when it was made.
-    if type_code == BlockType.PREVIOUS_NODE:
-        result["previous_node"] = eid_to_json(PreviousNodeBlock.decode_data(block.data).node)
-    elif type_code == BlockType.BUNDLE_AGE:
-        result["bundle_age_ms"] = BundleAgeBlock.decode_data(block.data).age_ms
-    elif type_code == BlockType.HOP_COUNT:
-        hops = HopCountBlock.decode_data(block.data)
-        result["hop_count"] = {"limit": hops.limit, "count": hops.count}
+    if encrypted_by is not None:
+        # RFC 9172 §3.8: the data is ciphertext, opaque until decrypted.
+        result["encrypted_by"] = encrypted_by
+        return result
+    result.update(_block_contents(block))
     return result
 
 
-def bundle_to_json(bundle: Bundle, *, admin_record: bool = True) -> JSONObject:
+def _block_contents(block: CanonicalBlock) -> JSONObject:
+    """The decoded contents of an extension block or a BIB/BCB (a Bundle's extension blocks were
+    checked against their types when it was made)."""
+    type_code = block.type_code
+    if type_code == BlockType.PREVIOUS_NODE:
+        return {"previous_node": eid_to_json(PreviousNodeBlock.decode_data(block.data).node)}
+    if type_code == BlockType.BUNDLE_AGE:
+        return {"bundle_age_ms": BundleAgeBlock.decode_data(block.data).age_ms}
+    if type_code == BlockType.HOP_COUNT:
+        hops = HopCountBlock.decode_data(block.data)
+        return {"hop_count": {"limit": hops.limit, "count": hops.count}}
+    if type_code in (BlockType.BIB, BlockType.BCB):
+        try:
+            asb = AbstractSecurityBlock.decode(block.data)
+        except DecodeError as exc:  # only a BIB decrypted from a BCB can be malformed here
+            return {"security_error": exc.message}
+        return {"security": _security_json(asb)}
+    return {}
+
+
+def _security_json(asb: AbstractSecurityBlock) -> JSONObject:
+    context = asb.context_id
+    return {
+        "targets": list(asb.targets),
+        "context_id": int(context),
+        "context_name": context.name if isinstance(context, SecurityContextId) else None,
+        "context_flags": asb.context_flags,
+        "source": eid_to_json(asb.source),
+        "parameters": [{"id": i, "value": _jsonable(v)} for i, v in asb.parameters],
+        "results": [[{"id": i, "value": _jsonable(v)} for i, v in items] for items in asb.results],
+    }
+
+
+def bundle_to_json(
+    bundle: Bundle, *, admin_record: bool = True, security: SecurityView | None = None
+) -> JSONObject:
     """The JSON form of ``bundle`` (a dict ready for :func:`json.dumps`).
 
     With ``admin_record`` (the default), the payload of an administrative record is also decoded
     with :mod:`bpv7.admin` when that module is available; its :class:`DecodeError` (an
-    unintelligible record) propagates.
+    unintelligible record) propagates. Blocks that a BCB encrypts show ``encrypted_by`` instead
+    of decoded contents; with ``security`` (what :func:`bpv7.bpsec.process_security` returned)
+    the JSON also lists every security operation's outcome and shows decrypted blocks decoded.
     """
+    encrypted = bundle.encrypted_blocks
+    blocks = [_block_to_json(block, encrypted.get(block.number)) for block in bundle.blocks]
     result: JSONObject = {
         "primary": _primary_to_json(bundle.primary),
-        "blocks": [_block_to_json(block) for block in bundle.blocks],
+        "blocks": blocks,
         "payload_length": len(bundle.payload),
     }
-    if admin_record and bundle.is_admin_record:
+    if security is not None:
+        plaintext = security.plaintext
+        for view, block in zip(blocks, bundle.blocks, strict=True):
+            decrypted = plaintext.get(block.number)
+            if decrypted is not None:
+                view["decrypted"] = {"data": decrypted.data.hex(), **_block_contents(decrypted)}
+        result["security_operations"] = [
+            {
+                "security_block": op.security_block,
+                "service": "integrity" if op.block_type == BlockType.BIB else "confidentiality",
+                "target": op.target,
+                "context_id": int(op.context_id),
+                "source": eid_to_json(op.source),
+                "outcome": str(op.outcome),
+                "reason": op.reason or None,
+            }
+            for op in security.operations
+        ]
+    if admin_record and bundle.is_admin_record and 1 not in encrypted:
         record = _admin_record_json(bundle.payload)
         if record is not None:
             result["admin_record"] = record
@@ -476,21 +543,44 @@ def _block_data(obj: JSONObject, path: str, type_code: int) -> bytes:
     return given
 
 
-def _block_from_json(obj: JSONObject, path: str) -> CanonicalBlock:
+def _block_from_json(
+    obj: JSONObject, path: str, encrypted: frozenset[int] = frozenset()
+) -> CanonicalBlock:
     type_code = _code(obj, path, "type_code", "type", BlockType)
     number = _uint(_required(obj, "number", path), _join(path, "number"))
     flags = _flags(obj, path, BlockFlags)
     crc_type = _crc_type(obj, path)
-    data = _block_data(obj, path, type_code)
     try:
+        if number in encrypted:
+            # RFC 9172 §3.8: a BCB's target holds ciphertext; only its data is read.
+            data = _hex(_required(obj, "data", path), _join(path, "data"))
+            return CanonicalBlock.opaque(type_code, number, flags, crc_type, data)
+        data = _block_data(obj, path, type_code)
         return CanonicalBlock(type_code, number, flags, crc_type, data)  # type: ignore[arg-type]
     except EncodeError as exc:
         _fail(path, str(exc))
 
 
-def bundle_from_json(obj: object) -> Bundle:
+def _encrypted_numbers(items: list[object]) -> frozenset[int]:
+    """The targets of the BCBs among the JSON blocks (read from their ``data``)."""
+    numbers: set[int] = set()
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        code = item.get("type_code", BlockType.__members__.get(str(item.get("type")), None))
+        data = item.get("data")
+        if code == BlockType.BCB and isinstance(data, str):
+            try:
+                numbers.update(read_targets(bytes.fromhex(data)) or ())
+            except ValueError:
+                continue
+    return frozenset(numbers)
+
+
+def bundle_from_json(obj: object, *, waive: tuple[str, ...] = ()) -> Bundle:
     """Build the bundle described by ``obj`` (the JSON form :func:`bundle_to_json` writes, as
-    :func:`json.loads` returns it). CRCs are computed afresh.
+    :func:`json.loads` returns it). CRCs are computed afresh. ``waive`` names rules of
+    :data:`bpv7.bundle.WAIVABLE_RULES` the bundle need not meet.
 
     Raises :class:`BundleJSONError` naming the field for a missing or invalid field (including
     a field whose value breaks an RFC rule about one block), and
@@ -500,8 +590,9 @@ def bundle_from_json(obj: object) -> Bundle:
     blocks_value = _required(top, "blocks", "")
     if not isinstance(blocks_value, list):
         _fail("blocks", f"must be an array, not {_json_type(blocks_value)}")
+    encrypted = _encrypted_numbers(blocks_value)
     blocks = tuple(
-        _block_from_json(_object(item, f"blocks[{index}]"), f"blocks[{index}]")
+        _block_from_json(_object(item, f"blocks[{index}]"), f"blocks[{index}]", encrypted)
         for index, item in enumerate(blocks_value)
     )
-    return Bundle(primary, blocks)
+    return Bundle(primary, blocks, frozenset(waive))

@@ -26,6 +26,7 @@ from bpv7 import (
     PreviousNodeBlock,
     PrimaryBlock,
 )
+from bpv7.security_blocks import AbstractSecurityBlock
 
 __all__ = [
     "RawItem",
@@ -142,15 +143,17 @@ def block_flags(draw: st.DrawFn) -> BlockFlags:
 opaque_type_codes = st.one_of(
     st.sampled_from([0, 2, 3, 4, 5, 8, 9, 13, 192, 200, 255]), st.integers(11, 2**64 - 1)
 ).filter(lambda t: t not in (BlockType.PAYLOAD, 6, 7, 10))
-"""Block type codes this codec keeps opaque (BIB/BCB, unknown, private use)."""
+"""Block type codes this codec keeps opaque (unknown, private use; BIB/BCB are remapped)."""
 
 
 @st.composite
 def canonical_blocks(draw: st.DrawFn, *, number: int | None = None) -> CanonicalBlock:
     """Opaque (unknown-type) canonical blocks."""
     type_code = draw(opaque_type_codes)
-    if type_code == BlockType.BIB:
-        type_code = 200  # a BIB's content decides whether the primary block may omit its CRC
+    if type_code in (BlockType.BIB, BlockType.BCB):
+        # BIB/BCB data is an abstract security block (RFC 9172 §3.6) checked with the bundle;
+        # tests/bpv7/test_bpsec*.py generate those.
+        type_code = 200
     if number is None:
         number = draw(st.integers(2, 2**64 - 1))
     return CanonicalBlock(
@@ -222,15 +225,21 @@ def bundles(draw: st.DrawFn, *, max_extra_blocks: int = 4) -> Bundle:
             )
         )
     if primary_crc == CRCType.NONE:
-        # RFC 9171 §4.3.1: allowed only with a BIB targeting the primary block; the BIB data
-        # starts with the CBOR array of security targets [0].
+        # RFC 9171 §4.3.1: allowed with a BIB targeting the primary block; its data is an
+        # abstract security block (RFC 9172 §3.6) with the security target [0].
+        asb = AbstractSecurityBlock(
+            (0,),
+            draw(st.integers(0, 2**16)),
+            draw(node_ids()),
+            results=(((1, draw(st.binary(max_size=20))),),),
+        )
         blocks.append(
             CanonicalBlock(
                 BlockType.BIB,
                 numbers.pop(),
                 fix(draw(block_flags())),
                 draw(crc_types),
-                b"\x81\x00" + draw(st.binary(max_size=20)),
+                asb.encode(),
             )
         )
     blocks = draw(st.permutations(blocks))

@@ -186,13 +186,15 @@ AGE = raw_canonical(7, 2, 0, 2, b"\x00")
             "block-report-flag",
         ),
         (raw_bundle(raw_primary(crc_type=0)), "primary-crc-missing"),
+        # A bundle with BPSec blocks may have a CRC-less primary block (as in RFC 9173 Appendix
+        # A), but its security blocks must be well formed (RFC 9172 §3.6).
         (
             raw_bundle(raw_primary(crc_type=0), raw_canonical(11, 2, 0, 0, b"\x81\x01"), PAYLOAD),
-            "primary-crc-missing",
+            "cbor-truncated",
         ),
         (
             raw_bundle(raw_primary(crc_type=0), raw_canonical(11, 2, 0, 0, b"\xff"), PAYLOAD),
-            "primary-crc-missing",
+            "cbor-type",
         ),
         (
             raw_bundle(raw_primary(flags=1, fragment=(8, 10)), raw_canonical(data=b"abc")),
@@ -237,8 +239,15 @@ def test_huge_claimed_lengths_do_not_allocate() -> None:
 
 
 def test_bib_covering_primary_allows_primary_without_crc() -> None:
-    for targets in (b"\x81\x00", b"\x82\x01\x00", b"\x9f\x01\x00\xff"):
-        bib = raw_canonical(11, 2, 0, 0, targets + b"\x01\x02")
+    # A well-formed abstract security block (RFC 9172 §3.6): context 1, no parameters, security
+    # source ipn:2.1, one result [1, h'00'] per target.
+    result = b"\x81\x82\x01\x41\x00"
+    for targets, results in (
+        (b"\x81\x00", b"\x81" + result),
+        (b"\x82\x01\x00", b"\x82" + result + result),
+        (b"\x9f\x01\x00\xff", b"\x82" + result + result),
+    ):
+        bib = raw_canonical(11, 2, 0, 0, targets + b"\x01\x00\x82\x02\x82\x02\x01" + results)
         raw = raw_bundle(raw_primary(crc_type=0), bib, PAYLOAD)
         decoded = decode_bundle(raw)
         assert decoded.primary.crc_type == CRCType.NONE

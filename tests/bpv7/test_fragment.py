@@ -270,9 +270,14 @@ def test_random_bundles_fragment_and_reassemble(
     assert all(r == bundle for r in done)
 
 
+_PRIMARY_BIB_DATA = bytes.fromhex("810001008202820100818182014100")
+"""A well-formed abstract security block (RFC 9172 §3.6) targeting the primary block: context 1,
+source ipn:1.0, one result [1, h'00']."""
+
+
 def test_fragments_without_the_primary_bib_get_a_primary_crc() -> None:
     # RFC 9171 §4.3.1: a primary block may lack a CRC only while a BIB covers it.
-    bib = CanonicalBlock(BlockType.BIB, 9, 0, CRCType.CRC32C, b"\x81\x00rest-of-bib")
+    bib = CanonicalBlock(BlockType.BIB, 9, 0, CRCType.CRC32C, _PRIMARY_BIB_DATA)
     original = Bundle.build(
         source="ipn:1.1",
         destination="ipn:2.1",
@@ -290,7 +295,7 @@ def test_fragments_without_the_primary_bib_get_a_primary_crc() -> None:
         9,
         BlockFlags.REPLICATE_IN_EVERY_FRAGMENT,
         CRCType.CRC32C,
-        b"\x81\x00rest-of-bib",
+        _PRIMARY_BIB_DATA,
     )
     original = Bundle(original.primary, (replicated, original.payload_block))
     assert all(f.primary.crc_type == CRCType.NONE for f in fragment_bundle(original, 300))

@@ -1,0 +1,175 @@
+"""BPSec throughput: securing and verifying/decrypting whole bundles beside the bare
+``cryptography`` primitive on the same bytes, measured in the same run.
+
+For 1 KiB and 1 MiB payloads (CRC-32C bundles with a Hop Count Block):
+
+- sign: ``add_integrity`` (BIB-HMAC-SHA2, HMAC 384/384, full integrity scope) and ``encode``;
+  bare: one HMAC-SHA-384 over the payload.
+- verify: ``decode_bundle`` and ``process_security`` (the HMAC checked over the IPPT); bare: one
+  HMAC-SHA-384 over the payload and a constant-time compare.
+- encrypt: ``add_confidentiality`` (BCB-AES-GCM, A256GCM, full AAD scope) and ``encode``; bare:
+  AES-256-GCM encryption of the payload.
+- decrypt: ``decode_bundle`` and ``process_security(accept=True)`` (decrypted, BCB removed, the
+  plaintext bundle built); bare: AES-256-GCM decryption of the payload.
+
+Targets (shared/design/anchors.md): >= 10,000 HMAC-verified 1 KiB bundles/s; at 1 MiB, >= 50% of
+the bare primitive's rate. Rates are the best of ~0.2 s batches, ours and the primitive's taking
+turns (see bench/codec.py). Always exits 0; the table says which targets were met.
+
+Run: ``.venv/bin/python bench/bpsec.py [--seconds 2]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import os
+import platform
+import sys
+from collections.abc import Callable
+
+from codec import best_rates, cpu_name
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hmac as crypto_hmac
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from bpv7 import Bundle, CreationTimestamp, HopCountBlock, decode_bundle
+from bpv7.bpsec import (
+    AesGcm,
+    HmacSha2,
+    KeyStore,
+    add_confidentiality,
+    add_integrity,
+    process_security,
+)
+
+SOURCE = "ipn:2.1"
+HMAC_KEY = bytes(range(48))
+AES_KEY = bytes(range(100, 132))
+IV = bytes(12)
+TARGET_VERIFY_1K = 10_000
+TARGET_RATIO_1M = 0.5
+
+
+def plain_bundle(size: int) -> Bundle:
+    return Bundle.build(
+        source=SOURCE,
+        destination="ipn:3.1",
+        payload=os.urandom(size),
+        creation=CreationTimestamp(800_000_000_000, 1),
+        lifetime_ms=3_600_000,
+        extra_blocks=[HopCountBlock(30, 1)],
+    )
+
+
+def keys() -> KeyStore:
+    store = KeyStore()
+    store.add(f"bib@{SOURCE}", HMAC_KEY)
+    store.add(f"bcb@{SOURCE}", AES_KEY)
+    return store
+
+
+def repeat(operation: Callable[[], object]) -> Callable[[int], None]:
+    def run_batch(n: int) -> None:
+        for _ in range(n):
+            operation()
+
+    return run_batch
+
+
+def measurements(size: int) -> list[tuple[str, Callable[[], object], Callable[[], object]]]:
+    bundle = plain_bundle(size)
+    payload = bundle.payload
+    store = keys()
+    integrity = HmacSha2(HMAC_KEY)
+    confidentiality = AesGcm(AES_KEY, iv=IV)
+    signed = add_integrity(bundle, [1], integrity, source=SOURCE).encode()
+    encrypted = add_confidentiality(bundle, [1], confidentiality, source=SOURCE).encode()
+    aead = AESGCM(AES_KEY)
+    sealed = aead.encrypt(IV, payload, b"\x07")
+    expected = crypto_hmac.HMAC(HMAC_KEY, hashes.SHA384())
+    expected.update(payload)
+    tag = expected.finalize()
+
+    def bare_hmac() -> bytes:
+        mac = crypto_hmac.HMAC(HMAC_KEY, hashes.SHA384())
+        mac.update(payload)
+        return mac.finalize()
+
+    def verify() -> None:
+        result = process_security(decode_bundle(signed), store)
+        assert result.operations[0].outcome == "verified"
+
+    def bare_verify() -> None:
+        assert hmac.compare_digest(bare_hmac(), tag)
+
+    def decrypt() -> None:
+        result = process_security(decode_bundle(encrypted), store, accept=True)
+        assert result.bundle.payload == payload
+
+    # Sanity: what is timed works.
+    verify()
+    decrypt()
+    return [
+        (
+            "sign",
+            lambda: add_integrity(bundle, [1], integrity, source=SOURCE).encode(),
+            bare_hmac,
+        ),
+        ("verify", verify, bare_verify),
+        (
+            "encrypt",
+            lambda: add_confidentiality(bundle, [1], confidentiality, source=SOURCE).encode(),
+            lambda: aead.encrypt(IV, payload, b"\x07"),
+        ),
+        ("decrypt", decrypt, lambda: aead.decrypt(IV, sealed, b"\x07")),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--seconds", type=float, default=2.0, help="timing per measurement (default 2; 8 of them)"
+    )
+    args = parser.parse_args(argv)
+    print("BPSec: RFC 9173 contexts (HMAC 384/384, A256GCM, full scope) on whole bundles")
+    print(
+        f"Python {platform.python_version()} ({platform.python_implementation()}) on "
+        f"{platform.system()} {platform.machine()}, {cpu_name()}, {os.cpu_count()} CPUs"
+    )
+    print(f"best of ~0.2 s batches, {args.seconds:g} s per cell, taking turns; ...", flush=True)
+    rows = []
+    for size, label in ((1024, "1 KiB"), (1 << 20, "1 MiB")):
+        for name, ours, bare in measurements(size):
+            ours_rate, bare_rate = best_rates([repeat(ours), repeat(bare)], 2 * args.seconds)
+            rows.append((label, name, size, ours_rate, bare_rate))
+    print()
+    header = (
+        f"{'':<16}{'bundles/s':>11}{'MB/s':>9}{'bare/s':>11}{'bare MB/s':>11}{'ours/bare':>11}"
+        "   target"
+    )
+    print(header)
+    print("-" * len(header))
+    for label, name, size, ours, bare in rows:
+        ratio = ours / bare
+        target = ""
+        if label == "1 KiB" and name == "verify":
+            met = ours >= TARGET_VERIFY_1K
+            target = f">= {TARGET_VERIFY_1K:,}/s: {'met' if met else 'NOT met'}"
+        elif label == "1 MiB":
+            met = ratio >= TARGET_RATIO_1M
+            target = f">= {TARGET_RATIO_1M:.0%} of bare: {'met' if met else 'NOT met'}"
+        print(
+            f"{label + ' ' + name:<16}{ours:>11,.0f}{ours * size / 1e6:>9,.0f}{bare:>11,.0f}"
+            f"{bare * size / 1e6:>11,.0f}{ratio:>10.0%}   {target}"
+        )
+    print()
+    print(
+        "bare: the cryptography primitive alone on the payload bytes; ours: the whole bundle "
+        "(decode, rules, IPPT/AAD, primitive, encode)."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
