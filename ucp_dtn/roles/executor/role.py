@@ -51,6 +51,7 @@ import trio
 
 from ...agent import AgentError, BundleNode
 from ...store import StoreError
+from ...store.sqlite_files import make_private_directory
 from ...ucp.messages import (
     DataGetReply,
     DataReply,
@@ -239,7 +240,7 @@ class ExecutorRole:
             base = Path(tempfile.mkdtemp(prefix="ucp-executor-"))
         else:
             base = self.settings.workdir / "executor"
-            await trio.to_thread.run_sync(lambda: base.mkdir(parents=True, exist_ok=True))
+            await trio.to_thread.run_sync(make_private_directory, base)
         self._base = base
         self._slots = trio.CapacityLimiter(self.max_jobs)
         try:
@@ -264,7 +265,7 @@ class ExecutorRole:
                     task_status.started()
             finally:
                 self._active.clear()
-                journal.close()
+                await journal.aclose()
         finally:
             if temporary:
                 shutil.rmtree(base, ignore_errors=True)
