@@ -51,8 +51,8 @@ from .errors import (
     StoreError,
     StoreFullError,
 )
-from .records import BundleState, StoredBundle
 from .sqlite_files import FILE_MODE, make_private_directory, open_sqlite, transaction
+from .stored_bundle import BundleState, StoredBundle
 
 __all__ = [
     "BundleDatabase",

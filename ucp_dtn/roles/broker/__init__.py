@@ -6,10 +6,10 @@ keeps other brokers informed.
 ``…/ucp/broker``; its state lives in ``settings.workdir / "broker"`` (sqlite, WAL) or in memory.
 """
 
+from .job_records import ForeignJob, JobRecord
 from .jobs import JobBook, Readiness, Verdict
 from .journal import AsyncJournal, BrokerJournal, JournalContents, PendingRequest
 from .name_cache import NameCache
-from .records import ForeignJob, JobRecord
 from .registry import ExecutorChoice, KnownNode, NodeRegistry
 from .role import BrokerRole
 from .statistics import BrokerStatistics

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ...ucp.messages import JobStatus, JobStatusEntry, SyncedJob
-from .records import ForeignJob, JobRecord
+from .job_records import ForeignJob, JobRecord
 
 __all__ = ["JobBook", "Readiness", "Verdict"]
 

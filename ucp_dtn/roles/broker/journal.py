@@ -31,7 +31,7 @@ import trio
 from ...store.sqlite_files import make_private_directory, open_sqlite, transaction
 from ...ucp import MessageDecodeError, decode_message, encode_message
 from ...ucp.messages import DataEntry, JobResult, JobSubmission, UcpMessage
-from .records import JobRecord, job_status
+from .job_records import JobRecord, job_status
 
 __all__ = ["AsyncJournal", "BrokerJournal", "JournalContents", "PendingRequest"]
 

@@ -1,4 +1,4 @@
-"""The synchronous half of :class:`~.engine.NamedDataStore`: one sqlite database (or an
+"""The synchronous half of :class:`~.named_data_store.NamedDataStore`: one sqlite database (or an
 in-memory one) plus a directory of value files.
 
 Theory of operation
@@ -52,7 +52,7 @@ from ...store.sqlite_files import FILE_MODE, make_private_directory, open_sqlite
 from ...ucp.names import job_of_name, job_result_name, name_matches
 from .errors import DataStoreClosedError, DataStoreError, DataStoreFullError
 from .ranges import NameRange, query_ranges
-from .records import Datum, DatumInfo, PutOutcome, SpaceInfo
+from .store_results import Datum, DatumInfo, PutOutcome, SpaceInfo
 
 __all__ = ["DEFAULT_INLINE_LIMIT", "DataDatabase", "DiskFree"]
 

@@ -3,8 +3,8 @@
 Theory of operation
 -------------------
 The role lives on ``…/ucp/datastore`` of its node (:func:`~ucp_dtn.roles.role_endpoint`) and
-keeps its data in a :class:`~.engine.NamedDataStore` under ``<workdir>/datastore`` (in memory
-without a workdir). It does two things:
+keeps its data in a :class:`~.named_data_store.NamedDataStore` under ``<workdir>/datastore``
+(in memory without a workdir). It does two things:
 
 * **Heartbeats** — every ``heartbeat_interval_s`` it tells every broker of the
   :class:`~ucp_dtn.roles.directory.BrokerDirectory` that it is alive, announcing the datastore
@@ -70,9 +70,9 @@ from ..endpoints import RoleName, role_endpoint
 from ..heartbeats import HeartbeatDetails, HeartbeatSender
 from ..mailbox import Incoming, Mailbox, MailboxStatistics
 from ..settings import RoleSettings
-from .engine import NamedDataStore
 from .errors import DataStoreClosedError, DataStoreError, DataStoreFullError, InvalidCursorError
-from .records import NamedDataStatistics, PutOutcome
+from .named_data_store import NamedDataStore
+from .store_results import NamedDataStatistics, PutOutcome
 
 __all__ = ["MAX_REPLY_BYTES", "MAX_REPLY_ITEMS", "DatastoreRole", "DatastoreStatistics"]
 
