@@ -1,4 +1,4 @@
-"""Named data through the broker: put, get, list and delete (flows 2 and 8 of the roles spec).
+"""Named data through the broker: put, get, list and delete.
 
 Every request goes to the broker, which relays it to the datastores with ``reply_to`` = the
 client, so the answers come straight from the datastores — one per datastore the broker asked:

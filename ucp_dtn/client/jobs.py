@@ -1,4 +1,5 @@
-"""Submitting a plan's jobs and following them (flows 2, 3, 6 and 7 of the roles spec).
+"""Submitting a plan's jobs and following them: uploading their inputs, submitting them,
+following their states and taking in their results.
 
 :func:`submit_plan` records the plan's jobs in the journal, then sends — uploads first, each a
 ``data-put`` with custody, then one ``job-submit`` with custody per job, in the plan's

@@ -1,6 +1,6 @@
-"""The broker role (flows 1 to 9 of the roles spec): it keeps the job queue, matches jobs to
-executors by capability and load, relays data requests to datastores, hands results on and
-keeps other brokers informed.
+"""The broker role: it keeps the job queue, matches jobs to executors by capability and load,
+relays data requests to datastores, hands results on to clients and datastores, and keeps
+other brokers informed.
 
 ``BrokerRole(node, settings)`` runs on a :class:`~ucp_dtn.agent.BundleNode` at
 ``…/ucp/broker``; its state lives in ``settings.workdir / "broker"`` (sqlite, WAL) or in memory.

@@ -1,4 +1,4 @@
-"""The broker role: job queue, executor matching, data relay and broker peering (flows 1 to 9).
+"""The broker role: job queue, executor matching, data relay and broker peering.
 
 Theory of operation
 -------------------
