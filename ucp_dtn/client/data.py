@@ -88,9 +88,9 @@ class PutOutcome:
     """What became of a put."""
 
     name: str
-    """The data name."""
+    """The data name put."""
     size: int
-    """Bytes sent."""
+    """Content bytes sent."""
     stored: bool
     """A datastore confirmed it (or answered that a newer write already won)."""
     detail: str = ""

@@ -80,7 +80,8 @@ class SubmittedJob:
     name: str
     """Its name in the plan."""
     job_id: uuid.UUID
-    """Its UUID."""
+    """The UUID the client gave it: ``ucp status``, ``ucp collect`` and the broker know it by
+    this."""
     accepted: bool
     """Whether the broker accepted it before the command returned."""
 
@@ -97,7 +98,7 @@ class SubmitReport:
     """The broker the messages are addressed to (``None``: in the outbox until one is
     found)."""
     uploads: int
-    """Data uploaded."""
+    """Named data sent with ``data-put`` before the jobs (the plan's uploads)."""
     uploads_confirmed: int
     """Uploads a datastore confirmed before the jobs were submitted."""
 

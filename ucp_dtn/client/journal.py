@@ -105,7 +105,7 @@ class JobEntry:
     """What the client knows about one job it submitted."""
 
     job_id: uuid.UUID
-    """The job's UUID."""
+    """The UUID the client gave the job (the row's key)."""
     name: str
     """Its name in the plan."""
     plan: str
@@ -164,7 +164,7 @@ class OutboxItem:
     custody: bool
     """Whether it travels with custody transfer."""
     lifetime_s: float
-    """Its bundle lifetime."""
+    """Lifetime of the bundle it will become, in seconds from when it is sent."""
     queued_at: float
     """When it was queued (the client's clock)."""
 

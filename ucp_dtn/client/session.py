@@ -141,11 +141,12 @@ class ClientSession:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
-        """The settings."""
+        """How this command reaches the network (``--via`` peers, discovery, broker, timeouts,
+        bundle lifetime)."""
         self.home = home
-        """The client home."""
+        """The client home, locked by this session."""
         self.journal = journal
-        """The job journal."""
+        """The journal of this home's jobs and outbox."""
         self.node = node
         """The client's bundle node."""
         self.mailbox = mailbox
@@ -378,7 +379,7 @@ class ClientSession:
         return replies
 
     def new_request_id(self) -> int:
-        """A fresh request ID."""
+        """A request ID no other request of this session uses (replies echo it)."""
         return self.mailbox.next_request_id()
 
     async def status(

@@ -62,7 +62,7 @@ class BlobDirectory:
 
     @property
     def path(self) -> Path:
-        """The directory."""
+        """The directory holding the files, as given."""
         return self._path
 
     def write(self, data: bytes) -> str:

@@ -100,7 +100,7 @@ class NameCache:
         return [self._entries[n] for n, c in self._changed.items() if c > mark]
 
     def entries(self) -> list[DataEntry]:
-        """Every entry."""
+        """Every cached name with its holder, in no particular order (a full broker sync)."""
         return list(self._entries.values())
 
     def __len__(self) -> int:

@@ -75,9 +75,9 @@ class JournalEntry:
     """One recorded job."""
 
     job_id: uuid.UUID
-    """The job."""
+    """The job's UUID (the row's key)."""
     state: JournalState
-    """Where it stands."""
+    """Received, finished or sent: what a restart must still do for it."""
     dispatch: JobDispatch | None
     """The dispatch that brought it (dropped once the result is sent)."""
     result: JobResult | None

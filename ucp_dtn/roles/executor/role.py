@@ -184,11 +184,13 @@ class ExecutorRole:
         self.endpoint = role_endpoint(node.node_id, RoleName.EXECUTOR)
         """Where brokers reach this role."""
         self.mailbox = Mailbox(node, self.endpoint)
-        """The role's mailbox."""
+        """The role's mailbox on :attr:`endpoint`: dispatches and data replies arrive here,
+        heartbeats, job states and results leave from it."""
         self.directory = BrokerDirectory(node, settings)
         """The brokers it heartbeats to."""
         self.max_jobs = settings.max_jobs or os.cpu_count() or 1
-        """Jobs run at once."""
+        """Jobs run at once: ``settings.max_jobs`` (``--max-jobs``), else the CPU core count;
+        the worker pool has as many workers."""
         self._clock = clock
         self._given_pool = pool
         self._pool: WorkerPool | None = pool
