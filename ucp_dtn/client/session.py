@@ -190,12 +190,19 @@ class ClientSession:
                 try:
                     async with trio.open_nursery() as nursery:
                         await nursery.start(node.run)
-                        mailbox = Mailbox(node, role_endpoint(node.node_id, RoleName.CLIENT))
-                        await nursery.start(mailbox.run)
-                        session = cls(settings, home, journal, node, mailbox, via=via, clock=clock)
-                        nursery.start_soon(session._consume)
-                        yield session
-                        await session.drain()
+                        # The mailbox and the consumer stop before the node: a message being
+                        # confirmed as they stop must not meet a closed bundle store (it is
+                        # cancelled instead, and the bundle is delivered again next time).
+                        async with trio.open_nursery() as endpoint:
+                            mailbox = Mailbox(node, role_endpoint(node.node_id, RoleName.CLIENT))
+                            await endpoint.start(mailbox.run)
+                            session = cls(
+                                settings, home, journal, node, mailbox, via=via, clock=clock
+                            )
+                            endpoint.start_soon(session._consume)
+                            yield session
+                            await session.drain()
+                            endpoint.cancel_scope.cancel()
                         nursery.cancel_scope.cancel()
                 except BaseExceptionGroup as group:
                     # One failure (the command's own, usually) is raised as itself.
