@@ -53,7 +53,7 @@ class Ready:
     """What a daemon's ready line says."""
 
     node_id: str
-    """Its node ID."""
+    """The daemon's node ID (``node=``), e.g. ``dtn://b/``."""
     tcpcl: tuple[tuple[str, int], ...]
     """Its bound TCPCLv4 listeners."""
     socket: Path
@@ -87,9 +87,9 @@ class LocalNode:
     args: list[str]
     """Its full command line after the program name."""
     process: trio.Process
-    """The running process."""
+    """The ``ucp-bpnode`` process (stopped with SIGTERM by :meth:`stop`)."""
     ready: Ready
-    """Its ready line."""
+    """What its ready line said: node ID, bound TCPCL ports, socket."""
     log: Path
     """File receiving its stderr."""
     network: LocalNetwork = field(repr=False)

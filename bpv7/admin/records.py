@@ -40,7 +40,8 @@ class UnknownAdminRecord:
     """An administrative record of a type this codec does not interpret, kept byte for byte."""
 
     record_type: int
-    """The record type code."""
+    """Its record type code (RFC 9171 §6.1), an unsigned 64-bit integer; the decoder makes an
+    :class:`UnknownAdminRecord` only of codes that are not an :class:`AdminRecordType`."""
     content: bytes
     """The CBOR encoding of the record content: exactly one well-formed CBOR item."""
     _raw: bytes | None = field(init=False, default=None, repr=False, compare=False)

@@ -163,7 +163,7 @@ class Fault:
     end: float
     """Seconds after the epoch at which it ends (equal to ``start`` for a cut)."""
     kind: FaultKind
-    """What happens."""
+    """What the link does in the window: cut its connections, stall, or go down."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,7 +112,7 @@ class TransferCompleted(Event):
     transfer_id: int
     """The transfer, as returned by :meth:`Session.send_transfer`."""
     length: int
-    """Length of the transfer."""
+    """The transfer's length in octets: all of it was acknowledged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +151,8 @@ class SegmentReceived(Event):
     transfer_id: int
     """The peer's Transfer ID."""
     data: bytes | memoryview = field(repr=False)
-    """The segment's data."""
+    """The segment's payload octets (may be empty); a ``memoryview`` shares the received
+    chunk, which is immutable and safe to keep."""
     received_length: int
     """Octets of this transfer received so far, including ``data``."""
     end: bool
@@ -167,7 +168,7 @@ class TransferReceived(Event):
     data: bytes | None = field(repr=False)
     """The whole bundle; ``None`` with ``SessionConfig.reassemble=False``."""
     length: int
-    """Length of the transfer."""
+    """Octets received in the whole transfer (also with ``reassemble=False``)."""
     extensions: tuple[ExtensionItem, ...]
     """The transfer extension items of the START segment."""
     ack_pending: bool

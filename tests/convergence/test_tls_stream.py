@@ -14,6 +14,9 @@ import trustme
 
 from convergence.tcpcl.tlsstream import TlsStream
 
+BODY_DEADLINE_S = 30
+"""Bound on a test's work after the handshake (3 MB each way takes well under a second)."""
+
 
 @pytest.fixture(scope="module")
 def ca() -> trustme.CA:
@@ -31,6 +34,9 @@ def _contexts(ca: trustme.CA) -> tuple[ssl.SSLContext, ssl.SSLContext]:
 
 @asynccontextmanager
 async def _pair(ca: trustme.CA) -> AsyncIterator[tuple[TlsStream, TlsStream]]:
+    """A client and a server stream after their handshake. The test's body runs under a
+    deadline too: a call that blocks for ever fails the test (TooSlowError) instead of hanging
+    the suite."""
     server_context, client_context = _contexts(ca)
     left, right = trio.testing.memory_stream_pair()
     client = TlsStream(left, client_context, server_side=False, server_hostname="server.test")
@@ -39,7 +45,8 @@ async def _pair(ca: trustme.CA) -> AsyncIterator[tuple[TlsStream, TlsStream]]:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(client.do_handshake)
             nursery.start_soon(server.do_handshake)
-    yield client, server
+    with trio.fail_after(BODY_DEADLINE_S):
+        yield client, server
 
 
 async def _receive_exactly(stream: TlsStream, size: int) -> bytes:
@@ -145,5 +152,11 @@ async def test_only_binary_peer_certificate(ca: trustme.CA) -> None:
 
 
 async def test_wait_send_all_might_not_block(ca: trustme.CA) -> None:
-    async with _pair(ca) as (client, _):
-        await client.wait_send_all_might_not_block()
+    async with _pair(ca) as (client, server):
+        # The in-memory transport always takes more: the wait returns at once (a wait that
+        # never returns fails here, not under _pair's deadline).
+        with trio.fail_after(5):
+            await client.wait_send_all_might_not_block()
+        # The wait leaves the stream usable (its send lock released).
+        await client.send_all(b"after the wait")
+        assert await _receive_exactly(server, 14) == b"after the wait"

@@ -241,6 +241,10 @@ def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
         (["--in-memory", "--lifetime", "forever"], "forever"),
         (["--in-memory", "--keepalive", "1.5s"], r"keepalive must be whole seconds"),
         (["--in-memory", "--roles", "broker,chef"], r"unknown role 'chef'"),
+        (
+            ["--in-memory", "--capability", "cpu_cores=2.5"],
+            r"^capability cpu_cores: must be an integer, got 2\.5$",
+        ),
         (["--in-memory", "--discovery-interface", "lo"], r"'lo' is not an IP address"),
         (["--in-memory", "--discovery-service-type", "dtn"], r"service type"),
         (["--in-memory", "-n", "not a node"], r"invalid node ID"),

@@ -6,6 +6,7 @@ random service type so parallel test runs on one machine never see each other's 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import secrets
@@ -18,6 +19,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import ifaddr
 import pytest
 import trio
 
@@ -357,10 +359,27 @@ def test_bad_configuration_fails_at_construction(kwargs: dict[str, Any], match: 
         Discovery("dtn://a/", [("127.0.0.1", 1)], **kwargs)
 
 
-def test_unspecified_listen_address_is_expanded_not_announced() -> None:
-    # Construction validates the expanded list: 0.0.0.0 becomes this machine's addresses
-    # (at least 127.0.0.1), so it is accepted where a literal 0.0.0.0 announcement is not.
-    Discovery("dtn://a/", [("0.0.0.0", 4556)])
+async def test_unspecified_listen_address_is_expanded_not_announced() -> None:
+    # A listener on 0.0.0.0 is announced as this machine's IPv4 addresses: never 0.0.0.0
+    # itself, and loopback only when the machine has no other IPv4 address.
+    machine = {ip.ip for adapter in ifaddr.get_adapters() for ip in adapter.ips}
+    ipv4 = {ipaddress.IPv4Address(ip) for ip in machine if isinstance(ip, str)}
+    service_type = random_service_type()
+    here = Discovery("dtn://here/", [("0.0.0.0", 4556)], service_type=service_type, **LOOPBACK)
+    observer = Discovery(
+        "dtn://observer/", [("127.0.0.1", 1)], service_type=service_type, **LOOPBACK
+    )
+    async with trio.open_nursery() as nursery:
+        await start_all(nursery, here, observer)
+        appeared = await next_event(observer, about("dtn://here/", PeerAppeared))
+        nursery.cancel_scope.cancel()
+    announced = [(ipaddress.ip_address(host), port) for host, port in appeared.peer.addresses]
+    assert announced, "no address announced"
+    for ip, port in announced:
+        assert port == 4556 and not ip.is_unspecified, announced
+        assert ip in ipv4, f"{ip} is not an IPv4 address of this machine ({sorted(machine)})"
+    if any(not ip.is_loopback and not ip.is_link_local for ip in ipv4):
+        assert not any(ip.is_loopback for ip, _ in announced), announced
 
 
 async def test_a_full_event_channel_drops_and_counts_but_peers_stay_current() -> None:

@@ -102,12 +102,13 @@ class ReceivedBundle:
 
     @property
     def bundle_id(self) -> BundleID:
-        """The bundle's ID."""
+        """Source, creation timestamp (and fragment offset): what identifies the bundle in
+        the network; duplicates carry the same one."""
         return self._push.bundle_id
 
     @property
     def source(self) -> str:
-        """Its source EID."""
+        """The EID that sent it (``dtn:none`` for an anonymous bundle)."""
         return self._push.source
 
     @property
@@ -117,12 +118,13 @@ class ReceivedBundle:
 
     @property
     def report_to(self) -> str:
-        """Its report-to EID."""
+        """Where status reports about it go (``dtn:none``: nowhere)."""
         return self._push.report_to
 
     @property
     def lifetime_ms(self) -> int:
-        """Its lifetime in milliseconds."""
+        """Its lifetime in milliseconds after its creation time (RFC 9171 §4.2.2); the
+        network drops it once that has passed."""
         return self._push.lifetime_ms
 
     @property

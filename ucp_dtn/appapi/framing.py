@@ -44,7 +44,7 @@ class FrameTooLargeError(AppApiProtocolError):
             ErrorCode.FRAME_TOO_LARGE,
         )
         self.length = length
-        """The announced length."""
+        """The body length the frame's 4-byte prefix announced, in bytes."""
 
 
 def encode_frame(message: dict[str, Any]) -> bytes:

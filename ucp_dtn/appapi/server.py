@@ -196,9 +196,9 @@ class AppApiServer:
         software: str = "ucp-dtn",
     ) -> None:
         self.node = node
-        """The node served."""
+        """The bundle node whose endpoints the clients register and send through."""
         self.path = Path(path)
-        """The socket's path."""
+        """The Unix socket clients connect to (created mode 0600 by :meth:`run`)."""
         if len(os.fsencode(self.path)) > MAX_UNIX_PATH:
             raise AppApiUsageError(
                 f"socket path is too long ({len(os.fsencode(self.path))} bytes, at most "

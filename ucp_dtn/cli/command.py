@@ -26,7 +26,8 @@ class CommandError(Exception):
     def __init__(self, message: str, status: int = EXIT_FAILURE) -> None:
         super().__init__(message)
         self.status = status
-        """The exit status."""
+        """The process exit status ``ucp`` ends with (1 unless the subcommand says
+        otherwise)."""
 
 
 @dataclass(frozen=True, slots=True)

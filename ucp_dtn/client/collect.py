@@ -65,7 +65,7 @@ class Collected:
     entry: JobEntry
     """The job (with its result, if any)."""
     state: CollectState
-    """Where it stands."""
+    """Done (results unpacked), failed, rejected, or still pending."""
     directory: Path | None = None
     """Where its results were unpacked."""
     files: tuple[str, ...] = ()

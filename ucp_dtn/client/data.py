@@ -1,4 +1,4 @@
-"""Named data through the broker: put, get, list and delete (flows 2 and 8 of the roles spec).
+"""Named data through the broker: put, get, list and delete.
 
 Every request goes to the broker, which relays it to the datastores with ``reply_to`` = the
 client, so the answers come straight from the datastores — one per datastore the broker asked:
@@ -88,9 +88,9 @@ class PutOutcome:
     """What became of a put."""
 
     name: str
-    """The data name."""
+    """The data name put."""
     size: int
-    """Bytes sent."""
+    """Content bytes sent."""
     stored: bool
     """A datastore confirmed it (or answered that a newer write already won)."""
     detail: str = ""

@@ -61,7 +61,7 @@ class ClientHome:
     """An open client home (holding its lock until :meth:`close`)."""
 
     path: Path
-    """The directory."""
+    """The home directory: ``--home``, else :func:`default_home`."""
     node_id: str
     """The client's node ID (from ``identity``)."""
     _lock: IO[str] | None = field(default=None, repr=False)

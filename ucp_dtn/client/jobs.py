@@ -1,4 +1,5 @@
-"""Submitting a plan's jobs and following them (flows 2, 3, 6 and 7 of the roles spec).
+"""Submitting a plan's jobs and following them: uploading their inputs, submitting them,
+following their states and taking in their results.
 
 :func:`submit_plan` records the plan's jobs in the journal, then sends — uploads first, each a
 ``data-put`` with custody, then one ``job-submit`` with custody per job, in the plan's
@@ -79,7 +80,8 @@ class SubmittedJob:
     name: str
     """Its name in the plan."""
     job_id: uuid.UUID
-    """Its UUID."""
+    """The UUID the client gave it: ``ucp status``, ``ucp collect`` and the broker know it by
+    this."""
     accepted: bool
     """Whether the broker accepted it before the command returned."""
 
@@ -96,7 +98,7 @@ class SubmitReport:
     """The broker the messages are addressed to (``None``: in the outbox until one is
     found)."""
     uploads: int
-    """Data uploaded."""
+    """Named data sent with ``data-put`` before the jobs (the plan's uploads)."""
     uploads_confirmed: int
     """Uploads a datastore confirmed before the jobs were submitted."""
 

@@ -1,8 +1,9 @@
 """The client's journal: the jobs it submitted, what it heard about them, and what waits to be
 sent (:class:`ClientJournal`).
 
-One sqlite file in the client home (WAL mode, synchronous writes), every call through
-``trio.to_thread``. It holds
+One sqlite file in the client home (opened by :func:`~ucp_dtn.store.sqlite_files.open_sqlite`:
+WAL mode, synchronous writes, mode 0600), every call one transaction in ``trio.to_thread``
+behind one ``CapacityLimiter(1)``. It holds
 
 * **jobs** — one row per submitted job: its name in the plan and the plan file, its UUID, the
   broker it went to and whether that broker accepted it, the newest state heard (``job-state``
@@ -33,6 +34,7 @@ from typing import TypeVar
 
 import trio
 
+from ..store.sqlite_files import open_sqlite, transaction
 from ..ucp import JobResult, JobStatus, MessageDecodeError
 from .errors import ClientUsageError, HomeError
 
@@ -103,7 +105,7 @@ class JobEntry:
     """What the client knows about one job it submitted."""
 
     job_id: uuid.UUID
-    """The job's UUID."""
+    """The UUID the client gave the job (the row's key)."""
     name: str
     """Its name in the plan."""
     plan: str
@@ -162,7 +164,7 @@ class OutboxItem:
     custody: bool
     """Whether it travels with custody transfer."""
     lifetime_s: float
-    """Its bundle lifetime."""
+    """Lifetime of the bundle it will become, in seconds from when it is sent."""
     queued_at: float
     """When it was queued (the client's clock)."""
 
@@ -219,7 +221,7 @@ class ClientJournal:
     def __init__(self, connection: sqlite3.Connection, clock: Callable[[], float]) -> None:
         self._db = connection
         self._clock = clock
-        self._lock = trio.Lock()
+        self._limiter = trio.CapacityLimiter(1)
 
     @classmethod
     async def open(
@@ -229,43 +231,35 @@ class ClientJournal:
 
         def connect() -> sqlite3.Connection:
             try:
-                db = sqlite3.connect(
-                    ":memory:" if path is None else str(path),
-                    check_same_thread=False,
-                    isolation_level=None,
-                )
-                if path is not None:
-                    db.execute("PRAGMA journal_mode=WAL")
-                    db.execute("PRAGMA synchronous=FULL")
+                db = open_sqlite(path)
+            except (sqlite3.Error, OSError) as exc:
+                raise HomeError(f"cannot open the journal {path}: {exc}") from None
+            try:
                 db.executescript(_SCHEMA)
             except sqlite3.Error as exc:
+                db.close()
                 raise HomeError(f"cannot open the journal {path}: {exc}") from None
             return db
 
         return cls(await trio.to_thread.run_sync(connect), clock)
 
     async def aclose(self) -> None:
-        """Close the file."""
-        async with self._lock:
-            await trio.to_thread.run_sync(self._db.close)
+        """Close the file once the call in progress has finished, even while being
+        cancelled."""
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(self._db.close, limiter=self._limiter)
 
     async def _run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        def transaction() -> _T:
-            db = self._db
+        """Run ``work`` in one transaction in a worker thread, one call at a time."""
+
+        def run_in_transaction() -> _T:
             try:
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    result = work(db)
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
+                with transaction(self._db) as db:
+                    return work(db)
             except sqlite3.Error as exc:
                 raise HomeError(f"journal: {exc}") from None
-            return result
 
-        async with self._lock:
-            return await trio.to_thread.run_sync(transaction)
+        return await trio.to_thread.run_sync(run_in_transaction, limiter=self._limiter)
 
     # -- jobs -----------------------------------------------------------------------------------
 

@@ -141,11 +141,12 @@ class ClientSession:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
-        """The settings."""
+        """How this command reaches the network (``--via`` peers, discovery, broker, timeouts,
+        bundle lifetime)."""
         self.home = home
-        """The client home."""
+        """The client home, locked by this session."""
         self.journal = journal
-        """The job journal."""
+        """The journal of this home's jobs and outbox."""
         self.node = node
         """The client's bundle node."""
         self.mailbox = mailbox
@@ -189,12 +190,19 @@ class ClientSession:
                 try:
                     async with trio.open_nursery() as nursery:
                         await nursery.start(node.run)
-                        mailbox = Mailbox(node, role_endpoint(node.node_id, RoleName.CLIENT))
-                        await nursery.start(mailbox.run)
-                        session = cls(settings, home, journal, node, mailbox, via=via, clock=clock)
-                        nursery.start_soon(session._consume)
-                        yield session
-                        await session.drain()
+                        # The mailbox and the consumer stop before the node: a message being
+                        # confirmed as they stop must not meet a closed bundle store (it is
+                        # cancelled instead, and the bundle is delivered again next time).
+                        async with trio.open_nursery() as endpoint:
+                            mailbox = Mailbox(node, role_endpoint(node.node_id, RoleName.CLIENT))
+                            await endpoint.start(mailbox.run)
+                            session = cls(
+                                settings, home, journal, node, mailbox, via=via, clock=clock
+                            )
+                            endpoint.start_soon(session._consume)
+                            yield session
+                            await session.drain()
+                            endpoint.cancel_scope.cancel()
                         nursery.cancel_scope.cancel()
                 except BaseExceptionGroup as group:
                     # One failure (the command's own, usually) is raised as itself.
@@ -378,7 +386,7 @@ class ClientSession:
         return replies
 
     def new_request_id(self) -> int:
-        """A fresh request ID."""
+        """A request ID no other request of this session uses (replies echo it)."""
         return self.mailbox.next_request_id()
 
     async def status(

@@ -44,11 +44,11 @@ class Incoming:
     """One message that arrived at the mailbox."""
 
     message: UcpMessage
-    """The decoded message."""
+    """The message the bundle's payload decoded to (undecodable payloads never get here)."""
     source: EndpointID
     """The source EID of the bundle that carried it."""
     bundle_id: BundleID
-    """That bundle's ID."""
+    """That bundle's ID; a duplicate bundle of the same message has the same one."""
     delivery: Delivery = field(repr=False, compare=False)
     """The agent's delivery handle (confirm with :meth:`done`)."""
 

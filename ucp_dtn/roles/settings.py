@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..ucp import Capabilities, read_local_capabilities
+from ..ucp.errors import CapabilityError
 from .endpoints import RoleName
 
 __all__ = ["RoleSettings"]
@@ -76,15 +77,28 @@ class RoleSettings:
         object.__setattr__(
             self, "capability_overrides", MappingProxyType(dict(self.capability_overrides))
         )
+        # Check the overrides now, on a neutral measurement: a bad one (``cpu_cores=2.5``) is
+        # a configuration error at start-up, not a warning in every heartbeat.
+        neutral = Capabilities(memory=0, disk=0, cpu_load=0.0, cpu_cores=1)
+        try:
+            _with_overrides(neutral, self.capability_overrides)
+        except CapabilityError as exc:
+            raise ValueError(f"capability {exc}") from None
 
     def local_capabilities(self) -> Capabilities:
         """This node's capabilities as its roles announce them: measured with psutil, then
         :attr:`capability_overrides` applied."""
         measured = read_local_capabilities(self.workdir or Path(tempfile.gettempdir()))
-        known = {f.name for f in dataclasses.fields(Capabilities)} - {"extra"}
-        replaced: dict[str, Any] = {
-            k: v for k, v in self.capability_overrides.items() if k in known
-        }
-        extra = {k: v for k, v in self.capability_overrides.items() if k not in known}
-        replaced["extra"] = {**dict(measured.extra), **extra}
-        return dataclasses.replace(measured, **replaced)
+        return _with_overrides(measured, self.capability_overrides)
+
+
+def _with_overrides(
+    measured: Capabilities, overrides: Mapping[str, int | float | bool | str]
+) -> Capabilities:
+    """``measured`` with the fields ``overrides`` names replaced and its other keys added to
+    ``extra``; :class:`CapabilityError` if a replaced field breaks its rule."""
+    known = {f.name for f in dataclasses.fields(Capabilities)} - {"extra"}
+    replaced: dict[str, Any] = {k: v for k, v in overrides.items() if k in known}
+    extra = {k: v for k, v in overrides.items() if k not in known}
+    replaced["extra"] = {**dict(measured.extra), **extra}
+    return dataclasses.replace(measured, **replaced)

@@ -21,8 +21,8 @@ from .errors import (
 from .interface import BundleStore
 from .memory import MemoryBundleStore
 from .quota import Reservation
-from .records import BundleState, StoredBundle, StoreStatistics
 from .sqlite import DEFAULT_INLINE_LIMIT, SqliteBundleStore
+from .stored_bundle import BundleState, StoredBundle, StoreStatistics
 
 __all__ = [
     "DEFAULT_INLINE_LIMIT",

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .sqlite_files import FILE_MODE, make_private_directory
+
 __all__ = ["BlobDirectory", "BlobScan", "FileWrite"]
 
 FileWrite = Callable[[int, memoryview], int]
@@ -41,7 +43,7 @@ class BlobScan:
 
 
 class BlobDirectory:
-    """Bundle files in one directory (created if missing)."""
+    """Bundle files (mode 0600) in one directory (created mode 0700 if missing)."""
 
     __slots__ = ("_dir_fd", "_path", "_suffix", "_write")
 
@@ -52,7 +54,7 @@ class BlobDirectory:
         this durable-file scheme, like the datastore role, pick their own)."""
         if not suffix.startswith(".") or suffix == _TEMP_SUFFIX:
             raise ValueError(f"bad file suffix {suffix!r}")
-        path.mkdir(parents=True, exist_ok=True)
+        make_private_directory(path)
         self._path = path
         self._suffix = suffix
         self._write = file_write
@@ -60,7 +62,7 @@ class BlobDirectory:
 
     @property
     def path(self) -> Path:
-        """The directory."""
+        """The directory holding the files, as given."""
         return self._path
 
     def write(self, data: bytes) -> str:
@@ -73,7 +75,10 @@ class BlobDirectory:
         temp = token + _TEMP_SUFFIX
         name = token + self._suffix
         fd = os.open(
-            temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600, dir_fd=self._dir_fd
+            temp,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+            FILE_MODE,
+            dir_fd=self._dir_fd,
         )
         try:
             try:

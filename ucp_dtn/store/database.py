@@ -12,8 +12,9 @@ The ``bundles`` table holds one small row of metadata per bundle (loaded whole a
 bytes of small bundles sit in ``payloads`` (same id), so loading metadata never pages through
 bundle bytes and metadata updates never rewrite them.
 
-Durability: the database is in WAL mode with ``synchronous=FULL``, so ``COMMIT`` returns only
-after the WAL has been fsync'd. A large bundle's file is written, fsync'd, renamed and its
+Durability: the database is opened by :func:`~.sqlite_files.open_sqlite` (WAL mode with
+``synchronous=FULL``, files 0600, directory 0700), so ``COMMIT`` returns only after the WAL has
+been fsync'd. A large bundle's file is written, fsync'd, renamed and its
 directory fsync'd (:mod:`.blobfiles`) *before* the row naming it is committed. Hence when
 :meth:`BundleDatabase.apply` returns without error for a put, the bundle survives a crash of the
 process (``kill -9``) and of the machine, as far as the disk honours fsync.
@@ -50,7 +51,8 @@ from .errors import (
     StoreError,
     StoreFullError,
 )
-from .records import BundleState, StoredBundle
+from .sqlite_files import FILE_MODE, make_private_directory, open_sqlite, transaction
+from .stored_bundle import BundleState, StoredBundle
 
 __all__ = [
     "BundleDatabase",
@@ -179,20 +181,24 @@ class BundleDatabase:
         Raises :class:`StoreError` if another process holds the store or the schema is newer
         than this code understands.
         """
-        directory.mkdir(parents=True, exist_ok=True)
+        make_private_directory(directory)
         self.directory = directory
         self._closed = False
-        self._lock_fd = os.open(directory / _LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)
+        self._lock_fd = os.open(
+            directory / _LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE
+        )
         try:
             try:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise StoreError(f"store {directory} is in use by another process") from None
-            self._writer = self._connect()
+            self._writer = open_sqlite(
+                directory / _DATABASE_NAME, max_database_bytes=max_database_bytes
+            )
             self._reader: sqlite3.Connection | None = None
             try:
-                self._init_schema(max_database_bytes)
-                self._reader = self._connect()
+                self._init_schema()
+                self._reader = open_sqlite(directory / _DATABASE_NAME)
                 self._files = BlobDirectory(directory / _FILES_NAME, file_write=file_write)
             except BaseException:
                 self._writer.close()
@@ -203,17 +209,7 @@ class BundleDatabase:
             os.close(self._lock_fd)
             raise
 
-    def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(
-            self.directory / _DATABASE_NAME, isolation_level=None, check_same_thread=False
-        )
-        connection.execute("PRAGMA journal_mode = WAL")
-        # In WAL mode FULL syncs the WAL on every commit: a committed transaction is durable.
-        connection.execute("PRAGMA synchronous = FULL")
-        connection.execute("PRAGMA busy_timeout = 5000")
-        return connection
-
-    def _init_schema(self, max_database_bytes: int | None) -> None:
+    def _init_schema(self) -> None:
         writer = self._writer
         (version,) = writer.execute("PRAGMA user_version").fetchone()
         if version > _SCHEMA_VERSION:
@@ -223,10 +219,6 @@ class BundleDatabase:
             )
         writer.executescript(_SCHEMA)
         writer.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-        if max_database_bytes is not None:
-            (page_size,) = writer.execute("PRAGMA page_size").fetchone()
-            pages = max(1, max_database_bytes // page_size)
-            writer.execute(f"PRAGMA max_page_count = {pages}")
 
     # -- startup ----------------------------------------------------------------------------
 
@@ -254,13 +246,8 @@ class BundleDatabase:
                 found = "missing" if actual is None else f"{actual} bytes, expected {size}"
                 logger.error("dropping bundle %s: its file %s is %s", key, name, found)
                 lost.append((row_id, name))
-        writer.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(writer):
             writer.executemany("DELETE FROM bundles WHERE id = ?", [(i,) for i, _ in lost])
-            writer.execute("COMMIT")
-        except BaseException:
-            self._rollback()
-            raise
         for _, name in lost:
             files.remove(name)
         orphans = sorted(set(scan.sizes) - named)
@@ -356,15 +343,9 @@ class BundleDatabase:
     def _transaction(self, operations: Sequence[Operation]) -> None:
         if not operations:
             return
-        writer = self._writer
         outcomes: list[tuple[bool, str | None]] = []
-        writer.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self._writer):
             self._execute(operations, outcomes)
-            writer.execute("COMMIT")
-        except BaseException:
-            self._rollback()
-            raise
         for op, (found, name) in zip(operations, outcomes, strict=True):
             if isinstance(op, UpdateOperation) and not found:
                 op.error = BundleNotFoundError(f"no stored bundle {op.meta.key!r} to update")
@@ -398,11 +379,6 @@ class BundleDatabase:
                     outcomes.append((True, row[1]))
                 else:
                     outcomes.append((False, None))
-
-    def _rollback(self) -> None:
-        if self._writer.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                self._writer.execute("ROLLBACK")
 
     # -- reads ------------------------------------------------------------------------------
 

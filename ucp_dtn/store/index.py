@@ -25,7 +25,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Collection, Iterator
 
-from .records import BundleState, StoredBundle
+from .stored_bundle import BundleState, StoredBundle
 
 __all__ = ["BundleIndex"]
 

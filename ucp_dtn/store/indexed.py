@@ -16,7 +16,7 @@ from typing import Self
 from .errors import BundleNotFoundError, StoreClosedError
 from .index import BundleIndex
 from .quota import Quota, Reservation
-from .records import BundleState, StoredBundle, StoreStatistics
+from .stored_bundle import BundleState, StoredBundle, StoreStatistics
 
 __all__ = ["IndexedBundleStore"]
 

@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from .quota import Reservation
-from .records import BundleState, StoredBundle, StoreStatistics
+from .stored_bundle import BundleState, StoredBundle, StoreStatistics
 
 __all__ = ["BundleStore"]
 

@@ -11,7 +11,7 @@ import trio
 
 from .indexed import IndexedBundleStore
 from .quota import Reservation
-from .records import StoredBundle
+from .stored_bundle import StoredBundle
 
 __all__ = ["MemoryBundleStore"]
 

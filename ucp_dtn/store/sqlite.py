@@ -35,7 +35,7 @@ from .database import BundleDatabase, DeleteOperation, Operation, PutOperation, 
 from .errors import StoreClosedError, StoreError, StoreFullError
 from .indexed import IndexedBundleStore
 from .quota import Reservation
-from .records import StoredBundle
+from .stored_bundle import StoredBundle
 
 __all__ = ["DEFAULT_INLINE_LIMIT", "SqliteBundleStore"]
 

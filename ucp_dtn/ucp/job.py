@@ -60,7 +60,8 @@ class InlineData:
     """Bytes carried inside the job-submission bundle."""
 
     data: bytes
-    """The content."""
+    """The bytes themselves; plans inline files up to
+    :data:`~ucp_dtn.ucp.plan_loader.INLINE_LIMIT` and upload larger ones as named data."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +154,8 @@ class JobInfo:
     args: tuple[str, ...] = ()
     """Command-line arguments (after the program name)."""
     env: Mapping[str, str] = field(default_factory=dict)
-    """Environment variables."""
+    """Environment variables the module sees (WASI ``environ``); nothing of the executor's
+    own environment is passed through."""
     zip_results: Annotated[tuple[JobPath, ...], Wire(key="results")] = ()
     """Files and directories (or ``prefix*`` patterns) packed into the results archive."""
     named_results: Mapping[JobPath, DataName] = field(default_factory=dict)

@@ -14,6 +14,7 @@ import trio
 
 from tests.ucp_dtn.agent_support import RunningNode, start_node, wait_until
 from ucp_dtn.roles import Mailbox, RoleName, role_endpoint
+from ucp_dtn.roles.broker import BrokerRole
 from ucp_dtn.roles.datastore import DatastoreRole
 from ucp_dtn.roles.settings import RoleSettings
 from ucp_dtn.ucp.messages import (
@@ -30,6 +31,7 @@ from ucp_dtn.ucp.messages import (
     Heartbeat,
     Role,
     StatusQuery,
+    StatusReply,
     UcpMessage,
 )
 from ucp_dtn.ucp.names import job_result_name
@@ -231,6 +233,46 @@ async def test_heartbeats_reach_the_brokers_with_free_space() -> None:
             later = await next_heartbeat()
         assert later.sequence > first.sequence and later.sent_at >= first.sent_at
         assert (later.store_free, later.store_used) == (9_000, 1000)
+
+
+async def test_capability_overrides_reach_a_broker_in_the_heartbeats() -> None:
+    """``--capability`` (``RoleSettings.capability_overrides``) replaces what the datastore's
+    node measures, and a real broker on another node lists what it announced."""
+    memory = 3 * 2**30 + 12_345  # no machine measures exactly this
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            a = await start_node(nursery, "a")
+            b = await start_node(nursery, "b")
+            await a.node.connect(*b.address)
+            await wait_until(lambda: any(p.node_id == "dtn://a/" for p in b.node.peers()))
+            broker = BrokerRole(a.node, RoleSettings(roles=(RoleName.BROKER,)))
+            await nursery.start(broker.run)
+            client = Mailbox(a.node, role_endpoint(a.node.node_id, RoleName.CLIENT))
+            await nursery.start(client.run)
+            settings = RoleSettings(
+                roles=(RoleName.DATASTORE,),
+                brokers=("dtn://a/",),
+                heartbeat_interval_s=0.2,
+                capability_overrides={"memory": memory, "site": "x"},
+            )
+            await nursery.start(DatastoreRole(b.node, settings).run)
+
+            while True:
+                query = StatusQuery(client.next_request_id(), include_nodes=True)
+                [reply] = await client.request("dtn://a/ucp/broker", query, timeout_s=10)
+                assert isinstance(reply.message, StatusReply)
+                entries = [n for n in reply.message.nodes if n.node == "dtn://b/"]
+                if entries:
+                    break
+                await trio.sleep(0.1)
+            [entry] = entries
+            assert entry.roles == Role.DATASTORE
+            assert entry.capabilities is not None
+            assert entry.capabilities.memory == memory
+            assert entry.capabilities.extra == {"site": "x"}
+            assert entry.capabilities.cpu_cores >= 1  # measured: not overridden
+            assert broker.statistics().datastores == 1
+            nursery.cancel_scope.cancel()
 
 
 async def test_no_brokers_no_heartbeats() -> None:

@@ -51,7 +51,9 @@ async def test_jobs_read_stdin_and_named_data_and_publish_results() -> None:
         store("config2/y", b"not mine")
         store("blob", blob)
         executor = await start_executor(
-            nursery, net.node, executor_settings(inline_limit_bytes=4096)
+            nursery,
+            net.node,
+            executor_settings(inline_limit_bytes=4096, capability_overrides={"site": "lab"}),
         )
         role = executor.role
 
@@ -154,10 +156,11 @@ async def test_jobs_read_stdin_and_named_data_and_publish_results() -> None:
             assert (stats.received, stats.duplicates, stats.finished) == (5, 1, 5)
             assert (stats.succeeded, stats.failed, stats.active) == (5, 0, 0)
 
-            # Heartbeats carry the node's capabilities and slots.
+            # Heartbeats carry the node's capabilities (with its overrides) and slots.
             beat = net.broker.heartbeats[-1]
-            assert beat.node == "dtn://e/" and beat.roles & Role.EXECUTOR
+            assert beat.node == "dtn://e/" and beat.roles == Role.EXECUTOR
             assert beat.capabilities is not None and beat.capabilities.cpu_cores >= 1
+            assert beat.capabilities.extra == {"site": "lab"}
             assert beat.max_jobs == 2 and beat.interval == 0.2
             assert beat.broker == net.broker.endpoint
             sequences = [h.sequence for h in net.broker.heartbeats]

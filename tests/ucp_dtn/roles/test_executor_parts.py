@@ -220,7 +220,7 @@ async def test_journal_dedupes_and_survives_a_reopen(tmp_path: Path) -> None:
         JobResult(job_id=third, executor="dtn://e/ucp/executor", status=ResultStatus.TRAP), 21.0
     )
     await journal.mark_sent(third)
-    journal.close()
+    await journal.aclose()
 
     journal = await JobJournal.open(path)
     unfinished = await journal.unfinished()
@@ -234,7 +234,7 @@ async def test_journal_dedupes_and_survives_a_reopen(tmp_path: Path) -> None:
     assert await journal.prune(finished_before=0.0, keep=10) == 0
     assert await journal.prune(finished_before=100.0, keep=10) == 1
     assert await journal.get(third) is None
-    journal.close()
+    await journal.aclose()
 
     # A row that no longer decodes is dropped (and logged), not fatal.
     with sqlite3.connect(path) as db:
@@ -242,7 +242,7 @@ async def test_journal_dedupes_and_survives_a_reopen(tmp_path: Path) -> None:
     journal = await JobJournal.open(path)
     assert [e.job_id for e in await journal.unfinished()] == [second]
     assert await journal.add(_dispatch(first), 30.0) is None
-    journal.close()
+    await journal.aclose()
 
 
 async def test_journal_prunes_all_but_the_newest(tmp_path: Path) -> None:
@@ -257,7 +257,7 @@ async def test_journal_prunes_all_but_the_newest(tmp_path: Path) -> None:
     assert await journal.prune(finished_before=0.0, keep=2) == 3
     assert await journal.get(uuid.UUID(int=5)) is not None
     assert await journal.get(uuid.UUID(int=3)) is None
-    journal.close()
+    await journal.aclose()
 
 
 # -- fetcher ------------------------------------------------------------------------------------

@@ -2,11 +2,12 @@
 which jobs wait for which.
 
 The :class:`JobBook` mirrors the journal (the broker writes a record to the journal first, then
-:meth:`JobBook.put` s it). It answers the scheduling question of flow 4 — may this queued job run
-yet? (:meth:`JobBook.verdict`): a job is runnable when every job of its ``after`` list is DONE;
-when one of them FAILED or was REJECTED, the job is rejected naming it; otherwise it waits. An
-``after`` job this broker does not own may be known from another broker's sync and counts the
-same. Every change gets a change number so that a broker sync can carry only what changed.
+:meth:`JobBook.put` s it). It answers the scheduling question of a plan's dependencies — may
+this queued job run yet? (:meth:`JobBook.verdict`): a job is runnable when every job of its
+``after`` list is DONE; when one of them FAILED or was REJECTED, the job is rejected naming it;
+otherwise it waits. An ``after`` job this broker does not own may be known from another
+broker's sync and counts the same. Every change gets a change number so that a broker sync can
+carry only what changed.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ...ucp.messages import JobStatus, JobStatusEntry, SyncedJob
-from .records import ForeignJob, JobRecord
+from .job_records import ForeignJob, JobRecord
 
 __all__ = ["JobBook", "Readiness", "Verdict"]
 

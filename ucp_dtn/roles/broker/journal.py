@@ -1,5 +1,5 @@
-"""The broker's durable state: an sqlite database in WAL mode (``<workdir>/broker/broker.db``),
-or an in-memory one for throwaway nodes.
+"""The broker's durable state: an sqlite database (``<workdir>/broker/broker.db``, opened by
+:func:`~ucp_dtn.store.sqlite_files.open_sqlite`), or an in-memory one for throwaway nodes.
 
 Three tables:
 
@@ -11,8 +11,9 @@ Three tables:
 
 :class:`BrokerJournal`'s methods block; the broker uses them through :class:`AsyncJournal`, which
 runs every call in ``trio.to_thread`` with one capacity limiter, so one thread at a time uses the
-connection. Writes are single transactions (``synchronous=FULL``): once a method returns, the
-change survives a crash, and only then does the broker tell anybody about it.
+connection (the pattern of :mod:`ucp_dtn.store.sqlite_files`). Writes are single transactions
+(``synchronous=FULL``): once a method returns, the change survives a crash, and only then does
+the broker tell anybody about it.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from typing import TypeVar
 
 import trio
 
+from ...store.sqlite_files import make_private_directory, open_sqlite, transaction
 from ...ucp import MessageDecodeError, decode_message, encode_message
 from ...ucp.messages import DataEntry, JobResult, JobSubmission, UcpMessage
-from .records import JobRecord, job_status
+from .job_records import JobRecord, job_status
 
 __all__ = ["AsyncJournal", "BrokerJournal", "JournalContents", "PendingRequest"]
 
@@ -116,24 +118,23 @@ class BrokerJournal:
     @classmethod
     def open(cls, directory: Path | None) -> BrokerJournal:
         """Open (creating if need be) ``directory/broker.db``; in memory if ``None``."""
-        if directory is None:
-            path = None
-            connection = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
-        else:
-            directory.mkdir(parents=True, exist_ok=True)
+        path = None
+        if directory is not None:
+            make_private_directory(directory)
             path = directory / "broker.db"
-            connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=FULL")
-        connection.executescript(_SCHEMA)
-        row = connection.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        if row is None:
-            connection.execute("INSERT INTO meta VALUES ('schema', ?)", (_SCHEMA_VERSION,))
-        elif row[0] != _SCHEMA_VERSION:
+        connection = open_sqlite(path)
+        try:
+            connection.executescript(_SCHEMA)
+            row = connection.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if row is None:
+                connection.execute("INSERT INTO meta VALUES ('schema', ?)", (_SCHEMA_VERSION,))
+            elif row[0] != _SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{path}: broker database schema {row[0]}, expected {_SCHEMA_VERSION}"
+                )
+        except BaseException:
             connection.close()
-            raise RuntimeError(
-                f"{path}: broker database schema {row[0]}, expected {_SCHEMA_VERSION}"
-            )
+            raise
         return cls(connection, path)
 
     def close(self) -> None:
@@ -181,14 +182,14 @@ class BrokerJournal:
         if not rows:
             return
         placeholders = ", ".join("?" * len(rows[0]))
-        with self._transaction():
+        with transaction(self._db):
             self._db.executemany(
                 f"INSERT OR REPLACE INTO jobs ({_JOB_COLUMNS}) VALUES ({placeholders})", rows
             )
 
     def add_pending(self, message: UcpMessage, *, custody: bool, queued_at: float) -> int:
         """Queue a data request; returns its sequence number."""
-        with self._transaction():
+        with transaction(self._db):
             cursor = self._db.execute(
                 "INSERT INTO pending (message, custody, queued_at) VALUES (?, ?, ?)",
                 (encode_message(message), int(custody), queued_at),
@@ -200,7 +201,7 @@ class BrokerJournal:
         """Forget queued requests (relayed or given up)."""
         keys = [(sequence,) for sequence in sequences]
         if keys:
-            with self._transaction():
+            with transaction(self._db):
                 self._db.executemany("DELETE FROM pending WHERE sequence = ?", keys)
 
     def put_names(self, entries: Iterable[DataEntry]) -> None:
@@ -218,31 +219,15 @@ class BrokerJournal:
                 )
             )
         if rows:
-            with self._transaction():
+            with transaction(self._db):
                 self._db.executemany("INSERT OR REPLACE INTO names VALUES (?, ?, ?, ?, ?)", rows)
 
     def delete_names(self, names: Iterable[str]) -> None:
         """Forget name cache entries."""
         keys = [(name,) for name in names]
         if keys:
-            with self._transaction():
+            with transaction(self._db):
                 self._db.executemany("DELETE FROM names WHERE name = ?", keys)
-
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error) on an autocommit connection."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, kind: object, value: object, traceback: object) -> None:
-        self._db.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
 class AsyncJournal:

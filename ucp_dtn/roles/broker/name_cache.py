@@ -3,7 +3,7 @@
 The broker learns it from the puts it relays (it chose the datastore), from its own result puts
 and from other brokers' syncs; it forgets names it relayed a delete for. The cache is a hint:
 a get for names no live datastore is known to hold goes to every datastore. Last write wins, by
-``written_at`` and then by holder, as in the datastores (flow 2 and the data name rules).
+``written_at`` and then by holder, the rule the datastores apply to the data themselves.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ class NameCache:
         return [self._entries[n] for n, c in self._changed.items() if c > mark]
 
     def entries(self) -> list[DataEntry]:
-        """Every entry."""
+        """Every cached name with its holder, in no particular order (a full broker sync)."""
         return list(self._entries.values())
 
     def __len__(self) -> int:

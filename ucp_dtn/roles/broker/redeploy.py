@@ -16,7 +16,7 @@ attempt produced it; later results are dropped and counted (``late_results``). A
 report from an executor the job is no longer dispatched to is ignored (:func:`is_current`).
 
 Takeover: a broker that gets a result or a ``running`` report for a job another broker owns
-(known from that broker's syncs, :class:`~.records.ForeignJob`) — because the executor's
+(known from that broker's syncs, :class:`~.job_records.ForeignJob`) — because the executor's
 broker is gone and it reports to the nearest live one — makes the job its own
 (:func:`adopted`) and handles the message as for any own job: the result reaches the client.
 """
@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 
 from ...ucp.messages import JobStatus, JobSubmission
 from ..endpoints import node_of
-from .records import ForeignJob, JobRecord, job_status
+from .job_records import ForeignJob, JobRecord, job_status
 
 __all__ = ["adopted", "is_current", "requeue", "stranded_jobs"]
 

@@ -45,7 +45,7 @@ class KnownNode:
     role: Role
     """The role this entry is about (one flag)."""
     heartbeat: Heartbeat
-    """Its latest heartbeat."""
+    """Its newest heartbeat (by sequence and send time; older ones are ignored)."""
     last_seen: float
     """When that heartbeat arrived (the broker's clock)."""
     dispatched: dict[uuid.UUID, float] = field(default_factory=dict)

@@ -1,4 +1,5 @@
-"""How the broker passes data requests on to datastores (flows 2, 5 and 8).
+"""How the broker passes data requests on to datastores: a client's uploads, queries and
+deletions, an executor's input fetches and published results.
 
 * ``DataPut`` goes to one datastore: the one the name cache says holds the name if it is live,
   else the live one with the most free space. The broker notes name → datastore in its cache.

@@ -1,4 +1,4 @@
-"""The broker role: job queue, executor matching, data relay and broker peering (flows 1 to 9).
+"""The broker role: job queue, executor matching, data relay and broker peering.
 
 Theory of operation
 -------------------
@@ -69,10 +69,10 @@ from ..directory import BrokerDirectory
 from ..endpoints import RoleName, node_of, role_endpoint
 from ..mailbox import Incoming, Mailbox
 from ..settings import RoleSettings
+from .job_records import JobRecord
 from .jobs import JobBook, Readiness
 from .journal import AsyncJournal
 from .name_cache import NameCache
-from .records import JobRecord
 from .redeploy import adopted, is_current, requeue, stranded_jobs
 from .registry import NodeRegistry
 from .relay import DataRelay, with_reply_to

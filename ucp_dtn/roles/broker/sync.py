@@ -1,5 +1,5 @@
-"""Broker peering (flow 9): what a broker tells the other brokers it knows, and what it takes
-from them.
+"""Broker peering: what a broker tells the other brokers it knows, and what it takes from them
+(so that any broker can answer for, and take over, another's jobs).
 
 Every ``3 * heartbeat_interval_s`` a broker sends a :class:`BrokerSync` to each other broker it
 knows — the node's :class:`BrokerDirectory` (configured brokers and the agent's role

@@ -10,9 +10,10 @@
 """
 
 from .database import DEFAULT_INLINE_LIMIT
-from .engine import DEFAULT_GET_BYTES, DEFAULT_PAGE_ITEMS, NamedDataStore
 from .errors import DataStoreClosedError, DataStoreError, DataStoreFullError, InvalidCursorError
-from .records import (
+from .named_data_store import DEFAULT_GET_BYTES, DEFAULT_PAGE_ITEMS, NamedDataStore
+from .role import MAX_REPLY_BYTES, MAX_REPLY_ITEMS, DatastoreRole, DatastoreStatistics
+from .store_results import (
     Datum,
     DatumInfo,
     GetPage,
@@ -21,7 +22,6 @@ from .records import (
     PutOutcome,
     SpaceInfo,
 )
-from .role import MAX_REPLY_BYTES, MAX_REPLY_ITEMS, DatastoreRole, DatastoreStatistics
 
 __all__ = [
     "DEFAULT_GET_BYTES",

@@ -1,4 +1,4 @@
-"""The synchronous half of :class:`~.engine.NamedDataStore`: one sqlite database (or an
+"""The synchronous half of :class:`~.named_data_store.NamedDataStore`: one sqlite database (or an
 in-memory one) plus a directory of value files.
 
 Theory of operation
@@ -15,7 +15,9 @@ The ``data`` table is keyed by name, so every query is a range scan of the prima
 ``job`` column holds the job a datum belongs to: the ``job_id`` given with the put, else the job
 UUID its name starts with (``<job-uuid>/...``), else ``NULL``.
 
-Durability: WAL mode with ``synchronous=FULL``, so ``COMMIT`` returns once the WAL is fsync'd.
+Durability: the database is opened by :func:`~ucp_dtn.store.sqlite_files.open_sqlite` (WAL mode
+with ``synchronous=FULL``, files 0600, directory 0700), so ``COMMIT`` returns once the WAL is
+fsync'd.
 A large value's file is written, fsync'd and renamed (directory fsync'd) *before* the row naming
 it is committed; the file of a replaced or deleted value is removed only *after* the commit.
 Hence a put that returned survives a crash, and a put that failed (quota, ``ENOSPC``,
@@ -28,12 +30,12 @@ must also fit in the file system's free space.
 
 Without a directory, the same schema lives in an in-memory sqlite database with every value
 inline, so both variants share one code path. Everything here blocks: the async store calls it
-through ``trio.to_thread`` with one thread at a time.
+through ``trio.to_thread`` behind one ``CapacityLimiter(1)`` (see
+:mod:`ucp_dtn.store.sqlite_files`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import logging
@@ -46,10 +48,11 @@ from pathlib import Path
 from typing import Any
 
 from ...store.blobfiles import BlobDirectory, FileWrite
+from ...store.sqlite_files import FILE_MODE, make_private_directory, open_sqlite, transaction
 from ...ucp.names import job_of_name, job_result_name, name_matches
 from .errors import DataStoreClosedError, DataStoreError, DataStoreFullError
 from .ranges import NameRange, query_ranges
-from .records import Datum, DatumInfo, PutOutcome, SpaceInfo
+from .store_results import Datum, DatumInfo, PutOutcome, SpaceInfo
 
 __all__ = ["DEFAULT_INLINE_LIMIT", "DataDatabase", "DiskFree"]
 
@@ -145,25 +148,15 @@ class DataDatabase:
         self.items = 0
         """Data stored."""
         try:
-            if directory is None:
-                self._conn = sqlite3.connect(
-                    ":memory:", isolation_level=None, check_same_thread=False
-                )
-            else:
-                directory.mkdir(parents=True, exist_ok=True)
+            database_file = None
+            if directory is not None:
+                make_private_directory(directory)
                 self._lock(directory)
                 self._values = BlobDirectory(
                     directory / "values", file_write=file_write, suffix=VALUE_SUFFIX
                 )
-                self._conn = sqlite3.connect(
-                    directory / "data.sqlite3", isolation_level=None, check_same_thread=False
-                )
-                self._conn.execute("PRAGMA journal_mode=WAL")
-                self._conn.execute("PRAGMA synchronous=FULL")
-            if max_database_bytes is not None:
-                page_size = self._conn.execute("PRAGMA page_size").fetchone()[0]
-                pages = max(1, max_database_bytes // page_size)
-                self._conn.execute(f"PRAGMA max_page_count={pages}")
+                database_file = directory / "data.sqlite3"
+            self._conn = open_sqlite(database_file, max_database_bytes=max_database_bytes)
             self._create_schema()
             self._reconcile()
             self.used, self.items = self._conn.execute(
@@ -174,7 +167,9 @@ class DataDatabase:
             raise
 
     def _lock(self, directory: Path) -> None:
-        self._lock_fd = os.open(directory / "LOCK", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._lock_fd = os.open(
+            directory / "LOCK", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE
+        )
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -204,23 +199,12 @@ class DataDatabase:
         lost = [name for file, name in named.items() if file not in on_disk]
         if lost:
             logger.error("datastore: the value files of %d data are missing: dropped", len(lost))
-            with self._transaction():
+            with transaction(self._conn):
                 self._conn.executemany("DELETE FROM data WHERE name = ?", [(n,) for n in lost])
         orphans = [file for file in on_disk if file not in named] + temporary
         if orphans:
             logger.info("datastore: removing %d leftover value files", len(orphans))
             self._values.remove_durably(orphans)
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-            self._conn.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                self._conn.execute("ROLLBACK")
-            raise
 
     def _check_open(self) -> None:
         if self._closed:
@@ -268,7 +252,7 @@ class DataDatabase:
                 raise
         job = job_id if job_id is not None else job_of_name(name)
         try:
-            with self._transaction():
+            with transaction(self._conn):
                 self._conn.execute(
                     "INSERT OR REPLACE INTO data (name, size, written_at, writer, job, stored_at,"
                     " file, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -332,7 +316,7 @@ class DataDatabase:
             return 0
         where = " OR ".join(f"({clause})" for clause, _ in clauses)
         params = [p for _, clause_params in clauses for p in clause_params]
-        with self._transaction():
+        with transaction(self._conn):
             size, count = self._conn.execute(
                 f"SELECT COALESCE(SUM(size), 0), COUNT(*) FROM data WHERE {where}", params
             ).fetchone()

@@ -38,4 +38,4 @@ class InvalidCursorError(DataStoreError, ValueError):
 
 
 class DataStoreClosedError(DataStoreError):
-    """The store was used after :meth:`~.engine.NamedDataStore.aclose`."""
+    """The store was used after :meth:`~.named_data_store.NamedDataStore.aclose`."""

@@ -3,13 +3,14 @@
 Theory of operation
 -------------------
 The role lives on ``…/ucp/datastore`` of its node (:func:`~ucp_dtn.roles.role_endpoint`) and
-keeps its data in a :class:`~.engine.NamedDataStore` under ``<workdir>/datastore`` (in memory
-without a workdir). It does two things:
+keeps its data in a :class:`~.named_data_store.NamedDataStore` under ``<workdir>/datastore``
+(in memory without a workdir). It does two things:
 
 * **Heartbeats** — every ``heartbeat_interval_s`` it tells every broker of the
   :class:`~ucp_dtn.roles.directory.BrokerDirectory` that it is alive, announcing the datastore
-  role only (an executor on the same node sends its own), the node's capabilities and the
-  store's free and used bytes. Without custody, lifetime three intervals.
+  role only (an executor on the same node sends its own), the node's capabilities (measured,
+  with the node's ``--capability`` overrides) and the store's free and used bytes; a round in
+  which the store cannot say is skipped. :mod:`ucp_dtn.roles.heartbeats` sends them.
 * **Requests** — a few worker tasks take messages from the mailbox:
 
   ============== ======================= ==================================================
@@ -38,20 +39,16 @@ without a workdir). It does two things:
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
 
-from bpv7 import BPv7Error, EndpointID
+from bpv7 import EndpointID
 
 from ...agent import AgentError, BundleNode
 from ...store import StoreError
-from ...ucp import read_local_capabilities
-from ...ucp.capabilities import Capabilities
-from ...ucp.errors import UcpError
 from ...ucp.messages import (
     DataDelete,
     DataEntry,
@@ -65,17 +62,17 @@ from ...ucp.messages import (
     DataPut,
     DataReply,
     DataStatus,
-    Heartbeat,
     Role,
     UcpMessage,
 )
 from ..directory import BrokerDirectory
 from ..endpoints import RoleName, role_endpoint
+from ..heartbeats import HeartbeatDetails, HeartbeatSender
 from ..mailbox import Incoming, Mailbox, MailboxStatistics
 from ..settings import RoleSettings
-from .engine import NamedDataStore
 from .errors import DataStoreClosedError, DataStoreError, DataStoreFullError, InvalidCursorError
-from .records import NamedDataStatistics, PutOutcome
+from .named_data_store import NamedDataStore
+from .store_results import NamedDataStatistics, PutOutcome
 
 __all__ = ["MAX_REPLY_BYTES", "MAX_REPLY_ITEMS", "DatastoreRole", "DatastoreStatistics"]
 
@@ -142,10 +139,18 @@ class DatastoreRole:
         self._clock = clock
         self._store: NamedDataStore | None = None
         self._last_store_statistics: NamedDataStatistics | None = None
-        self._sequence = 0
+        self._heartbeats = HeartbeatSender(
+            node.node_id,
+            Role.DATASTORE,
+            settings,
+            self.directory,
+            self._send,
+            self._heartbeat_details,
+            clock=clock,
+        )
         self._handled = dict.fromkeys((DataPut, DataGet, DataList, DataDelete, DataFreeSpace), 0)
         self._no_space = self._invalid = self._unavailable = self._dropped = 0
-        self._send_failures = self._heartbeats_sent = 0
+        self._send_failures = 0
 
     @property
     def store(self) -> NamedDataStore:
@@ -174,7 +179,7 @@ class DatastoreRole:
                     await nursery.start(self.mailbox.run)
                     for _ in range(_WORKERS):
                         nursery.start_soon(self._serve)
-                    nursery.start_soon(self._heartbeat_loop)
+                    nursery.start_soon(self._heartbeats.run)
                     logger.info("%s: serving (%s)", self.endpoint, directory or "in memory")
                     task_status.started()
             finally:
@@ -195,7 +200,7 @@ class DatastoreRole:
             unavailable=self._unavailable,
             dropped=self._dropped,
             send_failures=self._send_failures,
-            heartbeats_sent=self._heartbeats_sent,
+            heartbeats_sent=self._heartbeats.sent,
             store=(
                 self._store.statistics() if self._store is not None else self._last_store_statistics
             ),
@@ -204,60 +209,21 @@ class DatastoreRole:
 
     # -- heartbeats ---------------------------------------------------------------------------
 
-    async def _heartbeat_loop(self) -> None:
-        while True:
-            try:
-                await self.send_heartbeat()
-            except DataStoreClosedError:
-                raise
-            except DataStoreError as exc:  # the store failed to say how full it is: skip a round
-                logger.error("%s: no heartbeat: %s", self.endpoint, exc)
-            await trio.sleep(self.settings.heartbeat_interval_s)
-
     async def send_heartbeat(self) -> int:
         """Send one heartbeat to every known broker now; returns how many were sent."""
-        brokers = self._brokers()
-        if not brokers:
-            logger.debug("%s: no broker known yet; no heartbeat", self.endpoint)
-            return 0
-        space = await self.store.space()
-        capabilities = await self._capabilities()
-        # Milliseconds of the clock, so that a restarted role continues above its last number.
-        self._sequence = max(self._sequence + 1, int(self._clock() * 1000))
-        interval = self.settings.heartbeat_interval_s
-        heartbeat = Heartbeat(
-            node=str(self.node.node_id),
-            roles=Role.DATASTORE,
-            sequence=self._sequence,
-            sent_at=self._clock(),
-            interval=interval,
-            capabilities=capabilities,
-            broker=str(brokers[0]),
-            store_free=space.free,
-            store_used=space.used,
-        )
-        sent = 0
-        for broker in brokers:
-            if await self._send(broker, heartbeat, lifetime_s=3 * interval):
-                sent += 1
-        self._heartbeats_sent += sent
-        return sent
+        return await self._heartbeats.send_now()
 
-    def _brokers(self) -> list[EndpointID]:
-        """Broker endpoints of the directory, nearest first."""
+    async def _heartbeat_details(self) -> HeartbeatDetails | None:
+        """The store's free and used bytes for the next heartbeat (``None``: the store could
+        not say; the round is skipped)."""
         try:
-            return self.directory.brokers()
-        except BPv7Error as exc:  # a malformed configured broker
-            logger.warning("broker directory: %s", exc)
-            return []
-
-    async def _capabilities(self) -> Capabilities | None:
-        base = self.store.path or tempfile.gettempdir()
-        try:
-            return await trio.to_thread.run_sync(read_local_capabilities, base)
-        except (OSError, ValueError, UcpError) as exc:
-            logger.warning("cannot read this node's capabilities: %s", exc)
+            space = await self.store.space()
+        except DataStoreClosedError:
+            raise
+        except DataStoreError as exc:
+            logger.error("%s: no heartbeat: %s", self.endpoint, exc)
             return None
+        return HeartbeatDetails(store_free=space.free, store_used=space.used)
 
     # -- requests -----------------------------------------------------------------------------
 

@@ -15,9 +15,12 @@ states::
 * SENT rows keep the result (for duplicates) but drop the dispatch; they are pruned by age and
   count (:meth:`JobJournal.prune`).
 
-Storage is sqlite in WAL mode (``<workdir>/executor/journal.sqlite``) or an in-memory sqlite
-database for throwaway nodes. Every call goes through ``trio.to_thread``; one lock serialises
-the threads on the single connection.
+Storage is sqlite (``<workdir>/executor/journal.sqlite``, opened by
+:func:`~ucp_dtn.store.sqlite_files.open_sqlite`: WAL, ``synchronous=FULL``, so a row the executor
+acts on survives power loss) or an in-memory sqlite database for throwaway nodes. Every call
+goes through ``trio.to_thread`` behind one ``CapacityLimiter(1)`` (the pattern of
+:mod:`ucp_dtn.store.sqlite_files`); each writes with a single statement, which commits by
+itself.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from __future__ import annotations
 import enum
 import logging
 import sqlite3
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ from typing import Any, TypeVar
 
 import trio
 
+from ...store.sqlite_files import make_private_directory, open_sqlite
 from ...ucp import MessageDecodeError, decode_message_as, encode_message
 from ...ucp.messages import JobDispatch, JobResult
 
@@ -72,9 +75,9 @@ class JournalEntry:
     """One recorded job."""
 
     job_id: uuid.UUID
-    """The job."""
+    """The job's UUID (the row's key)."""
     state: JournalState
-    """Where it stands."""
+    """Received, finished or sent: what a restart must still do for it."""
     dispatch: JobDispatch | None
     """The dispatch that brought it (dropped once the result is sent)."""
     result: JobResult | None
@@ -89,39 +92,36 @@ class JobJournal:
     """Jobs by UUID, durable when opened on a path. Open with :meth:`open`."""
 
     def __init__(self, connection: sqlite3.Connection) -> None:
+        """Wrap an open connection (use :meth:`open`)."""
         self._db = connection
-        self._lock = threading.Lock()
+        self._limiter = trio.CapacityLimiter(1)
 
     @classmethod
     async def open(cls, path: Path | None) -> JobJournal:
-        """Open (creating) the journal at ``path``; ``None``: in memory."""
+        """Open (creating it and its directory) the journal at ``path``; ``None``: in
+        memory."""
         return await trio.to_thread.run_sync(cls._open_sync, path)
 
     @classmethod
     def _open_sync(cls, path: Path | None) -> JobJournal:
-        if path is None:
-            connection = sqlite3.connect(":memory:", check_same_thread=False)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(path, check_same_thread=False)
-            connection.execute("PRAGMA journal_mode=WAL")
-            # FULL: a row the executor acts on (confirming a dispatch) survives power loss.
-            connection.execute("PRAGMA synchronous=FULL")
-        connection.execute(_SCHEMA)
-        connection.commit()
+        if path is not None:
+            make_private_directory(path.parent)
+        connection = open_sqlite(path)
+        try:
+            connection.execute(_SCHEMA)
+        except BaseException:
+            connection.close()
+            raise
         return cls(connection)
 
-    def close(self) -> None:
-        """Close the database (quick; safe to call from a cancelled task)."""
-        with self._lock:
-            self._db.close()
+    async def aclose(self) -> None:
+        """Close the database once the call in progress has finished, even while being
+        cancelled."""
+        with trio.CancelScope(shield=True):
+            await self._call(self._db.close)
 
     async def _call(self, function: Callable[[], _T]) -> _T:
-        def locked() -> _T:
-            with self._lock:
-                return function()
-
-        return await trio.to_thread.run_sync(locked)
+        return await trio.to_thread.run_sync(function, limiter=self._limiter)
 
     # -- operations -------------------------------------------------------------------------
 
@@ -155,7 +155,6 @@ class JobJournal:
                 "VALUES (?, ?, ?, ?)",
                 (job_id, int(JournalState.RECEIVED), blob, at),
             )
-            self._db.commit()
             return None
 
         return await self._call(add)
@@ -169,7 +168,6 @@ class JobJournal:
                 "UPDATE jobs SET state = ?, result = ?, finished_at = ? WHERE job_id = ?",
                 (int(JournalState.FINISHED), blob, at, str(result.job_id)),
             )
-            self._db.commit()
 
         await self._call(finish)
 
@@ -181,7 +179,6 @@ class JobJournal:
                 "UPDATE jobs SET state = ?, dispatch = NULL WHERE job_id = ?",
                 (int(JournalState.SENT), str(job_id)),
             )
-            self._db.commit()
 
         await self._call(mark)
 
@@ -208,7 +205,6 @@ class JobJournal:
                 " ORDER BY finished_at DESC, job_id LIMIT -1 OFFSET ?))",
                 (int(JournalState.SENT), finished_before, int(JournalState.SENT), keep),
             )
-            self._db.commit()
             return cursor.rowcount
 
         return await self._call(prune)
@@ -243,6 +239,5 @@ class JobJournal:
         except (MessageDecodeError, ValueError) as exc:
             logger.error("executor journal: dropping unreadable row of job %s: %s", job_text, exc)
             self._db.execute("DELETE FROM jobs WHERE job_id = ?", (job_text,))
-            self._db.commit()
             return None
         return entry

@@ -10,7 +10,7 @@ The role lives on ``…/ucp/executor`` of its node and does four things:
   jobs it takes at once and which it runs. Without custody, lifetime three intervals: a stale
   heartbeat is worthless. Its ``roles`` is ``EXECUTOR`` alone (a datastore on the same node
   sends its own), and its sequence is the clock in milliseconds, so it keeps growing across
-  restarts.
+  restarts (:mod:`ucp_dtn.roles.heartbeats` sends them).
 * **Dispatches** — a ``job-dispatch`` is recorded durably in the :class:`JobJournal` before its
   bundle is confirmed; a job the journal already knows is a duplicate and is answered from it
   (``job-state`` running, or its recorded result again) instead of running twice.
@@ -49,15 +49,12 @@ from pathlib import Path
 
 import trio
 
-from bpv7 import BPv7Error
-
 from ...agent import AgentError, BundleNode
 from ...store import StoreError
-from ...ucp.capabilities import Capabilities
+from ...store.sqlite_files import make_private_directory
 from ...ucp.messages import (
     DataGetReply,
     DataReply,
-    Heartbeat,
     JobDispatch,
     JobResult,
     JobState,
@@ -77,6 +74,7 @@ from ...ucp.runtime import (
 )
 from ..directory import BrokerDirectory
 from ..endpoints import RoleName, role_endpoint
+from ..heartbeats import HeartbeatDetails, HeartbeatSender
 from ..mailbox import Mailbox
 from ..settings import RoleSettings
 from .inputs import (
@@ -186,11 +184,13 @@ class ExecutorRole:
         self.endpoint = role_endpoint(node.node_id, RoleName.EXECUTOR)
         """Where brokers reach this role."""
         self.mailbox = Mailbox(node, self.endpoint)
-        """The role's mailbox."""
+        """The role's mailbox on :attr:`endpoint`: dispatches and data replies arrive here,
+        heartbeats, job states and results leave from it."""
         self.directory = BrokerDirectory(node, settings)
         """The brokers it heartbeats to."""
         self.max_jobs = settings.max_jobs or os.cpu_count() or 1
-        """Jobs run at once."""
+        """Jobs run at once: ``settings.max_jobs`` (``--max-jobs``), else the CPU core count;
+        the worker pool has as many workers."""
         self._clock = clock
         self._given_pool = pool
         self._pool: WorkerPool | None = pool
@@ -215,7 +215,15 @@ class ExecutorRole:
             lifetime_s=settings.result_lifetime_s,
             clock=clock,
         )
-        self._sequence = 0
+        self._heartbeats = HeartbeatSender(
+            node.node_id,
+            Role.EXECUTOR,
+            settings,
+            self.directory,
+            self._send,
+            self._heartbeat_details,
+            clock=clock,
+        )
         self._received = 0
         self._duplicates = 0
         self._resumed = 0
@@ -223,7 +231,6 @@ class ExecutorRole:
         self._succeeded = 0
         self._input_failures = 0
         self._results_sent = 0
-        self._heartbeats_sent = 0
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -235,7 +242,7 @@ class ExecutorRole:
             base = Path(tempfile.mkdtemp(prefix="ucp-executor-"))
         else:
             base = self.settings.workdir / "executor"
-            await trio.to_thread.run_sync(lambda: base.mkdir(parents=True, exist_ok=True))
+            await trio.to_thread.run_sync(make_private_directory, base)
         self._base = base
         self._slots = trio.CapacityLimiter(self.max_jobs)
         try:
@@ -249,7 +256,7 @@ class ExecutorRole:
                         self._pool = pool
                     await nursery.start(self.mailbox.run)
                     await self._resume(nursery)
-                    nursery.start_soon(self._heartbeat_loop)
+                    nursery.start_soon(self._heartbeats.run)
                     nursery.start_soon(self._serve, nursery)
                     logger.info(
                         "executor %s up: %d jobs at once, work in %s",
@@ -260,7 +267,7 @@ class ExecutorRole:
                     task_status.started()
             finally:
                 self._active.clear()
-                journal.close()
+                await journal.aclose()
         finally:
             if temporary:
                 shutil.rmtree(base, ignore_errors=True)
@@ -283,7 +290,7 @@ class ExecutorRole:
             data_published=self._publisher.published,
             publish_failures=self._publisher.refused,
             results_sent=self._results_sent,
-            heartbeats_sent=self._heartbeats_sent,
+            heartbeats_sent=self._heartbeats.sent,
         )
 
     @property
@@ -412,56 +419,21 @@ class ExecutorRole:
 
     # -- heartbeats -------------------------------------------------------------------------
 
-    async def _heartbeat_loop(self) -> None:
-        while True:
-            await self.send_heartbeat()
-            await trio.sleep(self.settings.heartbeat_interval_s)
-
     async def send_heartbeat(self) -> int:
         """Send one heartbeat to every known broker now; returns how many were sent."""
-        known = self._directory_brokers()
-        brokers = set(known)
-        brokers.update(
-            self.directory.report_to(job.dispatch.broker) for job in self._active.values()
-        )
-        if not brokers:
-            logger.debug("%s: no broker known yet; no heartbeat", self.endpoint)
-            return 0
-        capabilities = await self._capabilities()
-        self._sequence = max(self._sequence + 1, int(self._clock() * 1000))
-        interval = self.settings.heartbeat_interval_s
-        heartbeat = Heartbeat(
-            node=str(self.node.node_id),
-            roles=Role.EXECUTOR,
-            sequence=self._sequence,
-            sent_at=self._clock(),
-            interval=interval,
-            capabilities=capabilities,
+        return await self._heartbeats.send_now()
+
+    async def _heartbeat_details(self) -> HeartbeatDetails:
+        """The jobs and slots for the next heartbeat; the brokers of running jobs hear it too."""
+        return HeartbeatDetails(
             running_jobs=tuple(sorted(self._active, key=str)),
             max_jobs=self.max_jobs,
-            broker=known[0] if known else None,
+            extra_brokers=tuple(
+                sorted(
+                    {self.directory.report_to(job.dispatch.broker) for job in self._active.values()}
+                )
+            ),
         )
-        sent = 0
-        for broker in sorted(brokers):
-            if await self._send(broker, heartbeat, lifetime_s=3 * interval):
-                sent += 1
-        self._heartbeats_sent += sent
-        return sent
-
-    def _directory_brokers(self) -> list[str]:
-        """Broker endpoints of the directory, nearest first."""
-        try:
-            return [str(broker) for broker in self.directory.brokers()]
-        except BPv7Error as exc:  # a configured broker that is no EID
-            logger.warning("broker directory: %s", exc)
-            return []
-
-    async def _capabilities(self) -> Capabilities | None:
-        try:
-            return await trio.to_thread.run_sync(self.settings.local_capabilities)
-        except (OSError, ValueError) as exc:
-            logger.warning("cannot read this node's capabilities: %s", exc)
-            return None
 
     # -- one job ----------------------------------------------------------------------------
 

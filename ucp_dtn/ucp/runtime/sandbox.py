@@ -178,7 +178,8 @@ class JobSandbox:
     def __init__(self, cache_dir: Path | None = None, config: SandboxConfig | None = None) -> None:
         """Create the engine; compiled modules are cached in ``cache_dir`` if given."""
         self.config = config if config is not None else SandboxConfig()
-        """The engine settings."""
+        """The engine-wide settings (fuel, epoch interruption, stack...), fixed for the
+        sandbox's life: its compiled modules depend on them."""
         engine_config = wasmtime.Config()
         engine_config.consume_fuel = self.config.consume_fuel
         engine_config.epoch_interruption = self.config.epoch_interruption

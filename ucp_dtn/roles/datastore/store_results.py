@@ -33,7 +33,7 @@ class DatumInfo:
     """One stored datum, without its content."""
 
     name: str
-    """Its name."""
+    """Its data name: ``/``-separated segments, no wildcard (:mod:`ucp_dtn.ucp.names`)."""
     size: int
     """Its content's length in bytes."""
     written_at: float
@@ -51,9 +51,9 @@ class Datum:
     """One stored datum with its content."""
 
     info: DatumInfo
-    """Its metadata."""
+    """Name, size, who wrote it when, its job."""
     data: bytes
-    """Its content."""
+    """Its content, ``info.size`` bytes."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,12 +69,13 @@ class JobRecord:
 
     @property
     def job(self) -> JobInfo:
-        """The job."""
+        """The job as submitted (``submission.job``)."""
         return self.submission.job
 
     @property
     def job_id(self) -> uuid.UUID:
-        """The job's UUID."""
+        """The job's UUID, given by its client: the record's key in the journal and in
+        broker syncs."""
         return self.submission.job.job_id
 
     @property

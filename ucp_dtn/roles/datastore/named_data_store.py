@@ -28,7 +28,7 @@ from ...ucp.names import validate_name, validate_pattern
 from .database import DEFAULT_INLINE_LIMIT, DataDatabase, DiskFree
 from .errors import DataStoreClosedError, DataStoreError, DataStoreFullError
 from .ranges import decode_cursor, encode_cursor
-from .records import GetPage, ListPage, NamedDataStatistics, PutOutcome, SpaceInfo
+from .store_results import GetPage, ListPage, NamedDataStatistics, PutOutcome, SpaceInfo
 
 __all__ = ["DEFAULT_GET_BYTES", "DEFAULT_PAGE_ITEMS", "NamedDataStore"]
 
