@@ -2,7 +2,7 @@
 
 A frozen value validated when built, so a bad configuration fails before ``BundleNode.run``
 opens anything. The daemon builds it from its TOML file and command line; tests build it
-directly. Durations are seconds (``convergence.lossy.units.parse_duration`` reads ``"10s"``).
+directly. Durations are seconds (``convergence.quantities.parse_duration`` reads ``"10s"``).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from convergence.lossy.units import QuantityError, parse_duration
+from convergence.quantities import QuantityError, parse_duration
 from ucp_dtn.client import ClientError, ClientSession, ClientSettings
 from ucp_dtn.daemon.config import parse_interface, parse_service_type, parse_static_peer
 from ucp_dtn.ucp import PlanError

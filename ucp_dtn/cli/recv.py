@@ -29,7 +29,7 @@ from bpv7.admin import (
     decode_admin_record,
     record_type_of,
 )
-from convergence.lossy.units import QuantityError, parse_duration
+from convergence.quantities import QuantityError, parse_duration
 from ucp_dtn.appapi import MAX_WINDOW, ReceivedBundle, format_bundle_id
 
 from .command import EXIT_FAILURE, CommandError, Subcommand, add_socket_flag, daemon

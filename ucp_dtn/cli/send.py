@@ -7,7 +7,7 @@ import sys
 
 import trio
 
-from convergence.lossy.units import QuantityError, parse_duration
+from convergence.quantities import QuantityError, parse_duration
 from ucp_dtn.appapi import REPORT_KINDS, format_bundle_id
 
 from .command import EXIT_USAGE, CommandError, Subcommand, add_socket_flag, daemon

@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from bpv7 import DecodeError, parse_eid
-from convergence.lossy.cli import parse_address
-from convergence.lossy.units import QuantityError, parse_duration, parse_size
+from convergence.quantities import QuantityError, parse_address, parse_duration, parse_size
 from convergence.tcpcl.tls import TlsSettings, load_tls_settings
 from ucp_dtn.agent import ConfigError, NodeConfig
 from ucp_dtn.roles.settings import RoleSettings
