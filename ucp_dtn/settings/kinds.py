@@ -14,7 +14,6 @@ must start fast); the node-ID and service-type checks import their modules when 
 from __future__ import annotations
 
 import argparse
-import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -285,6 +284,8 @@ def _listen_address(text: str) -> tuple[str, int]:
 
 
 def _interface(text: str) -> str:
+    import ipaddress
+
     try:
         return str(ipaddress.ip_address(text.strip()))
     except ValueError:

@@ -34,9 +34,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import os
-import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +48,29 @@ _NOTICES = "==notices=="
 """Namespace attribute where flags record the old spellings they were given as."""
 
 _UNSET: Any = object()
+
+
+def _parameters(target: Callable[..., Any]) -> dict[str, Any]:
+    """The parameters of a target and their defaults (:data:`_UNSET`: none). A dataclass's
+    fields are read directly: its signature hides default factories, and ``inspect`` is slow
+    to import."""
+    if dataclasses.is_dataclass(target):
+        return {
+            item.name: item.default
+            if item.default is not dataclasses.MISSING
+            else (
+                item.default_factory()
+                if item.default_factory is not dataclasses.MISSING
+                else _UNSET
+            )
+            for item in dataclasses.fields(target)
+        }
+    import inspect
+
+    return {
+        name: _UNSET if parameter.default is inspect.Parameter.empty else parameter.default
+        for name, parameter in inspect.signature(target).parameters.items()
+    }
 
 
 class SettingsError(ValueError):
@@ -158,7 +179,7 @@ class SettingsTable:
                 self._by_key[setting.name] = (setting, False)
                 self._by_key.update((old, (setting, True)) for old in setting.old_names)
             for feed in setting.feeds:
-                self._parameter(setting, feed)
+                self._check_feed(setting, feed)
         if config is not None and config not in self._settings:
             raise ValueError(f"config setting {config!r} is not in the table")
 
@@ -174,32 +195,22 @@ class SettingsTable:
     def __len__(self) -> int:
         return len(self._settings)
 
-    def _parameter(self, setting: Setting, feed: str) -> inspect.Parameter:
-        owner, _, name = feed.partition(".")
-        if owner not in self._targets:
-            raise ValueError(f"setting {setting.name!r} feeds unknown target {owner!r}")
-        parameters = inspect.signature(self._targets[owner]).parameters
-        if name not in parameters:
+    def _check_feed(self, setting: Setting, feed: str) -> None:
+        owner_name, _, name = feed.partition(".")
+        if owner_name not in self._targets:
+            raise ValueError(f"setting {setting.name!r} feeds unknown target {owner_name!r}")
+        if name not in _parameters(self._targets[owner_name]):
             raise ValueError(f"setting {setting.name!r} feeds {feed!r}: no such parameter")
-        return parameters[name]
 
     def default_of(self, setting: Setting) -> Any:
-        """The default of ``setting``: its own, else the first parameter's it feeds."""
+        """The default of ``setting``: its own, else that of the first parameter it feeds."""
         if setting.default is not _UNSET:
             return setting.default
-        if setting.feeds:
-            owner = self._targets[setting.feeds[0].partition(".")[0]]
-            name = setting.feeds[0].partition(".")[2]
-            if dataclasses.is_dataclass(owner):
-                for item in dataclasses.fields(owner):
-                    if item.name == name and item.default is not dataclasses.MISSING:
-                        return item.default
-                    if item.name == name and item.default_factory is not dataclasses.MISSING:
-                        return item.default_factory()
-                return None
-            default = self._parameter(setting, setting.feeds[0]).default
-            return None if default is inspect.Parameter.empty else default
-        return None
+        if not setting.feeds:
+            return None
+        owner, _, name = setting.feeds[0].partition(".")
+        default = _parameters(self._targets[owner])[name]
+        return None if default is _UNSET else default
 
     def _default_text(self, setting: Setting) -> str | None:
         if setting.default_help is not None:
@@ -222,9 +233,7 @@ class SettingsTable:
 
     # -- the command line ----------------------------------------------------------------------
 
-    def add_arguments(
-        self, parser: argparse.ArgumentParser | Any, *, only: Sequence[str] | None = None
-    ) -> None:
+    def add_arguments(self, parser: Any, *, only: Sequence[str] | None = None) -> None:
         """Add the flags of every setting (or of those named in ``only``) to ``parser`` (a
         parser or an argument group). Flags left out stay out of the parsed namespace."""
         for setting in self:
@@ -287,6 +296,8 @@ class SettingsTable:
 
     def read_file(self, path: Path) -> tuple[dict[str, Any], list[str]]:
         """The file layer: the settings of the TOML file ``path``, and notices for old keys."""
+        import tomllib  # (only programs reading a file pay for it)
+
         try:
             with path.open("rb") as stream:
                 document = tomllib.load(stream)
@@ -470,7 +481,7 @@ class _FileReader:
             found = self.table.key_of(key)
             if found is not None:
                 self._read_setting(key, value, *found)
-            elif any(known.startswith(key + ".") for known in self.table.file_keys(key + ".")):
+            elif self.table.file_keys(key + "."):
                 if not isinstance(value, dict):
                     self.fail(key, f"must be a table, got {toml_type_name(value)}")
                 self.read_table(value, prefix=key + ".")
