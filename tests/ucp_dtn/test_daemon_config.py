@@ -279,6 +279,20 @@ def test_tls_files_are_loaded(tmp_path: Path) -> None:
     assert tls.server_context is not None and tls.client_context is not None
 
 
+def test_tls_flags_are_the_file_keys(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    ca.issue_cert("a.example").private_key_and_cert_chain_pem.write_to_path(
+        str(tmp_path / "node.pem")
+    )
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    pem, ca_pem = str(tmp_path / "node.pem"), str(tmp_path / "ca.pem")
+    flags = ["--tls-cert", pem, "--tls-key", pem, "--tls-ca", ca_pem, "--tls-require"]
+    tls = load_settings(["--in-memory", *flags]).node.tls
+    assert tls is not None and tls.require and tls.server_context is not None
+    without_ca = load_settings(["--in-memory", "--tls-cert", pem, "--tls-key", pem]).node.tls
+    assert without_ca is not None and not without_ca.require
+
+
 def test_unreadable_tls_files_are_one_line_errors(tmp_path: Path) -> None:
     (tmp_path / "bad.pem").write_text("not a certificate")
     with pytest.raises(SettingsError, match=r"TLS: cannot read the CA file .*missing\.pem"):

@@ -260,7 +260,8 @@ SETTINGS = SettingsTable(
             "route",
             ROUTE,
             "static route, e.g. 'dtn://c/*=dtn://b/'; patterns: *, dtn://b/*, ipn:5.*, a node "
-            "ID, an exact EID; in the file also a table [route] PATTERN = NEXTHOP",
+            "ID, an exact EID or a text prefix ending in *; in the file also a table [route] "
+            "PATTERN = NEXTHOP",
             feeds=("node.static_routes",),
             short="-r",
             many=True,
