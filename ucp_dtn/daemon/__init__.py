@@ -1,4 +1,4 @@
-"""The ``ucp-bpnode`` daemon: settings (TOML file and flags) and the entry point."""
+"""The ``ucp-bpnode`` daemon: its settings table (flags, TOML file, help) and the entry point."""
 
 from .bpnode import LOCK_FILE, SOCKET_FILE, StartupError, format_ready_line, main, serve
 from .config import (
