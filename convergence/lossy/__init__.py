@@ -8,7 +8,8 @@
   :class:`LossyRelay` does the same for real TCP connections between processes;
   :class:`PartitionController` switches many links down and up per a partition schedule.
 * ``python -m convergence.lossy`` runs a relay from the command line (docs/lossy-link.md).
-* :mod:`.units` reads durations (``1h15s``), sizes (``64KiB``) and rates (``1MB/s``).
+* Its durations (``1h15s``), sizes (``64KiB``), rates (``1MB/s``) and windows (``30s-40s``) are
+  read by :mod:`convergence.quantities`, the grammar the whole stack shares.
 """
 
 from .controller import PartitionController, Switchable
@@ -26,17 +27,6 @@ from .model import (
 from .partition import Partition, PartitionSchedule, ScheduledPartition, link_nodes
 from .relay import LossyRelay, RelayStatistics
 from .stream import LossyStream, open_lossy_stream, open_lossy_stream_pair
-from .units import (
-    QuantityError,
-    format_duration,
-    parse_duration,
-    parse_duration_list,
-    parse_rate,
-    parse_size,
-    parse_size_list,
-    parse_window,
-    parse_window_list,
-)
 
 __all__ = [
     "ConnectionModel",
@@ -52,21 +42,12 @@ __all__ = [
     "Partition",
     "PartitionController",
     "PartitionSchedule",
-    "QuantityError",
     "RelayStatistics",
     "ScheduledPartition",
     "Switchable",
     "Transmission",
     "Window",
-    "format_duration",
     "link_nodes",
     "open_lossy_stream",
     "open_lossy_stream_pair",
-    "parse_duration",
-    "parse_duration_list",
-    "parse_rate",
-    "parse_size",
-    "parse_size_list",
-    "parse_window",
-    "parse_window_list",
 ]

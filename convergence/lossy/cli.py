@@ -19,62 +19,37 @@ from typing import NoReturn, TypeVar
 
 import trio
 
-from .model import FaultKind, LinkModel, LinkProfile, Window
-from .relay import LossyRelay
-from .units import (
+from ..quantities import (
+    DEFAULT_TCPCL_PORT,
+    AddressError,
     QuantityError,
+    format_address,
     format_duration,
+    parse_address,
     parse_duration,
     parse_duration_list,
     parse_rate,
     parse_size_list,
     parse_window_list,
 )
+from .model import FaultKind, LinkModel, LinkProfile, Window
+from .relay import LossyRelay
 
-__all__ = ["build_parser", "main", "parse_address", "profile_from_args"]
+__all__ = ["build_parser", "listen_address", "main", "profile_from_args", "target_address"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-TCPCL_PORT = 4556
-"""TCPCLv4's registered port (RFC 9174 section 9.1), the default target port."""
-
-
-def parse_address(text: str, *, default_port: int | None = None) -> tuple[str, int]:
-    """Read ``HOST:PORT``, ``[IPv6]:PORT``, ``:PORT`` (127.0.0.1) or ``HOST`` (default port)."""
-    text = text.strip()
-    host, port_text = text, ""
-    if text.startswith("["):
-        closing = text.find("]")
-        if closing < 0 or (closing + 1 < len(text) and text[closing + 1] != ":"):
-            raise ValueError(f"bad address {text!r} (write [IPv6]:PORT)")
-        host, port_text = text[1:closing], text[closing + 2 :]
-    elif text.count(":") == 1:
-        host, port_text = text.split(":")
-    elif ":" in text:
-        raise ValueError(f"bad address {text!r} (write IPv6 addresses as [ADDRESS]:PORT)")
-    host = host or "127.0.0.1"
-    if not port_text:
-        if default_port is None:
-            raise ValueError(f"address {text!r} needs a port (HOST:PORT)")
-        return host, default_port
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"bad port in address {text!r}")
-    return host, int(port_text)
-
-
-def _format_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
 
 def _argument(parse: Callable[[str], T]) -> Callable[[str], T]:
-    """Turn a parser's QuantityError into argparse's own error, keeping our message."""
+    """Turn a parser's QuantityError or AddressError into argparse's own error, keeping our
+    message (argparse hides a plain ValueError's text)."""
 
     def convert(text: str) -> T:
         try:
             return parse(text)
-        except QuantityError as exc:
+        except (QuantityError, AddressError) as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
     convert.__name__ = parse.__name__
@@ -93,17 +68,23 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m convergence.lossy",
         description="Relay TCP connections through a link that cuts, stalls, delays and "
         "throttles them on a seeded, reproducible schedule.",
-        epilog="Durations: 250ms, 10s, 2m, 1h15s. Sizes: 1500, 64KiB, 1MB. Rates: 1MB/s, "
+        epilog="Durations: 250us, 250ms, 10s, 2m, 1h15s. Sizes: 1500, 64KiB, 1MB. Rates: 1MB/s, "
         "8Mbit/s. Windows: START-END, e.g. 30s-40s; lists are comma-separated.",
     )
     add = parser.add_argument
     add(
         "--listen",
+        type=_argument(listen_address),
         default="127.0.0.1:0",
         metavar="HOST:PORT",
         help="address to listen on (default 127.0.0.1:0, a free port)",
     )
-    add("--target", metavar="HOST:PORT", help=f"where to relay to (port {TCPCL_PORT} if omitted)")
+    add(
+        "--target",
+        type=_argument(target_address),
+        metavar="HOST:PORT",
+        help=f"where to relay to (port {DEFAULT_TCPCL_PORT} if omitted)",
+    )
     add("--name", default="relay", help="name of the link in log lines")
     add("--seed", type=int, default=0, help="seed of the schedule (default 0)")
     add(
@@ -221,6 +202,16 @@ def profile_from_args(args: argparse.Namespace) -> LinkProfile:
     )
 
 
+def listen_address(text: str) -> tuple[str, int]:
+    """Where to listen: ``HOST:PORT``; a host alone listens on a free port."""
+    return parse_address(text, default_port=0)
+
+
+def target_address(text: str) -> tuple[str, int]:
+    """Where to relay to: ``HOST:PORT``; a host alone means TCPCL's port."""
+    return parse_address(text, default_port=DEFAULT_TCPCL_PORT)
+
+
 def _print_schedule(profile: LinkProfile, horizon: float) -> None:
     for fault in LinkModel(profile).faults(horizon):
         start = format_duration(round(fault.start, 3))
@@ -237,7 +228,7 @@ async def _serve(relay: LossyRelay) -> None:
             await nursery.start(relay.run)
             host, port = relay.address
             print(
-                f"listening on {_format_address(host, port)} -> {_format_address(*relay.target)}",
+                f"listening on {format_address(host, port)} -> {format_address(*relay.target)}",
                 flush=True,
             )
             async for signum in signals:
@@ -262,14 +253,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         profile = profile_from_args(args)
-        listen = parse_address(args.listen, default_port=0)
-        target = parse_address(args.target, default_port=TCPCL_PORT) if args.target else None
-    except (QuantityError, ValueError) as exc:
+    except ValueError as exc:  # LinkProfile's checks of the values together
         parser.error(str(exc))
     if args.schedule is not None:
         _print_schedule(profile, args.schedule)
         return 0
-    if target is None:
+    if args.target is None:
         parser.error("--target is required")
     level = logging.WARNING if args.verbose == 0 else logging.INFO
     if args.verbose >= 2:
@@ -277,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    relay = LossyRelay(target=target, link=profile, listen=listen, name=args.name)
+    relay = LossyRelay(target=args.target, link=profile, listen=args.listen, name=args.name)
     failure: OSError | None = None
     try:
         trio.run(_serve, relay)

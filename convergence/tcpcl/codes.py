@@ -10,6 +10,8 @@ from __future__ import annotations
 import enum
 from typing import TypeVar
 
+from ..quantities import DEFAULT_TCPCL_PORT
+
 __all__ = [
     "DEFAULT_PORT",
     "MAGIC",
@@ -33,8 +35,8 @@ MAGIC = b"dtn!"
 #: RFC 9174 §4.2: "Version: A one-octet field value containing the value 4".
 VERSION = 4
 
-#: RFC 9174 §4.1 / §9.1: "Destination port number 4556 has been assigned by IANA".
-DEFAULT_PORT = 4556
+#: TCPCL's IANA port (RFC 9174 §8.1), defined once in :mod:`convergence.quantities`.
+DEFAULT_PORT = DEFAULT_TCPCL_PORT
 
 
 class ContactFlags(enum.IntFlag):

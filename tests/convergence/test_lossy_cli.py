@@ -12,35 +12,9 @@ import pytest
 import trio
 
 from convergence.lossy import LinkProfile, Window
-from convergence.lossy.cli import build_parser, main, parse_address, profile_from_args
+from convergence.lossy.cli import build_parser, main, profile_from_args
 
 COMMAND = [sys.executable, "-m", "convergence.lossy"]
-
-
-@pytest.mark.parametrize(
-    ("text", "address"),
-    [
-        ("127.0.0.1:4600", ("127.0.0.1", 4600)),
-        ("localhost:0", ("localhost", 0)),
-        (":4600", ("127.0.0.1", 4600)),
-        ("[::1]:4556", ("::1", 4556)),
-        ("example.org", ("example.org", 4556)),
-        ("[::1]", ("::1", 4556)),
-    ],
-)
-def test_parse_address(text: str, address: tuple[str, int]) -> None:
-    assert parse_address(text, default_port=4556) == address
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [("host:port", "bad port"), ("h:70000", "bad port"), ("::1", "IPv6"), ("[::1", r"\[IPv6\]")],
-)
-def test_parse_address_rejects(text: str, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        parse_address(text, default_port=1)
-    with pytest.raises(ValueError, match="needs a port"):
-        parse_address("host")
 
 
 def test_flags_make_a_profile() -> None:

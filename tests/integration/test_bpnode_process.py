@@ -158,6 +158,8 @@ async def test_config_file_and_environment_socket(network: Network, tmp_path: Pa
     )
     daemon = await network.start_raw("cfg", ["-c", str(config)])
     assert daemon.node_id == "dtn://cfg/"
+    # [routes] is the old name of [route]: still read, with a warning in the log.
+    assert "'routes' is the old name of 'route'" in daemon.log.read_text()
     assert daemon.socket == tmp_path / "state" / "bpnode.sock"
     result = await run_ucp(
         "nodes", "--json", env={"UCP_BPNODE_SOCKET": str(daemon.socket), "PATH": "/usr/bin"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +17,9 @@ from bpv7 import BundleFlags
 from ucp_dtn.agent import BundleNode, NodeConfig
 from ucp_dtn.appapi import AppApiClient, AppApiServer
 from ucp_dtn.cli import SUBCOMMANDS, build_parser, main
+from ucp_dtn.cli.client_options import CLIENT_SETTINGS, settings_from
+from ucp_dtn.cli.command import CommandError
+from ucp_dtn.client import ClientSettings
 
 WAIT = 20
 
@@ -210,3 +214,62 @@ def test_every_subcommand_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     text = capsys.readouterr().out
     for name in names:
         assert name in text
+
+
+# -- the client's flags: their own settings table ------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _client_settings(argv: list[str]) -> ClientSettings:
+    return settings_from(build_parser().parse_args(["status", *argv]))
+
+
+def test_client_flags_and_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("UCP_VIA", raising=False)
+    monkeypatch.delenv("UCP_BROKER", raising=False)
+    assert _client_settings([]) == ClientSettings()
+    given = _client_settings(
+        [
+            *("--home", str(tmp_path), "--via", "tcp://a:1", "--via", "b", "--discover"),
+            *("--discovery-interface", "::1", "--discovery-service-type", "_t._tcp"),
+            *("--broker", "dtn://hub/ucp/broker", "--wait", "1m"),
+        ]
+    )
+    assert given == ClientSettings(
+        home=tmp_path,
+        via=(("a", 1), ("b", 4556)),
+        discover=True,
+        discovery_interfaces=("::1",),
+        discovery_service_type="_t._tcp.local.",
+        broker="dtn://hub/ucp/broker",
+        wait_s=60.0,
+        request_timeout_s=60.0,
+    )
+    monkeypatch.setenv("UCP_VIA", "tcp://e:1, e2")
+    monkeypatch.setenv("UCP_BROKER", "dtn://env/")
+    from_env = _client_settings(["--wait", "0"])
+    assert from_env.via == (("e", 1), ("e2", 4556))
+    assert from_env.broker == "dtn://env/"
+    assert from_env.request_timeout_s == 5.0  # requests wait at least 5 s
+    flags_win = _client_settings(["--via", "f:2", "--broker", "dtn://flag/"])
+    assert (flags_win.via, flags_win.broker) == ((("f", 2),), "dtn://flag/")
+    monkeypatch.setenv("UCP_VIA", "udp://x")
+    with pytest.raises(CommandError, match=r"^\$UCP_VIA: peer 'udp://x': only tcp://") as error:
+        _client_settings([])
+    assert error.value.status == 2
+
+
+def test_the_client_docs_list_its_flags() -> None:
+    docs = (ROOT / "docs" / "client.md").read_text()
+    assert CLIENT_SETTINGS.markdown() in docs, (
+        "docs/client.md's flag table is out of date; paste this in:\n" + CLIENT_SETTINGS.markdown()
+    )
+
+
+def test_the_client_does_not_import_the_daemon_config() -> None:
+    code = "import sys, ucp_dtn.cli.main; print('ucp_dtn.daemon' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "False"

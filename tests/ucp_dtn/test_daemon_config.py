@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+import json
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -9,14 +13,16 @@ import trustme
 
 from ucp_dtn.agent import DEFAULT_STORE_QUOTA
 from ucp_dtn.daemon import (
+    SETTINGS,
     DaemonSettings,
     SettingsError,
+    build_parser,
     default_node_id,
     load_settings,
     main,
     parse_route,
-    parse_static_peer,
 )
+from ucp_dtn.settings import FlagStyle, Setting, flag_of
 
 
 def write(tmp_path: Path, text: str, name: str = "node.toml") -> Path:
@@ -192,7 +198,7 @@ def test_a_workdir_flag_replaces_in_memory_from_the_file(tmp_path: Path) -> None
         ("in_memory = true\nlisten = 4556\n", r"node\.toml: listen: must be an array of strings"),
         ("in_memory = true\nlisten = [4556]\n", r"listen: must be an array of strings"),
         ('in_memory = "yes"\n', r"in_memory: must be a boolean, got a string"),
-        ("in_memory = true\nquota = 1.5\n", r"quota: must be a size .* got a float"),
+        ("in_memory = true\nquota = 1.5\n", r"quota: .*whole number of bytes"),
         ('in_memory = true\nquota = "lots"\n', r"quota: .*lots"),
         ('in_memory = true\nlifetime = "soon"\n', r"lifetime: .*soon"),
         ("in_memory = true\nlifetime = true\n", r"lifetime: must be a duration .* got a boolean"),
@@ -239,7 +245,7 @@ def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
         (["--in-memory", "--quota", "many"], "many"),
         (["--in-memory", "--quota", "0"], r"store_quota_bytes must be a positive integer"),
         (["--in-memory", "--lifetime", "forever"], "forever"),
-        (["--in-memory", "--keepalive", "1.5s"], r"keepalive must be whole seconds"),
+        (["--in-memory", "--keepalive", "1.5s"], r"argument --keepalive: must be whole seconds"),
         (["--in-memory", "--roles", "broker,chef"], r"unknown role 'chef'"),
         (
             ["--in-memory", "--capability", "cpu_cores=2.5"],
@@ -277,6 +283,20 @@ def test_tls_files_are_loaded(tmp_path: Path) -> None:
     assert tls.server_context is not None and tls.client_context is not None
 
 
+def test_tls_flags_are_the_file_keys(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    ca.issue_cert("a.example").private_key_and_cert_chain_pem.write_to_path(
+        str(tmp_path / "node.pem")
+    )
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    pem, ca_pem = str(tmp_path / "node.pem"), str(tmp_path / "ca.pem")
+    flags = ["--tls-cert", pem, "--tls-key", pem, "--tls-ca", ca_pem, "--tls-require"]
+    tls = load_settings(["--in-memory", *flags]).node.tls
+    assert tls is not None and tls.require and tls.server_context is not None
+    without_ca = load_settings(["--in-memory", "--tls-cert", pem, "--tls-key", pem]).node.tls
+    assert without_ca is not None and not without_ca.require
+
+
 def test_unreadable_tls_files_are_one_line_errors(tmp_path: Path) -> None:
     (tmp_path / "bad.pem").write_text("not a certificate")
     with pytest.raises(SettingsError, match=r"TLS: cannot read the CA file .*missing\.pem"):
@@ -291,20 +311,6 @@ def test_unreadable_tls_files_are_one_line_errors(tmp_path: Path) -> None:
                 str(tmp_path / "bad.pem"),
             ]
         )
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("tcp://host:4000", ("host", 4000)),
-        ("tcp://host:4000/", ("host", 4000)),
-        ("TCP://host", ("host", 4556)),
-        ("host:1", ("host", 1)),
-        ("tcp://[::1]:9", ("::1", 9)),
-    ],
-)
-def test_parse_static_peer(text: str, expected: tuple[str, int]) -> None:
-    assert parse_static_peer(text) == expected
 
 
 def test_parse_route_splits_at_the_last_equals_sign() -> None:
@@ -329,3 +335,165 @@ def test_main_reports_bad_flags_on_one_line_with_status_2(
     assert (
         err == f"ucp-bpnode: error: {config}: unknown key 'wat' (known: " + err.split("(known: ")[1]
     )
+
+
+# -- the table: every flag and key comes from it, every entry is used ---------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Settings the generic test below cannot give alone: the work directory and in_memory decide
+# the baseline, the file is how the file layer is given, TLS needs files (tested above).
+NOT_ALONE = {"workdir", "in_memory", "config", "tls.cert", "tls.key", "tls.ca", "tls.require"}
+
+
+def test_every_flag_comes_from_the_table() -> None:
+    parser = build_parser()
+    flags = {flag for action in parser._actions for flag in action.option_strings}
+    flags -= {"-h", "--help"}
+    expected = set()
+    for setting in SETTINGS:
+        names = [setting.name, *setting.old_names]
+        expected |= {flag_of(name) for name in names} | ({setting.short} - {None})
+        if setting.kind.flag is FlagStyle.SWITCH:
+            expected |= {"--no-" + flag_of(name)[2:] for name in names}
+    assert flags == expected
+
+
+def test_every_file_key_comes_from_the_table(tmp_path: Path) -> None:
+    config = write(tmp_path, "wat = 1\n")
+    with pytest.raises(SettingsError) as error:
+        load_settings(["-c", str(config)])
+    known = str(error.value).split("(known: ")[1].rstrip(")").split(", ")
+    assert known == SETTINGS.file_keys()
+    assert known == list(
+        dict.fromkeys(setting.name.split(".")[0] for setting in SETTINGS if setting.in_file)
+    )
+
+
+def _toml_value(example: str) -> str:
+    try:
+        tomllib.loads(f"x = {example}")
+    except tomllib.TOMLDecodeError:
+        return json.dumps(example)  # a TOML basic string
+    return example
+
+
+def _given_both_ways(setting: Setting, tmp_path: Path) -> tuple[list[str], str]:
+    """The setting's example as flags and as a TOML line."""
+    assert setting.example is not None, f"give {setting.name!r} an example (docs, this test)"
+    example = setting.example
+    if setting.kind.file_relative:
+        example = str(tmp_path / example)
+    flag = setting.short or flag_of(setting.name)
+    if setting.kind.flag is FlagStyle.COUNT:
+        return [flag] * int(example), f"{setting.name} = {example}"
+    if setting.many:
+        return [flag, example], f"{setting.name} = [{_toml_value(example)}]"
+    return [flag, example], f"{setting.name} = {_toml_value(example)}"
+
+
+@pytest.mark.parametrize(
+    "setting", [s for s in SETTINGS if s.name not in NOT_ALONE], ids=lambda s: s.name
+)
+def test_every_setting_is_used_and_flag_and_file_agree(setting: Setting, tmp_path: Path) -> None:
+    base = ["--in-memory"]
+    baseline = load_settings(base)
+    if setting.kind.flag is FlagStyle.SWITCH:
+        flags, line = [flag_of(setting.name)], f"{setting.name} = true"
+    else:
+        flags, line = _given_both_ways(setting, tmp_path)
+    by_flag = load_settings([*base, *flags])
+    assert by_flag != baseline, f"{setting.name} changes nothing: is it fed to anything?"
+    config = write(tmp_path, line + "\n")
+    by_file = load_settings([*base, "-c", str(config)])
+    assert dataclasses.replace(by_file, config_file=None) == by_flag
+
+
+def test_the_settings_not_given_alone_are_used(tmp_path: Path) -> None:
+    assert load_settings(["-W", str(tmp_path)]).node.workdir == tmp_path
+    assert load_settings(["--in-memory"]).node.workdir is None
+    config = write(tmp_path, "in_memory = true\n")
+    assert load_settings(["-c", str(config)]).config_file == config
+    # tls.*: see test_tls_files_are_loaded.
+
+
+def test_old_names_give_the_same_settings_and_a_notice(tmp_path: Path) -> None:
+    old = write(
+        tmp_path,
+        'in_memory = true\nstatic_peers = ["a:1"]\nbrokers = ["dtn://hub/"]\n'
+        'discovery_interfaces = ["::1"]\n[routes]\n"dtn://c/*" = "dtn://b/"\n'
+        "[capabilities]\ngpu = true\n",
+        "old.toml",
+    )
+    new = write(
+        tmp_path,
+        'in_memory = true\nstatic_peer = ["a:1"]\nbroker = ["dtn://hub/"]\n'
+        'discovery_interface = ["::1"]\n[route]\n"dtn://c/*" = "dtn://b/"\n'
+        "[capability]\ngpu = true\n",
+        "new.toml",
+    )
+    by_old = load_settings(["-c", str(old), "-n", "dtn://a/"])
+    by_new = load_settings(["-c", str(new), "-n", "dtn://a/"])
+    assert dataclasses.replace(by_old, config_file=None, notices=()) == dataclasses.replace(
+        by_new, config_file=None
+    )
+    assert by_new.notices == ()
+    assert [notice.split(": ", 1)[1] for notice in by_old.notices] == [
+        f"'{old_name}' is the old name of '{new_name}': rename it (it is still read, for now)"
+        for old_name, new_name in [
+            ("static_peers", "static_peer"),
+            ("brokers", "broker"),
+            ("discovery_interfaces", "discovery_interface"),
+            ("routes", "route"),
+            ("capabilities", "capability"),
+        ]
+    ]
+    flagged = load_settings(["--in-memory", "--require-tls", "--no-require-tls"])
+    assert flagged.node.tls is None
+    assert flagged.notices == (
+        "--require-tls is the old name of --tls-require: it still works, for now",
+        "--no-require-tls is the old name of --no-tls-require: it still works, for now",
+    )
+
+
+def test_the_docs_list_every_setting() -> None:
+    docs = (ROOT / "docs" / "bpnode.md").read_text()
+    assert SETTINGS.markdown() in docs, (
+        "docs/bpnode.md's flag table is out of date; paste this in:\n" + SETTINGS.markdown()
+    )
+
+
+def _string_constants(tree: ast.AST) -> list[str]:
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    ]
+
+
+def test_no_setting_is_named_outside_its_entry_more_than_once() -> None:
+    """A setting is named in its table entry (its definition) and at most once more in the
+    daemon's code, where it is used by name; everything else goes through ``feeds``."""
+    source = (ROOT / "ucp_dtn" / "daemon" / "config.py").read_text()
+    tree = ast.parse(source)
+    table = next(
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "SETTINGS" for t in node.targets)
+    )
+    inside = _string_constants(table)
+    outside = _string_constants(tree)
+    for constant in inside:
+        outside.remove(constant)
+    other_modules = [
+        constant
+        for path in (ROOT / "ucp_dtn" / "daemon").glob("*.py")
+        if path.name != "config.py"
+        for constant in _string_constants(ast.parse(path.read_text()))
+    ]
+    for setting in SETTINGS:
+        names = {setting.name, flag_of(setting.name), *setting.old_names}
+        assert sum(inside.count(name) for name in (setting.name,)) >= 1
+        uses = sum((outside + other_modules).count(name) for name in names)
+        assert uses <= 1, f"{setting.name!r} is named {uses} times outside its entry"

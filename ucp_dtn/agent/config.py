@@ -1,8 +1,9 @@
 """Configuration of one bundle node (:class:`NodeConfig`).
 
 A frozen value validated when built, so a bad configuration fails before ``BundleNode.run``
-opens anything. The daemon builds it from its TOML file and command line; tests build it
-directly. Durations are seconds (``convergence.lossy.units.parse_duration`` reads ``"10s"``).
+opens anything. The daemon builds it from its settings table (``ucp_dtn.daemon.config``: each
+entry feeds one field, and help shows the field's default); tests build it directly. Durations
+are seconds (``convergence.quantities.parse_duration`` reads ``"10s"``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bpv7 import DecodeError, EndpointID, parse_eid
+from convergence.quantities import DEFAULT_TCPCL_PORT
 
 from .errors import ConfigError
 from .routing import RoutePattern
@@ -71,7 +73,7 @@ class NodeConfig:
     workdir: Path | None
     """Directory of the persistent state (the store lives in ``workdir/store``); ``None`` keeps
     bundles in memory only."""
-    listen: tuple[tuple[str, int], ...] = (("127.0.0.1", 4556),)
+    listen: tuple[tuple[str, int], ...] = (("127.0.0.1", DEFAULT_TCPCL_PORT),)
     """TCPCLv4 listening addresses; port 0 picks a free port (see ``listen_addresses``)."""
     static_peers: tuple[tuple[str, int], ...] = ()
     """Peers to keep a session with: connected at start and reconnected with backoff forever."""

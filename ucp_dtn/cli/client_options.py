@@ -1,25 +1,36 @@
 """What the client subcommands (``submit``, ``status``, ``collect``, ``run``, ``data``) share:
-the flags saying how to reach a broker, turning them into
-:class:`~ucp_dtn.client.ClientSettings`, and client errors as one-line ``ucp`` errors."""
+the flags saying how to reach a broker (:data:`CLIENT_SETTINGS`, a settings table of their own),
+turning them into :class:`~ucp_dtn.client.ClientSettings`, and client errors as one-line ``ucp``
+errors."""
 
 from __future__ import annotations
 
 import argparse
-import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from pathlib import Path
-from typing import Any
 
-from convergence.lossy.units import QuantityError, parse_duration
+from convergence.quantities import parse_duration
 from ucp_dtn.client import ClientError, ClientSession, ClientSettings
-from ucp_dtn.daemon.config import parse_interface, parse_service_type, parse_static_peer
+from ucp_dtn.settings import (
+    BOOL,
+    DURATION,
+    INTERFACE,
+    PATH,
+    PEER,
+    SERVICE_TYPE,
+    TEXT,
+    Setting,
+    SettingsError,
+    SettingsTable,
+    argument_type,
+)
 from ucp_dtn.ucp import PlanError
 
 from .command import EXIT_USAGE, CommandError
 
 __all__ = [
     "BROKER_ENV",
+    "CLIENT_SETTINGS",
     "VIA_ENV",
     "add_client_arguments",
     "client_errors",
@@ -34,102 +45,97 @@ VIA_ENV = "UCP_VIA"
 BROKER_ENV = "UCP_BROKER"
 """Environment variable with the ``--broker`` node ID."""
 
+duration = argument_type(parse_duration)
+"""An argparse type: ``10s``, ``2m``, ``1h15s`` or seconds (zero allowed)."""
 
-def duration(text: str) -> float:
-    """An argparse type: ``10s``, ``2m``, ``1h15s`` or seconds (zero allowed)."""
-    try:
-        value = parse_duration(text)
-    except QuantityError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"duration must not be negative, got {text!r}")
-    return value
+_REQUEST_TIMEOUT_MIN_S = 5.0
+"""Requests wait at least this long for an answer, however short ``--wait``."""
 
-
-def _typed(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    """Wrap a parser so argparse reports its message (it hides a ValueError's text)."""
-
-    def convert(text: str) -> Any:
-        try:
-            return parse(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    convert.__name__ = getattr(parse, "__name__", "value")
-    return convert
+CLIENT_SETTINGS = SettingsTable(
+    [
+        Setting(
+            "home",
+            PATH,
+            "client home: identity, bundle store, job journal",
+            feeds=("client.home",),
+            metavar="DIR",
+            default_help="$UCP_HOME or ~/.local/share/ucp",
+            in_file=False,
+        ),
+        Setting(
+            "via",
+            PEER,
+            "node to connect to, a broker's or one that knows the way; without --via or "
+            f"${VIA_ENV}, the last one given",
+            feeds=("client.via",),
+            many=True,
+            env=VIA_ENV,
+            in_file=False,
+        ),
+        Setting(
+            "discover",
+            BOOL,
+            "find nodes with zeroconf instead",
+            feeds=("client.discover",),
+            in_file=False,
+        ),
+        Setting(
+            "discovery_interface",
+            INTERFACE,
+            "IP address of an interface discovery runs on",
+            feeds=("client.discovery_interfaces",),
+            many=True,
+            default_help="all",
+            in_file=False,
+        ),
+        Setting(
+            "discovery_service_type",
+            SERVICE_TYPE,
+            "DNS-SD service type",
+            feeds=("client.discovery_service_type",),
+            default_help="the daemons' default",
+            in_file=False,
+        ),
+        Setting(
+            "broker",
+            TEXT,
+            "the broker to use; without it, the nearest node announcing the broker role, else the "
+            "node --via reached",
+            feeds=("client.broker",),
+            metavar="EID",
+            env=BROKER_ENV,
+            in_file=False,
+        ),
+        Setting(
+            "wait",
+            DURATION,
+            "how long to look for a reachable broker",
+            feeds=("client.wait_s",),
+            in_file=False,
+        ),
+    ],
+    targets={"client": ClientSettings},
+)
+"""The flags (and environment variables) of the client subcommands."""
 
 
 def add_client_arguments(parser: argparse.ArgumentParser, *, wait: bool = True) -> None:
-    """The flags of every client subcommand."""
+    """The flags of every client subcommand (``--wait`` only where it waits for a broker)."""
     group = parser.add_argument_group("reaching a broker")
-    add = group.add_argument
-    add(
-        "--home",
-        type=Path,
-        metavar="DIR",
-        help="client home: identity, bundle store, job journal "
-        "(default: $UCP_HOME or ~/.local/share/ucp)",
-    )
-    add(
-        "--via",
-        action="append",
-        type=_typed(parse_static_peer),
-        metavar="tcp://HOST:PORT",
-        help=f"node to connect to, a broker's or one on the way (repeatable; default: ${VIA_ENV}, "
-        "else the last one given)",
-    )
-    add("--discover", action="store_true", help="find nodes with zeroconf")
-    add(
-        "--discovery-interface",
-        action="append",
-        type=_typed(parse_interface),
-        metavar="ADDRESS",
-        help="IP address of an interface discovery runs on (repeatable; default: all)",
-    )
-    add(
-        "--discovery-service-type",
-        type=_typed(parse_service_type),
-        metavar="TYPE",
-        help="DNS-SD service type (default: the daemons' default)",
-    )
-    add(
-        "--broker",
-        metavar="EID",
-        help=f"the broker's node ID (default: ${BROKER_ENV}, else the node --via reaches, "
-        "or the nearest broker found)",
-    )
-    if wait:
-        add(
-            "--wait",
-            type=duration,
-            default=10.0,
-            metavar="DURATION",
-            help="how long to look for a broker (default 10s)",
-        )
+    names = [setting.name for setting in CLIENT_SETTINGS if wait or setting.name != "wait"]
+    CLIENT_SETTINGS.add_arguments(group, only=names)
 
 
 def settings_from(args: argparse.Namespace) -> ClientSettings:
     """The client settings the flags (and environment) describe."""
-    via: list[tuple[str, int]] = list(args.via or [])
-    if not via and os.environ.get(VIA_ENV):
-        for item in os.environ[VIA_ENV].split(","):
-            if item.strip():
-                try:
-                    via.append(parse_static_peer(item))
-                except ValueError as exc:
-                    raise CommandError(f"${VIA_ENV}: {exc}", EXIT_USAGE) from None
-    interfaces = args.discovery_interface
-    wait = getattr(args, "wait", 10.0)
+    try:
+        resolved = CLIENT_SETTINGS.resolve_namespace(args)
+    except SettingsError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
+    arguments = resolved.arguments("client")
     try:
         return ClientSettings(
-            home=args.home,
-            via=tuple(via),
-            discover=args.discover,
-            discovery_interfaces=tuple(interfaces) if interfaces else None,
-            discovery_service_type=args.discovery_service_type,
-            broker=args.broker or os.environ.get(BROKER_ENV) or None,
-            wait_s=wait,
-            request_timeout_s=max(wait, 5.0),
+            request_timeout_s=max(resolved.get("wait"), _REQUEST_TIMEOUT_MIN_S), **arguments
         )
     except ClientError as exc:
         raise CommandError(str(exc), exc.status) from None

@@ -7,22 +7,16 @@ import sys
 
 import trio
 
-from convergence.lossy.units import QuantityError, parse_duration
 from ucp_dtn.appapi import REPORT_KINDS, format_bundle_id
+from ucp_dtn.settings import POSITIVE_DURATION, argument_type
 
 from .command import EXIT_USAGE, CommandError, Subcommand, add_socket_flag, daemon
 
 __all__ = ["SEND"]
 
 
-def _duration(text: str) -> float:
-    try:
-        value = parse_duration(text)
-    except QuantityError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"duration must be positive, got {text!r}")
-    return value
+_duration = argument_type(POSITIVE_DURATION.parse)
+"""An argparse type: a duration longer than zero (``10s``, ``1h``)."""
 
 
 def _reports(text: str) -> list[str]:

@@ -1,23 +1,22 @@
-"""The ``ucp-bpnode`` daemon: settings (TOML file and flags) and the entry point."""
+"""The ``ucp-bpnode`` daemon: its settings table (flags, TOML file, help) and the entry point."""
 
 from .bpnode import LOCK_FILE, SOCKET_FILE, StartupError, format_ready_line, main, serve
 from .config import (
     KNOWN_ROLES,
-    TCPCL_PORT,
+    SETTINGS,
     DaemonSettings,
     SettingsError,
     build_parser,
     default_node_id,
     load_settings,
     parse_route,
-    parse_static_peer,
 )
 
 __all__ = [
     "KNOWN_ROLES",
     "LOCK_FILE",
+    "SETTINGS",
     "SOCKET_FILE",
-    "TCPCL_PORT",
     "DaemonSettings",
     "SettingsError",
     "StartupError",
@@ -27,6 +26,5 @@ __all__ = [
     "load_settings",
     "main",
     "parse_route",
-    "parse_static_peer",
     "serve",
 ]

@@ -9,7 +9,7 @@ Starts a :class:`~ucp_dtn.agent.BundleNode` from :mod:`ucp_dtn.daemon.config` se
 SIGINT or SIGTERM ends the node cleanly (SESS_TERM to peers, store closed) and the process
 exits 0. Bad flags or configuration: one line on stderr, exit 2; a failure to start (address in
 use, store unreadable, another daemon on the work directory): one line, exit 1. Logs go to
-stderr (``-v`` info, ``-vv`` debug).
+stderr (``-v`` info, ``-vv`` debug); settings given by an old name are logged as warnings.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from pathlib import Path
 import trio
 
 import ucp_dtn
+from convergence.quantities import format_address
 from ucp_dtn.agent import AgentError, BundleNode
 from ucp_dtn.appapi import AppApiError, AppApiServer
 from ucp_dtn.roles.runner import run_roles
@@ -54,7 +55,7 @@ class StartupError(Exception):
 
 def format_ready_line(node_id: str, listen: Sequence[tuple[str, int]], socket_path: Path) -> str:
     """The line printed once the node listens."""
-    addresses = ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in listen) or "-"
+    addresses = ",".join(format_address(host, port) for host, port in listen) or "-"
     return f"ready node={node_id} tcpcl={addresses} socket={socket_path}"
 
 
@@ -159,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{_PROG}: error: {exc}", file=sys.stderr)
         return 2
     _configure_logging(settings.verbosity)
+    for notice in settings.notices:
+        logger.warning("%s", notice)
     try:
         with _socket_location(settings) as socket_path:
             workdir = settings.node.workdir

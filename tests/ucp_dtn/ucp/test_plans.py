@@ -530,13 +530,21 @@ def test_parse_size_rejects(value: object) -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(10, 10.0), (0.5, 0.5), ("10s", 10.0), ("2m", 120.0), ("1h15s", 3615.0), ("250ms", 0.25)],
+    [
+        (10, 10.0),
+        (0.5, 0.5),
+        ("10s", 10.0),
+        ("2m", 120.0),
+        ("1h15s", 3615.0),
+        ("250ms", 0.25),
+        ("10", 10.0),  # a bare number is seconds, as on the command line (convergence.quantities)
+    ],
 )
 def test_parse_duration(value: object, expected: float) -> None:
     assert parse_duration(value) == expected
 
 
-@pytest.mark.parametrize("value", [0, -1, "0s", "10", "1x", "s", "", True, float("inf"), [1]])
+@pytest.mark.parametrize("value", [0, -1, "0s", "-10", "1x", "s", "", True, float("inf"), [1]])
 def test_parse_duration_rejects(value: object) -> None:
     with pytest.raises(ValueError, match="must be a duration"):
         parse_duration(value)
