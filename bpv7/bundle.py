@@ -69,9 +69,9 @@ class BundleID:
     serve to identify the bundle"). Hashable; use it to detect duplicates."""
 
     source: EndpointID
-    """Source node ID."""
+    """The node that created the bundle (RFC 9171 §4.2.2 source node ID)."""
     creation: CreationTimestamp
-    """Creation timestamp."""
+    """When and in which order the source created it (RFC 9171 §4.2.7: time and sequence)."""
     fragment_offset: int | None = None
     """Fragment offset, or ``None`` for a bundle that is not a fragment."""
     fragment_length: int | None = None

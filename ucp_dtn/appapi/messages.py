@@ -326,7 +326,7 @@ class DeliveryPush:
     report_to: str
     """Its report-to EID."""
     lifetime_ms: int
-    """Its lifetime in milliseconds."""
+    """How long after its creation the bundle lives, in milliseconds (RFC 9171 §4.2.2)."""
     flags: int
     """Its bundle processing control flags (RFC 9171 §4.2.3)."""
     admin_record: Annotated[bool, Wire(absent=False)]

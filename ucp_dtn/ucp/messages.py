@@ -302,9 +302,9 @@ class DataItem(_Checked):
     _NAMES = ("name",)
 
     name: DataName
-    """Its name."""
+    """The data name (no wildcard)."""
     data: bytes
-    """Its content."""
+    """The stored bytes, whole."""
     written_at: Annotated[float, Wire(key="at")]
     """When it was written (the writer's clock); the newest write wins."""
     job_id: uuid.UUID | None = None
@@ -319,9 +319,9 @@ class DataEntry(_Checked):
     _EIDS = ("holder",)
 
     name: DataName
-    """Its name."""
+    """The data name (no wildcard)."""
     size: int
-    """Its size in bytes."""
+    """Length of the stored value in bytes (what a get would return)."""
     written_at: Annotated[float, Wire(key="at")]
     """When it was written (the writer's clock)."""
     job_id: uuid.UUID | None = None
@@ -338,9 +338,9 @@ class JobStatusEntry(_Checked):
     _EIDS = ("client", "executor")
 
     job_id: uuid.UUID
-    """The job."""
+    """The job's UUID (assigned by the client at submission)."""
     state: JobStatus | int
-    """Its state."""
+    """Where the job stands; an unknown code from a newer peer stays a plain ``int``."""
     updated_at: Annotated[float, Wire(key="at")]
     """When the state last changed (the broker's clock)."""
     name: str = ""
@@ -366,7 +366,7 @@ class NodeEntry(_Checked):
     node: str
     """Its node ID (EID)."""
     roles: Role
-    """The roles it announced."""
+    """The roles in its latest heartbeat (broker, executor, datastore bits)."""
     last_seen: float
     """When its last heartbeat arrived (the broker's clock)."""
     capabilities: Capabilities | None = None
@@ -382,7 +382,7 @@ class SyncedJob:
     """A job as one broker tells another (``broker-sync``)."""
 
     status: JobStatusEntry
-    """Its state."""
+    """The job's state as the syncing broker last recorded it."""
     job: JobInfo | None = None
     """The job itself while it is not final, so the other broker can take it over if this one
     disappears; ``None`` for final jobs."""
@@ -405,7 +405,7 @@ class JobSubmission(UcpMessage):
 
     KIND: ClassVar[str] = "job-submit"
     job: JobInfo
-    """The job."""
+    """What to run: the module, its inputs, limits, requirements and result routing."""
     inline_data: Mapping[DataName, bytes] = field(default_factory=dict)
     """Small named data sent along so the executor need not fetch it (REC's job data)."""
 
@@ -422,7 +422,7 @@ class JobAccepted(UcpMessage):
 
     KIND: ClassVar[str] = "job-accepted"
     job_id: uuid.UUID
-    """The job."""
+    """The UUID of the job the broker recorded (the client's ``JobInfo.job_id``)."""
     broker: str
     """The broker that took it (EID)."""
     duplicate: Annotated[bool, Wire(always=True)] = False
@@ -437,9 +437,9 @@ class JobState(UcpMessage):
 
     KIND: ClassVar[str] = "job-state"
     job_id: uuid.UUID
-    """The job."""
+    """The UUID of the job whose state changed."""
     state: JobStatus | int
-    """Its new state."""
+    """The state it moved to; an unknown code from a newer peer stays a plain ``int``."""
     at: float
     """When (the broker's clock)."""
     detail: str = ""
@@ -458,7 +458,7 @@ class JobDispatch(UcpMessage):
 
     KIND: ClassVar[str] = "job-dispatch"
     job: JobInfo
-    """The job."""
+    """What to run, as the client submitted it (the executor checks its requirements again)."""
     broker: str
     """The dispatching broker (EID): data requests and state reports go there."""
     client: str
@@ -483,7 +483,7 @@ class JobResult(UcpMessage):
 
     KIND: ClassVar[str] = "job-result"
     job_id: uuid.UUID
-    """The job."""
+    """The UUID of the job this is the result of."""
     executor: str
     """The executor that ran it (EID)."""
     status: ResultStatus | int
@@ -532,7 +532,7 @@ class Heartbeat(UcpMessage):
     node: str
     """The node ID (EID)."""
     roles: Role
-    """Its roles."""
+    """The roles the node runs now (a node may add the broker role by promotion)."""
     sequence: int
     """Increases with every heartbeat of this node; older ones are stale."""
     sent_at: float
@@ -575,7 +575,7 @@ class DataPut(UcpMessage):
     name: DataName
     """Its name (no wildcard)."""
     data: bytes
-    """Its content."""
+    """The value to store; a put replaces an older value of the same name (last write wins)."""
     written_at: Annotated[float, Wire(key="at")]
     """When it was written (the writer's clock)."""
     job_id: uuid.UUID | None = None
@@ -590,9 +590,9 @@ class DataReply(UcpMessage):
 
     KIND: ClassVar[str] = "data-reply"
     request_id: int
-    """The request answered."""
+    """The ``request_id`` of the request this answers (chosen by the requester)."""
     status: DataStatus | int
-    """Its outcome."""
+    """Success or why it failed; an unknown code from a newer peer stays a plain ``int``."""
     detail: str = ""
     """One line about it."""
     count: int = 0
@@ -626,9 +626,9 @@ class DataGetReply(UcpMessage):
 
     KIND: ClassVar[str] = "data-get-reply"
     request_id: int
-    """The request answered."""
+    """The ``request_id`` of the ``data-get`` this answers."""
     status: DataStatus | int
-    """Its outcome."""
+    """Success or why it failed (e.g. not found); unknown codes stay plain ``int``."""
     items: tuple[DataItem, ...] = ()
     """The data, sorted by name."""
     cursor: str | None = None
@@ -666,9 +666,9 @@ class DataListReply(UcpMessage):
 
     KIND: ClassVar[str] = "data-list-reply"
     request_id: int
-    """The request answered."""
+    """The ``request_id`` of the ``data-list`` this answers."""
     status: DataStatus | int
-    """Its outcome."""
+    """Success or why it failed; unknown codes stay plain ``int``."""
     entries: tuple[DataEntry, ...] = ()
     """The data, sorted by name."""
     cursor: str | None = None
@@ -724,7 +724,7 @@ class DataFreeSpaceReply(UcpMessage):
 
     KIND: ClassVar[str] = "data-free-space-reply"
     request_id: int
-    """The request answered."""
+    """The ``request_id`` of the ``data-free-space`` query this answers."""
     node: str
     """The datastore (EID)."""
     free: int
@@ -768,7 +768,7 @@ class StatusReply(UcpMessage):
 
     KIND: ClassVar[str] = "status-reply"
     request_id: int
-    """The request answered."""
+    """The ``request_id`` of the ``status-query`` this answers."""
     broker: str
     """The answering broker (EID)."""
     jobs: Annotated[tuple[JobStatusEntry, ...], Wire(always=True)] = ()
@@ -794,7 +794,8 @@ class BrokerSync(UcpMessage):
     full: Annotated[bool, Wire(always=True)] = False
     """Everything it knows (else only what changed since the previous sync)."""
     jobs: Annotated[tuple[SyncedJob, ...], Wire(always=True)] = ()
-    """Jobs."""
+    """Jobs the sending broker owns: every non-final one with its JobInfo (so another broker
+    can take it over), final ones without."""
     data: Annotated[tuple[DataEntry, ...], Wire(always=True)] = ()
     """Named data and where it is held."""
 
