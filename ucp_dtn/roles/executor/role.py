@@ -224,6 +224,8 @@ class ExecutorRole:
         self._input_failures = 0
         self._results_sent = 0
         self._heartbeats_sent = 0
+        self.capabilities: Capabilities | None = None
+        """The capabilities announced in the latest heartbeat (``None`` before the first)."""
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -428,6 +430,7 @@ class ExecutorRole:
             logger.debug("%s: no broker known yet; no heartbeat", self.endpoint)
             return 0
         capabilities = await self._capabilities()
+        self.capabilities = capabilities
         self._sequence = max(self._sequence + 1, int(self._clock() * 1000))
         interval = self.settings.heartbeat_interval_s
         heartbeat = Heartbeat(
