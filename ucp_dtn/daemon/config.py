@@ -67,6 +67,8 @@ class DaemonSettings:
     """The file the settings were read from, if any."""
     roles: RoleSettings = field(default_factory=RoleSettings)
     """The UCP roles this node runs and their settings."""
+    http: tuple[str, int] | None = None
+    """Where the dashboard, its JSON API and ``/metrics`` listen (``--http``); ``None``: off."""
 
 
 # -- value parsers (shared by flags and file) ---------------------------------------------------
@@ -96,6 +98,15 @@ def parse_route(text: str) -> tuple[str, str]:
     if not equals or not pattern.strip() or not next_hop.strip():
         raise ValueError(f"route {text!r}: write PATTERN=NEXTHOP, e.g. dtn://c/*=dtn://b/")
     return pattern.strip(), next_hop.strip()
+
+
+def parse_http(text: str) -> tuple[str, int]:
+    """Read the dashboard's address: ``HOST:PORT``, ``[IPv6]:PORT``, or a bare ``PORT``
+    (127.0.0.1, this machine only); port 0 picks a free one."""
+    stripped = text.strip()
+    if stripped.isdigit():
+        stripped = f"127.0.0.1:{stripped}"
+    return parse_address(stripped)
 
 
 def parse_interface(text: str) -> str:
@@ -339,6 +350,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--quota", type=_flag_type(parse_size), metavar="SIZE", help="store quota (default 1GiB)")
     add("--socket", type=Path, metavar="PATH", help="application API socket")
     add(
+        "--http",
+        type=_flag_type(parse_http),
+        metavar="HOST:PORT",
+        help="serve the live dashboard, its JSON API and Prometheus /metrics here (a bare "
+        "PORT means 127.0.0.1:PORT; default off)",
+    )
+    add(
         "--lifetime",
         type=_flag_type(parse_duration),
         metavar="DURATION",
@@ -500,6 +518,7 @@ _FILE_KEYS = (
     "capabilities",
     "quota",
     "socket",
+    "http",
     "lifetime",
     "custody_retransmit",
     "route_interval",
@@ -534,6 +553,7 @@ def _read_file(path: Path) -> dict[str, Any]:
         "discovery_interface": reader.parsed_list("discovery_interfaces", parse_interface),
         "quota": reader.size("quota"),
         "socket": reader.path("socket"),
+        "http": _file_http(reader),
         "lifetime": reader.duration("lifetime"),
         "custody_retransmit": reader.duration("custody_retransmit"),
         "route_interval": reader.duration("route_interval"),
@@ -580,6 +600,16 @@ def _read_file(path: Path) -> dict[str, Any]:
         values["tls_ca"] = tls.path("ca")
         values["require_tls"] = tls.boolean("require")
     return values
+
+
+def _file_http(reader: _FileReader) -> tuple[str, int] | None:
+    text = reader.text("http")
+    if text is None:
+        return None
+    try:
+        return parse_http(text)
+    except ValueError as exc:
+        reader.fail("http", str(exc))
 
 
 def _file_capability(
@@ -686,6 +716,7 @@ def load_settings(argv: Sequence[str] | None = None) -> DaemonSettings:
         verbosity=verbosity,
         config_file=config_file,
         roles=_role_settings(merged, workdir=node.workdir),
+        http=merged.get("http"),
     )
 
 
