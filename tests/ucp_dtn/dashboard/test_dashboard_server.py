@@ -22,8 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from ucp_dtn.agent import BundleNode
 from ucp_dtn.dashboard import DashboardServer, NodeSources, client_certificate_context, is_loopback
 from ucp_dtn.roles import RoleName
-from ucp_dtn.roles.settings import RoleSettings
 from ucp_dtn.roles.runner import run_roles
+from ucp_dtn.roles.settings import RoleSettings
 
 from ..agent_support import start_node, wait_until
 from .http_support import NoReply, request
@@ -54,7 +54,7 @@ async def dashboard_node(
 
 
 async def test_snapshot_shows_the_node_its_peer_roles_and_mesh() -> None:
-    async with dashboard_node() as (a, b, server):
+    async with dashboard_node() as (a, _b, server):
         assert server.address is not None
         reply = await request(server.address[1], "/api/v1/snapshot")
         assert reply.status == 200 and reply.headers["content-type"] == "application/json"
@@ -94,7 +94,7 @@ async def test_page_and_assets_ship_in_the_package_and_load_nothing_from_elsewhe
 
 
 async def test_metrics_parse_and_match_the_node_statistics() -> None:
-    async with dashboard_node() as (a, b, server):
+    async with dashboard_node() as (a, _b, server):
         assert server.address is not None
         for n in range(3):
             await a.send("dtn://b/inbox", b"m%d" % n)
