@@ -311,7 +311,7 @@ function renderMesh(s) {
       const dx = b[0] - a[0], dy = b[1] - a[1], len = Math.hypot(dx, dy) || 1;
       const nx = -dy / len, ny = dx / len;
       const anchor = nx > 0.3 ? "start" : nx < -0.3 ? "end" : "middle";
-      parts.push(svg("text", { class: "rate", "text-anchor": anchor,
+      parts.push(svg("text", { class: "rate " + anchor,
         x: (a[0] + b[0]) / 2 + nx * 10, y: (a[1] + b[1]) / 2 + ny * 10 + 4 }, label.join("  ")));
     }
   }
