@@ -87,7 +87,14 @@ _EXECUTOR_COUNTERS = (
     ("data_published", "executor_data_published", "Named results handed to the network."),
 )
 
-_DATASTORE_REQUESTS = ("puts", "gets", "lists", "deletes", "free_space_queries")
+#: DatastoreStatistics field → the ``kind`` label of its requests.
+_DATASTORE_REQUESTS = {
+    "puts": "put",
+    "gets": "get",
+    "lists": "list",
+    "deletes": "delete",
+    "free_space_queries": "free_space",
+}
 
 
 def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
@@ -283,8 +290,8 @@ class NodeCollector(Collector):
         requests = CounterMetricFamily(
             "ucp_datastore_requests", "Requests this node's datastore handled.", labels=["kind"]
         )
-        for kind in _DATASTORE_REQUESTS:
-            requests.add_metric([kind.removesuffix("s")], getattr(stats, kind))
+        for field, kind in _DATASTORE_REQUESTS.items():
+            requests.add_metric([kind], getattr(stats, field))
         yield requests
         yield _counter(
             "datastore_refused_no_space", "Puts refused for lack of space.", stats.no_space
