@@ -305,8 +305,10 @@ async def run(args: argparse.Namespace) -> None:
     rate_cost = 1 - open_rate / idle_rate
     cpu_cost = open_cpu / idle_cpu - 1
     print(
-        f"cost of two open pages: forwarding rate {rate_cost:+.1%}, relay CPU per bundle "
-        f"{cpu_cost:+.1%} (target < 5%: {verdict(rate_cost < TARGET_PAGE_COST)} on the rate, "
+        f"cost of two open pages: forwarding {abs(rate_cost):.1%} "
+        f"{'slower' if rate_cost > 0 else 'faster'}, relay CPU per bundle {abs(cpu_cost):.1%} "
+        f"{'more' if cpu_cost > 0 else 'less'} (target < 5%: "
+        f"{verdict(rate_cost < TARGET_PAGE_COST)} on the rate, "
         f"{verdict(cpu_cost < TARGET_PAGE_COST)} on CPU)",
         flush=True,
     )
