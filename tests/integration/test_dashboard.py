@@ -4,6 +4,7 @@ shows the nodes and the job rows turn done without a reload; ``/metrics`` parsed
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import urllib.request
@@ -14,7 +15,7 @@ import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
-from .daemons import Inbox, Network, wait_until
+from .daemons import Daemon, Inbox, Network, wait_until
 from .ucp_support import HELLO_WAT, Client, start_roles, write_wasm
 
 CHROMIUM = shutil.which("chromium")
@@ -130,6 +131,14 @@ def _scrape(address: tuple[str, int]) -> dict[tuple[str, tuple[tuple[str, str], 
     }
 
 
+async def _ucp_nodes(daemon: Daemon) -> dict[str, Any]:
+    """The statistics ``ucp nodes --json`` prints."""
+    done = await daemon.ucp("nodes", "--json")
+    assert done.returncode == 0, done.stderr.decode()
+    statistics: dict[str, Any] = json.loads(done.stdout)["statistics"]
+    return statistics
+
+
 #: ``ucp nodes`` statistics → the metric that carries the same count.
 SAME_COUNTS = {
     "received": "ucp_bundles_received_total",
@@ -176,9 +185,9 @@ async def test_metrics_agree_with_ucp_nodes_after_a_known_number_of_bundles(
         (b, {"received": count, "delivered": count}),
     ):
         assert daemon.ready.http is not None
-        before = (await daemon.info())["statistics"]
+        before = await _ucp_nodes(daemon)
         samples = await trio.to_thread.run_sync(_scrape, daemon.ready.http)
-        after = (await daemon.info())["statistics"]
+        after = await _ucp_nodes(daemon)
         for name, value in expected.items():
             assert before[name] == after[name] == value, (daemon.name, name, before, after)
         for name, metric in SAME_COUNTS.items():

@@ -23,8 +23,8 @@ import uuid
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
 
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -96,7 +96,7 @@ class Dashboard:
     """Builds snapshots."""
     feed: SnapshotFeed
     """The one periodic snapshot the event streams share."""
-    registry: Any
+    registry: CollectorRegistry
     """The Prometheus registry of ``/metrics``."""
 
     @classmethod

@@ -216,6 +216,12 @@ function renderStateFilters(counts) {
   box.replaceChildren(...buttons);
 }
 
+function jobTimes(job) {
+  const at = (t) => (t === null ? "–" : new Date(t * 1000).toLocaleString());
+  return `submitted ${at(job.submitted_at)}\ndispatched ${at(job.dispatched_at)}\n` +
+    `started ${at(job.started_at)}\nfinished ${at(job.finished_at)}\nclient ${job.client}`;
+}
+
 function jobMatches(job, needle) {
   if (filters.states.size && !filters.states.has(job.state)) return false;
   if (!needle) return true;
@@ -243,7 +249,7 @@ function renderJobs(s) {
     el("td", {}, el("span", { class: "state " + job.state }, job.state)),
     el("td", { class: "mono" }, shortNode(job.executor)),
     el("td", { class: "num" }, job.attempts),
-    el("td", {}, ago(job.submitted_at, s.taken_at)),
+    el("td", { title: jobTimes(job) }, ago(job.submitted_at, s.taken_at)),
     el("td", { class: "num" }, duration(job.run_s)),
     el("td", { class: "detail" }, job.detail)));
   fill("jobs", rows, 7, s.broker.jobs.length ? "no job matches the filter" : "no jobs yet");
