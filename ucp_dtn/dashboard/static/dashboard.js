@@ -308,7 +308,13 @@ function renderMesh(s) {
   for (const link of s.mesh_links) {
     const a = pos.get(link.source), b = pos.get(link.target);
     if (!a || !b) continue;
-    parts.push(svg("line", { class: "link " + link.kind, x1: a[0], y1: a[1], x2: b[0], y2: b[1],
+    // From circle edge to circle edge, so the lines do not run through the names.
+    const length = Math.hypot(b[0] - a[0], b[1] - a[1]) || 1;
+    const ux = (b[0] - a[0]) / length, uy = (b[1] - a[1]) / length;
+    const ra = link.source === s.node_id ? 24 : 19, rb = 19;
+    parts.push(svg("line", { class: "link " + link.kind,
+      x1: (a[0] + ux * ra).toFixed(1), y1: (a[1] + uy * ra).toFixed(1),
+      x2: (b[0] - ux * rb).toFixed(1), y2: (b[1] - uy * rb).toFixed(1),
       "data-link": link.source + " " + link.target }));
     if (link.kind === "session") {
       const label = [`↑${rate(link.send_bps)}`, `↓${rate(link.receive_bps)}`];
