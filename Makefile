@@ -15,13 +15,21 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# System tools the differential tests use (tshark's bpv7/tcpcl dissectors).
-# Installed when missing and we are root (CI and the dev machines run as root).
+# System tools the tests use: tshark (the bpv7/tcpcl dissectors of the differential tests) and
+# headless Chromium with its WebDriver (the dashboard test loads the page in a real browser).
+# Installed when missing and we are root (CI and the dev machines run as root); otherwise the
+# tests that need them are skipped, saying why.
 tools:
 	@command -v tshark >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tshark) >/dev/null; \
 	  else echo "tshark not found: its differential tests will be skipped (apt-get install tshark)"; fi; }
+	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      chromium chromium-driver) >/dev/null 2>&1 \
+	      || echo "chromium could not be installed: the dashboard's browser test will be skipped"; \
+	  else echo "chromium not found: the dashboard's browser test will be skipped (apt-get install chromium chromium-driver)"; fi; }
 
 demo: setup
 	$(VENV)/bin/ucp demo

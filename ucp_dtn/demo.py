@@ -17,6 +17,11 @@ persistent bundle store, and runs real WebAssembly jobs through it the way a use
 4. the client comes back, checks the jobs' status and collects the results;
 5. every daemon is shut down cleanly (SIGTERM).
 
+With ``--dashboard`` both nodes serve their live dashboard (``--http``) and the demo prints the
+pages' addresses; on a terminal it waits for Enter before submitting, so the jobs can be watched
+as they move, and after step 4 the network stays up (with the command to submit the plan again)
+until Ctrl-C.
+
 Every step prints the command a user would type. The exit status is 0 only if every job
 succeeded, the classifier labelled at least 90% of the windows as the generator intended and
 the gauge job printed the expected figures.
@@ -25,10 +30,12 @@ the gauge job printed the expected figures.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import random
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -47,7 +54,7 @@ from .workloads import (
     score_labels,
 )
 
-__all__ = ["main", "run_demo"]
+__all__ = ["add_dashboard_flag", "main", "run_demo"]
 
 MIN_ACCURACY = 0.9
 """Share of windows the classifier must label as the generator intended."""
@@ -170,27 +177,57 @@ def _indent(text: bytes) -> str:
     return "\n".join("    " + line for line in text.decode(errors="replace").splitlines())
 
 
-async def run_demo(base: Path) -> bool:
-    """Run the demo with work directories under ``base``; True when every job succeeded."""
+async def _wait_for_enter() -> None:
+    """On a terminal, wait until the user presses Enter (at once otherwise)."""
+    if sys.stdin is None or not sys.stdin.isatty():
+        return
+    _say("  Open the page, then press Enter to submit the jobs.")
+    await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
+
+
+async def _stay_up(client: _Client, plan: Path) -> None:
+    """Keep the network up until SIGINT or SIGTERM."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        _say("\n== The network stays up: watch the dashboards, submit the plan again with")
+        _say(f"  $ {shlex.join(client.argv('submit', str(plan)))}")
+        _say("  and press Ctrl-C to shut it down.")
+        async for _ in signals:
+            break
+
+
+async def run_demo(base: Path, *, dashboard: str | None = None) -> bool:
+    """Run the demo with work directories under ``base``; True when every job succeeded.
+    ``dashboard``: the hub's dashboard address (``HOST:PORT``, port 0 for any); the worker's
+    listens on 127.0.0.1, any port; then the network stays up until SIGINT or SIGTERM."""
     started = time.monotonic()
     _say("== 0. Preparing the plan: two sites' recordings (generated, known content) and a gauge")
     scenes, gauge_line = _write_plan(base / "plan")
     network = LocalNetwork(base / "nodes")
+    hub_http = ("--http", dashboard) if dashboard is not None else ()
+    worker_http = ("--http", "127.0.0.1:0") if dashboard is not None else ()
     try:
         _say("== 1. A local network: a hub (broker + datastore) and a worker (executor)")
-        hub = await network.start("hub", "--roles", "broker,datastore", "--heartbeat", "1s")
+        hub = await network.start(
+            "hub", "--roles", "broker,datastore", "--heartbeat", "1s", *hub_http
+        )
         _say(
             f"  $ ucp-bpnode -n {hub.node_id} -W {network.workdir('hub')} --roles broker,datastore"
+            + (f" --http {dashboard}" if dashboard is not None else "")
         )
         _say(f"    listening on {hub.url}")
         worker = await network.start(
-            "worker", "--roles", "executor", "--heartbeat", "1s", "-s", hub.url
+            "worker", "--roles", "executor", "--heartbeat", "1s", "-s", hub.url, *worker_http
         )
         _say(
             f"  $ ucp-bpnode -n {worker.node_id} -W {network.workdir('worker')} "
             f"--roles executor -s {hub.url}"
         )
         client = _Client(base / "client-home", hub)
+        if dashboard is not None:
+            _say(f"  dashboard of the hub (broker, job table): {hub.dashboard_url}")
+            _say(f"  dashboard of the worker (executor):       {worker.dashboard_url}")
+            _say(f"  Prometheus metrics:                       {hub.dashboard_url}metrics")
+            await _wait_for_enter()
 
         _say("\n== 2. The client submits a plan (recordings and readings, three WebAssembly jobs)")
         _say(f"  plan: {base / 'plan' / 'plan.toml'}")
@@ -232,6 +269,8 @@ async def run_demo(base: Path) -> bool:
             f"in {round_trip:.1f} s (client offline in between)"
         )
 
+        if dashboard is not None:
+            await _stay_up(client, base / "plan" / "plan.toml")
         _say("\n== 5. Shutting the network down (SIGTERM: SESS_TERM to peers, stores closed)")
         for node in (worker, hub):
             status_code = await node.stop()
@@ -243,17 +282,31 @@ async def run_demo(base: Path) -> bool:
         await network.close()
 
 
+def add_dashboard_flag(parser: argparse.ArgumentParser) -> None:
+    """``--dashboard [HOST:PORT]`` of ``ucp demo``."""
+    parser.add_argument(
+        "--dashboard",
+        nargs="?",
+        const="127.0.0.1:0",
+        metavar="HOST:PORT",
+        help="serve the nodes' live dashboards (the hub's at HOST:PORT, default 127.0.0.1 and "
+        "any free port), print their addresses and keep the network up until Ctrl-C",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``ucp demo`` / ``python -m ucp_dtn demo``."""
     parser = argparse.ArgumentParser(prog="ucp demo", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--workdir", type=Path, help="keep the nodes' work directories, logs and results here"
     )
+    add_dashboard_flag(parser)
     args = parser.parse_args(argv)
+    demo = functools.partial(run_demo, dashboard=args.dashboard)
     if args.workdir is not None:
-        return 0 if trio.run(run_demo, args.workdir) else 1
+        return 0 if trio.run(demo, args.workdir) else 1
     with tempfile.TemporaryDirectory(prefix="ucp-demo-") as tmp:
-        ok = trio.run(run_demo, Path(tmp))
+        ok = trio.run(demo, Path(tmp))
         if not ok:
             sys.stderr.write(LocalNetwork(Path(tmp) / "nodes").logs()[-6000:] + "\n")
         return 0 if ok else 1

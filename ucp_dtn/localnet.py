@@ -58,6 +58,8 @@ class Ready:
     """Its bound TCPCLv4 listeners."""
     socket: Path
     """Its application API socket."""
+    http: tuple[str, int] | None = None
+    """Where its dashboard listens (``--http``), if it serves one."""
 
 
 def parse_ready_line(line: str) -> Ready:
@@ -73,7 +75,11 @@ def parse_ready_line(line: str) -> Ready:
                 continue
             host, _, port = item.rpartition(":")
             addresses.append((host.strip("[]"), int(port)))
-        return Ready(fields["node"], tuple(addresses), Path(fields["socket"]))
+        http = None
+        if "http" in fields:
+            host, _, port = fields["http"].rpartition(":")
+            http = (host.strip("[]"), int(port))
+        return Ready(fields["node"], tuple(addresses), Path(fields["socket"]), http)
     except (KeyError, ValueError) as exc:
         raise ValueError(f"malformed ready line {line!r}: {exc}") from None
 
@@ -106,6 +112,14 @@ class LocalNode:
     def address(self) -> tuple[str, int]:
         """Its first TCPCL listener."""
         return self.ready.tcpcl[0]
+
+    @property
+    def dashboard_url(self) -> str | None:
+        """``http://host:port/``: its dashboard, if it serves one (``--http``)."""
+        if self.ready.http is None:
+            return None
+        host, port = self.ready.http
+        return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
     @property
     def url(self) -> str:

@@ -146,6 +146,15 @@ class TransferReceiver:
         """Whether a transfer is in progress: receiving, or awaiting our ack or refusal."""
         return bool(self._pending)
 
+    @property
+    def receiving(self) -> tuple[int, int, int | None] | None:
+        """``(transfer ID, octets received, announced length or None)`` of the transfer whose
+        segments are arriving now (not refused), or ``None``."""
+        reception = self._current
+        if reception is None or reception.refusal is not None:
+            return None
+        return reception.transfer_id, reception.received, reception.total_length
+
     def on_segment(self, segment: XferSegment) -> None:
         """Handle one XFER_SEGMENT.
 

@@ -45,7 +45,9 @@ from __future__ import annotations
 
 import enum
 import logging
+import socket
 import ssl
+import struct
 from collections import deque
 from collections.abc import Callable
 
@@ -88,7 +90,7 @@ from .link_transfers import (
     TransferResult,
 )
 from .negotiation import SessionParameters
-from .session import Session
+from .session import Session, TransferInProgress
 from .state import SessionState
 from .tls import NodeIdAuthResult, authenticate_node_id
 from .tlsstream import TlsStream
@@ -145,6 +147,8 @@ class TcpclLink:
         self.peer_address = peer_address
         """The peer's ``(host, port)`` (``("", 0)`` when not a socket)."""
         self._stream = stream
+        # The TCP socket under the stream (TLS replaces ``_stream`` later), for TCP_INFO.
+        self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
         self._server_hostname = server_hostname
         self._policy = config.tls_policy(active=active)
         self._session = Session(
@@ -316,7 +320,20 @@ class TcpclLink:
             incoming_queued=len(self._ready)
             + self._incoming_receive.statistics().current_buffer_used,
             keepalives_sent=stats.keepalives_sent,
+            transfers=self._transfers_in_progress(),
+            rtt_s=None if self._socket is None else _tcp_round_trip_time(self._socket),
         )
+
+    def _transfers_in_progress(self) -> tuple[TransferInProgress, ...]:
+        handles = self._handles
+        ours = [
+            TransferInProgress(True, tid, handles[tid].acknowledged, handles[tid].size)
+            for tid in sorted(handles)
+        ]
+        incoming = self._session.incoming_transfer()
+        if incoming is not None:
+            ours.append(incoming)
+        return tuple(ours)
 
     def __repr__(self) -> str:
         role = "active" if self.active else "passive"
@@ -720,6 +737,27 @@ class TcpclLink:
         if self._params is not None and self._params.peer_node_id:
             return f"{self._params.peer_node_id} ({where})"
         return where
+
+
+#: Linux ``struct tcp_info`` up to ``tcpi_rttvar``: eight octets of small fields, then 32-bit
+#: fields; ``tcpi_rtt`` (microseconds) is the sixteenth of those.
+_TCP_INFO_LENGTH = 76
+_TCP_INFO_RTT_OFFSET = 68
+
+
+def _tcp_round_trip_time(sock: trio.socket.SocketType) -> float | None:
+    """The kernel's smoothed round-trip time of a TCP socket in seconds (Linux), else None."""
+    option = getattr(socket, "TCP_INFO", None)
+    if option is None:
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, option, _TCP_INFO_LENGTH)
+    except OSError:
+        return None  # closed meanwhile, or not a TCP socket
+    if len(info) < _TCP_INFO_LENGTH:
+        return None
+    (microseconds,) = struct.unpack_from("=I", info, _TCP_INFO_RTT_OFFSET)
+    return float(microseconds) / 1e6
 
 
 async def _linger(stream: trio.abc.Stream) -> None:

@@ -15,6 +15,7 @@ from .codes import XferRefuseReason
 from .errors import LocalProtocolError
 from .link_errors import LinkClosedError
 from .messages import ExtensionItem
+from .session import TransferInProgress
 from .state import SessionState
 
 __all__ = [
@@ -228,3 +229,9 @@ class LinkStatistics:
     """Received transfers waiting for :meth:`TcpclLink.receive`."""
     keepalives_sent: int
     """KEEPALIVE messages sent."""
+    transfers: tuple[TransferInProgress, ...] = ()
+    """Transfers under way: ours not yet fully acknowledged (by Transfer ID), then the peer's
+    whose segments are arriving."""
+    rtt_s: float | None = None
+    """The kernel's smoothed round-trip time of the TCP connection (Linux ``TCP_INFO``), in
+    seconds; ``None`` where the stream is no TCP socket or the system does not tell."""

@@ -58,7 +58,7 @@ from .outgoing import TransferSender
 from .reader import MessageReader
 from .state import SessionInput, SessionState, StateMachine
 
-__all__ = ["Session", "SessionStatistics"]
+__all__ = ["Session", "SessionStatistics", "TransferInProgress"]
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +95,21 @@ class SessionStatistics:
     """KEEPALIVE messages queued."""
     pending_transfers: int
     """Our transfers queued or not yet acknowledged."""
+
+
+@dataclass(frozen=True, slots=True)
+class TransferInProgress:
+    """One transfer under way in a session (for progress displays)."""
+
+    outgoing: bool
+    """``True`` for ours, ``False`` for the peer's."""
+    transfer_id: int
+    """Its Transfer ID (ours or the peer's numbering)."""
+    done: int
+    """Ours: octets the peer acknowledged; the peer's: octets received."""
+    total: int | None
+    """The bundle's length; for the peer's, only when it sent a Transfer Length extension
+    (RFC 9174 §5.2.5.1)."""
 
 
 class Session:
@@ -187,6 +202,14 @@ class Session:
             keepalives_sent=self._keepalives_sent,
             pending_transfers=len(sender.unacknowledged()),
         )
+
+    def incoming_transfer(self) -> TransferInProgress | None:
+        """The peer's transfer whose segments are arriving now (not refused), if any."""
+        receiving = self._receiver.receiving
+        if receiving is None:
+            return None
+        transfer_id, received, total = receiving
+        return TransferInProgress(False, transfer_id, received, total)
 
     def events(self) -> list[Event]:
         """Return and forget the events produced since the last call."""

@@ -77,6 +77,10 @@ class ForwardQueue:
         """Bundles assigned to neighbour ``hop``."""
         return len(self._by_hop.get(hop, ()))
 
+    def waiting_by_hop(self) -> dict[EndpointID, int]:
+        """Bundles assigned to each neighbour that has any (as of the last :meth:`sync`)."""
+        return {hop: len(queue) for hop, queue in self._by_hop.items() if queue}
+
     def _next_hop(self, destination: EndpointID, previous: EndpointID | None) -> EndpointID | None:
         cache_key = (destination, previous)
         try:

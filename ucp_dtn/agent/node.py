@@ -452,6 +452,26 @@ class BundleNode:
             return []
         return self._core.routing.routes(now=self._core.now())
 
+    def waiting_by_hop(self) -> tuple[dict[str, int], int]:
+        """Bundles waiting to be forwarded: per next hop (node ID) that has any, and how many
+        have no usable route now. Read from the forwarding queue's counts (no store scan), as
+        of its last look at the routing table; bundles on the wire or waiting to retry after a
+        failed transfer are not counted."""
+        core = self._core
+        if core is None:
+            return {}, 0
+        waiting = {str(hop): n for hop, n in core.queue.waiting_by_hop().items()}
+        return waiting, core.queue.unrouted
+
+    def known_roles(self) -> dict[str, frozenset[str]]:
+        """The UCP roles of every node the role directory knows now (this node included):
+        learned from route advertisements and discovery, lapsing with them."""
+        core = self._core
+        if core is None:
+            roles = frozenset(r.strip().lower() for r in self.config.roles if r.strip())
+            return {str(self.node_id): roles} if roles else {}
+        return {str(node): roles for node, roles in core.roles.entries(now=core.now()).items()}
+
     def statistics(self) -> NodeStatistics:
         """A snapshot of the node's counters and state."""
         core = self._core

@@ -89,6 +89,14 @@ class RoleDirectory:
                 result[node] = roles
         return result
 
+    def entries(self, *, now: float) -> dict[EndpointID, frozenset[str]]:
+        """Every node with known roles that have not lapsed (this node included)."""
+        return {
+            node: entry.roles
+            for node, entry in self._entries.items()
+            if entry.roles and entry.expires_at > now
+        }
+
     def expire(self, now: float) -> None:
         """Forget lapsed entries."""
         for node in [n for n, e in self._entries.items() if e.expires_at <= now]:

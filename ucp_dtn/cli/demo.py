@@ -7,7 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ucp_dtn.demo import run_demo
+from ucp_dtn.demo import add_dashboard_flag, run_demo
 from ucp_dtn.localnet import LocalNetwork
 
 from .command import EXIT_FAILURE, Subcommand
@@ -23,13 +23,14 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep the nodes' work directories, logs and results here (default: a temporary "
         "directory, removed afterwards)",
     )
+    add_dashboard_flag(parser)
 
 
 async def _run(args: argparse.Namespace) -> int:
     if args.workdir is not None:
-        return 0 if await run_demo(args.workdir) else EXIT_FAILURE
+        return 0 if await run_demo(args.workdir, dashboard=args.dashboard) else EXIT_FAILURE
     with tempfile.TemporaryDirectory(prefix="ucp-demo-") as tmp:
-        if await run_demo(Path(tmp)):
+        if await run_demo(Path(tmp), dashboard=args.dashboard):
             return 0
         sys.stderr.write(LocalNetwork(Path(tmp) / "nodes").logs()[-6000:] + "\n")
         return EXIT_FAILURE

@@ -5,7 +5,8 @@ Starts a :class:`~ucp_dtn.agent.BundleNode` from :mod:`ucp_dtn.daemon.config` se
 
     ready node=dtn://a/ tcpcl=127.0.0.1:40123 socket=/var/lib/ucp/a/bpnode.sock
 
-(``tcpcl=`` lists every bound listener, comma-separated; scripts read the ports from it).
+(``tcpcl=`` lists every bound listener, comma-separated; scripts read the ports from it; with
+``--http`` an ``http=HOST:PORT`` item follows: where the dashboard listens).
 SIGINT or SIGTERM ends the node cleanly (SESS_TERM to peers, store closed) and the process
 exits 0. Bad flags or configuration: one line on stderr, exit 2; a failure to start (address in
 use, store unreadable, another daemon on the work directory): one line, exit 1. Logs go to
@@ -22,6 +23,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -53,10 +55,16 @@ class StartupError(Exception):
     """The daemon cannot start (one-line message)."""
 
 
-def format_ready_line(node_id: str, listen: Sequence[tuple[str, int]], socket_path: Path) -> str:
+def format_ready_line(
+    node_id: str,
+    listen: Sequence[tuple[str, int]],
+    socket_path: Path,
+    http: tuple[str, int] | None = None,
+) -> str:
     """The line printed once the node listens."""
     addresses = ",".join(format_address(host, port) for host, port in listen) or "-"
-    return f"ready node={node_id} tcpcl={addresses} socket={socket_path}"
+    line = f"ready node={node_id} tcpcl={addresses} socket={socket_path}"
+    return line if http is None else f"{line} http={format_address(*http)}"
 
 
 @contextmanager
@@ -99,16 +107,23 @@ def _socket_location(settings: DaemonSettings) -> Iterator[Path]:
 
 async def serve(settings: DaemonSettings, socket_path: Path) -> None:
     """Run the node and its API until SIGINT or SIGTERM (printing the ready line)."""
+    started_at = time.time()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         node = BundleNode(settings.node)
         server = AppApiServer(node, socket_path, software=f"ucp-bpnode {_version()}")
         async with trio.open_nursery() as nursery:
             await nursery.start(node.run)
             await nursery.start(server.run)
+            services: list[object] = []
             if settings.roles.roles:
-                await nursery.start(functools.partial(run_roles, node, settings.roles))
+                services = await nursery.start(functools.partial(run_roles, node, settings.roles))
+            http: tuple[str, int] | None = None
+            if settings.http is not None:
+                http = await nursery.start(
+                    functools.partial(_serve_dashboard, node, services, settings.http, started_at)
+                )
             print(
-                format_ready_line(str(node.node_id), node.listen_addresses, socket_path),
+                format_ready_line(str(node.node_id), node.listen_addresses, socket_path, http),
                 flush=True,
             )
             async for signum in signals:
@@ -123,6 +138,22 @@ async def serve(settings: DaemonSettings, socket_path: Path) -> None:
             stats.forwarded,
             stats.delivered,
         )
+
+
+async def _serve_dashboard(
+    node: BundleNode,
+    services: list[object],
+    address: tuple[str, int],
+    started_at: float,
+    *,
+    task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """The dashboard (``--http``); the HTTP stack is imported only here."""
+    from ucp_dtn.dashboard import DashboardServer, NodeSources
+
+    sources = NodeSources(node, services, f"ucp-bpnode {_version()}", started_at)
+    dashboard = DashboardServer(sources, *address)
+    await dashboard.run(task_status=task_status)
 
 
 def _version() -> str:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
-from convergence.quantities import size_value
+from convergence.quantities import format_address, parse_address, size_value
 from convergence.tcpcl.tls import TlsSettings, load_tls_settings
 from ucp_dtn.agent import ConfigError, NodeConfig
 from ucp_dtn.roles.settings import RoleSettings
@@ -85,6 +85,8 @@ class DaemonSettings:
     """The UCP roles this node runs and their settings."""
     notices: tuple[str, ...] = ()
     """Warnings to log once logging is set up (old setting names that still work)."""
+    http: tuple[str, int] | None = None
+    """Where the dashboard, its JSON API and ``/metrics`` listen (``--http``); ``None``: off."""
 
 
 # -- kinds of values only the daemon has ----------------------------------------------------------
@@ -102,6 +104,15 @@ def _route_entry(pattern: str, next_hop: object) -> tuple[str, str]:
     if not isinstance(next_hop, str):
         raise ValueError(f"next hop of {pattern!r} must be a string")
     return parse_route(f"{pattern}={next_hop}")
+
+
+def _http_address(text: str) -> tuple[str, int]:
+    """The dashboard's address: ``HOST:PORT``, ``[IPv6]:PORT``, or a bare ``PORT``
+    (127.0.0.1, this machine only); port 0 picks a free one."""
+    stripped = text.strip()
+    if stripped.isdigit():
+        stripped = f"127.0.0.1:{stripped}"
+    return parse_address(stripped)
 
 
 def _check_roles(roles: Sequence[object]) -> tuple[str, ...]:
@@ -168,6 +179,9 @@ ROLES: Kind[tuple[str, ...]] = Kind(
     toml_types=(list, str),
     from_toml=_roles_from_toml,
     show=",".join,
+)
+HTTP_ADDRESS: Kind[tuple[str, int]] = Kind(
+    "HOST:PORT", _http_address, "a string", show=lambda address: format_address(*address)
 )
 CAPABILITY: Kind[Capability] = Kind(
     "KEY=VALUE",
@@ -406,6 +420,15 @@ SETTINGS = SettingsTable(
             feeds=("daemon.socket_path",),
             default_help="<workdir>/bpnode.sock, in memory a fresh temporary directory",
             example="api.sock",
+        ),
+        Setting(
+            "http",
+            HTTP_ADDRESS,
+            "serve the dashboard, its JSON API and /metrics here (a bare PORT: 127.0.0.1); "
+            "another host than loopback lets anyone who reaches it look (docs/dashboard.md)",
+            feeds=("daemon.http",),
+            default_help="off",
+            example="127.0.0.1:8080",
         ),
         Setting(
             "lifetime",

@@ -103,6 +103,9 @@ class HeartbeatSender:
         self._sequence = 0
         self.sent = 0
         """Heartbeat messages handed to the agent (one per broker and round)."""
+        self.capabilities: Capabilities | None = None
+        """The capabilities announced in the latest round (``None`` before the first, or
+        when they could not be read)."""
 
     async def run(self) -> None:
         """Send a round now and then every ``heartbeat_interval_s``, until cancelled."""
@@ -122,6 +125,7 @@ class HeartbeatSender:
             logger.debug("%s %s: no broker known yet; no heartbeat", self.node_id, self._name)
             return 0
         capabilities = await self._capabilities()
+        self.capabilities = capabilities
         self._sequence = max(self._sequence + 1, int(self._clock() * 1000))
         interval = self.settings.heartbeat_interval_s
         heartbeat = Heartbeat(

@@ -10,7 +10,7 @@ from .job_records import ForeignJob, JobRecord
 from .jobs import JobBook, Readiness, Verdict
 from .journal import AsyncJournal, BrokerJournal, JournalContents, PendingRequest
 from .name_cache import NameCache
-from .registry import ExecutorChoice, KnownNode, NodeRegistry
+from .registry import ExecutorChoice, KnownNode, MemberInfo, NodeRegistry
 from .role import BrokerRole
 from .statistics import BrokerStatistics
 from .sync import SYNC_HEARTBEATS
@@ -27,6 +27,7 @@ __all__ = [
     "JobRecord",
     "JournalContents",
     "KnownNode",
+    "MemberInfo",
     "NameCache",
     "NodeRegistry",
     "PendingRequest",

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 
 from bpv7 import BPv7Error, parse_eid
 
-from ...ucp.capabilities import Requirements, executor_score
+from ...ucp.capabilities import Capabilities, Requirements, executor_score
 from ...ucp.messages import Heartbeat, NodeEntry, Role
 
-__all__ = ["ExecutorChoice", "KnownNode", "NodeRegistry"]
+__all__ = ["ExecutorChoice", "KnownNode", "MemberInfo", "NodeRegistry"]
 
 _TRACKED_ROLES = (Role.EXECUTOR, Role.DATASTORE, Role.BROKER)
 
@@ -80,6 +80,28 @@ class ExecutorChoice:
     """Why none was chosen (for the job's detail)."""
     capable: int = 0
     """How many live executors meet the requirements."""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberInfo:
+    """A read-only view of one live registry entry (:meth:`NodeRegistry.members`)."""
+
+    node: str
+    """The node ID (text)."""
+    role: Role
+    """The role this entry is about (one flag)."""
+    last_seen: float
+    """When its latest heartbeat arrived (the broker's clock)."""
+    capabilities: Capabilities | None
+    """Executors: the capabilities of its latest heartbeat."""
+    load: int
+    """Executors: jobs it runs or was just sent (what scheduling counts)."""
+    max_jobs: int
+    """Executors: jobs it runs at once (0: not an executor)."""
+    store_free: int | None
+    """Datastores: estimated free bytes (its latest figure minus what was relayed since)."""
+    store_used: int | None
+    """Datastores: bytes it held at its latest heartbeat."""
 
 
 class NodeRegistry:
@@ -247,6 +269,23 @@ class NodeRegistry:
                 )
             merged[entry.node] = known
         return tuple(merged.values())
+
+    def members(self, now: float) -> tuple[MemberInfo, ...]:
+        """Every live entry, by node ID and role."""
+        return tuple(
+            MemberInfo(
+                node=entry.node,
+                role=entry.role,
+                last_seen=entry.last_seen,
+                capabilities=entry.heartbeat.capabilities,
+                load=entry.load(now, self.timeout_s) if entry.role == Role.EXECUTOR else 0,
+                max_jobs=entry.heartbeat.max_jobs,
+                store_free=entry.free_space if entry.role == Role.DATASTORE else None,
+                store_used=entry.heartbeat.store_used,
+            )
+            for entry in sorted(self._entries.values(), key=lambda e: (e.node, e.role))
+            if self._alive(entry, now)
+        )
 
     def count(self, role: Role, now: float) -> int:
         """Live entries of ``role``."""

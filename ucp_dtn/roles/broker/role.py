@@ -74,7 +74,7 @@ from .jobs import JobBook, Readiness
 from .journal import AsyncJournal
 from .name_cache import NameCache
 from .redeploy import adopted, is_current, requeue, stranded_jobs
-from .registry import NodeRegistry
+from .registry import MemberInfo, NodeRegistry
 from .relay import DataRelay, with_reply_to
 from .statistics import BrokerStatistics
 from .sync import BrokerPeering
@@ -627,6 +627,19 @@ class BrokerRole:
         return self._relay
 
     # -- reporting ----------------------------------------------------------------------------
+
+    def jobs_changed_since(self, mark: int) -> tuple[int, list[JobRecord]]:
+        """``(latest mark, own job records changed after mark)``, oldest first: a reader keeps
+        the mark and asks again for what changed (``mark=0``: every job). A latest mark below
+        the one asked for means the job book was replaced (the role restarted): read again
+        from 0. Records are immutable; nothing here changes the broker."""
+        jobs = self._jobs
+        return jobs.change_mark, jobs.changed_since(mark)
+
+    def members(self) -> tuple[MemberInfo, ...]:
+        """The live executors, datastores and brokers known from heartbeats, with their
+        capabilities, load and free space."""
+        return self._registry.members(self._clock())
 
     def statistics(self) -> BrokerStatistics:
         """What the broker holds and has done (works before and after ``run`` too)."""

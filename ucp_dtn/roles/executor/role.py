@@ -64,6 +64,7 @@ from ...ucp.messages import (
     Timings,
     UcpMessage,
 )
+from ...ucp.capabilities import Capabilities
 from ...ucp.names import DataName, job_name
 from ...ucp.runtime import (
     DEFAULT_MEMORY_LIMIT,
@@ -418,6 +419,11 @@ class ExecutorRole:
         return sent
 
     # -- heartbeats -------------------------------------------------------------------------
+
+    @property
+    def capabilities(self) -> Capabilities | None:
+        """The capabilities announced in the latest heartbeat (``None`` before the first)."""
+        return self._heartbeats.capabilities
 
     async def send_heartbeat(self) -> int:
         """Send one heartbeat to every known broker now; returns how many were sent."""
