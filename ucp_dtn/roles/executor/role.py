@@ -52,6 +52,7 @@ import trio
 from ...agent import AgentError, BundleNode
 from ...store import StoreError
 from ...store.sqlite_files import make_private_directory
+from ...ucp.capabilities import Capabilities
 from ...ucp.messages import (
     DataGetReply,
     DataReply,
@@ -64,7 +65,6 @@ from ...ucp.messages import (
     Timings,
     UcpMessage,
 )
-from ...ucp.capabilities import Capabilities
 from ...ucp.names import DataName, job_name
 from ...ucp.runtime import (
     DEFAULT_MEMORY_LIMIT,
