@@ -95,6 +95,12 @@ class SessionStatistics:
     """KEEPALIVE messages queued."""
     pending_transfers: int
     """Our transfers queued or not yet acknowledged."""
+    in_flight: int = 0
+    """Our octets sent in segments and not yet acknowledged."""
+    send_window: int | None = None
+    """Most unacknowledged octets allowed now (``None``: no send window)."""
+    ack_rate: float | None = None
+    """Measured rate of the peer's acknowledgements, octets per second (``None``: not yet)."""
 
 
 class Session:
@@ -137,7 +143,12 @@ class Session:
         self._term_reason: SessTermReason | int | None = None
         self._error: str | None = None
         # Transfers: both share our control buffer and event list.
-        self._sender = TransferSender(config.first_transfer_id, self._events)
+        self._sender = TransferSender(
+            config.first_transfer_id,
+            self._events,
+            window_min=config.send_window_min,
+            window_delay=config.send_window_delay,
+        )
         self._receiver = TransferReceiver(config, self._control, self._events)
         # Timers.
         self._establish_deadline = now + config.establishment_timeout
@@ -167,6 +178,16 @@ class Session:
         return self._params
 
     @property
+    def buffered(self) -> int:
+        """Received octets not yet decoded into a message (part of the next one)."""
+        return self._reader.buffered
+
+    def receive_need(self) -> int:
+        """How many more octets the partly received message needs (see
+        :meth:`MessageReader.needed`)."""
+        return self._reader.needed()
+
+    @property
     def idle(self) -> bool:
         """No transfer in progress or queued in either direction (RFC 9174 §3.1)."""
         return not (self._sender.has_queued or self._receiver.busy)
@@ -186,7 +207,15 @@ class Session:
             transfers_refused_by_us=receiver.refused,
             keepalives_sent=self._keepalives_sent,
             pending_transfers=len(sender.unacknowledged()),
+            in_flight=sender.in_flight,
+            send_window=sender.window(),
+            ack_rate=sender.ack_rate.rate,
         )
+
+    def outgoing_progress(self) -> list[tuple[int, int, int]]:
+        """``(transfer ID, octets acknowledged, length)`` of each of our transfers that started
+        and has not finished."""
+        return self._sender.progress()
 
     def events(self) -> list[Event]:
         """Return and forget the events produced since the last call."""
@@ -331,6 +360,7 @@ class Session:
         bundle, and a refused transfer stops at once. A large segment payload is returned as
         a ``memoryview`` of the buffer given to :meth:`send_transfer`, without copying.
         """
+        self._now = now
         limit = max_bytes if max_bytes is not None else 1 << 62
         if limit < 1:
             raise LocalProtocolError("max_bytes must be at least 1")
@@ -381,6 +411,7 @@ class Session:
             self._current,
             segment_size=params.segment_size,
             may_start=state is SessionState.ESTABLISHED,
+            now=self._now,
         ):
             return False
         self._segments_sent += 1
@@ -441,6 +472,19 @@ class Session:
         self._receiver.ack(transfer_id)
         self._check_ending_done()
 
+    def ack_segments(self, transfer_id: int, length: int) -> None:
+        """Acknowledge the received segments of an incoming transfer up to ``length`` octets
+        (its cumulative length after the last one to acknowledge), but not its END segment:
+        use with ``auto_ack_segments=False`` once a segment's data is safe with its consumer.
+        RFC 9174 §5.2.3: "A receiving TCPCL entity SHALL send an XFER_ACK message in response
+        to each received XFER_SEGMENT message after the segment has been fully processed."
+
+        Does nothing once the session is closed, or for a transfer refused or resolved.
+        """
+        if self.state is SessionState.CLOSED:
+            return
+        self._receiver.ack_through(transfer_id, length)
+
     def refuse_transfer(
         self, transfer_id: int, reason: XferRefuseReason = XferRefuseReason.UNKNOWN
     ) -> None:
@@ -497,7 +541,7 @@ class Session:
             self._receiver.on_segment(message)
             self._check_ending_done()
         elif isinstance(message, XferAck):
-            if not self._sender.on_ack(message):
+            if not self._sender.on_ack(message, self._now):
                 # RFC 9174 §5.1.2: "an XFER_ACK message with an unknown Transfer ID" is
                 # answered with "Message Unexpected" (so is a length that makes no sense).
                 self._reject(MsgRejectReason.MESSAGE_UNEXPECTED, message)
