@@ -656,14 +656,16 @@ class TcpclLink:
                 continue
             if not isinstance(event, TransferReceived | IncomingTransferAborted):
                 continue  # pragma: no cover - only these are queued
+            if isinstance(event, IncomingTransferAborted) and event.reason is None:
+                # The session ended: _abandon_incoming hands it back to its sink once the link
+                # is down (shielded; keeping a long prefix may take a while).
+                continue
             inbound = self._inbound.pop(event.transfer_id, None)
             if inbound is None:
                 continue  # refused by its sink
             if isinstance(event, IncomingTransferAborted):
-                if event.reason is None:
-                    await _abandon(inbound.sink, inbound.acked)
-                else:  # refused by the session itself (length, MRU): nothing worth keeping
-                    await _release(inbound.sink)
+                # Refused by the session itself (length, MRU): nothing worth keeping.
+                await _release(inbound.sink)
                 continue
             try:
                 await inbound.sink.finish()
@@ -842,6 +844,7 @@ class TcpclLink:
             event.total_length,
             event.extensions,
             params.peer_node_id if params is not None else "",
+            params.peer_extensions if params is not None else (),
         )
         made: TransferSink | XferRefuseReason | None = None
         try:

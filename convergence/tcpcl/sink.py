@@ -69,6 +69,8 @@ class IncomingTransferStart:
     """The transfer extension items of the START segment."""
     peer_node_id: str
     """The peer's Node ID from its SESS_INIT."""
+    peer_extensions: tuple[ExtensionItem, ...] = ()
+    """The session extension items of the peer's SESS_INIT (what it said it does)."""
 
 
 class TransferSink(Protocol):

@@ -71,6 +71,10 @@ class Counters:
     custody_refused: int = 0
     custody_retransmitted: int = 0
     sessions_opened: int = 0
+    partial_kept: int = 0
+    partial_kept_bytes: int = 0
+    partial_sent: int = 0
+    partial_sent_bytes: int = 0
 
     def count_deleted(self, reason: int) -> None:
         """Count one deletion for ``reason`` (a status report reason code)."""
@@ -147,6 +151,15 @@ class NodeStatistics:
     """Custodial transmissions repeated because no signal came in time."""
     send_failures: int
     """Transfers that did not complete (session lost, refused) and were retried later."""
+    partial_kept: int = 0
+    """Incoming transfers cut short of which the acknowledged prefix was kept as fragments
+    (reactive fragmentation, RFC 9171 §5.8)."""
+    partial_kept_bytes: int = 0
+    """Payload octets kept that way."""
+    partial_sent: int = 0
+    """Outgoing transfers cut short whose bundle was replaced by the unacknowledged rest."""
+    partial_sent_bytes: int = 0
+    """Payload octets the peers acknowledged of those (not sent again)."""
 
     @classmethod
     def build(
@@ -194,4 +207,8 @@ class NodeStatistics:
             custody_refused=counters.custody_refused,
             custody_retransmitted=counters.custody_retransmitted,
             send_failures=counters.send_failures,
+            partial_kept=counters.partial_kept,
+            partial_kept_bytes=counters.partial_kept_bytes,
+            partial_sent=counters.partial_sent,
+            partial_sent_bytes=counters.partial_sent_bytes,
         )
