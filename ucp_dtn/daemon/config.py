@@ -368,6 +368,38 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help="longest wait between attempts to reach a static peer (default 1m)",
     )
+    # -- transfers that survive link cuts (issue #9) --
+    add(
+        "--reactive-fragmentation",
+        action=argparse.BooleanOptionalAction,
+        help="when a session ends mid-transfer, keep what was acknowledged and send only the "
+        "rest (RFC 9171 §5.8; default: on)",
+    )
+    add(
+        "--receive-memory",
+        type=_flag_type(parse_size),
+        metavar="SIZE",
+        help="memory for incoming transfers, all sessions together (default 64MiB)",
+    )
+    add(
+        "--spool-threshold",
+        type=_flag_type(parse_size),
+        metavar="SIZE",
+        help="incoming transfers larger than this go to a spool file (default 1MiB)",
+    )
+    add(
+        "--segment-size",
+        type=_flag_type(parse_size),
+        metavar="SIZE",
+        help="TCPCL segment size sent and accepted (default 256KiB)",
+    )
+    add(
+        "--send-window",
+        type=_flag_type(parse_duration),
+        metavar="DURATION",
+        help="unacknowledged data kept in flight per session, in time at the peer's rate "
+        "(default 250ms)",
+    )
     add("-v", "--verbose", action="count", help="log more (-v info, -vv debug)")
     return parser
 
@@ -507,6 +539,11 @@ _FILE_KEYS = (
     "reconnect_max",
     "verbose",
     "tls",
+    "reactive_fragmentation",
+    "receive_memory",
+    "spool_threshold",
+    "segment_size",
+    "send_window",
 )
 _TLS_KEYS = ("cert", "key", "ca", "require")
 
@@ -540,6 +577,11 @@ def _read_file(path: Path) -> dict[str, Any]:
         "keepalive": reader.duration("keepalive"),
         "reconnect_max": reader.duration("reconnect_max"),
         "verbose": reader.integer("verbose"),
+        "reactive_fragmentation": reader.boolean("reactive_fragmentation"),
+        "receive_memory": reader.size("receive_memory"),
+        "spool_threshold": reader.size("spool_threshold"),
+        "segment_size": reader.size("segment_size"),
+        "send_window": reader.duration("send_window"),
     }
     roles = reader.text_list("roles")
     if roles is not None:
@@ -664,6 +706,11 @@ def load_settings(argv: Sequence[str] | None = None) -> DaemonSettings:
         ("custody_retransmit", "custody_retransmit_s"),
         ("route_interval", "route_advert_interval_s"),
         ("reconnect_max", "reconnect_max_s"),
+        ("reactive_fragmentation", "reactive_fragmentation"),
+        ("receive_memory", "receive_memory_bytes"),
+        ("spool_threshold", "spool_threshold_bytes"),
+        ("segment_size", "segment_bytes"),
+        ("send_window", "send_window_s"),
     ):
         if key in merged:
             node_fields[field_name] = merged[key]
