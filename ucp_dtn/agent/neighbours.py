@@ -75,7 +75,7 @@ from .advertisement import RouteAdvertisement, routing_endpoint
 from .forwarding import backoff_delay
 from .partial import TransferCut, find_cut
 from .records import EXTRA_AGE, EXTRA_PREVIOUS, bundle_key, stored_bundle_for
-from .statistics import PeerInfo
+from .statistics import PeerInfo, TransferInfo
 
 if TYPE_CHECKING:
     from .core import AgentCore
@@ -116,12 +116,20 @@ class _Session:
     reactive: bool = False
     """Both sides announced reactive fragmentation (the peer keeps what it acknowledged of a
     transfer cut short, we send only the rest)."""
+    lost: int = 0
+    """Transfers lost with the session (counted as send failures when it ends)."""
     cut: dict[str, tuple[bytes, int]] = field(default_factory=dict)
     """Bundles whose transfer the session's end cut short after the peer acknowledged part:
     the octets sent and how many were acknowledged."""
 
     def info(self) -> PeerInfo:
         link = self.link
+        stats = link.statistics()
+        now = trio.current_time()
+        transfers = tuple(
+            TransferInfo(t.outgoing, t.done, t.total, max(0.0, now - t.started))
+            for t in stats.transfers
+        )
         return PeerInfo(
             node_id=str(self.peer),
             address=link.peer_address,
@@ -131,7 +139,8 @@ class _Session:
             bundles_sent=self.sent,
             bundles_received=self.received,
             in_flight=len(self.inflight),
-            stats=link.statistics(),
+            stats=stats,
+            transfers=transfers,
         )
 
 
@@ -229,6 +238,7 @@ class Neighbours:
                         await core.requeue(key, front=True)
             session.inflight.clear()
             session.cut.clear()
+            core.counters.send_failures += session.lost
             core.queue.sync()
             logger.info("session with %s down", peer)
 
@@ -644,6 +654,7 @@ def _on_transfer_done(
         if result is None:
             # Lost with the session: still in ``inflight``, requeued when it ends — or only its
             # unacknowledged rest, if the peer keeps the part it acknowledged.
+            session.lost += 1
             if session.reactive and handle.acknowledged > 0:
                 session.cut[key] = (handle.data, handle.acknowledged)
             return

@@ -479,6 +479,10 @@ class BundleNode:
                 registrations=0,
             )
         store_stats = core.store.statistics()
+        incoming = (0, 0, 0, 0)
+        if core.spool is not None:
+            spool = core.spool.statistics()
+            incoming = (spool.transfers, spool.in_memory, spool.in_files, spool.recovered)
         return NodeStatistics.build(
             core.counters,
             node_id=str(self.node_id),
@@ -488,6 +492,7 @@ class BundleNode:
             by_state={state.name.lower(): n for state, n in store_stats.by_state.items()},
             sessions=0 if self._neighbours is None else self._neighbours.count,
             registrations=sum(1 for r in core.registrations.values() if not r.closed),
+            incoming=incoming,
         )
 
     def __repr__(self) -> str:
