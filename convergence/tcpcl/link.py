@@ -343,6 +343,7 @@ class TcpclLink:
             in_flight=stats.in_flight,
             send_window=stats.send_window,
             ack_rate=stats.ack_rate,
+            bytes_acknowledged=stats.bytes_acknowledged,
             transfers=tuple(self.transfers()),
         )
 

@@ -287,5 +287,7 @@ class LinkStatistics:
     """Most unacknowledged octets the send window allows now (``None``: unbounded)."""
     ack_rate: float | None = None
     """Measured rate of the peer's acknowledgements, octets per second."""
+    bytes_acknowledged: int = 0
+    """Octets of our transfers the peer acknowledged, in total."""
     transfers: tuple[TransferStatus, ...] = ()
     """Transfers in progress, both directions."""

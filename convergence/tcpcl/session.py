@@ -101,6 +101,8 @@ class SessionStatistics:
     """Most unacknowledged octets allowed now (``None``: no send window)."""
     ack_rate: float | None = None
     """Measured rate of the peer's acknowledgements, octets per second (``None``: not yet)."""
+    bytes_acknowledged: int = 0
+    """Octets of our transfers the peer acknowledged, in total."""
 
 
 class Session:
@@ -210,6 +212,7 @@ class Session:
             in_flight=sender.in_flight,
             send_window=sender.window(),
             ack_rate=sender.ack_rate.rate,
+            bytes_acknowledged=sender.ack_rate.acked,
         )
 
     def outgoing_progress(self) -> list[tuple[int, int, int]]:

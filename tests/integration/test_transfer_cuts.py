@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import random
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +21,8 @@ from bpv7 import Bundle, BundleFlags, CreationTimestamp, dtn_time_from_unix
 from convergence.tcpcl.link import LinkConfig, TransferOutcome
 from convergence.tcpcl.listener import open_link
 
-from .daemons import Daemon, Network, wait_until
+from .daemons import Daemon, Network, run_ucp, wait_until
+from .ucp_support import CAT_WAT, explain, start_roles, write_wasm
 
 MB = 1_000_000
 PEER = ["--reconnect-max", "1s", "--keepalive", "5s"]
@@ -209,3 +211,50 @@ async def test_a_must_not_fragment_bundle_arrives_whole_once_the_link_allows(
     # Never cut: sent whole again after each break.
     assert sent["partial_sent"] == 0 and kept["partial_kept"] == 0
     assert kept["reassembled"] == 0
+
+
+async def test_a_job_whose_40_mb_input_and_results_cross_cut_links(
+    network: Network, tmp_path: Path
+) -> None:
+    # The client reaches the hub (broker, datastore) through one cutting link, the worker
+    # (executor) through another: the plan's 40 MB upload, the executor's fetch of it, the
+    # 40 MB results archive and the client's collection of it all cross a link that breaks
+    # every second on average.
+    hub = await start_roles(network, "hub", "broker,datastore", *PEER)
+    flaky = ("--bandwidth", "8MB/s", "--drop-every", "1s")
+    worker_relay = await network.relay(hub.address, *flaky, "--seed", "11")
+    await start_roles(
+        network, "worker", "executor", "-s", f"tcp://{worker_relay[0]}:{worker_relay[1]}", *PEER
+    )
+    client_relay = await network.relay(hub.address, *flaky, "--seed", "12")
+    write_wasm(tmp_path, "cat.wasm", CAT_WAT)
+    blob = _payload(40 * MB, 6)  # incompressible: the archive stays large
+    (tmp_path / "blob.bin").write_bytes(blob)
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        '[jobs.copy]\nwasm = "cat.wasm"\nargs = ["copy.bin", "blob.bin"]\n'
+        'files = { "blob.bin" = "blob.bin" }\nresults = ["copy.bin"]\n'
+        'limits = { memory = "64MiB", time = "60s" }\n'
+    )
+    home = tmp_path / "home"
+    out = tmp_path / "out"
+    done = await run_ucp(
+        "run",
+        str(plan),
+        "-o",
+        str(out),
+        "--timeout",
+        "150s",
+        "--home",
+        str(home),
+        "--via",
+        f"tcp://{client_relay[0]}:{client_relay[1]}",
+        timeout=180,
+    )
+    assert done.returncode == 0, explain(done)
+    assert (out / "copy" / "copy.bin").read_bytes() == blob
+    worker = network.nodes["worker"]
+    worker_stats, hub_stats = await _statistics(worker), await _statistics(hub)
+    # Both directions of the worker's link were cut mid-transfer and went on from the cut.
+    assert worker_stats["partial_kept"] + hub_stats["partial_kept"] >= 1
+    assert worker_stats["partial_sent"] + hub_stats["partial_sent"] >= 1

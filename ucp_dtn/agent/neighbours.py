@@ -153,6 +153,7 @@ class Neighbours:
         self.link_config = link_config
         self._sessions: dict[EndpointID, list[_Session]] = {}
         self._routes_changed = trio.Event()
+        self._acknowledged_before = 0  # octets acknowledged on sessions that ended
 
     # -- views --------------------------------------------------------------------------------
 
@@ -163,6 +164,14 @@ class Neighbours:
             for peer in sorted(self._sessions, key=str)
             for session in self._sessions[peer]
         ]
+
+    def acknowledged_octets(self) -> int:
+        """Octets of our transfers that peers acknowledged, all sessions since start."""
+        live = sum(session.link.statistics().bytes_acknowledged for session in self._all())
+        return self._acknowledged_before + live
+
+    def _all(self) -> list[_Session]:
+        return [session for sessions in self._sessions.values() for session in sessions]
 
     @property
     def count(self) -> int:
@@ -227,6 +236,7 @@ class Neighbours:
             sessions = self._sessions.get(peer, [])
             if session in sessions:
                 sessions.remove(session)
+                self._acknowledged_before += link.statistics().bytes_acknowledged
             if not sessions:
                 self._sessions.pop(peer, None)
             if core.routing.neighbour_down(peer):

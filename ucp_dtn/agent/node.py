@@ -452,6 +452,26 @@ class BundleNode:
         if self._neighbours is not None:
             self._neighbours.routes_changed()
 
+    def received_octets(self) -> int:
+        """Octets of incoming transfers received since the node started, all sessions
+        together; it grows while anything arrives (see
+        :func:`~ucp_dtn.agent.progress.wait_while_arriving`)."""
+        core = self._core
+        return 0 if core is None or core.spool is None else core.spool.received
+
+    def acknowledged_octets(self) -> int:
+        """Octets of this node's transfers that peers acknowledged since it started (it grows
+        while anything leaves)."""
+        return 0 if self._neighbours is None else self._neighbours.acknowledged_octets()
+
+    async def pending_forward_bytes(self) -> int:
+        """Octets of the bundles waiting in the store to be forwarded (or on the wire)."""
+        core = self._core
+        if core is None:
+            return 0
+        waiting = await core.store.query(states={BundleState.PENDING_FORWARD})
+        return sum(meta.size for meta in waiting)
+
     def peers(self) -> list[PeerInfo]:
         """The sessions up now."""
         return [] if self._neighbours is None else self._neighbours.peers()

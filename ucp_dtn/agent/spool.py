@@ -151,6 +151,9 @@ class Spool:
         """Whether this node keeps what arrived of transfers cut short."""
         self._keep = keep
         self._open: set[SpoolSink] = set()
+        self.received = 0
+        """Octets of incoming transfers taken since start (all sessions; grows while anything
+        arrives, which is what patient waiters watch)."""
         self._spooled = 0
         self._refused = 0
         self._abandoned = 0
@@ -315,6 +318,7 @@ class SpoolSink:
             return
         total = self.size + length
         spool = self._spool
+        spool.received += length
         if self._name is None:
             in_memory = total <= spool.threshold or spool.path is None
             if in_memory and (spool.budget.try_acquire(length) or spool.path is None):
