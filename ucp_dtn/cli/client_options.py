@@ -98,6 +98,11 @@ def add_client_arguments(parser: argparse.ArgumentParser, *, wait: bool = True) 
         help=f"the broker's node ID (default: ${BROKER_ENV}, else the node --via reaches, "
         "or the nearest broker found)",
     )
+    add(
+        "--quiet",
+        action="store_true",
+        help="no progress bars for large transfers (they show only on a terminal anyway)",
+    )
     if wait:
         add(
             "--wait",
@@ -147,12 +152,23 @@ def client_errors() -> Iterator[None]:
 
 
 @asynccontextmanager
-async def client_session(args: argparse.Namespace) -> AsyncIterator[ClientSession]:
-    """A client session from the flags, with client errors as ``ucp`` errors."""
+async def client_session(
+    args: argparse.Namespace, *, progress: bool = False
+) -> AsyncIterator[ClientSession]:
+    """A client session from the flags, with client errors as ``ucp`` errors. ``progress``:
+    show large uploads and downloads (also while what is left to send leaves, at the end)
+    unless ``--quiet``."""
     settings = settings_from(args)
     with client_errors():
         async with ClientSession.open(settings) as session:
-            yield session
+            if not progress:
+                yield session
+                return
+            from .progress import show_transfers
+
+            async with show_transfers(session, enabled=not getattr(args, "quiet", False)):
+                yield session
+                await session.drain()
 
 
 def short_id(text: object) -> str:
