@@ -36,7 +36,7 @@ from convergence.tcpcl import ExtensionItem, SessionExtensionType
 from convergence.tcpcl.link import LinkConfig, TcpclLink
 from convergence.tcpcl.link_errors import LinkError
 from convergence.tcpcl.listener import TcpclListener, open_link
-from convergence.tcpcl.sink import ReceiveBudget
+from convergence.tcpcl.sink import BudgetStatistics, ReceiveBudget
 from ucp_dtn.store import BundleState, BundleStore, MemoryBundleStore, SqliteBundleStore
 
 from .config import NodeConfig
@@ -458,6 +458,12 @@ class BundleNode:
         :func:`~ucp_dtn.agent.progress.wait_while_arriving`)."""
         core = self._core
         return 0 if core is None or core.spool is None else core.spool.received
+
+    def receive_budget(self) -> BudgetStatistics | None:
+        """The memory budget for incoming transfers: limit, use now, peak (``None`` unless
+        running)."""
+        core = self._core
+        return None if core is None or core.spool is None else core.spool.budget.statistics()
 
     def acknowledged_octets(self) -> int:
         """Octets of this node's transfers that peers acknowledged since it started (it grows
