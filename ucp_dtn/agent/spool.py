@@ -7,9 +7,12 @@ The TCPCL link hands each segment of an incoming transfer to a :class:`SpoolSink
 (:mod:`convergence.tcpcl.sink`) and acknowledges the segment once ``write`` returned. A sink
 keeps the octets in memory while the transfer is small (``spool_threshold_bytes``) and the
 node's receive budget has room; otherwise in a file ``<workdir>/spool/<token>.part`` written
-with ``os.write`` (in a worker thread), whose octets are reserved in the store's quota
-(:meth:`~ucp_dtn.store.BundleStore.reserve`; the whole transfer at once when the Transfer
-Length extension announced it, RFC 9174 §5.2.5.1). A transfer that does not fit is refused with
+with ``os.write`` (in a worker thread). Octets are reserved in the store's quota
+(:meth:`~ucp_dtn.store.BundleStore.reserve`; the whole transfer at once when the Transfer Length
+extension announced it, RFC 9174 §5.2.5.1) when they go to a file, and — from the second
+segment on — whenever the peer relies on the acknowledgements (reactive fragmentation: it deletes
+what was acknowledged, so that must find room), with a small margin for fragment heads and
+forwarding edits. A transfer that does not fit is refused with
 XFER_REFUSE "No Resources" (RFC 9174 §5.2.4) before its data fills the disk. An acknowledged
 segment is in the operating system's hands, so it survives ``kill -9`` of the daemon (not a
 power cut: spool files are not fsync'd; the bundle is, once stored). A JSON file beside it
@@ -55,6 +58,9 @@ from .statistics import Counters
 __all__ = ["Spool", "SpoolSink", "SpoolStatistics", "SpooledData"]
 
 logger = logging.getLogger(__name__)
+
+_MARGIN = 4096
+"""Octets reserved beyond a transfer's own (see ``SpoolSink._reserve``)."""
 
 _PART = ".part"
 _DONE = ".done"
@@ -301,6 +307,9 @@ class SpoolSink:
         return reservation
 
     def _reserve(self, size: int) -> None:
+        # A little more than the octets: keeping them may add fragment heads and forwarding
+        # edits, and what the peer saw acknowledged must find room (it deletes its copy).
+        size += min(_MARGIN, size // 8) + size // 1000
         try:
             if self._reservation is None:
                 self._reservation = self._spool.store.reserve(size)
@@ -312,7 +321,10 @@ class SpoolSink:
 
     async def write(self, data: bytes | memoryview) -> None:
         """Keep ``data``: in memory (counted in the receive budget), or appended to the spool
-        file (counted in the store's quota)."""
+        file; counted in the store's quota when in a file, or when the peer relies on the
+        acknowledgements (reactive fragmentation: it deletes what was acknowledged), from the
+        second segment on (a single-segment transfer has no acknowledgement before the final
+        one)."""
         length = len(data)
         if not length:
             return
@@ -321,6 +333,9 @@ class SpoolSink:
         spool.received += length
         if self._name is None:
             in_memory = total <= spool.threshold or spool.path is None
+            if self.reactive and self.size:
+                # The first segment is acknowledged by now: the peer will rely on it.
+                self._reserve(total)
             if in_memory and (spool.budget.try_acquire(length) or spool.path is None):
                 if spool.path is not None:
                     self.in_memory += length
