@@ -173,6 +173,46 @@ async def test_40_mb_arrive_when_the_receiver_is_killed_mid_way(network: Network
     assert (await _statistics(a))["partial_sent"] >= 1
 
 
+async def test_40_mb_arrive_once_when_the_sender_is_killed_mid_way(network: Network) -> None:
+    # The sender keeps its progress in memory only: restarted, it sends the whole bundle
+    # again. The receiver kept the prefix of the first attempt as fragments; the destination
+    # delivers the bundle once.
+    a, b, _ = await _lossy_pair(network, "--bandwidth", "8MB/s", "--seed", "8")
+    payload = _payload(40 * MB, 7)
+    received: list[bytes] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_receive_all, b, "inbox", received)
+        async with a.client() as client:
+            await client.send("dtn://b/inbox", payload)
+        await wait_until(
+            lambda: _spooled_at_least(b, 10 * MB), timeout=60, what="b receiving the transfer"
+        )
+        a.kill()
+        await a.process.wait()
+        await wait_until(lambda: _kept(b), timeout=30, what="b keeping the prefix")
+        await network.restart(a)
+        with trio.fail_after(120):
+            while not received:
+                await trio.sleep(0.2)
+        await trio.sleep(2.0)  # a duplicate delivery would come now
+        nursery.cancel_scope.cancel()
+    assert received == [payload]
+    statistics = await _statistics(b)
+    assert statistics["delivered"] == 1 and statistics["stored_bundles"] == 0
+
+
+async def _kept(daemon: Daemon) -> bool:
+    return bool((await _statistics(daemon))["partial_kept"] >= 1)
+
+
+async def _receive_all(daemon: Daemon, endpoint: str, into: list[bytes]) -> None:
+    async with daemon.client() as client:
+        registration = await client.register(endpoint)
+        async for bundle in registration:
+            into.append(bundle.payload)
+            await bundle.confirm()
+
+
 async def _spooled_at_least(daemon: Daemon, octets: int) -> bool:
     statistics = await _statistics(daemon)
     return bool(statistics["incoming_spooled_bytes"] >= octets)
