@@ -153,7 +153,7 @@ class Neighbours:
         self.link_config = link_config
         self._sessions: dict[EndpointID, list[_Session]] = {}
         self._routes_changed = trio.Event()
-        self._acknowledged_before = 0  # octets acknowledged on sessions that ended
+        self._progressed = 0  # octets of multi-segment transfers the peers acknowledged
 
     # -- views --------------------------------------------------------------------------------
 
@@ -166,12 +166,23 @@ class Neighbours:
         ]
 
     def acknowledged_octets(self) -> int:
-        """Octets of our transfers that peers acknowledged, all sessions since start."""
-        live = sum(session.link.statistics().bytes_acknowledged for session in self._all())
-        return self._acknowledged_before + live
+        """Octets of our transfers longer than one segment that peers acknowledged, all
+        sessions since start: it grows while a large bundle leaves (small ones, like route
+        advertisements, do not count)."""
+        return self._progressed
 
-    def _all(self) -> list[_Session]:
-        return [session for sessions in self._sessions.values() for session in sessions]
+    def _progress(self) -> Callable[[int, int], None]:
+        """The progress callback of one multi-segment transfer: adds what each acknowledgement
+        covers to :meth:`acknowledged_octets`."""
+        last = 0
+
+        def progressed(done: int, total: int) -> None:
+            nonlocal last
+            if done > last:
+                self._progressed += done - last
+                last = done
+
+        return progressed
 
     @property
     def count(self) -> int:
@@ -236,7 +247,6 @@ class Neighbours:
             sessions = self._sessions.get(peer, [])
             if session in sessions:
                 sessions.remove(session)
-                self._acknowledged_before += link.statistics().bytes_acknowledged
             if not sessions:
                 self._sessions.pop(peer, None)
             if core.routing.neighbour_down(peer):
@@ -344,8 +354,9 @@ class Neighbours:
         if data is None:
             session.inflight.pop(key, None)
             return False
+        multi_segment = len(data) > session.link.parameters.segment_size
         try:
-            handle = session.link.start_send(data)
+            handle = session.link.start_send(data, self._progress() if multi_segment else None)
         except TransferTooLargeError as exc:
             logger.warning("cannot send %s to %s: %s", key, session.peer, exc)
             session.inflight.pop(key, None)

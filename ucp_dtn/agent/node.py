@@ -453,8 +453,8 @@ class BundleNode:
             self._neighbours.routes_changed()
 
     def received_octets(self) -> int:
-        """Octets of incoming transfers received since the node started, all sessions
-        together; it grows while anything arrives (see
+        """Octets of incoming transfers longer than one segment received since the node
+        started, all sessions together: it grows while a large bundle arrives (see
         :func:`~ucp_dtn.agent.progress.wait_while_arriving`)."""
         core = self._core
         return 0 if core is None or core.spool is None else core.spool.received
@@ -466,8 +466,8 @@ class BundleNode:
         return None if core is None or core.spool is None else core.spool.budget.statistics()
 
     def acknowledged_octets(self) -> int:
-        """Octets of this node's transfers that peers acknowledged since it started (it grows
-        while anything leaves)."""
+        """Octets of this node's transfers longer than one segment that peers acknowledged
+        since it started: it grows while a large bundle leaves."""
         return 0 if self._neighbours is None else self._neighbours.acknowledged_octets()
 
     async def pending_forward_bytes(self) -> int:

@@ -158,8 +158,9 @@ class Spool:
         self._keep = keep
         self._open: set[SpoolSink] = set()
         self.received = 0
-        """Octets of incoming transfers taken since start (all sessions; grows while anything
-        arrives, which is what patient waiters watch)."""
+        """Octets of incoming transfers longer than one segment taken since start (all
+        sessions): it grows while a large bundle arrives, which is what patient waiters watch
+        (small messages, like route advertisements, do not count)."""
         self._spooled = 0
         self._refused = 0
         self._abandoned = 0
@@ -258,6 +259,7 @@ class SpoolSink:
     """One incoming transfer (see the module docstring)."""
 
     __slots__ = (
+        "_counted",
         "_fd",
         "_finished",
         "_memory",
@@ -282,6 +284,9 @@ class SpoolSink:
         self._spool = spool
         self.peer = start.peer_node_id
         """The sender's node ID."""
+        # Octets of transfers longer than one segment count as progress (a multi-segment
+        # transfer announces its length; without it, from the second segment on).
+        self._counted = start.total_length is not None
         self.reactive = reactive
         """Whether what arrives of it is kept if the session ends first."""
         self._reservation = reservation
@@ -330,7 +335,8 @@ class SpoolSink:
             return
         total = self.size + length
         spool = self._spool
-        spool.received += length
+        if self._counted or self.size:
+            spool.received += length
         if self._name is None:
             in_memory = total <= spool.threshold or spool.path is None
             if self.reactive and self.size:

@@ -384,9 +384,10 @@ class ClientSession:
         return replies
 
     def activity(self) -> int:
-        """A counter that grows while the client's node receives or sends anything (octets of
-        incoming transfers, octets of its transfers acknowledged): waits for answers give up
-        only after a quiet period, not while a large bundle is still on its way."""
+        """A counter that grows while a large bundle arrives at the client's node or leaves
+        it (octets of multi-segment transfers received or acknowledged; small messages do not
+        count): waits for answers give up only after a quiet period, not while a large bundle
+        is still on its way."""
         return self.node.received_octets() + self.node.acknowledged_octets()
 
     def new_request_id(self) -> int:
