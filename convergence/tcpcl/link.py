@@ -866,7 +866,10 @@ class TcpclLink:
         self._closed_info = event
         if not event.clean and event.reason == SessTermReason.IDLE_TIMEOUT:
             self._linger = False  # the peer went silent
-        level = logging.INFO if event.clean or self._params is None else logging.WARNING
+        # A connection that breaks is routine on a flapping link (what was acknowledged is
+        # kept): INFO. A session that fails otherwise (protocol error, timeout): WARNING.
+        routine = event.clean or self._params is None or self._stream_error is not None
+        level = logging.INFO if routine else logging.WARNING
         logger.log(
             level,
             "session with %s closed (%s%s)",

@@ -298,3 +298,26 @@ async def test_a_job_whose_40_mb_input_and_results_cross_cut_links(
     # Both directions of the worker's link were cut mid-transfer and went on from the cut.
     assert worker_stats["partial_kept"] + hub_stats["partial_kept"] >= 1
     assert worker_stats["partial_sent"] + hub_stats["partial_sent"] >= 1
+
+
+async def test_ucp_data_put_and_get_of_20_mb_across_a_cut_link(
+    network: Network, tmp_path: Path
+) -> None:
+    # The client reaches the hub (broker, datastore) through a link that breaks every second:
+    # the put waits while its upload moves and is confirmed, the get fetches it whole.
+    hub = await start_roles(network, "hub", "broker,datastore", *PEER)
+    relay = await network.relay(
+        hub.address, "--bandwidth", "8MB/s", "--drop-every", "1s", "--seed", "13"
+    )
+    blob = _payload(20 * MB, 8)
+    (tmp_path / "blob.bin").write_bytes(blob)
+    client = ["--home", str(tmp_path / "home"), "--via", f"tcp://{relay[0]}:{relay[1]}"]
+    done = await run_ucp("data", "put", "big/blob", str(tmp_path / "blob.bin"), *client)
+    assert done.returncode == 0, explain(done)
+    assert done.stdout.decode().strip() == "stored big/blob (20000000 bytes)"
+    assert b"unclean" not in done.stderr  # a broken connection is routine, not a warning
+    done = await run_ucp("data", "get", "big/blob", "-o", str(tmp_path / "got.bin"), *client)
+    assert done.returncode == 0, explain(done)
+    assert (tmp_path / "got.bin").read_bytes() == blob
+    statistics = await _statistics(hub)
+    assert statistics["partial_kept"] + statistics["partial_sent"] >= 1
