@@ -22,6 +22,18 @@ cover ``[0, total)`` the collector returns the reassembled bundle: the primary b
 extension blocks of the fragment at offset 0, with the whole ADU as payload. Time is an
 argument: ``add(..., now_dtn_ms=...)`` and :meth:`FragmentCollector.expire` drop partial ADUs
 whose bundle lifetime has ended.
+
+Reactive fragmentation (§5.8 at a convergence-layer cut): when a transfer ends after its first
+``L`` octets, the receiver may keep what it holds as a fragment and the sender replace its bundle
+by a fragment holding the rest. Both derive the cut from the length alone.
+:func:`read_bundle_head` reads the primary block, the extension blocks (CRCs verified) and the
+payload block's header from the first octets of an encoded bundle; :func:`reactive_cut` is the
+payload offset a cut after ``L`` octets gives: the payload bytes wholly inside them, at most one
+less than the whole payload (a fragment's payload is a proper part, §5.8), 0 when no fragment
+can be made. The receiver keeps payload ``[0, reactive_cut(L_recv))`` (:func:`fragment_of`) and
+the sender sends ``[reactive_cut(L_send), end)`` (:func:`fragment_at`); since the sender never
+saw more acknowledged than the receiver held (``L_send <= L_recv``) the two overlap and never
+leave a gap, and the collector accepts the overlap.
 """
 
 from __future__ import annotations
@@ -32,15 +44,17 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ._cbor import encode_uint
-from .blocks import CanonicalBlock
-from .bundle import Bundle, BundleID
+from ._cbor import INDEFINITE, MAJOR_BYTES, encode_uint, read_array, read_head, read_uint
+from .blocks import CanonicalBlock, cached_block_flags, decode_canonical
+from .bundle import Bundle, BundleID, bundle_violation
 from .codes import BlockFlags, BlockType, BundleFlags
 from .crc import CRC_LENGTH, CRCType
-from .errors import DecodeError, EncodeError
-from .primary import PrimaryBlock
+from .errors import BlockError, BundleValidationError, CBORError, DecodeError, EncodeError
+from .primary import PrimaryBlock, decode_primary, read_crc_type
+from .security_blocks import replicated_security_block_numbers
 
 __all__ = [
+    "BundleHead",
     "DEFAULT_MAX_ADU_SIZE",
     "DEFAULT_MAX_BUFFERED_BYTES",
     "DEFAULT_MAX_PENDING",
@@ -51,6 +65,9 @@ __all__ = [
     "ReassemblyStatistics",
     "fragment_at",
     "fragment_bundle",
+    "fragment_of",
+    "reactive_cut",
+    "read_bundle_head",
     "reassembly_key",
 ]
 
@@ -81,38 +98,42 @@ class ReassemblyError(DecodeError):
 
 
 def _may_fragment(bundle: Bundle) -> None:
-    # RFC 9171 §5.8: "Any bundle whose primary block's bundle processing flags do NOT indicate
-    # that it must not be fragmented MAY be fragmented at any time".
-    if bundle.primary.flags & BundleFlags.MUST_NOT_FRAGMENT:
-        raise FragmentationError(
-            "the bundle's 'must not be fragmented' flag is set",
-            rule="must-not-fragment",
-            section="5.8",
-        )
+    _may_fragment_primary(bundle.primary)
 
 
-def _replicated(bundle: Bundle) -> tuple[CanonicalBlock, ...]:
+def _replicated(
+    primary: PrimaryBlock, extensions: tuple[CanonicalBlock, ...]
+) -> tuple[CanonicalBlock, ...]:
     """The extension blocks that go into every fragment, not just the first."""
-    zero_time = bundle.primary.creation.time_ms == 0
+    zero_time = primary.creation.time_ms == 0
+    # RFC 9172 §3.9 / §5: a security operation's results must stay verifiable wherever its
+    # block travels, so a replicated BIB or BCB takes its targets into every fragment too.
+    security = replicated_security_block_numbers(extensions)
     return tuple(
         block
-        for block in bundle.blocks[:-1]
+        for block in extensions
         # RFC 9171 §5.8: "Each of the fragmented bundle's extension blocks whose 'Block must be
         # replicated in every fragment' flag is set to 1 MUST be replicated in every fragment."
         if block.flags & BlockFlags.REPLICATE_IN_EVERY_FRAGMENT
         # RFC 9171 §4.4.2: "If the bundle's creation time is zero, then the bundle MUST contain
         # exactly one (1) occurrence of this type of block" -- every fragment is a bundle.
         or (zero_time and block.type_code == BlockType.BUNDLE_AGE)
+        or block.number in security
     )
 
 
 def _fragment_primary(
-    bundle: Bundle, offset: int, extensions: tuple[CanonicalBlock, ...]
+    primary: PrimaryBlock,
+    all_extensions: tuple[CanonicalBlock, ...],
+    payload_length: int,
+    offset: int,
+    extensions: tuple[CanonicalBlock, ...],
 ) -> PrimaryBlock:
-    primary = bundle.primary
+    """The primary block of the fragment holding payload bytes from ``offset`` (relative to the
+    fragmented bundle's payload of ``payload_length`` bytes) with ``extensions``."""
     crc_type = primary.crc_type
     if crc_type == CRCType.NONE and not all(
-        block in extensions for block in bundle.blocks[:-1] if block.type_code == BlockType.BIB
+        block in extensions for block in all_extensions if block.type_code == BlockType.BIB
     ):
         # RFC 9171 §4.3.1: "The CRC type code for the primary block MAY be zero if the bundle
         # contains a BPSec Block Integrity Block [BPSEC] whose target is the primary block;
@@ -122,7 +143,7 @@ def _fragment_primary(
     base = primary.fragment_offset or 0
     total = primary.total_adu_length
     if total is None:
-        total = len(bundle.payload)
+        total = payload_length
     # RFC 9171 §5.8: "the bundle processing control flags of the fragment MUST indicate that
     # the bundle is a fragment and both fragment offset and total application data unit length
     # must be provided. Additionally, the CRC of the primary block of the fragmented bundle, if
@@ -154,6 +175,17 @@ def _make_fragment(
     return Bundle(primary, (*extensions, piece))
 
 
+def _may_fragment_primary(primary: PrimaryBlock) -> None:
+    # RFC 9171 §5.8: "Any bundle whose primary block's bundle processing flags do NOT indicate
+    # that it must not be fragmented MAY be fragmented at any time".
+    if primary.flags & BundleFlags.MUST_NOT_FRAGMENT:
+        raise FragmentationError(
+            "the bundle's 'must not be fragmented' flag is set",
+            rule="must-not-fragment",
+            section="5.8",
+        )
+
+
 def fragment_at(bundle: Bundle, offsets: Iterable[int]) -> list[Bundle]:
     """Fragment ``bundle`` at the given payload offsets (relative to this bundle's payload,
     strictly increasing, each in ``1 .. len(payload) - 1``), giving ``len(offsets) + 1``
@@ -174,15 +206,16 @@ def fragment_at(bundle: Bundle, offsets: Iterable[int]) -> list[Bundle]:
                 rule="fragment-offsets",
                 section="5.8",
             )
-    every = _replicated(bundle)
+    all_extensions = bundle.blocks[:-1]
+    every = _replicated(bundle.primary, all_extensions)
     fragments = []
     for start, end in itertools.pairwise(bounds):
         # RFC 9171 §5.8: "If the fragmented bundle is not a fragment or is the fragment with
         # offset zero, then all extension blocks of the fragmented bundle MUST be replicated in
         # the fragment whose offset is zero." (A later fragment being re-fragmented has no
         # fragment at offset zero; its blocks go into its first piece.)
-        extensions = bundle.blocks[:-1] if start == 0 else every
-        primary = _fragment_primary(bundle, start, extensions)
+        extensions = all_extensions if start == 0 else every
+        primary = _fragment_primary(bundle.primary, all_extensions, length, start, extensions)
         fragments.append(_make_fragment(bundle, primary, extensions, start, end))
     return fragments
 
@@ -225,7 +258,8 @@ def fragment_bundle(bundle: Bundle, max_size: int) -> list[Bundle]:
     _may_fragment(bundle)
     payload = bundle.payload_block
     length = len(payload.data)
-    every = _replicated(bundle)
+    all_extensions = bundle.blocks[:-1]
+    every = _replicated(bundle.primary, all_extensions)
     every_size = sum(len(block.encode()) for block in every)
     all_size = sum(len(block.encode()) for block in bundle.blocks[:-1])
     # The payload block's bytes other than its data's byte string: the array head, type code
@@ -238,8 +272,8 @@ def fragment_bundle(bundle: Bundle, max_size: int) -> list[Bundle]:
     start = 0
     while start < length:
         first = start == 0
-        extensions = bundle.blocks[:-1] if first else every
-        primary = _fragment_primary(bundle, start, extensions)
+        extensions = all_extensions if first else every
+        primary = _fragment_primary(bundle.primary, all_extensions, length, start, extensions)
         fixed = 2 + len(primary.encode()) + (all_size if first else every_size) + payload_fixed
         n = min(_max_piece(max_size - fixed), length - start)
         if first:
@@ -255,6 +289,160 @@ def fragment_bundle(bundle: Bundle, max_size: int) -> list[Bundle]:
         pieces.append((primary, extensions, start, start + n))
         start += n
     return [_make_fragment(bundle, *piece) for piece in pieces]
+
+
+# ---------------------------------------------------------------------------------------------
+# Reactive fragmentation (RFC 9171 §5.8 at a convergence-layer cut)
+
+
+@dataclass(frozen=True, slots=True)
+class BundleHead:
+    """What the first octets of an encoded bundle say: its primary block, its extension blocks
+    and where its payload lies (from :func:`read_bundle_head`)."""
+
+    primary: PrimaryBlock
+    """The primary block (CRC verified)."""
+    extensions: tuple[CanonicalBlock, ...]
+    """The extension blocks before the payload block, in order (CRCs verified)."""
+    payload_flags: BlockFlags
+    """The payload block's block processing control flags."""
+    payload_crc_type: CRCType
+    """The payload block's CRC type."""
+    payload_offset: int
+    """Offset in the encoded bundle of the payload's first octet."""
+    payload_length: int
+    """Length of the payload (the payload block's byte string)."""
+
+    @property
+    def may_fragment(self) -> bool:
+        """Whether the "bundle must not be fragmented" flag is clear."""
+        return not self.primary.flags & BundleFlags.MUST_NOT_FRAGMENT
+
+    def payload_within(self, length: int) -> int:
+        """How many payload octets lie wholly inside the first ``length`` octets."""
+        return max(0, min(length - self.payload_offset, self.payload_length))
+
+
+def read_bundle_head(data: bytes) -> BundleHead | None:
+    """Read the head of the encoded bundle whose first octets are ``data`` (the whole bundle,
+    or a prefix of it): the primary block, every extension block and the payload block up to
+    its data. ``None`` when ``data`` ends inside the head. Raises
+    :class:`~bpv7.errors.DecodeError` subclasses when what is there is not the start of a valid
+    bundle: malformed CBOR, a CRC mismatch in the primary or an extension block, a rule of
+    RFC 9171 §4 broken. The payload's own CRC is not checked (it follows the payload)."""
+    if type(data) is not bytes:
+        data = bytes(data)
+    try:
+        if data[0] != 0x9F:
+            # RFC 9171 §4.1: "Each bundle SHALL be a concatenated sequence of at least two
+            # blocks, represented as a CBOR indefinite-length array."
+            raise BundleValidationError(
+                "a bundle must be a CBOR indefinite-length array",
+                rule="bundle-not-indefinite-array",
+                section="4.1",
+            )
+        primary, pos = decode_primary(data, 1)
+        extensions: list[CanonicalBlock] = []
+        while True:
+            start = pos
+            count, pos = read_array(data, pos, "canonical block")
+            type_code, pos = read_uint(data, pos, "block type code")
+            if type_code != BlockType.PAYLOAD:
+                # An extension block: decode it whole (the CRC is verified over its bytes).
+                block, pos = decode_canonical(data, start)
+                extensions.append(block)
+                continue
+            number, pos = read_uint(data, pos, "block number")
+            flags, pos = read_uint(data, pos, "block processing control flags")
+            crc_type, pos = read_crc_type(data, pos, "block CRC type", "4.3.2")
+            major, length, pos = read_head(data, pos)
+            break
+    except IndexError:
+        return None
+    except DecodeError as exc:
+        if exc.rule == "cbor-truncated":
+            return None
+        raise
+    if count != INDEFINITE and count != (6 if crc_type else 5):
+        raise BlockError(
+            f"payload block has {count} items but CRC type {int(crc_type)}",
+            rule="block-array-length",
+            section="4.3.2",
+        )
+    if major != MAJOR_BYTES or length == INDEFINITE:
+        # RFC 9171 §4.3.2: "Block-type-specific data: Represented as a single definite-length
+        # CBOR byte string".
+        raise CBORError(
+            "payload block data is not a definite-length byte string",
+            rule="cbor-type",
+            section="4.3.2",
+        )
+    if number != 1:
+        # RFC 9171 §4.3.2: "The block number of the payload block is always 1."
+        raise BlockError(
+            f"the payload block has number {number}", rule="payload-number", section="4.3.2"
+        )
+    head = BundleHead(primary, tuple(extensions), cached_block_flags(flags), crc_type, pos, length)
+    # The bundle-level rules (unique block numbers, at most one Bundle Age Block...) hold for
+    # the head with an empty payload exactly when they hold for the whole.
+    violation = bundle_violation(
+        primary,
+        (*head.extensions, CanonicalBlock(BlockType.PAYLOAD, 1, head.payload_flags, crc_type, b"")),
+    )
+    if violation is not None:
+        message, rule, section, *rfc = violation
+        raise BundleValidationError(
+            message, rule=rule, section=section, rfc=rfc[0] if rfc else 9171
+        )
+    offset, total = primary.fragment_offset, primary.total_adu_length
+    if offset is not None and total is not None and offset + length > total:
+        raise BundleValidationError(
+            f"fragment [{offset}, {offset + length}) lies outside the ADU of length {total}",
+            rule="fragment-range",
+            section="4.3.1",
+        )
+    return head
+
+
+def reactive_cut(head: BundleHead, length: int) -> int:
+    """The payload offset at which a transfer that ended after its first ``length`` octets
+    splits the bundle (RFC 9171 §5.8, reactive fragmentation): the payload octets wholly inside
+    those ``length`` octets, at most one less than the whole payload (§5.8: fragments' payloads
+    are "the first N and the last (M - N) bytes", "0 < N < M"). 0 means no cut: no payload
+    octet was transferred, the payload is shorter than two octets, or the bundle must not be
+    fragmented.
+
+    The receiver keeps ``[0, cut)``, the sender sends ``[cut, end)``; a larger ``length`` never
+    gives a smaller cut, so a receiver that held more than the sender saw acknowledged keeps an
+    overlapping prefix, never one that leaves a gap."""
+    if not head.may_fragment:
+        return 0
+    return max(0, min(head.payload_within(length), head.payload_length - 1))
+
+
+def fragment_of(head: BundleHead, start: int, data: bytes) -> Bundle:
+    """The fragment of the bundle whose head is ``head`` that holds payload octets ``data``
+    from ``start`` (relative to that bundle's payload): e.g. what a receiver keeps of a
+    transfer that was cut (:func:`reactive_cut`), possibly in several pieces. The piece at
+    ``start == 0`` carries every extension block, later pieces the ones to be replicated in every
+    fragment (RFC 9171 §5.8); offsets add up when the bundle is itself a fragment, and the total
+    ADU length stays the original's.
+
+    Raises :class:`FragmentationError` when the bundle must not be fragmented or the piece is
+    empty, extends beyond the payload or is the whole payload."""
+    _may_fragment_primary(head.primary)
+    length = head.payload_length
+    end = start + len(data)
+    if start < 0 or end <= start or end > length or (start == 0 and end == length):
+        raise FragmentationError(
+            f"payload piece [{start}, {end}) is not a proper part of a payload of {length}",
+            rule="fragment-offsets",
+            section="5.8",
+        )
+    extensions = head.extensions if start == 0 else _replicated(head.primary, head.extensions)
+    primary = _fragment_primary(head.primary, head.extensions, length, start, extensions)
+    piece = CanonicalBlock(BlockType.PAYLOAD, 1, head.payload_flags, head.payload_crc_type, data)
+    return Bundle(primary, (*extensions, piece))
 
 
 # ---------------------------------------------------------------------------------------------

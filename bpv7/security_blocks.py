@@ -46,6 +46,7 @@ __all__ = [
     "SecurityContextId",
     "encrypted_block_numbers",
     "fragment_security_blocks",
+    "replicated_security_block_numbers",
     "security_violation",
 ]
 
@@ -504,8 +505,14 @@ def fragment_security_blocks(bundle: Bundle) -> frozenset[int]:
     and the primary block (which every fragment has anyway). A fragmenter places these blocks in
     every fragment as if they had the flag (the bytes of the blocks stay unchanged, so their
     security results stay valid)."""
+    return replicated_security_block_numbers(bundle.blocks)
+
+
+def replicated_security_block_numbers(blocks: Iterable[CanonicalBlock]) -> frozenset[int]:
+    """:func:`fragment_security_blocks` of a bundle's canonical blocks (also of a bundle head
+    whose payload has not arrived, as a reactive fragmenter has it)."""
     required: set[int] = set()
-    for block in bundle.blocks:
+    for block in blocks:
         if block.type_code not in (BlockType.BIB, BlockType.BCB):
             continue
         if not block.flags & BlockFlags.REPLICATE_IN_EVERY_FRAGMENT:

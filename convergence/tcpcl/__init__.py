@@ -6,7 +6,9 @@ codec underneath it, usable on their own (``python -m convergence decode`` uses 
 
 The trio adapter runs sessions over TCP and TLS: :func:`open_link` (active),
 :class:`TcpclListener` (passive) and :func:`open_stream_link` (any trio stream) give
-established :class:`TcpclLink`\\ s.
+established :class:`TcpclLink`\\ s. Incoming transfers go segment by segment into a
+:class:`TransferSink` (in memory by default; ``LinkConfig.sink_factory``), each segment
+acknowledged once its sink took it, within a :class:`ReceiveBudget` shared by the links.
 """
 
 from .codes import (
@@ -18,6 +20,7 @@ from .codes import (
     MessageType,
     MsgRejectReason,
     SegmentFlags,
+    SessionExtensionType,
     SessTermFlags,
     SessTermReason,
     TransferExtensionType,
@@ -48,6 +51,7 @@ from .link import (
     TransferHandle,
     TransferOutcome,
     TransferResult,
+    TransferStatus,
 )
 from .link_errors import (
     EstablishmentError,
@@ -80,6 +84,15 @@ from .messages import (
 from .negotiation import SessionParameters
 from .reader import MessageReader
 from .session import Session, SessionStatistics
+from .sink import (
+    BudgetStatistics,
+    IncomingTransferStart,
+    MemorySink,
+    ReceiveBudget,
+    SinkFactory,
+    SinkRefusal,
+    TransferSink,
+)
 from .state import SessionState
 from .tls import (
     NodeIdAuthResult,
@@ -100,6 +113,7 @@ __all__ = [
     "MessageType",
     "MsgRejectReason",
     "SegmentFlags",
+    "SessionExtensionType",
     "SessTermFlags",
     "SessTermReason",
     "TransferExtensionType",
@@ -156,8 +170,17 @@ __all__ = [
     "TransferHandle",
     "TransferOutcome",
     "TransferResult",
+    "TransferStatus",
     "open_link",
     "open_stream_link",
+    # where incoming transfers go
+    "BudgetStatistics",
+    "IncomingTransferStart",
+    "MemorySink",
+    "ReceiveBudget",
+    "SinkFactory",
+    "SinkRefusal",
+    "TransferSink",
     # adapter errors
     "EstablishmentError",
     "EstablishmentTimeout",

@@ -88,6 +88,17 @@ class ExtensionFlags(enum.IntFlag):
     CRITICAL = 0x01
 
 
+class SessionExtensionType(enum.IntEnum):
+    """Session extension item types. RFC 9174 §9.3 registers none; it reserves 0x8000 to 0xFFFF
+    "for Private or Experimental Use"."""
+
+    #: ucp-dtn (private use): "when a transfer of mine is cut short, I send only the part you did
+    #: not acknowledge, as a bundle fragment; when a transfer of yours is, I keep the part I
+    #: acknowledged as a fragment" (RFC 9171 §5.8 reactive fragmentation, cut at the TCPCL
+    #: acknowledged length). Non-critical: a peer that does not know it ignores it (§4.8).
+    REACTIVE_FRAGMENTATION = 0xFD01
+
+
 class TransferExtensionType(enum.IntEnum):
     """Transfer extension item types (RFC 9174 §9.4, Table 13)."""
 

@@ -77,6 +77,15 @@ class SessionConfig:
     is refused with "Extension Failure" (RFC 9174 §5.2.5)."""
     first_transfer_id: int = 0
     """Our first Transfer ID; RFC 9174 §5.2.1 says start at zero and count up by one."""
+    send_window_min: int | None = None
+    """Bound on our octets sent and not yet acknowledged (all transfers together), or ``None``
+    for no bound (segments go out as fast as the connection takes them). With a bound, the
+    window is the larger of this and ``send_window_delay`` seconds at the measured rate of the
+    peer's acknowledgements, so a slow link holds little unacknowledged data (little is lost
+    when it breaks: what was acknowledged can be kept, RFC 9171 §5.8) and a fast one is not
+    slowed down. At least one segment is always allowed."""
+    send_window_delay: float = 0.25
+    """Seconds of data, at the measured acknowledgement rate, the send window allows."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.keepalive_interval <= 0xFFFF:
@@ -87,6 +96,10 @@ class SessionConfig:
                 raise LocalProtocolError(f"{name} must fit in 64 bits, got {value}")
         if self.max_segment_size < 1:
             raise LocalProtocolError("max_segment_size must be at least 1")
+        if self.send_window_min is not None and self.send_window_min < 1:
+            raise LocalProtocolError("send_window_min must be at least 1 (or None)")
+        if not self.send_window_delay > 0:
+            raise LocalProtocolError("send_window_delay must be positive")
         if self.establishment_timeout <= 0:
             raise LocalProtocolError("establishment_timeout must be positive")
         if self.idle_session_timeout is not None and self.idle_session_timeout <= 0:

@@ -146,15 +146,6 @@ class TransferReceiver:
         """Whether a transfer is in progress: receiving, or awaiting our ack or refusal."""
         return bool(self._pending)
 
-    @property
-    def receiving(self) -> tuple[int, int, int | None] | None:
-        """``(transfer ID, octets received, announced length or None)`` of the transfer whose
-        segments are arriving now (not refused), or ``None``."""
-        reception = self._current
-        if reception is None or reception.refusal is not None:
-            return None
-        return reception.transfer_id, reception.received, reception.total_length
-
     def on_segment(self, segment: XferSegment) -> None:
         """Handle one XFER_SEGMENT.
 
@@ -249,6 +240,21 @@ class TransferReceiver:
         if reception is None or reception.refusal is not None:
             raise LocalProtocolError(f"no incoming transfer {transfer_id} awaits an XFER_ACK")
         self._send_acks(reception, final=True)
+
+    def ack_through(self, transfer_id: int, length: int) -> None:
+        """Acknowledge the unacknowledged non-final segments of a transfer whose cumulative
+        length is at most ``length`` (nothing if the transfer is refused or resolved)."""
+        reception = self._pending.get(transfer_id)
+        if reception is None or reception.refusal is not None or not reception.unacked:
+            return
+        kept: list[tuple[SegmentFlags, int]] = []
+        control = self._control
+        for flags, cumulative in reception.unacked:
+            if cumulative > length or SegmentFlags.END in flags or kept:
+                kept.append((flags, cumulative))
+            else:
+                control += _XFER_ACK.pack(MessageType.XFER_ACK, int(flags), transfer_id, cumulative)
+        reception.unacked = kept
 
     def refuse(self, transfer_id: int, reason: XferRefuseReason) -> None:
         """Refuse a transfer in progress.

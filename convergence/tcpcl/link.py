@@ -23,9 +23,14 @@ session call is synchronous):
   queued in the same system call. Segments of
   our transfers are cut lazily by the session, so acknowledgements for the peer are never
   stuck behind more than one segment.
-* the **reader** feeds received bytes to the session and hands every complete incoming
-  transfer to a bounded memory channel. When the channel is full it waits before reading
-  again: the TCP window closes and the peer's writer stalls (receive backpressure).
+* the **reader** feeds received bytes to the session, passes each segment's data to its
+  transfer's sink (:mod:`convergence.tcpcl.sink`; in memory by default) and only then
+  acknowledges the segment, and hands every complete incoming transfer to a bounded memory
+  channel. While a sink writes, or the channel is full, or the node's receive budget is spent,
+  it does not read: the TCP window closes and the peer's writer stalls (receive backpressure).
+  Before reading a segment it reserves budget for all of it, so memory for incoming data is
+  bounded per link (one segment and one read) and, with a shared
+  :class:`~convergence.tcpcl.sink.ReceiveBudget`, for all links together.
 * the **timer** sleeps until ``session.next_deadline()`` and calls ``handle_timer``
   (keepalives, idle timeout). Deadlines only move later once the session is established, so
   waking at a stale deadline is harmless.
@@ -38,11 +43,15 @@ The final XFER_ACK of an incoming transfer is held back (``auto_ack_final=False`
 consumer calls :meth:`IncomingBundleTransfer.accept`, after it stored the bundle durably. When
 the session ends, every transfer of ours that was not acknowledged in full or refused is
 reported (:meth:`TcpclLink.unacknowledged`, :meth:`TransferHandle.wait` raises
-:class:`LinkClosedError`) so the caller can send it again on another session.
+:class:`LinkClosedError`; :attr:`TransferHandle.acknowledged` says how far it got) so the caller
+can send it again on another session — or only its unacknowledged part; every incoming transfer
+that did not reach its consumer is handed back to its sink (``abandon``), which may keep what was
+acknowledged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import socket
@@ -61,6 +70,7 @@ from .events import (
     IncomingTransfer,
     IncomingTransferAborted,
     MessageRejected,
+    SegmentReceived,
     SessionClosed,
     SessionEstablished,
     SessionTerminating,
@@ -88,9 +98,11 @@ from .link_transfers import (
     TransferHandle,
     TransferOutcome,
     TransferResult,
+    TransferStatus,
 )
 from .negotiation import SessionParameters
-from .session import Session, TransferInProgress
+from .session import Session
+from .sink import IncomingTransferStart, MemorySink, SinkRefusal, TransferSink
 from .state import SessionState
 from .tls import NodeIdAuthResult, authenticate_node_id
 from .tlsstream import TlsStream
@@ -106,6 +118,7 @@ __all__ = [
     "TransferHandle",
     "TransferOutcome",
     "TransferResult",
+    "TransferStatus",
 ]
 
 logger = logging.getLogger(__name__)
@@ -118,6 +131,9 @@ _WRITE_CHUNK = 4 * _MIB
 #: do not (small messages), so a big segment needs few reads and a small one no big buffer.
 _MIN_RECEIVE = 64 * 1024
 _MAX_RECEIVE = 4 * _MIB
+#: Largest read while the length of the message being received is not known yet (with a
+#: receive budget: the most a link holds while it waits for budget).
+_HEAD_RECEIVE = 64 * 1024
 #: Most times the writer lets other ready tasks run before a write, so that it writes what
 #: they send too (bounded: under a steady load something is always ready).
 _GATHER_ROUNDS = 4
@@ -166,9 +182,12 @@ class TcpclLink:
         self._handles: dict[int, TransferHandle] = {}
         self._unacknowledged: list[bytes] = []
         self._ready: deque[IncomingBundleTransfer] = deque()
-        self._incoming_send, self._incoming_receive = trio.open_memory_channel[
-            IncomingBundleTransfer
-        ](config.incoming_queue)
+        self._inbound: dict[int, _Inbound] = {}  # the peer's transfers with an open sink
+        self._reception: deque[Event] = deque()  # segment events waiting for the reader
+        self._budget = config.receive_budget
+        self._budget_held = 0
+        self._consumers = trio.lowlevel.ParkingLot()  # tasks waiting in receive()
+        self._queue_room = trio.lowlevel.ParkingLot()  # the reader, while _ready is full
         self._writer_lot = trio.lowlevel.ParkingLot()
         self._writer_idle = False  # parked with nothing to send
         self._outbox: deque[bytes | memoryview] = deque()  # taken from the session by _kick
@@ -245,10 +264,16 @@ class TcpclLink:
 
         :raises LinkClosedError: the session ended and every received transfer was taken.
         """
-        try:
-            return await self._incoming_receive.receive()
-        except (trio.EndOfChannel, trio.ClosedResourceError):
-            raise LinkClosedError("the session has ended") from None
+        await trio.lowlevel.checkpoint()
+        while not self._ready:
+            if self.closed:
+                raise LinkClosedError("the session has ended")
+            await self._consumers.park()
+        transfer = self._ready.popleft()
+        if self._ready:
+            self._consumers.unpark(count=1)
+        self._queue_room.unpark_all()
+        return transfer
 
     def __aiter__(self) -> TcpclLink:
         return self
@@ -317,23 +342,35 @@ class TcpclLink:
             transfers_refused_by_peer=stats.transfers_refused_by_peer,
             transfers_refused_by_us=stats.transfers_refused_by_us,
             transfers_pending=stats.pending_transfers,
-            incoming_queued=len(self._ready)
-            + self._incoming_receive.statistics().current_buffer_used,
+            incoming_queued=len(self._ready),
             keepalives_sent=stats.keepalives_sent,
-            transfers=self._transfers_in_progress(),
+            in_flight=stats.in_flight,
+            send_window=stats.send_window,
+            ack_rate=stats.ack_rate,
+            bytes_acknowledged=stats.bytes_acknowledged,
+            transfers=tuple(self.transfers()),
             rtt_s=None if self._socket is None else _tcp_round_trip_time(self._socket),
         )
 
-    def _transfers_in_progress(self) -> tuple[TransferInProgress, ...]:
-        handles = self._handles
-        ours = [
-            TransferInProgress(True, tid, handles[tid].acknowledged, handles[tid].size)
-            for tid in sorted(handles)
-        ]
-        incoming = self._session.incoming_transfer()
-        if incoming is not None:
-            ours.append(incoming)
-        return tuple(ours)
+    def transfers(self) -> list[TransferStatus]:
+        """The transfers in progress: ours that started and are not acknowledged in full, and
+        the peer's that are still arriving."""
+        statuses: list[TransferStatus] = []
+        for transfer_id, acknowledged, length in self._session.outgoing_progress():
+            handle = self._handles.get(transfer_id)
+            started = handle.started if handle is not None else 0.0
+            statuses.append(TransferStatus(True, transfer_id, acknowledged, length, started))
+        for transfer_id, inbound in self._inbound.items():
+            statuses.append(
+                TransferStatus(
+                    False,
+                    transfer_id,
+                    inbound.written,
+                    inbound.start.total_length,
+                    inbound.started,
+                )
+            )
+        return statuses
 
     def __repr__(self) -> str:
         role = "active" if self.active else "passive"
@@ -363,6 +400,7 @@ class TcpclLink:
                 if self._params is not None:
                     break
                 await self._receive_once()
+                self._settle_budget()
         if scope.cancelled_caught and not self.closed:
             timed_out = True
             self._linger = False
@@ -487,6 +525,8 @@ class TcpclLink:
                 self._session.abort()
                 self._process_events()
             try:
+                with trio.CancelScope(shield=True):
+                    await self._abandon_incoming()
                 await self._close_stream()
             finally:
                 self._finished.set()
@@ -554,21 +594,32 @@ class TcpclLink:
                 return
 
     async def _reader(self) -> None:
-        ready = self._ready
-        send = self._incoming_send
+        limit = self.config.incoming_queue
         while True:
-            while ready:
-                try:
-                    await send.send(ready[0])
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    return  # the session ended; the peer sends unacknowledged bundles again
-                ready.popleft()
+            while len(self._ready) >= limit and not self.closed:
+                await self._queue_room.park()
             if self.closed:
                 return
             await self._receive_once()
+            await self._drain_reception()
+            self._settle_budget()
 
     async def _receive_once(self) -> None:
         size = self._receive_size
+        budget = self._budget
+        if budget is not None:
+            # Reserve memory for the whole message being received before reading more of it
+            # (its length is known once its header is in): then a link never waits for budget
+            # while holding part of a segment it could not finish.
+            need = self._session.receive_need()
+            if need > 1:
+                size = min(need, _MAX_RECEIVE)
+            else:
+                size = min(_HEAD_RECEIVE, max(1024, budget.limit // 16))
+            target = self._session.buffered + max(need, size)
+            if target > self._budget_held:
+                await budget.acquire(target - self._budget_held)
+                self._budget_held = target
         try:
             data = await self._stream.receive_some(size)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
@@ -578,13 +629,113 @@ class TcpclLink:
         if not data:
             self._session.connection_closed(now)
         else:
-            if len(data) >= size:
-                self._receive_size = min(size * 2, _MAX_RECEIVE)
-            elif len(data) < size // 8:
-                self._receive_size = max(size // 2, _MIN_RECEIVE)
+            if budget is None:
+                if len(data) >= size:
+                    self._receive_size = min(size * 2, _MAX_RECEIVE)
+                elif len(data) < size // 8:
+                    self._receive_size = max(size // 2, _MIN_RECEIVE)
             self._session.receive_data(data, now)
         self._process_events()
         self._kick()
+
+    def _settle_budget(self) -> None:
+        """Give back the budget beyond what the message being received still needs."""
+        budget = self._budget
+        if budget is None:
+            return
+        session = self._session
+        keep = session.buffered + session.receive_need() if session.buffered else 0
+        if self.closed:
+            keep = 0
+        if keep < self._budget_held:
+            budget.release(self._budget_held - keep)
+            self._budget_held = keep
+
+    async def _drain_reception(self) -> None:
+        """Pass received segments to their sinks (acknowledging each once its sink took it),
+        complete transfers whose last segment arrived, abandon those that ended early."""
+        reception = self._reception
+        while reception:
+            event = reception.popleft()
+            if isinstance(event, SegmentReceived):
+                await self._write_segment(event)
+                continue
+            if not isinstance(event, TransferReceived | IncomingTransferAborted):
+                continue  # pragma: no cover - only these are queued
+            if isinstance(event, IncomingTransferAborted) and event.reason is None:
+                # The session ended: _abandon_incoming hands it back to its sink once the link
+                # is down (shielded; keeping a long prefix may take a while).
+                continue
+            inbound = self._inbound.pop(event.transfer_id, None)
+            if inbound is None:
+                continue  # refused by its sink
+            if isinstance(event, IncomingTransferAborted):
+                # Refused by the session itself (length, MRU): nothing worth keeping.
+                await _release(inbound.sink)
+                continue
+            try:
+                await inbound.sink.finish()
+            except Exception as exc:
+                logger.exception("sink of incoming transfer %d failed", event.transfer_id)
+                self._refuse_inbound(event.transfer_id, _refusal_of(exc))
+                await _release(inbound.sink)
+                continue
+            self._ready.append(
+                IncomingBundleTransfer(
+                    self._resolve_incoming,
+                    event.transfer_id,
+                    inbound.sink,
+                    event.extensions,
+                    event.length,
+                    inbound.acked,
+                )
+            )
+            self._consumers.unpark(count=1)
+
+    async def _write_segment(self, event: SegmentReceived) -> None:
+        transfer_id = event.transfer_id
+        inbound = self._inbound.get(transfer_id)
+        if inbound is None:
+            return  # refused meanwhile
+        try:
+            await inbound.sink.write(event.data)
+        except Exception as exc:
+            if not isinstance(exc, SinkRefusal):
+                logger.exception("sink of incoming transfer %d failed", transfer_id)
+            else:
+                logger.info(
+                    "refusing incoming transfer %d from %s: %s",
+                    transfer_id,
+                    self._peer_text(),
+                    exc,
+                )
+            del self._inbound[transfer_id]
+            self._refuse_inbound(transfer_id, _refusal_of(exc))
+            await _release(inbound.sink)
+            return
+        inbound.written = event.received_length
+        if not event.end and not self.closed:
+            inbound.acked = event.received_length
+            self._call(self._session.ack_segments, transfer_id, event.received_length)
+
+    def _refuse_inbound(self, transfer_id: int, reason: XferRefuseReason) -> None:
+        with contextlib.suppress(LocalProtocolError):  # already resolved by the session
+            self._call(self._session.refuse_transfer, transfer_id, reason)
+
+    async def _abandon_incoming(self) -> None:
+        """The session is over: every incoming transfer that did not reach the consumer goes
+        back to its sink (which may keep what was acknowledged, or all of a complete one).
+        Until then, :meth:`receive` still hands out complete transfers."""
+        self._reception.clear()
+        inbound, self._inbound = self._inbound, {}
+        for entry in inbound.values():
+            await _abandon(entry.sink, entry.acked)
+        ready, self._ready = list(self._ready), deque()
+        for transfer in ready:
+            await _abandon(transfer.sink, transfer.acknowledged)
+        if self._budget is not None and self._budget_held:
+            self._budget.release(self._budget_held)
+            self._budget_held = 0
 
     async def _timer(self) -> None:
         session = self._session
@@ -640,13 +791,9 @@ class TcpclLink:
             self._handle_event(event)
 
     def _handle_event(self, event: Event) -> None:
-        if isinstance(event, TransferReceived):
-            assert event.data is not None  # the session reassembles
-            self._ready.append(
-                IncomingBundleTransfer(
-                    self._resolve_incoming, event.transfer_id, event.data, event.extensions
-                )
-            )
+        if isinstance(event, SegmentReceived | TransferReceived | IncomingTransferAborted):
+            if event.transfer_id in self._inbound:
+                self._reception.append(event)
         elif isinstance(event, TransferProgress):
             handle = self._handles.get(event.transfer_id)
             if handle is not None:
@@ -669,9 +816,7 @@ class TcpclLink:
                     TransferResult(TransferOutcome.REFUSED, event.reason, event.transfer_id)
                 )
         elif isinstance(event, IncomingTransfer):
-            self._filter_incoming(event)
-        elif isinstance(event, IncomingTransferAborted):
-            logger.debug("incoming transfer %d aborted (%r)", event.transfer_id, event.reason)
+            self._open_incoming(event)
         elif isinstance(event, StartTls):
             self._tls_requested = True
         elif isinstance(event, SessionEstablished):
@@ -696,23 +841,40 @@ class TcpclLink:
                 _reason_name(event.reason),
             )
 
-    def _filter_incoming(self, event: IncomingTransfer) -> None:
-        accept = self.config.transfer_filter
-        if accept is None:
-            return
+    def _open_incoming(self, event: IncomingTransfer) -> None:
+        """A transfer starts: ask the filter and the sink factory whether to take it."""
+        config = self.config
+        params = self._params
+        start = IncomingTransferStart(
+            event.transfer_id,
+            event.total_length,
+            event.extensions,
+            params.peer_node_id if params is not None else "",
+            params.peer_extensions if params is not None else (),
+        )
+        made: TransferSink | XferRefuseReason | None = None
         try:
-            reason = accept(event.total_length)
+            if config.transfer_filter is not None:
+                made = config.transfer_filter(event.total_length)
+            if made is None:
+                factory = config.sink_factory
+                made = MemorySink() if factory is None else factory(start)
         except Exception:
             logger.exception("transfer filter failed; refusing transfer %d", event.transfer_id)
-            reason = XferRefuseReason.UNKNOWN
-        if reason is not None:
-            self._session.refuse_transfer(event.transfer_id, reason)
+            made = XferRefuseReason.UNKNOWN
+        if isinstance(made, XferRefuseReason):
+            self._session.refuse_transfer(event.transfer_id, made)
+        else:
+            self._inbound[event.transfer_id] = _Inbound(made, start, trio.current_time())
 
     def _on_closed(self, event: SessionClosed) -> None:
         self._closed_info = event
         if not event.clean and event.reason == SessTermReason.IDLE_TIMEOUT:
             self._linger = False  # the peer went silent
-        level = logging.INFO if event.clean or self._params is None else logging.WARNING
+        # A connection that breaks is routine on a flapping link (what was acknowledged is
+        # kept): INFO. A session that fails otherwise (protocol error, timeout): WARNING.
+        routine = event.clean or self._params is None or self._stream_error is not None
+        level = logging.INFO if routine else logging.WARNING
         logger.log(
             level,
             "session with %s closed (%s%s)",
@@ -728,8 +890,9 @@ class TcpclLink:
             self._unacknowledged.append(handle.data)
             handle._fail(error)
         self._handles.clear()
-        self._incoming_send.close()
         self._closed.set()
+        self._consumers.unpark_all()
+        self._queue_room.unpark_all()
 
     def _peer_text(self) -> str:
         host, port = self.peer_address
@@ -758,6 +921,37 @@ def _tcp_round_trip_time(sock: trio.socket.SocketType) -> float | None:
         return None
     (microseconds,) = struct.unpack_from("=I", info, _TCP_INFO_RTT_OFFSET)
     return float(microseconds) / 1e6
+
+
+class _Inbound:
+    """One of the peer's transfers whose data goes to ``sink``."""
+
+    __slots__ = ("acked", "sink", "start", "started", "written")
+
+    def __init__(self, sink: TransferSink, start: IncomingTransferStart, started: float) -> None:
+        self.sink = sink
+        self.start = start
+        self.started = started
+        self.written = 0  # octets the sink took
+        self.acked = 0  # octets acknowledged to the peer
+
+
+def _refusal_of(exc: BaseException) -> XferRefuseReason:
+    return exc.reason if isinstance(exc, SinkRefusal) else XferRefuseReason.UNKNOWN
+
+
+async def _abandon(sink: TransferSink, acknowledged: int) -> None:
+    try:
+        await sink.abandon(acknowledged)
+    except Exception:
+        logger.exception("abandoning an incoming transfer failed")
+
+
+async def _release(sink: TransferSink) -> None:
+    try:
+        await sink.release()
+    except Exception:
+        logger.exception("releasing an incoming transfer failed")
 
 
 async def _linger(stream: trio.abc.Stream) -> None:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from .codes import XferRefuseReason
 from .config import SessionConfig, TlsPolicy
+from .messages import ExtensionItem
+from .sink import ReceiveBudget, SinkFactory
 from .tls import TlsSettings
 
 __all__ = ["LinkConfig", "TransferFilter"]
@@ -28,7 +30,8 @@ class LinkConfig:
     segment_mru: int = 16 * _MIB
     """Largest segment we accept."""
     transfer_mru: int = 1024 * _MIB
-    """Largest bundle we accept (it is reassembled in memory)."""
+    """Largest bundle we accept (held by its sink: in memory unless ``sink_factory`` says
+    otherwise)."""
     tls: TlsSettings | None = None
     """TLS contexts and policy; ``None``: never TLS."""
     establish_timeout_s: float = 10.0
@@ -50,6 +53,20 @@ class LinkConfig:
     KEEPALIVE arrived for this long; ``None``: never."""
     close_timeout_s: float = 10.0
     """How long :meth:`TcpclLink.aclose` waits for transfers in progress before aborting."""
+    sink_factory: SinkFactory | None = None
+    """Where each incoming transfer's data goes (see :mod:`convergence.tcpcl.sink`), or a
+    reason to refuse it; ``None``: in memory. Each segment is acknowledged once its sink took
+    it; the final XFER_ACK waits for :meth:`IncomingBundleTransfer.accept`."""
+    receive_budget: ReceiveBudget | None = None
+    """Memory for octets read and not yet taken by a sink, shared by the links that use the same
+    budget; ``None``: bounded per link only (by the Segment MRU and the read size)."""
+    send_window_min: int | None = None
+    """Send window floor (see ``SessionConfig.send_window_min``): ``None`` sends as fast as the
+    connection takes it; a value keeps about ``send_window_delay_s`` of data unacknowledged."""
+    send_window_delay_s: float = 0.25
+    """Seconds of data at the measured acknowledgement rate that the send window allows."""
+    session_extensions: tuple[ExtensionItem, ...] = ()
+    """Session extension items we send in SESS_INIT (RFC 9174 §4.8)."""
 
     def __post_init__(self) -> None:
         if self.incoming_queue < 1:
@@ -76,4 +93,9 @@ class LinkConfig:
             establishment_timeout=self.establish_timeout_s,
             idle_session_timeout=self.idle_timeout_s,
             auto_ack_final=False,
+            auto_ack_segments=False,
+            reassemble=False,
+            send_window_min=self.send_window_min,
+            send_window_delay=self.send_window_delay_s,
+            session_extensions=self.session_extensions,
         )

@@ -15,7 +15,7 @@ from .codes import XferRefuseReason
 from .errors import LocalProtocolError
 from .link_errors import LinkClosedError
 from .messages import ExtensionItem
-from .session import TransferInProgress
+from .sink import MemorySink, TransferSink
 from .state import SessionState
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "TransferHandle",
     "TransferOutcome",
     "TransferResult",
+    "TransferStatus",
 ]
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class TransferHandle:
         "_result",
         "acknowledged",
         "data",
+        "started",
         "transfer_id",
     )
 
@@ -77,7 +79,9 @@ class TransferHandle:
         self.data = data
         """The bundle being sent."""
         self.acknowledged = 0
-        """Octets the peer acknowledged so far."""
+        """Octets the peer acknowledged so far (after the session ended: how far it got)."""
+        self.started = trio.current_time()
+        """When the transfer was queued (trio time)."""
         self._progress = progress
         self._result: TransferResult | None = None
         self._error: LinkClosedError | None = None
@@ -155,50 +159,98 @@ class TransferHandle:
 
 
 class IncomingBundleTransfer:
-    """A complete incoming transfer whose final XFER_ACK waits for :meth:`accept`."""
+    """A complete incoming transfer whose final XFER_ACK waits for :meth:`accept`. Its octets
+    are in its :attr:`sink` (:meth:`read`; :attr:`data` for the default in-memory sink)."""
 
-    __slots__ = ("_resolve_with", "_resolved", "data", "extensions", "transfer_id")
+    __slots__ = (
+        "_resolve_with",
+        "_resolved",
+        "acknowledged",
+        "extensions",
+        "length",
+        "sink",
+        "transfer_id",
+    )
 
     def __init__(
         self,
         resolve: Callable[[int, XferRefuseReason | None], None],
         transfer_id: int,
-        data: bytes,
+        sink: TransferSink,
         extensions: tuple[ExtensionItem, ...],
+        length: int,
+        acknowledged: int = 0,
     ) -> None:
         self._resolve_with = resolve  # the link's: XFER_ACK (None) or XFER_REFUSE (reason)
         self._resolved = False
         self.transfer_id = transfer_id
         """The peer's Transfer ID."""
-        self.data = data
-        """The bundle's octets."""
+        self.sink = sink
+        """Where the octets are (from the link's ``sink_factory``)."""
         self.extensions = extensions
         """The transfer extension items of its first segment."""
+        self.length = length
+        """Length of the transfer (the bundle's size)."""
+        self.acknowledged = acknowledged
+        """Octets acknowledged to the peer before the final XFER_ACK (every segment's but the
+        last one's, unless the session ended first)."""
+
+    @property
+    def data(self) -> bytes:
+        """The bundle's octets, when they are in memory (the default sink).
+
+        :raises LocalProtocolError: the link's sink factory put them elsewhere; use
+            :meth:`read`.
+        """
+        sink = self.sink
+        if not isinstance(sink, MemorySink):
+            raise LocalProtocolError("the transfer is in its sink: use read()")
+        return sink.data()
+
+    async def read(self) -> bytes:
+        """The bundle's octets, from wherever its sink keeps them."""
+        return await self.sink.read()
 
     async def accept(self) -> None:
         """Send the final XFER_ACK: the peer may now forget the bundle. Call it once the
-        bundle is stored durably. After the session ended this does nothing (the peer will
-        send the bundle again, so keep one copy per bundle ID).
+        bundle is stored durably; the sink is released. After the session ended this sends
+        nothing (the peer will send the bundle again, so keep one copy per bundle ID).
 
         :raises LocalProtocolError: already accepted or refused.
         """
         self._resolve()
         self._resolve_with(self.transfer_id, None)
-        await trio.lowlevel.checkpoint()
+        await self.sink.release()
 
     async def refuse(self, reason: XferRefuseReason = XferRefuseReason.UNKNOWN) -> None:
-        """Refuse the transfer (XFER_REFUSE): the peer keeps its copy.
+        """Refuse the transfer (XFER_REFUSE): the peer keeps its copy. The sink is released.
 
         :raises LocalProtocolError: already accepted or refused.
         """
         self._resolve()
         self._resolve_with(self.transfer_id, reason)
-        await trio.lowlevel.checkpoint()
+        await self.sink.release()
 
     def _resolve(self) -> None:
         if self._resolved:
             raise LocalProtocolError(f"incoming transfer {self.transfer_id} already resolved")
         self._resolved = True
+
+
+@dataclass(frozen=True, slots=True)
+class TransferStatus:
+    """One transfer in progress on a link, in either direction."""
+
+    outgoing: bool
+    """Ours (``True``) or the peer's."""
+    transfer_id: int
+    """Its Transfer ID (the sender's)."""
+    done: int
+    """Octets acknowledged by the peer (ours) or taken by the sink (the peer's)."""
+    total: int | None
+    """Its length (``None``: a peer's transfer without a Transfer Length extension)."""
+    started: float
+    """When it started (trio time)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,9 +281,16 @@ class LinkStatistics:
     """Received transfers waiting for :meth:`TcpclLink.receive`."""
     keepalives_sent: int
     """KEEPALIVE messages sent."""
-    transfers: tuple[TransferInProgress, ...] = ()
-    """Transfers under way: ours not yet fully acknowledged (by Transfer ID), then the peer's
-    whose segments are arriving."""
+    in_flight: int = 0
+    """Our octets sent and not yet acknowledged."""
+    send_window: int | None = None
+    """Most unacknowledged octets the send window allows now (``None``: unbounded)."""
+    ack_rate: float | None = None
+    """Measured rate of the peer's acknowledgements, octets per second."""
+    bytes_acknowledged: int = 0
+    """Octets of our transfers the peer acknowledged, in total."""
+    transfers: tuple[TransferStatus, ...] = ()
+    """Transfers in progress, both directions."""
     rtt_s: float | None = None
     """The kernel's smoothed round-trip time of the TCP connection (Linux ``TCP_INFO``), in
     seconds; ``None`` where the stream is no TCP socket or the system does not tell."""

@@ -122,6 +122,29 @@ class MessageReader:
         """Number of received octets not yet returned as part of a message."""
         return self._size
 
+    def needed(self) -> int:
+        """How many more octets the first buffered message needs to be complete: exact for an
+        XFER_SEGMENT whose header is buffered (its whole data), otherwise at least 1 while a
+        message is incomplete; 0 when nothing is buffered. (The trio adapter reserves memory
+        for a whole segment before reading it.)"""
+        size = self._size
+        if not size or self._expect_contact:
+            return max(0, _CONTACT_LENGTH - size) if self._expect_contact else 0
+        if self._chunks[0][0] != MessageType.XFER_SEGMENT or size < _SEG_HEAD.size:
+            return 1
+        head = self._peek(min(size, _SEG_HEAD.size + _U32.size))
+        _, flags, _ = _SEG_HEAD.unpack_from(head)
+        pos = _SEG_HEAD.size
+        if flags & SegmentFlags.START:
+            if size < pos + _U32.size:
+                return 1
+            ext_length: int = _U32.unpack_from(head, pos)[0]
+            pos += _U32.size + ext_length
+        if size < pos + _U64.size:
+            return pos + _U64.size - size
+        data_length: int = _U64.unpack_from(self._peek(pos + _U64.size), pos)[0]
+        return max(0, pos + _U64.size + data_length - size)
+
     @property
     def expecting_contact_header(self) -> bool:
         """Whether the next value will be the contact header."""

@@ -58,7 +58,7 @@ from .outgoing import TransferSender
 from .reader import MessageReader
 from .state import SessionInput, SessionState, StateMachine
 
-__all__ = ["Session", "SessionStatistics", "TransferInProgress"]
+__all__ = ["Session", "SessionStatistics"]
 
 logger = logging.getLogger(__name__)
 
@@ -95,21 +95,14 @@ class SessionStatistics:
     """KEEPALIVE messages queued."""
     pending_transfers: int
     """Our transfers queued or not yet acknowledged."""
-
-
-@dataclass(frozen=True, slots=True)
-class TransferInProgress:
-    """One transfer under way in a session (for progress displays)."""
-
-    outgoing: bool
-    """``True`` for ours, ``False`` for the peer's."""
-    transfer_id: int
-    """Its Transfer ID (ours or the peer's numbering)."""
-    done: int
-    """Ours: octets the peer acknowledged; the peer's: octets received."""
-    total: int | None
-    """The bundle's length; for the peer's, only when it sent a Transfer Length extension
-    (RFC 9174 §5.2.5.1)."""
+    in_flight: int = 0
+    """Our octets sent in segments and not yet acknowledged."""
+    send_window: int | None = None
+    """Most unacknowledged octets allowed now (``None``: no send window)."""
+    ack_rate: float | None = None
+    """Measured rate of the peer's acknowledgements, octets per second (``None``: not yet)."""
+    bytes_acknowledged: int = 0
+    """Octets of our transfers the peer acknowledged, in total."""
 
 
 class Session:
@@ -152,7 +145,12 @@ class Session:
         self._term_reason: SessTermReason | int | None = None
         self._error: str | None = None
         # Transfers: both share our control buffer and event list.
-        self._sender = TransferSender(config.first_transfer_id, self._events)
+        self._sender = TransferSender(
+            config.first_transfer_id,
+            self._events,
+            window_min=config.send_window_min,
+            window_delay=config.send_window_delay,
+        )
         self._receiver = TransferReceiver(config, self._control, self._events)
         # Timers.
         self._establish_deadline = now + config.establishment_timeout
@@ -182,6 +180,16 @@ class Session:
         return self._params
 
     @property
+    def buffered(self) -> int:
+        """Received octets not yet decoded into a message (part of the next one)."""
+        return self._reader.buffered
+
+    def receive_need(self) -> int:
+        """How many more octets the partly received message needs (see
+        :meth:`MessageReader.needed`)."""
+        return self._reader.needed()
+
+    @property
     def idle(self) -> bool:
         """No transfer in progress or queued in either direction (RFC 9174 §3.1)."""
         return not (self._sender.has_queued or self._receiver.busy)
@@ -201,15 +209,16 @@ class Session:
             transfers_refused_by_us=receiver.refused,
             keepalives_sent=self._keepalives_sent,
             pending_transfers=len(sender.unacknowledged()),
+            in_flight=sender.in_flight,
+            send_window=sender.window(),
+            ack_rate=sender.ack_rate.rate,
+            bytes_acknowledged=sender.ack_rate.acked,
         )
 
-    def incoming_transfer(self) -> TransferInProgress | None:
-        """The peer's transfer whose segments are arriving now (not refused), if any."""
-        receiving = self._receiver.receiving
-        if receiving is None:
-            return None
-        transfer_id, received, total = receiving
-        return TransferInProgress(False, transfer_id, received, total)
+    def outgoing_progress(self) -> list[tuple[int, int, int]]:
+        """``(transfer ID, octets acknowledged, length)`` of each of our transfers that started
+        and has not finished."""
+        return self._sender.progress()
 
     def events(self) -> list[Event]:
         """Return and forget the events produced since the last call."""
@@ -354,6 +363,7 @@ class Session:
         bundle, and a refused transfer stops at once. A large segment payload is returned as
         a ``memoryview`` of the buffer given to :meth:`send_transfer`, without copying.
         """
+        self._now = now
         limit = max_bytes if max_bytes is not None else 1 << 62
         if limit < 1:
             raise LocalProtocolError("max_bytes must be at least 1")
@@ -404,6 +414,7 @@ class Session:
             self._current,
             segment_size=params.segment_size,
             may_start=state is SessionState.ESTABLISHED,
+            now=self._now,
         ):
             return False
         self._segments_sent += 1
@@ -464,6 +475,19 @@ class Session:
         self._receiver.ack(transfer_id)
         self._check_ending_done()
 
+    def ack_segments(self, transfer_id: int, length: int) -> None:
+        """Acknowledge the received segments of an incoming transfer up to ``length`` octets
+        (its cumulative length after the last one to acknowledge), but not its END segment:
+        use with ``auto_ack_segments=False`` once a segment's data is safe with its consumer.
+        RFC 9174 §5.2.3: "A receiving TCPCL entity SHALL send an XFER_ACK message in response
+        to each received XFER_SEGMENT message after the segment has been fully processed."
+
+        Does nothing once the session is closed, or for a transfer refused or resolved.
+        """
+        if self.state is SessionState.CLOSED:
+            return
+        self._receiver.ack_through(transfer_id, length)
+
     def refuse_transfer(
         self, transfer_id: int, reason: XferRefuseReason = XferRefuseReason.UNKNOWN
     ) -> None:
@@ -520,7 +544,7 @@ class Session:
             self._receiver.on_segment(message)
             self._check_ending_done()
         elif isinstance(message, XferAck):
-            if not self._sender.on_ack(message):
+            if not self._sender.on_ack(message, self._now):
                 # RFC 9174 §5.1.2: "an XFER_ACK message with an unknown Transfer ID" is
                 # answered with "Message Unexpected" (so is a length that makes no sense).
                 self._reject(MsgRejectReason.MESSAGE_UNEXPECTED, message)

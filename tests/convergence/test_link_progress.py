@@ -1,33 +1,18 @@
 """What a TCPCLv4 link tells about transfers under way and its round-trip time (read by the
-dashboard and ``ucp nodes``): :attr:`LinkStatistics.transfers` and :attr:`LinkStatistics.rtt_s`,
-and the sans-IO :meth:`Session.incoming_transfer` underneath."""
+dashboard and ``ucp nodes``): :attr:`LinkStatistics.transfers` and :attr:`LinkStatistics.rtt_s`
+(the peer's transfers in progress are covered in test_link_sinks.py)."""
 
 from __future__ import annotations
 
 import trio
 import trio.testing
 
-from convergence.tcpcl import SessionConfig
 from convergence.tcpcl.link import LinkConfig, TcpclLink
 from convergence.tcpcl.listener import TcpclListener, open_link
-from convergence.tcpcl.session import TransferInProgress
 
 from .link_fixtures import link_pair
-from .tcpcl_pair import established_pair
 
 B = LinkConfig("dtn://b/")
-
-
-def test_incoming_transfer_shows_octets_received_and_the_announced_length() -> None:
-    pair = established_pair(SessionConfig(), SessionConfig(segment_mru=1000))
-    assert pair.server.incoming_transfer() is None
-    tid = pair.client.send_transfer(b"x" * 2500)
-    # Only the first segment (its header, extension and 1000 octets) reaches the server.
-    pair.transmit(pair.client, limit=1100)
-    progress = pair.server.incoming_transfer()
-    assert progress == TransferInProgress(False, tid, 1000, 2500)
-    pair.pump()
-    assert pair.server.incoming_transfer() is None  # ended: nothing arriving any more
 
 
 async def test_link_lists_our_unacknowledged_transfers_with_their_progress() -> None:
@@ -38,8 +23,12 @@ async def test_link_lists_our_unacknowledged_transfers_with_their_progress() -> 
         transfer = await b.receive()
         await trio.testing.wait_all_tasks_blocked()
         # The final XFER_ACK waits for accept(): 3000 of 3500 octets acknowledged so far.
-        assert a.statistics().transfers == (
-            TransferInProgress(True, handle.transfer_id, 3000, 3500),
+        (progress,) = a.statistics().transfers
+        assert (progress.outgoing, progress.transfer_id, progress.done, progress.total) == (
+            True,
+            handle.transfer_id,
+            3000,
+            3500,
         )
         await transfer.accept()
         await handle.wait()

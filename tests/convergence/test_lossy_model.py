@@ -301,3 +301,16 @@ def test_random_partition_schedule_is_seeded() -> None:
         assert len(groups) == 2 and all(groups) and set().union(*groups) == set(nodes)
     with pytest.raises(ValueError, match="two nodes"):
         PartitionSchedule.random(["A"], seed=1, every=1, length=1, until=1)
+
+
+def test_a_chunk_handed_over_a_little_late_still_follows_back_to_back() -> None:
+    # The relay's own tasks wake up a few ms late; that must not cap the link below its rate.
+    connection = LinkModel(LinkProfile(bandwidth=1e6)).open_connection(0.0)
+    now = 0.0
+    for _ in range(100):
+        tx = connection.transmit(Direction.FORWARD, now, 10_000)  # 10 ms each
+        now = tx.sent_at + 0.003
+    assert tx.sent_at == pytest.approx(1.0)
+    # A real pause is idle time: the next chunk starts when it is offered.
+    tx = connection.transmit(Direction.FORWARD, tx.sent_at + 0.5, 10_000)
+    assert tx.sent_at == pytest.approx(1.51)

@@ -318,7 +318,7 @@ async def test_full_store_refuses_then_accepts_when_space_frees() -> None:
                 await a.node.send("dtn://b/app", payload)
             await wait_until(lambda: b.node.statistics().refused_transfers > 0)
             assert b.node.statistics().stored_bundles == 2
-            assert a.node.statistics().stored_bundles == 3
+            await wait_until(lambda: a.node.statistics().stored_bundles == 3)
             registration = b.node.register("dtn://b/app")
             received = []
             while len(received) < len(payloads):

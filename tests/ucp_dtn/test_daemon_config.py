@@ -400,6 +400,11 @@ def test_every_setting_is_used_and_flag_and_file_agree(setting: Setting, tmp_pat
     baseline = load_settings(base)
     if setting.kind.flag is FlagStyle.SWITCH:
         flags, line = [flag_of(setting.name)], f"{setting.name} = true"
+        if load_settings([*base, *flags]) == baseline:  # on by default: turn it off
+            flags, line = (
+                [flag_of(setting.name).replace("--", "--no-", 1)],
+                f"{setting.name} = false",
+            )
     else:
         flags, line = _given_both_ways(setting, tmp_path)
     by_flag = load_settings([*base, *flags])

@@ -32,7 +32,7 @@ from .node import BundleNode
 from .registration import Delivery, Registration
 from .reports import StatusItem
 from .routing import MAX_METRIC, STATIC_METRIC, RouteInfo, RouteOrigin, RoutePattern, RoutingTable
-from .statistics import NodeStatistics, PeerInfo
+from .statistics import NodeStatistics, PeerInfo, TransferInfo
 
 __all__ = [
     "DEFAULT_LIFETIME_S",
@@ -51,6 +51,7 @@ __all__ = [
     "NodeNotRunningError",
     "NodeStatistics",
     "PeerInfo",
+    "TransferInfo",
     "Registration",
     "RegistrationClosedError",
     "RegistrationError",

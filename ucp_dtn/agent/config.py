@@ -30,6 +30,9 @@ DEFAULT_STORE_QUOTA = 1024**3
 DEFAULT_LIFETIME_S = 24 * 3600.0
 """Default lifetime of bundles this node creates: one day."""
 
+_KIB = 1024
+_MIB = 1024 * 1024
+
 
 def parse_node_id(text: str) -> EndpointID:
     """Parse ``text`` as a node ID (``dtn://name/`` or ``ipn:N.0``); :class:`ConfigError` if it
@@ -110,6 +113,25 @@ class NodeConfig:
     a bound on how long a bundle can circulate in a routing loop."""
     reconnect_max_s: float = 60.0
     """Longest wait between attempts to reach a static peer (the backoff doubles up to it)."""
+    reactive_fragmentation: bool = True
+    """When a TCPCL session ends in the middle of a transfer, keep what was acknowledged: the
+    receiver keeps the prefix as a fragment, the sender sends only the rest (RFC 9171 §5.8 at
+    the RFC 9174 §5.2.3 acknowledged length). Both peers must have it on (announced in
+    SESS_INIT); off, an interrupted transfer starts again from its first octet."""
+    receive_memory_bytes: int = 64 * _MIB
+    """Memory for incoming transfers, all sessions together: octets read and not yet written
+    to their spool file, and small transfers kept in memory. Past it, sessions stop reading
+    (TCP flow control holds their peers back) and transfers go to spool files."""
+    spool_threshold_bytes: int = 1 * _MIB
+    """Incoming transfers larger than this go to a spool file beside the store (in-memory
+    nodes keep them in memory)."""
+    segment_bytes: int = 256 * _KIB
+    """Largest TCPCL segment we send, and the Segment MRU we offer (RFC 9174 §4.7): each
+    segment is acknowledged, so this is the granularity of what a cut transfer keeps."""
+    send_window_s: float = 0.25
+    """Unacknowledged data a session keeps in flight, in seconds at the rate the peer
+    acknowledges (at least two segments): little to lose when a slow link breaks, no limit on a
+    fast one."""
 
     def __post_init__(self) -> None:
         parse_node_id(self.node_id)
@@ -151,6 +173,16 @@ class NodeConfig:
             "reconnect_max_s",
         ):
             _check_positive(name, getattr(self, name))
+        for name in ("receive_memory_bytes", "spool_threshold_bytes", "segment_bytes"):
+            value = getattr(self, name)
+            if type(value) is not int or value <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.receive_memory_bytes < 2 * self.segment_bytes:
+            raise ConfigError(
+                f"receive_memory_bytes ({self.receive_memory_bytes}) must hold at least two "
+                f"segments (segment_bytes {self.segment_bytes})"
+            )
+        _check_positive("send_window_s", self.send_window_s)
         if type(self.hop_limit) is not int or not 0 <= self.hop_limit <= 255:
             # RFC 9171 §4.4.3: "The hop limit MUST be in the range 1 through 255."
             raise ConfigError(f"hop_limit must be within 0..255 (0: none), got {self.hop_limit!r}")

@@ -50,7 +50,7 @@ from bpv7.admin import (
     admin_record_from_bundle,
 )
 from bpv7.fragment import FragmentCollector, ReassemblyError, reassembly_key
-from ucp_dtn.store import BundleState, BundleStore, StoredBundle, StoreFullError
+from ucp_dtn.store import BundleState, BundleStore, Reservation, StoredBundle, StoreFullError
 
 from .config import NodeConfig
 from .forwarding import ForwardQueue, RawCache
@@ -70,6 +70,7 @@ from .statistics import Counters
 
 if TYPE_CHECKING:
     from .custody import CustodyManager
+    from .spool import Spool
 
 __all__ = ["AgentCore"]
 
@@ -98,6 +99,8 @@ class AgentCore:
         self.registrations: dict[EndpointID, Registration] = {}
         self.reporter = StatusReporter(self)
         self.custody: CustodyManager | None = None
+        self.spool: Spool | None = None
+        """Incoming transfers in progress (set by the node)."""
         self.fragments = FragmentCollector()
         self._fragment_keys: dict[str, set[str]] = {}  # original bundle key -> fragment keys
         self._last_creation = (0, -1)
@@ -140,6 +143,18 @@ class AgentCore:
 
     # -- admission and dispatch (RFC 9171 §5.3) -----------------------------------------------
 
+    async def is_duplicate(self, key: str, bundle: Bundle) -> bool:
+        """Whether bundle ``key`` (decoded: ``bundle``) is held or was recently handled — or,
+        for a fragment, whether its whole original is (RFC 9171 §5.8: fragments of different
+        fragmentation episodes, e.g. a prefix kept after a cut and the whole bundle sent again,
+        carry the same ADU)."""
+        if key in self.recent or await self.store.contains(key):
+            return True
+        if bundle.is_fragment:
+            original = bundle_key(reassembly_key(bundle))
+            return original in self.recent or await self.store.contains(original)
+        return False
+
     async def admit(
         self,
         bundle: Bundle,
@@ -147,12 +162,16 @@ class AgentCore:
         *,
         previous: EndpointID | None,
         custody: bool = False,
+        reservation: Reservation | None = None,
     ) -> bool:
         """Store ``bundle`` (whose bytes are ``raw``) durably and dispatch it. ``False`` if it
-        was a duplicate. Raises ``StoreFullError`` when it does not fit (nothing kept)."""
+        was a duplicate. Raises ``StoreFullError`` when it does not fit (nothing kept). The
+        space comes from ``reservation`` when given (it is used up either way)."""
         primary = bundle.primary
         local = self.is_local(primary.destination)
         if local and primary.is_admin_record and await self._handle_local_admin(bundle, previous):
+            if reservation is not None:
+                reservation.release()
             return True
         state = BundleState.PENDING_DELIVERY if local else BundleState.PENDING_FORWARD
         meta = stored_bundle_for(
@@ -163,11 +182,12 @@ class AgentCore:
             previous=None if previous is None else str(previous),
             custody=custody,
         )
-        if not await self.store.put(meta, raw):
+        if not await self.store.put(meta, raw, reservation=reservation):
             return False
         if local and bundle.is_fragment:
             await self._collect_fragment(meta.key, bundle)
         elif local:
+            await self._drop_partial(bundle)
             self.dispatch(meta)
         else:
             self.queue.add(meta.key, primary.destination, previous)
@@ -338,6 +358,10 @@ class AgentCore:
             return
         members = self._fragment_keys.pop(original, set())
         self.counters.reassembled += 1
+        if original in self.recent or await self.store.contains(original):
+            # The whole bundle arrived too (sent again after a cut): deliver it once.
+            await self._drop_fragments(members)
+            return
         if whole.is_admin_record and await self._handle_local_admin(whole, None):
             await self._drop_fragments(members)
             return
@@ -356,6 +380,17 @@ class AgentCore:
         await self._drop_fragments(members)
         self.cache.put(meta.key, raw)
         self.dispatch(meta)
+
+    async def _drop_partial(self, whole: Bundle) -> None:
+        """A whole bundle for local delivery arrived: fragments of it collected so far (e.g.
+        kept after a transfer of it was cut) are no longer needed."""
+        if not self._fragment_keys:
+            return
+        original = reassembly_key(whole)
+        members = self._fragment_keys.pop(bundle_key(original), None)
+        if members is not None:
+            self.fragments.discard(original)
+            await self._drop_fragments(members)
 
     def forget_partial(self, original: BundleID) -> None:
         """The collector dropped the partial ADU ``original`` (expired)."""

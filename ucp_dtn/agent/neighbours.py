@@ -19,10 +19,16 @@ tasks in a nursery:
   and every ``route_advert_interval_s``.
 
 When the session ends, every bundle still unacknowledged goes back to the forwarding queue — it
-never left the store — and the peer stops being a neighbour (if this was its last session).
+never left the store — and the peer stops being a neighbour (if this was its last session). If
+both sides announced reactive fragmentation and the peer acknowledged part of a transfer, the
+bundle is first replaced in the store by the fragment holding the unacknowledged rest (RFC 9171
+§5.8 at the RFC 9174 §5.2.3 acknowledged length, :mod:`ucp_dtn.agent.partial`): the peer keeps
+the acknowledged part, and only the rest goes out again, at the front of the queue, to whichever
+neighbour the route says.
 
-:meth:`Neighbours.keep_connected` reconnects to a static peer forever, with a doubling backoff up
-to ``reconnect_max_s``.
+:meth:`Neighbours.keep_connected` reconnects to a static peer forever: at once after a session
+that ended (a cut link comes back as soon as it can), with a doubling backoff up to
+``reconnect_max_s`` while attempts fail or sessions end as soon as they start.
 """
 
 from __future__ import annotations
@@ -47,8 +53,13 @@ from bpv7 import (
     with_bundle_age,
 )
 from bpv7.admin import StatusReportReason
-from bpv7.fragment import FragmentationError, fragment_bundle
-from convergence.tcpcl import LocalProtocolError, SessTermReason, XferRefuseReason
+from bpv7.fragment import FragmentationError, fragment_at, fragment_bundle
+from convergence.tcpcl import (
+    LocalProtocolError,
+    SessionExtensionType,
+    SessTermReason,
+    XferRefuseReason,
+)
 from convergence.tcpcl.link import (
     LinkConfig,
     TcpclLink,
@@ -62,8 +73,9 @@ from ucp_dtn.store import BundleState, StoredBundle, StoreError
 
 from .advertisement import RouteAdvertisement, routing_endpoint
 from .forwarding import backoff_delay
+from .partial import TransferCut, find_cut
 from .records import EXTRA_AGE, EXTRA_PREVIOUS, bundle_key, stored_bundle_for
-from .statistics import PeerInfo
+from .statistics import PeerInfo, TransferInfo
 
 if TYPE_CHECKING:
     from .core import AgentCore
@@ -75,6 +87,13 @@ logger = logging.getLogger(__name__)
 
 _WINDOW = 64
 """Most transfers in flight (sent, not yet acknowledged) per session."""
+_WINDOW_BYTES = 64 * 1024 * 1024
+"""Most bundle octets loaded for transfers in flight per session (at least one bundle)."""
+_HEAD_READ = 64 * 1024
+"""First prefix of a sent bundle searched for its head when cutting it (grown until found)."""
+_SESSION_LASTED_S = 0.5
+"""A session that lasted this long resets the reconnection backoff (shorter ones, like failed
+attempts, double the wait: a peer that ends every session at once is not hammered)."""
 _RECEIVE_PARALLEL = 64
 """Most incoming transfers processed at once per session."""
 _COMPLETE_PARALLEL = 64
@@ -94,9 +113,23 @@ class _Session:
     refusals: int = 0
     paused_until: float = 0.0
     """trio time before which nothing new is sent (the peer ran out of resources)."""
+    reactive: bool = False
+    """Both sides announced reactive fragmentation (the peer keeps what it acknowledged of a
+    transfer cut short, we send only the rest)."""
+    lost: int = 0
+    """Transfers lost with the session (counted as send failures when it ends)."""
+    cut: dict[str, tuple[bytes, int]] = field(default_factory=dict)
+    """Bundles whose transfer the session's end cut short after the peer acknowledged part:
+    the octets sent and how many were acknowledged."""
 
     def info(self) -> PeerInfo:
         link = self.link
+        stats = link.statistics()
+        now = trio.current_time()
+        transfers = tuple(
+            TransferInfo(t.outgoing, t.done, t.total, max(0.0, now - t.started))
+            for t in stats.transfers
+        )
         return PeerInfo(
             node_id=str(self.peer),
             address=link.peer_address,
@@ -106,7 +139,8 @@ class _Session:
             bundles_sent=self.sent,
             bundles_received=self.received,
             in_flight=len(self.inflight),
-            stats=link.statistics(),
+            stats=stats,
+            transfers=transfers,
         )
 
 
@@ -119,6 +153,7 @@ class Neighbours:
         self.link_config = link_config
         self._sessions: dict[EndpointID, list[_Session]] = {}
         self._routes_changed = trio.Event()
+        self._progressed = 0  # octets of multi-segment transfers the peers acknowledged
 
     # -- views --------------------------------------------------------------------------------
 
@@ -129,6 +164,25 @@ class Neighbours:
             for peer in sorted(self._sessions, key=str)
             for session in self._sessions[peer]
         ]
+
+    def acknowledged_octets(self) -> int:
+        """Octets of our transfers longer than one segment that peers acknowledged, all
+        sessions since start: it grows while a large bundle leaves (small ones, like route
+        advertisements, do not count)."""
+        return self._progressed
+
+    def _progress(self) -> Callable[[int, int], None]:
+        """The progress callback of one multi-segment transfer: adds what each acknowledgement
+        covers to :meth:`acknowledged_octets`."""
+        last = 0
+
+        def progressed(done: int, total: int) -> None:
+            nonlocal last
+            if done > last:
+                self._progressed += done - last
+                last = done
+
+        return progressed
 
     @property
     def count(self) -> int:
@@ -168,6 +222,10 @@ class Neighbours:
             await link.aclose(SessTermReason.CONTACT_FAILURE)
             return
         session = _Session(link, peer, core.now())
+        session.reactive = core.config.reactive_fragmentation and any(
+            item.item_type == SessionExtensionType.REACTIVE_FRAGMENTATION
+            for item in link.parameters.peer_extensions
+        )
         self._sessions.setdefault(peer, []).append(session)
         core.counters.sessions_opened += 1
         logger.info(
@@ -195,8 +253,12 @@ class Neighbours:
                 self.routes_changed()
             with trio.CancelScope(shield=True):
                 for key in list(session.inflight):
-                    await core.requeue(key, front=True)
+                    partial = session.cut.get(key)
+                    if partial is None or not await self._send_rest(key, session, *partial):
+                        await core.requeue(key, front=True)
             session.inflight.clear()
+            session.cut.clear()
+            core.counters.send_failures += session.lost
             core.queue.sync()
             logger.info("session with %s down", peer)
 
@@ -234,7 +296,7 @@ class Neighbours:
         done_send, done_receive = trio.open_memory_channel[
             tuple[str, StoredBundle, TransferResult]
         ](math.inf)
-        window = _Window(_WINDOW)
+        window = _Window(_WINDOW, _WINDOW_BYTES)
         async with trio.open_nursery() as completions:
             for _ in range(_COMPLETE_PARALLEL):
                 completions.start_soon(self._complete_worker, session, done_receive)
@@ -280,22 +342,85 @@ class Neighbours:
         if meta is None or meta.state is not BundleState.PENDING_FORWARD:
             return False
         session.inflight[key] = meta
+        await window.take_bytes(meta.size)
+        data = None
         try:
             data = await self._prepare(key, meta, session)
         except StoreError as exc:
             logger.error("cannot read %s from the store: %s", key, exc)
-            data = None
+        finally:
+            if data is None:
+                window.give_bytes(meta.size)
         if data is None:
             session.inflight.pop(key, None)
             return False
+        multi_segment = len(data) > session.link.parameters.segment_size
         try:
-            handle = session.link.start_send(data)
+            handle = session.link.start_send(data, self._progress() if multi_segment else None)
         except TransferTooLargeError as exc:
             logger.warning("cannot send %s to %s: %s", key, session.peer, exc)
             session.inflight.pop(key, None)
+            window.give_bytes(meta.size)
             await self._retry_later(meta)
             return False
+        except LinkClosedError:
+            window.give_bytes(meta.size)
+            raise
         handle.add_done_callback(_on_transfer_done(session, window, done, key, meta))
+        return True
+
+    async def _send_rest(self, key: str, session: _Session, sent: bytes, acknowledged: int) -> bool:
+        """The peer acknowledged ``acknowledged`` octets of ``sent`` (the transfer of ``key``)
+        before the session ended: replace the stored bundle by the fragment holding the rest
+        (RFC 9171 §5.8; the peer keeps the acknowledged part) and queue it first. ``False``
+        when no cut can be made (it must not be fragmented, nothing of the payload was
+        acknowledged...): then the whole bundle is sent again."""
+        core = self._core
+        meta = await core.store.meta(key)
+        if meta is None or meta.state is not BundleState.PENDING_FORWARD:
+            return False
+        try:
+            cut = _locate_cut(sent, acknowledged)
+            if cut is None or cut.cut < 1:
+                return False
+            stored = await core.load_bundle(key)
+            if stored is None or len(stored.payload) != cut.head.payload_length:
+                return False
+            rest = fragment_at(stored, [cut.cut])[1]
+            raw = rest.encode()
+        except (DecodeError, EncodeError, StoreError) as exc:
+            logger.warning("cannot cut %s after a partial transfer: %s", key, exc)
+            return False
+        record = stored_bundle_for(
+            rest,
+            len(raw),
+            received_at=meta.received_at,
+            state=BundleState.PENDING_FORWARD,
+            previous=meta.extra.get(EXTRA_PREVIOUS),
+            custody=meta.custody,
+        )
+        try:
+            # Stored before the whole is deleted: a crash in between leaves both (the peer
+            # then gets overlapping copies, which reassembly accepts), never neither.
+            await core.store.put(record, raw)
+        except StoreError as exc:
+            logger.warning("cannot store the rest of %s: %s; sending it whole again", key, exc)
+            return False
+        core.cache.put(record.key, raw)
+        if await core.store.delete(key):
+            core._forget(key)
+        await core.requeue(record.key, front=True)
+        core.counters.partial_sent += 1
+        core.counters.partial_sent_bytes += cut.cut
+        logger.info(
+            "%s acknowledged %d of %d payload octets of %s before the session ended: "
+            "sending only the rest (%s)",
+            session.peer,
+            cut.cut,
+            cut.head.payload_length,
+            key,
+            record.key,
+        )
         return True
 
     async def _prepare(self, key: str, meta: StoredBundle, session: _Session) -> bytes | None:
@@ -464,18 +589,22 @@ class Neighbours:
     # -- static peers -------------------------------------------------------------------------
 
     async def keep_connected(self, host: str, port: int) -> None:
-        """Keep a session with the peer at ``host:port`` up, reconnecting forever."""
+        """Keep a session with the peer at ``host:port`` up, reconnecting forever: at once
+        after a session that lasted, backing off while attempts fail or sessions end at once."""
         attempt = 0
         while True:
+            started: float | None = None
             try:
                 async with open_link(host, port, self.link_config) as link:
-                    attempt = 0
+                    started = trio.current_time()
                     await self.serve(link)
             except (LinkError, OSError) as exc:
                 logger.info("static peer %s:%d: %s", host, port, exc)
+            if started is not None and trio.current_time() - started >= _SESSION_LASTED_S:
+                attempt = 0  # it was reachable: a cut link comes back as soon as it can
             attempt += 1
             await trio.sleep(
-                backoff_delay(attempt, base=1.0, limit=self._core.config.reconnect_max_s)
+                backoff_delay(attempt, base=0.05, limit=self._core.config.reconnect_max_s)
             )
 
 
@@ -489,14 +618,29 @@ margin: custodial bundles are fragmented to fit the peer's MRU inside their BPDU
 
 class _Window:
     """At most ``size`` transfers in flight: :meth:`acquire` before starting one, :meth:`release`
-    when it ended; :meth:`drained` waits until none is left."""
+    when it ended; :meth:`drained` waits until none is left. Their bundles' octets are bounded
+    too (:meth:`take_bytes`, :meth:`give_bytes`; one bundle always fits)."""
 
-    __slots__ = ("_free", "_lot", "_size")
+    __slots__ = ("_bytes", "_free", "_free_bytes", "_lot", "_size")
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, octets: int) -> None:
         self._size = size
         self._free = size
+        self._bytes = octets
+        self._free_bytes = octets
         self._lot = trio.lowlevel.ParkingLot()
+
+    async def take_bytes(self, octets: int) -> None:
+        """Wait until ``octets`` more bundle octets may be in flight, and take them."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while self._free_bytes < min(octets, self._bytes):
+            await self._lot.park()
+        self._free_bytes -= octets
+
+    def give_bytes(self, octets: int) -> None:
+        """Give back octets taken with :meth:`take_bytes`."""
+        self._free_bytes += octets
+        self._lot.unpark_all()
 
     async def acquire(self) -> None:
         await trio.lowlevel.checkpoint_if_cancelled()
@@ -526,13 +670,30 @@ def _on_transfer_done(
 
     def on_done(handle: TransferHandle) -> None:
         window.release()
+        window.give_bytes(meta.size)
         result = handle.result
         if result is None:
-            return  # lost with the session: still in ``inflight``, requeued when it ends
+            # Lost with the session: still in ``inflight``, requeued when it ends — or only its
+            # unacknowledged rest, if the peer keeps the part it acknowledged.
+            session.lost += 1
+            if session.reactive and handle.acknowledged > 0:
+                session.cut[key] = (handle.data, handle.acknowledged)
+            return
         session.inflight.pop(key, None)
         done.send_nowait((key, meta, result))
 
     return on_done
+
+
+def _locate_cut(sent: bytes, acknowledged: int) -> TransferCut | None:
+    """Where the transfer of ``sent`` splits after ``acknowledged`` octets (searching a prefix
+    that grows until it holds the head)."""
+    size = _HEAD_READ
+    while True:
+        cut = find_cut(sent[: min(size, acknowledged)], acknowledged)
+        if cut is not None or size >= acknowledged:
+            return cut
+        size *= 4
 
 
 def _by_text(item: tuple[EndpointID, int]) -> str:

@@ -32,10 +32,11 @@ from bpv7 import (
     HopCountBlock,
     parse_eid,
 )
-from convergence.tcpcl import XferRefuseReason
+from convergence.tcpcl import ExtensionItem, SessionExtensionType
 from convergence.tcpcl.link import LinkConfig, TcpclLink
 from convergence.tcpcl.link_errors import LinkError
 from convergence.tcpcl.listener import TcpclListener, open_link
+from convergence.tcpcl.sink import BudgetStatistics, ReceiveBudget
 from ucp_dtn.store import BundleState, BundleStore, MemoryBundleStore, SqliteBundleStore
 
 from .config import NodeConfig
@@ -49,6 +50,7 @@ from .reception import Receiver
 from .registration import Registration
 from .reports import StatusItem, report_flags
 from .routing import RouteInfo
+from .spool import Spool
 from .statistics import NodeStatistics, PeerInfo
 
 if TYPE_CHECKING:
@@ -125,12 +127,17 @@ class BundleNode:
         core = AgentCore(config, store, self._clock)
         core.custody = CustodyManager(core)
         receiver = Receiver(core)
-        link_config = LinkConfig(
-            node_id=str(self.node_id),
-            keepalive_s=config.keepalive_s,
-            tls=config.tls,
-            transfer_filter=lambda length: _refuse_if_full(store, length),
+        budget = ReceiveBudget(config.receive_memory_bytes)
+        core.spool = Spool(
+            store,
+            None if config.workdir is None else config.workdir / "spool",
+            budget,
+            threshold=config.spool_threshold_bytes,
+            reactive=config.reactive_fragmentation,
+            keep=receiver.keep,
+            counters=core.counters,
         )
+        link_config = _link_config(config, str(self.node_id), core.spool, budget)
         neighbours = Neighbours(core, receiver, link_config)
         core.routes_changed = neighbours.routes_changed
         for pattern, next_hop in self._pending_routes:
@@ -207,6 +214,9 @@ class BundleNode:
         if core.custody is not None:
             core.custody.restore(custodial)
         await core.restore_fragments()
+        if core.spool is not None:
+            # Transfers that were arriving when the node stopped: keep what they hold.
+            await core.spool.recover()
         if waiting or custodial:
             logger.info(
                 "restored %d bundles to forward, %d awaiting custody signals",
@@ -442,6 +452,32 @@ class BundleNode:
         if self._neighbours is not None:
             self._neighbours.routes_changed()
 
+    def received_octets(self) -> int:
+        """Octets of incoming transfers longer than one segment received since the node
+        started, all sessions together: it grows while a large bundle arrives (see
+        :func:`~ucp_dtn.agent.progress.wait_while_arriving`)."""
+        core = self._core
+        return 0 if core is None or core.spool is None else core.spool.received
+
+    def receive_budget(self) -> BudgetStatistics | None:
+        """The memory budget for incoming transfers: limit, use now, peak (``None`` unless
+        running)."""
+        core = self._core
+        return None if core is None or core.spool is None else core.spool.budget.statistics()
+
+    def acknowledged_octets(self) -> int:
+        """Octets of this node's transfers longer than one segment that peers acknowledged
+        since it started: it grows while a large bundle leaves."""
+        return 0 if self._neighbours is None else self._neighbours.acknowledged_octets()
+
+    async def pending_forward_bytes(self) -> int:
+        """Octets of the bundles waiting in the store to be forwarded (or on the wire)."""
+        core = self._core
+        if core is None:
+            return 0
+        waiting = await core.store.query(states={BundleState.PENDING_FORWARD})
+        return sum(meta.size for meta in waiting)
+
     def peers(self) -> list[PeerInfo]:
         """The sessions up now."""
         return [] if self._neighbours is None else self._neighbours.peers()
@@ -489,6 +525,10 @@ class BundleNode:
                 registrations=0,
             )
         store_stats = core.store.statistics()
+        incoming = (0, 0, 0, 0)
+        if core.spool is not None:
+            spool = core.spool.statistics()
+            incoming = (spool.transfers, spool.in_memory, spool.in_files, spool.recovered)
         return NodeStatistics.build(
             core.counters,
             node_id=str(self.node_id),
@@ -498,16 +538,31 @@ class BundleNode:
             by_state={state.name.lower(): n for state, n in store_stats.by_state.items()},
             sessions=0 if self._neighbours is None else self._neighbours.count,
             registrations=sum(1 for r in core.registrations.values() if not r.closed),
+            incoming=incoming,
         )
 
     def __repr__(self) -> str:
         return f"<BundleNode {self.node_id} {'running' if self.running else 'stopped'}>"
 
 
-def _refuse_if_full(store: BundleStore, length: int | None) -> XferRefuseReason | None:
-    """The transfer filter: refuse a transfer the store cannot take before its data arrives
-    (RFC 9174 §5.2.5.1: the Transfer Length extension lets a receiver "preemptively refuse
-    bundles that would exceed their resources")."""
-    if length is not None and not store.can_accept(length):
-        return XferRefuseReason.NO_RESOURCES
-    return None
+def _link_config(
+    config: NodeConfig, node_id: str, spool: Spool, budget: ReceiveBudget
+) -> LinkConfig:
+    """The TCPCL settings of the node's sessions: incoming transfers into the spool (which
+    refuses what the store's quota cannot take, RFC 9174 §5.2.4), modest segments, a send
+    window, and reactive fragmentation announced when it is on."""
+    announce: tuple[ExtensionItem, ...] = ()
+    if config.reactive_fragmentation:
+        announce = (ExtensionItem(SessionExtensionType.REACTIVE_FRAGMENTATION),)
+    return LinkConfig(
+        node_id=node_id,
+        keepalive_s=config.keepalive_s,
+        tls=config.tls,
+        segment_mru=config.segment_bytes,
+        max_segment_size=config.segment_bytes,
+        sink_factory=spool.sink_for,
+        receive_budget=budget,
+        send_window_min=2 * config.segment_bytes,
+        send_window_delay_s=config.send_window_s,
+        session_extensions=announce,
+    )

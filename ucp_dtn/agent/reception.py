@@ -11,7 +11,12 @@ deliberately dropped: duplicate, hop limit, expired), XFER_REFUSE "No Resources"
 is full, so that the sender keeps its copy.
 
 ``receive_bundle`` is also the entry for bundles decapsulated from BIBE PDUs
-(:mod:`ucp_dtn.agent.custody`), which report its outcome in a custody signal instead.
+(:mod:`ucp_dtn.agent.custody`), which report its outcome in a custody signal instead, and for
+what is kept of transfers that were cut short (:meth:`Receiver.keep`, RFC 9171 §5.8 reactive
+fragmentation: the acknowledged prefix as fragments, see :mod:`ucp_dtn.agent.partial`).
+
+Large bundles (those that arrived in a spool file) are read back and decoded one at a time, so
+the memory they take does not multiply with the number of sessions.
 
 Edits made here so that the stored bytes are ready to forward: the hop count is incremented
 (RFC 9171 §4.4.3) and, for a bundle that will be forwarded, the Previous Node Block names this
@@ -21,19 +26,24 @@ possible moment").
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 from typing import TYPE_CHECKING
+
+import trio
 
 from bpv7 import (
     PROCESSABLE_BLOCK_TYPES,
     BlockType,
     Bundle,
+    BundleID,
     DecodeError,
     EncodeError,
     EndpointID,
     HopCountBlock,
     decode_bundle,
+    parse_eid,
     unprocessable_block_action,
     with_block_removed,
     with_forwarding_edits,
@@ -46,14 +56,17 @@ from bpv7.admin import (
     StatusReportReason,
     admin_record_from_bundle,
 )
+from bpv7.fragment import FragmentationError, fragment_of
 from convergence.tcpcl import LocalProtocolError, XferRefuseReason
 from convergence.tcpcl.link import IncomingBundleTransfer
 from convergence.tcpcl.link_errors import LinkClosedError
-from ucp_dtn.store import StoreFullError
+from ucp_dtn.store import Reservation, StoreError, StoreFullError
 
 from .advertisement import RouteAdvertisement, is_routing_endpoint
 from .errors import RouteAdvertisementError
+from .partial import TransferCut, find_cut
 from .records import bundle_key, expiry_of
+from .spool import SpooledData, SpoolSink
 
 if TYPE_CHECKING:
     from .core import AgentCore
@@ -61,6 +74,12 @@ if TYPE_CHECKING:
 __all__ = ["ReceptionOutcome", "Receiver"]
 
 logger = logging.getLogger(__name__)
+
+_KEPT_PIECE = 8 * 1024 * 1024
+"""Largest payload piece of one fragment kept from a transfer cut short (a long prefix becomes
+several fragments, so keeping it never needs more memory than this)."""
+_HEAD_READ = 64 * 1024
+"""First read when looking for the head of a partial bundle (multiplied until found)."""
 
 _CARRIED_UNPROCESSED = frozenset({BlockType.BIB, BlockType.BCB})
 """BPSec blocks: this agent neither verifies nor applies them, but carries them unchanged (they
@@ -87,19 +106,27 @@ class Receiver:
 
     def __init__(self, core: AgentCore) -> None:
         self._core = core
+        self._large = trio.Lock()
 
     async def on_transfer(self, transfer: IncomingBundleTransfer, peer: EndpointID) -> None:
         """Process one incoming transfer from neighbour ``peer`` and answer it."""
         core = self._core
+        sink = transfer.sink
+        reservation: Reservation | None = None
+        large = False
+        if isinstance(sink, SpoolSink):
+            reservation = sink.take_reservation()
+            large = sink.spooled
         try:
-            bundle = decode_bundle(transfer.data)
-        except DecodeError as exc:
-            core.counters.invalid += 1
-            core.counters.refused_transfers += 1
-            logger.warning("invalid bundle from %s refused: %s", peer, exc)
-            await _answer(transfer, XferRefuseReason.NOT_ACCEPTABLE)
-            return
-        outcome = await self.receive_bundle(bundle, transfer.data, peer)
+            async with self._large if large else contextlib.nullcontext():
+                raw = await transfer.read()
+                outcome = await self._process(raw, peer, reservation)
+        except OSError as exc:
+            logger.error("cannot read a bundle from %s back from the spool: %s", peer, exc)
+            outcome = ReceptionOutcome.NO_RESOURCES
+        finally:
+            if reservation is not None:
+                reservation.release()
         if outcome is ReceptionOutcome.NO_RESOURCES:
             core.counters.refused_transfers += 1
             await _answer(transfer, XferRefuseReason.NO_RESOURCES)
@@ -109,6 +136,87 @@ class Receiver:
         else:
             await _answer(transfer, None)
 
+    async def _process(
+        self, raw: bytes, peer: EndpointID, reservation: Reservation | None
+    ) -> ReceptionOutcome:
+        core = self._core
+        try:
+            bundle = decode_bundle(raw)
+        except DecodeError as exc:
+            core.counters.invalid += 1
+            logger.warning("invalid bundle from %s refused: %s", peer, exc)
+            return ReceptionOutcome.INVALID
+        return await self.receive_bundle(bundle, raw, peer, reservation=reservation)
+
+    async def keep(self, data: SpooledData, reservation: Reservation | None) -> None:
+        """Keep what arrived of a transfer that did not reach :meth:`on_transfer`: the whole
+        bundle if it is complete, else the acknowledged prefix as fragments (RFC 9171 §5.8,
+        reactive fragmentation; the sender sends the rest). Never raises."""
+        core = self._core
+        try:
+            try:
+                peer = parse_eid(data.peer)
+            except DecodeError:
+                logger.warning("partial transfer from an unusable node ID %r dropped", data.peer)
+                return
+            async with self._large:
+                if data.complete:
+                    raw = await data.read(0, data.length)
+                    await self._process(raw, peer, reservation)
+                    return
+                cut = await _locate_cut(data)
+                if cut is None or cut.cut < 1:
+                    logger.info(
+                        "nothing to keep of a transfer from %s cut after %d octets",
+                        peer,
+                        data.length,
+                    )
+                    return
+                await self._keep_prefix(data, cut, peer, reservation)
+        except (DecodeError, FragmentationError) as exc:
+            core.counters.invalid += 1
+            logger.warning("partial transfer from %s is not a valid bundle: %s", data.peer, exc)
+        except StoreError as exc:
+            logger.error("cannot keep a partial transfer from %s: %s", data.peer, exc)
+        finally:
+            if reservation is not None:
+                reservation.release()
+
+    async def _keep_prefix(
+        self,
+        data: SpooledData,
+        cut: TransferCut,
+        peer: EndpointID,
+        reservation: Reservation | None,
+    ) -> None:
+        core = self._core
+        kept = 0
+        for start in range(0, cut.cut, _KEPT_PIECE):
+            end = min(start + _KEPT_PIECE, cut.cut)
+            payload = await data.read(cut.payload_start + start, end - start)
+            if len(payload) != end - start:
+                raise StoreError("the spool file is shorter than it was")
+            piece = fragment_of(cut.head, start, payload)
+            raw = piece.encode()
+            share = reservation.split(len(raw)) if reservation is not None else None
+            outcome = await self.receive_bundle(
+                piece, raw, peer, custody=cut.custody, reservation=share
+            )
+            if outcome is ReceptionOutcome.NO_RESOURCES:
+                logger.warning("no room to keep a fragment of a partial transfer from %s", peer)
+                return
+            kept += end - start
+        core.counters.partial_kept += 1
+        core.counters.partial_kept_bytes += kept
+        logger.info(
+            "kept %d of %d payload octets of %s from %s as fragments%s",
+            kept,
+            cut.head.payload_length,
+            bundle_key(reassembly_key_of(cut)),
+            peer,
+            " (custodian)" if cut.custody else "",
+        )
+
     async def receive_bundle(
         self,
         bundle: Bundle,
@@ -116,10 +224,26 @@ class Receiver:
         previous: EndpointID | None,
         *,
         custody: bool = False,
+        reservation: Reservation | None = None,
     ) -> ReceptionOutcome:
         """Apply RFC 9171 §5.6 to a decoded bundle whose bytes are ``raw``, received from
         ``previous``; store and dispatch it unless it is dropped. ``custody``: this node takes
-        custody of it (it came in a BIBE PDU asking for custody transfer)."""
+        custody of it (it came in a BIBE PDU asking for custody transfer). ``reservation``:
+        quota already held for it (released whatever happens)."""
+        try:
+            return await self._receive(bundle, raw, previous, custody, reservation)
+        finally:
+            if reservation is not None:
+                reservation.release()
+
+    async def _receive(
+        self,
+        bundle: Bundle,
+        raw: bytes,
+        previous: EndpointID | None,
+        custody: bool,
+        reservation: Reservation | None,
+    ) -> ReceptionOutcome:
         core = self._core
         primary = bundle.primary
         destination = primary.destination
@@ -128,7 +252,7 @@ class Receiver:
             self._learn_routes(bundle, previous)
             return ReceptionOutcome.ACCEPTED
         key = bundle_key(bundle.bundle_id)
-        if key in core.recent or await core.store.contains(key):
+        if await core.is_duplicate(key, bundle):
             core.counters.duplicates += 1
             logger.debug("duplicate %s from %s dropped", key, previous)
             return ReceptionOutcome.DUPLICATE
@@ -139,6 +263,8 @@ class Receiver:
                 record = None
             if isinstance(record, BibePdu):
                 core.counters.received += 1
+                if reservation is not None:
+                    reservation.release()  # the encapsulated bundle is stored, not the BPDU
                 if core.custody is not None:
                     await core.custody.on_bpdu(bundle, record, previous, self)
                 return ReceptionOutcome.ACCEPTED
@@ -199,7 +325,9 @@ class Receiver:
         if edited:
             raw = bundle.encode()
         try:
-            stored = await core.admit(bundle, raw, previous=previous, custody=custody)
+            stored = await core.admit(
+                bundle, raw, previous=previous, custody=custody, reservation=reservation
+            )
         except StoreFullError as exc:
             logger.info("store full, refusing %s from %s: %s", key, previous, exc)
             return ReceptionOutcome.NO_RESOURCES
@@ -239,6 +367,23 @@ class Receiver:
         if core.routing.version != version:
             core.queue.sync()
             core.routes_changed()
+
+
+async def _locate_cut(data: SpooledData) -> TransferCut | None:
+    """Where the transfer held in ``data`` splits (reading more of it until the head is in)."""
+    size = _HEAD_READ
+    while True:
+        prefix = await data.read(0, min(size, data.length))
+        cut = find_cut(prefix, data.length)
+        if cut is not None or size >= data.length:
+            return cut
+        size *= 4
+
+
+def reassembly_key_of(cut: TransferCut) -> BundleID:
+    """The ID of the original bundle a cut splits."""
+    primary = cut.head.primary
+    return BundleID(primary.source, primary.creation)
 
 
 async def _answer(transfer: IncomingBundleTransfer, refusal: XferRefuseReason | None) -> None:

@@ -14,7 +14,26 @@ from types import MappingProxyType
 
 from bpv7.admin import StatusReportReason
 
-__all__ = ["Counters", "NodeStatistics", "PeerInfo"]
+__all__ = ["Counters", "NodeStatistics", "PeerInfo", "TransferInfo"]
+
+
+@dataclass(frozen=True, slots=True)
+class TransferInfo:
+    """One transfer in progress on a session."""
+
+    outgoing: bool
+    """Ours to the peer (``True``) or the peer's to us."""
+    done: int
+    """Octets acknowledged by the peer (ours) or received (the peer's)."""
+    total: int | None
+    """Its length (``None``: the peer did not announce it)."""
+    seconds: float
+    """How long it has been running."""
+
+    @property
+    def rate(self) -> float:
+        """Octets per second so far."""
+        return self.done / self.seconds if self.seconds > 0 else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +58,8 @@ class PeerInfo:
     """Our transfers sent and not yet acknowledged or refused."""
     stats: object = None
     """The adapter's own statistics snapshot of the session (``LinkStatistics``)."""
+    transfers: tuple[TransferInfo, ...] = ()
+    """Transfers in progress on this session, both directions."""
 
 
 def _reasons() -> Counter[str]:
@@ -71,6 +92,10 @@ class Counters:
     custody_refused: int = 0
     custody_retransmitted: int = 0
     sessions_opened: int = 0
+    partial_kept: int = 0
+    partial_kept_bytes: int = 0
+    partial_sent: int = 0
+    partial_sent_bytes: int = 0
 
     def count_deleted(self, reason: int) -> None:
         """Count one deletion for ``reason`` (a status report reason code)."""
@@ -147,6 +172,23 @@ class NodeStatistics:
     """Custodial transmissions repeated because no signal came in time."""
     send_failures: int
     """Transfers that did not complete (session lost, refused) and were retried later."""
+    partial_kept: int = 0
+    """Incoming transfers cut short of which the acknowledged prefix was kept as fragments
+    (reactive fragmentation, RFC 9171 §5.8)."""
+    partial_kept_bytes: int = 0
+    """Payload octets kept that way."""
+    partial_sent: int = 0
+    """Outgoing transfers cut short whose bundle was replaced by the unacknowledged rest."""
+    partial_sent_bytes: int = 0
+    """Payload octets the peers acknowledged of those (not sent again)."""
+    incoming_transfers: int = 0
+    """Incoming transfers arriving now."""
+    incoming_memory_bytes: int = 0
+    """Octets of incoming transfers held in memory now."""
+    incoming_spooled_bytes: int = 0
+    """Octets of incoming transfers in spool files now."""
+    spool_recovered: int = 0
+    """Spool files found at start (transfers interrupted by a stop or crash)."""
 
     @classmethod
     def build(
@@ -160,8 +202,10 @@ class NodeStatistics:
         by_state: Mapping[str, int],
         sessions: int,
         registrations: int,
+        incoming: tuple[int, int, int, int] = (0, 0, 0, 0),
     ) -> NodeStatistics:
-        """Snapshot ``counters`` plus the given gauges."""
+        """Snapshot ``counters`` plus the given gauges (``incoming``: transfers, octets in
+        memory, octets in spool files, spool files recovered at start)."""
         return cls(
             node_id=node_id,
             stored_bundles=store_bundles,
@@ -194,4 +238,12 @@ class NodeStatistics:
             custody_refused=counters.custody_refused,
             custody_retransmitted=counters.custody_retransmitted,
             send_failures=counters.send_failures,
+            partial_kept=counters.partial_kept,
+            partial_kept_bytes=counters.partial_kept_bytes,
+            partial_sent=counters.partial_sent,
+            partial_sent_bytes=counters.partial_sent_bytes,
+            incoming_transfers=incoming[0],
+            incoming_memory_bytes=incoming[1],
+            incoming_spooled_bytes=incoming[2],
+            spool_recovered=incoming[3],
         )

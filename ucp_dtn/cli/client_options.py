@@ -124,6 +124,11 @@ def add_client_arguments(parser: argparse.ArgumentParser, *, wait: bool = True) 
     group = parser.add_argument_group("reaching a broker")
     names = [setting.name for setting in CLIENT_SETTINGS if wait or setting.name != "wait"]
     CLIENT_SETTINGS.add_arguments(group, only=names)
+    group.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bars for large transfers (they show only on a terminal anyway)",
+    )
 
 
 def settings_from(args: argparse.Namespace) -> ClientSettings:
@@ -153,12 +158,23 @@ def client_errors() -> Iterator[None]:
 
 
 @asynccontextmanager
-async def client_session(args: argparse.Namespace) -> AsyncIterator[ClientSession]:
-    """A client session from the flags, with client errors as ``ucp`` errors."""
+async def client_session(
+    args: argparse.Namespace, *, progress: bool = False
+) -> AsyncIterator[ClientSession]:
+    """A client session from the flags, with client errors as ``ucp`` errors. ``progress``:
+    show large uploads and downloads (also while what is left to send leaves, at the end)
+    unless ``--quiet``."""
     settings = settings_from(args)
     with client_errors():
         async with ClientSession.open(settings) as session:
-            yield session
+            if not progress:
+                yield session
+                return
+            from .progress import show_transfers
+
+            async with show_transfers(session, enabled=not getattr(args, "quiet", False)):
+                yield session
+                await session.drain()
 
 
 def short_id(text: object) -> str:

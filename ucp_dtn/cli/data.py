@@ -158,7 +158,7 @@ def format_listing(page: DataPage) -> str:
 
 async def _put(args: argparse.Namespace) -> int:
     data = await _read_input(args.file)
-    async with client_session(args) as session:
+    async with client_session(args, progress=True) as session:
         with client_errors():
             outcome = await put_data(session, args.name, data, job_id=args.job)
     if outcome.stored:
@@ -169,7 +169,7 @@ async def _put(args: argparse.Namespace) -> int:
 
 
 async def _get(args: argparse.Namespace) -> int:
-    async with client_session(args) as session:
+    async with client_session(args, progress=True) as session:
         with client_errors():
             items = await get_data(session, args.name)
     if not items:

@@ -44,6 +44,18 @@ def _address(value: object) -> str:
     return str(value)
 
 
+def _transfer_line(transfer: Mapping[str, Any]) -> str:
+    """One transfer in progress: direction, octets done of the total, rate."""
+    done = transfer.get("done", 0)
+    total = transfer.get("total")
+    seconds = transfer.get("seconds") or 0
+    direction = "sending" if transfer.get("outgoing") else "receiving"
+    of = f" of {_size(total)}" if isinstance(total, int) else ""
+    percent = f" ({100 * done / total:.0f}%)" if isinstance(total, int) and total else ""
+    rate = done / seconds if isinstance(done, int) and seconds else 0.0
+    return f"{direction} {_size(done)}{of}{percent} at {_size(round(rate))}/s"
+
+
 def format_node_info(info: NodeInfo) -> str:
     """The human-readable form of ``info``."""
     stats: Mapping[str, Any] = info.statistics
@@ -56,6 +68,12 @@ def format_node_info(info: NodeInfo) -> str:
         f" {stats.get('pending_delivery', 0)} to deliver,"
         f" {stats.get('custody_wait', 0)} awaiting custody signals)"
     )
+    if stats.get("incoming_transfers"):
+        lines.append(
+            f"incoming: {stats.get('incoming_transfers')} transfers,"
+            f" {_size(stats.get('incoming_memory_bytes'))} in memory,"
+            f" {_size(stats.get('incoming_spooled_bytes'))} in spool files"
+        )
     lines.append(f"peers ({len(info.peers)}):")
     for peer in info.peers:
         direction = "outgoing" if peer.get("active") else "incoming"
@@ -65,6 +83,9 @@ def format_node_info(info: NodeInfo) -> str:
             f"  sent {peer.get('bundles_sent', 0)}  received {peer.get('bundles_received', 0)}"
             f"  in flight {peer.get('in_flight', 0)}"
         )
+        transfers = peer.get("transfers")
+        for transfer in transfers if isinstance(transfers, list) else ():
+            lines.append("    " + _transfer_line(transfer))
     lines.append(f"routes ({len(info.routes)}):")
     for route in info.routes:
         usable = "usable" if route.get("usable") else "waiting"
@@ -81,6 +102,8 @@ def format_node_info(info: NodeInfo) -> str:
         "refused_transfers",
         "custody_accepted",
         "custody_retransmitted",
+        "partial_sent",
+        "partial_kept",
     )
     lines.append(
         "counters: "

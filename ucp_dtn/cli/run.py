@@ -119,7 +119,7 @@ async def _submit_and_wait(
 
 async def _run(args: argparse.Namespace) -> int:
     plan = await read_plan(args.plan)
-    async with client_session(args) as session:
+    async with client_session(args, progress=True) as session:
         with client_errors():
             return await _submit_and_wait(args, session, plan)
 

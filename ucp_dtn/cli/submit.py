@@ -73,7 +73,7 @@ def format_submit_report(report: SubmitReport, plan: str, home: str) -> str:
 
 async def _run(args: argparse.Namespace) -> int:
     plan = await read_plan(args.plan)
-    async with client_session(args) as session:
+    async with client_session(args, progress=True) as session:
         with client_errors():
             report = await submit_plan(session, plan)
         home = str(session.home.path)

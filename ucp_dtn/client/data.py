@@ -30,10 +30,9 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import trio
-
 from bpv7 import EndpointID
 
+from ..agent.progress import wait_while_arriving
 from ..roles import Incoming
 from ..ucp import (
     DataDelete,
@@ -105,8 +104,9 @@ async def put_data(
     job_id: uuid.UUID | None = None,
     wait_s: float | None = None,
 ) -> PutOutcome:
-    """Store ``data`` as ``name`` (custody; it survives the client going offline) and wait up
-    to ``wait_s`` (default ``settings.request_timeout_s``) for a datastore's answer. A refusal
+    """Store ``data`` as ``name`` (custody; it survives the client going offline) and wait for
+    a datastore's answer: as long as the upload is moving, then up to ``wait_s`` (default
+    ``settings.request_timeout_s``). A refusal
     (no space, invalid) raises :class:`ClientError`; no answer in time is not an error
     (``stored`` false: the put is on its way, and the broker keeps it until a datastore
     appears)."""
@@ -128,10 +128,10 @@ async def put_data(
             return PutOutcome(name, len(data), False, f"no broker reachable: waiting in {where}")
         timeout = session.settings.request_timeout_s if wait_s is None else wait_s
         reply: DataReply | None = None
-        with trio.move_on_after(timeout):
-            incoming = await replies.receive()
-            if isinstance(incoming.message, DataReply):
-                reply = incoming.message
+        # A large datum takes long to leave on a slow link: wait as long as it is moving.
+        incoming = await wait_while_arriving(replies.receive, timeout, session.activity)
+        if incoming is not None and isinstance(incoming.message, DataReply):
+            reply = incoming.message
     if reply is None:
         return PutOutcome(name, len(data), False, "sent; no datastore has confirmed it yet")
     if reply.status in (DataStatus.OK, DataStatus.STALE):

@@ -23,11 +23,12 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import trio
 
+from ..agent.progress import wait_while_arriving
 from ..roles import Incoming
 from ..ucp import (
     DataPut,
@@ -130,22 +131,26 @@ async def _confirm_uploads(
     """Wait for the datastores' answers to ``puts``; the number confirmed."""
     waiting = {put.request_id: put for put in puts}
     confirmed = 0
-    with trio.move_on_after(session.settings.wait_s):
-        while waiting:
-            incoming = await replies.receive()
-            reply = incoming.message
-            if not isinstance(reply, DataReply):
-                continue
-            put = waiting.pop(reply.request_id, None)
-            if put is None:
-                continue
-            if reply.status in (DataStatus.OK, DataStatus.STALE):
-                confirmed += 1
-            else:
-                raise ClientError(
-                    f"upload of {put.name!r} refused by {incoming.source}: "
-                    f"{_status(reply.status)} {reply.detail}".strip()
-                )
+    while waiting:
+        # Large uploads take long on a slow link: wait while octets leave or arrive.
+        incoming = await wait_while_arriving(
+            replies.receive, session.settings.wait_s, session.activity
+        )
+        if incoming is None:
+            break
+        reply = incoming.message
+        if not isinstance(reply, DataReply):
+            continue
+        put = waiting.pop(reply.request_id, None)
+        if put is None:
+            continue
+        if reply.status in (DataStatus.OK, DataStatus.STALE):
+            confirmed += 1
+        else:
+            raise ClientError(
+                f"upload of {put.name!r} refused by {incoming.source}: "
+                f"{_status(reply.status)} {reply.detail}".strip()
+            )
     return confirmed
 
 
@@ -198,17 +203,26 @@ async def _wait_accepted(
     session: ClientSession, job_ids: Sequence[uuid.UUID], wait_s: float
 ) -> set[uuid.UUID]:
     accepted: set[uuid.UUID] = set()
-    with trio.move_on_after(wait_s):
-        while True:
-            change = session.next_change()
-            for job_id in job_ids:
-                entry = await session.journal.get(job_id)
-                if entry is not None and entry.accepted_by is not None:
-                    accepted.add(job_id)
-            if len(accepted) == len(job_ids):
-                break
-            await change.wait()
+    while True:
+        change = session.next_change()
+        for job_id in job_ids:
+            entry = await session.journal.get(job_id)
+            if entry is not None and entry.accepted_by is not None:
+                accepted.add(job_id)
+        if len(accepted) == len(job_ids):
+            break
+        # The submissions may queue behind large uploads: wait while those move.
+        if await wait_while_arriving(_waiter(change), wait_s, session.activity) is None:
+            break
     return accepted
+
+
+def _waiter(event: trio.Event) -> Callable[[], Awaitable[bool]]:
+    async def wait() -> bool:
+        await event.wait()
+        return True
+
+    return wait
 
 
 async def fetch_result(session: ClientSession, job_id: uuid.UUID) -> JobEntry | None:

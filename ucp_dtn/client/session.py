@@ -42,6 +42,7 @@ import trio
 from bpv7 import BPv7Error, EndpointID, parse_eid
 
 from ..agent import BundleNode, NodeConfig
+from ..agent.progress import wait_while_arriving
 from ..roles import Incoming, Mailbox, RoleName, role_endpoint
 from ..ucp import (
     JobAccepted,
@@ -361,7 +362,9 @@ class ClientSession:
         (default: the broker, which must be reachable) and gather replies: until ``expect``
         arrived or one satisfies ``enough``, or — ``expect=None`` — until none came for
         ``settings.settle_s`` after the last. :class:`NoReply` if none arrived within
-        ``timeout_s``; fewer than ``expect`` is not an error (the caller sees how many)."""
+        ``timeout_s`` (counted from the last octet the node received: a large answer on a slow
+        link is waited for as long as it keeps arriving); fewer than ``expect`` is not an
+        error (the caller sees how many)."""
         request_id = getattr(message, "request_id", None)
         if not isinstance(request_id, int):
             raise TypeError(f"{type(message).__name__} is not a request")
@@ -370,20 +373,30 @@ class ClientSession:
         replies: list[Incoming] = []
         with self.replies([request_id]) as receive:
             await self.mailbox.send(target, message, lifetime_s=max(2 * timeout, 5.0))
-            with trio.move_on_after(timeout):
-                while expect is None or len(replies) < expect:
-                    if replies and expect is None:
-                        with trio.move_on_after(self.settings.settle_s) as quiet:
-                            replies.append(await receive.receive())
-                        if quiet.cancelled_caught:
-                            break
-                    else:
-                        replies.append(await receive.receive())
-                    if enough is not None and enough(replies[-1]):
-                        break
+            while expect is None or len(replies) < expect:
+                if replies and expect is None:
+                    # More answers may follow the first: a short, plain wait.
+                    incoming = await wait_while_arriving(
+                        receive.receive, self.settings.settle_s, None
+                    )
+                else:
+                    # A large answer takes long on a slow link: wait as long as octets arrive.
+                    incoming = await wait_while_arriving(receive.receive, timeout, self.activity)
+                if incoming is None:
+                    break
+                replies.append(incoming)
+                if enough is not None and enough(incoming):
+                    break
         if not replies:
             raise NoReply(f"no answer from {target} within {timeout:g} s ({message.KIND})")
         return replies
+
+    def activity(self) -> int:
+        """A counter that grows while a large bundle arrives at the client's node or leaves
+        it (octets of multi-segment transfers received or acknowledged; small messages do not
+        count): waits for answers give up only after a quiet period, not while a large bundle
+        is still on its way."""
+        return self.node.received_octets() + self.node.acknowledged_octets()
 
     def new_request_id(self) -> int:
         """A request ID no other request of this session uses (replies echo it)."""
@@ -494,24 +507,37 @@ class ClientSession:
     # -- leaving --------------------------------------------------------------------------------
 
     async def drain(
-        self, timeout_s: float = _DRAIN_S, custody_timeout_s: float = _CUSTODY_DRAIN_S
+        self,
+        timeout_s: float = _DRAIN_S,
+        custody_timeout_s: float = _CUSTODY_DRAIN_S,
+        *,
+        quiet_s: float | None = None,
     ) -> None:
         """Give bundles waiting to be forwarded up to ``timeout_s`` to leave while a session is
-        up (messages just sent, custody signals for what arrived) and, if this session sent
-        bundles with custody, up to ``custody_timeout_s`` for the next hop's custody signals
-        (so the client's copies are released now, not retransmitted by a later command)."""
+        up (messages just sent, custody signals for what arrived) — longer while they are
+        leaving: as long as peers keep acknowledging octets (a large upload on a slow link),
+        until nothing was acknowledged for ``quiet_s`` (default ``settings.request_timeout_s``).
+        If this session sent bundles with custody, up to ``custody_timeout_s`` more for the next
+        hop's custody signals (so the client's copies are released now, not retransmitted by a
+        later command). What is left stays in the store for the next command."""
+        quiet = self.settings.request_timeout_s if quiet_s is None else quiet_s
         start = trio.current_time()
-        with trio.move_on_after(timeout_s):
-            while self.node.peers():
-                statistics = self.node.statistics()
-                waiting_custody = (
-                    self._sent_with_custody
-                    and statistics.custody_wait > 0
-                    and trio.current_time() - start < custody_timeout_s
-                )
-                if statistics.pending_forward == 0 and not waiting_custody:
-                    break
-                await trio.sleep(_POLL_S)
+        deadline = start + timeout_s
+        seen = self.activity()
+        while self.node.peers() and trio.current_time() < deadline:
+            statistics = self.node.statistics()
+            waiting_custody = (
+                self._sent_with_custody
+                and statistics.custody_wait > 0
+                and trio.current_time() - start < custody_timeout_s
+            )
+            if statistics.pending_forward == 0 and not waiting_custody:
+                break
+            await trio.sleep(_POLL_S)
+            now_seen = self.activity()
+            if now_seen != seen and statistics.pending_forward:
+                seen = now_seen
+                deadline = max(deadline, trio.current_time() + quiet)
 
 
 def _node_config(

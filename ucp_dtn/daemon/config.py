@@ -452,6 +452,43 @@ SETTINGS = SettingsTable(
             example="5s",
         ),
         Setting(
+            "reactive_fragmentation",
+            BOOL,
+            "when a session ends mid-transfer, keep what was acknowledged and send only the rest "
+            "(RFC 9171 §5.8; both peers must have it on)",
+            feeds=("node.reactive_fragmentation",),
+        ),
+        Setting(
+            "receive_memory",
+            SIZE,
+            "memory for incoming transfers, all sessions together; past it sessions stop reading",
+            feeds=("node.receive_memory_bytes",),
+            example="16MiB",
+        ),
+        Setting(
+            "spool_threshold",
+            SIZE,
+            "incoming transfers larger than this go to a spool file beside the store",
+            feeds=("node.spool_threshold_bytes",),
+            example="4MiB",
+        ),
+        Setting(
+            "segment_size",
+            SIZE,
+            "TCPCL segment size sent and offered as Segment MRU: what a cut transfer keeps is "
+            "counted in segments",
+            feeds=("node.segment_bytes",),
+            example="64KiB",
+        ),
+        Setting(
+            "send_window",
+            POSITIVE_DURATION,
+            "unacknowledged data kept in flight per session, in time at the rate the peer "
+            "acknowledges",
+            feeds=("node.send_window_s",),
+            example="500ms",
+        ),
+        Setting(
             "keepalive",
             WHOLE_SECONDS,
             "TCPCL keepalive interval offered, whole seconds; 0 disables",

@@ -56,6 +56,19 @@ class Reservation:
             self._quota.claim(size - self._size, bundles=0)
             self._size = size
 
+    def split(self, size: int) -> Reservation:
+        """Move ``size`` of the reserved bytes (all if fewer are left) into a new reservation
+        for one more bundle, e.g. one of several fragments made from what this reservation
+        held; :class:`StoreFullError` if the bundle quota has no room for one more bundle."""
+        if self._released:
+            raise ValueError("reservation already released")
+        if size < 0:
+            raise ValueError(f"size must be >= 0, got {size}")
+        self._quota.claim(0, bundles=1)
+        moved = min(size, self._size)
+        self._size -= moved
+        return Reservation(self._quota, moved)
+
     def release(self) -> None:
         """Give the reserved space back. Idempotent."""
         if not self._released:

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import trio
 
+from ...agent.progress import wait_while_arriving
 from ...ucp.errors import DataNameError
 from ...ucp.job import DataRef, DataSource, InlineData, JobInfo
 from ...ucp.messages import DataGet, DataGetReply, DataItem, DataStatus
@@ -319,8 +320,12 @@ class DataFetcher:
                     lifetime_s=self.lifetime_s if self.lifetime_s is not None else self.timeout_s,
                 )
                 got: list[tuple[DataGetReply, str]] = []
-                with trio.move_on_after(self.timeout_s):
-                    got.append(_reply(await receive.receive()))
+                # A large datum takes long on a slow link: wait as long as octets arrive.
+                arrived = await wait_while_arriving(
+                    receive.receive, self.timeout_s, self.mailbox.node.received_octets
+                )
+                if arrived is not None:
+                    got.append(_reply(arrived))
                 if not got:
                     last = f"no reply from {destination} within {self.timeout_s:g} s"
                     logger.info("fetching %r: %s (attempt %d)", query, last, attempt)
