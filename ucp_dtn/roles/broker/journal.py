@@ -7,7 +7,9 @@ Three tables:
   timestamps, attempts, executor and detail, and the first result;
 * ``pending`` — data requests (encoded, ``reply_to`` already filled in) waiting for a datastore
   to appear, oldest first;
-* ``names`` — the name → datastore cache.
+* ``names`` — the name → datastore cache;
+* ``datastores`` — every datastore heard of, with when it was last heard (a delete must reach
+  the ones that are away, :mod:`.replica_keeper`).
 
 :class:`BrokerJournal`'s methods block; the broker uses them through :class:`AsyncJournal`, which
 runs every call in ``trio.to_thread`` with one capacity limiter, so one thread at a time uses the
@@ -73,6 +75,10 @@ CREATE TABLE IF NOT EXISTS names (
     written_at REAL NOT NULL,
     job_id BLOB
 );
+CREATE TABLE IF NOT EXISTS datastores (
+    node TEXT PRIMARY KEY,
+    last_seen REAL NOT NULL
+);
 """
 
 _JOB_COLUMNS = (
@@ -105,6 +111,8 @@ class JournalContents:
     """Queued data requests, oldest first."""
     names: tuple[DataEntry, ...]
     """The name cache (every entry has a holder)."""
+    datastores: tuple[tuple[str, float], ...] = ()
+    """Datastores heard of: node ID and when last heard."""
 
 
 class BrokerJournal:
@@ -172,7 +180,11 @@ class BrokerJournal:
                 "SELECT name, holder, size, written_at, job_id FROM names"
             )
         )
-        return JournalContents(tuple(jobs), tuple(pending), names)
+        datastores = tuple(
+            (str(node), float(last_seen))
+            for node, last_seen in self._db.execute("SELECT node, last_seen FROM datastores")
+        )
+        return JournalContents(tuple(jobs), tuple(pending), names, datastores)
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -229,6 +241,24 @@ class BrokerJournal:
             with transaction(self._db):
                 self._db.executemany("DELETE FROM names WHERE name = ?", keys)
 
+    def put_datastores(self, rows: Iterable[tuple[str, float]]) -> None:
+        """Note datastores (node ID) and when each was last heard (a later time wins)."""
+        rows = list(rows)
+        if rows:
+            with transaction(self._db):
+                self._db.executemany(
+                    "INSERT INTO datastores (node, last_seen) VALUES (?, ?) ON CONFLICT (node)"
+                    " DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen)",
+                    rows,
+                )
+
+    def delete_datastores(self, nodes: Iterable[str]) -> None:
+        """Forget datastores."""
+        keys = [(node,) for node in nodes]
+        if keys:
+            with transaction(self._db):
+                self._db.executemany("DELETE FROM datastores WHERE node = ?", keys)
+
 
 class AsyncJournal:
     """A :class:`BrokerJournal` used from trio: every call runs in a worker thread, one at a
@@ -280,6 +310,14 @@ class AsyncJournal:
     async def delete_names(self, names: Iterable[str]) -> None:
         """See :meth:`BrokerJournal.delete_names`."""
         await self._run(self.journal.delete_names, list(names))
+
+    async def put_datastores(self, rows: Iterable[tuple[str, float]]) -> None:
+        """See :meth:`BrokerJournal.put_datastores`."""
+        await self._run(self.journal.put_datastores, list(rows))
+
+    async def delete_datastores(self, nodes: Iterable[str]) -> None:
+        """See :meth:`BrokerJournal.delete_datastores`."""
+        await self._run(self.journal.delete_datastores, list(nodes))
 
 
 def _row_from_record(record: JobRecord) -> tuple[object, ...]:

@@ -46,6 +46,7 @@ from ...ucp.messages import (
     DataDelete,
     DataFreeSpace,
     DataGet,
+    DataHeld,
     DataList,
     DataPut,
     DataReply,
@@ -76,6 +77,7 @@ from .name_cache import NameCache
 from .redeploy import adopted, is_current, requeue, stranded_jobs
 from .registry import NodeRegistry
 from .relay import DataRelay, with_reply_to
+from .replica_keeper import ReplicaKeeper
 from .statistics import BrokerStatistics
 from .sync import BrokerPeering
 
@@ -117,6 +119,7 @@ class BrokerRole:
         self._serving_since = float("inf")
         self._journal: AsyncJournal | None = None
         self._relay: DataRelay | None = None
+        self._replicas: ReplicaKeeper | None = None
         self._peering = BrokerPeering(
             str(self.endpoint), BrokerDirectory(node, settings), settings, clock
         )
@@ -156,10 +159,24 @@ class BrokerRole:
             )
             self._relay.pending.extend(contents.pending)
             self._peering.reset(self._jobs, self._names)
+            mailbox = Mailbox(self.node, self.endpoint)
+            replicas = ReplicaKeeper(
+                self.node,
+                self.endpoint,
+                self.settings,
+                self._registry,
+                journal,
+                mailbox,
+                self._send,
+                self._clock,
+                self._lock,
+            )
+            replicas.load(contents.datastores)
+            self._relay.replicas = replicas
+            self._replicas = replicas
             serving = False
             try:
                 async with trio.open_nursery() as nursery:
-                    mailbox = Mailbox(self.node, self.endpoint)
                     await nursery.start(mailbox.run)
                     self._mailbox = mailbox
                     async with self._lock:
@@ -176,6 +193,7 @@ class BrokerRole:
                     self._serving_since = self._clock()
                     nursery.start_soon(self._serve, mailbox)
                     nursery.start_soon(self._tick)
+                    nursery.start_soon(replicas.run_audits)
                     serving = True
                     task_status.started()
             except* (NodeNotRunningError, StoreClosedError) as stopped:
@@ -187,6 +205,7 @@ class BrokerRole:
         finally:
             self._mailbox = None
             self._journal = None
+            self._replicas = None
             await journal.aclose()
 
     async def _serve(self, mailbox: Mailbox) -> None:
@@ -204,13 +223,16 @@ class BrokerRole:
             await trio.sleep(interval)
             async with self._lock:
                 now = self._clock()
-                for gone in self._registry.expire(now):
-                    logger.info("%s %s went silent", _role_name(gone.role), gone.node)
+                gone = self._registry.expire(now)
+                for entry in gone:
+                    logger.info("%s %s went silent", _role_name(entry.role), entry.node)
                 try:
+                    await self._replicas_or_fail().datastores_gone(gone)
                     await self._redeploy(now)
                     await self._relay_or_fail().flush()
                     await self._schedule()
                     await self._peering.maybe_sync(self._send, self._registry, now)
+                    await self._replicas_or_fail().tick(now)
                 except StoreFullError as exc:
                     logger.error("broker: node store full, retrying later: %s", exc)
 
@@ -252,6 +274,8 @@ class BrokerRole:
                 await self._relay_or_fail().relay(with_reply_to(message, str(incoming.source)))
             elif isinstance(message, DataReply):
                 self._on_data_reply(incoming, message)
+            elif isinstance(message, DataHeld):
+                await self._replicas_or_fail().held(message)
             elif isinstance(message, StatusQuery):
                 await self._on_status_query(incoming, message)
             elif isinstance(message, BrokerSync):
@@ -434,12 +458,15 @@ class BrokerRole:
         await self._save(dataclasses.replace(record, result_delivered=True))
 
     async def _on_heartbeat(self, message: Heartbeat) -> None:
-        new = self._registry.observe(message, self._clock())
+        now = self._clock()
+        new = self._registry.observe(message, now)
         if new:
             logger.info(
                 "%s %s appeared", "/".join(sorted(_role_name(r) for r in new)), message.node
             )
         if message.roles & Role.DATASTORE:
+            node = _node(message.node)
+            await self._replicas_or_fail().heartbeat(node, Role.DATASTORE in new, now)
             await self._relay_or_fail().flush()
         if message.roles & Role.EXECUTOR:
             await self._schedule()
@@ -626,6 +653,11 @@ class BrokerRole:
             raise RuntimeError("the broker is not running")
         return self._relay
 
+    def _replicas_or_fail(self) -> ReplicaKeeper:
+        if self._replicas is None:
+            raise RuntimeError("the broker is not running")
+        return self._replicas
+
     # -- reporting ----------------------------------------------------------------------------
 
     def statistics(self) -> BrokerStatistics:
@@ -661,6 +693,7 @@ class BrokerRole:
             syncs_sent=self._peering.sent,
             syncs_received=self._peering.received,
             ignored=counts["ignored"],
+            replication=None if self._replicas is None else self._replicas.statistics(),
         )
 
 
