@@ -473,6 +473,7 @@ class BrokerRole:
                 data=result.to_cbor(),
                 written_at=record.finished_at or self._clock(),
                 job_id=record.job_id,
+                replicas=record.job.replicas,
             )
         )
         await self._announce(record)
