@@ -27,8 +27,8 @@ def store(node: str, free: int = 1000, metric: int | None = 1) -> Candidate:
     return Candidate(f"dtn://{node}/", free, metric)
 
 
-def held_by(p: ReplicaPlanner, node: str, *entries: DataEntry) -> None:
-    p.observe(f"dtn://{node}/ucp/datastore", entries)
+def held_by(p: ReplicaPlanner, node: str, *entries: DataEntry, at: float = 0.0) -> None:
+    p.observe(f"dtn://{node}/ucp/datastore", entries, at)
 
 
 def test_missing_copies_go_to_reachable_close_roomy_datastores_first() -> None:
@@ -124,9 +124,10 @@ def test_a_relayed_delete_forgets_the_holders_and_buries_older_reports() -> None
 
 def test_a_listing_replaces_what_a_holder_was_known_to_hold() -> None:
     p = planner()
-    held_by(p, "d1", entry("a"), entry("b"))
-    p.observe_listing("dtn://d1/ucp/datastore", [entry("b")])
-    assert p.holders("*") == {"b": ["dtn://d1/"]}
+    held_by(p, "d1", entry("a"), entry("b"), at=1.0)
+    held_by(p, "d1", entry("c"), at=6.0)  # reported after the listing was asked for
+    p.observe_listing("dtn://d1/ucp/datastore", [entry("b")], asked_at=5.0, now=7.0)
+    assert p.holders("*") == {"b": ["dtn://d1/"], "c": ["dtn://d1/"]}
 
 
 def test_datastores_away_are_delete_targets_within_the_tombstone_lifetime() -> None:

@@ -134,7 +134,7 @@ class ReplicaKeeper:
 
     async def held(self, message: DataHeld) -> None:
         """A datastore reports replicated data it holds now."""
-        self.planner.observe(message.node, message.entries)
+        self.planner.observe(message.node, message.entries, self._clock())
         await self.plan()
 
     async def datastores_gone(self, gone: Iterable[KnownNode]) -> None:
@@ -219,25 +219,32 @@ class ReplicaKeeper:
             self._audits_send.send_nowait(node)
 
     async def run_audits(self) -> None:
-        """List replicated data of the datastores asked for (``None``: every live one) and
-        plan, until cancelled."""
+        """List replicated data of the datastores asked for (``None``: every live one the role
+        directory reaches), all at once, and plan; until cancelled."""
         while True:
             node = await self._audits_receive.receive()
             if node is None:
-                targets = [e.node for e in self._registry.live(Role.DATASTORE, self._clock())]
+                reachable = self.metrics()
+                live = self._registry.live(Role.DATASTORE, self._clock())
+                targets = [e.node for e in live if e.node in reachable]
             else:
                 targets = [node]
-            for target in targets:
-                entries = await self._list_replicated(target)
-                if entries is None:
-                    continue
-                async with self._lock:
-                    self.planner.observe_listing(target, entries)
-                    self._listings += 1
+            async with trio.open_nursery() as nursery:
+                for target in targets:
+                    nursery.start_soon(self._audit, target)
             async with self._lock:
                 if node is None:
                     self.planner.mark_all()
                 await self.plan()
+
+    async def _audit(self, node: str) -> None:
+        asked_at = self._clock()
+        entries = await self._list_replicated(node)
+        if entries is None:
+            return
+        async with self._lock:
+            self.planner.observe_listing(node, entries, asked_at=asked_at, now=self._clock())
+            self._listings += 1
 
     async def _list_replicated(self, node: str) -> list[DataEntry] | None:
         """Every replicated datum ``node`` holds (following its cursors); ``None`` if it did

@@ -66,6 +66,8 @@ class Held:
     """Its size in bytes."""
     job_id: uuid.UUID | None = None
     """The job it belongs to."""
+    heard_at: float = 0.0
+    """When the broker last heard of it (its clock)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,31 +148,35 @@ class ReplicaPlanner:
 
     # -- what is held ---------------------------------------------------------------------------
 
-    def observe(self, holder: str, entries: Iterable[DataEntry]) -> None:
+    def observe(self, holder: str, entries: Iterable[DataEntry], now: float) -> None:
         """Take in what ``holder`` (a datastore endpoint or node ID) says it holds."""
         node = _node(holder)
         if node is None:
             return
         for entry in entries:
-            self._record(node, entry)
+            self._record(node, entry, now)
 
-    def observe_listing(self, holder: str, entries: Sequence[DataEntry]) -> None:
-        """Take in ``holder``'s complete listing of replicated data: names it no longer lists
-        are no longer held there."""
+    def observe_listing(
+        self, holder: str, entries: Sequence[DataEntry], *, asked_at: float, now: float
+    ) -> None:
+        """Take in ``holder``'s complete listing of replicated data, asked for at
+        ``asked_at``: names it does not list are no longer held there (unless reported after
+        the listing was asked for)."""
         node = _node(holder)
         if node is None:
             return
         listed = {entry.name for entry in entries}
         for name, held in list(self._holders.items()):
-            if node in held and name not in listed:
+            known = held.get(node)
+            if known is not None and name not in listed and known.heard_at < asked_at:
                 del held[node]
                 self._mark(name)
                 if not held:
                     del self._holders[name]
         for entry in entries:
-            self._record(node, entry)
+            self._record(node, entry, now)
 
-    def _record(self, node: str, entry: DataEntry) -> None:
+    def _record(self, node: str, entry: DataEntry, now: float) -> None:
         if entry.writer is None or entry.digest is None:
             return  # an older datastore: no version to compare
         version = DataVersion(entry.written_at, entry.writer, entry.digest)
@@ -178,8 +184,9 @@ class ReplicaPlanner:
             return
         held = self._holders.setdefault(entry.name, {})
         known = held.get(node)
-        if known is None or known.version != version or known.replicas != entry.replicas:
-            held[node] = Held(version, entry.replicas, entry.size, entry.job_id)
+        changed = known is None or known.version != version or known.replicas != entry.replicas
+        held[node] = Held(version, entry.replicas, entry.size, entry.job_id, now)
+        if changed:
             self._mark(entry.name)
         winner = max(h.version for h in held.values())
         if version == winner:
