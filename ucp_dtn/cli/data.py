@@ -197,10 +197,9 @@ async def _put(args: argparse.Namespace) -> int:
         where = f" on {outcome.holder}" if outcome.holder else ""
         print(f"stored {outcome.name} ({outcome.size} bytes){where}")
         if outcome.replicas is not None and outcome.replicas > 1:
-            print(
-                f"{outcome.replicas - 1} more copies follow on other datastores: "
-                f"ucp data ls --replicas {outcome.name}"
-            )
+            more = outcome.replicas - 1
+            copies = "1 more copy follows" if more == 1 else f"{more} more copies follow"
+            print(f"{copies} on other datastores: ucp data ls --replicas {outcome.name}")
     else:
         print(f"{outcome.name} ({outcome.size} bytes): {outcome.detail}")
     return 0
