@@ -193,13 +193,15 @@ async def _put(args: argparse.Namespace) -> int:
             outcome = await put_data(
                 session, args.name, data, job_id=args.job, replicas=args.replicas
             )
-    if outcome.stored:
+    if outcome.stored and outcome.replicas is not None and outcome.replicas > 1:
+        # Which datastore took it, and that the other copies follow.
         where = f" on {outcome.holder}" if outcome.holder else ""
         print(f"stored {outcome.name} ({outcome.size} bytes){where}")
-        if outcome.replicas is not None and outcome.replicas > 1:
-            more = outcome.replicas - 1
-            copies = "1 more copy follows" if more == 1 else f"{more} more copies follow"
-            print(f"{copies} on other datastores: ucp data ls --replicas {outcome.name}")
+        more = outcome.replicas - 1
+        copies = "1 more copy follows" if more == 1 else f"{more} more copies follow"
+        print(f"{copies} on other datastores: ucp data ls --replicas {outcome.name}")
+    elif outcome.stored:
+        print(f"stored {outcome.name} ({outcome.size} bytes)")
     else:
         print(f"{outcome.name} ({outcome.size} bytes): {outcome.detail}")
     return 0

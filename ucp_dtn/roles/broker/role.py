@@ -179,7 +179,8 @@ class BrokerRole:
                 self._announce,
                 self._clock,
             )
-            succession.start(contents.brokers, self._clock())
+            succession.start(contents.brokers)
+            succession.serving(self._clock())
             self._succession = succession
             mailbox = Mailbox(self.node, self.endpoint)
             replicas = ReplicaKeeper(
@@ -213,6 +214,7 @@ class BrokerRole:
                         len(self._relay.pending),
                     )
                     self._serving_since = self._clock()
+                    succession.serving(self._serving_since)
                     nursery.start_soon(self._serve, mailbox)
                     nursery.start_soon(self._tick)
                     nursery.start_soon(replicas.run_audits)

@@ -89,10 +89,9 @@ class Succession:
         self.handed_back = 0
         """Own jobs dropped because another broker keeps them."""
 
-    def start(self, known_brokers: Iterable[str], serving_since: float) -> None:
-        """The broker (re)starts serving: hold the queued jobs if it had peers."""
+    def start(self, known_brokers: Iterable[str]) -> None:
+        """The broker (re)starts: hold its queued jobs if it had peers."""
         self._known = set(known_brokers)
-        self._serving_since = serving_since
         self._hold = RestartHold(
             (record.job_id for record in self._jobs.queued()),
             self._known,
@@ -105,6 +104,11 @@ class Succession:
                 len(self._hold),
                 ", ".join(sorted(self._hold.awaited)),
             )
+
+    def serving(self, since: float) -> None:
+        """The broker serves since ``since`` (its clock): a broker it has not heard from
+        since then has been gone at least that long."""
+        self._serving_since = since
 
     def holds(self, job_id: uuid.UUID) -> bool:
         """Whether a queued job may not be dispatched yet (the restart hold)."""

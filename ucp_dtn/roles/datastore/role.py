@@ -349,10 +349,12 @@ class DatastoreRole:
                 reply = DataReply(
                     put.request_id, DataStatus.STALE, f"a newer write of {put.name!r} is stored"
                 )
-            elif outcome is PutOutcome.UNCHANGED:
-                reply = DataReply(put.request_id, DataStatus.OK, "already stored", count=0)
             else:
-                reply = DataReply(put.request_id, DataStatus.OK, count=1)
+                if outcome is PutOutcome.UNCHANGED:
+                    reply = DataReply(put.request_id, DataStatus.OK, "already stored", count=0)
+                else:
+                    reply = DataReply(put.request_id, DataStatus.OK, count=1)
+                # Held now (a copy that was here already counts too): tell the brokers.
                 info = await self.store.info(put.name)
                 if info is not None and info.replicated:
                     await self._report_held(info)
