@@ -221,11 +221,17 @@ async def test_replicated_puts_listed_where_they_live_and_deleted_everywhere(
                     entries, _ = await replica_listing(session)
                     return {e.name: e for e in entries}
 
-                while True:
-                    listing = await settled()
-                    if all(e.meets_factor and not e.stale for e in listing.values()):
-                        break
-                    await trio.sleep(0.2)
+                listing: dict[str, ReplicaEntry] = {}
+                with trio.move_on_after(30):
+                    while True:
+                        listing = await settled()
+                        if len(listing) == 3 and all(
+                            e.meets_factor and not e.stale for e in listing.values()
+                        ):
+                            break
+                        await trio.sleep(0.2)
+                assert len(listing) == 3, listing
+                assert all(e.meets_factor and not e.stale for e in listing.values()), listing
                 survey, gauge, plain = listing["survey/a"], listing["gauge"], listing["plain"]
                 assert survey.replicas == 2 and len(survey.holders) == 2
                 assert outcome.holder in survey.holders

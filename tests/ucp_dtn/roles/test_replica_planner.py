@@ -137,3 +137,20 @@ def test_datastores_away_are_delete_targets_within_the_tombstone_lifetime() -> N
     assert p.departed_datastores(["dtn://d1/"], 100.0) == ["dtn://d2/"]
     assert p.departed_datastores(["dtn://d1/"], 4000.0) == []
     assert p.forget_old(4000.0) == ["dtn://d1/", "dtn://d2/"]
+
+
+def test_a_newer_write_while_copies_of_the_older_one_travel_reaches_every_replica() -> None:
+    p = planner()
+    candidates = [store("d1"), store("d2")]
+    held_by(p, "d1", entry(data=b"first", at=1.0))
+    assert p.plan(0.0, candidates) == [CopyOrder("dtn://d1/", "x", ("dtn://d2/",))]
+    # The second write arrives at d1 while the copy of the first is on its way to d2: d2 is
+    # asked for the second one too.
+    held_by(p, "d1", entry(data=b"second", at=2.0))
+    assert p.plan(1.0, candidates) == [CopyOrder("dtn://d1/", "x", ("dtn://d2/",))]
+    held_by(p, "d2", entry(data=b"first", at=1.0))  # the first copy lands: still waiting
+    assert p.plan(2.0, candidates) == []
+    held_by(p, "d2", entry(data=b"second", at=2.0))
+    assert p.plan(3.0, candidates) == []
+    [status] = p.status(3.0, ["dtn://d1/", "dtn://d2/"])
+    assert status.holders == ("dtn://d1/", "dtn://d2/") and status.stale == ()

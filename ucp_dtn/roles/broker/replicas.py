@@ -137,7 +137,8 @@ class ReplicaPlanner:
         self._holders: dict[str, dict[str, Held]] = {}
         self._seen: dict[str, float] = {}
         self._gone: set[str] = set()
-        self._pending: dict[tuple[str, str], float] = {}
+        self._pending: dict[tuple[str, str], tuple[float, DataVersion]] = {}
+        """(name, target) → (until when, the version ordered) of the copies asked for."""
         self._deletes: list[Tombstone] = []
         self._dirty: set[str] = set()
         self._all_dirty = True
@@ -188,9 +189,9 @@ class ReplicaPlanner:
         held[node] = Held(version, entry.replicas, entry.size, entry.job_id, now)
         if changed:
             self._mark(entry.name)
-        winner = max(h.version for h in held.values())
-        if version == winner:
-            self._pending.pop((entry.name, node), None)
+        ordered = self._pending.get((entry.name, node))
+        if ordered is not None and version >= ordered[1]:
+            self._pending.pop((entry.name, node))  # the copy arrived (or a newer write)
 
     def note_delete(
         self,
@@ -299,15 +300,16 @@ class ReplicaPlanner:
         names = list(self._holders) if self._all_dirty else sorted(self._dirty)
         self._all_dirty = False
         self._dirty.clear()
-        self._pending = {k: v for k, v in self._pending.items() if v > now}
+        self._pending = {k: v for k, v in self._pending.items() if v[0] > now}
         live = {c.node: c for c in candidates}
         orders = []
         for name in names:
             order = self._plan_name(name, now, live)
             if order is not None:
                 orders.append(order)
+                winner = self._holders[name][order.source].version
                 for target in order.targets:
-                    self._pending[(name, target)] = now + self.pending_s
+                    self._pending[(name, target)] = (now + self.pending_s, winner)
                     if target in live:
                         candidate = live[target]
                         size = self._holders[name][order.source].size
@@ -333,7 +335,9 @@ class ReplicaPlanner:
         sources = sorted((n for n in holders if n in live), key=lambda n: (_metric(live[n]), n))
         if not sources:
             return None
-        pending = {t for (n, t) in self._pending if n == name}
+        # A copy of an older write that is still on its way does not count: the target will
+        # be stale when it arrives, and is asked for the winner then.
+        pending = {t for (n, t), (_, v) in self._pending.items() if n == name and v == winner}
         counted = {n for n in holders if self._counts(n, now, live)}
         stale = sorted(
             n for n, h in held.items() if h.version < winner and n in live and n not in pending
