@@ -262,6 +262,11 @@ async def test_client_commands_fail_with_one_line(
     assert "not a page token" in capsys.readouterr().err
     assert await ucp("data", "get", "bad//name", *home, *nowhere) == 2
     assert "query" in capsys.readouterr().err
+    (tmp_path / "datum").write_bytes(b"x")
+    assert await ucp("data", "put", "a", str(tmp_path / "datum"), "--replicas", "0", *home) == 2
+    assert "replicas must be a whole number from 1 to 16, got '0'" in capsys.readouterr().err
+    assert await ucp("data", "ls", "--replicas", "--page", "x", *home) == 2
+    assert "not allowed with argument" in capsys.readouterr().err
     assert await ucp("status", *home, "--wait", "0") == 1
     captured = capsys.readouterr()
     assert captured.out == "no jobs submitted from this client\n"

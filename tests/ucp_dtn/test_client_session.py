@@ -22,6 +22,7 @@ from ucp_dtn.client import (
     HomeError,
     JobEvent,
     NoReply,
+    ReplicaEntry,
     SubmitOutcome,
     collect_results,
     delete_data,
@@ -29,13 +30,14 @@ from ucp_dtn.client import (
     get_data,
     list_data,
     put_data,
+    replica_listing,
     submit_plan,
     wait_for_jobs,
 )
 from ucp_dtn.roles import RoleName
 from ucp_dtn.roles.runner import run_roles
 from ucp_dtn.roles.settings import RoleSettings
-from ucp_dtn.ucp import JobAccepted, JobStatus, StatusQuery, load_plan
+from ucp_dtn.ucp import DataGet, DataGetReply, JobAccepted, JobStatus, StatusQuery, load_plan
 
 from .runtime.wat import wasm
 
@@ -189,3 +191,59 @@ async def test_sessions_need_a_way_to_a_broker_and_a_free_home(tmp_path: Path) -
             with pytest.raises(NoReply, match="no answer from dtn://nowhere/ucp/broker"):
                 query = StatusQuery(request_id=session.new_request_id())
                 await session.request(query, destination="dtn://nowhere/ucp/broker", timeout_s=0.1)
+
+
+async def test_replicated_puts_listed_where_they_live_and_deleted_everywhere(
+    tmp_path: Path,
+) -> None:
+    roles = (RoleName.BROKER, RoleName.DATASTORE)
+    with trio.fail_after(LIMIT):
+        async with trio.open_nursery() as nursery, hub(nursery, roles) as node:
+            for name in ("d2", "d3"):
+                store = await start_node(nursery, name, roles=("datastore",))
+                await store.node.connect(*node.address)
+                await nursery.start(
+                    run_roles,
+                    store.node,
+                    RoleSettings(roles=(RoleName.DATASTORE,), heartbeat_interval_s=0.2),
+                )
+            async with ClientSession.open(settings_for(tmp_path / "home", node)) as session:
+                while len(await session.datastores()) < 3:
+                    await trio.sleep(0.1)
+                outcome = await put_data(session, "survey/a", b"audio", replicas=2)
+                assert outcome.stored and outcome.replicas == 2 and outcome.holder is not None
+                # Two writes of one name in a row: every replica ends with the later one.
+                await put_data(session, "gauge", b"first", replicas=3)
+                await put_data(session, "gauge", b"second", replicas=3)
+                await put_data(session, "plain", b"one copy")
+
+                async def settled() -> dict[str, ReplicaEntry]:
+                    entries, _ = await replica_listing(session)
+                    return {e.name: e for e in entries}
+
+                listing: dict[str, ReplicaEntry] = {}
+                with trio.move_on_after(30):
+                    while True:
+                        listing = await settled()
+                        if len(listing) == 3 and all(
+                            e.meets_factor and not e.stale for e in listing.values()
+                        ):
+                            break
+                        await trio.sleep(0.2)
+                assert len(listing) == 3, listing
+                assert all(e.meets_factor and not e.stale for e in listing.values()), listing
+                survey, gauge, plain = listing["survey/a"], listing["gauge"], listing["plain"]
+                assert survey.replicas == 2 and len(survey.holders) == 2
+                assert outcome.holder in survey.holders
+                assert len(gauge.holders) == 3 and gauge.size == len(b"second")
+                assert plain.replicas == 1 and len(plain.holders) == 1
+                for holder in gauge.holders:
+                    [reply] = await session.request(
+                        DataGet(session.new_request_id(), "gauge"), destination=holder
+                    )
+                    assert isinstance(reply.message, DataGetReply)
+                    assert reply.message.items[0].data == b"second"
+                # A delete reaches every replica.
+                assert await delete_data(session, "survey") == 2
+                assert "survey/a" not in await settled()
+            nursery.cancel_scope.cancel()

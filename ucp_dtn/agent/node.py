@@ -428,6 +428,20 @@ class BundleNode:
                 found.append((node, reachable[node]))
         return sorted(found, key=lambda item: (item[1], str(item[0])))
 
+    def forwarding_backlog(self, destination: str | EndpointID) -> tuple[EndpointID | None, int]:
+        """Where a bundle for ``destination`` would go now and what waits there: the neighbour
+        the routing table picks (``None``: no usable route, or the destination is this node)
+        and how many bundles already wait in the forwarding queue for it (bundles on the wire
+        not counted). Lets an application pace bulk traffic behind everything else (the
+        datastore's replica copies do)."""
+        core = self._core
+        eid = _eid(destination, "destination")
+        if core is None or eid.node_id == self.node_id:
+            return None, 0
+        core.queue.sync()
+        hop = core.routing.next_hop(eid, now=core.now())
+        return hop, 0 if hop is None else core.queue.waiting_for(hop)
+
     def set_roles(self, roles: Iterable[str]) -> None:
         """Change this node's own roles (e.g. a node promoting itself to broker); neighbours
         hear of it with the next route advertisement, sent soon."""

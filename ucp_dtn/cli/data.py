@@ -1,12 +1,14 @@
 """``ucp data put|get|ls|rm``: named data in the datastores, through a broker.
 
-* ``put NAME FILE|-`` stores a file (or stdin) as ``NAME``;
+* ``put NAME FILE|- [--replicas N]`` stores a file (or stdin) as ``NAME``, with ``N`` copies on
+  distinct datastores (default: the datastores' default for the name);
 * ``get NAME [-o PATH]`` fetches ``NAME`` and its subkeys (or a ``prefix*`` pattern): one datum
   named exactly ``NAME`` goes to stdout or to the file ``PATH``; several go under the directory
   ``PATH``, each at its full data name (``PATH/survey/a.wav``);
 * ``ls [PREFIX] [--job UUID] [--page-size N] [--all | --page TOKEN]`` lists names, sizes,
   write times and holders; a page has up to N entries per datastore and ends with the token
-  of the next page;
+  of the next page; ``ls --replicas [PREFIX]`` shows where each datum lives and whether it has
+  as many copies as its replication factor;
 * ``rm NAME | --job UUID`` deletes a name with its subkeys, or every datum of a job (its result
   too with ``--with-result``).
 """
@@ -22,13 +24,21 @@ from pathlib import Path
 
 import trio
 
-from ucp_dtn.client import DataPage, delete_data, get_data, list_data, put_data
-from ucp_dtn.ucp import DataItem
+from ucp_dtn.client import (
+    DataPage,
+    ReplicaEntry,
+    delete_data,
+    get_data,
+    list_data,
+    put_data,
+    replica_listing,
+)
+from ucp_dtn.ucp import MAX_REPLICAS, DataItem
 
 from .client_options import add_client_arguments, client_errors, client_session
 from .command import EXIT_USAGE, CommandError, Subcommand
 
-__all__ = ["DATA", "format_listing"]
+__all__ = ["DATA", "format_listing", "format_replicas"]
 
 
 def _job_uuid(text: str) -> uuid.UUID:
@@ -44,6 +54,14 @@ def _page_size(text: str) -> int:
     return int(text)
 
 
+def _replicas(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_REPLICAS:
+        raise argparse.ArgumentTypeError(
+            f"replicas must be a whole number from 1 to {MAX_REPLICAS}, got {text!r}"
+        )
+    return int(text)
+
+
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
@@ -51,6 +69,13 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     put.add_argument("name", metavar="NAME", help="data name, e.g. survey/site-a.wav")
     put.add_argument("file", metavar="FILE", help="the content ('-': stdin)")
     put.add_argument("--job", type=_job_uuid, metavar="UUID", help="the job the datum belongs to")
+    put.add_argument(
+        "--replicas",
+        type=_replicas,
+        metavar="N",
+        help="keep N copies on distinct datastores (default: the datastores' default for the "
+        "name, 1 unless configured)",
+    )
     add_client_arguments(put)
 
     get = actions.add_parser("get", help="fetch a name and its subkeys (or a prefix* pattern)")
@@ -77,6 +102,11 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     pages = ls.add_mutually_exclusive_group()
     pages.add_argument("--all", action="store_true", help="every page at once")
     pages.add_argument("--page", metavar="TOKEN", help="continue a listing")
+    pages.add_argument(
+        "--replicas",
+        action="store_true",
+        help="where each datum lives, and whether it has its replication factor (all pages)",
+    )
     ls.add_argument("--json", action="store_true", help="print JSON")
     add_client_arguments(ls)
 
@@ -160,8 +190,17 @@ async def _put(args: argparse.Namespace) -> int:
     data = await _read_input(args.file)
     async with client_session(args, progress=True) as session:
         with client_errors():
-            outcome = await put_data(session, args.name, data, job_id=args.job)
-    if outcome.stored:
+            outcome = await put_data(
+                session, args.name, data, job_id=args.job, replicas=args.replicas
+            )
+    if outcome.stored and outcome.replicas is not None and outcome.replicas > 1:
+        # Which datastore took it, and that the other copies follow.
+        where = f" on {outcome.holder}" if outcome.holder else ""
+        print(f"stored {outcome.name} ({outcome.size} bytes){where}")
+        more = outcome.replicas - 1
+        copies = "1 more copy follows" if more == 1 else f"{more} more copies follow"
+        print(f"{copies} on other datastores: ucp data ls --replicas {outcome.name}")
+    elif outcome.stored:
         print(f"stored {outcome.name} ({outcome.size} bytes)")
     else:
         print(f"{outcome.name} ({outcome.size} bytes): {outcome.detail}")
@@ -179,7 +218,62 @@ async def _get(args: argparse.Namespace) -> int:
     return 0
 
 
+def format_replicas(entries: list[ReplicaEntry]) -> str:
+    """The ``ls --replicas`` table: one line per datum, its copies against its factor and
+    the datastores holding it."""
+    rows = [("NAME", "SIZE", "WRITTEN", "REPLICAS", "HOLDERS")]
+    for entry in entries:
+        copies = f"{len(entry.holders)}/{entry.replicas}"
+        if not entry.meets_factor:
+            copies += " below"
+        holders = ", ".join(entry.holders)
+        if entry.stale:
+            holders += " (older write: " + ", ".join(entry.stale) + ")"
+        rows.append((entry.name, str(entry.size), _when(entry.written_at), copies, holders))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True))
+        + "  "
+        + row[4]
+        for row in rows
+    )
+
+
+async def _ls_replicas(args: argparse.Namespace) -> int:
+    async with client_session(args) as session:
+        with client_errors():
+            entries, datastores = await replica_listing(session, args.prefix, job_id=args.job)
+    if args.json:
+        document = {
+            "entries": [
+                {
+                    "name": e.name,
+                    "size": e.size,
+                    "written_at": e.written_at,
+                    "replicas": e.replicas,
+                    "holders": list(e.holders),
+                    "stale": list(e.stale),
+                    "meets_factor": e.meets_factor,
+                }
+                for e in entries
+            ],
+            "datastores": datastores,
+        }
+        print(json.dumps(document, sort_keys=True))
+        return 0
+    print(format_replicas(entries) if entries else "no data")
+    below = sum(1 for e in entries if not e.meets_factor)
+    if below:
+        print(
+            f"{below} below their replication factor ({datastores} datastores answered)",
+            file=sys.stderr,
+        )
+    return 0
+
+
 async def _ls(args: argparse.Namespace) -> int:
+    if args.replicas:
+        return await _ls_replicas(args)
     async with client_session(args) as session:
         with client_errors():
             page = await list_data(

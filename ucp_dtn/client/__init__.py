@@ -17,12 +17,14 @@ from .collect import Collected, CollectState, collect_results, result_summary, u
 from .data import (
     DataPage,
     PutOutcome,
+    ReplicaEntry,
     decode_page_token,
     delete_data,
     encode_page_token,
     get_data,
     list_data,
     put_data,
+    replica_listing,
 )
 from .errors import BrokerUnreachable, ClientError, ClientUsageError, HomeError, NoReply
 from .home import HOME_ENV, ClientHome, default_home
@@ -57,6 +59,7 @@ __all__ = [
     "NoReply",
     "OutboxItem",
     "PutOutcome",
+    "ReplicaEntry",
     "SubmitOutcome",
     "SubmitReport",
     "SubmittedJob",
@@ -70,6 +73,7 @@ __all__ = [
     "get_data",
     "list_data",
     "put_data",
+    "replica_listing",
     "refresh",
     "result_summary",
     "submit_plan",

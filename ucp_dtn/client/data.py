@@ -3,7 +3,9 @@
 Every request goes to the broker, which relays it to the datastores with ``reply_to`` = the
 client, so the answers come straight from the datastores — one per datastore the broker asked:
 
-* a **put** goes to one datastore; its ``data-reply`` says whether it was stored;
+* a **put** goes to one datastore; its ``data-reply`` says whether it was stored. A put may
+  ask for ``replicas`` copies on distinct datastores: the network makes the others afterwards
+  (:func:`replica_listing` shows where each datum lives);
 * a **list** and a **delete** go to every live datastore; the client asks the broker first how
   many it knows (a status query), waits for that many answers (or, if the broker knows none,
   for a moment after the first) and merges them;
@@ -12,7 +14,10 @@ client, so the answers come straight from the datastores — one per datastore t
   (which reaches every datastore and says who holds what) and asks each holder directly. Each
   answers a page of items and, when there is more, a cursor that only that datastore
   understands, so the next page is asked of it directly. Items of the same name from several
-  datastores are merged: the newest write wins.
+  datastores are merged: the newest write wins (:mod:`ucp_dtn.ucp.versions`: time, then
+  writer, then content digest — what every datastore applies too).
+* a **delete** carries its time: it removes the writes made before it, on every replica, and
+  later arrivals of them (docs/disruption.md).
 
 A listing's continuation is a *page token* bundling every datastore's cursor
 (:func:`encode_page_token`); a page holds up to ``page_size`` entries *per datastore*.
@@ -45,21 +50,26 @@ from ..ucp import (
     DataPut,
     DataReply,
     DataStatus,
+    DataVersion,
+    content_digest,
     validate_pattern,
 )
-from ..ucp.errors import DataNameError
+from ..ucp.errors import DataNameError, FieldError
+from ..ucp.job import check_replicas
 from .errors import ClientError, ClientUsageError, NoReply
 from .session import ClientSession
 
 __all__ = [
     "DataPage",
     "PutOutcome",
+    "ReplicaEntry",
     "decode_page_token",
     "delete_data",
     "encode_page_token",
     "get_data",
     "list_data",
     "put_data",
+    "replica_listing",
 ]
 
 logger = logging.getLogger(__name__)
@@ -94,6 +104,10 @@ class PutOutcome:
     """A datastore confirmed it (or answered that a newer write already won)."""
     detail: str = ""
     """The datastore's line about it, or why there is no answer yet."""
+    holder: str | None = None
+    """The datastore that answered (EID), when one did."""
+    replicas: int | None = None
+    """The replication factor asked for (``None``: the datastores' default)."""
 
 
 async def put_data(
@@ -103,49 +117,68 @@ async def put_data(
     *,
     job_id: uuid.UUID | None = None,
     wait_s: float | None = None,
+    replicas: int | None = None,
 ) -> PutOutcome:
-    """Store ``data`` as ``name`` (custody; it survives the client going offline) and wait for
-    a datastore's answer: as long as the upload is moving, then up to ``wait_s`` (default
-    ``settings.request_timeout_s``). A refusal
-    (no space, invalid) raises :class:`ClientError`; no answer in time is not an error
-    (``stored`` false: the put is on its way, and the broker keeps it until a datastore
-    appears)."""
+    """Store ``data`` as ``name`` (custody; it survives the client going offline), with
+    ``replicas`` copies on distinct datastores if given (else the datastores' default for the
+    name), and wait for the first datastore's answer: as long as the upload is moving, then up
+    to ``wait_s`` (default ``settings.request_timeout_s``); the other copies are made by the
+    network afterwards. A refusal (no space, invalid) raises :class:`ClientError`; no answer in
+    time is not an error (``stored`` false: the put is on its way, and the broker keeps it until
+    a datastore appears)."""
     name = check_query(name)
     if name.endswith("*"):
         raise ClientUsageError(f"cannot store data under a pattern: {name!r}")
+    if replicas is not None:
+        try:
+            check_replicas(replicas, "replicas")
+        except FieldError as exc:
+            raise ClientUsageError(str(exc)) from None
     put = DataPut(
         request_id=session.new_request_id(),
         name=name,
         data=data,
         written_at=time.time(),
         job_id=job_id,
+        replicas=replicas,
     )
     broker = await session.find_broker()
     with session.replies([put.request_id]) as replies:
         sent_to = await session.post([put])
         if broker is None:
             where = "the outbox" if sent_to is None else "the client's store"
-            return PutOutcome(name, len(data), False, f"no broker reachable: waiting in {where}")
+            detail = f"no broker reachable: waiting in {where}"
+            return PutOutcome(name, len(data), False, detail, replicas=replicas)
         timeout = session.settings.request_timeout_s if wait_s is None else wait_s
         reply: DataReply | None = None
+        holder: str | None = None
         # A large datum takes long to leave on a slow link: wait as long as it is moving.
         incoming = await wait_while_arriving(replies.receive, timeout, session.activity)
         if incoming is not None and isinstance(incoming.message, DataReply):
-            reply = incoming.message
+            reply, holder = incoming.message, str(incoming.source)
     if reply is None:
-        return PutOutcome(name, len(data), False, "sent; no datastore has confirmed it yet")
+        detail = "sent; no datastore has confirmed it yet"
+        return PutOutcome(name, len(data), False, detail, replicas=replicas)
     if reply.status in (DataStatus.OK, DataStatus.STALE):
-        return PutOutcome(name, len(data), True, reply.detail)
+        return PutOutcome(name, len(data), True, reply.detail, holder, replicas)
     raise ClientError(
         f"storing {name!r} failed: {_status_text(reply.status)} {reply.detail}".strip()
     )
+
+
+def _item_version(item: DataItem) -> DataVersion:
+    return DataVersion(item.written_at, item.writer or "", content_digest(item.data))
+
+
+def _entry_version(entry: DataEntry) -> DataVersion:
+    return DataVersion(entry.written_at, entry.writer or "", entry.digest or b"")
 
 
 def _newest(items: Iterable[DataItem]) -> list[DataItem]:
     best: dict[str, DataItem] = {}
     for item in items:
         held = best.get(item.name)
-        if held is None or item.written_at > held.written_at:
+        if held is None or _item_version(item) > _item_version(held):
             best[item.name] = item
     return [best[name] for name in sorted(best)]
 
@@ -312,13 +345,90 @@ async def list_data(
     merged: dict[str, DataEntry] = {}
     for entry in entries:
         held = merged.get(entry.name)
-        if held is None or entry.written_at > held.written_at:
+        if held is None or _entry_version(entry) > _entry_version(held):
             merged[entry.name] = entry
     return DataPage(
         entries=tuple(merged[name] for name in sorted(merged)),
         next_page=encode_page_token(cursors) if cursors else None,
         datastores=len(answers),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaEntry:
+    """Where one datum lives (:func:`replica_listing`)."""
+
+    name: str
+    """The data name."""
+    size: int
+    """Size of the winning write, in bytes."""
+    written_at: float
+    """When the winning write was made (the writer's clock)."""
+    replicas: int
+    """The replication factor the winning write was stored with."""
+    holders: tuple[str, ...]
+    """Datastores (EIDs) that answered holding the winning write."""
+    stale: tuple[str, ...] = ()
+    """Datastores that answered holding an older write (being brought up to date)."""
+
+    @property
+    def meets_factor(self) -> bool:
+        """Whether enough reachable datastores hold it."""
+        return len(self.holders) >= self.replicas
+
+
+async def replica_listing(
+    session: ClientSession, prefix: str | None = None, *, job_id: uuid.UUID | None = None
+) -> tuple[list[ReplicaEntry], int]:
+    """Where each datum under ``prefix`` (``None``: every datum) lives: every live datastore
+    lists what it holds (all pages), and the entries are grouped by name — the winning write,
+    its factor, the datastores holding it and those holding an older one. Returns the entries,
+    by name, and how many datastores answered. A datastore that is away cannot answer, so a
+    datum it holds shows fewer holders than its factor until the copies are made again."""
+    if prefix is not None:
+        prefix = check_query(prefix, "prefix")
+    request = DataList(request_id=session.new_request_id(), prefix=prefix, job_id=job_id)
+    expected = await _expected_datastores(session)
+    by_name: dict[str, list[DataEntry]] = {}
+    answered = 0
+    for incoming in await session.request(request, expect=expected):
+        reply = incoming.message
+        if not isinstance(reply, DataListReply):
+            continue
+        answered += 1
+        source = str(incoming.source)
+        for _ in range(_MAX_PAGES):
+            if reply.status not in (DataStatus.OK, DataStatus.NOT_FOUND):
+                raise ClientError(
+                    f"{source} could not list: {_status_text(reply.status)} {reply.detail}".strip()
+                )
+            for entry in reply.entries:
+                by_name.setdefault(entry.name, []).append(
+                    entry if entry.holder is not None else _with_holder(entry, source)
+                )
+            if reply.cursor is None:
+                break
+            _, reply = await _list_more(session, source, prefix, job_id, 1000, reply.cursor)
+    found = []
+    for name in sorted(by_name):
+        entries = by_name[name]
+        winner = max(entries, key=_entry_version)
+        version = _entry_version(winner)
+        found.append(
+            ReplicaEntry(
+                name=name,
+                size=winner.size,
+                written_at=winner.written_at,
+                replicas=winner.replicas,
+                holders=tuple(
+                    sorted({e.holder or "" for e in entries if _entry_version(e) == version})
+                ),
+                stale=tuple(
+                    sorted({e.holder or "" for e in entries if _entry_version(e) < version})
+                ),
+            )
+        )
+    return found, answered
 
 
 def _with_holder(entry: DataEntry, holder: str) -> DataEntry:
@@ -361,7 +471,11 @@ async def delete_data(
     if name is not None:
         name = check_query(name)
     request = DataDelete(
-        request_id=session.new_request_id(), name=name, job_id=job_id, keep_result=keep_result
+        request_id=session.new_request_id(),
+        name=name,
+        job_id=job_id,
+        keep_result=keep_result,
+        deleted_at=time.time(),
     )
     expected = await _expected_datastores(session)
     count = 0

@@ -120,6 +120,7 @@ def _uploads(plan: ExecutionPlan, session: ClientSession) -> list[DataPut]:
                 data=data,
                 written_at=now,
                 job_id=job_id,
+                replicas=upload.replicas,
             )
         )
     return puts

@@ -165,6 +165,34 @@ def _parse_capability(text: str) -> Capability:
     return _capability(key.strip(), raw)
 
 
+ReplicaDefault = tuple[str, int]
+
+
+def _replica_default(key: str, value: object) -> ReplicaDefault:
+    """``PREFIX=N``: data names ``PREFIX`` selects (a name with its subkeys, a ``prefix*``
+    pattern, ``*`` for all) get ``N`` replicas unless a put names its own factor."""
+    from ucp_dtn.ucp import MAX_REPLICAS
+    from ucp_dtn.ucp.errors import DataNameError
+    from ucp_dtn.ucp.names import validate_pattern
+
+    try:
+        validate_pattern(key, "replicas")
+    except DataNameError as exc:
+        raise ValueError(exc.reason) from None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if type(value) is not int or not 1 <= value <= MAX_REPLICAS:
+        raise ValueError(f"{key}: the factor must be a whole number from 1 to {MAX_REPLICAS}")
+    return key, value
+
+
+def _parse_replica_default(text: str) -> ReplicaDefault:
+    key, sep, raw = text.rpartition("=")
+    if not sep or not key.strip() or not raw.strip():
+        raise ValueError(f"expected PREFIX=N, e.g. survey=2, got {text!r}")
+    return _replica_default(key.strip(), raw)
+
+
 ROUTE: Kind[tuple[str, str]] = Kind(
     "PATTERN=NEXTHOP",
     parse_route,
@@ -182,6 +210,13 @@ ROLES: Kind[tuple[str, ...]] = Kind(
 )
 HTTP_ADDRESS: Kind[tuple[str, int]] = Kind(
     "HOST:PORT", _http_address, "a string", show=lambda address: format_address(*address)
+)
+REPLICA_DEFAULT: Kind[ReplicaDefault] = Kind(
+    "PREFIX=N",
+    _parse_replica_default,
+    "a string PREFIX=N",
+    from_entry=_replica_default,
+    expected_many="a table PREFIX = N",
 )
 CAPABILITY: Kind[Capability] = Kind(
     "KEY=VALUE",
@@ -393,6 +428,42 @@ SETTINGS = SettingsTable(
             "space the datastore role may use",
             feeds=("role.datastore_quota_bytes",),
             example="64MiB",
+        ),
+        Setting(
+            "replicas",
+            REPLICA_DEFAULT,
+            "datastores: the replication factor of data a put gives none, by name, e.g. "
+            "survey=2 (a name with its subkeys), 'frames/f*=3', '*=2' (every name); the "
+            "longest match wins; in the file a table [replicas]",
+            feeds=("role.replica_defaults",),
+            many=True,
+            collect=dict,
+            default_help="1 for every name",
+            example="survey=2",
+        ),
+        Setting(
+            "replica_timeout",
+            POSITIVE_DURATION,
+            "brokers: a datastore silent this long no longer counts as holding its replicas; "
+            "the missing copies are made elsewhere (docs/disruption.md)",
+            feeds=("role.replica_timeout_s",),
+            example="10m",
+        ),
+        Setting(
+            "replication_rate",
+            SIZE,
+            "datastores: bytes per second of replica copies sent over one link at most, and "
+            "only while nothing else waits for it; 0: no limit",
+            feeds=("role.replication_rate",),
+            example="256KiB",
+        ),
+        Setting(
+            "tombstone_lifetime",
+            POSITIVE_DURATION,
+            "datastores: how long a delete is remembered, so that older writes arriving later "
+            "stay deleted; keep it at least as long as put bundles live",
+            feeds=("role.tombstone_lifetime_s",),
+            example="14d",
         ),
         Setting(
             "capability",

@@ -11,7 +11,9 @@ from types import MappingProxyType
 from typing import Any
 
 from ..ucp import Capabilities, read_local_capabilities
-from ..ucp.errors import CapabilityError
+from ..ucp.errors import CapabilityError, UcpUsageError
+from ..ucp.job import check_replicas
+from ..ucp.names import name_matches, validate_pattern
 from .endpoints import RoleName
 
 __all__ = ["RoleSettings"]
@@ -59,6 +61,19 @@ class RoleSettings:
     first check (the UCP paper's self-promotion)."""
     promotion_seed: int | None = None
     """Seed of the promotion draws (tests); ``None``: seeded from the system."""
+    replica_defaults: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    """Datastores: the replication factor of a put that names none, by name: a data name
+    (with its subkeys) or ``prefix*`` pattern → factor; the longest key that selects the name
+    wins, ``*`` selects every name; a name no key selects gets 1 (:meth:`replicas_for`)."""
+    replica_timeout_s: float = 300.0
+    """Brokers: a datastore gone this long no longer counts as holding its replicas; the
+    missing copies are made elsewhere (docs/disruption.md)."""
+    replication_rate: int = 1024 * 1024
+    """Datastores: bytes per second of replica copies sent over one link at most (0: no
+    limit); copies also wait while anything else waits for that link."""
+    tombstone_lifetime_s: float = 7 * 24 * 3600.0
+    """Datastores: how long a delete's tombstone is kept (a put older than the delete that
+    arrives within this time is ignored); at least as long as put bundles live."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -66,6 +81,8 @@ class RoleSettings:
             "executor_timeout_s",
             "result_lifetime_s",
             "broker_timeout_s",
+            "replica_timeout_s",
+            "tombstone_lifetime_s",
         ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive")
@@ -73,6 +90,16 @@ class RoleSettings:
             raise ValueError("promote_probability must be between 0 and 1")
         if self.max_jobs is not None and self.max_jobs < 1:
             raise ValueError("max_jobs must be at least 1")
+        if type(self.replication_rate) is not int or self.replication_rate < 0:
+            raise ValueError("replication_rate must be a whole number of bytes per second >= 0")
+        defaults: dict[str, int] = {}
+        for key, factor in dict(self.replica_defaults).items():
+            try:
+                validate_pattern(key, "replicas")
+                defaults[key] = check_replicas(factor, f"replicas[{key!r}]")
+            except UcpUsageError as exc:
+                raise ValueError(str(exc)) from None
+        object.__setattr__(self, "replica_defaults", MappingProxyType(defaults))
         object.__setattr__(self, "roles", tuple(RoleName(r) for r in self.roles))
         object.__setattr__(
             self, "capability_overrides", MappingProxyType(dict(self.capability_overrides))
@@ -84,6 +111,16 @@ class RoleSettings:
             _with_overrides(neutral, self.capability_overrides)
         except CapabilityError as exc:
             raise ValueError(f"capability {exc}") from None
+
+    def replicas_for(self, name: str) -> int:
+        """The replication factor of a put of ``name`` that names none (see
+        :attr:`replica_defaults`)."""
+        best, factor = -1, 1
+        for key, value in self.replica_defaults.items():
+            selects = key == "*" or name_matches(key, name)
+            if selects and len(key) > best:
+                best, factor = len(key), value
+        return factor
 
     def local_capabilities(self) -> Capabilities:
         """This node's capabilities as its roles announce them: measured with psutil, then

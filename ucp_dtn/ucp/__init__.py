@@ -45,6 +45,7 @@ from .errors import (
 )
 from .job import (
     MAX_JOB_NAME_LENGTH,
+    MAX_REPLICAS,
     DataRef,
     DataSource,
     InlineData,
@@ -61,10 +62,12 @@ from .messages import (
     DataFreeSpaceReply,
     DataGet,
     DataGetReply,
+    DataHeld,
     DataItem,
     DataList,
     DataListReply,
     DataPut,
+    DataReplicate,
     DataReply,
     DataStatus,
     Heartbeat,
@@ -126,6 +129,7 @@ from .quantities import (
     parse_frequency,
     parse_size,
 )
+from .versions import TOMBSTONE_DIGEST, DataVersion, content_digest
 
 __all__ = [
     "BrokerSync",
@@ -137,6 +141,7 @@ __all__ = [
     "DataFreeSpaceReply",
     "DataGet",
     "DataGetReply",
+    "DataHeld",
     "DataItem",
     "DataList",
     "DataListReply",
@@ -144,6 +149,7 @@ __all__ = [
     "DataNameError",
     "DataPut",
     "DataRef",
+    "DataReplicate",
     "DataReply",
     "DataSource",
     "DataStatus",
@@ -167,6 +173,7 @@ __all__ = [
     "Limits",
     "MAX_DEPTH",
     "MAX_JOB_NAME_LENGTH",
+    "MAX_REPLICAS",
     "MAX_NAME_LENGTH",
     "MAX_SEGMENT_LENGTH",
     "MESSAGE_KINDS",
@@ -184,6 +191,8 @@ __all__ = [
     "StatusQuery",
     "StatusReply",
     "SyncedJob",
+    "TOMBSTONE_DIGEST",
+    "DataVersion",
     "Timings",
     "UcpError",
     "UcpMessage",
@@ -196,6 +205,7 @@ __all__ = [
     "detect_format",
     "encode_job_info",
     "encode_message",
+    "content_digest",
     "executor_score",
     "is_wildcard",
     "job_name",

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FieldError, PlanError
-from .job import DataRef, DataSource, InlineData
+from .job import DataRef, DataSource, InlineData, check_replicas
 from .plan import Upload
 
 __all__ = ["PlanReader"]
@@ -113,6 +113,11 @@ class PlanReader:
             raise self.error(f"must be a number, got {type_name(value)}", job=job, field=field)
         return float(value)
 
+    def replicas(self, value: object, *, job: str | None, field: str) -> int:
+        """``value`` if it is a replication factor (a whole number from 1 to 16)."""
+        with self.at(job=job, field=field):
+            return check_replicas(value, field)
+
     def text_list(self, value: object, *, job: str | None, field: str) -> list[str]:
         """``value`` if it is an array of strings."""
         if not isinstance(value, list):
@@ -162,25 +167,50 @@ class PlanReader:
             self.uploads[upload.name] = upload
             return
         if known.file == upload.file and known.data == upload.data:
-            return
+            if known.replicas == upload.replicas:
+                return
+            raise self.error(
+                f"data {upload.name!r} is declared twice with different replication factors",
+                job=upload.job,
+                field=field,
+            )
         raise self.error(
             f"data {upload.name!r} is declared twice with different content",
             job=upload.job,
             field=field,
         )
 
-    def file_source(self, path: Path, upload_name: str, *, job: str, field: str) -> DataSource:
+    def file_source(
+        self,
+        path: Path,
+        upload_name: str,
+        *,
+        job: str,
+        field: str,
+        replicas: int | None = None,
+    ) -> DataSource:
         """The content of ``path``: inline if it is small, else an upload under
-        ``upload_name``."""
+        ``upload_name`` (with replication factor ``replicas``)."""
         size = path.stat().st_size
         if size <= self.inline_limit:
             return InlineData(path.read_bytes())
-        self.add_upload(Upload(upload_name, size, file=path, job=job), field=field)
+        upload = Upload(upload_name, size, file=path, job=job, replicas=replicas)
+        self.add_upload(upload, field=field)
         return DataRef(upload_name)
 
-    def bytes_source(self, data: bytes, upload_name: str, *, job: str, field: str) -> DataSource:
-        """``data`` inline if it is small, else an upload under ``upload_name``."""
+    def bytes_source(
+        self,
+        data: bytes,
+        upload_name: str,
+        *,
+        job: str,
+        field: str,
+        replicas: int | None = None,
+    ) -> DataSource:
+        """``data`` inline if it is small, else an upload under ``upload_name`` (with
+        replication factor ``replicas``)."""
         if len(data) <= self.inline_limit:
             return InlineData(data)
-        self.add_upload(Upload(upload_name, len(data), data=data, job=job), field=field)
+        upload = Upload(upload_name, len(data), data=data, job=job, replicas=replicas)
+        self.add_upload(upload, field=field)
         return DataRef(upload_name)

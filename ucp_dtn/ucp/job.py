@@ -44,15 +44,27 @@ from .names import (
 
 __all__ = [
     "MAX_JOB_NAME_LENGTH",
+    "MAX_REPLICAS",
     "DataRef",
     "DataSource",
     "InlineData",
     "JobInfo",
     "Limits",
+    "check_replicas",
 ]
 
 MAX_JOB_NAME_LENGTH = 200
 """Longest human-readable job name."""
+MAX_REPLICAS = 16
+"""Largest replication factor of a datum (copies kept on distinct datastores)."""
+
+
+def check_replicas(value: object, where: str) -> int:
+    """``value`` if it is a replication factor (1 to :data:`MAX_REPLICAS`), else
+    :class:`~ucp_dtn.ucp.errors.FieldError` naming ``where``."""
+    if type(value) is not int or not 1 <= value <= MAX_REPLICAS:
+        raise FieldError(where, f"must be a whole number from 1 to {MAX_REPLICAS}, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +187,9 @@ class JobInfo:
     """Also write standard output to this file of the job directory (REC ``stdout_file``)."""
     stderr_path: Annotated[JobPath | None, Wire(key="stderr")] = None
     """Also write standard error to this file of the job directory (REC ``stderr_file``)."""
+    replicas: Annotated[int | None, Wire(min=1, max=MAX_REPLICAS)] = None
+    """Replication factor of what the job stores: its named results, its results archive and
+    ``<job-uuid>/result`` (``None``: the datastores' default for each name)."""
 
     def __post_init__(self) -> None:
         try:
@@ -281,6 +296,8 @@ class JobInfo:
             value = getattr(self, attribute)
             if value is not None:
                 validate_path(value, attribute)
+        if self.replicas is not None:
+            check_replicas(self.replicas, "replicas")
 
         # Two sources for one file would make the job directory depend on the order of writes.
         files: dict[str, str] = {}

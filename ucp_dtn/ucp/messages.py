@@ -40,7 +40,8 @@ Catalogue (→ direction; ``?`` optional)::
                                           broker; broker → broker    interval, ?capabilities,
                                                                      running, max-jobs, ...
     data-put          DataPut             any → broker/datastore     request-id, name, data,
-                                                                     written-at, ?job-id
+                                                                     written-at, ?job-id,
+                                                                     ?replicas, ?writer
     data-reply        DataReply           datastore → requester      request-id, status, detail,
                                                                      count (puts and deletes)
     data-get          DataGet             any → broker/datastore     request-id, query, ?cursor,
@@ -48,11 +49,14 @@ Catalogue (→ direction; ``?`` optional)::
     data-get-reply    DataGetReply        datastore → requester      request-id, status, items,
                                                                      ?cursor
     data-list         DataList            any → broker/datastore     request-id, ?prefix, ?job-id,
-                                                                     page-size, ?cursor
+                                                                     page-size, ?cursor,
+                                                                     ?replicated
     data-list-reply   DataListReply       datastore → requester      request-id, status, entries,
                                                                      ?cursor
     data-delete       DataDelete          client → broker/datastore  request-id, name | job-id,
-                                                                     keep-result
+                                                                     keep-result, ?at
+    data-replicate    DataReplicate       broker → datastore         request-id, name, targets
+    data-held         DataHeld            datastore → broker         node, entries
     data-free-space   DataFreeSpace       any → datastore            request-id
     data-free-space-reply DataFreeSpaceReply  datastore → requester  request-id, node, free, used,
                                                                      ?quota, items
@@ -69,6 +73,12 @@ acknowledged again with ``duplicate``) → ``job-state`` updates (queued, dispat
 ``<job-uuid>/result``) and a final ``job-state`` (done or failed). A query by name matches the
 name and its subkeys by path segment, or a ``prefix*`` pattern (:mod:`ucp_dtn.ucp.names`);
 a listing or a get is paged by an opaque ``cursor`` the datastore hands out.
+
+Replication (docs/disruption.md): a put may ask for ``replicas`` copies on distinct datastores.
+The datastore that stores a replicated datum tells the brokers (``data-held``); one broker plans
+where the missing copies go and asks a holder to make them (``data-replicate``), and the holder
+sends each copy as a ``data-put`` that keeps the original ``written-at`` and ``writer``, so every
+replica orders writes the same way (:mod:`ucp_dtn.ucp.versions`).
 """
 
 from __future__ import annotations
@@ -87,7 +97,7 @@ from ucp_dtn.wire_schema import Wire
 from ._wire import decode_payload, encode_payload
 from .capabilities import Capabilities
 from .errors import FieldError, MessageDecodeError, UcpUsageError
-from .job import JobInfo
+from .job import MAX_REPLICAS, JobInfo, check_replicas
 from .names import DataName, validate_name, validate_pattern
 
 __all__ = [
@@ -100,10 +110,12 @@ __all__ = [
     "DataFreeSpaceReply",
     "DataGet",
     "DataGetReply",
+    "DataHeld",
     "DataItem",
     "DataList",
     "DataListReply",
     "DataPut",
+    "DataReplicate",
     "DataReply",
     "DataStatus",
     "Heartbeat",
@@ -230,6 +242,8 @@ class _Checked:
     """Fields holding a data name or ``prefix*`` pattern (or ``None``)."""
     _EIDS: ClassVar[tuple[str, ...]] = ()
     """Fields holding endpoint ID text (or ``None``)."""
+    _FACTORS: ClassVar[tuple[str, ...]] = ()
+    """Fields holding a replication factor (or ``None``)."""
 
     def __post_init__(self) -> None:
         for attribute in self._NAMES:
@@ -252,6 +266,10 @@ class _Checked:
                 parse_eid(value)
             except BPv7Error as exc:
                 raise FieldError(attribute, exc.message) from None
+        for attribute in self._FACTORS:
+            value = getattr(self, attribute)
+            if value is not None:
+                check_replicas(value, attribute)
 
 
 class UcpMessage(_Checked):
@@ -300,6 +318,7 @@ class DataItem(_Checked):
     """One datum with its content (``data-get-reply``)."""
 
     _NAMES = ("name",)
+    _EIDS = ("writer",)
 
     name: DataName
     """The data name (no wildcard)."""
@@ -309,6 +328,8 @@ class DataItem(_Checked):
     """When it was written (the writer's clock); the newest write wins."""
     job_id: uuid.UUID | None = None
     """The job it belongs to, if any."""
+    writer: str | None = None
+    """Who wrote it (EID): with :attr:`written_at` it orders two writes of one name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,7 +337,8 @@ class DataEntry(_Checked):
     """One datum without its content (listings, broker sync)."""
 
     _NAMES = ("name",)
-    _EIDS = ("holder",)
+    _EIDS = ("holder", "writer")
+    _FACTORS = ("replicas",)
 
     name: DataName
     """The data name (no wildcard)."""
@@ -328,6 +350,12 @@ class DataEntry(_Checked):
     """The job it belongs to, if any."""
     holder: str | None = None
     """The datastore holding it (EID), when the sender knows."""
+    replicas: Annotated[int, Wire(min=1, max=MAX_REPLICAS)] = 1
+    """The replication factor it was stored with (copies wanted on distinct datastores)."""
+    writer: str | None = None
+    """Who wrote it (EID), when the sender knows: part of the write's version."""
+    digest: bytes | None = None
+    """SHA-256 of the value, when the sender knows: tells two versions apart."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,20 +406,32 @@ class NodeEntry(_Checked):
 
 
 @dataclass(frozen=True, slots=True)
-class SyncedJob:
+class SyncedJob(_Checked):
     """A job as one broker tells another (``broker-sync``)."""
+
+    _EIDS = ("taken_from",)
 
     status: JobStatusEntry
     """The job's state as the syncing broker last recorded it."""
     job: JobInfo | None = None
     """The job itself while it is not final, so the other broker can take it over if this one
     disappears; ``None`` for final jobs."""
+    inline_data: Mapping[DataName, bytes] = field(default_factory=dict)
+    """The submission's inline data, sent with the job while it is not final (once per peer),
+    so a broker taking the job over can dispatch it whole."""
+    taken_from: str | None = None
+    """The broker (EID) the syncing broker took the job over from: that broker, if it comes
+    back, leaves the job to this one."""
+
+    def __post_init__(self) -> None:
+        _Checked.__post_init__(self)
+        _freeze_inline_data(self)
 
 
 # -- jobs -------------------------------------------------------------------------------------
 
 
-def _freeze_inline_data(message: JobSubmission | JobDispatch) -> None:
+def _freeze_inline_data(message: JobSubmission | JobDispatch | SyncedJob) -> None:
     for name, data in message.inline_data.items():
         validate_name(name, f"inline_data[{name!r}]")
         if not isinstance(data, bytes):
@@ -563,10 +603,12 @@ class Heartbeat(UcpMessage):
 
 @dataclass(frozen=True, slots=True)
 class DataPut(UcpMessage):
-    """Store one datum (``data-put``); last write wins by ``written_at``."""
+    """Store one datum (``data-put``); last write wins by ``written_at`` (then writer, then
+    content: :mod:`ucp_dtn.ucp.versions`)."""
 
     _NAMES = ("name",)
-    _EIDS = ("reply_to",)
+    _EIDS = ("reply_to", "writer")
+    _FACTORS = ("replicas",)
     _WIRE_ORDER = ("request_id", "reply_to")
 
     KIND: ClassVar[str] = "data-put"
@@ -582,6 +624,12 @@ class DataPut(UcpMessage):
     """The job it belongs to (deleted with it)."""
     reply_to: str | None = None
     """Where the reply goes (EID); default: the bundle's source."""
+    replicas: Annotated[int | None, Wire(min=1, max=MAX_REPLICAS)] = None
+    """Copies wanted on distinct datastores; ``None``: the storing datastore's default for
+    the name (1 unless configured)."""
+    writer: str | None = None
+    """The original writer (EID) of a replica copy; ``None``: the requester (``reply_to``,
+    else the bundle's source) wrote it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -658,6 +706,9 @@ class DataList(UcpMessage):
     """Where to continue; ``None``: from the start."""
     reply_to: str | None = None
     """Where the reply goes (EID); default: the bundle's source."""
+    replicated: bool = False
+    """Only data stored with a replication factor above 1 (or replacing such a datum): what a
+    broker reads to see where replicas live."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -696,11 +747,64 @@ class DataDelete(UcpMessage):
     """With :attr:`job_id`: keep the job's result (``<job-uuid>/result``)."""
     reply_to: str | None = None
     """Where the reply goes (EID); default: the bundle's source."""
+    deleted_at: Annotated[float | None, Wire(key="at")] = None
+    """When the delete was made (the deleter's clock): it removes the writes older than
+    that, and later arrivals of them (a tombstone). ``None``: when the datastore receives it."""
 
     def __post_init__(self) -> None:
         UcpMessage.__post_init__(self)
         if (self.name is None) == (self.job_id is None):
             raise UcpUsageError("data-delete needs exactly one of name and job_id")
+
+
+@dataclass(frozen=True, slots=True)
+class DataReplicate(UcpMessage):
+    """A broker asks a datastore holding ``name`` to copy it to other datastores
+    (``data-replicate``): to restore its replication factor, or to bring a replica holding an
+    older write up to date. The copies leave paced (docs/disruption.md); the datastore answers
+    with a ``data-reply`` counting the copies it queued (``not-found`` if it no longer holds
+    the datum)."""
+
+    _NAMES = ("name",)
+    _EIDS = ("reply_to",)
+    _WIRE_ORDER = ("request_id", "reply_to")
+
+    KIND: ClassVar[str] = "data-replicate"
+    request_id: int
+    """The requester's id, echoed in the reply."""
+    name: DataName
+    """The datum to copy (no wildcard)."""
+    targets: tuple[str, ...]
+    """The datastores to copy it to (``…/ucp/datastore`` EIDs)."""
+    reply_to: str | None = None
+    """Where the reply goes (EID); default: the bundle's source."""
+
+    def __post_init__(self) -> None:
+        UcpMessage.__post_init__(self)
+        if not self.targets:
+            raise FieldError("targets", "must name at least one datastore")
+        for index, target in enumerate(self.targets):
+            if not isinstance(target, str):
+                raise FieldError(f"targets[{index}]", "must be EID text")
+            try:
+                parse_eid(target)
+            except BPv7Error as exc:
+                raise FieldError(f"targets[{index}]", exc.message) from None
+
+
+@dataclass(frozen=True, slots=True)
+class DataHeld(UcpMessage):
+    """A datastore tells the brokers which replicated data it now holds (``data-held``): sent
+    after it stored a datum whose replication factor is above 1 (or a copy of one), so the
+    broker that plans replicas need not wait for its next listing."""
+
+    _EIDS = ("node",)
+
+    KIND: ClassVar[str] = "data-held"
+    node: str
+    """The datastore (``…/ucp/datastore`` EID)."""
+    entries: Annotated[tuple[DataEntry, ...], Wire(always=True)] = ()
+    """The data, each with its factor, writer and digest (its version)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -815,6 +919,8 @@ Message = (
     | DataList
     | DataListReply
     | DataDelete
+    | DataReplicate
+    | DataHeld
     | DataFreeSpace
     | DataFreeSpaceReply
     | StatusQuery

@@ -61,6 +61,9 @@ class Upload:
     job: str | None = None
     """The job it was declared for (a large file of the job, or a REC ``[jobs.data]`` entry);
     ``None`` for the plan's own named data."""
+    replicas: int | None = None
+    """Its replication factor (copies on distinct datastores); ``None``: the datastores'
+    default for the name."""
 
     def read(self) -> bytes:
         """The content (reads :attr:`file`; may raise :class:`OSError`)."""

@@ -9,9 +9,11 @@ A plan is a TOML document with up to four top-level keys::
 
 A data source is a file name (relative to the plan) or a table with exactly one of ``file``,
 ``text`` (inline UTF-8 text) or ``dir`` (every file below a directory; the name must then be a
-``prefix*`` pattern). Job keys: ``wasm`` (required), ``stdin``, ``files``, ``inputs``, ``dirs``,
-``args``, ``env``, ``results``, ``named_results``, ``requires``, ``limits``, ``after``,
-``result_address``, ``stdout``, ``stderr``.
+``prefix*`` pattern), and optionally ``replicas``. Job keys: ``wasm`` (required), ``stdin``,
+``files``, ``inputs``, ``dirs``, ``args``, ``env``, ``results``, ``named_results``,
+``requires``, ``limits``, ``after``, ``result_address``, ``stdout``, ``stderr``, ``replicas``
+(the replication factor of what the job uploads and stores). ``[defaults] replicas`` applies to
+every job and every ``[data]`` entry without its own.
 """
 
 from __future__ import annotations
@@ -57,9 +59,10 @@ JOB_KEYS = (
     "result_address",
     "stdout",
     "stderr",
+    "replicas",
 )
 """Keys allowed in a job table."""
-_DEFAULT_KEYS = ("result_address", "env", "limits", "requires")
+_DEFAULT_KEYS = ("result_address", "env", "limits", "requires", "replicas")
 _LIMIT_KEYS = ("fuel", "time", "memory")
 _REQUIRE_KEYS = (
     "memory",
@@ -93,7 +96,7 @@ def _merge(defaults: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _upload_data(reader: PlanReader, document: dict[str, Any]) -> None:
+def _upload_data(reader: PlanReader, document: dict[str, Any], default: int | None) -> None:
     data = reader.table(document.get("data", {}), job=None, field="data")
     for name, source in data.items():
         field = f"data[{name!r}]"
@@ -101,8 +104,11 @@ def _upload_data(reader: PlanReader, document: dict[str, Any]) -> None:
             validate_pattern(name, field)
         if isinstance(source, str):
             source = {"file": source}
-        table = reader.table(source, job=None, field=field)
-        reader.check_keys(table, ("file", "text", "dir"), job=None, prefix=field + ".")
+        table = dict(reader.table(source, job=None, field=field))
+        reader.check_keys(table, ("file", "text", "dir", "replicas"), job=None, prefix=field + ".")
+        replicas = default
+        if "replicas" in table:
+            replicas = reader.replicas(table.pop("replicas"), job=None, field=f"{field}.replicas")
         if len(table) != 1:
             raise reader.error("needs exactly one of file, text or dir", field=field)
         ((kind, value),) = table.items()
@@ -114,10 +120,12 @@ def _upload_data(reader: PlanReader, document: dict[str, Any]) -> None:
             )
         if kind == "text":
             encoded = text.encode()
-            reader.add_upload(Upload(name, len(encoded), data=encoded), field=field)
+            upload = Upload(name, len(encoded), data=encoded, replicas=replicas)
+            reader.add_upload(upload, field=field)
         elif kind == "file":
             path = reader.resolve_file(text, job=None, field=f"{field}.file")
-            reader.add_upload(Upload(name, path.stat().st_size, file=path), field=field)
+            upload = Upload(name, path.stat().st_size, file=path, replicas=replicas)
+            reader.add_upload(upload, field=field)
         else:
             root = reader.resolve_dir(text, job=None, field=f"{field}.dir")
             prefix = wildcard_prefix(name)
@@ -125,11 +133,18 @@ def _upload_data(reader: PlanReader, document: dict[str, Any]) -> None:
                 target = prefix + path.relative_to(root).as_posix()
                 with reader.at(job=None, field=field):
                     validate_name(target, field)
-                reader.add_upload(Upload(target, path.stat().st_size, file=path), field=field)
+                upload = Upload(target, path.stat().st_size, file=path, replicas=replicas)
+                reader.add_upload(upload, field=field)
 
 
 def _source(
-    reader: PlanReader, value: object, upload_name: str, *, job: str, field: str
+    reader: PlanReader,
+    value: object,
+    upload_name: str,
+    *,
+    job: str,
+    field: str,
+    replicas: int | None,
 ) -> DataSource:
     if isinstance(value, str):
         value = {"file": value}
@@ -143,9 +158,11 @@ def _source(
         with reader.at(job=job, field=f"{field}.name"):
             return DataRef(validate_name(text))
     if kind == "text":
-        return reader.bytes_source(text.encode(), upload_name, job=job, field=field)
+        return reader.bytes_source(
+            text.encode(), upload_name, job=job, field=field, replicas=replicas
+        )
     path = reader.resolve_file(text, job=job, field=f"{field}.file")
-    return reader.file_source(path, upload_name, job=job, field=field)
+    return reader.file_source(path, upload_name, job=job, field=field, replicas=replicas)
 
 
 def _limits(reader: PlanReader, value: object, *, job: str) -> Limits:
@@ -218,12 +235,26 @@ def _job(reader: PlanReader, name: str, value: object, defaults: dict[str, Any])
         raise reader.error("is missing (the WebAssembly module to run)", job=name, field="wasm")
     job_id = reader.new_id()
     fields: dict[str, Any] = {"job_id": job_id, "name": name}
+    replicas = None
+    if "replicas" in table:
+        replicas = reader.replicas(table["replicas"], job=name, field="replicas")
+        fields["replicas"] = replicas
     fields["wasm"] = _source(
-        reader, table["wasm"], job_name(job_id, "wasm"), job=name, field="wasm"
+        reader,
+        table["wasm"],
+        job_name(job_id, "wasm"),
+        job=name,
+        field="wasm",
+        replicas=replicas,
     )
     if "stdin" in table:
         fields["stdin"] = _source(
-            reader, table["stdin"], job_name(job_id, "stdin"), job=name, field="stdin"
+            reader,
+            table["stdin"],
+            job_name(job_id, "stdin"),
+            job=name,
+            field="stdin",
+            replicas=replicas,
         )
     files: dict[str, DataSource] = {}
     file_table = reader.table(table.get("files", {}), job=name, field="files")
@@ -232,7 +263,12 @@ def _job(reader: PlanReader, name: str, value: object, defaults: dict[str, Any])
         with reader.at(job=name, field=where):
             validate_path(path, where)
         files[path] = _source(
-            reader, source, job_name(job_id, "files", str(index)), job=name, field=where
+            reader,
+            source,
+            job_name(job_id, "files", str(index)),
+            job=name,
+            field=where,
+            replicas=replicas,
         )
     fields["job_data"] = files
     fields["inputs"] = _pairs(reader, table.get("inputs", {}), job=name, field="inputs")
@@ -277,7 +313,12 @@ def parse_ucp_plan(reader: PlanReader, document: dict[str, Any]) -> list[DraftJo
         )
     defaults = reader.table(document.get("defaults", {}), job=None, field="defaults")
     reader.check_keys(defaults, _DEFAULT_KEYS, job=None, prefix="defaults.")
-    _upload_data(reader, document)
+    default_replicas = None
+    if "replicas" in defaults:
+        default_replicas = reader.replicas(
+            defaults["replicas"], job=None, field="defaults.replicas"
+        )
+    _upload_data(reader, document, default_replicas)
     jobs = reader.table(document.get("jobs", {}), job=None, field="jobs")
     if not jobs:
         raise reader.error("the plan has no jobs ([jobs.<name>] tables)", field="jobs")

@@ -3,6 +3,7 @@ network."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import uuid
 from pathlib import Path
@@ -225,16 +226,20 @@ def test_foreign_jobs_merge_newest_first_and_never_replace_own_ones() -> None:
     def synced(n: int, state: JobStatus, at: float) -> SyncedJob:
         return SyncedJob(JobStatusEntry(job_id=uuid.UUID(int=n), state=state, updated_at=at))
 
-    became_final = book.merge_foreign(
-        "dtn://o/ucp/broker",
-        [synced(1, JobStatus.FAILED, 9.0), synced(2, JobStatus.QUEUED, 5.0)],
+    contested_entry = synced(1, JobStatus.FAILED, 9.0)
+    became_final, contested = book.merge_foreign(
+        "dtn://o/ucp/broker", [contested_entry, synced(2, JobStatus.QUEUED, 5.0)]
     )
-    assert became_final == []
+    assert became_final == [] and contested == [contested_entry]
     assert book.state_of(uuid.UUID(int=1)) == JobStatus.QUEUED
-    assert book.merge_foreign("dtn://o/ucp/broker", [synced(2, JobStatus.FAILED, 4.0)]) == []
-    assert book.merge_foreign("dtn://o/ucp/broker", [synced(2, JobStatus.DONE, 6.0)]) == [
-        uuid.UUID(int=2)
-    ]
+    assert book.merge_foreign("dtn://o/ucp/broker", [synced(2, JobStatus.FAILED, 4.0)]) == (
+        [],
+        [],
+    )
+    assert book.merge_foreign("dtn://o/ucp/broker", [synced(2, JobStatus.DONE, 6.0)]) == (
+        [uuid.UUID(int=2)],
+        [],
+    )
     assert book.foreign_count == 1
     waiting = record(job(3, after=(uuid.UUID(int=2),)))
     book.put(waiting)
@@ -325,6 +330,31 @@ def test_journal_round_trip(tmp_path: Path, in_memory: bool) -> None:
         reopened.close()
 
 
+def test_a_version_1_journal_is_upgraded_and_keeps_its_jobs(tmp_path: Path) -> None:
+    journal = BrokerJournal.open(tmp_path)
+    journal.put_jobs([record(job(1))])
+    journal.close()
+    db = sqlite3.connect(tmp_path / "broker.db")
+    db.executescript(
+        "ALTER TABLE jobs DROP COLUMN taken_from; DROP TABLE datastores; DROP TABLE brokers;"
+        "UPDATE meta SET value = 1 WHERE key = 'schema';"
+    )
+    db.close()
+    journal = BrokerJournal.open(tmp_path)
+    try:
+        [loaded] = journal.load().jobs
+        assert loaded.job_id == job(1).job_id and loaded.taken_from is None
+        journal.put_jobs([dataclasses.replace(loaded, taken_from="dtn://o/ucp/broker")])
+        journal.put_datastores([("dtn://d/", 5.0), ("dtn://d/", 3.0)])
+        journal.put_brokers([("dtn://o/ucp/broker", 1.0)])
+        contents = journal.load()
+        assert contents.jobs[0].taken_from == "dtn://o/ucp/broker"
+        assert contents.datastores == (("dtn://d/", 5.0),)
+        assert contents.brokers == ("dtn://o/ucp/broker",)
+    finally:
+        journal.close()
+
+
 def test_journal_refuses_another_schema_and_skips_undecodable_rows(tmp_path: Path) -> None:
     journal = BrokerJournal.open(tmp_path)
     journal.put_jobs([record(job(1)), record(job(2))])
@@ -340,5 +370,5 @@ def test_journal_refuses_another_schema_and_skips_undecodable_rows(tmp_path: Pat
     db.execute("UPDATE meta SET value = 99")
     db.commit()
     db.close()
-    with pytest.raises(RuntimeError, match="schema 99, expected 1"):
+    with pytest.raises(RuntimeError, match="schema 99, expected 2"):
         BrokerJournal.open(tmp_path)

@@ -10,10 +10,19 @@ import pytest
 
 from ucp_dtn.agent import BundleNode, NodeConfig
 from ucp_dtn.roles.broker import ForeignJob, JobRecord
-from ucp_dtn.roles.broker.redeploy import adopted, is_current, requeue, stranded_jobs
+from ucp_dtn.roles.broker.redeploy import (
+    RestartHold,
+    adopted,
+    is_current,
+    keeps_job,
+    orphaned_jobs,
+    requeue,
+    stranded_jobs,
+    takeover_wait,
+)
 from ucp_dtn.roles.directory import BrokerDirectory
 from ucp_dtn.roles.settings import RoleSettings
-from ucp_dtn.ucp import InlineData, JobInfo, JobStatus, JobStatusEntry, JobSubmission
+from ucp_dtn.ucp import InlineData, JobInfo, JobStatus, JobStatusEntry, JobSubmission, SyncedJob
 
 WASM = InlineData(b"\0asm\x01\0\0\0")
 
@@ -128,6 +137,94 @@ def test_a_dispatched_foreign_job_is_adopted_as_it_was() -> None:
 )
 def test_foreign_jobs_that_cannot_be_adopted(job: ForeignJob) -> None:
     assert adopted(job, sequence=1) is None
+
+
+def test_a_queued_foreign_job_is_adopted_with_its_inline_data_and_whom_it_came_from() -> None:
+    queued = foreign(JobStatus.QUEUED)
+    queued = ForeignJob(queued.broker, queued.status, queued.job, inline_data={"cfg": b"7"})
+    taken = adopted(queued, sequence=3, now=80.0)
+    assert taken is not None and taken.state == JobStatus.QUEUED
+    assert dict(taken.submission.inline_data) == {"cfg": b"7"}
+    assert taken.taken_from == "dtn://old/ucp/broker" and taken.updated_at == 80.0
+    # Its syncs carry the job whole again, and say where it came from.
+    synced = taken.synced()
+    assert synced.job == taken.job and dict(synced.inline_data) == {"cfg": b"7"}
+    assert synced.taken_from == "dtn://old/ucp/broker"
+    assert not record(1, JobStatus.DONE).synced().inline_data
+
+
+def test_orphaned_jobs_are_the_unfinished_ones_of_brokers_gone_too_long() -> None:
+    gone = {"dtn://old/ucp/broker": 100.0}
+    jobs = [foreign(JobStatus.QUEUED), foreign(JobStatus.DONE), foreign(JobStatus.RUNNING)]
+    found = orphaned_jobs(jobs, lambda broker: gone.get(broker, 0.0), 30.0)
+    assert [job.status.state for job in found] == [JobStatus.QUEUED, JobStatus.RUNNING]
+    assert orphaned_jobs(jobs, lambda broker: 20.0, 30.0) == []
+
+
+def test_the_smallest_live_broker_takes_over_first_the_others_a_round_later_each() -> None:
+    live = ["dtn://b/", "dtn://c/"]
+    assert takeover_wait(live, "dtn://b/", 30.0, 15.0) == 30.0
+    assert takeover_wait(live, "dtn://c/", 30.0, 15.0) == 45.0
+    assert takeover_wait([], "dtn://z/", 30.0, 15.0) == 30.0
+
+
+def synced_entry(state: JobStatus, taken_from: str | None = None) -> SyncedJob:
+    return SyncedJob(
+        JobStatusEntry(job_id=uuid.UUID(int=1), state=state, updated_at=9.0), taken_from=taken_from
+    )
+
+
+A, B = "dtn://a/ucp/broker", "dtn://b/ucp/broker"
+
+
+@pytest.mark.parametrize(
+    ("own", "other", "a_keeps"),
+    [
+        # b took the job over from a: b keeps it, whatever their names.
+        (record(1, JobStatus.QUEUED), synced_entry(JobStatus.QUEUED, taken_from=A), False),
+        # a's record is final: it keeps it (the first result won there).
+        (record(1, JobStatus.DONE), synced_entry(JobStatus.QUEUED, taken_from=A), True),
+        (record(1, JobStatus.QUEUED), synced_entry(JobStatus.DONE), False),
+        # a took it over from b.
+        (record(1, JobStatus.QUEUED, taken_from=B), synced_entry(JobStatus.QUEUED), True),
+        # Both took it over from a third broker: the smaller EID keeps it.
+        (
+            record(1, JobStatus.QUEUED, taken_from="dtn://c/ucp/broker"),
+            synced_entry(JobStatus.QUEUED, taken_from="dtn://c/ucp/broker"),
+            True,
+        ),
+    ],
+)
+def test_exactly_one_of_two_owners_keeps_a_job(
+    own: JobRecord, other: SyncedJob, a_keeps: bool
+) -> None:
+    assert keeps_job(own, A, other, B) is a_keeps
+    # The other side decides the same (its own record mirrors ours).
+    mirrored_own = JobRecord(
+        submission=own.submission,
+        client=own.client,
+        sequence=1,
+        state=other.status.state,
+        submitted_at=0.0,
+        updated_at=9.0,
+        taken_from=other.taken_from,
+    )
+    mirrored_other = SyncedJob(own.status_entry(), taken_from=own.taken_from)
+    assert keeps_job(mirrored_own, B, mirrored_other, A) is not a_keeps
+
+
+def test_a_restart_hold_ends_when_every_remembered_broker_synced_or_in_time() -> None:
+    jobs = [uuid.UUID(int=1), uuid.UUID(int=2)]
+    hold = RestartHold(jobs, ["dtn://b/ucp/broker", "dtn://c/ucp/broker"], until=100.0)
+    assert hold.holds(jobs[0]) and len(hold) == 2
+    hold.heard("dtn://b/ucp/broker")
+    hold.discard(jobs[1])  # handed back to the broker that took it over
+    assert hold.release(50.0) == 0 and hold.holds(jobs[0])
+    hold.heard("dtn://c/ucp/broker")
+    assert hold.release(50.0) == 1 and not hold.holds(jobs[0])
+    late = RestartHold(jobs, ["dtn://gone/ucp/broker"], until=100.0)
+    assert late.release(100.0) == 2
+    assert not RestartHold(jobs, [], until=100.0).holds(jobs[0])  # never had peers: no hold
 
 
 # -- where an executor reports: the dispatching broker while reachable, else its successor ---

@@ -7,6 +7,7 @@ import uuid
 from hypothesis import strategies as st
 
 from ucp_dtn.ucp import (
+    MAX_REPLICAS,
     BrokerSync,
     Capabilities,
     DataDelete,
@@ -15,11 +16,13 @@ from ucp_dtn.ucp import (
     DataFreeSpaceReply,
     DataGet,
     DataGetReply,
+    DataHeld,
     DataItem,
     DataList,
     DataListReply,
     DataPut,
     DataRef,
+    DataReplicate,
     DataReply,
     Heartbeat,
     InlineData,
@@ -59,6 +62,8 @@ texts = st.text(max_size=20)
 blobs = st.binary(max_size=40)
 uints = st.integers(0, 2**64 - 1)
 
+factors = st.integers(1, MAX_REPLICAS)
+digests = st.none() | st.binary(min_size=32, max_size=32)
 sources = st.one_of(st.builds(InlineData, blobs), st.builds(DataRef, names))
 extra = st.dictionaries(
     st.text("abcdef_", min_size=1, max_size=6),
@@ -145,6 +150,7 @@ def job_infos(draw: st.DrawFn) -> JobInfo:
         ),
         stdout_path=draw(st.none() | paths),
         stderr_path=draw(st.none() | paths),
+        replicas=draw(st.none() | factors),
     )
 
 
@@ -163,7 +169,17 @@ status_entries = st.builds(
     attempts=uints,
     result_ref=st.none() | names,
 )
-data_entries = st.builds(DataEntry, names, uints, times, st.none() | uuids, st.none() | eids)
+data_entries = st.builds(
+    DataEntry,
+    names,
+    uints,
+    times,
+    st.none() | uuids,
+    st.none() | eids,
+    factors,
+    st.none() | eids,
+    digests,
+)
 request_ids = uints
 
 message_strategies: tuple[st.SearchStrategy[UcpMessage], ...] = (
@@ -203,16 +219,27 @@ message_strategies: tuple[st.SearchStrategy[UcpMessage], ...] = (
         store_free=st.none() | uints,
         store_used=st.none() | uints,
     ),
-    st.builds(DataPut, request_ids, names, blobs, times, st.none() | uuids, st.none() | eids),
+    st.builds(
+        DataPut,
+        request_ids,
+        names,
+        blobs,
+        times,
+        st.none() | uuids,
+        st.none() | eids,
+        st.none() | factors,
+        st.none() | eids,
+    ),
     st.builds(DataReply, request_ids, status_codes, texts, uints),
     st.builds(DataGet, request_ids, patterns, st.none() | texts, uints, st.none() | eids),
     st.builds(
         DataGetReply,
         request_ids,
         status_codes,
-        st.lists(st.builds(DataItem, names, blobs, times, st.none() | uuids), max_size=3).map(
-            tuple
-        ),
+        st.lists(
+            st.builds(DataItem, names, blobs, times, st.none() | uuids, st.none() | eids),
+            max_size=3,
+        ).map(tuple),
         st.none() | texts,
         texts,
     ),
@@ -224,6 +251,7 @@ message_strategies: tuple[st.SearchStrategy[UcpMessage], ...] = (
         uints,
         st.none() | texts,
         st.none() | eids,
+        st.booleans(),
     ),
     st.builds(
         DataListReply,
@@ -234,9 +262,23 @@ message_strategies: tuple[st.SearchStrategy[UcpMessage], ...] = (
         texts,
     ),
     st.one_of(
-        st.builds(DataDelete, request_ids, name=patterns, keep_result=st.booleans()),
+        st.builds(
+            DataDelete,
+            request_ids,
+            name=patterns,
+            keep_result=st.booleans(),
+            deleted_at=st.none() | times,
+        ),
         st.builds(DataDelete, request_ids, job_id=uuids, keep_result=st.booleans()),
     ),
+    st.builds(
+        DataReplicate,
+        request_ids,
+        names,
+        st.lists(eids, min_size=1, max_size=3).map(tuple),
+        st.none() | eids,
+    ),
+    st.builds(DataHeld, eids, st.lists(data_entries, max_size=3).map(tuple)),
     st.builds(DataFreeSpace, request_ids, st.none() | eids),
     st.builds(DataFreeSpaceReply, request_ids, eids, uints, uints, uints, st.none() | uints),
     st.builds(
@@ -263,9 +305,12 @@ message_strategies: tuple[st.SearchStrategy[UcpMessage], ...] = (
         uints,
         times,
         st.booleans(),
-        st.lists(st.builds(SyncedJob, status_entries, st.none() | job_infos()), max_size=2).map(
-            tuple
-        ),
+        st.lists(
+            st.builds(
+                SyncedJob, status_entries, st.none() | job_infos(), inline_data, st.none() | eids
+            ),
+            max_size=2,
+        ).map(tuple),
         st.lists(data_entries, max_size=2).map(tuple),
     ),
 )

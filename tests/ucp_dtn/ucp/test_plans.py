@@ -134,6 +134,44 @@ def test_large_job_files_become_uploads_under_the_job(tmp_path: Path) -> None:
     assert plan.uploads[0].file == tmp_path / "big.wasm"
 
 
+def test_replication_factors_of_data_jobs_and_defaults(tmp_path: Path) -> None:
+    (tmp_path / "a.wav").write_bytes(b"a")
+    (tmp_path / "big.wasm").write_bytes(b"w" * 100)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "m.bin").write_bytes(b"m")
+    plan = load_text(
+        tmp_path,
+        """
+        [defaults]
+        replicas = 2
+
+        [data]
+        "survey/a.wav" = { file = "a.wav", replicas = 3 }
+        "config/t" = { text = "0.7" }
+        "models/*" = { dir = "models", replicas = 1 }
+
+        [jobs.kept]
+        wasm = "big.wasm"
+        replicas = 3
+
+        [jobs.plain]
+        wasm = { name = "modules/x" }
+        """,
+        inline_limit=50,
+    )
+    factors = {u.name: u.replicas for u in plan.uploads}
+    kept = plan.job("kept").info
+    assert factors == {
+        "survey/a.wav": 3,
+        "config/t": 2,
+        "models/m.bin": 1,
+        f"{kept.job_id}/wasm": 3,  # a large file of the job: the job's factor
+    }
+    assert kept.replicas == 3 and plan.job("plain").info.replicas == 2
+    without = load_text(tmp_path, '[data]\nx = "a.wav"\n[jobs.j]\nwasm = { name = "m" }\n')
+    assert without.uploads[0].replicas is None and without.jobs[0].info.replicas is None
+
+
 def test_jobs_without_dependencies_run_in_one_wave(tmp_path: Path) -> None:
     plan = load_text(
         tmp_path,
@@ -316,6 +354,12 @@ UCP_ERRORS = [
     ("[data]\n'x/*' = { file = 'w.wasm' }\n[jobs.a]\nwasm = 'w.wasm'", r"'data\['x/\*'\]': a dir"),
     ("[data]\n'x/*' = { dir = 'nope' }\n[jobs.a]\nwasm = 'w.wasm'", r"'nope' is not a directory"),
     ("[data]\nx = {}\n[jobs.a]\nwasm = 'w.wasm'", r"field 'data\['x'\]': needs exactly one of"),
+    (
+        "[data]\nx = { file = 'w.wasm', replicas = 0 }\n[jobs.a]\nwasm = 'w.wasm'",
+        r"field 'data\['x'\].replicas': must be a whole number from 1 to 16, got 0",
+    ),
+    ("[jobs.a]\nwasm = 'w.wasm'\nreplicas = '2'", r"job 'a': field 'replicas': must be a whole"),
+    ("[defaults]\nreplicas = 17\n[jobs.a]\nwasm = 'w.wasm'", r"field 'defaults.replicas': must"),
     (
         "[data]\nx = 'w.wasm'\n[jobs.a]\nwasm = 'w.wasm'\nnamed_results = { o = 'x' }",
         r"job 'a': field 'named_results': publishes 'x', which the plan also uploads as 'x'",

@@ -23,11 +23,13 @@ from ucp_dtn.ucp import (
     DataFreeSpaceReply,
     DataGet,
     DataGetReply,
+    DataHeld,
     DataItem,
     DataList,
     DataListReply,
     DataPut,
     DataRef,
+    DataReplicate,
     DataReply,
     DataStatus,
     Heartbeat,
@@ -63,6 +65,7 @@ EXECUTOR = "dtn://exec-1/ucp/executor"
 CLIENT = "dtn://laptop-7/ucp/client"
 DATASTORE = "dtn://store-2/ucp/datastore"
 AT = 1_700_000_000.5
+DIGEST = bytes(range(32))
 
 MINIMAL_JOB = JobInfo(job_id=JOB_ID, wasm=InlineData(b"\0asm\1\0\0\0"))
 FULL_JOB = JobInfo(
@@ -580,6 +583,129 @@ PINNED_MESSAGES = [
         "656c7465722d332f7563702f62726f6b65726873657175656e6365066773656e742d61"
         "74fb41d954fc402000006466756c6cf4646a6f627380646461746180",
         id="broker-sync-minimal",
+    ),
+    # Optional fields added for replication and broker takeover (issue #14): older peers
+    # ignore them, and a message that leaves them out is the same bytes as before.
+    pytest.param(
+        DataPut(19, "survey/a.wav", b"RIFF", AT, reply_to=DATASTORE, replicas=2, writer=CLIENT),
+        "a9617601617468646174612d7075746a726571756573742d696413687265706c792d74"
+        "6f781b64746e3a2f2f73746f72652d322f7563702f6461746173746f7265646e616d65"
+        "6c7375727665792f612e77617664646174614452494646626174fb41d954fc40200000"
+        "687265706c696361730266777269746572781964746e3a2f2f6c6170746f702d372f75"
+        "63702f636c69656e74",
+        id="data-put-replicated",
+    ),
+    pytest.param(
+        DataList(20, replicated=True),
+        "a5617601617469646174612d6c6973746a726571756573742d69641469706167652d73"
+        "697a651903e86a7265706c696361746564f5",
+        id="data-list-replicated",
+    ),
+    pytest.param(
+        DataListReply(
+            20,
+            DataStatus.OK,
+            entries=(
+                DataEntry(
+                    "survey/a.wav",
+                    4,
+                    AT,
+                    holder=DATASTORE,
+                    replicas=2,
+                    writer=CLIENT,
+                    digest=DIGEST,
+                ),
+            ),
+        ),
+        "a561760161746f646174612d6c6973742d7265706c796a726571756573742d69641466"
+        "7374617475730067656e747269657381a7646e616d656c7375727665792f612e776176"
+        "6473697a6504626174fb41d954fc4020000066686f6c646572781b64746e3a2f2f7374"
+        "6f72652d322f7563702f6461746173746f7265687265706c6963617302667772697465"
+        "72781964746e3a2f2f6c6170746f702d372f7563702f636c69656e7466646967657374"
+        "5820000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+        id="data-list-reply-versions",
+    ),
+    pytest.param(
+        DataDelete(21, name="survey/a.wav", reply_to=CLIENT, deleted_at=AT),
+        "a761760161746b646174612d64656c6574656a726571756573742d696415687265706c"
+        "792d746f781964746e3a2f2f6c6170746f702d372f7563702f636c69656e74646e616d"
+        "656c7375727665792f612e7761766b6b6565702d726573756c74f5626174fb41d954fc"
+        "40200000",
+        id="data-delete-at",
+    ),
+    pytest.param(
+        DataReplicate(
+            22,
+            "survey/a.wav",
+            ("dtn://store-3/ucp/datastore", "dtn://store-4/ucp/datastore"),
+            reply_to=BROKER,
+        ),
+        "a661760161746e646174612d7265706c69636174656a726571756573742d6964166872"
+        "65706c792d746f781a64746e3a2f2f7368656c7465722d332f7563702f62726f6b6572"
+        "646e616d656c7375727665792f612e776176677461726765747382781b64746e3a2f2f"
+        "73746f72652d332f7563702f6461746173746f7265781b64746e3a2f2f73746f72652d"
+        "342f7563702f6461746173746f7265",
+        id="data-replicate-full",
+    ),
+    pytest.param(
+        DataReplicate(23, "survey/a.wav", ("dtn://store-3/ucp/datastore",)),
+        "a561760161746e646174612d7265706c69636174656a726571756573742d696417646e"
+        "616d656c7375727665792f612e776176677461726765747381781b64746e3a2f2f7374"
+        "6f72652d332f7563702f6461746173746f7265",
+        id="data-replicate-minimal",
+    ),
+    pytest.param(
+        DataHeld(
+            DATASTORE,
+            (DataEntry("survey/a.wav", 4, AT, replicas=2, writer=CLIENT, digest=DIGEST),),
+        ),
+        "a4617601617469646174612d68656c64646e6f6465781b64746e3a2f2f73746f72652d"
+        "322f7563702f6461746173746f726567656e747269657381a6646e616d656c73757276"
+        "65792f612e7761766473697a6504626174fb41d954fc40200000687265706c69636173"
+        "0266777269746572781964746e3a2f2f6c6170746f702d372f7563702f636c69656e74"
+        "666469676573745820000102030405060708090a0b0c0d0e0f10111213141516171819"
+        "1a1b1c1d1e1f",
+        id="data-held-full",
+    ),
+    pytest.param(
+        DataHeld(DATASTORE),
+        "a4617601617469646174612d68656c64646e6f6465781b64746e3a2f2f73746f72652d"
+        "322f7563702f6461746173746f726567656e747269657380",
+        id="data-held-minimal",
+    ),
+    pytest.param(
+        DataGetReply(
+            24, DataStatus.OK, items=(DataItem("survey/a.wav", b"RIFF", AT, writer=CLIENT),)
+        ),
+        "a561760161746e646174612d6765742d7265706c796a726571756573742d6964181866"
+        "73746174757300656974656d7381a4646e616d656c7375727665792f612e7761766464"
+        "6174614452494646626174fb41d954fc4020000066777269746572781964746e3a2f2f"
+        "6c6170746f702d372f7563702f636c69656e74",
+        id="data-get-reply-writer",
+    ),
+    pytest.param(
+        BrokerSync(
+            BROKER,
+            7,
+            AT,
+            jobs=(
+                SyncedJob(
+                    JobStatusEntry(JOB_ID, JobStatus.QUEUED, AT),
+                    JobInfo(job_id=JOB_ID, wasm=DataRef("modules/echo"), replicas=2),
+                    inline_data={"cfg/a": b"x"},
+                    taken_from="dtn://shelter-1/ucp/broker",
+                ),
+            ),
+        ),
+        "a861760161746b62726f6b65722d73796e636662726f6b6572781a64746e3a2f2f7368"
+        "656c7465722d332f7563702f62726f6b65726873657175656e6365076773656e742d61"
+        "74fb41d954fc402000006466756c6cf4646a6f627381a466737461747573a3666a6f62"
+        "2d6964501234567812345678123456781234567865737461746500626174fb41d954fc"
+        "40200000636a6f62a36269645012345678123456781234567812345678647761736d6c"
+        "6d6f64756c65732f6563686f687265706c69636173026b696e6c696e652d64617461a1"
+        "656366672f6141786a74616b656e2d66726f6d781a64746e3a2f2f7368656c7465722d"
+        "312f7563702f62726f6b6572646461746180",
+        id="broker-sync-takeover",
     ),
 ]
 

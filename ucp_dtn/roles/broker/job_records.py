@@ -10,7 +10,8 @@ result can be delivered again if the broker stopped half-way through delivering 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from ...ucp.job import JobInfo
 from ...ucp.messages import JobResult, JobStatus, JobStatusEntry, JobSubmission, SyncedJob
@@ -66,6 +67,8 @@ class JobRecord:
     result_delivered: bool = False
     """Whether the result has been handed on (stored, forwarded, dependents released); a result
     that arrived but was not handed on before a crash is handed on after the restart."""
+    taken_from: str | None = None
+    """The broker (EID) this one took the job over from, when it did (docs/disruption.md)."""
 
     @property
     def job(self) -> JobInfo:
@@ -103,8 +106,16 @@ class JobRecord:
         )
 
     def synced(self) -> SyncedJob:
-        """The record as a broker sync carries it (with the job while it is not final)."""
-        return SyncedJob(status=self.status_entry(), job=None if self.final else self.job)
+        """The record as a broker sync carries it: while it is not final with the job and its
+        inline data, so that another broker can run it if this one is lost."""
+        if self.final:
+            return SyncedJob(status=self.status_entry(), taken_from=self.taken_from)
+        return SyncedJob(
+            status=self.status_entry(),
+            job=self.job,
+            inline_data=self.submission.inline_data,
+            taken_from=self.taken_from,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +128,10 @@ class ForeignJob:
     """Its state there."""
     job: JobInfo | None = None
     """The job, while it is not final (for a takeover if that broker disappears)."""
+    inline_data: Mapping[DataName, bytes] = field(default_factory=dict)
+    """The submission's inline data, while it is not final."""
+    taken_from: str | None = None
+    """The broker the owner took the job over from, if it did."""
 
     @property
     def final(self) -> bool:

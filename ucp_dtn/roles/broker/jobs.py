@@ -8,6 +8,10 @@ this queued job run yet? (:meth:`JobBook.verdict`): a job is runnable when every
 otherwise it waits. An ``after`` job this broker does not own may be known from another
 broker's sync and counts the same. Every change gets a change number so that a broker sync can
 carry only what changed.
+
+A job can be owned by two brokers at once: one took it over while the other was away, and the
+other came back (:mod:`.redeploy` decides which keeps it). :meth:`JobBook.merge_foreign` hands
+such *contested* jobs back to the broker instead of taking them in.
 """
 
 from __future__ import annotations
@@ -133,29 +137,60 @@ class JobBook:
         foreign = self._foreign.get(job_id)
         return None if foreign is None else foreign.status.state
 
+    def drop(self, job_id: uuid.UUID) -> JobRecord | None:
+        """Stop owning ``job_id`` (another broker keeps it); returns the record it had."""
+        record = self._own.pop(job_id, None)
+        self._queued.discard(job_id)
+        self._changed.pop(job_id, None)
+        return record
+
     # -- other brokers' jobs ------------------------------------------------------------------
 
-    def merge_foreign(self, broker: str, jobs: Iterable[SyncedJob]) -> list[uuid.UUID]:
-        """Take in jobs from ``broker``'s sync (own jobs are left alone; a newer entry replaces
-        an older one). Returns the jobs that became final here, whose dependents may move."""
+    def merge_foreign(
+        self, broker: str, jobs: Iterable[SyncedJob]
+    ) -> tuple[list[uuid.UUID], list[SyncedJob]]:
+        """Take in jobs from ``broker``'s sync (a newer entry replaces an older one). Returns
+        the jobs that became final here, whose dependents may move, and the *contested* ones:
+        jobs this broker owns too, left alone here for the broker to settle."""
         became_final: list[uuid.UUID] = []
+        contested: list[SyncedJob] = []
         for synced in jobs:
-            status = synced.status
-            job_id = status.job_id
+            job_id = synced.status.job_id
             if job_id in self._own:
+                contested.append(synced)
                 continue
-            known = self._foreign.get(job_id)
-            if known is not None and known.status.updated_at > status.updated_at:
-                continue
-            entry = ForeignJob(broker=broker, status=status, job=synced.job)
-            self._foreign[job_id] = entry
-            if entry.final and (known is None or not known.final):
+            if self.take_foreign(broker, synced):
                 became_final.append(job_id)
-        return became_final
+        return became_final, contested
+
+    def take_foreign(self, broker: str, synced: SyncedJob) -> bool:
+        """Note one job of ``broker``'s sync (unless an entry heard before is newer); whether it
+        became final here."""
+        status = synced.status
+        job_id = status.job_id
+        known = self._foreign.get(job_id)
+        if known is not None and known.status.updated_at > status.updated_at:
+            return False
+        inline = synced.inline_data
+        if not inline and known is not None and synced.job is not None:
+            inline = known.inline_data  # an entry without it keeps what came before
+        entry = ForeignJob(
+            broker=broker,
+            status=status,
+            job=synced.job,
+            inline_data=inline,
+            taken_from=synced.taken_from,
+        )
+        self._foreign[job_id] = entry
+        return entry.final and (known is None or not known.final)
 
     def foreign(self, job_id: uuid.UUID) -> ForeignJob | None:
         """What another broker said about ``job_id``."""
         return self._foreign.get(job_id)
+
+    def foreign_jobs(self) -> list[ForeignJob]:
+        """Every job known from other brokers, in no particular order."""
+        return list(self._foreign.values())
 
     # -- reporting ----------------------------------------------------------------------------
 

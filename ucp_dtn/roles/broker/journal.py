@@ -7,7 +7,14 @@ Three tables:
   timestamps, attempts, executor and detail, and the first result;
 * ``pending`` — data requests (encoded, ``reply_to`` already filled in) waiting for a datastore
   to appear, oldest first;
-* ``names`` — the name → datastore cache.
+* ``names`` — the name → datastore cache;
+* ``datastores`` — every datastore heard of, with when it was last heard (a delete must reach
+  the ones that are away, :mod:`.replica_keeper`);
+* ``brokers`` — the other brokers it has had syncs from: after a restart it waits for their
+  syncs before dispatching the jobs it had queued (one of them may have taken those over).
+
+Schema version 2 added ``jobs.taken_from`` (and the last two tables); a version 1 database is
+upgraded when opened.
 
 :class:`BrokerJournal`'s methods block; the broker uses them through :class:`AsyncJournal`, which
 runs every call in ``trio.to_thread`` with one capacity limiter, so one thread at a time uses the
@@ -39,7 +46,7 @@ _T = TypeVar("_T")
 
 logger = logging.getLogger(__name__)
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs (
@@ -58,7 +65,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at REAL,
     result BLOB,
     result_ref TEXT,
-    result_delivered INTEGER NOT NULL
+    result_delivered INTEGER NOT NULL,
+    taken_from TEXT
 );
 CREATE TABLE IF NOT EXISTS pending (
     sequence INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -73,11 +81,20 @@ CREATE TABLE IF NOT EXISTS names (
     written_at REAL NOT NULL,
     job_id BLOB
 );
+CREATE TABLE IF NOT EXISTS datastores (
+    node TEXT PRIMARY KEY,
+    last_seen REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS brokers (
+    broker TEXT PRIMARY KEY,
+    last_heard REAL NOT NULL
+);
 """
 
 _JOB_COLUMNS = (
     "job_id, sequence, submission, client, state, detail, submitted_at, updated_at, attempts, "
-    "executor, dispatched_at, started_at, finished_at, result, result_ref, result_delivered"
+    "executor, dispatched_at, started_at, finished_at, result, result_ref, result_delivered, "
+    "taken_from"
 )
 
 
@@ -105,6 +122,10 @@ class JournalContents:
     """Queued data requests, oldest first."""
     names: tuple[DataEntry, ...]
     """The name cache (every entry has a holder)."""
+    datastores: tuple[tuple[str, float], ...] = ()
+    """Datastores heard of: node ID and when last heard."""
+    brokers: tuple[str, ...] = ()
+    """Other brokers (endpoints) it has had syncs from."""
 
 
 class BrokerJournal:
@@ -124,8 +145,17 @@ class BrokerJournal:
             path = directory / "broker.db"
         connection = open_sqlite(path)
         try:
+            row = None
+            if connection.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+            ).fetchone():
+                row = connection.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if row is not None and row[0] == 1:
+                with transaction(connection):
+                    connection.execute("ALTER TABLE jobs ADD COLUMN taken_from TEXT")
+                    connection.execute("UPDATE meta SET value = 2 WHERE key = 'schema'")
+                row = (2,)
             connection.executescript(_SCHEMA)
-            row = connection.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
             if row is None:
                 connection.execute("INSERT INTO meta VALUES ('schema', ?)", (_SCHEMA_VERSION,))
             elif row[0] != _SCHEMA_VERSION:
@@ -172,7 +202,12 @@ class BrokerJournal:
                 "SELECT name, holder, size, written_at, job_id FROM names"
             )
         )
-        return JournalContents(tuple(jobs), tuple(pending), names)
+        datastores = tuple(
+            (str(node), float(last_seen))
+            for node, last_seen in self._db.execute("SELECT node, last_seen FROM datastores")
+        )
+        brokers = tuple(str(b) for (b,) in self._db.execute("SELECT broker FROM brokers"))
+        return JournalContents(tuple(jobs), tuple(pending), names, datastores, brokers)
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -186,6 +221,24 @@ class BrokerJournal:
             self._db.executemany(
                 f"INSERT OR REPLACE INTO jobs ({_JOB_COLUMNS}) VALUES ({placeholders})", rows
             )
+
+    def delete_jobs(self, job_ids: Iterable[uuid.UUID]) -> None:
+        """Forget jobs (another broker keeps them)."""
+        keys = [(job_id.bytes,) for job_id in job_ids]
+        if keys:
+            with transaction(self._db):
+                self._db.executemany("DELETE FROM jobs WHERE job_id = ?", keys)
+
+    def put_brokers(self, rows: Iterable[tuple[str, float]]) -> None:
+        """Note brokers (endpoints) heard from, and when."""
+        rows = list(rows)
+        if rows:
+            with transaction(self._db):
+                self._db.executemany(
+                    "INSERT INTO brokers (broker, last_heard) VALUES (?, ?) ON CONFLICT (broker)"
+                    " DO UPDATE SET last_heard = MAX(last_heard, excluded.last_heard)",
+                    rows,
+                )
 
     def add_pending(self, message: UcpMessage, *, custody: bool, queued_at: float) -> int:
         """Queue a data request; returns its sequence number."""
@@ -229,6 +282,24 @@ class BrokerJournal:
             with transaction(self._db):
                 self._db.executemany("DELETE FROM names WHERE name = ?", keys)
 
+    def put_datastores(self, rows: Iterable[tuple[str, float]]) -> None:
+        """Note datastores (node ID) and when each was last heard (a later time wins)."""
+        rows = list(rows)
+        if rows:
+            with transaction(self._db):
+                self._db.executemany(
+                    "INSERT INTO datastores (node, last_seen) VALUES (?, ?) ON CONFLICT (node)"
+                    " DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen)",
+                    rows,
+                )
+
+    def delete_datastores(self, nodes: Iterable[str]) -> None:
+        """Forget datastores."""
+        keys = [(node,) for node in nodes]
+        if keys:
+            with transaction(self._db):
+                self._db.executemany("DELETE FROM datastores WHERE node = ?", keys)
+
 
 class AsyncJournal:
     """A :class:`BrokerJournal` used from trio: every call runs in a worker thread, one at a
@@ -261,6 +332,14 @@ class AsyncJournal:
         """See :meth:`BrokerJournal.put_jobs`."""
         await self._run(self.journal.put_jobs, list(records))
 
+    async def delete_jobs(self, job_ids: Iterable[uuid.UUID]) -> None:
+        """See :meth:`BrokerJournal.delete_jobs`."""
+        await self._run(self.journal.delete_jobs, list(job_ids))
+
+    async def put_brokers(self, rows: Iterable[tuple[str, float]]) -> None:
+        """See :meth:`BrokerJournal.put_brokers`."""
+        await self._run(self.journal.put_brokers, list(rows))
+
     async def add_pending(self, message: UcpMessage, *, custody: bool, queued_at: float) -> int:
         """See :meth:`BrokerJournal.add_pending`."""
 
@@ -281,6 +360,14 @@ class AsyncJournal:
         """See :meth:`BrokerJournal.delete_names`."""
         await self._run(self.journal.delete_names, list(names))
 
+    async def put_datastores(self, rows: Iterable[tuple[str, float]]) -> None:
+        """See :meth:`BrokerJournal.put_datastores`."""
+        await self._run(self.journal.put_datastores, list(rows))
+
+    async def delete_datastores(self, nodes: Iterable[str]) -> None:
+        """See :meth:`BrokerJournal.delete_datastores`."""
+        await self._run(self.journal.delete_datastores, list(nodes))
+
 
 def _row_from_record(record: JobRecord) -> tuple[object, ...]:
     return (
@@ -300,6 +387,7 @@ def _row_from_record(record: JobRecord) -> tuple[object, ...]:
         None if record.result is None else encode_message(record.result),
         record.result_ref,
         int(record.result_delivered),
+        record.taken_from,
     )
 
 
@@ -321,6 +409,7 @@ def _record_from_row(row: tuple[object, ...]) -> JobRecord | None:
         result,
         result_ref,
         result_delivered,
+        taken_from,
     ) = row
     assert isinstance(job_id, bytes) and isinstance(submission, bytes)
     try:
@@ -345,6 +434,7 @@ def _record_from_row(row: tuple[object, ...]) -> JobRecord | None:
         result=decoded_result,
         result_ref=None if result_ref is None else str(result_ref),
         result_delivered=bool(result_delivered),
+        taken_from=None if taken_from is None else str(taken_from),
     )
 
 

@@ -48,6 +48,14 @@ class NameCache:
             if e.holder is not None and name_matches(query, e.name)
         }
 
+    def by_name(self, query: str) -> dict[str, str]:
+        """Names ``query`` selects → the datastore known to hold each."""
+        return {
+            name: e.holder
+            for name, e in self._entries.items()
+            if e.holder is not None and name_matches(query, name)
+        }
+
     def record(self, entry: DataEntry) -> DataEntry | None:
         """Note that ``entry.holder`` holds ``entry.name``; returns the entry if the cache
         changed (an older write than the known one changes nothing)."""

@@ -3,10 +3,17 @@ deletions, an executor's input fetches and published results.
 
 * ``DataPut`` goes to one datastore: the one the name cache says holds the name if it is live,
   else the live one with the most free space. The broker notes name → datastore in its cache.
-* ``DataGet`` goes to the live datastores known to hold names the query selects, or to every
-  live datastore when none is known.
-* ``DataList``, ``DataDelete`` and ``DataFreeSpace`` go to every live datastore (the requester
-  merges the answers); a delete also drops the names it removes from the cache.
+* ``DataGet`` goes, for each name the query selects that a live datastore is known to hold
+  (the name cache, and the holders of replicas, :mod:`.replicas`), to one such holder: the one
+  the role directory reaches by the smallest route metric (a holder that was just lost has no
+  route any more), ties to the smaller node ID; to every live datastore when none is known.
+  Any replica serves a read.
+* ``DataList`` and ``DataFreeSpace`` go to every live datastore (the requester merges the
+  answers).
+* ``DataDelete`` goes to every live datastore *and* to every datastore seen within the
+  tombstone lifetime that is away now: its bundle waits in the network until that datastore
+  is back, so a replica that was partitioned away at the time is deleted too. A delete also
+  drops the names it removes from the cache and from the replica holders.
 
 The relayed request keeps the requester's ``request_id`` and carries ``reply_to`` = the
 requester, so datastores answer it directly. While no datastore is live the request is queued
@@ -20,8 +27,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bpv7 import BPv7Error, EndpointID
 
@@ -35,11 +43,15 @@ from ...ucp.messages import (
     Role,
     UcpMessage,
 )
+from ...ucp.versions import DataVersion
 from ..endpoints import RoleName, node_of, role_endpoint
 from ..settings import RoleSettings
 from .journal import AsyncJournal, PendingRequest
 from .name_cache import NameCache
 from .registry import NodeRegistry
+
+if TYPE_CHECKING:
+    from .replica_keeper import ReplicaKeeper
 
 __all__ = ["DataRelay", "DataRequest", "SendMessage", "is_state_changing", "with_reply_to"]
 
@@ -91,6 +103,9 @@ class DataRelay:
         """Requests relayed."""
         self.dropped = 0
         """Queued queries dropped as too old."""
+        self.replicas: ReplicaKeeper | None = None
+        """Replica holders and the datastores a delete must reach (set once the broker's
+        mailbox runs)."""
 
     def _lifetime(self, message: UcpMessage) -> float:
         if is_state_changing(message):
@@ -151,9 +166,9 @@ class DataRelay:
             live = [entry.node for entry in self._registry.live(Role.DATASTORE, now)]
             targets = live
             if isinstance(message, DataGet):
-                holders = {_node_text(h) for h in self._names.holders(message.query)}
-                known = [node for node in live if node in holders]
-                targets = known or live
+                targets = self._readers(message.query, live) or live
+            elif isinstance(message, DataDelete) and self.replicas is not None:
+                targets = self.replicas.delete_targets(now)
         if not targets:
             return False
         custody = is_state_changing(message)
@@ -168,6 +183,24 @@ class DataRelay:
         logger.debug("relayed %s %d to %s", message.KIND, message.request_id, ", ".join(targets))
         await self._update_cache(message, targets)
         return True
+
+    def _readers(self, query: str, live: list[str]) -> list[str]:
+        """One live holder for each name ``query`` selects that a live datastore is known to
+        hold (see the module docstring)."""
+        holders: dict[str, set[str]] = {}
+        for name, holder in self._names.by_name(query).items():
+            holders.setdefault(name, set()).add(_node_text(holder))
+        if self.replicas is not None:
+            for name, replica_nodes in self.replicas.planner.holders(query).items():
+                holders.setdefault(name, set()).update(replica_nodes)
+        metrics = {} if self.replicas is None else self.replicas.metrics()
+        alive = set(live)
+        chosen: set[str] = set()
+        for nodes in holders.values():
+            usable = [n for n in nodes if n in alive]
+            if usable:
+                chosen.add(min(usable, key=lambda n: (metrics.get(n, math.inf), n)))
+        return sorted(chosen)
 
     async def _update_cache(self, message: DataRequest, targets: list[str]) -> None:
         if isinstance(message, DataPut) and NameCache.cacheable(message.name):
@@ -188,6 +221,16 @@ class DataRelay:
             )
             if gone:
                 await self._journal.delete_names(gone)
+            if self.replicas is not None:
+                now = self._clock()
+                at = now if message.deleted_at is None else message.deleted_at
+                self.replicas.planner.note_delete(
+                    query=message.name,
+                    job_id=message.job_id,
+                    keep_result=message.keep_result,
+                    version=DataVersion.of_delete(at, message.reply_to or ""),
+                    now=now,
+                )
 
 
 def _node_text(endpoint: str) -> str:

@@ -19,7 +19,11 @@ A job's life at the broker::
                                                                DONE / FAILED
 
 Every state change is written to the journal first, then announced to the job's result
-address with a ``JobState``. A dispatch is sent before it is recorded: a crash in between
+address with a ``JobState``. Jobs travel to the other brokers in broker syncs (:mod:`.sync`);
+when a broker is lost, another takes its unfinished jobs over — queued ones included — and
+tells each client with a ``JobAccepted`` (:mod:`.redeploy`). A broker that restarts after having
+had peers holds back the jobs it had queued until their syncs say which jobs they took over
+(or two sync rounds passed). A dispatch is sent before it is recorded: a crash in between
 dispatches the job again after the restart, which is harmless (the first result wins). A result
 is recorded (with ``result_delivered`` false) before it is stored in a datastore as
 ``<job-uuid>/result``, forwarded to the result address and released to dependent jobs; a restart
@@ -46,6 +50,7 @@ from ...ucp.messages import (
     DataDelete,
     DataFreeSpace,
     DataGet,
+    DataHeld,
     DataList,
     DataPut,
     DataReply,
@@ -73,10 +78,12 @@ from .job_records import JobRecord
 from .jobs import JobBook, Readiness
 from .journal import AsyncJournal
 from .name_cache import NameCache
-from .redeploy import adopted, is_current, requeue, stranded_jobs
+from .redeploy import is_current, requeue, stranded_jobs
 from .registry import MemberInfo, NodeRegistry
 from .relay import DataRelay, with_reply_to
+from .replica_keeper import ReplicaKeeper
 from .statistics import BrokerStatistics
+from .succession import Succession
 from .sync import BrokerPeering
 
 __all__ = ["BrokerRole"]
@@ -117,9 +124,10 @@ class BrokerRole:
         self._serving_since = float("inf")
         self._journal: AsyncJournal | None = None
         self._relay: DataRelay | None = None
-        self._peering = BrokerPeering(
-            str(self.endpoint), BrokerDirectory(node, settings), settings, clock
-        )
+        self._replicas: ReplicaKeeper | None = None
+        self._succession: Succession | None = None
+        self._peering_directory = BrokerDirectory(node, settings)
+        self._peering = BrokerPeering(str(self.endpoint), self._peering_directory, settings, clock)
         self._counts = dict.fromkeys(
             (
                 "submissions",
@@ -128,7 +136,6 @@ class BrokerRole:
                 "results",
                 "late_results",
                 "redeployments",
-                "takeovers",
                 "orphan_results",
                 "status_queries",
                 "ignored",
@@ -156,10 +163,39 @@ class BrokerRole:
             )
             self._relay.pending.extend(contents.pending)
             self._peering.reset(self._jobs, self._names)
+            succession = Succession(
+                str(self.endpoint),
+                self.settings,
+                self._jobs,
+                journal,
+                self._peering,
+                self._peering_directory,
+                self._send,
+                self._save,
+                self._announce,
+                self._clock,
+            )
+            succession.start(contents.brokers)
+            succession.serving(self._clock())
+            self._succession = succession
+            mailbox = Mailbox(self.node, self.endpoint)
+            replicas = ReplicaKeeper(
+                self.node,
+                self.endpoint,
+                self.settings,
+                self._registry,
+                journal,
+                mailbox,
+                self._send,
+                self._clock,
+                self._lock,
+            )
+            replicas.load(contents.datastores)
+            self._relay.replicas = replicas
+            self._replicas = replicas
             serving = False
             try:
                 async with trio.open_nursery() as nursery:
-                    mailbox = Mailbox(self.node, self.endpoint)
                     await nursery.start(mailbox.run)
                     self._mailbox = mailbox
                     async with self._lock:
@@ -174,8 +210,10 @@ class BrokerRole:
                         len(self._relay.pending),
                     )
                     self._serving_since = self._clock()
+                    succession.serving(self._serving_since)
                     nursery.start_soon(self._serve, mailbox)
                     nursery.start_soon(self._tick)
+                    nursery.start_soon(replicas.run_audits)
                     serving = True
                     task_status.started()
             except* (NodeNotRunningError, StoreClosedError) as stopped:
@@ -187,6 +225,7 @@ class BrokerRole:
         finally:
             self._mailbox = None
             self._journal = None
+            self._replicas = None
             await journal.aclose()
 
     async def _serve(self, mailbox: Mailbox) -> None:
@@ -204,13 +243,21 @@ class BrokerRole:
             await trio.sleep(interval)
             async with self._lock:
                 now = self._clock()
-                for gone in self._registry.expire(now):
-                    logger.info("%s %s went silent", _role_name(gone.role), gone.node)
+                gone = self._registry.expire(now)
+                for entry in gone:
+                    logger.info("%s %s went silent", _role_name(entry.role), entry.node)
                 try:
+                    await self._replicas_or_fail().datastores_gone(gone)
+                    succession = self._succession_or_fail()
+                    succession.release_held()
+                    taken = await succession.take_over_orphans(now)
+                    if taken:
+                        await self._schedule(taken)
                     await self._redeploy(now)
                     await self._relay_or_fail().flush()
                     await self._schedule()
                     await self._peering.maybe_sync(self._send, self._registry, now)
+                    await self._replicas_or_fail().tick(now)
                 except StoreFullError as exc:
                     logger.error("broker: node store full, retrying later: %s", exc)
 
@@ -252,6 +299,8 @@ class BrokerRole:
                 await self._relay_or_fail().relay(with_reply_to(message, str(incoming.source)))
             elif isinstance(message, DataReply):
                 self._on_data_reply(incoming, message)
+            elif isinstance(message, DataHeld):
+                await self._replicas_or_fail().held(message)
             elif isinstance(message, StatusQuery):
                 await self._on_status_query(incoming, message)
             elif isinstance(message, BrokerSync):
@@ -299,6 +348,7 @@ class BrokerRole:
         )
         await self._save(record)
         self._counts["submissions"] += 1
+        self._peering.soon()
         logger.info("job %s (%s) accepted from %s", job.job_id, job.name, incoming.source)
         await self._send(incoming.source, accepted, lifetime_s=_REPLY_LIFETIME_S)
         await self._announce(record)
@@ -306,7 +356,9 @@ class BrokerRole:
         await self._schedule([record, *self._jobs.dependents(record.job_id)])
 
     async def _on_job_state(self, incoming: Incoming, message: JobState) -> None:
-        record = self._jobs.get(message.job_id) or await self._take_over(message.job_id)
+        record = self._jobs.get(message.job_id) or await self._succession_or_fail().take_over(
+            message.job_id
+        )
         if record is None:
             self._ignore(incoming, f"job {message.job_id} is unknown here")
             return
@@ -342,7 +394,9 @@ class BrokerRole:
         await self._announce(record)
 
     async def _on_result(self, message: JobResult) -> None:
-        record = self._jobs.get(message.job_id) or await self._take_over(message.job_id)
+        record = self._jobs.get(message.job_id) or await self._succession_or_fail().take_over(
+            message.job_id
+        )
         if record is None:
             await self._store_orphan_result(message)
             return
@@ -376,19 +430,10 @@ class BrokerRole:
         await self._deliver_result(record)
         await self._schedule()
 
-    async def _take_over(self, job_id: uuid.UUID) -> JobRecord | None:
-        """Make a job another broker owns (known from its syncs) this broker's own, because
-        its executor reports here (its broker is gone); ``None`` if that is not possible."""
-        foreign = self._jobs.foreign(job_id)
-        if foreign is None:
-            return None
-        record = adopted(foreign, self._jobs.next_sequence())
-        if record is None:
-            return None
-        await self._save(record)
-        self._counts["takeovers"] += 1
-        logger.info("job %s taken over from broker %s", job_id, foreign.broker)
-        return record
+    async def _own_or_taken_over(self, job_id: uuid.UUID) -> JobRecord | None:
+        """This broker's record of a job an executor reports on: its own, or one of a broker
+        the executor no longer reaches, taken over now (:mod:`.succession`)."""
+        return self._jobs.get(job_id) or await self._succession_or_fail().take_over(job_id)
 
     async def _store_orphan_result(self, message: JobResult) -> None:
         """A result for a job this broker never heard of (its broker is gone and sent no sync
@@ -426,6 +471,7 @@ class BrokerRole:
                 data=result.to_cbor(),
                 written_at=record.finished_at or self._clock(),
                 job_id=record.job_id,
+                replicas=record.job.replicas,
             )
         )
         await self._announce(record)
@@ -434,12 +480,15 @@ class BrokerRole:
         await self._save(dataclasses.replace(record, result_delivered=True))
 
     async def _on_heartbeat(self, message: Heartbeat) -> None:
-        new = self._registry.observe(message, self._clock())
+        now = self._clock()
+        new = self._registry.observe(message, now)
         if new:
             logger.info(
                 "%s %s appeared", "/".join(sorted(_role_name(r) for r in new)), message.node
             )
         if message.roles & Role.DATASTORE:
+            node = _node(message.node)
+            await self._replicas_or_fail().heartbeat(node, Role.DATASTORE in new, now)
             await self._relay_or_fail().flush()
         if message.roles & Role.EXECUTOR:
             await self._schedule()
@@ -488,12 +537,14 @@ class BrokerRole:
         if merged is None:
             self._ignore(incoming, "stale or own broker sync")
             return
-        became_final, names = merged
-        if names:
-            await self._journal_or_fail().put_names(names)
+        if merged.names:
+            await self._journal_or_fail().put_names(merged.names)
+        handed_back = await self._succession_or_fail().synced(
+            merged.sender, merged.contested, full=merged.full
+        )
         failed = [
             job_id
-            for job_id in became_final
+            for job_id in [*merged.became_final, *handed_back]
             if self._jobs.state_of(job_id) in (JobStatus.FAILED, JobStatus.REJECTED)
         ]
         await self._reject_dependents(failed)
@@ -508,6 +559,9 @@ class BrokerRole:
             record = self._jobs.get(queued.job_id)
             if record is None or record.state != JobStatus.QUEUED:
                 continue  # changed meanwhile (rejected with a failed dependency)
+            if self._succession_or_fail().holds(record.job_id):
+                self._set_queued_detail(record, "waiting for other brokers' syncs (restart)")
+                continue
             verdict = self._jobs.verdict(record)
             if verdict.readiness is Readiness.REJECT:
                 await self._reject(record, verdict.reason)
@@ -626,6 +680,16 @@ class BrokerRole:
             raise RuntimeError("the broker is not running")
         return self._relay
 
+    def _succession_or_fail(self) -> Succession:
+        if self._succession is None:
+            raise RuntimeError("the broker is not running")
+        return self._succession
+
+    def _replicas_or_fail(self) -> ReplicaKeeper:
+        if self._replicas is None:
+            raise RuntimeError("the broker is not running")
+        return self._replicas
+
     # -- reporting ----------------------------------------------------------------------------
 
     def jobs_changed_since(self, mark: int) -> tuple[int, list[JobRecord]]:
@@ -665,7 +729,7 @@ class BrokerRole:
             results=counts["results"],
             late_results=counts["late_results"],
             redeployments=counts["redeployments"],
-            takeovers=counts["takeovers"],
+            takeovers=0 if self._succession is None else self._succession.takeovers,
             orphan_results=counts["orphan_results"],
             data_relayed=0 if relay is None else relay.relayed,
             data_queued=0 if relay is None else len(relay.pending),
@@ -674,6 +738,7 @@ class BrokerRole:
             syncs_sent=self._peering.sent,
             syncs_received=self._peering.received,
             ignored=counts["ignored"],
+            replication=None if self._replicas is None else self._replicas.statistics(),
         )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .replica_keeper import ReplicationStatistics
+
 __all__ = ["BrokerStatistics"]
 
 
@@ -63,3 +65,5 @@ class BrokerStatistics:
     """Jobs of another broker made its own (a result or report for them came here)."""
     orphan_results: int = 0
     """Results for jobs it never knew, stored as ``<job-uuid>/result`` for the client."""
+    replication: ReplicationStatistics | None = None
+    """Replicated data it knows and the copies it asked for (``None`` while not running)."""

@@ -5,13 +5,19 @@ Every ``3 * heartbeat_interval_s`` a broker sends a :class:`BrokerSync` to each 
 knows — the node's :class:`BrokerDirectory` (configured brokers and the agent's role
 directory), brokers that sent it a sync, and brokers whose heartbeats it saw. A sync carries the
 broker's own jobs (the job itself while it is not final, so another broker could take it over)
-and its name → datastore cache. A peer that has not had a sync yet, and every peer every tenth
-round, gets everything (``full``); otherwise a sync carries what changed since the previous
-round. Syncs travel without custody and live for three rounds: the next one supersedes them.
+and its name → datastore cache. A job that is not final travels with its inline data, so a
+broker that takes it over can run it whole (the price: that data crosses to each peer with
+every change of the job and every full sync). A peer that has not had a sync yet, a peer that
+restarted, and every peer every tenth round, gets everything (``full``); otherwise a sync
+carries what changed since the previous round. A broker that accepted a job syncs at its next
+tick instead of waiting for the round, so the job reaches the others soon. Syncs travel
+without custody and live for three rounds: the next one supersedes them.
 
 A received sync is stale when its sequence and send time are not newer than the last one from
-that broker. Otherwise its jobs (those this broker does not own) become known for status
-queries and ``after`` dependencies, and its names are merged into the cache (last write wins).
+that broker (a sequence that went back with a later send time is a restarted broker: it gets a
+full sync next). Otherwise its jobs (those this broker does not own) become known for status
+queries, ``after`` dependencies and takeovers, and its names are merged into the cache (last
+write wins). Jobs it lists that this broker owns too are handed back as *contested*.
 """
 
 from __future__ import annotations
@@ -19,12 +25,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import trio
 
 from bpv7 import BPv7Error, parse_eid
 
-from ...ucp.messages import BrokerSync, DataEntry, Role
+from ...ucp.messages import BrokerSync, DataEntry, Role, SyncedJob
 from ..directory import BrokerDirectory
 from ..endpoints import RoleName, role_endpoint
 from ..settings import RoleSettings
@@ -33,7 +40,7 @@ from .name_cache import NameCache
 from .registry import NodeRegistry
 from .relay import SendMessage
 
-__all__ = ["SYNC_HEARTBEATS", "BrokerPeering"]
+__all__ = ["SYNC_HEARTBEATS", "BrokerPeering", "SyncOutcome"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +50,22 @@ _FULL_EVERY = 10
 """Every this many rounds a sync carries everything."""
 _REMEMBER_ROUNDS = 20
 """A broker known only from its syncs is forgotten after this many silent rounds."""
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOutcome:
+    """What taking in one sync changed (:meth:`BrokerPeering.accept`)."""
+
+    sender: str
+    """The broker that sent it (EID text)."""
+    full: bool
+    """It lists everything the sender owns (not only what changed)."""
+    became_final: list[uuid.UUID]
+    """Its jobs that became final here (their dependents may move)."""
+    contested: list[SyncedJob]
+    """Jobs it lists as its own that this broker owns too."""
+    names: list[DataEntry]
+    """Name cache entries that changed."""
 
 
 class BrokerPeering:
@@ -102,6 +125,14 @@ class BrokerPeering:
             logger.warning("broker directory: %s", exc)
             return []
 
+    def soon(self) -> None:
+        """Sync at the next chance instead of waiting for the round (a job was accepted)."""
+        self._next_round = None
+
+    def heard(self, broker: str) -> float | None:
+        """When a sync from ``broker`` (EID text) last arrived (the broker's clock)."""
+        return self._heard.get(broker)
+
     async def maybe_sync(self, send: SendMessage, registry: NodeRegistry, now: float) -> None:
         """Send a sync round if one is due (timed by trio's clock)."""
         current = trio.current_time()
@@ -154,20 +185,22 @@ class BrokerPeering:
 
     # -- receiving ----------------------------------------------------------------------------
 
-    def accept(self, message: BrokerSync) -> tuple[list[uuid.UUID], list[DataEntry]] | None:
-        """Take in a sync: returns the foreign jobs that became final and the name entries
-        that changed, or ``None`` for a stale sync or one of our own. Raises ``ValueError``
-        (a :class:`bpv7.EIDError`) if its broker is not an EID."""
+    def accept(self, message: BrokerSync) -> SyncOutcome | None:
+        """Take in a sync (see the module docstring); ``None`` for a stale sync or one of our
+        own. Raises ``ValueError`` (a :class:`bpv7.EIDError`) if its broker is not an EID."""
         sender = str(parse_eid(message.broker))
         if sender == self.own:
             return None
         latest = self._latest.get(sender)
-        if latest is not None and message.sequence <= latest[0] and message.sent_at <= latest[1]:
-            return None
+        if latest is not None and message.sequence <= latest[0]:
+            if message.sent_at <= latest[1]:
+                return None
+            logger.info("broker %s restarted: it gets everything in the next sync", sender)
+            self._synced.discard(sender)
         self._latest[sender] = (message.sequence, message.sent_at)
         self._heard[sender] = self._clock()
         self.received += 1
-        became_final = self._jobs.merge_foreign(sender, message.jobs)
+        became_final, contested = self._jobs.merge_foreign(sender, message.jobs)
         names = self._names.merge(message.data)
         logger.debug(
             "sync %d from %s: %d jobs, %d names",
@@ -176,4 +209,4 @@ class BrokerPeering:
             len(message.jobs),
             len(message.data),
         )
-        return became_final, names
+        return SyncOutcome(sender, message.full, became_final, contested, names)

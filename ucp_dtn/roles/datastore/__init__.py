@@ -7,11 +7,14 @@
   quota bounded by the disk's real free space. Pure of networking.
 * :class:`DatastoreRole` — puts a store on a bundle node's ``…/ucp/datastore`` endpoint:
   answers ``data-*`` requests and sends heartbeats to the brokers.
+* :class:`Replicator` — sends the replica copies a broker asked for, paced per link behind
+  every other bundle (:mod:`.replicator`); :class:`Tombstone` — what a delete leaves behind.
 """
 
 from .database import DEFAULT_INLINE_LIMIT
 from .errors import DataStoreClosedError, DataStoreError, DataStoreFullError, InvalidCursorError
 from .named_data_store import DEFAULT_GET_BYTES, DEFAULT_PAGE_ITEMS, NamedDataStore
+from .replicator import Replicator, ReplicatorStatistics
 from .role import MAX_REPLY_BYTES, MAX_REPLY_ITEMS, DatastoreRole, DatastoreStatistics
 from .store_results import (
     Datum,
@@ -22,9 +25,11 @@ from .store_results import (
     PutOutcome,
     SpaceInfo,
 )
+from .tombstones import DEFAULT_TOMBSTONE_LIFETIME_S, Tombstone
 
 __all__ = [
     "DEFAULT_GET_BYTES",
+    "DEFAULT_TOMBSTONE_LIFETIME_S",
     "DEFAULT_INLINE_LIMIT",
     "DEFAULT_PAGE_ITEMS",
     "MAX_REPLY_BYTES",
@@ -42,5 +47,8 @@ __all__ = [
     "ListPage",
     "NamedDataStore",
     "PutOutcome",
+    "Replicator",
+    "ReplicatorStatistics",
     "SpaceInfo",
+    "Tombstone",
 ]

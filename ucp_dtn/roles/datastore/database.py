@@ -6,14 +6,20 @@ Theory of operation
 Layout of a datastore directory (``<workdir>/datastore``)::
 
     LOCK                    flock()ed while open: one process per datastore
-    data.sqlite3            (+ -wal, -shm) one row per datum; values up to inline_limit inline
+    data.sqlite3            (+ -wal, -shm) one row per datum; values up to inline_limit inline;
+                            the tombstones of deletes; the replica copies still to send
     values/<token>.value    larger values, one file each, written like the bundle store's
                             files (:class:`ucp_dtn.store.blobfiles.BlobDirectory`)
 
 The ``data`` table is keyed by name, so every query is a range scan of the primary key index
 (:mod:`.ranges`); ``data_by_job`` indexes ``(job, name)`` for job listings and deletions. The
 ``job`` column holds the job a datum belongs to: the ``job_id`` given with the put, else the job
-UUID its name starts with (``<job-uuid>/...``), else ``NULL``.
+UUID its name starts with (``<job-uuid>/...``), else ``NULL``. Each row keeps the datum's
+version — ``written_at``, ``writer`` and the SHA-256 ``digest`` of its value — its replication
+factor (``replicas``), and whether it is *replicated*: stored with a factor above 1, or replacing
+a datum that was (a broker lists those, :data:`data_replicated`, to see where replicas live).
+``tombstones`` keeps what deletes removed (:mod:`.tombstones`); ``copies`` the replica copies
+this datastore was asked to send and has not handed to the agent yet (:mod:`.replicator`).
 
 Durability: the database is opened by :func:`~ucp_dtn.store.sqlite_files.open_sqlite` (WAL mode
 with ``synchronous=FULL``, files 0600, directory 0700), so ``COMMIT`` returns once the WAL is
@@ -24,9 +30,14 @@ Hence a put that returned survives a crash, and a put that failed (quota, ``ENOS
 ``SQLITE_FULL``) leaves nothing behind. Files no row names (a crash between the two steps) are
 removed on open.
 
-Last write wins: a put replaces the stored datum only if its ``(written_at, writer)`` is greater;
-an equal one is a duplicate, a smaller one is stale. Space: the quota counts content bytes; a put
+Last write wins: a put replaces the stored datum only if its version (``(written_at, writer,
+digest)``, :mod:`ucp_dtn.ucp.versions`) is greater; an equal one is a duplicate, a smaller one
+is stale, and so is one older than a tombstone that covers its name. A delete removes only the
+data older than itself and leaves a tombstone. Space: the quota counts content bytes; a put
 must also fit in the file system's free space.
+
+Schema version 1 (before replication) is rebuilt as version 2 when opened: every row gets the
+digest of its value and factor 1.
 
 Without a directory, the same schema lives in an in-memory sqlite database with every value
 inline, so both variants share one code path. Everything here blocks: the async store calls it
@@ -50,9 +61,11 @@ from typing import Any
 from ...store.blobfiles import BlobDirectory, FileWrite
 from ...store.sqlite_files import FILE_MODE, make_private_directory, open_sqlite, transaction
 from ...ucp.names import job_of_name, job_result_name, name_matches
+from ...ucp.versions import DataVersion, content_digest
 from .errors import DataStoreClosedError, DataStoreError, DataStoreFullError
 from .ranges import NameRange, query_ranges
 from .store_results import Datum, DatumInfo, PutOutcome, SpaceInfo
+from .tombstones import DEFAULT_TOMBSTONE_LIFETIME_S, Tombstone
 
 __all__ = ["DEFAULT_INLINE_LIMIT", "DataDatabase", "DiskFree"]
 
@@ -66,8 +79,8 @@ DiskFree = Callable[[Path], int]
 
 VALUE_SUFFIX = ".value"
 """Suffix of complete value files."""
-_SCHEMA_VERSION = 1
-_SCHEMA = """
+_SCHEMA_VERSION = 2
+_DATA_TABLE = """
 CREATE TABLE IF NOT EXISTS data (
     name TEXT NOT NULL PRIMARY KEY,
     size INTEGER NOT NULL,
@@ -75,12 +88,35 @@ CREATE TABLE IF NOT EXISTS data (
     writer TEXT NOT NULL,
     job TEXT,              -- canonical job UUID, NULL when the datum belongs to no job
     stored_at REAL NOT NULL,
+    digest BLOB NOT NULL,  -- SHA-256 of the value: with written_at and writer, the version
+    replicas INTEGER NOT NULL DEFAULT 1,
+    replicated INTEGER NOT NULL DEFAULT 0,  -- 1: factor above 1, now or in a replaced write
     file TEXT,             -- value file name, NULL when the value is inline
     value BLOB             -- the value when inline (last: listings never read it)
 );
-CREATE INDEX IF NOT EXISTS data_by_job ON data (job, name);
 """
-_INFO_COLUMNS = "name, size, written_at, writer, job, stored_at"
+_SCHEMA = f"""{_DATA_TABLE}
+CREATE INDEX IF NOT EXISTS data_by_job ON data (job, name);
+CREATE INDEX IF NOT EXISTS data_replicated ON data (name) WHERE replicated = 1;
+CREATE TABLE IF NOT EXISTS tombstones (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    query TEXT,            -- name or prefix* pattern deleted; NULL: a job's data
+    job TEXT,              -- job UUID whose data was deleted; NULL: a query
+    keep_result INTEGER NOT NULL,
+    deleted_at REAL NOT NULL,
+    deleter TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tombstones_by_time ON tombstones (deleted_at);
+CREATE TABLE IF NOT EXISTS copies (
+    name TEXT NOT NULL,
+    target TEXT NOT NULL,  -- datastore endpoint to send a copy to
+    queued_at REAL NOT NULL,
+    PRIMARY KEY (name, target)
+);
+"""
+_INFO_COLUMNS = "name, size, written_at, writer, job, stored_at, digest, replicas, replicated"
+_INFO_WIDTH = 9
 _SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
@@ -89,7 +125,7 @@ def _disk_free(path: Path) -> int:
 
 
 def _info(row: Sequence[Any]) -> DatumInfo:
-    name, size, written_at, writer, job, stored_at = row[:6]
+    name, size, written_at, writer, job, stored_at, digest, replicas, replicated = row[:_INFO_WIDTH]
     return DatumInfo(
         name=name,
         size=size,
@@ -97,12 +133,17 @@ def _info(row: Sequence[Any]) -> DatumInfo:
         writer=writer,
         job_id=None if job is None else uuid.UUID(job),
         stored_at=stored_at,
+        digest=bytes(digest),
+        replicas=replicas,
+        replicated=bool(replicated),
     )
 
 
-def _where(ranges: Sequence[NameRange], job: str | None) -> list[tuple[str, list[str]]]:
+def _where(
+    ranges: Sequence[NameRange], job: str | None, *, replicated: bool = False
+) -> list[tuple[str, list[object]]]:
     """One ``WHERE`` clause with its parameters per non-empty range."""
-    clauses: list[tuple[str, list[str]]] = []
+    clauses: list[tuple[str, list[object]]] = []
     for name_range in ranges:
         if name_range.empty:
             continue
@@ -113,8 +154,21 @@ def _where(ranges: Sequence[NameRange], job: str | None) -> list[tuple[str, list
         if job is not None:
             terms.append("job = ?")
             params.append(job)
-        clauses.append((" AND ".join(terms), params))
+        if replicated:
+            terms.append("replicated = 1")
+        clauses.append((" AND ".join(terms), list(params)))
     return clauses
+
+
+def _tombstone(row: Sequence[Any]) -> Tombstone:
+    query, job, keep_result, deleted_at, deleter, expires_at = row
+    return Tombstone(
+        query=query,
+        job_id=None if job is None else uuid.UUID(job),
+        keep_result=bool(keep_result),
+        version=DataVersion.of_delete(deleted_at, deleter),
+        expires_at=expires_at,
+    )
 
 
 class DataDatabase:
@@ -129,6 +183,7 @@ class DataDatabase:
         disk_free: DiskFree | None = None,
         file_write: FileWrite = os.write,
         max_database_bytes: int | None = None,
+        tombstone_lifetime_s: float = DEFAULT_TOMBSTONE_LIFETIME_S,
     ) -> None:
         """Open (or create) the store and remove what a crash left behind.
         :class:`DataStoreError` if another process has the directory open."""
@@ -136,8 +191,12 @@ class DataDatabase:
             raise ValueError(f"quota_bytes must be >= 0, got {quota_bytes}")
         if inline_limit < 0:
             raise ValueError(f"inline_limit must be >= 0, got {inline_limit}")
+        if not tombstone_lifetime_s > 0:
+            raise ValueError(f"tombstone_lifetime_s must be positive, got {tombstone_lifetime_s}")
         self.directory = directory
         self.quota_bytes = quota_bytes
+        self.tombstone_lifetime_s = tombstone_lifetime_s
+        """How long a delete's tombstone is kept (:mod:`.tombstones`)."""
         self._inline_limit = inline_limit
         self._disk_free = disk_free if disk_free is not None else _disk_free
         self._lock_fd = -1
@@ -177,12 +236,44 @@ class DataDatabase:
 
     def _create_schema(self) -> None:
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, _SCHEMA_VERSION):
+        if version not in (0, 1, _SCHEMA_VERSION):
             raise DataStoreError(
                 f"datastore schema version {version} is not supported (expected {_SCHEMA_VERSION})"
             )
+        if version == 1:
+            self._migrate_from_v1()
         # Idempotent statements; executescript runs them outside any transaction of ours.
         self._conn.executescript(f"{_SCHEMA}PRAGMA user_version={_SCHEMA_VERSION};")
+
+    def _migrate_from_v1(self) -> None:
+        """Rebuild a version 1 ``data`` table with the columns of version 2: each value's
+        digest (read once), factor 1, not replicated. One transaction: a crash leaves v1."""
+        logger.info("datastore: upgrading the database to schema version %d", _SCHEMA_VERSION)
+        rows = self._conn.execute(
+            "SELECT name, size, written_at, writer, job, stored_at, file, value FROM data"
+        ).fetchall()
+        with transaction(self._conn):
+            self._conn.execute("ALTER TABLE data RENAME TO data_v1")
+            self._conn.execute(_DATA_TABLE)
+            for name, size, written_at, writer, job, stored_at, file, value in rows:
+                content = self._value(name, file, value)
+                self._conn.execute(
+                    "INSERT INTO data (name, size, written_at, writer, job, stored_at, digest,"
+                    " file, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        name,
+                        size,
+                        written_at,
+                        writer,
+                        job,
+                        stored_at,
+                        content_digest(content or b""),
+                        file,
+                        value,
+                    ),
+                )
+            self._conn.execute("DROP TABLE data_v1")
+            self._conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
 
     def _reconcile(self) -> None:
         """Remove leftovers of a crash: files no row names, rows whose file is gone."""
@@ -221,20 +312,28 @@ class DataDatabase:
         writer: str,
         job_id: uuid.UUID | None,
         now: float,
+        replicas: int = 1,
     ) -> PutOutcome:
-        """Store ``data`` under ``name`` unless a newer write is stored (see the module
-        docstring); :class:`DataStoreFullError` if it does not fit, leaving nothing behind."""
+        """Store ``data`` under ``name`` unless a newer write is stored or a tombstone buries it
+        (see the module docstring); :class:`DataStoreFullError` if it does not fit, leaving
+        nothing behind."""
         self._check_open()
+        version = DataVersion(written_at, writer, content_digest(data))
         old = self._conn.execute(
-            "SELECT size, written_at, writer, file FROM data WHERE name = ?", (name,)
+            "SELECT size, written_at, writer, digest, file, replicated FROM data WHERE name = ?",
+            (name,),
         ).fetchone()
-        old_size, old_file = 0, None
+        old_size, old_file, was_replicated = 0, None, False
         if old is not None:
-            old_size, old_file = old[0], old[3]
-            if (written_at, writer) < (old[1], old[2]):
+            old_size, old_file, was_replicated = old[0], old[4], bool(old[5])
+            old_version = DataVersion(old[1], old[2], bytes(old[3]))
+            if version < old_version:
                 return PutOutcome.STALE
-            if (written_at, writer) == (old[1], old[2]):
+            if version == old_version:
                 return PutOutcome.UNCHANGED
+        job = job_id if job_id is not None else job_of_name(name)
+        if any(t.buries(name, job, version) for t in self._tombstones_after(written_at, now)):
+            return PutOutcome.STALE
         size = len(data)
         self._check_space(name, size, old_size)
         file = None
@@ -250,12 +349,12 @@ class DataDatabase:
                         free=0,
                     ) from None
                 raise
-        job = job_id if job_id is not None else job_of_name(name)
         try:
             with transaction(self._conn):
                 self._conn.execute(
                     "INSERT OR REPLACE INTO data (name, size, written_at, writer, job, stored_at,"
-                    " file, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    " digest, replicas, replicated, file, value)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         name,
                         size,
@@ -263,6 +362,9 @@ class DataDatabase:
                         writer,
                         None if job is None else str(job),
                         now,
+                        version.digest,
+                        replicas,
+                        int(replicas > 1 or was_replicated),
                         file,
                         None if file is not None else data,
                     ),
@@ -297,40 +399,145 @@ class DataDatabase:
                     f"disk full: {name!r} needs {size} bytes, {disk} free", needed=size, free=disk
                 )
 
-    def delete(self, query: str) -> int:
-        """Delete the data ``query`` selects (a name with its subkeys, or a pattern)."""
+    def delete(
+        self, query: str, *, version: DataVersion, now: float, older_only: bool = True
+    ) -> int:
+        """Delete the data ``query`` selects (a name with its subkeys, or a pattern) that are
+        older than the delete's ``version`` (all of them unless ``older_only``), and keep its
+        tombstone."""
         self._check_open()
-        return self._delete(_where(query_ranges(query), None))
+        tombstone = Tombstone(query, None, False, version, now + self.tombstone_lifetime_s)
+        return self._delete(_where(query_ranges(query), None), tombstone, now, older_only)
 
-    def delete_job(self, job_id: uuid.UUID, *, keep_result: bool) -> int:
-        """Delete the data of a job, except ``<job-uuid>/result`` with ``keep_result``."""
+    def delete_job(
+        self,
+        job_id: uuid.UUID,
+        *,
+        keep_result: bool,
+        version: DataVersion,
+        now: float,
+        older_only: bool = True,
+    ) -> int:
+        """Delete the data of a job older than the delete's ``version`` (all of them unless
+        ``older_only``), except ``<job-uuid>/result`` with ``keep_result``; keep its
+        tombstone."""
         self._check_open()
         clause, params = "job = ?", [str(job_id)]
         if keep_result:
             clause += " AND name != ?"
             params.append(job_result_name(job_id))
-        return self._delete([(clause, params)])
+        tombstone = Tombstone(None, job_id, keep_result, version, now + self.tombstone_lifetime_s)
+        return self._delete([(clause, list(params))], tombstone, now, older_only)
 
-    def _delete(self, clauses: list[tuple[str, list[str]]]) -> int:
-        if not clauses:
-            return 0
-        where = " OR ".join(f"({clause})" for clause, _ in clauses)
-        params = [p for _, clause_params in clauses for p in clause_params]
-        with transaction(self._conn):
-            size, count = self._conn.execute(
-                f"SELECT COALESCE(SUM(size), 0), COUNT(*) FROM data WHERE {where}", params
-            ).fetchone()
-            files = [
-                row[0]
-                for row in self._conn.execute(
-                    f"SELECT file FROM data WHERE ({where}) AND file IS NOT NULL", params
-                )
+    def _delete(
+        self,
+        clauses: list[tuple[str, list[object]]],
+        tombstone: Tombstone,
+        now: float,
+        older_only: bool,
+    ) -> int:
+        version = tombstone.version
+        if older_only:
+            # Older than the delete: (written_at, writer) below (deleted_at, deleter); a write
+            # of the same time and writer is older too (a delete's digest is above all).
+            older = "(written_at < ? OR (written_at = ? AND writer <= ?))"
+            clauses = [
+                (f"({clause}) AND {older}", [*params, version[0], version[0], version[1]])
+                for clause, params in clauses
             ]
-            self._conn.execute(f"DELETE FROM data WHERE {where}", params)
+        size = count = 0
+        files: list[str] = []
+        with transaction(self._conn):
+            self._add_tombstone(tombstone, now)
+            if clauses:
+                where = " OR ".join(f"({clause})" for clause, _ in clauses)
+                params = [p for _, clause_params in clauses for p in clause_params]
+                size, count = self._conn.execute(
+                    f"SELECT COALESCE(SUM(size), 0), COUNT(*) FROM data WHERE {where}", params
+                ).fetchone()
+                files = [
+                    row[0]
+                    for row in self._conn.execute(
+                        f"SELECT file FROM data WHERE ({where}) AND file IS NOT NULL", params
+                    )
+                ]
+                self._conn.execute(f"DELETE FROM data WHERE {where}", params)
         self._remove_files(files)
         self.used -= size
         self.items -= count
         return int(count)
+
+    def _add_tombstone(self, tombstone: Tombstone, now: float) -> None:
+        """Keep ``tombstone`` (inside a transaction); forget the expired ones."""
+        self._conn.execute("DELETE FROM tombstones WHERE expires_at <= ?", (now,))
+        self._conn.execute(
+            "INSERT INTO tombstones (query, job, keep_result, deleted_at, deleter, expires_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                tombstone.query,
+                None if tombstone.job_id is None else str(tombstone.job_id),
+                int(tombstone.keep_result),
+                tombstone.version.written_at,
+                tombstone.version.writer,
+                tombstone.expires_at,
+            ),
+        )
+
+    def _tombstones_after(self, written_at: float, now: float) -> list[Tombstone]:
+        """The live tombstones of deletes made at or after ``written_at`` (only those can
+        bury a write of that time)."""
+        return [
+            _tombstone(row)
+            for row in self._conn.execute(
+                "SELECT query, job, keep_result, deleted_at, deleter, expires_at FROM tombstones"
+                " WHERE deleted_at >= ? AND expires_at > ?",
+                (written_at, now),
+            )
+        ]
+
+    def tombstones(self, now: float) -> list[Tombstone]:
+        """Every tombstone still kept at ``now``, oldest delete first."""
+        self._check_open()
+        return [
+            _tombstone(row)
+            for row in self._conn.execute(
+                "SELECT query, job, keep_result, deleted_at, deleter, expires_at FROM tombstones"
+                " WHERE expires_at > ? ORDER BY deleted_at, id",
+                (now,),
+            )
+        ]
+
+    # -- replica copies to send -------------------------------------------------------------------
+
+    def queue_copies(self, name: str, targets: Sequence[str], now: float) -> int:
+        """Remember to send a copy of ``name`` to each of ``targets`` (a target already
+        waiting for one is not queued twice); returns how many were new."""
+        self._check_open()
+        with transaction(self._conn):
+            before = self._conn.total_changes
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO copies (name, target, queued_at) VALUES (?, ?, ?)",
+                [(name, target, now) for target in targets],
+            )
+            return self._conn.total_changes - before
+
+    def queued_copies(self, limit: int) -> list[tuple[str, str, float]]:
+        """The oldest ``limit`` copies waiting: ``(name, target, queued_at)``."""
+        self._check_open()
+        return [
+            (name, target, queued_at)
+            for name, target, queued_at in self._conn.execute(
+                "SELECT name, target, queued_at FROM copies ORDER BY queued_at, name, target"
+                " LIMIT ?",
+                (limit,),
+            )
+        ]
+
+    def remove_copy(self, name: str, target: str) -> None:
+        """Forget a copy (sent, or no longer possible)."""
+        self._check_open()
+        with transaction(self._conn):
+            self._conn.execute("DELETE FROM copies WHERE name = ? AND target = ?", (name, target))
 
     def _remove_files(self, files: list[str]) -> None:
         if self._values is None or not files:
@@ -359,7 +566,7 @@ class DataDatabase:
                 return items, items[-1].info.name
             if not name_matches(query, info.name):  # pragma: no cover - the ranges are exact
                 continue
-            data = self._value(info.name, row[6], row[7])
+            data = self._value(info.name, row[_INFO_WIDTH], row[_INFO_WIDTH + 1])
             if data is None:
                 continue
             items.append(Datum(info, data))
@@ -377,26 +584,58 @@ class DataDatabase:
             return None
 
     def listing(
-        self, query: str | None, *, job_id: uuid.UUID | None, after: str | None, page_size: int
+        self,
+        query: str | None,
+        *,
+        job_id: uuid.UUID | None,
+        after: str | None,
+        page_size: int,
+        replicated: bool = False,
     ) -> tuple[list[DatumInfo], str | None]:
         """Metadata of the data ``query`` selects (``None``: all) of job ``job_id`` (``None``:
-        any), by name, starting after ``after``; at most ``page_size``. Returns them and the
-        name to continue after, or ``None`` when nothing follows."""
+        any), only the replicated ones if ``replicated``, by name, starting after ``after``; at
+        most ``page_size``. Returns them and the name to continue after, or ``None`` when
+        nothing follows."""
         self._check_open()
         ranges = query_ranges(query) if query is not None else (NameRange("", None),)
         ranges = tuple(r.starting_after(after) for r in ranges)
         job = None if job_id is None else str(job_id)
-        rows = self._select(_INFO_COLUMNS, ranges, job, limit=page_size + 1)
+        rows = self._select(_INFO_COLUMNS, ranges, job, limit=page_size + 1, replicated=replicated)
         entries = [_info(row) for row in rows]
         if len(entries) > page_size:
             entries = entries[:page_size]
             return entries, entries[-1].name
         return entries, None
 
+    def info(self, name: str) -> DatumInfo | None:
+        """The metadata of the datum named exactly ``name``, if stored."""
+        self._check_open()
+        row = self._conn.execute(
+            f"SELECT {_INFO_COLUMNS} FROM data WHERE name = ?", (name,)
+        ).fetchone()
+        return None if row is None else _info(row)
+
+    def datum(self, name: str) -> Datum | None:
+        """The datum named exactly ``name`` with its value, if stored (and readable)."""
+        self._check_open()
+        row = self._conn.execute(
+            f"SELECT {_INFO_COLUMNS}, file, value FROM data WHERE name = ?", (name,)
+        ).fetchone()
+        if row is None:
+            return None
+        data = self._value(name, row[_INFO_WIDTH], row[_INFO_WIDTH + 1])
+        return None if data is None else Datum(_info(row), data)
+
     def _select(
-        self, columns: str, ranges: Sequence[NameRange], job: str | None, *, limit: int
+        self,
+        columns: str,
+        ranges: Sequence[NameRange],
+        job: str | None,
+        *,
+        limit: int,
+        replicated: bool = False,
     ) -> Iterator[Sequence[Any]]:
-        clauses = _where(ranges, job)
+        clauses = _where(ranges, job, replicated=replicated)
         if not clauses:
             return iter(())
         sql = " UNION ALL ".join(f"SELECT {columns} FROM data WHERE {c}" for c, _ in clauses)

@@ -1,4 +1,5 @@
-"""The named-data store: hierarchical names, last write wins, paged queries, a quota.
+"""The named-data store: hierarchical names, last write wins, tombstones, paged queries, a
+quota, and the queue of replica copies to send.
 
 :class:`NamedDataStore` is the trio face of :class:`~.database.DataDatabase`: it checks its
 arguments on the event loop, then runs each call in a worker thread (``trio.to_thread``) behind a
@@ -16,7 +17,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar
@@ -24,11 +25,22 @@ from typing import Self, TypeVar
 import trio
 
 from ...store.blobfiles import FileWrite
+from ...ucp.job import check_replicas
 from ...ucp.names import validate_name, validate_pattern
+from ...ucp.versions import DataVersion
 from .database import DEFAULT_INLINE_LIMIT, DataDatabase, DiskFree
 from .errors import DataStoreClosedError, DataStoreError, DataStoreFullError
 from .ranges import decode_cursor, encode_cursor
-from .store_results import GetPage, ListPage, NamedDataStatistics, PutOutcome, SpaceInfo
+from .store_results import (
+    Datum,
+    DatumInfo,
+    GetPage,
+    ListPage,
+    NamedDataStatistics,
+    PutOutcome,
+    SpaceInfo,
+)
+from .tombstones import DEFAULT_TOMBSTONE_LIFETIME_S, Tombstone
 
 __all__ = ["DEFAULT_GET_BYTES", "DEFAULT_PAGE_ITEMS", "NamedDataStore"]
 
@@ -64,15 +76,16 @@ class NamedDataStore:
         disk_free: DiskFree | None = None,
         file_write: FileWrite = os.write,
         max_database_bytes: int | None = None,
+        tombstone_lifetime_s: float = DEFAULT_TOMBSTONE_LIFETIME_S,
     ) -> NamedDataStore:
         """Open (or create) the store in ``directory`` (``None``: in memory), removing what a
         crash left behind.
 
         ``quota_bytes`` limits the content bytes stored; values larger than ``inline_limit``
-        go to files. ``disk_free`` (free bytes of a directory's file system), ``file_write``
-        (instead of :func:`os.write`) and ``max_database_bytes`` (a cap on the sqlite file) let
-        tests provoke a full disk. :class:`~.errors.DataStoreError` if another process has the
-        directory open."""
+        go to files; a delete's tombstone is kept ``tombstone_lifetime_s``. ``disk_free`` (free
+        bytes of a directory's file system), ``file_write`` (instead of :func:`os.write`) and
+        ``max_database_bytes`` (a cap on the sqlite file) let tests provoke a full disk.
+        :class:`~.errors.DataStoreError` if another process has the directory open."""
         path = None if directory is None else Path(directory)
 
         def open_database() -> DataDatabase:
@@ -83,6 +96,7 @@ class NamedDataStore:
                 file_write=file_write,
                 disk_free=disk_free,
                 max_database_bytes=max_database_bytes,
+                tombstone_lifetime_s=tombstone_lifetime_s,
             )
 
         database = await trio.to_thread.run_sync(open_database)
@@ -130,9 +144,11 @@ class NamedDataStore:
         written_at: float,
         writer: str,
         job_id: uuid.UUID | None = None,
+        replicas: int = 1,
     ) -> PutOutcome:
-        """Store ``data`` under the data name ``name``, durably, unless a newer write of it is
-        stored: the write with the greater ``(written_at, writer)`` wins. Raises
+        """Store ``data`` under the data name ``name`` with replication factor ``replicas``,
+        durably, unless a newer write of it is stored or a tombstone buries it: the write with
+        the greater version ``(written_at, writer, digest)`` wins. Raises
         :class:`~.errors.DataStoreFullError` (nothing stored) when the quota or the disk is
         full, :class:`~ucp_dtn.ucp.errors.DataNameError` for a bad name."""
         validate_name(name)
@@ -142,11 +158,18 @@ class NamedDataStore:
             raise ValueError(f"written_at must be a finite number, got {written_at!r}")
         if not isinstance(writer, str):
             raise TypeError(f"writer must be EID text, got {type(writer).__name__}")
+        check_replicas(replicas, "replicas")
         now = self._clock()
         try:
             outcome = await self._run(
                 lambda: self._database.put(
-                    name, data, written_at=float(written_at), writer=writer, job_id=job_id, now=now
+                    name,
+                    data,
+                    written_at=float(written_at),
+                    writer=writer,
+                    job_id=job_id,
+                    now=now,
+                    replicas=replicas,
                 )
             )
         except DataStoreFullError:
@@ -160,22 +183,75 @@ class NamedDataStore:
             self._stale += 1
         return outcome
 
-    async def delete(self, query: str) -> int:
+    async def delete(
+        self, query: str, *, deleted_at: float | None = None, deleter: str = ""
+    ) -> int:
         """Delete the data ``query`` selects (a name with its subkeys by segment, or a
-        ``prefix*`` pattern); returns how many."""
+        ``prefix*`` pattern) written before the delete, ``deleted_at`` by ``deleter``'s clock
+        (``None``: every datum it selects, as of now by this store's clock), and keep its
+        tombstone (:mod:`.tombstones`); returns how many were deleted."""
         validate_pattern(query, "query")
-        count = await self._run(lambda: self._database.delete(query))
+        version, now = self._delete_version(deleted_at, deleter)
+        older_only = deleted_at is not None
+        count = await self._run(
+            lambda: self._database.delete(query, version=version, now=now, older_only=older_only)
+        )
         self._deleted += count
         return count
 
-    async def delete_job(self, job_id: uuid.UUID, *, keep_result: bool = True) -> int:
+    async def delete_job(
+        self,
+        job_id: uuid.UUID,
+        *,
+        keep_result: bool = True,
+        deleted_at: float | None = None,
+        deleter: str = "",
+    ) -> int:
         """Delete every datum of ``job_id`` (named ``<job-uuid>/...`` or put with the job), but
-        ``<job-uuid>/result`` when ``keep_result``; returns how many."""
+        ``<job-uuid>/result`` when ``keep_result``, written before the delete (as
+        :meth:`delete`); returns how many."""
         if not isinstance(job_id, uuid.UUID):
             raise TypeError(f"job_id must be a UUID, got {type(job_id).__name__}")
-        count = await self._run(lambda: self._database.delete_job(job_id, keep_result=keep_result))
+        version, now = self._delete_version(deleted_at, deleter)
+        older_only = deleted_at is not None
+        count = await self._run(
+            lambda: self._database.delete_job(
+                job_id, keep_result=keep_result, version=version, now=now, older_only=older_only
+            )
+        )
         self._deleted += count
         return count
+
+    def _delete_version(self, deleted_at: float | None, deleter: str) -> tuple[DataVersion, float]:
+        now = self._clock()
+        at = now if deleted_at is None else deleted_at
+        if not isinstance(at, int | float) or not math.isfinite(at):
+            raise ValueError(f"deleted_at must be a finite number, got {deleted_at!r}")
+        if not isinstance(deleter, str):
+            raise TypeError(f"deleter must be EID text, got {type(deleter).__name__}")
+        return DataVersion.of_delete(float(at), deleter), now
+
+    async def tombstones(self) -> list[Tombstone]:
+        """The tombstones kept now, oldest delete first."""
+        now = self._clock()
+        return await self._run(lambda: self._database.tombstones(now))
+
+    # -- replica copies ---------------------------------------------------------------------------
+
+    async def queue_copies(self, name: str, targets: Sequence[str]) -> int:
+        """Remember (durably) to send a copy of ``name`` to each datastore of ``targets``;
+        returns how many were not waiting already."""
+        validate_name(name)
+        now = self._clock()
+        return await self._run(lambda: self._database.queue_copies(name, list(targets), now))
+
+    async def queued_copies(self, limit: int = 1000) -> list[tuple[str, str, float]]:
+        """The oldest copies waiting to be sent: ``(name, target, queued_at)``."""
+        return await self._run(lambda: self._database.queued_copies(limit))
+
+    async def remove_copy(self, name: str, target: str) -> None:
+        """Forget a queued copy (sent, or impossible)."""
+        await self._run(lambda: self._database.remove_copy(name, target))
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -207,19 +283,33 @@ class NamedDataStore:
         job_id: uuid.UUID | None = None,
         page_size: int = DEFAULT_PAGE_ITEMS,
         cursor: str | None = None,
+        replicated: bool = False,
     ) -> ListPage:
         """One page of metadata, sorted by name, of the data ``query`` selects (``None``:
-        every datum), only of job ``job_id`` if given. Pass the page's ``cursor`` to
+        every datum), only of job ``job_id`` if given, only the replicated ones
+        (:attr:`DatumInfo.replicated`) if ``replicated``. Pass the page's ``cursor`` to
         continue."""
         if query is not None:
             validate_pattern(query, "query")
         after = decode_cursor(cursor)
         page_size = _at_least_one(page_size, "page_size")
         entries, last = await self._run(
-            lambda: self._database.listing(query, job_id=job_id, after=after, page_size=page_size)
+            lambda: self._database.listing(
+                query, job_id=job_id, after=after, page_size=page_size, replicated=replicated
+            )
         )
         self._lists += 1
         return ListPage(tuple(entries), None if last is None else encode_cursor(last))
+
+    async def info(self, name: str) -> DatumInfo | None:
+        """The metadata of the datum named exactly ``name``, if stored."""
+        validate_name(name)
+        return await self._run(lambda: self._database.info(name))
+
+    async def datum(self, name: str) -> Datum | None:
+        """The datum named exactly ``name`` with its content, if stored."""
+        validate_name(name)
+        return await self._run(lambda: self._database.datum(name))
 
     async def space(self) -> SpaceInfo:
         """What the store holds and how much more it can take (the quota's rest or the disk's

@@ -16,14 +16,21 @@ keeps its data in a :class:`~.named_data_store.NamedDataStore` under ``<workdir>
   ============== ======================= ==================================================
   request        reply                   what happens
   ============== ======================= ==================================================
-  data-put       data-reply              stored durably (last write wins by ``written_at``,
-                                         ties by writer: ``reply-to`` or the bundle source);
-                                         ``ok`` (count 1 stored, 0 duplicate), ``stale``,
+  data-put       data-reply              stored durably (last write wins by version:
+                                         ``written_at``, then writer — ``writer``, else
+                                         ``reply-to`` or the bundle source —, then digest);
+                                         ``ok`` (count 1 stored, 0 duplicate), ``stale``
+                                         (older than what is stored, or than a delete),
                                          ``no-space`` (nothing stored)
   data-get       data-get-reply          one page: ``max-bytes`` of content (capped by the
                                          role), at least one datum; ``cursor`` continues
-  data-list      data-list-reply         one page of metadata (prefix and/or job filter)
-  data-delete    data-reply              count deleted (a name with subkeys, or a job's data)
+  data-list      data-list-reply         one page of metadata (prefix and/or job filter, or
+                                         only replicated data), with versions and factors
+  data-delete    data-reply              count deleted (a name with subkeys, or a job's
+                                         data, written before the delete's ``at``); a
+                                         tombstone is kept
+  data-replicate data-reply              copies of a datum queued for other datastores
+                                         (``not-found`` if not held)
   data-free-space data-free-space-reply  free (quota or disk, the smaller), used, items
   ============== ======================= ==================================================
 
@@ -33,7 +40,13 @@ keeps its data in a :class:`~.named_data_store.NamedDataStore` under ``<workdir>
   request is confirmed to the agent (:meth:`~ucp_dtn.roles.Incoming.done`) only after it was
   acted on and answered: a put only once stored. A put the store could not take for another
   reason than space (an I/O error) is answered ``unavailable`` and left unconfirmed, so the
-  agent hands it over again after a restart. Any other message is logged and dropped.
+  agent hands it over again after a restart. A ``data-reply`` answers one of this
+  datastore's replica copies (counted); any other message is logged and dropped.
+* **Replication** — a put names its replication factor, or gets the node's default for the
+  name (:meth:`RoleSettings.replicas_for <ucp_dtn.roles.settings.RoleSettings.replicas_for>`).
+  After storing a replicated datum (factor above 1, a copy of one, or a write replacing one)
+  the role tells every broker it heartbeats to (``data-held``); the planning broker then asks a
+  holder for the missing copies (``data-replicate``), which :mod:`.replicator` sends paced.
 """
 
 from __future__ import annotations
@@ -56,23 +69,26 @@ from ...ucp.messages import (
     DataFreeSpaceReply,
     DataGet,
     DataGetReply,
+    DataHeld,
     DataItem,
     DataList,
     DataListReply,
     DataPut,
+    DataReplicate,
     DataReply,
     DataStatus,
     Role,
     UcpMessage,
 )
 from ..directory import BrokerDirectory
-from ..endpoints import RoleName, role_endpoint
+from ..endpoints import RoleName, node_of, role_endpoint
 from ..heartbeats import HeartbeatDetails, HeartbeatSender
 from ..mailbox import Incoming, Mailbox, MailboxStatistics
 from ..settings import RoleSettings
 from .errors import DataStoreClosedError, DataStoreError, DataStoreFullError, InvalidCursorError
 from .named_data_store import NamedDataStore
-from .store_results import NamedDataStatistics, PutOutcome
+from .replicator import Replicator, ReplicatorStatistics
+from .store_results import DatumInfo, NamedDataStatistics, PutOutcome
 
 __all__ = ["MAX_REPLY_BYTES", "MAX_REPLY_ITEMS", "DatastoreRole", "DatastoreStatistics"]
 
@@ -117,6 +133,12 @@ class DatastoreStatistics:
     """The store's figures (``None`` before :meth:`DatastoreRole.run` opened it)."""
     mailbox: MailboxStatistics
     """The mailbox's counters."""
+    replicate_requests: int = 0
+    """``data-replicate`` requests handled."""
+    held_reports: int = 0
+    """``data-held`` messages sent (one per broker and replicated datum stored)."""
+    replication: ReplicatorStatistics | None = None
+    """The replica copies this datastore sent (``None`` before :meth:`DatastoreRole.run`)."""
 
 
 class DatastoreRole:
@@ -148,9 +170,13 @@ class DatastoreRole:
             self._heartbeat_details,
             clock=clock,
         )
-        self._handled = dict.fromkeys((DataPut, DataGet, DataList, DataDelete, DataFreeSpace), 0)
+        self._handled = dict.fromkeys(
+            (DataPut, DataGet, DataList, DataDelete, DataFreeSpace, DataReplicate), 0
+        )
         self._no_space = self._invalid = self._unavailable = self._dropped = 0
-        self._send_failures = 0
+        self._send_failures = self._held_reports = 0
+        self._replicator: Replicator | None = None
+        self._last_replication: ReplicatorStatistics | None = None
 
     @property
     def store(self) -> NamedDataStore:
@@ -170,21 +196,31 @@ class DatastoreRole:
         workdir = self.settings.workdir
         directory = None if workdir is None else workdir / "datastore"
         store = await NamedDataStore.open(
-            directory, quota_bytes=self.settings.datastore_quota_bytes, clock=self._clock
+            directory,
+            quota_bytes=self.settings.datastore_quota_bytes,
+            clock=self._clock,
+            tombstone_lifetime_s=self.settings.tombstone_lifetime_s,
         )
         async with store:
             self._store = store
+            replicator = Replicator(
+                self.node, store, self.mailbox, self.settings, clock=self._clock
+            )
+            self._replicator = replicator
             try:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(self.mailbox.run)
                     for _ in range(_WORKERS):
                         nursery.start_soon(self._serve)
                     nursery.start_soon(self._heartbeats.run)
+                    nursery.start_soon(replicator.run)
                     logger.info("%s: serving (%s)", self.endpoint, directory or "in memory")
                     task_status.started()
             finally:
                 self._last_store_statistics = store.statistics()
+                self._last_replication = replicator.statistics()
                 self._store = None
+                self._replicator = None
 
     def statistics(self) -> DatastoreStatistics:
         """Counters of this role, with its store's and mailbox's."""
@@ -205,6 +241,13 @@ class DatastoreRole:
                 self._store.statistics() if self._store is not None else self._last_store_statistics
             ),
             mailbox=self.mailbox.statistics(),
+            replicate_requests=handled[DataReplicate],
+            held_reports=self._held_reports,
+            replication=(
+                self._replicator.statistics()
+                if self._replicator is not None
+                else self._last_replication
+            ),
         )
 
     # -- heartbeats ---------------------------------------------------------------------------
@@ -247,6 +290,11 @@ class DatastoreRole:
                 confirm = await self._delete(incoming, message)
             elif isinstance(message, DataFreeSpace):
                 confirm = await self._free_space(incoming, message)
+            elif isinstance(message, DataReplicate):
+                confirm = await self._replicate(incoming, message)
+            elif isinstance(message, DataReply) and self._replicator is not None:
+                self._replicator.note_reply(message)
+                confirm = True
             else:
                 self._dropped += 1
                 logger.info(
@@ -271,11 +319,19 @@ class DatastoreRole:
 
     async def _put(self, incoming: Incoming, put: DataPut) -> bool:
         self._handled[DataPut] += 1
-        writer = put.reply_to if put.reply_to is not None else str(incoming.source)
+        writer = put.writer or (put.reply_to if put.reply_to is not None else str(incoming.source))
+        replicas = (
+            put.replicas if put.replicas is not None else self.settings.replicas_for(put.name)
+        )
         confirm = True
         try:
             outcome = await self.store.put(
-                put.name, put.data, written_at=put.written_at, writer=writer, job_id=put.job_id
+                put.name,
+                put.data,
+                written_at=put.written_at,
+                writer=writer,
+                job_id=put.job_id,
+                replicas=replicas,
             )
         except DataStoreFullError as exc:
             self._no_space += 1
@@ -293,12 +349,57 @@ class DatastoreRole:
                 reply = DataReply(
                     put.request_id, DataStatus.STALE, f"a newer write of {put.name!r} is stored"
                 )
-            elif outcome is PutOutcome.UNCHANGED:
-                reply = DataReply(put.request_id, DataStatus.OK, "already stored", count=0)
             else:
-                reply = DataReply(put.request_id, DataStatus.OK, count=1)
+                if outcome is PutOutcome.UNCHANGED:
+                    reply = DataReply(put.request_id, DataStatus.OK, "already stored", count=0)
+                else:
+                    reply = DataReply(put.request_id, DataStatus.OK, count=1)
+                # Held now (a copy that was here already counts too): tell the brokers.
+                info = await self.store.info(put.name)
+                if info is not None and info.replicated:
+                    await self._report_held(info)
         await self._reply(incoming, put.reply_to, reply)
         return confirm
+
+    async def _report_held(self, info: DatumInfo) -> None:
+        """Tell every broker that this datastore now holds a replicated datum."""
+        held = DataHeld(node=str(self.endpoint), entries=(self._entry(info),))
+        for broker in self.directory.brokers():
+            if await self._send(broker, held, lifetime_s=self.reply_lifetime_s):
+                self._held_reports += 1
+
+    def _entry(self, info: DatumInfo) -> DataEntry:
+        return DataEntry(
+            info.name,
+            info.size,
+            info.written_at,
+            info.job_id,
+            holder=str(self.endpoint),
+            replicas=info.replicas,
+            writer=info.writer,
+            digest=info.digest,
+        )
+
+    async def _replicate(self, incoming: Incoming, request: DataReplicate) -> bool:
+        self._handled[DataReplicate] += 1
+        own = self.node.node_id
+        targets = [t for t in request.targets if node_of(t) != own]
+        if await self.store.info(request.name) is None:
+            reply = DataReply(request.request_id, DataStatus.NOT_FOUND, f"no {request.name!r} here")
+        else:
+            queued = await self.store.queue_copies(request.name, targets)
+            if self._replicator is not None:
+                self._replicator.wake()
+            logger.info(
+                "%s: %d copies of %r to make (asked by %s)",
+                self.endpoint,
+                queued,
+                request.name,
+                incoming.source,
+            )
+            reply = DataReply(request.request_id, DataStatus.OK, count=queued)
+        await self._reply(incoming, request.reply_to, reply)
+        return True
 
     async def _get(self, incoming: Incoming, get: DataGet) -> bool:
         self._handled[DataGet] += 1
@@ -319,7 +420,7 @@ class DatastoreRole:
                 )
             else:
                 items = tuple(
-                    DataItem(d.info.name, d.data, d.info.written_at, d.info.job_id)
+                    DataItem(d.info.name, d.data, d.info.written_at, d.info.job_id, d.info.writer)
                     for d in page.items
                 )
                 reply = DataGetReply(get.request_id, DataStatus.OK, items, page.cursor)
@@ -334,6 +435,7 @@ class DatastoreRole:
                 job_id=request.job_id,
                 page_size=max(1, min(request.page_size, MAX_REPLY_ITEMS)),
                 cursor=request.cursor,
+                replicated=request.replicated,
             )
         except InvalidCursorError as exc:
             self._invalid += 1
@@ -344,22 +446,27 @@ class DatastoreRole:
                     request.request_id, DataStatus.NOT_FOUND, detail=_what(request)
                 )
             else:
-                holder = str(self.endpoint)
-                entries = tuple(
-                    DataEntry(e.name, e.size, e.written_at, e.job_id, holder) for e in page.entries
-                )
+                entries = tuple(self._entry(e) for e in page.entries)
                 reply = DataListReply(request.request_id, DataStatus.OK, entries, page.cursor)
         await self._reply(incoming, request.reply_to, reply)
         return True
 
     async def _delete(self, incoming: Incoming, delete: DataDelete) -> bool:
         self._handled[DataDelete] += 1
+        deleter = delete.reply_to if delete.reply_to is not None else str(incoming.source)
         if delete.job_id is not None:
-            count = await self.store.delete_job(delete.job_id, keep_result=delete.keep_result)
+            count = await self.store.delete_job(
+                delete.job_id,
+                keep_result=delete.keep_result,
+                deleted_at=delete.deleted_at,
+                deleter=deleter,
+            )
             what = f"data of job {delete.job_id}"
         else:
             assert delete.name is not None  # the message checks: exactly one of the two
-            count = await self.store.delete(delete.name)
+            count = await self.store.delete(
+                delete.name, deleted_at=delete.deleted_at, deleter=deleter
+            )
             what = repr(delete.name)
         if count:
             reply = DataReply(delete.request_id, DataStatus.OK, count=count)
@@ -420,6 +527,6 @@ def _unavailable(request: UcpMessage, detail: str) -> UcpMessage | None:
         return DataGetReply(request.request_id, DataStatus.UNAVAILABLE, detail=detail)
     if isinstance(request, DataList):
         return DataListReply(request.request_id, DataStatus.UNAVAILABLE, detail=detail)
-    if isinstance(request, DataPut | DataDelete):
+    if isinstance(request, DataPut | DataDelete | DataReplicate):
         return DataReply(request.request_id, DataStatus.UNAVAILABLE, detail)
     return None

@@ -6,6 +6,8 @@ import enum
 import uuid
 from dataclasses import dataclass
 
+from ...ucp.versions import DataVersion
+
 __all__ = [
     "Datum",
     "DatumInfo",
@@ -18,14 +20,14 @@ __all__ = [
 
 
 class PutOutcome(enum.Enum):
-    """What a put did (last write wins by ``(written_at, writer)``)."""
+    """What a put did (last write wins by version: ``(written_at, writer, digest)``)."""
 
     STORED = "stored"
     """The datum is new, or newer than the one it replaced."""
     UNCHANGED = "unchanged"
-    """The same write (same time and writer) was already stored: a duplicate, harmless."""
+    """The same write (same version) was already stored: a duplicate, harmless."""
     STALE = "stale"
-    """A newer write of the name is stored; this one was ignored."""
+    """A newer write of the name is stored, or a newer delete buried it; ignored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,17 @@ class DatumInfo:
     """The job it belongs to (given with the put, or the job UUID its name starts with)."""
     stored_at: float
     """When this store took it (this store's clock)."""
+    digest: bytes = b""
+    """SHA-256 of its content."""
+    replicas: int = 1
+    """The replication factor it was stored with."""
+    replicated: bool = False
+    """Stored with a factor above 1, or replacing a datum that was: brokers track it."""
+
+    @property
+    def version(self) -> DataVersion:
+        """``(written_at, writer, digest)``: what orders two writes of the name."""
+        return DataVersion(self.written_at, self.writer, self.digest)
 
 
 @dataclass(frozen=True, slots=True)

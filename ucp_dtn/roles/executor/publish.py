@@ -61,9 +61,15 @@ class DataPublisher:
         return True
 
     async def put_all(
-        self, broker: str, job_id: uuid.UUID, puts: list[tuple[DataName, bytes]]
+        self,
+        broker: str,
+        job_id: uuid.UUID,
+        puts: list[tuple[DataName, bytes]],
+        *,
+        replicas: int | None = None,
     ) -> dict[DataName, str]:
-        """Put each ``(name, data)`` of job ``job_id`` through ``broker`` and wait up to
+        """Put each ``(name, data)`` of job ``job_id`` through ``broker`` (with replication
+        factor ``replicas``: the job's, ``None`` for the datastores' default) and wait up to
         ``timeout_s`` for the answers; returns the puts refused, each with why."""
         if not puts:
             return {}
@@ -80,6 +86,7 @@ class DataPublisher:
                     data=data,
                     written_at=written_at,
                     job_id=job_id,
+                    replicas=replicas,
                 )
                 self._waiting[request_id] = send
                 try:

@@ -619,7 +619,7 @@ class ExecutorRole:
                 archive_ref = job_name(job_id, _ARCHIVE_SEGMENT)
                 puts.append((archive_ref, data))
         refused = await self._publisher.put_all(
-            self.directory.report_to(dispatch.broker), job_id, puts
+            self.directory.report_to(dispatch.broker), job_id, puts, replicas=dispatch.job.replicas
         )
         if refused:
             run.status = ResultStatus.EXECUTOR_ERROR
