@@ -14,8 +14,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 
+from ..admin.status import StatusReportReason
 from ..blocks import CanonicalBlock
 from ..bundle import Bundle
 from ..codes import BlockType
@@ -56,20 +57,12 @@ class Outcome(StrEnum):
     a BCB in the bundle"), or any operation in a fragment (processed after reassembly)."""
 
 
-class SecurityReason(IntEnum):
-    """Bundle status report reason codes for BPSec (RFC 9172 §11.2; IANA "Bundle Status Report
-    Reason Codes"), for the agent's status reports."""
-
-    MISSING_SECURITY_OPERATION = 12
-    """RFC 9172 §11.2: 12, "Missing security operation"."""
-    UNKNOWN_SECURITY_OPERATION = 13
-    """RFC 9172 §11.2: 13, "Unknown security operation"."""
-    UNEXPECTED_SECURITY_OPERATION = 14
-    """RFC 9172 §11.2: 14, "Unexpected security operation"."""
-    FAILED_SECURITY_OPERATION = 15
-    """RFC 9172 §11.2: 15, "Failed security operation"."""
-    CONFLICTING_SECURITY_OPERATION = 16
-    """RFC 9172 §11.2: 16, "Conflicting security operation"."""
+SecurityReason = StatusReportReason
+"""The bundle status report reason codes of BPSec (RFC 9172 §11.2): 12
+``MISSING_SECURITY_OPERATION``, 13 ``UNKNOWN_SECURITY_OPERATION``, 14
+``UNEXPECTED_SECURITY_OPERATION``, 15 ``FAILED_SECURITY_OPERATION``, 16
+``CONFLICTING_SECURITY_OPERATION``. One enumeration with RFC 9171's codes
+(:class:`bpv7.admin.StatusReportReason`): a status report carries either kind."""
 
 
 class OperationFailure(Exception):
