@@ -556,7 +556,7 @@ def _block_from_json(
             data = _hex(_required(obj, "data", path), _join(path, "data"))
             return CanonicalBlock.opaque(type_code, number, flags, crc_type, data)
         data = _block_data(obj, path, type_code)
-        return CanonicalBlock(type_code, number, flags, crc_type, data)  # type: ignore[arg-type]
+        return CanonicalBlock(type_code, number, flags, crc_type, data)
     except EncodeError as exc:
         _fail(path, str(exc))
 

@@ -12,7 +12,7 @@ results of a new security block (:class:`IntegritySource`, :class:`Confidentiali
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -27,6 +27,7 @@ from .keys import KeyStore
 
 __all__ = [
     "ConfidentialitySource",
+    "InPlaceEncryption",
     "IntegritySource",
     "OperationFailure",
     "OperationView",
@@ -162,8 +163,34 @@ class IntegritySource(_SourceBase):
         """``(parameters, results per target)`` of a BIB over ``targets`` of ``bundle``."""
 
 
+@dataclass(frozen=True, slots=True)
+class InPlaceEncryption:
+    """How a context encrypts targets straight into a buffer the caller chooses (so that a
+    large payload is encrypted into the encoded bundle itself: no ciphertext copy). The
+    ciphertext of a target has the plaintext's length; what the context adds (the tag) goes
+    into the results."""
+
+    parameters: SecurityItems
+    """The new block's security context parameters."""
+    result_sizes: Sequence[SecurityItems]
+    """Per target, results of the same encoded size as the real ones (to lay the bundle out
+    before encrypting)."""
+    encrypt: Callable[[CanonicalBlock, memoryview], SecurityItems]
+    """Encrypt a target block into a writable buffer of ``len(data) + spare`` bytes (what lies
+    beyond ``len(data)`` may be overwritten); returns that target's results."""
+    spare: int = 0
+    """Bytes of scratch room the output needs beyond the ciphertext."""
+
+
 class ConfidentialitySource(_SourceBase):
     """A context that can add BCB operations."""
+
+    def in_place(
+        self, bundle: Bundle, header: SourceBlock, targets: Sequence[int]
+    ) -> InPlaceEncryption | None:
+        """How to encrypt ``targets`` in place, or ``None`` when the context cannot (then
+        :meth:`encrypt` makes the ciphertexts)."""
+        return None
 
     @abstractmethod
     def encrypt(

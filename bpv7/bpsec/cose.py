@@ -524,7 +524,7 @@ class CoseContext(AcceptorContext):
         context = "Encrypt0" if tag == CoseTag.ENCRYPT0 else "Encrypt"
         enc_structure = to_be_authenticated(context, headers.protected_raw, aad_bytes)
         try:
-            return AESGCM(secret).decrypt(_iv(headers, key), target.data, enc_structure)
+            return AESGCM(secret).decrypt(_iv(headers, key), target.data_view, enc_structure)
         except InvalidTag:
             raise OperationFailure("the ciphertext does not authenticate") from None
         except ValueError as exc:
