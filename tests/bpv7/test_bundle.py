@@ -1,6 +1,5 @@
 """Whole bundles (RFC 9171 §4.1, §4.2.3, §4.2.4, §4.4): decode, validate, encode, build, edit."""
 
-
 import cbor2
 import pytest
 
