@@ -206,8 +206,9 @@ class AcceptorContext(ABC):
     context_id: int
 
     @abstractmethod
-    def verify(self, view: OperationView, keys: KeyStore) -> None:
-        """Check one BIB operation; raise :class:`OperationFailure` unless it verifies."""
+    def verify(self, view: OperationView, keys: KeyStore) -> str | None:
+        """Check one BIB operation; raise :class:`OperationFailure` unless it verifies. Returns
+        who signed when a certificate says so (an x5chain, RFC 9360), else ``None``."""
 
     @abstractmethod
     def decrypt(self, view: OperationView, keys: KeyStore) -> bytes:

@@ -10,15 +10,19 @@ keys are understood, private or public.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cbor2
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from ..errors import DecodeError
+
+if TYPE_CHECKING:
+    from .x509 import TrustAnchors
 
 __all__ = [
     "CoseKey",
@@ -248,13 +252,20 @@ class KeyStore:
     (``bytes``). :meth:`add` with text also files the key under the UTF-8 bytes of that text, so
     ``--key ExampleA.1=HEX`` serves both a security source and a COSE ``kid``."""
 
-    def __init__(self, keys: Iterable[CoseKey] = ()) -> None:
+    def __init__(
+        self, keys: Iterable[CoseKey] = (), *, trust_anchors: TrustAnchors | None = None
+    ) -> None:
         # Two maps: str and bytes keys in one dict would be compared with each other on hash
         # collisions (a BytesWarning under python -bb).
         self._by_text: dict[str, CoseKey] = {}
         self._by_kid: dict[bytes, CoseKey] = {}
         for key in keys:
             self.add_cose_key(key)
+        self.trust_anchors = trust_anchors
+        """CA certificates a COSE signature's x5chain (RFC 9360) must lead to; ``None``: an
+        x5chain is not used (the signer's key must then be here by its kid)."""
+        self.validation_time: datetime.datetime | None = None
+        """When certificates must be valid; ``None``: now (the one clock this codec reads)."""
 
     def add(self, name: str | bytes, key: bytes | CoseKey) -> None:
         """File ``key`` (raw symmetric key bytes, or a COSE key) under ``name``."""

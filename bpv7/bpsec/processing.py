@@ -93,6 +93,9 @@ class OperationResult:
     """What became of it here."""
     reason: str = ""
     """For an outcome other than verified/decrypted: one line saying why."""
+    signer: str | None = None
+    """For a signature verified through the signer's certificate chain (COSE x5chain, RFC
+    9360): who the certificate names (its id-on-bundleEID, URI or common name)."""
 
     @property
     def succeeded(self) -> bool:
@@ -117,6 +120,8 @@ class OperationResult:
             f"{kind} {self.security_block} (context {int(self.context_id)}, source "
             f"{self.source}), target {target}: {self.outcome}"
         )
+        if self.signer is not None:
+            text += f" (signed by {self.signer})"
         return f"{text}: {self.reason}" if self.reason else text
 
 
@@ -236,7 +241,7 @@ def process_security(
         asbs[bib.number] = asb
         context = CONTEXTS.get(asb.context_id)
         for target in asb.targets:
-            outcome, reason = Outcome.VERIFIED, ""
+            outcome, reason, signer = Outcome.VERIFIED, "", None
             if target in still_encrypted:
                 outcome = Outcome.SKIPPED
                 reason = f"the target is encrypted by BCB {still_encrypted[target]}"
@@ -247,12 +252,19 @@ def process_security(
             else:
                 view = OperationView(primary, tuple(current), bib, asb, target)
                 try:
-                    context.verify(view, keys)
+                    signer = context.verify(view, keys)
                 except OperationFailure as failure:
                     outcome, reason = failure.outcome, failure.reason
             results.append(
                 OperationResult(
-                    bib.number, BlockType.BIB, target, asb.context_id, asb.source, outcome, reason
+                    bib.number,
+                    BlockType.BIB,
+                    target,
+                    asb.context_id,
+                    asb.source,
+                    outcome,
+                    reason,
+                    signer,
                 )
             )
 

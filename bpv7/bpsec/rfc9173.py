@@ -237,7 +237,7 @@ class Rfc9173Context(AcceptorContext):
         self.context_id = context_id
 
     def verify(self, view: OperationView, keys: KeyStore) -> None:
-        """Check one BIB-HMAC-SHA2 operation (RFC 9173 §3)."""
+        """Check one BIB-HMAC-SHA2 operation (RFC 9173 §3); a shared key names no signer."""
         if self.context_id != SecurityContextId.BIB_HMAC_SHA2:
             raise OperationFailure(f"context {self.context_id} is not an integrity context")
         variant = _uint_parameter(view, BibHmacSha2Parameter.SHA_VARIANT, 6, "SHA variant")
