@@ -4,7 +4,9 @@ A :class:`BundleNode` stores, forwards and delivers bundles: it receives them ov
 sessions (RFC 9174), keeps them in a persistent :mod:`ucp_dtn.store`, routes them over
 neighbour, static and learned routes (docs/routing.md), generates status reports (RFC 9171
 §6.1.1), takes part in custody transfer over BIBE (draft-ietf-dtn-bibect-05) and hands bundles
-for its endpoints to applications through :class:`Registration`\\ s.
+for its endpoints to applications through :class:`Registration`\\ s. Its BPSec policy
+(:mod:`~ucp_dtn.agent.security`, RFC 9172) says which security operations it adds, checks and
+accepts.
 """
 
 from bpv7.admin import StatusReportReason
@@ -29,12 +31,33 @@ from .errors import (
     RouteAdvertisementError,
 )
 from .node import BundleNode
-from .registration import Delivery, Registration
+from .registration import Accepted, Delivery, Registration
 from .reports import StatusItem
 from .routing import MAX_METRIC, STATIC_METRIC, RouteInfo, RouteOrigin, RoutePattern, RoutingTable
+from .security import (
+    PolicyKey,
+    SecurityCheck,
+    SecurityError,
+    SecurityPolicy,
+    SecurityRole,
+    SecurityRule,
+    SecurityVerdict,
+    Service,
+)
+from .security_config import read_security_policy
 from .statistics import NodeStatistics, PeerInfo, TransferInfo
 
 __all__ = [
+    "Accepted",
+    "PolicyKey",
+    "SecurityCheck",
+    "SecurityError",
+    "SecurityPolicy",
+    "SecurityRole",
+    "SecurityRule",
+    "SecurityVerdict",
+    "Service",
+    "read_security_policy",
     "DEFAULT_LIFETIME_S",
     "DEFAULT_STORE_QUOTA",
     "MAX_METRIC",
