@@ -9,6 +9,8 @@ for its endpoints to applications through :class:`Registration`\\ s. Its BPSec p
 accepts.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from bpv7.admin import StatusReportReason
 
 from .advertisement import (
@@ -29,23 +31,48 @@ from .errors import (
     RegistrationError,
     RemoteDataError,
     RouteAdvertisementError,
+    SecurityError,
 )
 from .node import BundleNode
 from .registration import Accepted, Delivery, Registration
 from .reports import StatusItem
 from .routing import MAX_METRIC, STATIC_METRIC, RouteInfo, RouteOrigin, RoutePattern, RoutingTable
-from .security import (
-    PolicyKey,
-    SecurityCheck,
-    SecurityError,
-    SecurityPolicy,
-    SecurityRole,
-    SecurityRule,
-    SecurityVerdict,
-    Service,
-)
-from .security_config import read_security_policy
 from .statistics import NodeStatistics, PeerInfo, TransferInfo
+
+if TYPE_CHECKING:
+    from .security import (
+        PolicyKey,
+        SecurityCheck,
+        SecurityPolicy,
+        SecurityRole,
+        SecurityRule,
+        SecurityVerdict,
+        Service,
+    )
+    from .security_config import read_security_policy
+
+_SECURITY_NAMES = {
+    "PolicyKey": "security",
+    "SecurityCheck": "security",
+    "SecurityPolicy": "security",
+    "SecurityRole": "security",
+    "SecurityRule": "security",
+    "SecurityVerdict": "security",
+    "Service": "security",
+    "read_security_policy": "security_config",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # BPSec brings the cryptography in (~0.1 s): programs that never configure a security
+    # policy (``ucp``'s own node) do not pay for it at start-up.
+    module = _SECURITY_NAMES.get(name)
+    if module is not None:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Accepted",

@@ -42,7 +42,7 @@ from ucp_dtn.store import BundleState, BundleStore, MemoryBundleStore, SqliteBun
 from .config import NodeConfig
 from .core import AgentCore
 from .custody import CustodyManager
-from .errors import EndpointError, NodeNotRunningError, RegistrationError
+from .errors import EndpointError, NodeNotRunningError, RegistrationError, SecurityError
 from .forwarding import backoff_delay
 from .janitor import Janitor
 from .neighbours import Neighbours
@@ -50,7 +50,6 @@ from .reception import Receiver
 from .registration import Registration
 from .reports import StatusItem, report_flags
 from .routing import RouteInfo
-from .security import SecurityError
 from .spool import Spool
 from .statistics import NodeStatistics, PeerInfo
 

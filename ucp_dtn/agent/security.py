@@ -68,7 +68,7 @@ from bpv7.bpsec import (
 )
 from bpv7.security_blocks import read_targets
 
-from .errors import AgentUsageError
+from .errors import SecurityError
 from .routing import RoutePattern
 
 __all__ = [
@@ -86,11 +86,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _PAYLOAD = 1
-
-
-class SecurityError(AgentUsageError, ValueError):
-    """A security operation asked for cannot be made (an unknown key name, a key that cannot
-    do it, a bundle RFC 9172 forbids securing)."""
 
 
 class SecurityRole(StrEnum):
