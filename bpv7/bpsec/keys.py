@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
@@ -67,15 +67,16 @@ class CoseKey:
     """Key id (label 2), how a COSE message names the key."""
     alg: int | None = None
     """Algorithm the key is restricted to (label 3), if any."""
-    k: bytes = b""
-    """Symmetric key bytes (kty 4, label -1)."""
+    k: bytes = field(default=b"", repr=False)
+    """Symmetric key bytes (kty 4, label -1); not in the repr (nor is ``d``): keys stay out of
+    logs."""
     crv: int | None = None
     """Curve (kty 1 and 2, label -1)."""
     x: bytes = b""
     """Public x coordinate / OKP public key (label -2)."""
     y: bytes = b""
     """EC2 public y coordinate (label -3)."""
-    d: bytes = b""
+    d: bytes = field(default=b"", repr=False)
     """Private key (label -4); empty for a public key."""
     base_iv: bytes = b""
     """Base IV (label 5), if given."""
