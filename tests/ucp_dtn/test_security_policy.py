@@ -303,3 +303,18 @@ def test_reading_from_a_toml_document(keys_dir: Path) -> None:
     assert len(read_security_policy(document["security"], keys_dir).rules) == 1
     with pytest.raises(ConfigError, match="must be a table"):
         read_security_policy(["x"], keys_dir)
+
+
+def test_another_sources_operation_on_another_block_is_not_this_rules_failure(
+    keys_dir: Path,
+) -> None:
+    """A BIB over the primary block by some other node (key unknown here) travels with a's
+    operations: the rule's key cannot check it, and the rule is about the payload."""
+    from bpv7.bpsec import HmacSha2, add_integrity
+
+    at_a, at_c = source_and_acceptor(keys_dir)
+    secured = at_a.secure(bundle(), A)
+    other = add_integrity(secured, [0], HmacSha2(bytes(32)), source="dtn://x/")
+    verdict = at_c.on_delivery(other, now=NOW)
+    assert verdict.discard is None
+    assert verdict.bundle.payload == PAYLOAD

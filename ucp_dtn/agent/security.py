@@ -383,7 +383,15 @@ class SecurityPolicy:
             for op in operations
             if op.succeeded
         )
-        failed = [op for op in operations if op.outcome == Outcome.FAILED]
+        # The rule is about the payload (and the BIBs over it a BCB encrypts): another
+        # source's operation over another block, which the rule's key cannot check, is not
+        # a failure of this rule.
+        bibs = {block.number for block in bundle.blocks if block.type_code == BlockType.BIB}
+        failed = [
+            op
+            for op in operations
+            if op.outcome == Outcome.FAILED and (op.target == _PAYLOAD or op.target in bibs)
+        ]
         if failed:
             # RFC 9172 §11.2: 15, "Failed security operation".
             return SecurityVerdict(
