@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
+import sys
 from pathlib import Path
 
 import trio
@@ -147,3 +148,20 @@ async def test_bundles_from_a_to_c_are_signed_encrypted_and_checked(
     c_stats = (await c.info())["statistics"]
     assert c_stats["deleted"] == {"failed_security_operation": 1}
     assert c_stats["delivered"] == 1
+
+
+async def test_a_bad_policy_stops_the_daemon_with_one_line_and_status_2(tmp_path: Path) -> None:
+    write_keys(tmp_path)
+    bad = config(tmp_path, "bad", SOURCE_RULE.replace('"a-c-aes"', '"a-c-typo"'))
+    with trio.fail_after(WAIT):
+        result = await trio.run_process(
+            [sys.executable, "-m", "ucp_dtn.daemon", "--in-memory", "-c", bad],
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+    assert result.returncode == 2
+    assert result.stderr.decode() == (
+        f"ucp-bpnode: error: {bad}: security.rule[1].confidentiality: no key 'a-c-typo' "
+        "(known: a-c-aes, a-c-mac)\n"
+    )
