@@ -58,9 +58,14 @@ _BLOCK_TYPES = {int(t): t for t in BlockType}
 _CRC_TYPES = {int(t): t for t in CRCType}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False, repr=False)
 class CanonicalBlock:
-    """A canonical bundle block (RFC 9171 §4.3.2)."""
+    """A canonical bundle block (RFC 9171 §4.3.2).
+
+    Built as ``CanonicalBlock(type_code, number, flags, crc_type, data)``. A block decoded from
+    ``bytes`` whose data is large keeps a read-only view of the input instead of a copy of it:
+    :attr:`data` makes the copy the first time it is read, :attr:`data_view` never does (the
+    cryptography, the CRC and the encoder read that)."""
 
     type_code: int
     """Block type code (a :class:`BlockType` when known, else a plain ``int``)."""
@@ -70,32 +75,64 @@ class CanonicalBlock:
     """Block processing control flags (§4.2.4); unknown bits are kept."""
     crc_type: CRCType
     """CRC type of this block (§4.2.1)."""
-    data: bytes
-    """Block-type-specific data: the content of the block's CBOR byte string."""
-    _head: bytes | None = field(init=False, default=None, repr=False, compare=False)
-    _tail: bytes | None = field(init=False, default=None, repr=False, compare=False)
+    _data: bytes | memoryview
+    """The block-type-specific data, or a read-only view of it in an immutable buffer."""
+    _head: bytes | None = field(default=None, compare=False)
+    _tail: bytes | None = field(default=None, compare=False)
 
-    def __post_init__(self) -> None:
+    def __init__(self, type_code: int, number: int, flags: int, crc_type: int, data: bytes) -> None:
+        # (the slot setters: a frozen instance refuses ordinary assignment)
+        _SET_TYPE(self, type_code)
+        _SET_NUMBER(self, number)
+        _SET_FLAGS(self, flags)
+        _SET_CRC_TYPE(self, crc_type)
+        _SET_DATA(self, data)
+        _SET_HEAD(self, None)
+        _SET_TAIL(self, None)
         self._validate(check_data=True)
+
+    @property
+    def data(self) -> bytes:
+        """Block-type-specific data: the content of the block's CBOR byte string."""
+        data = self._data
+        if type(data) is bytes:
+            return data
+        copied = bytes(data)
+        object.__setattr__(self, "_data", copied)
+        return copied
+
+    @property
+    def data_view(self) -> bytes | memoryview:
+        """:attr:`data` without copying it: the bytes, or a read-only view of them."""
+        return self._data
+
+    def __repr__(self) -> str:
+        return (
+            f"CanonicalBlock(type_code={self.type_code!r}, number={self.number!r}, "
+            f"flags={self.flags!r}, crc_type={self.crc_type!r}, data={bytes(self._data)!r})"
+        )
+
+    def with_data(self, data: bytes) -> CanonicalBlock:
+        """The same block with other block-type-specific data (checked, encoded afresh)."""
+        return CanonicalBlock(self.type_code, self.number, self.flags, self.crc_type, data)
 
     @classmethod
     def opaque(
-        cls, type_code: int, number: int, flags: int, crc_type: int, data: bytes
+        cls, type_code: int, number: int, flags: int, crc_type: int, data: bytes | memoryview
     ) -> CanonicalBlock:
         """A block whose data is not checked against its block type: the target of a BPSec BCB,
         whose block-type-specific data is ciphertext (RFC 9172 §3.8) until it is decrypted. Every
-        other rule of :class:`CanonicalBlock` still applies."""
-        block = cls.__new__(cls)
-        for name, value in (
-            ("type_code", type_code),
-            ("number", number),
-            ("flags", flags),
-            ("crc_type", crc_type),
-            ("data", data),
-            ("_head", None),
-            ("_tail", None),
-        ):
-            object.__setattr__(block, name, value)
+        other rule of :class:`CanonicalBlock` still applies. A ``memoryview`` is kept as it is
+        only when it is read-only over ``bytes`` (nothing can change it); other buffers are
+        copied."""
+        block = _NEW(cls)
+        _SET_TYPE(block, type_code)
+        _SET_NUMBER(block, number)
+        _SET_FLAGS(block, flags)
+        _SET_CRC_TYPE(block, crc_type)
+        _SET_DATA(block, data)
+        _SET_HEAD(block, None)
+        _SET_TAIL(block, None)
         block._validate(check_data=False)
         return block
 
@@ -115,16 +152,16 @@ class CanonicalBlock:
                     f"invalid CRC type {crc_type!r}", rule="crc-type", section="4.2.1"
                 )
             object.__setattr__(self, "crc_type", _CRC_TYPES[crc_type])
-        data = self.data
-        if type(data) is not bytes:
+        data = self._data
+        if type(data) is not bytes and not _immutable_view(data):
             if not isinstance(data, bytes | bytearray | memoryview):
                 raise EncodeError(
                     "block-type-specific data must be bytes", rule="block-data", section="4.3.2"
                 )
-            object.__setattr__(self, "data", bytes(data))
-        check_block_rules(type_code, self.number, self.data, check_data=check_data)
+            object.__setattr__(self, "_data", bytes(data))
+        check_block_rules(type_code, self.number, self._data, check_data=check_data)
 
-    def encoded_parts(self) -> tuple[bytes, bytes, bytes]:
+    def encoded_parts(self) -> tuple[bytes, bytes | memoryview, bytes]:
         """``(head, data, tail)`` whose concatenation is the block's CBOR bytes: as received for
         a decoded block, otherwise freshly encoded with a new CRC. ``head`` runs up to the data
         byte string's content, ``tail`` is the CRC field (and the "break" of an
@@ -135,35 +172,87 @@ class CanonicalBlock:
             head, tail = self._encode()
             object.__setattr__(self, "_head", head)
             object.__setattr__(self, "_tail", tail)
-        return head, self.data, tail
+        return head, self._data, tail
 
     def encode(self) -> bytes:
         """The block's CBOR bytes."""
         return b"".join(self.encoded_parts())
 
     def _encode(self) -> tuple[bytes, bytes]:
-        crc_type = self.crc_type
-        type_code = self.type_code
-        number = self.number
-        flags = self.flags
-        # RFC 9171 §4.3.2: "the number of elements in the array SHALL be 5 (if CRC type is zero)
-        # or 6 (otherwise)"; the data is "a single definite-length CBOR byte string".
-        head = b"".join(
-            (
-                b"\x86" if crc_type else b"\x85",
-                encode_uint(type_code),
-                encode_uint(number),
-                encode_uint(flags),
-                encode_uint(crc_type),
-                encode_head(2, len(self.data)),
-            )
+        head = block_head(self.type_code, self.number, self.flags, self.crc_type, len(self._data))
+        return head, block_tail(self.crc_type, head, self._data)
+
+    @classmethod
+    def _encoded(
+        cls,
+        type_code: BlockType,
+        number: int,
+        flags: BlockFlags,
+        crc_type: CRCType,
+        data: bytes | memoryview,
+        head: bytes,
+        tail: bytes,
+    ) -> CanonicalBlock:
+        """A block whose encoding ``head + data + tail`` was just written (trusted: not
+        checked again). For :mod:`bpv7.bpsec`, which encrypts a large target straight into the
+        encoded bundle."""
+        block = _NEW(cls)
+        _SET_TYPE(block, type_code)
+        _SET_NUMBER(block, number)
+        _SET_FLAGS(block, flags)
+        _SET_CRC_TYPE(block, crc_type)
+        _SET_DATA(block, data)
+        _SET_HEAD(block, head)
+        _SET_TAIL(block, tail)
+        return block
+
+
+def block_head(type_code: int, number: int, flags: int, crc_type: int, length: int) -> bytes:
+    """The bytes of a canonical block up to its data: the array head, type code, number, flags,
+    CRC type and the head of the data byte string of ``length`` bytes."""
+    # RFC 9171 §4.3.2: "the number of elements in the array SHALL be 5 (if CRC type is zero)
+    # or 6 (otherwise)"; the data is "a single definite-length CBOR byte string".
+    return b"".join(
+        (
+            b"\x86" if crc_type else b"\x85",
+            encode_uint(type_code),
+            encode_uint(number),
+            encode_uint(flags),
+            encode_uint(crc_type),
+            encode_head(2, length),
         )
-        if not crc_type:
-            return head, b""
-        if crc_type == CRCType.CRC32C:
-            value = _crc32c(b"\x44\x00\x00\x00\x00", _crc32c(self.data, _crc32c(head)))
-            return head, b"\x44" + int(value).to_bytes(4, "big")
-        return head, b"\x42" + compute_crc(crc_type, (head, self.data, b"\x42\x00\x00"))
+    )
+
+
+def block_tail(crc_type: int, head: bytes, data: bytes | memoryview) -> bytes:
+    """The bytes of a canonical block after its data: its CRC field (RFC 9171 §4.2.1), computed
+    over ``head``, ``data`` and the zeroed field; empty for CRC type 0."""
+    if not crc_type:
+        return b""
+    if crc_type == CRCType.CRC32C:
+        value = _crc32c(b"\x44\x00\x00\x00\x00", _crc32c(data, _crc32c(head)))
+        return b"\x44" + int(value).to_bytes(4, "big")
+    return b"\x42" + compute_crc(crc_type, (head, data, b"\x42\x00\x00"))
+
+
+def tail_length(crc_type: int) -> int:
+    """Length of :func:`block_tail` for ``crc_type``."""
+    return 1 + CRC_LENGTH[crc_type] if crc_type else 0
+
+
+VIEW_THRESHOLD = 64 * 1024
+"""Block data at least this long, decoded from ``bytes``, stays a view of the input (no copy)."""
+
+
+def _immutable_view(data: object) -> bool:
+    """Whether ``data`` is a read-only byte view of a ``bytes`` object (it cannot change)."""
+    return (
+        type(data) is memoryview
+        and data.readonly
+        and type(data.obj) is bytes
+        and data.format == "B"
+        and data.c_contiguous
+    )
 
 
 def _block_error(message: str, rule: str, section: str) -> BlockError:
@@ -182,7 +271,9 @@ def cached_block_flags(value: int) -> BlockFlags:
     return flags
 
 
-def check_block_rules(type_code: int, number: int, data: bytes, *, check_data: bool = True) -> None:
+def check_block_rules(
+    type_code: int, number: int, data: bytes | memoryview, *, check_data: bool = True
+) -> None:
     """Enforce the rules on a canonical block's number and, for the extension blocks of RFC 9171
     §4.4 when ``check_data``, its block-type-specific data; raises
     :class:`~bpv7.errors.EncodeError`."""
@@ -202,7 +293,7 @@ def check_block_rules(type_code: int, number: int, data: bytes, *, check_data: b
                 section="4.1",
             )
     elif check_data and type_code in _EXTENSION_CODECS:
-        check_extension_data(type_code, data)
+        check_extension_data(type_code, data if type(data) is bytes else bytes(data))
 
 
 def check_extension_data(type_code: int, data: bytes) -> None:
@@ -230,7 +321,7 @@ _SET_TYPE = CanonicalBlock.__dict__["type_code"].__set__
 _SET_NUMBER = CanonicalBlock.__dict__["number"].__set__
 _SET_FLAGS = CanonicalBlock.__dict__["flags"].__set__
 _SET_CRC_TYPE = CanonicalBlock.__dict__["crc_type"].__set__
-_SET_DATA = CanonicalBlock.__dict__["data"].__set__
+_SET_DATA = CanonicalBlock.__dict__["_data"].__set__
 _SET_HEAD = CanonicalBlock.__dict__["_head"].__set__
 _SET_TAIL = CanonicalBlock.__dict__["_tail"].__set__
 
@@ -313,7 +404,13 @@ def decode_canonical(
             )
         pos += 1
     head = data[start:data_start]
-    content = data[data_start:data_end]
+    content: bytes | memoryview
+    if data_end - data_start >= VIEW_THRESHOLD and type(data) is bytes:
+        # A large block (the payload, usually) is not copied out of the input: its view goes
+        # to the CRC, the cryptography and the encoder; ``data`` copies it only when read.
+        content = memoryview(data)[data_start:data_end]
+    else:
+        content = data[data_start:data_end]
     tail = data[data_end:pos]
     if crc_type:
         # RFC 9171 §4.3.2: the CRC is "computed over the concatenation of all bytes of the block

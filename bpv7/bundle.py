@@ -18,7 +18,6 @@ and raises :class:`~bpv7.errors.DecodeError` subclasses. A ``Bundle`` is therefo
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -89,6 +88,8 @@ class Bundle:
     waived: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
     """Rules of :data:`WAIVABLE_RULES` this bundle is not held to (empty: every rule holds).
     Only for bundles from elsewhere that break them, such as RFC 9173's worked examples."""
+    _encoded: bytes | None = field(default=None, init=False, compare=False, repr=False)
+    """The bundle's bytes when they were made with it (:meth:`encode` returns them)."""
 
     def __post_init__(self) -> None:
         if type(self.blocks) is not tuple:
@@ -106,13 +107,32 @@ class Bundle:
         primary: PrimaryBlock,
         blocks: tuple[CanonicalBlock, ...],
         waived: frozenset[str] = frozenset(),
+        encoded: bytes | None = None,
     ) -> Self:
-        """Construct without re-validating (the decoder has just validated)."""
+        """Construct without re-validating (the decoder or an encoder has just validated);
+        ``encoded``: the bundle's bytes, if they were just made."""
         bundle = cls.__new__(cls)
+        object.__setattr__(bundle, "_encoded", encoded)
         object.__setattr__(bundle, "waived", waived)
         object.__setattr__(bundle, "primary", primary)
         object.__setattr__(bundle, "blocks", blocks)
         return bundle
+
+    @classmethod
+    def _with_encoding(
+        cls,
+        primary: PrimaryBlock,
+        blocks: tuple[CanonicalBlock, ...],
+        waived: frozenset[str],
+        encoded: bytes,
+    ) -> Self:
+        """A bundle checked like any other, whose bytes ``encoded`` were written along with its
+        blocks (:meth:`encode` returns them without copying)."""
+        violation = bundle_violation(primary, blocks, waived)
+        if violation is not None:
+            message, rule, section, *rfc = violation
+            raise EncodeError(message, rule=rule, section=section, rfc=rfc[0] if rfc else 9171)
+        return cls._trusted(primary, blocks, waived, encoded)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -210,7 +230,10 @@ class Bundle:
     def encode(self) -> bytes:
         """The bundle's bytes: an indefinite-length CBOR array of the blocks (RFC 9171 §4.1).
         Blocks that were decoded and not changed contribute their exact received bytes."""
-        parts = [b"\x9f", self.primary.encode()]
+        encoded: bytes | None = getattr(self, "_encoded", None)  # (unset: made with __new__)
+        if encoded is not None:
+            return encoded
+        parts: list[bytes | memoryview] = [b"\x9f", self.primary.encode()]
         for block in self.blocks:
             parts.extend(block.encoded_parts())
         parts.append(b"\xff")
@@ -581,7 +604,7 @@ def _with_extension(
     if existing is None:
         return with_block_added(bundle, value, flags=flags, crc_type=crc_type)
     _check_not_encrypted(bundle, existing)
-    return _replace_block(bundle, existing, dataclasses.replace(existing, data=value.encode_data()))
+    return _replace_block(bundle, existing, existing.with_data(value.encode_data()))
 
 
 def with_previous_node(
@@ -613,7 +636,7 @@ def with_hop_count_incremented(bundle: Bundle) -> Bundle:
         return bundle
     _check_not_encrypted(bundle, existing)
     value = HopCountBlock.decode_data(existing.data).incremented()
-    return _replace_block(bundle, existing, dataclasses.replace(existing, data=value.encode_data()))
+    return _replace_block(bundle, existing, existing.with_data(value.encode_data()))
 
 
 def with_forwarding_edits(

@@ -31,8 +31,9 @@ A BIB or BCB also shows its abstract security block (RFC 9172 §3.6) decoded und
 byte strings in hex); a block that a BCB encrypts shows ``"encrypted_by": <BCB number>`` and no
 decoded contents. With keys (``python -m bpv7 decode --key ...``) the top level also has
 ``security_operations``, one entry per operation with its ``outcome`` (``verified``,
-``decrypted``, ``failed``, ``no-key``, ``unsupported``, ``skipped``) and ``reason``, and each
-decrypted block has ``decrypted``: its plaintext ``data`` and decoded contents.
+``decrypted``, ``failed``, ``no-key``, ``unsupported``, ``skipped``), ``reason`` and, for a
+signature checked through the signer's certificate chain, ``signer``, and each decrypted block
+has ``decrypted``: its plaintext ``data`` and decoded contents.
 
 ``data`` is the block-type-specific data in hex (for the payload block: the payload). EIDs are
 URI text. An ipn EID's CBOR form follows its text: three components (``ipn:0.5.7``) mean the
@@ -228,7 +229,7 @@ def bundle_to_json(
     result: JSONObject = {
         "primary": _primary_to_json(bundle.primary),
         "blocks": blocks,
-        "payload_length": len(bundle.payload),
+        "payload_length": len(bundle.payload_block.data_view),
     }
     if security is not None:
         plaintext = security.plaintext
@@ -236,8 +237,9 @@ def bundle_to_json(
             decrypted = plaintext.get(block.number)
             if decrypted is not None:
                 view["decrypted"] = {"data": decrypted.data.hex(), **_block_contents(decrypted)}
-        result["security_operations"] = [
-            {
+        operations: list[JSONObject] = []
+        for op in security.operations:
+            entry: JSONObject = {
                 "security_block": op.security_block,
                 "service": "integrity" if op.block_type == BlockType.BIB else "confidentiality",
                 "target": op.target,
@@ -246,8 +248,10 @@ def bundle_to_json(
                 "outcome": str(op.outcome),
                 "reason": op.reason or None,
             }
-            for op in security.operations
-        ]
+            if op.signer is not None:
+                entry["signer"] = op.signer
+            operations.append(entry)
+        result["security_operations"] = operations
     if admin_record and bundle.is_admin_record and 1 not in encrypted:
         record = _admin_record_json(bundle.payload)
         if record is not None:
@@ -556,7 +560,7 @@ def _block_from_json(
             data = _hex(_required(obj, "data", path), _join(path, "data"))
             return CanonicalBlock.opaque(type_code, number, flags, crc_type, data)
         data = _block_data(obj, path, type_code)
-        return CanonicalBlock(type_code, number, flags, crc_type, data)  # type: ignore[arg-type]
+        return CanonicalBlock(type_code, number, flags, crc_type, data)
     except EncodeError as exc:
         _fail(path, str(exc))
 

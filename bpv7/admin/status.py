@@ -35,8 +35,9 @@ __all__ = [
 
 
 class StatusReportReason(IntEnum):
-    """Bundle status report reason codes (RFC 9171 §6.1.1 Table 1; IANA "Bundle Status Report
-    Reason Codes"). A code without a member stays a plain ``int``."""
+    """Bundle status report reason codes (RFC 9171 §6.1.1 Table 1, and 12-16 from RFC 9172
+    §11.2 for BPSec; IANA "Bundle Status Report Reason Codes"). A code without a member stays a
+    plain ``int``."""
 
     NO_ADDITIONAL_INFORMATION = 0
     """RFC 9171 §6.1.1: 0, "No additional information"."""
@@ -64,6 +65,21 @@ class StatusReportReason(IntEnum):
     """RFC 9171 §6.1.1: 10, "Traffic pared (e.g., status reports)"."""
     BLOCK_UNSUPPORTED = 11
     """RFC 9171 §6.1.1: 11, "Block unsupported"."""
+    MISSING_SECURITY_OPERATION = 12
+    """RFC 9172 §11.2: 12, "Missing security operation": the bundle lacks an operation the
+    node's security policy requires (e.g. no BIB over the payload)."""
+    UNKNOWN_SECURITY_OPERATION = 13
+    """RFC 9172 §11.2: 13, "Unknown security operation": an operation the node cannot
+    process (e.g. an unknown security context)."""
+    UNEXPECTED_SECURITY_OPERATION = 14
+    """RFC 9172 §11.2: 14, "Unexpected security operation": an operation the policy does not
+    allow here."""
+    FAILED_SECURITY_OPERATION = 15
+    """RFC 9172 §11.2: 15, "Failed security operation": a MAC or signature that does not
+    match, ciphertext that does not authenticate."""
+    CONFLICTING_SECURITY_OPERATION = 16
+    """RFC 9172 §11.2: 16, "Conflicting security operation": operations that contradict
+    each other or the policy."""
 
 
 class StatusKind(IntEnum):

@@ -9,6 +9,8 @@ bundles as security acceptor, verifier and source.
   :class:`HmacSha2` and :class:`AesGcm` (RFC 9173) or :class:`CoseSource`
   (draft-ietf-dtn-bpsec-cose).
 - :mod:`bpv7.bpsec.fragments` says how BPSec constrains fragmentation (RFC 9172 §5.2).
+- :mod:`bpv7.bpsec.x509`: COSE signatures carrying the signer's certificate chain (x5chain,
+  RFC 9360), checked against :class:`TrustAnchors` held by the :class:`KeyStore`.
 
 The abstract security block itself and the rules between blocks are in
 :mod:`bpv7.security_blocks` (the decoder needs them without this package).
@@ -17,6 +19,7 @@ The abstract security block itself and the rules between blocks are in
 from ..security_blocks import AbstractSecurityBlock, SecurityContextFlags, SecurityContextId
 from .context import (
     ConfidentialitySource,
+    InPlaceEncryption,
     IntegritySource,
     OperationFailure,
     Outcome,
@@ -43,9 +46,22 @@ from .rfc9173 import (
     ScopeFlags,
     ShaVariant,
 )
+from .x509 import (
+    HEADER_X5CHAIN,
+    TrustAnchors,
+    certificate_identity,
+    read_certificates,
+    read_private_key,
+)
 
 __all__ = [
     "CONTEXTS",
+    "HEADER_X5CHAIN",
+    "InPlaceEncryption",
+    "TrustAnchors",
+    "certificate_identity",
+    "read_certificates",
+    "read_private_key",
     "ConfidentialitySource",
     "IntegritySource",
     "AbstractSecurityBlock",

@@ -12,10 +12,11 @@ results of a new security block (:class:`IntegritySource`, :class:`Confidentiali
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 
+from ..admin.status import StatusReportReason
 from ..blocks import CanonicalBlock
 from ..bundle import Bundle
 from ..codes import BlockType
@@ -26,6 +27,7 @@ from .keys import KeyStore
 
 __all__ = [
     "ConfidentialitySource",
+    "InPlaceEncryption",
     "IntegritySource",
     "OperationFailure",
     "OperationView",
@@ -56,20 +58,12 @@ class Outcome(StrEnum):
     a BCB in the bundle"), or any operation in a fragment (processed after reassembly)."""
 
 
-class SecurityReason(IntEnum):
-    """Bundle status report reason codes for BPSec (RFC 9172 §11.2; IANA "Bundle Status Report
-    Reason Codes"), for the agent's status reports."""
-
-    MISSING_SECURITY_OPERATION = 12
-    """RFC 9172 §11.2: 12, "Missing security operation"."""
-    UNKNOWN_SECURITY_OPERATION = 13
-    """RFC 9172 §11.2: 13, "Unknown security operation"."""
-    UNEXPECTED_SECURITY_OPERATION = 14
-    """RFC 9172 §11.2: 14, "Unexpected security operation"."""
-    FAILED_SECURITY_OPERATION = 15
-    """RFC 9172 §11.2: 15, "Failed security operation"."""
-    CONFLICTING_SECURITY_OPERATION = 16
-    """RFC 9172 §11.2: 16, "Conflicting security operation"."""
+SecurityReason = StatusReportReason
+"""The bundle status report reason codes of BPSec (RFC 9172 §11.2): 12
+``MISSING_SECURITY_OPERATION``, 13 ``UNKNOWN_SECURITY_OPERATION``, 14
+``UNEXPECTED_SECURITY_OPERATION``, 15 ``FAILED_SECURITY_OPERATION``, 16
+``CONFLICTING_SECURITY_OPERATION``. One enumeration with RFC 9171's codes
+(:class:`bpv7.admin.StatusReportReason`): a status report carries either kind."""
 
 
 class OperationFailure(Exception):
@@ -169,8 +163,34 @@ class IntegritySource(_SourceBase):
         """``(parameters, results per target)`` of a BIB over ``targets`` of ``bundle``."""
 
 
+@dataclass(frozen=True, slots=True)
+class InPlaceEncryption:
+    """How a context encrypts targets straight into a buffer the caller chooses (so that a
+    large payload is encrypted into the encoded bundle itself: no ciphertext copy). The
+    ciphertext of a target has the plaintext's length; what the context adds (the tag) goes
+    into the results."""
+
+    parameters: SecurityItems
+    """The new block's security context parameters."""
+    result_sizes: Sequence[SecurityItems]
+    """Per target, results of the same encoded size as the real ones (to lay the bundle out
+    before encrypting)."""
+    encrypt: Callable[[CanonicalBlock, memoryview], SecurityItems]
+    """Encrypt a target block into a writable buffer of ``len(data) + spare`` bytes (what lies
+    beyond ``len(data)`` may be overwritten); returns that target's results."""
+    spare: int = 0
+    """Bytes of scratch room the output needs beyond the ciphertext."""
+
+
 class ConfidentialitySource(_SourceBase):
     """A context that can add BCB operations."""
+
+    def in_place(
+        self, bundle: Bundle, header: SourceBlock, targets: Sequence[int]
+    ) -> InPlaceEncryption | None:
+        """How to encrypt ``targets`` in place, or ``None`` when the context cannot (then
+        :meth:`encrypt` makes the ciphertexts)."""
+        return None
 
     @abstractmethod
     def encrypt(
@@ -186,8 +206,9 @@ class AcceptorContext(ABC):
     context_id: int
 
     @abstractmethod
-    def verify(self, view: OperationView, keys: KeyStore) -> None:
-        """Check one BIB operation; raise :class:`OperationFailure` unless it verifies."""
+    def verify(self, view: OperationView, keys: KeyStore) -> str | None:
+        """Check one BIB operation; raise :class:`OperationFailure` unless it verifies. Returns
+        who signed when a certificate says so (an x5chain, RFC 9360), else ``None``."""
 
     @abstractmethod
     def decrypt(self, view: OperationView, keys: KeyStore) -> bytes:

@@ -17,6 +17,7 @@ structures the context needs are short and typed here.)
 
 from __future__ import annotations
 
+import datetime
 import hmac as _hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +46,12 @@ from .context import (
     SourceBlock,
 )
 from .keys import CoseKey, CoseKeyType, KeyStore
+from .x509 import (
+    HEADER_X5CHAIN,
+    certificate_identity,
+    chain_from_header,
+    cose_key_of_certificate,
+)
 
 __all__ = [
     "CoseAlgorithm",
@@ -104,10 +111,11 @@ HEADER_KID = 4
 HEADER_IV = 5
 HEADER_PARTIAL_IV = 6
 _UNDERSTOOD_HEADERS = frozenset(
-    {HEADER_ALG, HEADER_CRIT, 3, HEADER_KID, HEADER_IV, HEADER_PARTIAL_IV}
+    {HEADER_ALG, HEADER_CRIT, 3, HEADER_KID, HEADER_IV, HEADER_PARTIAL_IV, HEADER_X5CHAIN}
 )
 """Header labels this module acts on or may safely ignore (RFC 9052 §3.1: alg, crit, content
-type, kid, IV, Partial IV); a "crit" list naming any other label fails (RFC 9052 §3.1)."""
+type, kid, IV, Partial IV; RFC 9360: x5chain); a "crit" list naming any other label fails (RFC
+9052 §3.1)."""
 MAC_ALGORITHMS = {
     4: (hashes.SHA256, 8),
     5: (hashes.SHA256, 32),
@@ -401,8 +409,10 @@ class CoseContext(AcceptorContext):
             additional,
         )
 
-    def verify(self, view: OperationView, keys: KeyStore) -> None:
-        """Check a COSE_Mac0, COSE_Mac, COSE_Sign1 or COSE_Sign result."""
+    def verify(self, view: OperationView, keys: KeyStore) -> str | None:
+        """Check a COSE_Mac0, COSE_Mac, COSE_Sign1 or COSE_Sign result; for a signature whose
+        signer's certificate chain (x5chain, RFC 9360) leads to ``keys.trust_anchors``, return
+        who the certificate names."""
         defaults, scope, additional = self._common(view)
         tag, message = self._message(view, (CoseTag.MAC0, CoseTag.MAC, CoseTag.SIGN1, CoseTag.SIGN))
         aad_bytes = self._aad(view, scope, additional)
@@ -428,7 +438,7 @@ class CoseContext(AcceptorContext):
             to_mac = to_be_authenticated(context, headers.protected_raw, aad_bytes, payload)
             if not _hmac.compare_digest(mac_tag(alg, secret, to_mac), message[3]):
                 raise OperationFailure("the MAC does not match")
-            return
+            return None
         if tag == CoseTag.SIGN1:
             if len(message) != 4 or not isinstance(message[3], bytes):
                 raise OperationFailure("malformed COSE_Sign1 message")
@@ -447,7 +457,7 @@ class CoseContext(AcceptorContext):
         failures = []
         for signer_headers, signature, sign_protected, context in signers:
             try:
-                self._check_signature(
+                return self._check_signature(
                     signer_headers,
                     keys,
                     signature,
@@ -457,7 +467,6 @@ class CoseContext(AcceptorContext):
                     aad_bytes,
                     payload,
                 )
-                return
             except OperationFailure as failure:
                 failures.append(failure)
         raise failures[0]
@@ -472,11 +481,23 @@ class CoseContext(AcceptorContext):
         sign_protected: bytes,
         aad_bytes: bytes,
         payload: bytes,
-    ) -> None:
+    ) -> str | None:
         if not isinstance(signature, bytes):
             raise OperationFailure("the signature is not a byte string")
-        key = _find_key(headers, keys)
-        alg = _alg(headers, key)
+        signer = None
+        chain = headers.get(HEADER_X5CHAIN)
+        if chain is not None and keys.trust_anchors is not None:
+            # RFC 9360 §2: the leaf of x5chain "MUST" hold the key that made the signature; the
+            # chain must lead to a certificate this node trusts.
+            certificates = chain_from_header(chain)
+            at = keys.validation_time or datetime.datetime.now(datetime.UTC)
+            leaf = keys.trust_anchors.verify(certificates, at)
+            key = cose_key_of_certificate(leaf)
+            alg = _alg(headers)
+            signer = certificate_identity(leaf)
+        else:
+            key = _find_key(headers, keys)
+            alg = _alg(headers, key)
         if context == "Signature1":
             to_sign = to_be_authenticated(context, body_protected, aad_bytes, payload)
         else:
@@ -486,13 +507,13 @@ class CoseContext(AcceptorContext):
         if alg in EC_HASHES and key.kty == CoseKeyType.EC2:
             if not _ecdsa_verify(key, alg, signature, to_sign):
                 raise OperationFailure("the signature does not verify")
-            return
+            return signer
         if alg == CoseAlgorithm.EDDSA and key.kty == CoseKeyType.OKP:
             try:
                 key.ed25519_public_key().verify(signature, to_sign)
             except InvalidSignature:
                 raise OperationFailure("the signature does not verify") from None
-            return
+            return signer
         raise OperationFailure(f"unsupported signature algorithm {alg} for this key")
 
     def decrypt(self, view: OperationView, keys: KeyStore) -> bytes:
@@ -524,7 +545,7 @@ class CoseContext(AcceptorContext):
         context = "Encrypt0" if tag == CoseTag.ENCRYPT0 else "Encrypt"
         enc_structure = to_be_authenticated(context, headers.protected_raw, aad_bytes)
         try:
-            return AESGCM(secret).decrypt(_iv(headers, key), target.data, enc_structure)
+            return AESGCM(secret).decrypt(_iv(headers, key), target.data_view, enc_structure)
         except InvalidTag:
             raise OperationFailure("the ciphertext does not authenticate") from None
         except ValueError as exc:

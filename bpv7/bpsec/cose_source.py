@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import cbor2
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -35,6 +36,7 @@ from .cose import (
     to_be_authenticated,
 )
 from .keys import CoseKey, CoseKeyType
+from .x509 import HEADER_X5CHAIN, chain_to_header
 
 __all__ = ["CoseOperation", "CoseSource"]
 
@@ -54,14 +56,22 @@ class CoseOperation:
     """With a key-wrap key: the content key to wrap (random when ``None``)."""
     iv: bytes | None = None
     """For encryption: the IV (12 random bytes when ``None``)."""
+    x5chain: tuple[x509.Certificate, ...] = ()
+    """For a signature: the signer's certificate chain, leaf first (its public key must be
+    ``key``'s), sent in the protected header x5chain (RFC 9360) so that a verifier holding only
+    a CA certificate can check it."""
 
     @property
     def wraps(self) -> bool:
         return self.key.kty == CoseKeyType.SYMMETRIC and self.key.alg in KW_KEY_LENGTHS
 
 
-def _protected(alg: int) -> bytes:
-    return bytes(cbor2.dumps({HEADER_ALG: alg}))
+def _protected(alg: int, **headers: object) -> bytes:
+    chain = headers.get("x5chain")
+    protected: dict[int, object] = {HEADER_ALG: alg}
+    if chain:
+        protected[HEADER_X5CHAIN] = chain
+    return bytes(cbor2.dumps(protected))
 
 
 @dataclass(frozen=True)
@@ -150,7 +160,9 @@ class CoseSource(IntegritySource, ConfidentialitySource):
                 results.append(((CoseTag.MAC0, _encode([protected, kid, None, tag])),))
             else:
                 alg = op.alg if op.alg is not None else (key.alg or _default_signature_alg(key))
-                protected = _protected(alg)
+                protected = _protected(
+                    alg, x5chain=chain_to_header(op.x5chain) if op.x5chain else None
+                )
                 to_sign = to_be_authenticated("Signature1", protected, aad_bytes, block.data)
                 signature = _sign(key, alg, to_sign)
                 results.append(((CoseTag.SIGN1, _encode([protected, kid, None, signature])),))

@@ -10,15 +10,19 @@ keys are understood, private or public.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cbor2
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from ..errors import DecodeError
+
+if TYPE_CHECKING:
+    from .x509 import TrustAnchors
 
 __all__ = [
     "CoseKey",
@@ -63,15 +67,16 @@ class CoseKey:
     """Key id (label 2), how a COSE message names the key."""
     alg: int | None = None
     """Algorithm the key is restricted to (label 3), if any."""
-    k: bytes = b""
-    """Symmetric key bytes (kty 4, label -1)."""
+    k: bytes = field(default=b"", repr=False)
+    """Symmetric key bytes (kty 4, label -1); not in the repr (nor is ``d``): keys stay out of
+    logs."""
     crv: int | None = None
     """Curve (kty 1 and 2, label -1)."""
     x: bytes = b""
     """Public x coordinate / OKP public key (label -2)."""
     y: bytes = b""
     """EC2 public y coordinate (label -3)."""
-    d: bytes = b""
+    d: bytes = field(default=b"", repr=False)
     """Private key (label -4); empty for a public key."""
     base_iv: bytes = b""
     """Base IV (label 5), if given."""
@@ -248,13 +253,20 @@ class KeyStore:
     (``bytes``). :meth:`add` with text also files the key under the UTF-8 bytes of that text, so
     ``--key ExampleA.1=HEX`` serves both a security source and a COSE ``kid``."""
 
-    def __init__(self, keys: Iterable[CoseKey] = ()) -> None:
+    def __init__(
+        self, keys: Iterable[CoseKey] = (), *, trust_anchors: TrustAnchors | None = None
+    ) -> None:
         # Two maps: str and bytes keys in one dict would be compared with each other on hash
         # collisions (a BytesWarning under python -bb).
         self._by_text: dict[str, CoseKey] = {}
         self._by_kid: dict[bytes, CoseKey] = {}
         for key in keys:
             self.add_cose_key(key)
+        self.trust_anchors = trust_anchors
+        """CA certificates a COSE signature's x5chain (RFC 9360) must lead to; ``None``: an
+        x5chain is not used (the signer's key must then be here by its kid)."""
+        self.validation_time: datetime.datetime | None = None
+        """When certificates must be valid; ``None``: now (the one clock this codec reads)."""
 
     def add(self, name: str | bytes, key: bytes | CoseKey) -> None:
         """File ``key`` (raw symmetric key bytes, or a COSE key) under ``name``."""

@@ -16,20 +16,29 @@ one (§3.2, §3.7-§3.9, §5.2).
 from __future__ import annotations
 
 import dataclasses
+import io
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..blocks import CanonicalBlock, cached_block_flags
+from ..blocks import (
+    VIEW_THRESHOLD,
+    CanonicalBlock,
+    block_head,
+    block_tail,
+    cached_block_flags,
+    tail_length,
+)
 from ..bundle import Bundle, next_block_number
 from ..codes import BlockFlags, BlockType
 from ..crc import CRCType
 from ..eid import EndpointID, parse_eid
 from ..errors import DecodeError, EncodeError
-from ..security_blocks import AbstractSecurityBlock, read_targets
+from ..security_blocks import AbstractSecurityBlock, SecurityItems, read_targets
 from .context import (
     AcceptorContext,
     ConfidentialitySource,
+    InPlaceEncryption,
     IntegritySource,
     OperationFailure,
     OperationView,
@@ -84,6 +93,9 @@ class OperationResult:
     """What became of it here."""
     reason: str = ""
     """For an outcome other than verified/decrypted: one line saying why."""
+    signer: str | None = None
+    """For a signature verified through the signer's certificate chain (COSE x5chain, RFC
+    9360): who the certificate names (its id-on-bundleEID, URI or common name)."""
 
     @property
     def succeeded(self) -> bool:
@@ -108,6 +120,8 @@ class OperationResult:
             f"{kind} {self.security_block} (context {int(self.context_id)}, source "
             f"{self.source}), target {target}: {self.outcome}"
         )
+        if self.signer is not None:
+            text += f" (signed by {self.signer})"
         return f"{text}: {self.reason}" if self.reason else text
 
 
@@ -227,7 +241,7 @@ def process_security(
         asbs[bib.number] = asb
         context = CONTEXTS.get(asb.context_id)
         for target in asb.targets:
-            outcome, reason = Outcome.VERIFIED, ""
+            outcome, reason, signer = Outcome.VERIFIED, "", None
             if target in still_encrypted:
                 outcome = Outcome.SKIPPED
                 reason = f"the target is encrypted by BCB {still_encrypted[target]}"
@@ -238,12 +252,19 @@ def process_security(
             else:
                 view = OperationView(primary, tuple(current), bib, asb, target)
                 try:
-                    context.verify(view, keys)
+                    signer = context.verify(view, keys)
                 except OperationFailure as failure:
                     outcome, reason = failure.outcome, failure.reason
             results.append(
                 OperationResult(
-                    bib.number, BlockType.BIB, target, asb.context_id, asb.source, outcome, reason
+                    bib.number,
+                    BlockType.BIB,
+                    target,
+                    asb.context_id,
+                    asb.source,
+                    outcome,
+                    reason,
+                    signer,
                 )
             )
 
@@ -377,6 +398,91 @@ def _placed(bundle: Bundle, block: CanonicalBlock) -> list[CanonicalBlock]:
     return blocks
 
 
+def _encrypted_in_place(
+    bundle: Bundle,
+    targets: Sequence[int],
+    context_id: int,
+    header: SourceBlock,
+    crc_type: CRCType,
+    plan: InPlaceEncryption,
+) -> Bundle:
+    """:func:`add_confidentiality` of a large payload, encrypted straight into the encoded
+    bundle: one buffer of the bundle's size, laid out first (the BCB with results of the right
+    size), then the payload's ciphertext written at its place, then everything around it. The
+    returned bundle's payload data is a view of those bytes, and :meth:`Bundle.encode` returns
+    them. (A ciphertext of its own and then the encoding would be two such buffers: as costly
+    as the cipher itself, the allocator handing fresh pages each time.)"""
+    results = list(plan.result_sizes)
+    small: dict[int, bytes] = {}
+    for index, target in enumerate(targets):
+        block = bundle.block_by_number(target)
+        if target == 1 or block is None:
+            continue
+        length = len(block.data_view)
+        scratch = bytearray(length + plan.spare)
+        results[index] = plan.encrypt(block, memoryview(scratch))
+        small[target] = bytes(scratch[:length])
+
+    def bcb_with(items: list[SecurityItems]) -> CanonicalBlock:
+        asb = AbstractSecurityBlock(
+            tuple(targets), context_id, header.source, plan.parameters, tuple(items)
+        )
+        return CanonicalBlock(
+            BlockType.BCB, header.number, cached_block_flags(header.flags), crc_type, asb.encode()
+        )
+
+    front: list[CanonicalBlock] = []
+    for block in _placed(bundle, bcb_with(results))[:-1]:
+        data = small.get(block.number)
+        if data is not None:
+            # RFC 9172 §3.8: "the security target body data SHALL be encrypted 'in-place'".
+            block = CanonicalBlock.opaque(
+                block.type_code, block.number, block.flags, block.crc_type, data
+            )
+        front.append(block)
+    payload = bundle.blocks[-1]
+    length = len(payload.data_view)
+    head = block_head(BlockType.PAYLOAD, 1, payload.flags, payload.crc_type, length)
+    primary = bundle.primary.encode()
+    start = 1 + len(primary) + sum(len(block.encode()) for block in front) + len(head)
+    end = start + length
+    total = end + tail_length(payload.crc_type) + 1
+    stream = io.BytesIO()
+    stream.seek(total + plan.spare - 1)
+    stream.write(b"\x00")
+    with stream.getbuffer() as out:
+        results[list(targets).index(1)] = plan.encrypt(payload, out[start : end + plan.spare])
+        bcb = bcb_with(results)
+        front = [bcb if block.number == header.number else block for block in front]
+        position = 0
+        for part in (b"\x9f", primary, *(block.encode() for block in front), head):
+            out[position : position + len(part)] = part
+            position += len(part)
+        if position != start:  # the placeholder results had another size: a context's bug
+            raise EncodeError(
+                "the BCB's results changed size while encrypting",
+                rule="bcb-result-size",
+                section="3.8",
+                rfc=9172,
+            )
+        with out[start:end] as ciphertext:
+            tail = block_tail(payload.crc_type, head, ciphertext)
+        out[end:total] = tail + b"\xff"
+    stream.truncate(total)
+    # With no view left and the size exact, BytesIO hands over its buffer: no copy.
+    encoded = stream.getvalue()
+    encrypted = CanonicalBlock._encoded(
+        BlockType.PAYLOAD,
+        1,
+        payload.flags,
+        payload.crc_type,
+        memoryview(encoded)[start:end],
+        head,
+        tail,
+    )
+    return Bundle._with_encoding(bundle.primary, (*front, encrypted), bundle.waived, encoded)
+
+
 def _source_eid(source: EndpointID | str) -> EndpointID:
     return parse_eid(source) if isinstance(source, str) else source
 
@@ -501,6 +607,12 @@ def add_confidentiality(
         flags = BlockFlags.REPLICATE_IN_EVERY_FRAGMENT if 1 in chosen else 0
     number = next_block_number(bundle) if block_number is None else block_number
     header = SourceBlock(BlockType.BCB, number, int(flags), _source_eid(source))
+    if 1 in chosen and len(bundle.blocks[-1].data_view) >= VIEW_THRESHOLD:
+        plan = context.in_place(bundle, header, targets)
+        if plan is not None:
+            return _encrypted_in_place(
+                bundle, targets, context.context_id, header, CRCType(crc_type), plan
+            )
     parameters, results, ciphertexts = context.encrypt(bundle, header, targets)
     asb = AbstractSecurityBlock(
         tuple(targets),

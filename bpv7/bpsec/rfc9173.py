@@ -22,7 +22,8 @@ from enum import IntEnum, IntFlag
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import AEADEncryptionContext, Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import (
     InvalidUnwrap,
     aes_key_unwrap,
@@ -38,6 +39,7 @@ from ..security_blocks import SecurityContextId, SecurityItems
 from .context import (
     AcceptorContext,
     ConfidentialitySource,
+    InPlaceEncryption,
     IntegritySource,
     OperationFailure,
     OperationView,
@@ -114,6 +116,9 @@ class ScopeFlags(IntFlag):
 
 
 ALL_SCOPE = ScopeFlags(7)
+_PRIMARY_BLOCK = int(ScopeFlags.PRIMARY_BLOCK)
+_TARGET_HEADER = int(ScopeFlags.TARGET_HEADER)
+_SECURITY_HEADER = int(ScopeFlags.SECURITY_HEADER)
 _HASHES: dict[int, Callable[[], hashes.HashAlgorithm]] = {
     5: hashes.SHA256,
     6: hashes.SHA384,
@@ -131,7 +136,12 @@ _RESULT_AUTH_TAG = 1
 
 
 def _header(type_code: int, number: int, flags: int) -> bytes:
-    return encode_uint(type_code) + encode_uint(number) + encode_uint(flags & _KNOWN_BLOCK_FLAGS)
+    # (int(): the enum's own operators cost more than the rest of this together)
+    return (
+        encode_uint(int(type_code))
+        + encode_uint(number)
+        + encode_uint(int(flags) & _KNOWN_BLOCK_FLAGS)
+    )
 
 
 def _scope_prefix(
@@ -144,14 +154,14 @@ def _scope_prefix(
     scope flags with unassigned bits zeroed, then the primary block, the target header and the
     security header as the flags select. For the primary block as target (BIB only) the primary
     block and target header steps are skipped: the target's canonical form follows anyway."""
-    scope &= 7
+    scope = int(scope) & 7
     parts = [encode_uint(scope)]
     if target is not None:
-        if scope & ScopeFlags.PRIMARY_BLOCK:
+        if scope & _PRIMARY_BLOCK:
             parts.append(primary.encode())
-        if scope & ScopeFlags.TARGET_HEADER:
+        if scope & _TARGET_HEADER:
             parts.append(_header(target.type_code, target.number, target.flags))
-    if scope & ScopeFlags.SECURITY_HEADER:
+    if scope & _SECURITY_HEADER:
         parts.append(_header(*security))
     return b"".join(parts)
 
@@ -172,11 +182,11 @@ def ippt_parts(
     primary: PrimaryBlock,
     target: CanonicalBlock | None,
     security: tuple[int, int, int],
-) -> tuple[bytes, bytes, bytes]:
+) -> tuple[bytes, bytes, bytes | memoryview]:
     """:func:`ippt` in three pieces, to be hashed without copying the target's data."""
     # RFC 9173 §3.7: the canonical form of the target ends the IPPT: the block-type-specific
     # data as a CBOR byte string (its head included), or the primary block's bytes likewise.
-    body = primary.encode() if target is None else target.data
+    body = primary.encode() if target is None else target.data_view
     return _scope_prefix(scope, primary, target, security), encode_head(2, len(body)), body
 
 
@@ -227,7 +237,7 @@ class Rfc9173Context(AcceptorContext):
         self.context_id = context_id
 
     def verify(self, view: OperationView, keys: KeyStore) -> None:
-        """Check one BIB-HMAC-SHA2 operation (RFC 9173 §3)."""
+        """Check one BIB-HMAC-SHA2 operation (RFC 9173 §3); a shared key names no signer."""
         if self.context_id != SecurityContextId.BIB_HMAC_SHA2:
             raise OperationFailure(f"context {self.context_id} is not an integrity context")
         variant = _uint_parameter(view, BibHmacSha2Parameter.SHA_VARIANT, 6, "SHA variant")
@@ -283,7 +293,7 @@ class Rfc9173Context(AcceptorContext):
             # ciphertext with the tag appended (which AESGCM.decrypt would need).
             decryptor = Cipher(algorithms.AES(key), modes.GCM(iv, tag)).decryptor()
             decryptor.authenticate_additional_data(data)
-            plaintext = decryptor.update(target.data)
+            plaintext = decryptor.update(target.data_view)
             decryptor.finalize()
         except InvalidTag:
             raise OperationFailure("the ciphertext does not authenticate") from None
@@ -364,11 +374,8 @@ class AesGcm(ConfidentialitySource):
         if self.variant not in _AES_KEY_LENGTHS:
             raise ValueError(f"AES variant must be 1 (A128GCM) or 3 (A256GCM), not {self.variant}")
 
-    def encrypt(
-        self, bundle: Bundle, header: SourceBlock, targets: Sequence[int]
-    ) -> tuple[SecurityItems, list[SecurityItems], list[bytes]]:
-        """Parameters (IV, AES variant, wrapped key if any, scope flags), one authentication tag
-        per target and the ciphertexts that replace the targets' data (RFC 9173 §4.8.1)."""
+    def _start(self) -> tuple[bytes, bytes, SecurityItems]:
+        """The content key, the IV and the parameters of one new BCB."""
         length = _AES_KEY_LENGTHS[self.variant]
         content_key = _wrap_or_use(self.key, self.wrap, self.content_key, length)
         if len(content_key) != length:
@@ -381,19 +388,68 @@ class AesGcm(ConfidentialitySource):
         if self.wrap:
             parameters.append((BcbAesGcmParameter.WRAPPED_KEY, aes_key_wrap(self.key, content_key)))
         parameters.append((BcbAesGcmParameter.AAD_SCOPE_FLAGS, int(self.scope)))
+        return content_key, iv, _int_ids(parameters)
+
+    def _encryptor(
+        self,
+        content_key: bytes,
+        iv: bytes,
+        bundle: Bundle,
+        block: CanonicalBlock,
+        header: SourceBlock,
+    ) -> AEADEncryptionContext:
         security = (int(header.type_code), header.number, header.flags)
+        encryptor = Cipher(algorithms.AES(content_key), modes.GCM(iv)).encryptor()
+        encryptor.authenticate_additional_data(aad(self.scope, bundle.primary, block, security))
+        return encryptor
+
+    def encrypt(
+        self, bundle: Bundle, header: SourceBlock, targets: Sequence[int]
+    ) -> tuple[SecurityItems, list[SecurityItems], list[bytes]]:
+        """Parameters (IV, AES variant, wrapped key if any, scope flags), one authentication tag
+        per target and the ciphertexts that replace the targets' data (RFC 9173 §4.8.1)."""
+        content_key, iv, parameters = self._start()
         results: list[SecurityItems] = []
         ciphertexts: list[bytes] = []
         for target in targets:
             block = bundle.block_by_number(target)
             if block is None:
                 raise ValueError(f"the bundle has no block {target}")
-            encryptor = Cipher(algorithms.AES(content_key), modes.GCM(iv)).encryptor()
-            encryptor.authenticate_additional_data(aad(self.scope, bundle.primary, block, security))
-            ciphertexts.append(encryptor.update(block.data))
+            encryptor = self._encryptor(content_key, iv, bundle, block, header)
+            ciphertexts.append(encryptor.update(block.data_view))
             encryptor.finalize()
             results.append(((_RESULT_AUTH_TAG, encryptor.tag),))
-        return _int_ids(parameters), results, ciphertexts
+        return parameters, results, ciphertexts
+
+    def in_place(
+        self, bundle: Bundle, header: SourceBlock, targets: Sequence[int]
+    ) -> InPlaceEncryption:
+        """The same operations written into buffers the caller gives (GCM's ciphertext has the
+        plaintext's length; the 16-byte tag is the result)."""
+        content_key, iv, parameters = self._start()
+        cipher = AESGCM(content_key)
+        security = (int(header.type_code), header.number, header.flags)
+
+        def encrypt_into(block: CanonicalBlock, output: memoryview) -> SecurityItems:
+            # The one-shot AEAD writes the ciphertext and, right after it, the tag: the tag is
+            # read back from there (it is the result) and the caller overwrites that room.
+            length = len(block.data_view)
+            cipher.encrypt_into(
+                iv,
+                block.data_view,
+                aad(self.scope, bundle.primary, block, security),
+                output[: length + _TAG_LENGTH],
+            )
+            return ((_RESULT_AUTH_TAG, bytes(output[length : length + _TAG_LENGTH])),)
+
+        placeholder: SecurityItems = ((_RESULT_AUTH_TAG, bytes(_TAG_LENGTH)),)
+        return InPlaceEncryption(
+            parameters, [placeholder] * len(targets), encrypt_into, spare=_TAG_LENGTH
+        )
+
+
+_TAG_LENGTH = 16
+"""RFC 9173 §4.4.1: the authentication tag is 128 bits."""
 
 
 def _int_ids(items: list[tuple[int, object]]) -> SecurityItems:

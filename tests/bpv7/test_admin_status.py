@@ -94,8 +94,9 @@ def test_round_trip_every_reason_and_kind(
 
 
 def test_reason_table() -> None:
-    # RFC 9171 §6.1.1 Table 1 (and §9.5): codes 0..11.
-    assert [int(r) for r in StatusReportReason] == list(range(12))
+    # RFC 9171 §6.1.1 Table 1 (and §9.5): codes 0..11; RFC 9172 §11.2: 12..16 for BPSec.
+    assert [int(r) for r in StatusReportReason] == list(range(17))
+    assert StatusReportReason(15) is StatusReportReason.FAILED_SECURITY_OPERATION
     assert StatusReportReason.DESTINATION_EID_UNINTELLIGIBLE is (
         StatusReportReason.DESTINATION_EID_UNAVAILABLE
     )

@@ -1,7 +1,5 @@
 """Whole bundles (RFC 9171 §4.1, §4.2.3, §4.2.4, §4.4): decode, validate, encode, build, edit."""
 
-import dataclasses
-
 import cbor2
 import pytest
 
@@ -400,7 +398,7 @@ def test_next_block_number_never_overflows() -> None:
 
 def test_replace_payload_reencodes_only_the_payload(simple_bundle: Bundle) -> None:
     decoded = decode_bundle(simple_bundle.encode())
-    new_payload = dataclasses.replace(decoded.payload_block, data=b"other")
+    new_payload = decoded.payload_block.with_data(b"other")
     changed = Bundle(decoded.primary, (new_payload,))
     items = cbor2.loads(changed.encode())
     assert items[1][4] == b"other"

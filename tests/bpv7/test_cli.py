@@ -245,6 +245,33 @@ def test_decode_shows_a_status_report() -> None:
     assert run(["encode"], json.dumps(view).encode())[1] == report.encode().hex().encode() + b"\n"
 
 
+@pytest.mark.parametrize(
+    ("code", "name"),
+    [
+        (12, "MISSING_SECURITY_OPERATION"),
+        (13, "UNKNOWN_SECURITY_OPERATION"),
+        (14, "UNEXPECTED_SECURITY_OPERATION"),
+        (15, "FAILED_SECURITY_OPERATION"),
+        (16, "CONFLICTING_SECURITY_OPERATION"),
+    ],
+)
+def test_decode_names_the_bpsec_reason_codes(code: int, name: str) -> None:
+    """RFC 9172 §11.2's reason codes, from the one enumeration BPSec shares with RFC 9171."""
+    admin = pytest.importorskip("bpv7.admin")
+    from bpv7.bpsec import SecurityReason
+
+    assert SecurityReason[name] is admin.StatusReportReason(code)
+    report = admin.build_status_report_bundle(
+        _status_report_subject(),
+        source="ipn:9.0",
+        kind=admin.StatusKind.DELETED,
+        reason=code,
+        now_dtn_ms=800_000_001_000,
+    )
+    record = decoded(report)["admin_record"]
+    assert (record["reason"], record["reason_name"]) == (code, name)
+
+
 def test_decode_shows_a_bibe_pdu() -> None:
     admin = pytest.importorskip("bpv7.admin")
     inner = _status_report_subject()

@@ -30,6 +30,7 @@ import os
 import shutil
 import struct
 import subprocess
+import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -502,3 +503,55 @@ def test_udp_port_4556_reaches_the_bpv7_dissector(tmp_path: Path) -> None:
         check_primary(trees[0], bundle)
         for tree, block in zip(trees[1:], bundle.blocks, strict=True):
             check_block(tree, block)
+
+
+SECURITY_REASONS = [
+    StatusReportReason.MISSING_SECURITY_OPERATION,
+    StatusReportReason.UNKNOWN_SECURITY_OPERATION,
+    StatusReportReason.UNEXPECTED_SECURITY_OPERATION,
+    StatusReportReason.FAILED_SECURITY_OPERATION,
+    StatusReportReason.CONFLICTING_SECURITY_OPERATION,
+]
+
+
+def test_tshark_names_the_bpsec_reason_codes_as_we_do(tmp_path: Path) -> None:
+    """RFC 9172 §11.2's reason codes 12-16 in a deletion report: tshark shows each with the
+    name our :class:`StatusReportReason` gives it (``FAILED_SECURITY_OPERATION`` ↔ "Failed
+    Security Operation"), and the code itself."""
+    subject = Bundle.build(
+        source="dtn://a/app", destination="dtn://c/inbox", report_to="dtn://a/", payload=b"s",
+        creation=CREATED, lifetime_ms=HOUR_MS, flags=BundleFlags.REPORT_DELETION,
+    )  # fmt: skip
+    reports = [
+        build_status_report_bundle(
+            subject,
+            source="dtn://c/",
+            kind=StatusKind.DELETED,
+            reason=reason,
+            now_dtn_ms=800_000_001_000,
+        )
+        for reason in SECURITY_REASONS
+    ]
+    pcap = tmp_path / "reasons.pcap"
+    pcap.write_bytes(
+        _pcap(LINKTYPE_WIRESHARK_UPPER_PDU, [exported_pdu(r.encode()) for r in reports])
+    )
+    assert TSHARK is not None
+    env = {**os.environ, "WIRESHARK_CONFIG_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [TSHARK, "-n", "-r", str(pcap), "-T", "pdml"],
+        capture_output=True,
+        timeout=180,
+        check=True,
+        env=env,
+    )
+
+    shown = [
+        field.get("showname", "")
+        for field in ElementTree.fromstring(done.stdout).iter("field")
+        if field.get("name") == "bpv7.status_rep.reason_code"
+    ]
+    assert shown == [
+        f"Reason Code: {reason.name.replace('_', ' ').title()} ({int(reason)})"
+        for reason in SECURITY_REASONS
+    ]

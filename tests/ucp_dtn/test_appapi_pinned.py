@@ -31,6 +31,7 @@ from ucp_dtn.appapi.messages import (
     ConnectRequest,
     NodeInfoRequest,
     RegisterRequest,
+    SecurityReport,
     SendRequest,
     UnregisterRequest,
 )
@@ -84,6 +85,20 @@ PINNED_REQUESTS = [
         "00000035a66176016269640661746473656e646b64657374696e6174696f6e6769706e"
         "3a352e33677061796c6f61644067637573746f6479f4",
         id="send-minimal",
+    ),
+    pytest.param(
+        SendRequest(
+            10,
+            destination="dtn://c/inbox",
+            payload=b"secret",
+            integrity="a-c-mac",
+            confidentiality="a-c-aes",
+        ),
+        "0000006ba86176016269640a61746473656e646b64657374696e6174696f6e6d64746e"
+        "3a2f2f632f696e626f78677061796c6f61644673656372657467637573746f6479f469"
+        "696e7465677269747967612d632d6d61636f636f6e666964656e7469616c6974796761"
+        "2d632d616573",
+        id="send-secured",
     ),
     pytest.param(
         NodeInfoRequest(7),
@@ -188,6 +203,35 @@ PINNED_SERVER_MESSAGES = [
         "696d652d6d731a05265c0065666c616773106c61646d696e2d7265636f7264f4677061"
         "796c6f61644568656c6c6f",
         id="delivery",
+    ),
+    pytest.param(
+        DeliveryPush(
+            registration=1,
+            delivery=4,
+            bundle_id=BUNDLE_ID,
+            destination="dtn://c/inbox",
+            report_to="dtn://a/",
+            lifetime_ms=60_000,
+            flags=0,
+            admin_record=False,
+            payload=b"secret",
+            security=(
+                SecurityReport("confidentiality", 1, "dtn://a/", 2, "decrypted", "a-c-aes"),
+                SecurityReport("integrity", 1, "dtn://a/", 3, "verified", "mesh", "dtn://a/"),
+            ),
+        ),
+        "00000175ac61760161746864656c69766572796c726567697374726174696f6e016864"
+        "656c6976657279046962756e646c652d6964a366736f757263656864746e3a2f2f612f"
+        "6474696d651b000000c5ac57ea7b63736571076b64657374696e6174696f6e6d64746e"
+        "3a2f2f632f696e626f78697265706f72742d746f6864746e3a2f2f612f6b6c69666574"
+        "696d652d6d7319ea6065666c616773006c61646d696e2d7265636f7264f4677061796c"
+        "6f61644673656372657468736563757269747982a667736572766963656f636f6e6669"
+        "64656e7469616c697479667461726765740166736f757263656864746e3a2f2f612f67"
+        "636f6e7465787402676f7574636f6d6569646563727970746564636b657967612d632d"
+        "616573a7677365727669636569696e74656772697479667461726765740166736f7572"
+        "63656864746e3a2f2f612f67636f6e7465787403676f7574636f6d6568766572696669"
+        "6564636b6579646d657368667369676e65726864746e3a2f2f612f",
+        id="delivery-secured",
     ),
     pytest.param(
         DeliveryPush(

@@ -343,7 +343,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Settings the generic test below cannot give alone: the work directory and in_memory decide
 # the baseline, the file is how the file layer is given, TLS needs files (tested above).
-NOT_ALONE = {"workdir", "in_memory", "config", "tls.cert", "tls.key", "tls.ca", "tls.require"}
+NOT_ALONE = {
+    "workdir",
+    "in_memory",
+    "config",
+    "tls.cert",
+    "tls.key",
+    "tls.ca",
+    "tls.require",
+    "security",
+}
 
 
 def test_every_flag_comes_from_the_table() -> None:
@@ -502,3 +511,49 @@ def test_no_setting_is_named_outside_its_entry_more_than_once() -> None:
         assert sum(inside.count(name) for name in (setting.name,)) >= 1
         uses = sum((outside + other_modules).count(name) for name in names)
         assert uses <= 1, f"{setting.name!r} is named {uses} times outside its entry"
+
+
+# -- the security policy (docs/security.md) ------------------------------------------------------
+
+
+def test_the_security_table_and_the_security_flag_agree(tmp_path: Path) -> None:
+    """``[security]`` in the config file, key files relative to it; ``--security FILE``, key
+    files relative to that file: the same policy."""
+    from .security_support import ACCEPTOR_RULE, KEYS_TOML, write_keys
+
+    here, there = tmp_path / "here", tmp_path / "there"
+    for directory in (here, there):
+        directory.mkdir()
+        write_keys(directory)
+    config = write(here, "in_memory = true\n" + KEYS_TOML + ACCEPTOR_RULE)
+    policy_file = write(there, KEYS_TOML + ACCEPTOR_RULE, "policy.toml")
+    by_file = load_settings(["-c", str(config)]).node.security
+    by_flag = load_settings(["--in-memory", "--security", str(policy_file)]).node.security
+    assert by_file is not None and by_file == by_flag
+    assert [str(rule.role) for rule in by_file.rules] == ["acceptor"]
+    assert load_settings(["--in-memory"]).node.security is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[security.keys]\nk = { file = "absent.hex" }\n',
+            r"node\.toml: security\.keys\.k: cannot read .*absent\.hex",
+        ),
+        (
+            '[[security.rule]]\nrole = "acceptor"\nintegrity = "k"\n',
+            r"node\.toml: security\.rule\[1\]\.integrity: no key 'k' \(known: none\)",
+        ),
+        ("security = 3\n", r"node\.toml: security: must be a table"),
+    ],
+)
+def test_a_bad_security_policy_stops_the_daemon_with_one_line(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    config = write(tmp_path, "in_memory = true\n" + text)
+    with pytest.raises(SettingsError, match=message) as info:
+        load_settings(["-c", str(config)])
+    assert "\n" not in str(info.value)
+    with pytest.raises(SettingsError, match="cannot read"):
+        load_settings(["--in-memory", "--security", str(tmp_path / "nothing.toml")])

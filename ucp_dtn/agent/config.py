@@ -22,6 +22,8 @@ from .routing import RoutePattern
 if TYPE_CHECKING:
     from convergence.tcpcl.tls import TlsSettings
 
+    from .security import SecurityPolicy
+
 __all__ = ["DEFAULT_LIFETIME_S", "DEFAULT_STORE_QUOTA", "NodeConfig", "parse_node_id"]
 
 DEFAULT_STORE_QUOTA = 1024**3
@@ -132,6 +134,10 @@ class NodeConfig:
     """Unacknowledged data a session keeps in flight, in seconds at the rate the peer
     acknowledges (at least two segments): little to lose when a slow link breaks, no limit on a
     fast one."""
+    security: SecurityPolicy | None = None
+    """BPSec (RFC 9172): which operations this node adds, requires, checks and accepts, with
+    which keys (:mod:`ucp_dtn.agent.security`); ``None``: security blocks are carried as
+    received and never checked."""
 
     def __post_init__(self) -> None:
         parse_node_id(self.node_id)

@@ -62,7 +62,7 @@ from .records import (
     stored_bundle_for,
     stored_flags,
 )
-from .registration import Registration
+from .registration import Accepted, Registration
 from .reports import StatusReporter
 from .roles import RoleDirectory
 from .routing import RoutingTable
@@ -99,6 +99,8 @@ class AgentCore:
         self.registrations: dict[EndpointID, Registration] = {}
         self.reporter = StatusReporter(self)
         self.custody: CustodyManager | None = None
+        self.security = config.security
+        """The BPSec policy (RFC 9172 §5), if any."""
         self.spool: Spool | None = None
         """Incoming transfers in progress (set by the node)."""
         self.fragments = FragmentCollector()
@@ -321,9 +323,19 @@ class AgentCore:
         # and a fragment stored a moment ago may not have reached it yet.
         return [meta.key for meta in found if not is_fragment_key(meta.key)]
 
-    async def load_delivery(self, key: str) -> Bundle | None:
-        """The bundle to hand to an application for ``key``."""
-        return await self.load_bundle(key)
+    async def load_delivery(self, key: str) -> Accepted | None:
+        """The bundle to hand to an application for ``key``, after the security acceptor's
+        processing (RFC 9172 §5.1): ``None`` if it is gone, or discarded because a security
+        operation failed or is missing (deleted with that reason)."""
+        bundle = await self.load_bundle(key)
+        if bundle is None or self.security is None:
+            return None if bundle is None else Accepted(bundle)
+        verdict = self.security.on_delivery(bundle, now=self.clock())
+        if verdict.discard is not None:
+            logger.warning("discarding %s at delivery: %s", key, verdict.reason)
+            await self.delete(key, verdict.discard, bundle=bundle)
+            return None
+        return Accepted(verdict.bundle, verdict.checks)
 
     async def delivered(self, key: str, bundle: Bundle) -> None:
         """An application confirmed the delivery of ``key`` (RFC 9171 §5.7 step 2: "delivered"

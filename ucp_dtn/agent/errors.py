@@ -19,6 +19,7 @@ __all__ = [
     "RegistrationError",
     "RemoteDataError",
     "RouteAdvertisementError",
+    "SecurityError",
 ]
 
 
@@ -36,6 +37,11 @@ class ConfigError(AgentUsageError, ValueError):
 
 class EndpointError(AgentUsageError, ValueError):
     """An endpoint ID is malformed, or is not an endpoint of this node where it must be."""
+
+
+class SecurityError(AgentUsageError, ValueError):
+    """A security operation asked for cannot be made (an unknown key name, a key that cannot
+    do it, a bundle RFC 9172 forbids securing)."""
 
 
 class NodeNotRunningError(AgentUsageError):

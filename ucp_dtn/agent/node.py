@@ -42,7 +42,7 @@ from ucp_dtn.store import BundleState, BundleStore, MemoryBundleStore, SqliteBun
 from .config import NodeConfig
 from .core import AgentCore
 from .custody import CustodyManager
-from .errors import EndpointError, NodeNotRunningError, RegistrationError
+from .errors import EndpointError, NodeNotRunningError, RegistrationError, SecurityError
 from .forwarding import backoff_delay
 from .janitor import Janitor
 from .neighbours import Neighbours
@@ -324,6 +324,8 @@ class BundleNode:
         status_reports: frozenset[StatusItem] = frozenset(),
         hop_limit: int | None = None,
         must_not_fragment: bool = False,
+        integrity: str | None = None,
+        confidentiality: str | None = None,
     ) -> BundleID:
         """Create a bundle and hand it to the agent; returns once it is durably stored.
 
@@ -331,8 +333,11 @@ class BundleNode:
         to ``config.default_lifetime_s``; ``report_to`` to the node ID. ``status_reports``
         requests status reports (RFC 9171 §4.2.3). ``custody``: this node becomes custodian
         and the bundle travels with custody transfer (BIBE). ``hop_limit`` (default
-        ``config.hop_limit``; 0 for none) adds a Hop Count Block. Raises ``StoreFullError``
-        when the store cannot take it."""
+        ``config.hop_limit``; 0 for none) adds a Hop Count Block. ``integrity`` and
+        ``confidentiality`` name keys of the security policy: this node then adds a BIB and/or
+        a BCB over the payload as security source (RFC 9172), besides what the policy's source
+        rules add. Raises ``StoreFullError`` when the store cannot take it, ``SecurityError``
+        when a named key does not exist or cannot do it."""
         core = self._running_core()
         destination_eid = _eid(destination, "destination")
         if destination_eid.is_null:
@@ -364,6 +369,13 @@ class BundleNode:
             flags=flags,
             extra_blocks=extra,
         )
+        security = core.security
+        if security is not None:
+            bundle = security.secure(
+                bundle, self.node_id, integrity=integrity, confidentiality=confidentiality
+            )
+        elif integrity is not None or confidentiality is not None:
+            raise SecurityError("this node has no security keys (no [security] configured)")
         raw = bundle.encode()
         if not await core.admit(bundle, raw, previous=None, custody=custody):
             raise RuntimeError(f"bundle {bundle.bundle_id} was already stored")  # pragma: no cover

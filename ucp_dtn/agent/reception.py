@@ -82,8 +82,8 @@ _HEAD_READ = 64 * 1024
 """First read when looking for the head of a partial bundle (multiplied until found)."""
 
 _CARRIED_UNPROCESSED = frozenset({BlockType.BIB, BlockType.BCB})
-"""BPSec blocks: this agent neither verifies nor applies them, but carries them unchanged (they
-belong to the security source and acceptor, RFC 9172)."""
+"""BPSec blocks: not extension blocks this step processes; the security policy (if any) checks
+them below, and otherwise they are carried unchanged (RFC 9172)."""
 
 
 class ReceptionOutcome(enum.Enum):
@@ -312,6 +312,17 @@ class Receiver:
             # 'Lifetime expired'".
             await core.discard(bundle, StatusReportReason.LIFETIME_EXPIRED)
             return ReceptionOutcome.DROPPED
+        if core.security is not None and not bundle.is_fragment:
+            # RFC 9172 §5.1: verifier and acceptor processing as the policy says (a fragment is
+            # checked once reassembled at its destination, §5.2; relays carry it as it is).
+            verdict = core.security.on_reception(bundle, core.node_id, local=local, now=now)
+            if verdict.discard is not None:
+                logger.warning("discarding %s from %s: %s", key, previous, verdict.reason)
+                await core.discard(bundle, verdict.discard)
+                return ReceptionOutcome.DROPPED
+            if verdict.bundle is not bundle:
+                bundle = verdict.bundle
+                edited = True
         if hop_block is not None or not local:
             # RFC 9171 §5.4 step 4: an old Previous Node Block "MUST be removed" and one
             # "containing the node ID of the forwarding node MUST be inserted" (when the bundle

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from typing import Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
@@ -26,7 +27,21 @@ from bpv7 import Bundle, BundleID, EndpointID
 
 from .errors import RegistrationClosedError
 
-__all__ = ["Delivery", "DeliveryBackend", "Registration"]
+if TYPE_CHECKING:
+    from .security import SecurityCheck
+
+__all__ = ["Accepted", "Delivery", "DeliveryBackend", "Registration"]
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A bundle ready for delivery, and the security operations checked to get it there."""
+
+    bundle: Bundle
+    """The bundle (reassembled, its accepted security operations removed)."""
+    security: tuple[SecurityCheck, ...] = ()
+    """What this node verified and decrypted (RFC 9172 security acceptor)."""
+
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +53,9 @@ class DeliveryBackend(Protocol):
         """Keys of the bundles waiting in the store for ``endpoint``, oldest first."""
         ...
 
-    async def load_delivery(self, key: str) -> Bundle | None:
-        """The bundle to deliver for ``key`` (reassembled if need be), ``None`` if gone."""
+    async def load_delivery(self, key: str) -> Accepted | None:
+        """The bundle to deliver for ``key`` (reassembled, security operations accepted),
+        ``None`` if gone or discarded."""
         ...
 
     async def delivered(self, key: str, bundle: Bundle) -> None:
@@ -54,14 +70,23 @@ class DeliveryBackend(Protocol):
 class Delivery:
     """One bundle handed to an application."""
 
-    __slots__ = ("_done", "_key", "_registration", "bundle")
+    __slots__ = ("_done", "_key", "_registration", "bundle", "security")
 
-    def __init__(self, registration: Registration, key: str, bundle: Bundle) -> None:
+    def __init__(
+        self,
+        registration: Registration,
+        key: str,
+        bundle: Bundle,
+        security: tuple[SecurityCheck, ...] = (),
+    ) -> None:
         self._registration = registration
         self._key = key
         self._done = False
         self.bundle = bundle
         """The bundle (for fragments: the reassembled bundle)."""
+        self.security = security
+        """The security operations this node verified or decrypted before delivering it (RFC
+        9172 security acceptor): empty when no security rule applied."""
 
     @property
     def payload(self) -> bytes:
@@ -164,14 +189,14 @@ class Registration:
                 await self._lot.park()
                 continue
             key, _ = self._queue.popitem(last=False)
-            bundle = await self._backend.load_delivery(key)
-            if bundle is None:
+            accepted = await self._backend.load_delivery(key)
+            if accepted is None:
                 self._known.discard(key)
                 continue
             if self._closed:
                 self._known.discard(key)
                 raise RegistrationClosedError(f"the registration of {self.endpoint} is closed")
-            return Delivery(self, key, bundle)
+            return Delivery(self, key, accepted.bundle, accepted.security)
 
     async def _confirm(self, key: str, bundle: Bundle) -> None:
         await self._backend.delivered(key, bundle)

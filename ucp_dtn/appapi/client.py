@@ -55,6 +55,7 @@ from .messages import (
     RegisterRequest,
     Reply,
     Request,
+    SecurityReport,
     SendRequest,
     UnregisterRequest,
     bundle_id_from_wire,
@@ -141,6 +142,13 @@ class ReceivedBundle:
     def payload(self) -> bytes:
         """The application data unit."""
         return self._push.payload
+
+    @property
+    def security(self) -> tuple[SecurityReport, ...]:
+        """What the daemon verified and decrypted before delivering it (RFC 9172 security
+        acceptor), e.g. ``integrity of the payload verified (key k, source dtn://a/, ...)``:
+        empty when no security rule applied to it."""
+        return self._push.security
 
     @property
     def confirmed(self) -> bool:
@@ -303,10 +311,15 @@ class AppApiClient:
         report_to: str | None = None,
         reports: Iterable[str] = (),
         source: str | None = None,
+        integrity: str | None = None,
+        confidentiality: str | None = None,
     ) -> BundleID:
         """Send a bundle; returns its ID once the daemon has stored it durably. ``reports``
         names the status reports to request (``received``, ``forwarded``, ``delivered``,
-        ``deleted``). Raises :class:`RequestFailed` (e.g. code ``store-full``)."""
+        ``deleted``). ``integrity`` / ``confidentiality`` name keys of the daemon's security
+        policy: it adds a BIB / BCB over the payload with them (docs/security.md). Raises
+        :class:`RequestFailed` (e.g. code ``store-full``, or ``bad-request`` for a key the
+        daemon does not have)."""
         if not isinstance(payload, bytes | bytearray | memoryview):
             raise AppApiUsageError(f"payload must be bytes, got {type(payload).__name__}")
         wanted = frozenset(reports)
@@ -327,6 +340,8 @@ class AppApiClient:
                 report_to=report_to,
                 reports=wanted,
                 source=source,
+                integrity=integrity,
+                confidentiality=confidentiality,
             )
         )
         return bundle_id_from_wire(reply.fields.get("bundle-id"))

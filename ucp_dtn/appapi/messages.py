@@ -23,11 +23,17 @@ Request types and their fields (``?`` marks optional fields)::
     confirm     delivery: uint                                          -> {}
     send        destination: text, payload: bytes, ?lifetime: seconds, ?custody: bool,
                 ?report-to: text, ?reports: [text] (received/forwarded/delivered/deleted),
-                ?source: text                                           -> bundle-id: map
+                ?source: text, ?integrity: text, ?confidentiality: text  -> bundle-id: map
     node-info                                   -> node-id, peers: [map], routes: [map],
                                                    statistics: map
     connect     host: text, port: uint          -> peer: text (its node ID)
     add-route   pattern: text, next-hop: text   -> {}
+
+``integrity`` and ``confidentiality`` name keys of the daemon's security policy: the daemon
+adds a BIB and/or a BCB over the payload with them (RFC 9172; docs/security.md). A delivery
+says what the daemon verified and decrypted before handing it over in ``?security``: one map
+per operation, ``{"service": "integrity"|"confidentiality", "target": uint, "source": text,
+"context": uint, "outcome": "verified"|"decrypted", ?"key": text, ?"signer": text}``.
 
 A bundle ID travels as ``{"source": text, "time": uint, "seq": uint, ?"offset": uint,
 ?"length": uint}`` (creation time in DTN milliseconds, sequence number, fragment offset and
@@ -58,6 +64,7 @@ __all__ = [
     "MAX_WINDOW",
     "PROTOCOL_VERSION",
     "REPORT_KINDS",
+    "SECURITY_SERVICES",
     "SUPPORTED_VERSIONS",
     "AddRouteRequest",
     "ConfirmRequest",
@@ -69,6 +76,7 @@ __all__ = [
     "RegisterRequest",
     "Reply",
     "Request",
+    "SecurityReport",
     "SendRequest",
     "ServerMessage",
     "UnregisterRequest",
@@ -221,6 +229,10 @@ class SendRequest:
     """Status reports to request (:data:`REPORT_KINDS`)."""
     source: str | None = None
     """Source EID (one of the node's endpoints); ``None``: the node ID."""
+    integrity: str | None = None
+    """Name of a key of the daemon's security policy: add a BIB over the payload with it."""
+    confidentiality: str | None = None
+    """Name of a key of the daemon's security policy: encrypt the payload with it (a BCB)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,6 +322,41 @@ class ErrorReply:
     """One-line human-readable explanation."""
 
 
+SECURITY_SERVICES = ("integrity", "confidentiality")
+"""The BPSec services a delivery's security report names (RFC 9172 §3: BIB, BCB)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityReport:
+    """One security operation the daemon verified or decrypted before a delivery (it was the
+    operation's security acceptor, RFC 9172 §5.1)."""
+
+    service: Annotated[str, Wire(choices=SECURITY_SERVICES)]
+    """``integrity`` (a BIB) or ``confidentiality`` (a BCB)."""
+    target: int
+    """The block it protected (1: the payload)."""
+    source: str
+    """The security source: the node that added the operation."""
+    context: int
+    """The security context id (1 BIB-HMAC-SHA2, 2 BCB-AES-GCM, 3 COSE)."""
+    outcome: str
+    """``verified`` or ``decrypted``."""
+    key: str | None = None
+    """The daemon's name of the key that checked it."""
+    signer: str | None = None
+    """Who signed, when a certificate chain to a trusted CA said so (its bundle EID)."""
+
+    def describe(self) -> str:
+        """One line: ``integrity of the payload verified (key k, source dtn://a/, context 1)``."""
+        what = "the payload" if self.target == 1 else f"block {self.target}"
+        details = [f"source {self.source}", f"context {self.context}"]
+        if self.key is not None:
+            details.insert(0, f"key {self.key}")
+        if self.signer is not None:
+            details.insert(0, f"signed by {self.signer}")
+        return f"{self.service} of {what} {self.outcome} ({', '.join(details)})"
+
+
 @dataclass(frozen=True, slots=True)
 class DeliveryPush:
     """A bundle for a registered endpoint."""
@@ -333,6 +380,8 @@ class DeliveryPush:
     """Whether the payload is an administrative record (e.g. a status report, RFC 9171 §6.1)."""
     payload: bytes
     """The application data unit."""
+    security: tuple[SecurityReport, ...] = ()
+    """The security operations the daemon verified or decrypted before delivering it."""
 
     @property
     def source(self) -> str:

@@ -68,6 +68,7 @@ from .messages import (
     RegisterRequest,
     Reply,
     Request,
+    SecurityReport,
     SendRequest,
     ServerMessage,
     UnregisterRequest,
@@ -112,6 +113,8 @@ class AgentNode(Protocol):
         custody: bool = False,
         report_to: str | EndpointID | None = None,
         status_reports: frozenset[StatusKind] = frozenset(),
+        integrity: str | None = None,
+        confidentiality: str | None = None,
     ) -> BundleID: ...
 
     async def connect(self, host: str, port: int) -> str: ...
@@ -452,6 +455,8 @@ class _Connection:
                         None if request.report_to is None else _eid(request.report_to, "report-to")
                     ),
                     status_reports=frozenset(StatusKind[kind.upper()] for kind in request.reports),
+                    integrity=request.integrity,
+                    confidentiality=request.confidentiality,
                 )
                 return {"bundle-id": bundle_id_to_wire(bundle_id)}
             case ConfirmRequest(delivery=number):
@@ -554,6 +559,18 @@ class _Connection:
                     flags=int(primary.flags),
                     admin_record=primary.is_admin_record,
                     payload=delivery.payload,
+                    security=tuple(
+                        SecurityReport(
+                            str(check.service),
+                            check.target,
+                            check.security_source,
+                            check.context_id,
+                            check.outcome,
+                            check.key,
+                            check.signer,
+                        )
+                        for check in delivery.security
+                    ),
                 )
                 try:
                     await self._write(push)

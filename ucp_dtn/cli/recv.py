@@ -6,7 +6,10 @@ next ``ucp recv`` of the endpoint gets it again.
 
 Output: payloads to stdout, or with ``-o PATH`` to a file (all payloads one after the other),
 or with ``{n}`` in ``PATH`` to one file per bundle (``{n}`` = 1, 2, ...). ``--json`` writes one
-JSON object per line instead (bundle ID, source, payload in base64, status reports decoded).
+JSON object per line instead (bundle ID, source, payload in base64, status reports decoded,
+what the daemon verified and decrypted under ``security``). Without ``--json``, each security
+operation the daemon verified or decrypted (it is the bundle's security acceptor, RFC 9172) is
+one line on stderr: ``ucp recv: integrity of the payload verified (key k, source dtn://a/...)``.
 """
 
 from __future__ import annotations
@@ -98,6 +101,23 @@ def bundle_json(bundle: ReceivedBundle) -> dict[str, Any]:
         "payload_length": len(bundle.payload),
         "payload": base64.b64encode(bundle.payload).decode("ascii"),
     }
+    if bundle.security:
+        result["security"] = [
+            {
+                name: value
+                for name, value in (
+                    ("service", report.service),
+                    ("target", report.target),
+                    ("source", report.source),
+                    ("context", report.context),
+                    ("outcome", report.outcome),
+                    ("key", report.key),
+                    ("signer", report.signer),
+                )
+                if value is not None
+            }
+            for report in bundle.security
+        ]
     if bundle.is_admin_record:
         try:
             record = decode_admin_record(bundle.payload)
@@ -174,6 +194,9 @@ async def _run(args: argparse.Namespace) -> int:
                 with trio.move_on_at(deadline):
                     async for bundle in registration:
                         await output.write(bundle)
+                        if not args.json:
+                            for report in bundle.security:
+                                print(f"ucp recv: {report.describe()}", file=sys.stderr)
                         await bundle.confirm()
                         if count is not None and output.written >= count:
                             break

@@ -45,6 +45,17 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"request status reports: {','.join(REPORT_KINDS)} (comma-separated, repeatable)",
     )
     add("--source", metavar="EID", help="source endpoint (default: the node ID)")
+    add(
+        "--bib",
+        metavar="KEY",
+        help="sign the payload: a BIB with this key of the daemon's security policy "
+        "(RFC 9172; docs/security.md)",
+    )
+    add(
+        "--bcb",
+        metavar="KEY",
+        help="encrypt the payload: a BCB with this key of the daemon's security policy",
+    )
     add_socket_flag(parser)
 
 
@@ -68,6 +79,8 @@ async def _run(args: argparse.Namespace) -> int:
             report_to=args.report_to,
             reports=args.report,
             source=args.source,
+            integrity=args.bib,
+            confidentiality=args.bcb,
         )
     print(format_bundle_id(bundle_id), flush=True)
     return 0

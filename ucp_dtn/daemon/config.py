@@ -30,7 +30,7 @@ from typing import NoReturn
 
 from convergence.quantities import format_address, parse_address, size_value
 from convergence.tcpcl.tls import TlsSettings, load_tls_settings
-from ucp_dtn.agent import ConfigError, NodeConfig
+from ucp_dtn.agent import ConfigError, NodeConfig, SecurityPolicy, read_security_policy
 from ucp_dtn.roles.settings import RoleSettings
 from ucp_dtn.settings import (
     ADDRESS,
@@ -57,6 +57,7 @@ __all__ = [
     "KNOWN_ROLES",
     "SETTINGS",
     "DaemonSettings",
+    "SecuritySpec",
     "SettingsError",
     "build_parser",
     "default_node_id",
@@ -224,6 +225,50 @@ CAPABILITY: Kind[Capability] = Kind(
     "a string KEY=VALUE",
     from_entry=_capability,
     expected_many="a table KEY = VALUE",
+)
+
+
+_SECURITY = "security"
+"""The security setting's name: its TOML table, and its value read by name."""
+
+
+@dataclass(frozen=True, slots=True)
+class SecuritySpec:
+    """The ``[security]`` table as written, before its key files are read."""
+
+    table: dict[str, object]
+    """The table (``keys`` and ``rule``)."""
+    base: Path | None = None
+    """The directory relative key file names start from; ``None``: the config file's."""
+    origin: str = _SECURITY
+    """Where it was written, for messages."""
+
+
+def _security_file(text: str) -> SecuritySpec:
+    """``--security FILE``: a TOML file with the ``[security]`` table (or just its contents);
+    key file names in it are relative to its directory."""
+    import tomllib
+
+    path = Path(text).expanduser()
+    try:
+        with path.open("rb") as stream:
+            document = tomllib.load(stream)
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid TOML: {exc}") from None
+    table = document.get(_SECURITY, document)
+    if not isinstance(table, dict):
+        raise ValueError(f"{path}: security must be a table")
+    return SecuritySpec(table, path.parent, f"{path}: {_SECURITY}")
+
+
+SECURITY: Kind[SecuritySpec] = Kind(
+    "FILE",
+    _security_file,
+    "a table ([security.keys] and [[security.rule]], see docs/security.md)",
+    toml_types=(dict,),
+    from_toml=lambda table: SecuritySpec(table),
 )
 
 
@@ -477,6 +522,14 @@ SETTINGS = SettingsTable(
             example="gpu=true",
         ),
         Setting(
+            "security",
+            SECURITY,
+            "BPSec policy: named keys and rules saying which security operations this node "
+            "adds, checks and accepts (docs/security.md); in the file the table [security], "
+            "on the command line a TOML file holding it",
+            default_help="none: security blocks are carried unchecked",
+        ),
+        Setting(
             "quota",
             SIZE,
             "store quota; a full store refuses transfers (XFER_REFUSE No Resources) and local "
@@ -596,6 +649,22 @@ SETTINGS = SettingsTable(
 """Every setting of ``ucp-bpnode``."""
 
 
+def _security(spec: SecuritySpec | None, config_file: Path | None) -> SecurityPolicy | None:
+    """The policy of the ``security`` setting, its key files read (every error: one line)."""
+    if spec is None:
+        return None
+    base = spec.base
+    where = spec.origin
+    if base is None:
+        base = config_file.parent if config_file is not None else Path.cwd()
+        if config_file is not None:
+            where = f"{config_file}: {where}"
+    try:
+        return read_security_policy(spec.table, base, where=where)
+    except ConfigError as exc:
+        raise SettingsError(str(exc)) from None
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse's parser, reporting errors as :class:`SettingsError` (main prints one line)."""
 
@@ -625,8 +694,14 @@ def load_settings(argv: Sequence[str] | None = None) -> DaemonSettings:
     workdir = node_arguments.pop("workdir", None)
     if workdir is None and not resolved.get("in_memory"):
         raise SettingsError(_WORKDIR_NEEDED)
+    security = _security(resolved.get(_SECURITY), resolved.config_file)
     try:
-        node = NodeConfig(workdir=workdir, tls=_tls(**resolved.arguments("tls")), **node_arguments)
+        node = NodeConfig(
+            workdir=workdir,
+            tls=_tls(**resolved.arguments("tls")),
+            security=security,
+            **node_arguments,
+        )
     except ConfigError as exc:
         raise SettingsError(str(exc)) from None
     try:
