@@ -4,6 +4,7 @@ store."""
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 import trio
@@ -108,12 +109,28 @@ async def test_expiry_produces_a_deletion_status_report(network: Network) -> Non
         assert report.destination == "dtn://a/"
         await report.confirm()
         await reports.aclose()
-    # The same report, read with `ucp recv --json` this time.
-    sent = await a.ucp(
-        "send", "-d", "dtn://nowhere/y", "--lifetime", "1s", "--report", "deleted", stdin=b"x"
-    )
+    # The same report, read with `ucp recv --json` this time. The receiver registers first: a
+    # report with no registration for its destination is logged and dropped.
+    received: list[subprocess.CompletedProcess[bytes]] = []
+    open_registrations = (await a.info())["statistics"]["registrations"]
+
+    async def recv() -> None:
+        received.append(
+            await a.ucp("recv", "-e", "dtn://a/", "--json", "--count", "1", "--timeout", "60s")
+        )
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(recv)
+
+        async def recv_registered() -> bool:
+            return (await a.info())["statistics"]["registrations"] > open_registrations
+
+        await wait_until(recv_registered, timeout=WAIT, what="ucp recv to register")
+        sent = await a.ucp(
+            "send", "-d", "dtn://nowhere/y", "--lifetime", "1s", "--report", "deleted", stdin=b"x"
+        )
     second_id = sent.stdout.decode().strip()
-    got = await a.ucp("recv", "-e", "dtn://a/", "--json", "--count", "1", "--timeout", "30s")
+    (got,) = received
     assert got.returncode == 0, got.stderr
     record = json.loads(got.stdout)
     assert record["admin_record"] is True
