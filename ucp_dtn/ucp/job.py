@@ -152,7 +152,8 @@ class JobInfo:
     dirs: tuple[JobPath, ...] = ()
     """Directories to create before the run."""
     args: tuple[str, ...] = ()
-    """Command-line arguments (after the program name)."""
+    """Command-line arguments (after the program name ``job.wasm``, unless
+    :attr:`bare_argv`)."""
     env: Mapping[str, str] = field(default_factory=dict)
     """Environment variables the module sees (WASI ``environ``); nothing of the executor's
     own environment is passed through."""
@@ -175,6 +176,9 @@ class JobInfo:
     """Also write standard output to this file of the job directory (REC ``stdout_file``)."""
     stderr_path: Annotated[JobPath | None, Wire(key="stderr")] = None
     """Also write standard error to this file of the job directory (REC ``stderr_file``)."""
+    bare_argv: bool = False
+    """The module's argv is :attr:`args` alone, without a program name in front: REC passes
+    a plan's ``argv`` this way (a module that wants an ``argv[0]`` gets it from the plan)."""
 
     def __post_init__(self) -> None:
         try:
@@ -219,6 +223,8 @@ class JobInfo:
         set_(self, "dirs", _paths(self.dirs, "dirs", patterns=False))
         set_(self, "zip_results", _paths(self.zip_results, "zip_results", patterns=True))
         set_(self, "args", _texts(self.args, "args"))
+        if not isinstance(self.bare_argv, bool):
+            raise JobValidationError("bare_argv", f"must be true or false, got {self.bare_argv!r}")
 
         env = _mapping(self.env, "env")
         for key, value in env.items():

@@ -159,11 +159,13 @@ def test_rec_single_job_plan() -> None:
     assert plan.format == "rec"
     (job,) = plan.jobs
     info = job.info
-    assert job.name == info.name == "jobs[0]"
+    assert job.name == info.name == "job-0"
     assert info.wasm == DataRef("echo-module")
     assert info.stdin == DataRef("echo-stdin")
-    assert info.result_address == "dtn://field-laptop/"
-    assert info.args == ("--upper", "--count")
+    # REC clients receive on their node ID: ours on its client endpoint.
+    assert info.result_address == "dtn://field-laptop/ucp/client"
+    # REC's argv is the whole argv: no program name goes in front.
+    assert info.args == ("--upper", "--count") and info.bare_argv
     assert info.env == {"MODE": "fast", "LEVEL": "3"}
     # REC's sandbox-root paths become job paths.
     assert info.dirs == ("results", "scratch")
@@ -177,10 +179,10 @@ def test_rec_single_job_plan() -> None:
     )
     # [jobs.data] is uploaded as named data and, being small, also sent along with the job.
     assert [(u.name, u.job) for u in plan.uploads] == [
-        ("echo-module", "jobs[0]"),
-        ("echo-stdin", "jobs[0]"),
-        ("echo-words", "jobs[0]"),
-        ("echo-table", "jobs[0]"),
+        ("echo-module", "job-0"),
+        ("echo-stdin", "job-0"),
+        ("echo-words", "job-0"),
+        ("echo-table", "job-0"),
     ]
     assert job.inline_data == {
         "echo-module": b"\0asm\1\0\0\0",
@@ -195,13 +197,13 @@ def test_rec_pipeline_plan() -> None:
     assert plan.format == "rec"
     assert [u.name for u in plan.uploads] == ["echo-module", "echo-stdin", "echo-words"]
     assert all(u.job is None for u in plan.uploads)
-    assert plan.waves() == (("jobs[0]",), ("jobs[1]",))
-    second = plan.job("jobs[1]")
+    assert plan.waves() == (("job-0",), ("job-1",))
+    second = plan.job("job-1")
     assert second.info.stdin == DataRef("pass-one-output")
-    assert second.info.after == (plan.job("jobs[0]").info.job_id,)
+    assert second.info.after == (plan.job("job-0").info.job_id,)
     assert second.inline_data == {}
     assert [(d.job, d.on, d.reason) for d in plan.dependencies] == [
-        ("jobs[1]", "jobs[0]", "reads 'pass-one-output'")
+        ("job-1", "job-0", "reads 'pass-one-output'")
     ]
 
 
@@ -364,7 +366,7 @@ def test_plan_error_attributes(tmp_path: Path) -> None:
 
 
 REC_ERRORS = [
-    ("[[jobs]]\n", r"job 'jobs\[0\]': field 'metadata': is missing"),
+    ("[[jobs]]\n", r"job 'job-0': field 'metadata': is missing"),
     ("[[jobs]]\n[jobs.metadata]\nargv = []", r"field 'metadata.wasm_module': is missing"),
     (
         "[[jobs]]\n[jobs.metadata]\nwasm_module = 'm'\nstdout = 'x'",
@@ -403,14 +405,14 @@ REC_ERRORS = [
     (
         "[[jobs]]\n[jobs.metadata]\nwasm_module = 'm'\n[jobs.data]\nm = 'w.wasm'\n"
         "[[jobs]]\n[jobs.metadata]\nwasm_module = 'm'\n[jobs.data]\nm = 'other.wasm'",
-        r"job 'jobs\[1\]': field 'data\['m'\]': data 'm' is declared twice with different content",
+        r"job 'job-1': field 'data\['m'\]': data 'm' is declared twice with different content",
     ),
     (
         "[[jobs]]\n[jobs.metadata]\nwasm_module = 'm'\nstdin_file = 'x'\n"
         "[jobs.metadata.named_results]\n'/o' = 'y'\n"
         "[[jobs]]\n[jobs.metadata]\nwasm_module = 'm'\nstdin_file = 'y'\n"
         "[jobs.metadata.named_results]\n'/o' = 'x'\n",
-        r"dependency cycle: 'jobs\[0\]' reads 'x' published by 'jobs\[1\]'",
+        r"dependency cycle: 'job-0' reads 'x' published by 'job-1'",
     ),
     (
         "[[jobs]]\n[jobs.metadata]\nwasm_module = 'm'\ndirs = ['/a']\n"

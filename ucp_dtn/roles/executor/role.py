@@ -543,6 +543,7 @@ class ExecutorRole:
             wasm=wasm,
             job_dir=tree.job_dir,
             args=job.args,
+            program_name=None if job.bare_argv else "job.wasm",
             env=tuple(job.env.items()),
             stdin_path=tree.stdin_path if inputs.stdin is not None else None,
             fuel=job.limits.fuel,
@@ -561,7 +562,16 @@ class ExecutorRole:
         finished_at = self._clock()
 
         began = trio.current_time()
-        streams = {"stdout": tree.stdout_path, "stderr": tree.stderr_path}
+        # The captured streams go into the archive as "stdout" and "stderr", except a stream
+        # the job writes to a file of its own (REC's stdout_file): that file is its place.
+        streams = {
+            name: path
+            for name, path, own in (
+                ("stdout", tree.stdout_path, job.stdout_path),
+                ("stderr", tree.stderr_path, job.stderr_path),
+            )
+            if own is None
+        }
 
         def collect() -> tuple[int, NamedResults | None, bytes, bytes]:
             if job.stdout_path is not None:

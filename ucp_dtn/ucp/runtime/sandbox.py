@@ -268,7 +268,8 @@ class JobSandbox:
                 )
                 outputs.append(stderr)
                 wasi = wasmtime.WasiConfig()
-                wasi.argv = [spec.program_name, *spec.args]
+                program = () if spec.program_name is None else (spec.program_name,)
+                wasi.argv = [*program, *spec.args]
                 wasi.env = [list(pair) for pair in spec.env]
                 if spec.stdin_path is not None:
                     if not spec.stdin_path.is_file():
