@@ -276,3 +276,70 @@ async def test_restart_resumes_unfinished_jobs_and_remembers_finished_ones(tmp_p
         assert not (jobs_dir / str(quick.job_id)).exists()
         assert (jobs_dir / str(slow.job_id) / "dir").is_dir()
         nursery.cancel_scope.cancel()
+
+
+async def test_a_running_job_reports_its_output_and_stops_when_cancelled() -> None:
+    async with network() as net, trio.open_nursery() as nursery:
+        executor = await start_executor(nursery, net.node, executor_settings())
+        executor.role.output_interval_s = 0.05
+        ticker = job(name="ticker", wasm=InlineData(wasm("ticker")), limits=Limits(time=600))
+        early = job(name="early")
+        # A cancel that overtakes its dispatch: the dispatch is answered, not run.
+        await net.broker.cancel(net.executor_endpoint, early.job_id, reason="changed my mind")
+        await wait_until(lambda: executor.role.statistics().received == 0, timeout=LIMIT)
+        await net.broker.dispatch(net.executor_endpoint, ticker)
+        with trio.fail_after(LIMIT):
+            # The broker hears the output while the job runs.
+            await wait_until(lambda: net.broker.output_of(ticker.job_id).count(b"tick\n") >= 3)
+            assert set(net.broker.output_of(ticker.job_id).split(b"\n")) == {b"tick", b""}
+            assert executor.role.statistics().running == 1
+            await net.broker.cancel(net.executor_endpoint, ticker.job_id, reason="enough")
+            result = await net.broker.result(ticker.job_id)
+            assert (result.status, result.message) == (ResultStatus.CANCELLED, "enough")
+            await wait_until(lambda: executor.role.statistics().running == 0)
+            await net.broker.dispatch(net.executor_endpoint, early)
+            answered = await net.broker.result(early.job_id)
+            assert (answered.status, answered.message) == (
+                ResultStatus.CANCELLED,
+                "changed my mind",
+            )
+        stats = executor.role.statistics()
+        assert (stats.cancelled, stats.received, stats.duplicates) == (1, 1, 1)
+        nursery.cancel_scope.cancel()
+
+
+async def test_bare_argv_has_no_program_name() -> None:
+    async with network() as net, trio.open_nursery() as nursery:
+        await start_executor(nursery, net.node, executor_settings())
+        echo = InlineData(wasm("echo"))
+        plain = job(wasm=echo, args=("a", "b"))
+        bare = job(wasm=echo, args=("a", "b"), bare_argv=True)
+        for each in (plain, bare):
+            await net.broker.dispatch(net.executor_endpoint, each)
+        with trio.fail_after(LIMIT):
+            assert (await net.broker.result(plain.job_id)).stdout_tail == b"job.wasm\0a\0b\0||"
+            assert (await net.broker.result(bare.job_id)).stdout_tail == b"a\0b\0||"
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_named_result_whose_name_is_taken_fails_the_job() -> None:
+    async with network() as net, trio.open_nursery() as nursery:
+        await start_executor(nursery, net.node, executor_settings())
+        net.broker.taken.add("wasm_output_file")
+        publisher = job(
+            args=("-", "out.txt"),
+            stdin=InlineData(b"hello-from-wasi"),
+            named_results={"out.txt": "wasm_output_file"},
+            zip_results=("out.txt",),
+        )
+        await net.broker.dispatch(net.executor_endpoint, publisher)
+        with trio.fail_after(LIMIT):
+            result = await net.broker.result(publisher.job_id)
+        assert result.status == ResultStatus.EXECUTOR_ERROR
+        assert result.message == (
+            "publishing failed: 'wasm_output_file': name 'wasm_output_file' already taken"
+        )
+        assert result.published == ()
+        [put] = [p for p in net.broker.puts if p.name == "wasm_output_file"]
+        assert put.exclusive and put.job_id == publisher.job_id
+        nursery.cancel_scope.cancel()

@@ -171,8 +171,11 @@ async def test_worker_killed_mid_job_is_reported_and_replaced(
 
 
 def is_zombie(pid: int) -> bool:
+    """Dead and waiting to be reaped: the process is a zombie and none of its threads (a worker
+    has one watching its parent) is still exiting, so that ``waitpid`` reports it."""
     stat = Path(f"/proc/{pid}/stat").read_text()
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+    threads = os.listdir(f"/proc/{pid}/task")
+    return stat.rsplit(")", 1)[1].split()[0] == "Z" and len(threads) <= 1
 
 
 async def test_idle_worker_that_died_is_replaced_before_it_gets_a_job(

@@ -13,10 +13,18 @@ A job's life at the broker::
 
     submit ──► QUEUED ──(after jobs DONE, capable executor with a free slot)──► DISPATCHED
                  │                                                                │
-                 └─(an after job FAILED/REJECTED)──► REJECTED      RUNNING ◄──(executor)
+                 └─(an after job FAILED/REJECTED/CANCELLED)──► REJECTED  RUNNING ◄──(executor)
                                                                       │
                                   first JobResult (any non-final state) ▼
                                                                DONE / FAILED
+
+    job-cancel from its client, in any non-final state ──► CANCELLED
+
+A cancelled job is final at once: a queued one is never dispatched, the executor of a
+dispatched or running one gets a ``job-cancel`` (with custody) and stops it, and the result it
+may still send is dropped like any late result; jobs that run after it are rejected. While a
+job runs, the ``job-output`` its executor sends is kept (the newest part of each stream,
+:mod:`.outputs`) for ``job-log`` queries.
 
 Every state change is written to the journal first, then announced to the job's result
 address with a ``JobState``. A dispatch is sent before it is recorded: a crash in between
@@ -38,7 +46,7 @@ import trio
 
 from bpv7 import BPv7Error, EndpointID, parse_eid
 
-from ...agent import AgentError, BundleNode, NodeNotRunningError
+from ...agent import AgentError, BundleNode, ConfigError, NodeNotRunningError, RoutePattern
 from ...store import StoreClosedError, StoreFullError
 from ...ucp.errors import UcpUsageError
 from ...ucp.messages import (
@@ -52,7 +60,12 @@ from ...ucp.messages import (
     DataStatus,
     Heartbeat,
     JobAccepted,
+    JobCancel,
+    JobCancelReply,
     JobDispatch,
+    JobLogQuery,
+    JobLogReply,
+    JobOutput,
     JobResult,
     JobState,
     JobStatus,
@@ -73,6 +86,7 @@ from .job_records import JobRecord
 from .jobs import JobBook, Readiness
 from .journal import AsyncJournal
 from .name_cache import NameCache
+from .outputs import JobOutputs
 from .redeploy import adopted, is_current, requeue, stranded_jobs
 from .registry import NodeRegistry
 from .relay import DataRelay, with_reply_to
@@ -113,6 +127,7 @@ class BrokerRole:
         self._registry = NodeRegistry(settings.executor_timeout_s)
         self._jobs = JobBook()
         self._names = NameCache()
+        self._outputs = JobOutputs()
         self._mailbox: Mailbox | None = None
         self._serving_since = float("inf")
         self._journal: AsyncJournal | None = None
@@ -131,6 +146,7 @@ class BrokerRole:
                 "takeovers",
                 "orphan_results",
                 "status_queries",
+                "cancelled",
                 "ignored",
             ),
             0,
@@ -256,6 +272,12 @@ class BrokerRole:
                 await self._on_status_query(incoming, message)
             elif isinstance(message, BrokerSync):
                 await self._on_sync(incoming, message)
+            elif isinstance(message, JobCancel):
+                await self._on_cancel(incoming, message)
+            elif isinstance(message, JobOutput):
+                self._on_output(incoming, message)
+            elif isinstance(message, JobLogQuery):
+                await self._on_log_query(incoming, message)
             else:
                 self._ignore(incoming, "a broker does not take this kind of message")
         except StoreFullError as exc:
@@ -277,7 +299,11 @@ class BrokerRole:
 
     async def _on_submission(self, incoming: Incoming, message: JobSubmission) -> None:
         job = message.job
-        accepted = JobAccepted(job_id=job.job_id, broker=str(self.endpoint))
+        accepted = JobAccepted(
+            job_id=job.job_id,
+            broker=str(self.endpoint),
+            warning=self._result_address_warning(job.result_address, incoming.source),
+        )
         if self._jobs.get(job.job_id) is not None:
             self._counts["duplicates"] += 1
             logger.info("job %s submitted again by %s", job.job_id, incoming.source)
@@ -304,6 +330,30 @@ class BrokerRole:
         await self._announce(record)
         # Only the new job and the jobs waiting for it can have become runnable.
         await self._schedule([record, *self._jobs.dependents(record.job_id)])
+
+    def _result_address_warning(self, address: str | None, client: EndpointID) -> str:
+        """A line for the client when no node is known at the job's result address (its
+        results would wait in the network until their lifetime ends, REC's silent hour)."""
+        if address is None:
+            return ""
+        try:
+            destination = parse_eid(address)
+        except BPv7Error:
+            return ""
+        if destination.node_id in (client.node_id, self.node.node_id):
+            return ""
+        text = str(destination)
+        for route in self.node.routes():
+            try:
+                if RoutePattern.parse(route.pattern).matches(destination, text):
+                    return ""
+            except ConfigError:
+                continue
+        lifetime = _duration_text(self.settings.result_lifetime_s)
+        return (
+            f"no node {destination.node_id} is known here: the results wait in the network "
+            f"until it appears (up to {lifetime})"
+        )
 
     async def _on_job_state(self, incoming: Incoming, message: JobState) -> None:
         record = self._jobs.get(message.job_id) or await self._take_over(message.job_id)
@@ -463,11 +513,20 @@ class BrokerRole:
         nodes: tuple[NodeEntry, ...] = ()
         if message.include_nodes:
             nodes = self._node_entries(now)
+        jobs = self._jobs.entries(message.job_ids, client=message.client)
+        if message.states:
+            wanted = {int(state) for state in message.states}
+            jobs = tuple(entry for entry in jobs if int(entry.state) in wanted)
+        more = 0
+        if message.limit and len(jobs) > message.limit:
+            newest = sorted(jobs, key=lambda entry: entry.updated_at, reverse=True)
+            jobs, more = tuple(newest[: message.limit]), len(jobs) - message.limit
         reply = StatusReply(
             request_id=message.request_id,
             broker=str(self.endpoint),
-            jobs=self._jobs.entries(message.job_ids, client=message.client),
+            jobs=jobs,
             nodes=nodes,
+            more=more,
         )
         self._counts["status_queries"] += 1
         await self._send(destination, reply, lifetime_s=_REPLY_LIFETIME_S)
@@ -494,10 +553,102 @@ class BrokerRole:
         failed = [
             job_id
             for job_id in became_final
-            if self._jobs.state_of(job_id) in (JobStatus.FAILED, JobStatus.REJECTED)
+            if self._jobs.state_of(job_id)
+            in (JobStatus.FAILED, JobStatus.REJECTED, JobStatus.CANCELLED)
         ]
         await self._reject_dependents(failed)
         await self._schedule()
+
+    async def _on_cancel(self, incoming: Incoming, message: JobCancel) -> None:
+        """Cancel the requester's own jobs (see the module docstring) and answer with how
+        each stands now."""
+        requester = incoming.source.node_id
+        reason = message.reason or "cancelled by its client"
+        now = self._clock()
+        entries = []
+        unknown = []
+        for job_id in dict.fromkeys(message.job_ids):
+            record = self._jobs.get(job_id)
+            if record is None or node_of(record.client) != requester:
+                unknown.append(job_id)
+                continue
+            if not record.final:
+                busy = record.state in (JobStatus.DISPATCHED, JobStatus.RUNNING)
+                executor = record.executor if busy else None
+                record = dataclasses.replace(
+                    record,
+                    state=JobStatus.CANCELLED,
+                    updated_at=now,
+                    finished_at=now,
+                    detail=reason,
+                )
+                await self._save(record)
+                self._counts["cancelled"] += 1
+                logger.info("job %s cancelled by %s", job_id, incoming.source)
+                await self._announce(record)
+                if executor is not None:
+                    self._registry.note_finished(_node(executor), job_id)
+                    assert self._mailbox is not None
+                    stop = JobCancel(
+                        request_id=self._mailbox.next_request_id(),
+                        job_ids=(job_id,),
+                        reason=reason,
+                    )
+                    await self._send(
+                        executor, stop, custody=True, lifetime_s=self.settings.result_lifetime_s
+                    )
+                await self._reject_dependents([job_id])
+            entries.append(record.status_entry())
+        destination = parse_eid(message.reply_to) if message.reply_to else incoming.source
+        reply = JobCancelReply(
+            request_id=message.request_id,
+            broker=str(self.endpoint),
+            jobs=tuple(entries),
+            unknown=tuple(unknown),
+        )
+        await self._send(destination, reply, lifetime_s=_REPLY_LIFETIME_S)
+        await self._schedule()
+
+    def _on_output(self, incoming: Incoming, message: JobOutput) -> None:
+        record = self._jobs.get(message.job_id)
+        if record is None or not is_current(record, str(incoming.source.node_id)):
+            logger.debug(
+                "job-output for %s from %s: not its executor", message.job_id, incoming.source
+            )
+            return
+        if message.attempt != record.attempts:
+            return  # output of an earlier attempt
+        self._outputs.add(
+            message.job_id,
+            message.attempt,
+            stdout_at=message.stdout_at,
+            stdout=message.stdout,
+            stderr_at=message.stderr_at,
+            stderr=message.stderr,
+        )
+
+    async def _on_log_query(self, incoming: Incoming, message: JobLogQuery) -> None:
+        destination = parse_eid(message.reply_to) if message.reply_to else incoming.source
+        record = self._jobs.get(message.job_id)
+        if record is None:
+            foreign = self._jobs.foreign(message.job_id)
+            state = None if foreign is None else foreign.status.state
+        else:
+            state = record.state
+        (out_at, out), (err_at, err) = self._outputs.since(
+            message.job_id, message.stdout_from, message.stderr_from
+        )
+        reply = JobLogReply(
+            request_id=message.request_id,
+            job_id=message.job_id,
+            found=state is not None,
+            state=JobStatus.QUEUED if state is None else state,
+            stdout_at=out_at,
+            stdout=out,
+            stderr_at=err_at,
+            stderr=err,
+        )
+        await self._send(destination, reply, lifetime_s=_REPLY_LIFETIME_S)
 
     # -- scheduling ---------------------------------------------------------------------------
 
@@ -642,6 +793,7 @@ class BrokerRole:
             done=states[JobStatus.DONE],
             failed=states[JobStatus.FAILED],
             rejected=states[JobStatus.REJECTED],
+            cancelled=states[JobStatus.CANCELLED],
             foreign_jobs=self._jobs.foreign_count,
             executors=self._registry.count(Role.EXECUTOR, now),
             datastores=self._registry.count(Role.DATASTORE, now),
@@ -662,6 +814,13 @@ class BrokerRole:
             syncs_received=self._peering.received,
             ignored=counts["ignored"],
         )
+
+
+def _duration_text(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s"
 
 
 def _node(endpoint: str) -> str:
