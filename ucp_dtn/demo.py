@@ -133,6 +133,8 @@ class _Client:
         self.hub = hub
 
     def argv(self, command: str, *args: str) -> list[str]:
+        if command == "agent":
+            return ["ucp", command, *args, "--home", str(self.home)]
         return ["ucp", command, *args, "--home", str(self.home), "--via", self.hub.url]
 
     async def run(
@@ -199,6 +201,8 @@ async def run_demo(base: Path) -> bool:
         _say(_indent(submitted.stdout + submitted.stderr))
         if submitted.returncode != 0:
             return False
+        stopped = await client.run("agent", "stop")
+        _say(_indent(stopped.stdout + stopped.stderr))
         _say("  ... the client is now offline: the network stores, forwards and runs the jobs.")
 
         _say("\n== 3. Later, the client comes back and asks how its jobs stand")
@@ -209,7 +213,8 @@ async def run_demo(base: Path) -> bool:
                 if status.returncode == 0:
                     jobs = json.loads(status.stdout)["jobs"]
                     states = {job["name"]: job["state"] for job in jobs}
-                    if states and all(s in ("done", "failed", "rejected") for s in states.values()):
+                    finished = ("done", "failed", "rejected", "cancelled")
+                    if states and all(s in finished for s in states.values()):
                         break
                 await trio.sleep(1.0)
         _say("    " + ", ".join(f"{name}: {state}" for name, state in sorted(states.items())))
@@ -238,8 +243,11 @@ async def run_demo(base: Path) -> bool:
             _say(f"  {node.name} exited with status {status_code}")
         elapsed = time.monotonic() - started
         _say(f"\nDone in {elapsed:.1f} s: {'success' if ok else 'FAILURE'}.")
+        await client.run("agent", "stop", show=False)
         return ok
     finally:
+        with trio.CancelScope(shield=True):
+            await run_ucp("agent", "stop", "--home", str(base / "client-home"), timeout=60)
         await network.close()
 
 

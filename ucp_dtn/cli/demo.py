@@ -7,10 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ucp_dtn.demo import run_demo
-from ucp_dtn.localnet import LocalNetwork
-
-from .command import EXIT_FAILURE, Subcommand
+from .command import EXIT_FAILURE, Subcommand, run_async
 
 __all__ = ["DEMO"]
 
@@ -25,7 +22,10 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-async def _run(args: argparse.Namespace) -> int:
+async def _demo(args: argparse.Namespace) -> int:
+    from ucp_dtn.demo import run_demo
+    from ucp_dtn.localnet import LocalNetwork
+
     if args.workdir is not None:
         return 0 if await run_demo(args.workdir) else EXIT_FAILURE
     with tempfile.TemporaryDirectory(prefix="ucp-demo-") as tmp:
@@ -39,5 +39,6 @@ DEMO = Subcommand(
     name="demo",
     help="start a local network of daemons and run real WebAssembly jobs through it",
     add_arguments=_add_arguments,
-    run=_run,
+    run=lambda args: run_async(_demo, args),
+    client=False,
 )
