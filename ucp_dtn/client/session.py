@@ -249,6 +249,8 @@ class ClientSession:
         target = destination if destination is not None else await self.require_broker()
         timeout = self.settings.request_timeout_s if timeout_s is None else timeout_s
         replies: list[Incoming] = []
+        began = trio.current_time()
+        logger.info("%s %d to %s", message.KIND, request_id, target)
         with self.replies([request_id]) as receive:
             await self.mailbox.send(target, message, lifetime_s=max(2 * timeout, 5.0))
             with trio.move_on_after(timeout):
@@ -264,6 +266,14 @@ class ClientSession:
                         break
         if not replies:
             raise NoReply(f"no answer from {target} within {timeout:g} s ({message.KIND})")
+        logger.info(
+            "%s %d: %d answer%s in %.0f ms",
+            message.KIND,
+            request_id,
+            len(replies),
+            "" if len(replies) == 1 else "s",
+            1000 * (trio.current_time() - began),
+        )
         return replies
 
     def new_request_id(self) -> int:
