@@ -1,4 +1,10 @@
-"""``ucp demo``: a local network of real daemons running real jobs (see :mod:`ucp_dtn.demo`)."""
+"""``ucp demo``: a local network of real daemons running real jobs (see :mod:`ucp_dtn.demo`).
+
+``ucp demo --modules DIR`` only writes the demo's WebAssembly modules into ``DIR``, for trying
+plans by hand (the examples of ``docs/plans.md`` use them): ``cat.wat`` (``cat OUT IN...``:
+concatenates files), ``river-gauge.wat`` (summarises water levels read on stdin) and
+``classifier.wasm`` (labels 16 kHz audio read on stdin, window by window).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +26,33 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep the nodes' work directories, logs and results here (default: a temporary "
         "directory, removed afterwards)",
     )
+    parser.add_argument(
+        "--modules",
+        type=Path,
+        metavar="DIR",
+        help="only write the demo's modules (cat.wat, river-gauge.wat, classifier.wasm) into DIR",
+    )
+
+
+def _write_modules(directory: Path) -> int:
+    import shutil
+    from importlib import resources
+
+    from ucp_dtn.workloads import classifier_wasm_path
+
+    directory.mkdir(parents=True, exist_ok=True)
+    assets = resources.files("ucp_dtn.demo_assets")
+    for name in ("cat.wat", "river-gauge.wat"):
+        (directory / name).write_text(assets.joinpath(name).read_text())
+    shutil.copyfile(classifier_wasm_path(), directory / "classifier.wasm")
+    print(f"{directory}: cat.wat river-gauge.wat classifier.wasm")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.modules is not None:
+        return _write_modules(args.modules)
+    return run_async(_demo, args)
 
 
 async def _demo(args: argparse.Namespace) -> int:
@@ -39,6 +72,6 @@ DEMO = Subcommand(
     name="demo",
     help="start a local network of daemons and run real WebAssembly jobs through it",
     add_arguments=_add_arguments,
-    run=lambda args: run_async(_demo, args),
+    run=_run,
     client=False,
 )
