@@ -23,6 +23,7 @@ examples follow the conventions.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -204,10 +205,8 @@ async def _run_block(document: Path, block: Block, work: Path, env: dict[str, st
             raise AssertionError(f"the example at {where} did not end within {BLOCK_TIMEOUT_S} s")
     finally:
         # What the block left running in the background (daemons started with &).
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         with trio.move_on_after(10):
             await process.wait()
         if process.returncode is None:
