@@ -34,7 +34,7 @@ from .command import EXIT_USAGE, CommandError
 __all__ = [
     "BROKER_ENV",
     "CLIENT_SETTINGS",
-    "NO_AGENT_ENV",
+    "AGENT_ENV",
     "VIA_ENV",
     "add_client_arguments",
     "call",
@@ -46,8 +46,8 @@ VIA_ENV = "UCP_VIA"
 """Environment variable with ``--via`` addresses (comma-separated)."""
 BROKER_ENV = "UCP_BROKER"
 """Environment variable with the ``--broker`` node ID."""
-NO_AGENT_ENV = "UCP_NO_AGENT"
-"""Environment variable: set (to anything but 0) to run every command without the agent."""
+AGENT_ENV = "UCP_AGENT"
+"""Environment variable: ``0`` (or ``off``) runs every command without the client agent."""
 
 _REQUEST_TIMEOUT_MIN_S = 5.0
 """Requests wait at least this long for an answer, however short ``--wait``."""
@@ -130,7 +130,7 @@ CLIENT_SETTINGS = SettingsTable(
             "use the home's client agent (started when none runs); --no-agent runs the "
             "command's own node, which needs the home to itself",
             default=True,
-            default_help="on",
+            env=AGENT_ENV,
             in_file=False,
         ),
     ],
@@ -160,15 +160,6 @@ def settings_from(args: argparse.Namespace) -> ClientSettings:
         raise CommandError(str(exc), exc.status) from None
 
 
-def _use_agent(args: argparse.Namespace) -> bool:
-    import os
-
-    given = getattr(args, "agent", None)
-    if given is not None:
-        return bool(given)
-    return os.environ.get(NO_AGENT_ENV, "0") in ("", "0")
-
-
 def call(
     args: argparse.Namespace,
     op: str,
@@ -180,6 +171,10 @@ def call(
     through the home's agent, or (``--no-agent``) in this process; its document. Events (progress
     lines, output, ``-v`` log lines) go to ``on_event``, log lines to stderr by default."""
     settings = settings_from(args)
+    try:
+        use_agent = bool(CLIENT_SETTINGS.resolve_namespace(args).get("agent"))
+    except SettingsError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
     verbose = int(getattr(args, "verbose", 0) or 0)
 
     def handle(event: dict[str, Any]) -> None:
@@ -188,7 +183,7 @@ def call(
         elif on_event is not None:
             on_event(event)
 
-    if _use_agent(args):
+    if use_agent:
         from .agent_link import call_agent
 
         return call_agent(

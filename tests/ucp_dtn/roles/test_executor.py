@@ -332,14 +332,23 @@ async def test_a_named_result_whose_name_is_taken_fails_the_job() -> None:
             named_results={"out.txt": "wasm_output_file"},
             zip_results=("out.txt",),
         )
+        replacer = job(
+            args=("-", "out.txt"),
+            stdin=InlineData(b"again"),
+            named_results={"out.txt": "wasm_output_file"},
+            replace_results=True,
+        )
         await net.broker.dispatch(net.executor_endpoint, publisher)
+        await net.broker.dispatch(net.executor_endpoint, replacer)
         with trio.fail_after(LIMIT):
+            assert (await net.broker.result(replacer.job_id)).ok
             result = await net.broker.result(publisher.job_id)
         assert result.status == ResultStatus.EXECUTOR_ERROR
         assert result.message == (
             "publishing failed: 'wasm_output_file': name 'wasm_output_file' already taken"
         )
         assert result.published == ()
-        [put] = [p for p in net.broker.puts if p.name == "wasm_output_file"]
-        assert put.exclusive and put.job_id == publisher.job_id
+        puts = {p.job_id: p for p in net.broker.puts if p.name == "wasm_output_file"}
+        assert puts[publisher.job_id].exclusive
+        assert not puts[replacer.job_id].exclusive  # replace_results: the newest write wins
         nursery.cancel_scope.cancel()

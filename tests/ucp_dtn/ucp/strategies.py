@@ -151,6 +151,7 @@ def job_infos(draw: st.DrawFn) -> JobInfo:
         stdout_path=draw(st.none() | paths),
         stderr_path=draw(st.none() | paths),
         bare_argv=draw(st.booleans()),
+        replace_results=draw(st.booleans()),
     )
 
 

@@ -574,3 +574,18 @@ def test_parse_count(value: object, expected: int) -> None:
 def test_parse_count_rejects(value: object) -> None:
     with pytest.raises(ValueError, match="must be a whole number > 0"):
         parse_count(value)
+
+
+def test_named_results_replace_only_when_asked(tmp_path: Path) -> None:
+    text = (
+        "[defaults]\nreplace_results = true\n"
+        '[jobs.a]\nwasm = { name = "m" }\nnamed_results = { "o" = "out/a" }\n'
+        '[jobs.b]\nwasm = { name = "m" }\nnamed_results = { "o" = "out/b" }\n'
+        "replace_results = false\n"
+    )
+    plan = parse_plan(text, source=tmp_path / "p.toml")
+    assert plan.job("a").info.replace_results and not plan.job("b").info.replace_results
+    with pytest.raises(PlanError, match=r"job 'a': field 'replace_results': must be a boolean"):
+        parse_plan(
+            '[jobs.a]\nwasm = { name = "m" }\nreplace_results = 1\n', source=tmp_path / "p.toml"
+        )

@@ -774,6 +774,18 @@ PINNED_JOB_INFOS = [
         "756c6564617267738361616162616369626172652d61726776f5",
         id="job-info-bare-argv",
     ),
+    pytest.param(
+        JobInfo(
+            job_id=JOB_ID,
+            wasm=DataRef("m"),
+            named_results={"out.txt": "runs/out"},
+            replace_results=True,
+        ),
+        "a46269645012345678123456781234567812345678647761736d616d6d6e616d65642d"
+        "726573756c7473a1676f75742e7478746872756e732f6f75746f7265706c6163652d72"
+        "6573756c7473f5",
+        id="job-info-replace-results",
+    ),
 ]
 
 

@@ -692,7 +692,9 @@ class ExecutorRole:
             else:
                 archive_ref = job_name(job_id, _ARCHIVE_SEGMENT)
                 puts.append((archive_ref, data))
-        named = {name for name, _ in run.named.data} if run.named is not None else set()
+        named: set[DataName] = set()
+        if run.named is not None and not dispatch.job.replace_results:
+            named = {name for name, _ in run.named.data}
         refused = await self._publisher.put_all(
             self.directory.report_to(dispatch.broker), job_id, puts, exclusive=named
         )
