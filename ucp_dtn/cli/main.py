@@ -75,17 +75,17 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(self.prog, message)
 
 
+def _print_version() -> None:
+    from ucp_dtn import __version__
+
+    print(f"ucp (ucp-dtn) {__version__}")
+
+
 class _Version(argparse.Action):
-    """``--version``: the installed package's version (read only when asked)."""
+    """``--version``: the package's version."""
 
     def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            text = version("ucp-dtn")
-        except PackageNotFoundError:  # pragma: no cover - running from a source tree
-            text = "unknown"
-        print(f"ucp (ucp-dtn) {text}")
+        _print_version()
         parser.exit()
 
 
@@ -156,6 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     prog = "ucp"
     command: Subcommand | None = None
     try:
+        if list(sys.argv[1:] if argv is None else argv) == ["--version"]:
+            _print_version()  # no parser to build
+            return 0
         try:
             args = build_parser().parse_args(argv)
         except _UsageError as exc:
