@@ -37,6 +37,7 @@ __all__ = [
     "AGENT_ENV",
     "VIA_ENV",
     "add_client_arguments",
+    "add_global_arguments",
     "call",
     "duration",
     "settings_from",
@@ -143,6 +144,21 @@ def add_client_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of the client subcommands (on the main parser and on each subcommand's)."""
     group = parser.add_argument_group("reaching a broker (before or after the subcommand)")
     CLIENT_SETTINGS.add_arguments(group)
+
+
+def add_global_arguments(parser: argparse.ArgumentParser, *, client: bool = True) -> None:
+    """``-v`` and (for client subcommands) the flags saying how to reach a broker; given on a
+    subcommand's parser they leave the values given before the subcommand alone unless given
+    again."""
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="show log lines (-vv: debug)",
+    )
+    if client:
+        add_client_arguments(parser)
 
 
 def settings_from(args: argparse.Namespace) -> ClientSettings:

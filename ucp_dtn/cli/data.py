@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from .client_options import call
+from .client_options import add_global_arguments, call
 from .command import EXIT_USAGE, CommandError, Subcommand
 from .formatting import format_listing, format_space
 
@@ -173,8 +173,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    from .main import add_global_arguments
-
     _add_arguments(parser, add_global_arguments)
 
 

@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 
 from .agent import AGENT
 from .cancel import CANCEL
-from .client_options import add_client_arguments
+from .client_options import add_global_arguments
 from .collect import COLLECT
 from .command import (
     EXIT_INTERRUPTED,
@@ -44,7 +44,7 @@ from .send import SEND
 from .status import STATUS
 from .submit import SUBMIT
 
-__all__ = ["SUBCOMMANDS", "add_global_arguments", "build_parser", "main"]
+__all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 SUBCOMMANDS: tuple[Subcommand, ...] = (
     SUBMIT,
@@ -87,21 +87,6 @@ class _Version(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
         _print_version()
         parser.exit()
-
-
-def add_global_arguments(parser: argparse.ArgumentParser, *, client: bool = True) -> None:
-    """``-v`` and (for client subcommands) the flags saying how to reach a broker; given on a
-    subcommand's parser they leave the values given before the subcommand alone unless given
-    again."""
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        default=argparse.SUPPRESS,
-        help="show log lines (-vv: debug)",
-    )
-    if client:
-        add_client_arguments(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -41,7 +41,6 @@ import errno
 import fcntl
 import os
 import socket
-import struct
 import sys
 import time
 from pathlib import Path
@@ -158,13 +157,6 @@ def main(argv: list[str] | None = None) -> int:
 
     agent = ClientAgent(home, address, idle_s=idle, linger_s=linger, build=build_id())
     return agent.start(ready=_say)
-
-
-def peer_uid(sock: socket.socket) -> int:
-    """The user ID of the process at the other end of a Unix socket."""
-    credentials = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", credentials)
-    return int(uid)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import socket
+import struct
 import sys
 import time
 from collections import deque
@@ -24,7 +25,6 @@ from typing import Any
 
 import trio
 
-from .agent import peer_uid
 from .agent_protocol import (
     PROTOCOL_VERSION,
     FrameDecoder,
@@ -44,6 +44,13 @@ _WATCH_S = 1.0
 _LOG_FLUSH_S = 0.05
 _READ_SIZE = 1 << 16
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def peer_uid(sock: socket.socket) -> int:
+    """The user ID of the process at the other end of a Unix socket."""
+    credentials = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", credentials)
+    return int(uid)
 
 
 class _Connection:
