@@ -281,8 +281,6 @@ class ClientAgent:
     # -- one command ------------------------------------------------------------------------------
 
     async def _handle(self, stream: trio.SocketStream) -> None:
-        self._connections += 1
-        self._last_activity = trio.current_time()
         connection = _Connection(stream)
         try:
             async with stream:
@@ -300,9 +298,6 @@ class ClientAgent:
                 await self._answer(connection, request)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
-        finally:
-            self._connections -= 1
-            self._last_activity = trio.current_time()
 
     async def _answer(self, connection: _Connection, request: dict[str, Any]) -> None:
         if request.get("v") != PROTOCOL_VERSION or request.get("build") != self.build:
@@ -319,6 +314,18 @@ class ClientAgent:
             await connection.send({"done": {"stopping": True, "pid": os.getpid()}})
             self._stopping.set()
             return
+        # A command at work keeps the agent alive (asking how it is, above, does not).
+        self._connections += 1
+        self._last_activity = trio.current_time()
+        try:
+            await self._serve_operation(connection, op, request)
+        finally:
+            self._connections -= 1
+            self._last_activity = trio.current_time()
+
+    async def _serve_operation(
+        self, connection: _Connection, op: str, request: dict[str, Any]
+    ) -> None:
         verbose = int(request.get("verbose") or 0)
         level = logging.DEBUG if verbose > 1 else logging.INFO
         with self._logs.listening(level) if verbose else contextlib.nullcontext() as lines:
@@ -388,7 +395,7 @@ class ClientAgent:
             "socket": self.address if isinstance(self.address, str) else repr(self.address),
             "started_at": self.started_at,
             "requests": self.requests,
-            "commands": self._connections - 1,
+            "commands": self._connections,
             "idle_s": self.idle_s,
             "linger_s": self.linger_s,
             "node": None,
