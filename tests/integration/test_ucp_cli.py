@@ -233,3 +233,34 @@ async def test_start_up_of_a_command_needs_no_agent_for_help(tmp_path: Path) -> 
         done = await run_ucp(*argv, env=env)
         assert done.returncode in (0, 2), explain(done)
     assert not (tmp_path / "home").exists()
+
+
+async def test_ctrl_c_without_the_agent_loses_nothing(network: Network, tmp_path: Path) -> None:
+    hub = await start_roles(network, "hub", "broker,executor,datastore")
+    write_wasm(tmp_path, "ticker.wasm", TICKER_WAT)
+    (tmp_path / "tick.toml").write_text('[jobs.tick]\nwasm = "ticker.wasm"\nlimits.time = "10m"\n')
+    client = Client(tmp_path / "home", hub)
+    run = await trio.lowlevel.open_process(
+        ucp_command(client, "--no-agent", "run", str(tmp_path / "tick.toml"), "-o", "out"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    try:
+        await read_until(run, r"^tick \([0-9a-f]{8}\): running on", [], timeout=60)
+        run.send_signal(signal.SIGINT)
+        with trio.fail_after(30):
+            assert await run.wait() == 130
+        assert run.stderr is not None
+        error = (await run.stderr.receive_some(65536)).decode()
+        assert error == (
+            "ucp run: interrupted: the jobs go on: ucp status, ucp logs and ucp collect pick "
+            "them up\n"
+        )
+    finally:
+        if run.returncode is None:
+            run.kill()
+    running = await client.ok("--no-agent", "jobs", "--state", "running")
+    assert re.search(r"^tick +[0-9a-f]{8} +tick\.toml +running", running, re.M), running
+    assert "cancelled" in await client.ok("--no-agent", "cancel", "tick")
+    assert not (tmp_path / "home" / "agent.sock").exists()

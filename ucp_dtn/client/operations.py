@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
+import threading
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -467,13 +469,40 @@ def run_in_process(
     on_event: Callable[[dict[str, Any]], None],
 ) -> dict[str, Any]:
     """Run operation ``name`` in this process, with a client node of its own (``ucp
-    --no-agent``): waits for the home, as a program using the library does."""
+    --no-agent``): waits for the home, as a program using the library does.
+
+    Ctrl-C (SIGINT, in the main thread) cancels the operation as a command going away does
+    with the agent — what it shields (a submission, a put, a cancel) finishes, and the node
+    leaves as usual — then raises :class:`KeyboardInterrupt`."""
 
     async def emit(event: dict[str, Any]) -> None:
         on_event(event)
 
-    async def main() -> dict[str, Any]:
-        async with ClientNode.open(settings) as client:
-            return await run_operation(client, settings, name, args, emit)
+    interrupted = False
 
-    return trio.run(main)
+    async def on_sigint(scope: trio.CancelScope) -> None:
+        nonlocal interrupted
+        with trio.open_signal_receiver(signal.SIGINT) as signals:
+            async for _ in signals:
+                interrupted = True
+                scope.cancel()
+
+    async def main() -> dict[str, Any]:
+        async with ClientNode.open(settings) as client, trio.open_nursery() as nursery:
+            with trio.CancelScope() as scope:
+                if threading.current_thread() is threading.main_thread():
+                    nursery.start_soon(on_sigint, scope)
+                document = await run_operation(client, settings, name, args, emit)
+                nursery.cancel_scope.cancel()
+                return document
+            nursery.cancel_scope.cancel()
+            raise KeyboardInterrupt
+
+    try:
+        return trio.run(main)
+    except KeyboardInterrupt:
+        raise
+    except BaseExceptionGroup as group:
+        if interrupted:
+            raise KeyboardInterrupt from None
+        raise group
