@@ -200,8 +200,12 @@ def call(
             on_event(event)
 
     if use_agent:
+        import dataclasses
+
         from .agent_link import call_agent
 
+        # The home as this command sees it ($UCP_HOME, --home), not as the agent would.
+        settings = dataclasses.replace(settings, home=settings.home_path)
         return call_agent(
             settings.home_path, op, op_args, settings.to_plain(), verbose=verbose, on_event=handle
         )

@@ -347,6 +347,8 @@ class ClientAgent:
             settings = ClientSettings.from_plain(dict(request.get("settings") or {}))
         except ClientUsageError as exc:
             return {"error": str(exc), "status": exc.status}
+        if settings.home_path.resolve() != self.home.resolve():
+            return {"error": f"this is the agent of {self.home}, not {settings.home}", "status": 2}
         args = dict(request.get("args") or {})
         with trio.CancelScope() as scope:
             nursery.start_soon(self._watch_connection, connection, scope)

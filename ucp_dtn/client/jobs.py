@@ -1,5 +1,6 @@
 """Submitting a plan's jobs and following them: uploading their inputs, submitting them,
-following their states and taking in their results.
+following their states, taking in their results, cancelling them (:func:`cancel_jobs`) and
+reading their output while they run (:func:`job_output`).
 
 :func:`submit_plan` records the plan's jobs in the journal, then sends — uploads first, each a
 ``data-put`` with custody, then one ``job-submit`` with custody per job, in the plan's
