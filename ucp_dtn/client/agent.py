@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     home: Path = args.home.expanduser().absolute()
     try:
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chdir(home)  # not the directory of the command that started us: it may go away
         _open_log(home)
         idle = _duration(args.idle or os.environ.get(IDLE_ENV), DEFAULT_IDLE_S)
         linger = _duration(args.linger or os.environ.get(LINGER_ENV), DEFAULT_LINGER_S)
