@@ -27,7 +27,9 @@ The role lives on ``…/ucp/executor`` of its node and does four things:
   reachable, else the nearest broker it lists (a lost broker's jobs report to its successor,
   :meth:`~ucp_dtn.roles.directory.BrokerDirectory.report_to`).
 * **Output** — while a job runs, what it writes to stdout and stderr goes to its broker every
-  :attr:`ExecutorRole.output_interval_s` as ``job-output`` (:mod:`.output`), for ``ucp logs``.
+  :attr:`ExecutorRole.output_interval_s` (``--output-interval``, 1 s; only when there is new
+  output, 16 KiB per stream at most) as ``job-output`` (:mod:`.output`), for ``ucp logs``;
+  the end of both streams follows once the run ends, before the result.
 * **Cancels** — a ``job-cancel`` from the broker stops the job wherever it is (waiting for a
   slot, fetching, running: its worker is killed); the job ends with a CANCELLED result, which
   the broker, having cancelled it already, drops. A cancel for a job not seen yet is recorded,
@@ -110,8 +112,7 @@ KEEP_FINISHED_JOBS = 1000
 """Finished jobs the journal remembers for deduplication (besides the age limit)."""
 _PRUNE_EVERY = 50
 _ARCHIVE_SEGMENT = "archive"
-OUTPUT_INTERVAL_S = 1.0
-"""Default of :attr:`ExecutorRole.output_interval_s`."""
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,8 +209,9 @@ class ExecutorRole:
         self.max_jobs = settings.max_jobs or os.cpu_count() or 1
         """Jobs run at once: ``settings.max_jobs`` (``--max-jobs``), else the CPU core count;
         the worker pool has as many workers."""
-        self.output_interval_s = OUTPUT_INTERVAL_S
-        """How often a running job's new output goes to its broker (``job-output``)."""
+        self.output_interval_s = settings.output_interval_s
+        """How often a running job's new output goes to its broker (``job-output``; 0:
+        never while it runs); ``settings.output_interval_s`` (``--output-interval``)."""
         self._clock = clock
         self._given_pool = pool
         self._pool: WorkerPool | None = pool
@@ -614,7 +616,8 @@ class ExecutorRole:
         started_at = self._clock()
         began = trio.current_time()
         async with trio.open_nursery() as watching:
-            watching.start_soon(self._follow_output, broker, follower)
+            if self.output_interval_s > 0:
+                watching.start_soon(self._follow_output, broker, follower)
             outcome = await self._pool.execute(spec)
             watching.cancel_scope.cancel()
         run_time = trio.current_time() - began
