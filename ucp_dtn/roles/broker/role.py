@@ -46,7 +46,7 @@ import trio
 
 from bpv7 import BPv7Error, EndpointID, parse_eid
 
-from ...agent import AgentError, BundleNode, ConfigError, NodeNotRunningError, RoutePattern
+from ...agent import AgentError, BundleNode, NodeNotRunningError
 from ...store import StoreClosedError, StoreFullError
 from ...ucp.errors import UcpUsageError
 from ...ucp.messages import (
@@ -64,7 +64,6 @@ from ...ucp.messages import (
     JobCancelReply,
     JobDispatch,
     JobLogQuery,
-    JobLogReply,
     JobOutput,
     JobResult,
     JobState,
@@ -82,6 +81,7 @@ from ..directory import BrokerDirectory
 from ..endpoints import RoleName, node_of, role_endpoint
 from ..mailbox import Incoming, Mailbox
 from ..settings import RoleSettings
+from .client_view import job_list, log_reply, result_address_warning
 from .job_records import JobRecord
 from .jobs import JobBook, Readiness
 from .journal import AsyncJournal
@@ -302,7 +302,13 @@ class BrokerRole:
         accepted = JobAccepted(
             job_id=job.job_id,
             broker=str(self.endpoint),
-            warning=self._result_address_warning(job.result_address, incoming.source),
+            warning=result_address_warning(
+                job.result_address,
+                incoming.source,
+                self.node.node_id,
+                self.node.routes(),
+                self.settings.result_lifetime_s,
+            ),
         )
         if self._jobs.get(job.job_id) is not None:
             self._counts["duplicates"] += 1
@@ -330,30 +336,6 @@ class BrokerRole:
         await self._announce(record)
         # Only the new job and the jobs waiting for it can have become runnable.
         await self._schedule([record, *self._jobs.dependents(record.job_id)])
-
-    def _result_address_warning(self, address: str | None, client: EndpointID) -> str:
-        """A line for the client when no node is known at the job's result address (its
-        results would wait in the network until their lifetime ends, REC's silent hour)."""
-        if address is None:
-            return ""
-        try:
-            destination = parse_eid(address)
-        except BPv7Error:
-            return ""
-        if destination.node_id in (client.node_id, self.node.node_id):
-            return ""
-        text = str(destination)
-        for route in self.node.routes():
-            try:
-                if RoutePattern.parse(route.pattern).matches(destination, text):
-                    return ""
-            except ConfigError:
-                continue
-        lifetime = _duration_text(self.settings.result_lifetime_s)
-        return (
-            f"no node {destination.node_id} is known here: the results wait in the network "
-            f"until it appears (up to {lifetime})"
-        )
 
     async def _on_job_state(self, incoming: Incoming, message: JobState) -> None:
         record = self._jobs.get(message.job_id) or await self._take_over(message.job_id)
@@ -513,14 +495,11 @@ class BrokerRole:
         nodes: tuple[NodeEntry, ...] = ()
         if message.include_nodes:
             nodes = self._node_entries(now)
-        jobs = self._jobs.entries(message.job_ids, client=message.client)
-        if message.states:
-            wanted = {int(state) for state in message.states}
-            jobs = tuple(entry for entry in jobs if int(entry.state) in wanted)
-        more = 0
-        if message.limit and len(jobs) > message.limit:
-            newest = sorted(jobs, key=lambda entry: entry.updated_at, reverse=True)
-            jobs, more = tuple(newest[: message.limit]), len(jobs) - message.limit
+        jobs, more = job_list(
+            self._jobs.entries(message.job_ids, client=message.client),
+            message.states,
+            message.limit,
+        )
         reply = StatusReply(
             request_id=message.request_id,
             broker=str(self.endpoint),
@@ -630,24 +609,9 @@ class BrokerRole:
     async def _on_log_query(self, incoming: Incoming, message: JobLogQuery) -> None:
         destination = parse_eid(message.reply_to) if message.reply_to else incoming.source
         record = self._jobs.get(message.job_id)
-        if record is None:
-            foreign = self._jobs.foreign(message.job_id)
-            state = None if foreign is None else foreign.status.state
-        else:
-            state = record.state
-        (out_at, out), (err_at, err) = self._outputs.since(
-            message.job_id, message.stdout_from, message.stderr_from
-        )
-        reply = JobLogReply(
-            request_id=message.request_id,
-            job_id=message.job_id,
-            found=state is not None,
-            state=JobStatus.QUEUED if state is None else state,
-            stdout_at=out_at,
-            stdout=out,
-            stderr_at=err_at,
-            stderr=err,
-        )
+        foreign = self._jobs.foreign(message.job_id)
+        state = record.state if record else foreign.status.state if foreign else None
+        reply = log_reply(message, state, self._outputs)
         await self._send(destination, reply, lifetime_s=_REPLY_LIFETIME_S)
 
     # -- scheduling ---------------------------------------------------------------------------
@@ -814,13 +778,6 @@ class BrokerRole:
             syncs_received=self._peering.received,
             ignored=counts["ignored"],
         )
-
-
-def _duration_text(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds / size:g} {unit}"
-    return f"{seconds:g} s"
 
 
 def _node(endpoint: str) -> str:

@@ -114,7 +114,6 @@ _PRUNE_EVERY = 50
 _ARCHIVE_SEGMENT = "archive"
 
 
-
 @dataclass(frozen=True, slots=True)
 class ExecutorStatistics:
     """Counters of an executor role."""
