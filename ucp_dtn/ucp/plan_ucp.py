@@ -57,9 +57,10 @@ JOB_KEYS = (
     "result_address",
     "stdout",
     "stderr",
+    "replace_results",
 )
 """Keys allowed in a job table."""
-_DEFAULT_KEYS = ("result_address", "env", "limits", "requires")
+_DEFAULT_KEYS = ("result_address", "env", "limits", "requires", "replace_results")
 _LIMIT_KEYS = ("fuel", "time", "memory")
 _REQUIRE_KEYS = (
     "memory",
@@ -256,6 +257,10 @@ def _job(reader: PlanReader, name: str, value: object, defaults: dict[str, Any])
     for key in ("stdout", "stderr"):
         if key in table:
             fields[f"{key}_path"] = reader.text(table[key], job=name, field=key)
+    if "replace_results" in table:
+        fields["replace_results"] = reader.boolean(
+            table["replace_results"], job=name, field="replace_results"
+        )
     after = reader.text_list(table.get("after", []), job=name, field="after")
     try:
         info = JobInfo(**fields)

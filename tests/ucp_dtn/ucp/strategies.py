@@ -24,8 +24,13 @@ from ucp_dtn.ucp import (
     Heartbeat,
     InlineData,
     JobAccepted,
+    JobCancel,
+    JobCancelReply,
     JobDispatch,
     JobInfo,
+    JobLogQuery,
+    JobLogReply,
+    JobOutput,
     JobResult,
     JobState,
     JobStatusEntry,
@@ -145,6 +150,8 @@ def job_infos(draw: st.DrawFn) -> JobInfo:
         ),
         stdout_path=draw(st.none() | paths),
         stderr_path=draw(st.none() | paths),
+        bare_argv=draw(st.booleans()),
+        replace_results=draw(st.booleans()),
     )
 
 
@@ -168,7 +175,7 @@ request_ids = uints
 
 message_strategies: tuple[st.SearchStrategy[UcpMessage], ...] = (
     st.builds(JobSubmission, job_infos(), inline_data),
-    st.builds(JobAccepted, uuids, eids, st.booleans()),
+    st.builds(JobAccepted, uuids, eids, st.booleans(), texts),
     st.builds(JobState, uuids, status_codes, times, texts, st.none() | eids, uints),
     st.builds(JobDispatch, job_infos(), eids, eids, uints, inline_data),
     st.builds(
@@ -203,7 +210,16 @@ message_strategies: tuple[st.SearchStrategy[UcpMessage], ...] = (
         store_free=st.none() | uints,
         store_used=st.none() | uints,
     ),
-    st.builds(DataPut, request_ids, names, blobs, times, st.none() | uuids, st.none() | eids),
+    st.builds(
+        DataPut,
+        request_ids,
+        names,
+        blobs,
+        times,
+        st.none() | uuids,
+        st.none() | eids,
+        st.booleans(),
+    ),
     st.builds(DataReply, request_ids, status_codes, texts, uints),
     st.builds(DataGet, request_ids, patterns, st.none() | texts, uints, st.none() | eids),
     st.builds(
@@ -246,6 +262,8 @@ message_strategies: tuple[st.SearchStrategy[UcpMessage], ...] = (
         st.none() | eids,
         st.booleans(),
         st.none() | eids,
+        st.lists(status_codes, max_size=3).map(tuple),
+        uints,
     ),
     st.builds(
         StatusReply,
@@ -256,6 +274,7 @@ message_strategies: tuple[st.SearchStrategy[UcpMessage], ...] = (
             st.builds(NodeEntry, eids, roles, times, st.none() | capabilities, uints, uints),
             max_size=2,
         ).map(tuple),
+        uints,
     ),
     st.builds(
         BrokerSync,
@@ -267,6 +286,21 @@ message_strategies: tuple[st.SearchStrategy[UcpMessage], ...] = (
             tuple
         ),
         st.lists(data_entries, max_size=2).map(tuple),
+    ),
+    st.builds(
+        JobCancel, request_ids, st.lists(uuids, max_size=3).map(tuple), texts, st.none() | eids
+    ),
+    st.builds(
+        JobCancelReply,
+        request_ids,
+        eids,
+        st.lists(status_entries, max_size=2).map(tuple),
+        st.lists(uuids, max_size=2).map(tuple),
+    ),
+    st.builds(JobOutput, uuids, eids, uints, uints, blobs, uints, blobs),
+    st.builds(JobLogQuery, request_ids, uuids, uints, uints, st.none() | eids),
+    st.builds(
+        JobLogReply, request_ids, uuids, st.booleans(), status_codes, uints, blobs, uints, blobs
     ),
 )
 """One strategy per message kind."""

@@ -25,8 +25,10 @@ Hence a put that returned survives a crash, and a put that failed (quota, ``ENOS
 removed on open.
 
 Last write wins: a put replaces the stored datum only if its ``(written_at, writer)`` is greater;
-an equal one is a duplicate, a smaller one is stale. Space: the quota counts content bytes; a put
-must also fit in the file system's free space.
+an equal one is a duplicate, a smaller one is stale. An *exclusive* put (a job's named result)
+is refused outright (``TAKEN``) when the name is held by a write of no job or of another job;
+a write of the same job (another attempt of it) goes on by the rule above. Space: the quota
+counts content bytes; a put must also fit in the file system's free space.
 
 Without a directory, the same schema lives in an in-memory sqlite database with every value
 inline, so both variants share one code path. Everything here blocks: the async store calls it
@@ -221,15 +223,19 @@ class DataDatabase:
         writer: str,
         job_id: uuid.UUID | None,
         now: float,
+        exclusive: bool = False,
     ) -> PutOutcome:
-        """Store ``data`` under ``name`` unless a newer write is stored (see the module
-        docstring); :class:`DataStoreFullError` if it does not fit, leaving nothing behind."""
+        """Store ``data`` under ``name`` unless a newer write is stored, or (``exclusive``) a
+        write of no job or another job (see the module docstring); :class:`DataStoreFullError`
+        if it does not fit, leaving nothing behind."""
         self._check_open()
         old = self._conn.execute(
-            "SELECT size, written_at, writer, file FROM data WHERE name = ?", (name,)
+            "SELECT size, written_at, writer, file, job FROM data WHERE name = ?", (name,)
         ).fetchone()
         old_size, old_file = 0, None
         if old is not None:
+            if exclusive and (job_id is None or old[4] != str(job_id)):
+                return PutOutcome.TAKEN
             old_size, old_file = old[0], old[3]
             if (written_at, writer) < (old[1], old[2]):
                 return PutOutcome.STALE

@@ -50,7 +50,7 @@ class NamedDataStore:
         self._clock = clock
         self._limiter = trio.CapacityLimiter(1)
         self._closed = False
-        self._stored = self._unchanged = self._stale = self._refused = 0
+        self._stored = self._unchanged = self._stale = self._refused = self._taken = 0
         self._deleted = self._gets = self._lists = 0
 
     @classmethod
@@ -130,9 +130,11 @@ class NamedDataStore:
         written_at: float,
         writer: str,
         job_id: uuid.UUID | None = None,
+        exclusive: bool = False,
     ) -> PutOutcome:
         """Store ``data`` under the data name ``name``, durably, unless a newer write of it is
-        stored: the write with the greater ``(written_at, writer)`` wins. Raises
+        stored: the write with the greater ``(written_at, writer)`` wins. ``exclusive``: only
+        if the name is free or held by a write of the same job, else ``TAKEN``. Raises
         :class:`~.errors.DataStoreFullError` (nothing stored) when the quota or the disk is
         full, :class:`~ucp_dtn.ucp.errors.DataNameError` for a bad name."""
         validate_name(name)
@@ -146,7 +148,13 @@ class NamedDataStore:
         try:
             outcome = await self._run(
                 lambda: self._database.put(
-                    name, data, written_at=float(written_at), writer=writer, job_id=job_id, now=now
+                    name,
+                    data,
+                    written_at=float(written_at),
+                    writer=writer,
+                    job_id=job_id,
+                    now=now,
+                    exclusive=exclusive,
                 )
             )
         except DataStoreFullError:
@@ -156,6 +164,8 @@ class NamedDataStore:
             self._stored += 1
         elif outcome is PutOutcome.UNCHANGED:
             self._unchanged += 1
+        elif outcome is PutOutcome.TAKEN:
+            self._taken += 1
         else:
             self._stale += 1
         return outcome
@@ -236,6 +246,7 @@ class NamedDataStore:
             unchanged=self._unchanged,
             stale=self._stale,
             refused=self._refused,
+            taken=self._taken,
             deleted=self._deleted,
             gets=self._gets,
             lists=self._lists,

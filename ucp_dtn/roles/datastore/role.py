@@ -19,7 +19,8 @@ keeps its data in a :class:`~.named_data_store.NamedDataStore` under ``<workdir>
   data-put       data-reply              stored durably (last write wins by ``written_at``,
                                          ties by writer: ``reply-to`` or the bundle source);
                                          ``ok`` (count 1 stored, 0 duplicate), ``stale``,
-                                         ``no-space`` (nothing stored)
+                                         ``no-space`` (nothing stored); an ``exclusive`` put
+                                         of a name another write holds: ``taken``
   data-get       data-get-reply          one page: ``max-bytes`` of content (capped by the
                                          role), at least one datum; ``cursor`` continues
   data-list      data-list-reply         one page of metadata (prefix and/or job filter)
@@ -275,7 +276,12 @@ class DatastoreRole:
         confirm = True
         try:
             outcome = await self.store.put(
-                put.name, put.data, written_at=put.written_at, writer=writer, job_id=put.job_id
+                put.name,
+                put.data,
+                written_at=put.written_at,
+                writer=writer,
+                job_id=put.job_id,
+                exclusive=put.exclusive,
             )
         except DataStoreFullError as exc:
             self._no_space += 1
@@ -295,6 +301,10 @@ class DatastoreRole:
                 )
             elif outcome is PutOutcome.UNCHANGED:
                 reply = DataReply(put.request_id, DataStatus.OK, "already stored", count=0)
+            elif outcome is PutOutcome.TAKEN:
+                reply = DataReply(
+                    put.request_id, DataStatus.TAKEN, f"name {put.name!r} already taken"
+                )
             else:
                 reply = DataReply(put.request_id, DataStatus.OK, count=1)
         await self._reply(incoming, put.reply_to, reply)

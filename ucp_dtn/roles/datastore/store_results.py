@@ -26,6 +26,9 @@ class PutOutcome(enum.Enum):
     """The same write (same time and writer) was already stored: a duplicate, harmless."""
     STALE = "stale"
     """A newer write of the name is stored; this one was ignored."""
+    TAKEN = "taken"
+    """An exclusive put found the name held by a write of no job or of another job; nothing
+    was stored (REC's "name already taken")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,8 @@ class NamedDataStatistics:
     """Puts that lost to a newer write."""
     refused: int
     """Puts refused for lack of space."""
+    taken: int
+    """Exclusive puts refused because another write holds the name."""
     deleted: int
     """Data deleted."""
     gets: int

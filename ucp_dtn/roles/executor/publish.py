@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import trio
 
@@ -61,10 +61,17 @@ class DataPublisher:
         return True
 
     async def put_all(
-        self, broker: str, job_id: uuid.UUID, puts: list[tuple[DataName, bytes]]
+        self,
+        broker: str,
+        job_id: uuid.UUID,
+        puts: list[tuple[DataName, bytes]],
+        *,
+        exclusive: Collection[DataName] = (),
     ) -> dict[DataName, str]:
         """Put each ``(name, data)`` of job ``job_id`` through ``broker`` and wait up to
-        ``timeout_s`` for the answers; returns the puts refused, each with why."""
+        ``timeout_s`` for the answers; returns the puts refused, each with why. The names in
+        ``exclusive`` are stored only if no other write holds them (``DataPut.exclusive``:
+        named results, which REC refuses to publish twice)."""
         if not puts:
             return {}
         written_at = self._clock()
@@ -80,6 +87,7 @@ class DataPublisher:
                     data=data,
                     written_at=written_at,
                     job_id=job_id,
+                    exclusive=name in exclusive,
                 )
                 self._waiting[request_id] = send
                 try:
@@ -112,6 +120,8 @@ class DataPublisher:
 
 
 def _status_text(reply: DataReply) -> str:
+    if reply.status == DataStatus.TAKEN and reply.detail:
+        return reply.detail  # "name 'x' already taken"
     try:
         text = DataStatus(reply.status).name.lower().replace("_", " ")
     except ValueError:
