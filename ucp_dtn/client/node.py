@@ -27,7 +27,8 @@ node, the journal and the broker found.
 
 ``--via`` addresses are kept connected (reconnecting after a cut) from the first session that
 names them until the node stops. On leaving, the node gives bundles still waiting to be
-forwarded a moment to leave while a session is up.
+forwarded a moment to leave while a session is up — a program's node (and ``ucp --no-agent``'s)
+as long as they keep leaving, the agent's a few seconds.
 """
 
 from __future__ import annotations
