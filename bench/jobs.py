@@ -435,6 +435,7 @@ async def platform_figures(args: argparse.Namespace, platform_: Platform) -> dic
     rows["cli-start"] = Row(
         "  (ucp --help: process start alone)", await timed(args.cli_latency_runs, cli_start)
     )
+    await run_ucp("agent", "stop", "--home", str(platform_.base / "home-cli"))
     await platform_.network.close()
     return rows
 

@@ -26,3 +26,8 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
+
+# Client agents started by the tests' ucp commands (one per client home) stop by themselves soon
+# after their last command, should a test not stop them (it fails half-way).
+os.environ.setdefault("UCP_AGENT_IDLE", "30s")
+os.environ.setdefault("UCP_AGENT_LINGER", "30s")

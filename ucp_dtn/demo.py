@@ -29,8 +29,6 @@ the gauge job printed the expected figures.
 
 from __future__ import annotations
 
-import argparse
-import functools
 import json
 import random
 import shlex
@@ -38,7 +36,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from importlib import resources
 from pathlib import Path
@@ -54,7 +51,7 @@ from .workloads import (
     score_labels,
 )
 
-__all__ = ["add_dashboard_flag", "main", "run_demo"]
+__all__ = ["run_demo"]
 
 MIN_ACCURACY = 0.9
 """Share of windows the classifier must label as the generator intended."""
@@ -140,6 +137,8 @@ class _Client:
         self.hub = hub
 
     def argv(self, command: str, *args: str) -> list[str]:
+        if command == "agent":
+            return ["ucp", command, *args, "--home", str(self.home)]
         return ["ucp", command, *args, "--home", str(self.home), "--via", self.hub.url]
 
     async def run(
@@ -236,6 +235,8 @@ async def run_demo(base: Path, *, dashboard: str | None = None) -> bool:
         _say(_indent(submitted.stdout + submitted.stderr))
         if submitted.returncode != 0:
             return False
+        stopped = await client.run("agent", "stop")
+        _say(_indent(stopped.stdout + stopped.stderr))
         _say("  ... the client is now offline: the network stores, forwards and runs the jobs.")
 
         _say("\n== 3. Later, the client comes back and asks how its jobs stand")
@@ -246,7 +247,8 @@ async def run_demo(base: Path, *, dashboard: str | None = None) -> bool:
                 if status.returncode == 0:
                     jobs = json.loads(status.stdout)["jobs"]
                     states = {job["name"]: job["state"] for job in jobs}
-                    if states and all(s in ("done", "failed", "rejected") for s in states.values()):
+                    finished = ("done", "failed", "rejected", "cancelled")
+                    if states and all(s in finished for s in states.values()):
                         break
                 await trio.sleep(1.0)
         _say("    " + ", ".join(f"{name}: {state}" for name, state in sorted(states.items())))
@@ -277,36 +279,9 @@ async def run_demo(base: Path, *, dashboard: str | None = None) -> bool:
             _say(f"  {node.name} exited with status {status_code}")
         elapsed = time.monotonic() - started
         _say(f"\nDone in {elapsed:.1f} s: {'success' if ok else 'FAILURE'}.")
+        await client.run("agent", "stop", show=False)
         return ok
     finally:
+        with trio.CancelScope(shield=True):
+            await run_ucp("agent", "stop", "--home", str(base / "client-home"), timeout=60)
         await network.close()
-
-
-def add_dashboard_flag(parser: argparse.ArgumentParser) -> None:
-    """``--dashboard [HOST:PORT]`` of ``ucp demo``."""
-    parser.add_argument(
-        "--dashboard",
-        nargs="?",
-        const="127.0.0.1:0",
-        metavar="HOST:PORT",
-        help="serve the nodes' live dashboards (the hub's at HOST:PORT, default 127.0.0.1 and "
-        "any free port), print their addresses and keep the network up until Ctrl-C",
-    )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``ucp demo`` / ``python -m ucp_dtn demo``."""
-    parser = argparse.ArgumentParser(prog="ucp demo", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--workdir", type=Path, help="keep the nodes' work directories, logs and results here"
-    )
-    add_dashboard_flag(parser)
-    args = parser.parse_args(argv)
-    demo = functools.partial(run_demo, dashboard=args.dashboard)
-    if args.workdir is not None:
-        return 0 if trio.run(demo, args.workdir) else 1
-    with tempfile.TemporaryDirectory(prefix="ucp-demo-") as tmp:
-        ok = trio.run(demo, Path(tmp))
-        if not ok:
-            sys.stderr.write(LocalNetwork(Path(tmp) / "nodes").logs()[-6000:] + "\n")
-        return 0 if ok else 1

@@ -8,15 +8,18 @@ from pathlib import Path
 import pytest
 
 from .daemons import Network
+from .ucp_support import stop_agents
 
 
 @pytest.fixture
 async def network(tmp_path: Path) -> AsyncIterator[Network]:
-    """Daemons of one test; their logs are shown when the test fails."""
+    """Daemons of one test, and the client agents its ucp commands started; the daemons' logs
+    are shown when the test fails."""
     network = Network(tmp_path)
     try:
         yield network
     finally:
+        await stop_agents(tmp_path)
         await network.close()
 
 
@@ -28,4 +31,7 @@ def pytest_runtest_makereport(
     network = getattr(item, "funcargs", {}).get("network")
     if report.when == "call" and report.failed and isinstance(network, Network):
         report.sections.append(("daemon logs", network.logs()))
+        for log in sorted(network.base.rglob("agent.log")):
+            text = log.read_text(errors="replace")[-20000:]
+            report.sections.append((f"client agent log {log.parent.name}", text))
     return report

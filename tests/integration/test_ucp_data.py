@@ -77,4 +77,4 @@ async def test_listing_pagination_get_and_delete_over_two_datastores(
     assert left["entries"] == []
     missing = await client.ucp("data", "get", "set/item1")
     assert missing.returncode == 1
-    assert missing.stderr.decode().strip() == "ucp data: error: no data named 'set/item1'"
+    assert missing.stderr.decode().strip() == "ucp data get: error: no data named 'set/item1'"

@@ -78,7 +78,8 @@ async def test_a_result_the_client_was_away_for_is_collected_through_another_bro
     report = json.loads(await client.ok("submit", str(plan), "--json"))
     job_id = report["jobs"][0]["job_id"]
     assert report["outcome"] == "accepted"
-    # The job runs only now that the client is gone.
+    # The client goes away (its agent with it); the job runs only now.
+    assert "stopped" in await client.ok("agent", "stop")
     await start_roles(network, "e", "executor", "-s", first.url, "--broker", "dtn://b1/")
 
     # The client does not come back while b1 holds the result bundle for it (were it

@@ -31,7 +31,8 @@ words = "words.txt"
 [[jobs]]
 [jobs.metadata]
 wasm_module = "cat-module"
-argv = ["out/first.txt", "words.txt", "extra.txt"]  # our test module wants relative paths
+# REC passes argv as it is: the module's argv[0] is the plan's first argument.
+argv = ["cat", "out/first.txt", "words.txt", "extra.txt"]
 dirs = ["/out"]
 results = ["/out"]
 [jobs.metadata.data]
@@ -45,7 +46,7 @@ rec-extra = "extra.txt"
 [[jobs]]
 [jobs.metadata]
 wasm_module = "cat-module"
-argv = ["final.txt", "previous.txt"]
+argv = ["cat", "final.txt", "previous.txt"]
 stdout_file = "/log.txt"
 results = ["/final.txt", "/log.txt"]
 [jobs.metadata.data]
@@ -81,6 +82,6 @@ async def test_a_rec_plan(network: Network, tmp_path: Path) -> None:
     out = tmp_path / "out"
     done = await client.ucp("run", str(plan), "-o", str(out), "--timeout", "40s")
     assert done.returncode == 0, explain(done)
-    assert (out / "jobs[0]" / "out" / "first.txt").read_text() == "one two\nthree\n"
-    assert (out / "jobs[1]" / "final.txt").read_text() == "one two\nthree\n"
-    assert (out / "jobs[1]" / "log.txt").read_text() == "cat: ok\n"
+    assert (out / "job-0" / "out" / "first.txt").read_text() == "one two\nthree\n"
+    assert (out / "job-1" / "final.txt").read_text() == "one two\nthree\n"
+    assert (out / "job-1" / "log.txt").read_text() == "cat: ok\n"

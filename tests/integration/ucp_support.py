@@ -188,6 +188,18 @@ class Client:
         raise AssertionError(f"job {job} never reached {states}: last {seen}")
 
 
+async def stop_agents(base: Path) -> list[Path]:
+    """Stop the client agents of every home below ``base`` (``ucp agent stop``); the homes
+    whose agent was running."""
+    homes = sorted(lock.parent for lock in base.rglob("agent.lock"))
+    stopped = []
+    for home in homes:
+        done = await run_ucp("agent", "stop", "--home", str(home), timeout=60)
+        if b"stopped" in done.stdout:
+            stopped.append(home)
+    return stopped
+
+
 def explain(done: subprocess.CompletedProcess[bytes]) -> str:
     """A failed command, for assertion messages."""
     return (

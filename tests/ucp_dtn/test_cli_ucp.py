@@ -201,9 +201,13 @@ def test_every_subcommand_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert names == [
         "submit",
         "status",
+        "jobs",
+        "cancel",
+        "logs",
         "collect",
         "run",
         "data",
+        "agent",
         "send",
         "recv",
         "nodes",
@@ -267,9 +271,62 @@ def test_the_client_docs_list_its_flags() -> None:
     )
 
 
-def test_the_client_does_not_import_the_daemon_config() -> None:
-    code = "import sys, ucp_dtn.cli.main; print('ucp_dtn.daemon' in sys.modules)"
+HEAVY = (
+    "trio",
+    "wasmtime",
+    "cryptography",
+    "zeroconf",
+    "pytest",
+    "sqlite3",
+    "bpv7",
+    "convergence.tcpcl",
+    "convergence.lossy",
+    "ucp_dtn.agent",
+    "ucp_dtn.appapi",
+    "ucp_dtn.client.node",
+    "ucp_dtn.daemon",
+    "ucp_dtn.roles",
+    "ucp_dtn.store",
+    "ucp_dtn.ucp",
+)
+"""What ``ucp`` must not import to parse its command line (start-up time)."""
+
+
+def test_the_command_line_imports_nothing_heavy() -> None:
+    code = (
+        "import sys; from ucp_dtn.cli.main import build_parser; "
+        "build_parser().parse_args(['status', '-v']); "
+        f"print(sorted(name for name in {HEAVY!r} if name in sys.modules))"
+    )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
-    assert done.stdout.strip() == "False"
+    assert done.stdout.strip() == "[]"
+
+
+def test_global_flags_go_before_or_after_the_subcommand(tmp_path: Path) -> None:
+    parse = build_parser().parse_args
+    before = parse(["-v", "--home", str(tmp_path), "--via", "tcp://h:1", "status", "x"])
+    after = parse(["status", "x", "-v", "--home", str(tmp_path), "--via", "tcp://h:1"])
+    for args in (before, after):
+        assert args.verbose == 1 and args.jobs == ["x"]
+        assert settings_from(args) == ClientSettings(home=tmp_path, via=(("h", 1),))
+    # Given on both sides, the one after the subcommand counts.
+    both = parse(["--via", "tcp://h:1", "data", "ls", "--via", "tcp://k:2", "-vv"])
+    assert settings_from(both).via == (("k", 2),) and both.verbose == 2
+    assert parse(["--no-agent", "jobs"]).agent is False
+    assert parse(["nodes", "-v"]).verbose == 1  # daemon subcommands take -v too
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.startswith("ucp (ucp-dtn) ")
+
+
+def test_the_report_kinds_are_the_api_s() -> None:
+    from ucp_dtn.appapi import REPORT_KINDS as API_KINDS
+    from ucp_dtn.cli.send import REPORT_KINDS
+
+    assert REPORT_KINDS == API_KINDS

@@ -46,8 +46,8 @@ def test_the_home_gets_an_identity_once(tmp_path: Path) -> None:
         assert other.node_id != node_id
 
 
-def test_one_command_at_a_time_uses_a_home(tmp_path: Path) -> None:
-    with ClientHome.open(tmp_path), pytest.raises(HomeError, match="another ucp command"):
+def test_one_process_at_a_time_holds_a_home(tmp_path: Path) -> None:
+    with ClientHome.open(tmp_path), pytest.raises(HomeError, match="another program is using"):
         ClientHome.open(tmp_path, lock_timeout_s=0.0)
     ClientHome.open(tmp_path, lock_timeout_s=0.0).close()
 

@@ -182,7 +182,7 @@ async def test_sessions_need_a_way_to_a_broker_and_a_free_home(tmp_path: Path) -
     settings = ClientSettings(home=tmp_path, via=(("127.0.0.1", 1),), wait_s=0.0)
     with trio.fail_after(LIMIT):
         async with ClientSession.open(settings) as session:
-            with pytest.raises(HomeError, match="another ucp command"):
+            with pytest.raises(HomeError, match="another program is using the client home"):
                 async with ClientSession.open(
                     ClientSettings(home=tmp_path, via=(("127.0.0.1", 1),), lock_timeout_s=0.0)
                 ):

@@ -1,16 +1,20 @@
-"""What the client subcommands (``submit``, ``status``, ``collect``, ``run``, ``data``) share:
-the flags saying how to reach a broker (:data:`CLIENT_SETTINGS`, a settings table of their own),
-turning them into :class:`~ucp_dtn.client.ClientSettings`, and client errors as one-line ``ucp``
-errors."""
+"""What the client subcommands share: the flags saying how to reach a broker
+(:data:`CLIENT_SETTINGS`, a settings table of their own, accepted before or after the
+subcommand), turning them into :class:`~ucp_dtn.client.ClientSettings`, and running an operation
+— through the home's client agent, or in the command's own process with ``--no-agent``.
+
+Light on purpose: the standard library, the settings table and the client's settings module.
+"""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+import sys
+from collections.abc import Callable
+from typing import Any
 
-from convergence.quantities import parse_duration
-from ucp_dtn.client import ClientError, ClientSession, ClientSettings
+from ucp_dtn.client.errors import ClientError
+from ucp_dtn.client.settings import ClientSettings
 from ucp_dtn.settings import (
     BOOL,
     DURATION,
@@ -24,32 +28,40 @@ from ucp_dtn.settings import (
     SettingsTable,
     argument_type,
 )
-from ucp_dtn.ucp import PlanError
 
 from .command import EXIT_USAGE, CommandError
 
 __all__ = [
     "BROKER_ENV",
     "CLIENT_SETTINGS",
+    "AGENT_ENV",
     "VIA_ENV",
     "add_client_arguments",
-    "client_errors",
-    "client_session",
+    "add_global_arguments",
+    "call",
     "duration",
     "settings_from",
-    "short_id",
 ]
 
 VIA_ENV = "UCP_VIA"
 """Environment variable with ``--via`` addresses (comma-separated)."""
 BROKER_ENV = "UCP_BROKER"
 """Environment variable with the ``--broker`` node ID."""
-
-duration = argument_type(parse_duration)
-"""An argparse type: ``10s``, ``2m``, ``1h15s`` or seconds (zero allowed)."""
+AGENT_ENV = "UCP_AGENT"
+"""Environment variable: ``0`` (or ``off``) runs every command without the client agent."""
 
 _REQUEST_TIMEOUT_MIN_S = 5.0
 """Requests wait at least this long for an answer, however short ``--wait``."""
+
+
+def _parse_duration(text: str) -> float:
+    from convergence.quantities import parse_duration
+
+    return parse_duration(text)
+
+
+duration = argument_type(_parse_duration)
+"""An argparse type: ``10s``, ``2m``, ``1h15s`` or seconds (zero allowed)."""
 
 CLIENT_SETTINGS = SettingsTable(
     [
@@ -113,22 +125,47 @@ CLIENT_SETTINGS = SettingsTable(
             feeds=("client.wait_s",),
             in_file=False,
         ),
+        Setting(
+            "agent",
+            BOOL,
+            "use the home's client agent (started when none runs); --no-agent runs the "
+            "command's own node, which needs the home to itself",
+            default=True,
+            env=AGENT_ENV,
+            in_file=False,
+        ),
+        Setting(
+            "quiet",
+            BOOL,
+            "no progress bars for large transfers (they show only when stderr is a terminal)",
+            default=False,
+            in_file=False,
+        ),
     ],
     targets={"client": ClientSettings},
 )
 """The flags (and environment variables) of the client subcommands."""
 
 
-def add_client_arguments(parser: argparse.ArgumentParser, *, wait: bool = True) -> None:
-    """The flags of every client subcommand (``--wait`` only where it waits for a broker)."""
-    group = parser.add_argument_group("reaching a broker")
-    names = [setting.name for setting in CLIENT_SETTINGS if wait or setting.name != "wait"]
-    CLIENT_SETTINGS.add_arguments(group, only=names)
-    group.add_argument(
-        "--quiet",
-        action="store_true",
-        help="no progress bars for large transfers (they show only on a terminal anyway)",
+def add_client_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of the client subcommands (on the main parser and on each subcommand's)."""
+    group = parser.add_argument_group("reaching a broker (before or after the subcommand)")
+    CLIENT_SETTINGS.add_arguments(group)
+
+
+def add_global_arguments(parser: argparse.ArgumentParser, *, client: bool = True) -> None:
+    """``-v`` and (for client subcommands) the flags saying how to reach a broker; given on a
+    subcommand's parser they leave the values given before the subcommand alone unless given
+    again."""
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="show log lines (-vv: debug)",
     )
+    if client:
+        add_client_arguments(parser)
 
 
 def settings_from(args: argparse.Namespace) -> ClientSettings:
@@ -146,37 +183,62 @@ def settings_from(args: argparse.Namespace) -> ClientSettings:
         raise CommandError(str(exc), exc.status) from None
 
 
-@contextmanager
-def client_errors() -> Iterator[None]:
-    """Client and plan errors become one-line ``ucp`` errors."""
-    try:
-        yield
-    except PlanError as exc:
-        raise CommandError(str(exc), EXIT_USAGE) from None
-    except ClientError as exc:
-        raise CommandError(str(exc), exc.status) from None
-
-
-@asynccontextmanager
-async def client_session(
-    args: argparse.Namespace, *, progress: bool = False
-) -> AsyncIterator[ClientSession]:
-    """A client session from the flags, with client errors as ``ucp`` errors. ``progress``:
-    show large uploads and downloads (also while what is left to send leaves, at the end)
-    unless ``--quiet``."""
+def call(
+    args: argparse.Namespace,
+    op: str,
+    op_args: dict[str, Any],
+    *,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Run client operation ``op`` (see :mod:`ucp_dtn.client.operations`) with ``op_args``:
+    through the home's agent, or (``--no-agent``) in this process; its document. Events (progress
+    lines, output) go to ``on_event``; ``-v`` log lines go to stderr, large transfers to progress
+    bars on stderr (:mod:`.progress`) and what is left to send to a line on stderr."""
     settings = settings_from(args)
-    with client_errors():
-        async with ClientSession.open(settings) as session:
-            if not progress:
-                yield session
-                return
-            from .progress import show_transfers
+    try:
+        resolved = CLIENT_SETTINGS.resolve_namespace(args)
+    except SettingsError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
+    use_agent = bool(resolved.get("agent"))
+    verbose = int(getattr(args, "verbose", 0) or 0)
+    from .progress import TransferBars, unsent_line
 
-            async with show_transfers(session, enabled=not getattr(args, "quiet", False)):
-                yield session
-                await session.drain()
+    bars = TransferBars(quiet=bool(resolved.get("quiet")))
+    if bars.enabled:
+        op_args = {**op_args, "progress": True}
 
+    def handle(event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "log":
+            print(event.get("line", ""), file=sys.stderr, flush=True)
+        elif kind == "transfer":
+            bars.show(event)
+        elif kind == "unsent":
+            bars.close()
+            line = unsent_line(int(event.get("octets") or 0), agent=use_agent)
+            print(line, file=sys.stderr, flush=True)
+        elif on_event is not None:
+            on_event(event)
 
-def short_id(text: object) -> str:
-    """The first 8 characters of a UUID, as ``ucp status`` shows them."""
-    return str(text)[:8]
+    with bars:
+        if use_agent:
+            import dataclasses
+
+            from .agent_link import call_agent
+
+            # The home as this command sees it ($UCP_HOME, --home), not as the agent would.
+            settings = dataclasses.replace(settings, home=settings.home_path)
+            return call_agent(
+                settings.home_path,
+                op,
+                op_args,
+                settings.to_plain(),
+                verbose=verbose,
+                on_event=handle,
+            )
+        from ucp_dtn.client.operations import run_in_process
+
+        try:
+            return run_in_process(settings, op, op_args, handle)
+        except ClientError as exc:
+            raise CommandError(str(exc), exc.status) from None

@@ -1,5 +1,9 @@
-"""What every ``ucp`` subcommand shares: the :class:`Subcommand` shape, one-line errors, and
-opening the daemon connection (``--socket`` or ``$UCP_BPNODE_SOCKET``)."""
+"""What every ``ucp`` subcommand shares: the :class:`Subcommand` shape, one-line errors and the
+exit statuses, and running the subcommands that talk to a local daemon under trio.
+
+Nothing heavy is imported here (``ucp --help`` must start fast): trio and the application API
+come in only when a daemon subcommand runs.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +13,35 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
-from ucp_dtn.appapi import SOCKET_ENV, AppApiClient, AppApiUsageError
+if TYPE_CHECKING:
+    from ucp_dtn.appapi import AppApiClient
 
-__all__ = ["EXIT_FAILURE", "EXIT_USAGE", "CommandError", "Subcommand", "add_socket_flag", "daemon"]
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_INTERRUPTED",
+    "EXIT_OUTPUT_CLOSED",
+    "EXIT_USAGE",
+    "SOCKET_ENV",
+    "CommandError",
+    "Subcommand",
+    "add_socket_flag",
+    "daemon",
+    "run_async",
+]
 
 EXIT_FAILURE = 1
-"""Exit status when the operation failed (daemon unreachable, store full, timeout...)."""
+"""Exit status when the operation failed (nothing reachable, a job failed, not found...)."""
 EXIT_USAGE = 2
-"""Exit status for a bad command line."""
+"""Exit status for a bad command line or plan, or an unknown job."""
+EXIT_INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT)."""
+EXIT_OUTPUT_CLOSED = 141
+"""Exit status when the output was closed early, e.g. piped into ``head`` (128 + SIGPIPE)."""
+SOCKET_ENV = "UCP_BPNODE_SOCKET"
+"""Environment variable with the daemon's application socket (same as
+:data:`ucp_dtn.appapi.SOCKET_ENV`)."""
 
 
 class CommandError(Exception):
@@ -40,8 +64,13 @@ class Subcommand:
     """One line for ``ucp --help``."""
     add_arguments: Callable[[argparse.ArgumentParser], None]
     """Adds the subcommand's flags to its parser."""
-    run: Callable[[argparse.Namespace], Awaitable[int]]
-    """Runs it (under trio); returns the exit status or raises :class:`CommandError`."""
+    run: Callable[[argparse.Namespace], int]
+    """Runs it; returns the exit status or raises :class:`CommandError`."""
+    client: bool = True
+    """Whether it is a client subcommand (it takes the flags saying how to reach a broker);
+    the others talk to a local daemon (``--socket``)."""
+    interrupted: str = ""
+    """What to add to "interrupted" after Ctrl-C (what goes on without the command)."""
 
 
 def add_socket_flag(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +86,8 @@ def add_socket_flag(parser: argparse.ArgumentParser) -> None:
 @asynccontextmanager
 async def daemon(args: argparse.Namespace) -> AsyncIterator[AppApiClient]:
     """Connect to the daemon named by ``--socket`` or the environment."""
+    from ucp_dtn.appapi import AppApiClient, AppApiUsageError
+
     path: Path | None = getattr(args, "socket", None)
     if path is None and not os.environ.get(SOCKET_ENV):
         raise CommandError(
@@ -67,3 +98,45 @@ async def daemon(args: argparse.Namespace) -> AsyncIterator[AppApiClient]:
             yield client
     except AppApiUsageError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
+
+
+def run_async(
+    function: Callable[[argparse.Namespace], Awaitable[int]], args: argparse.Namespace
+) -> int:
+    """Run ``function(args)`` under trio; its application API and OS errors become one-line
+    ``ucp`` errors."""
+    import trio
+
+    from ucp_dtn.appapi import AppApiError
+
+    try:
+        return trio.run(function, args)
+    except BaseExceptionGroup as group:
+        leaves = _leaves(group)
+        for leaf in leaves:
+            if isinstance(leaf, KeyboardInterrupt):
+                raise leaf from None
+        first = leaves[0]
+        if isinstance(first, CommandError | AppApiError | OSError):
+            return run_failed(first)
+        raise
+    except (AppApiError, OSError) as error:
+        return run_failed(error)
+
+
+def run_failed(error: BaseException) -> NoReturn:
+    """Raise ``error`` as a :class:`CommandError` (application API errors say which request
+    failed)."""
+    from ucp_dtn.appapi import RequestFailed
+
+    if isinstance(error, CommandError):
+        raise error
+    if isinstance(error, RequestFailed):
+        raise CommandError(f"{error.message} ({error.code})") from None
+    raise CommandError(str(error)) from None
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]

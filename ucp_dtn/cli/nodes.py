@@ -7,11 +7,12 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ucp_dtn.appapi import NodeInfo
+from .command import Subcommand, add_socket_flag, daemon, run_async
 
-from .command import Subcommand, add_socket_flag, daemon
+if TYPE_CHECKING:
+    from ucp_dtn.appapi import NodeInfo
 
 __all__ = ["NODES", "format_node_info"]
 
@@ -118,7 +119,7 @@ def format_node_info(info: NodeInfo) -> str:
     return "\n".join(lines)
 
 
-async def _run(args: argparse.Namespace) -> int:
+async def _nodes(args: argparse.Namespace) -> int:
     async with daemon(args) as client:
         info = await client.node_info()
     if args.json:
@@ -132,5 +133,6 @@ NODES = Subcommand(
     name="nodes",
     help="show the daemon's node ID, peers, routes and store statistics",
     add_arguments=_add_arguments,
-    run=_run,
+    run=lambda args: run_async(_nodes, args),
+    client=False,
 )

@@ -1,86 +1,110 @@
-"""Progress of large transfers on the terminal: :func:`show_transfers`.
+"""Progress of large transfers on the terminal: :class:`TransferBars`.
 
-While a client command runs, a task looks at the client node's transfers
-(:class:`~ucp_dtn.client.progress.TransferWatch`) a few times a second; once a direction has
-been moving for more than a moment it shows a bar with the octets done, the total when known,
-the rate and the time left, on stderr. Nothing is shown when stderr is not a terminal or with
-``--quiet``. ``rich`` (the bars) is imported only then, so ``ucp --help`` stays fast.
+A client operation sends ``transfer`` events for the large uploads and downloads of the client's
+node while it runs (:mod:`ucp_dtn.client.progress`), when the command asks for them — only when
+stderr is a terminal and ``--quiet`` was not given. Each direction gets a bar on stderr with the
+octets done, the total when known, the rate and the time left; the bars go away when the command
+ends. ``rich`` (the bars) is imported at the first event only, so ``ucp --help`` and commands
+that move nothing large stay fast.
+
+An ``unsent`` event says that a large part of an upload had not left when the operation ended:
+:func:`unsent_line` is what the command says about it.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from types import TracebackType
 from typing import Any
 
-import trio
+from .formatting import size_text
 
-from ucp_dtn.client import ClientSession
-from ucp_dtn.client.progress import TransferFigures, TransferWatch
+__all__ = ["TransferBars", "unsent_line"]
 
-__all__ = ["show_transfers"]
-
-_REFRESH_S = 0.25
-_MOMENT_S = 1.0
-"""A direction that has moved for less than this shows nothing (small requests stay quiet)."""
-_MIN_OCTETS = 256 * 1024
-"""Nor does one that moved fewer octets."""
+_LABELS = {"upload": "uploading", "download": "downloading"}
 
 
-@asynccontextmanager
-async def show_transfers(session: ClientSession, *, enabled: bool = True) -> AsyncIterator[None]:
-    """Show the session's uploads and downloads while the block runs (see the module
-    docstring)."""
-    if not enabled or not sys.stderr.isatty():
-        yield
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
+class TransferBars:
+    """The bars of one command (a context manager: they go away on leaving it)."""
 
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(binary_units=False),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        auto_refresh=False,
-        transient=True,
-    )
-    watch = TransferWatch(session)
-    watch.start()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_follow, watch, progress)
-        try:
-            yield
-        finally:
-            nursery.cancel_scope.cancel()
-            progress.stop()
+    def __init__(self, *, quiet: bool = False) -> None:
+        self.enabled = not quiet and sys.stderr.isatty()
+        """Whether bars are shown (stderr is a terminal and not ``--quiet``): the command asks
+        for ``transfer`` events only then."""
+        self._progress: Any = None
+        self._tasks: dict[str, Any] = {}
 
-
-async def _follow(watch: TransferWatch, progress: Any) -> None:
-    tasks: dict[str, Any] = {}
-    progress.start()
-    while True:
-        await trio.sleep(_REFRESH_S)
-        shown = (("uploading", await watch.upload()), ("receiving", watch.download()))
-        for label, figures in shown:
-            if not _worth_showing(figures) and label not in tasks:
-                continue
-            if label not in tasks:
-                tasks[label] = progress.add_task(label, total=figures.total)
-            progress.update(tasks[label], completed=figures.done, total=figures.total)
+    def show(self, event: dict[str, Any]) -> None:
+        """Take one ``transfer`` event."""
+        if not self.enabled:
+            return
+        direction = str(event.get("direction"))
+        done = int(event.get("done") or 0)
+        total = event.get("total")
+        total = int(total) if isinstance(total, int) else None
+        progress = self._start()
+        if direction not in self._tasks:
+            label = _LABELS.get(direction, direction)
+            self._tasks[direction] = progress.add_task(label, total=total)
+        progress.update(self._tasks[direction], completed=done, total=total)
         progress.refresh()
 
+    def _start(self) -> Any:
+        if self._progress is None:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
 
-def _worth_showing(figures: TransferFigures) -> bool:
-    moving = figures.done >= _MIN_OCTETS or (figures.left or 0) >= _MIN_OCTETS
-    return moving and figures.seconds >= _MOMENT_S
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(binary_units=False),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                auto_refresh=False,
+                transient=True,
+                # Lines the command prints meanwhile go above the bars; stdout only when it is
+                # the terminal too (rich writes them to the bars' stream).
+                redirect_stdout=sys.stdout.isatty(),
+                redirect_stderr=True,
+            )
+            self._progress.start()
+        return self._progress
+
+    def close(self) -> None:
+        """Take the bars away."""
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+            self._tasks.clear()
+
+    def __enter__(self) -> TransferBars:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def unsent_line(octets: int, *, agent: bool) -> str:
+    """What the command says when ``octets`` of an upload had not left as it ended."""
+    if agent:
+        return (
+            f"{size_text(octets)} still to send: the client agent goes on sending it "
+            "(ucp agent status)"
+        )
+    return (
+        f"{size_text(octets)} still to send: it waits in the client's store; the next command "
+        "sends it from where it stopped"
+    )

@@ -20,22 +20,15 @@ import json
 import math
 import os
 import sys
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import trio
-
-from bpv7 import DecodeError
-from bpv7.admin import (
-    AdminRecordError,
-    BundleStatusReport,
-    StatusReportReason,
-    decode_admin_record,
-    record_type_of,
-)
-from ucp_dtn.appapi import MAX_WINDOW, ReceivedBundle, format_bundle_id
 from ucp_dtn.settings import POSITIVE_DURATION, argument_type
 
-from .command import EXIT_FAILURE, CommandError, Subcommand, add_socket_flag, daemon
+from .command import EXIT_FAILURE, CommandError, Subcommand, add_socket_flag, daemon, run_async
+
+if TYPE_CHECKING:
+    from bpv7.admin import BundleStatusReport
+    from ucp_dtn.appapi import ReceivedBundle
 
 __all__ = ["RECV", "bundle_json"]
 
@@ -72,6 +65,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _status_report_json(report: BundleStatusReport) -> dict[str, Any]:
+    from bpv7.admin import StatusReportReason
+
     try:
         reason = StatusReportReason(report.reason).name.lower()
     except ValueError:
@@ -91,6 +86,15 @@ def _status_report_json(report: BundleStatusReport) -> dict[str, Any]:
 
 def bundle_json(bundle: ReceivedBundle) -> dict[str, Any]:
     """The ``--json`` form of a received bundle."""
+    from bpv7 import DecodeError
+    from bpv7.admin import (
+        AdminRecordError,
+        BundleStatusReport,
+        decode_admin_record,
+        record_type_of,
+    )
+    from ucp_dtn.appapi import format_bundle_id
+
     result: dict[str, Any] = {
         "bundle_id": format_bundle_id(bundle.bundle_id),
         "source": bundle.source,
@@ -170,6 +174,8 @@ class _Output:
         self.written = number
 
     async def write(self, bundle: ReceivedBundle) -> None:
+        import trio
+
         try:
             await trio.to_thread.run_sync(self._write_sync, bundle)
         except BrokenPipeError:
@@ -182,7 +188,11 @@ class _Output:
             self._file.close()
 
 
-async def _run(args: argparse.Namespace) -> int:
+async def _receive(args: argparse.Namespace) -> int:
+    import trio
+
+    from ucp_dtn.appapi import MAX_WINDOW
+
     output = _Output(args.output, args.json)
     count: int | None = args.count
     window = min(count, 64) if count is not None else 64
@@ -213,5 +223,6 @@ RECV = Subcommand(
     name="recv",
     help="receive bundles for an endpoint and write their payloads",
     add_arguments=_add_arguments,
-    run=_run,
+    run=lambda args: run_async(_receive, args),
+    client=False,
 )

@@ -1,35 +1,26 @@
 """``ucp run PLAN``: submit a plan, follow its jobs (one progress line per state change) and
-collect their results into ``-o DIR``; exit status 1 if any job failed or was rejected.
+collect their results into ``-o DIR``; exit status 1 if any job failed, was rejected or
+cancelled, or on timeout.
 
-Unlike ``ucp submit`` it waits for a broker as long as ``--timeout`` allows (default: no limit).
-Interrupting it loses nothing: the jobs go on, and ``ucp status`` / ``ucp collect`` pick them up.
+Unlike ``ucp submit`` it waits for a broker as long as ``--timeout`` allows (default: no
+limit). Interrupting it loses nothing: the jobs go on, and ``ucp status`` / ``ucp collect``
+pick them up.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
+import os
 import sys
-from pathlib import Path
+from typing import Any
 
-from ucp_dtn.client import (
-    ClientSession,
-    JobEvent,
-    SubmitOutcome,
-    collect_results,
-    result_summary,
-    submit_plan,
-    wait_for_jobs,
-)
-from ucp_dtn.ucp import ExecutionPlan, JobAccepted, JobResult, JobState, JobStatus
-
-from .client_options import add_client_arguments, client_errors, client_session, duration
-from .collect import collected_json, exit_status, format_collected
+from .client_options import call, duration
 from .command import CommandError, Subcommand
-from .submit import format_submit_report, read_plan, report_json
+from .formatting import collect_status, format_collected, format_submit
+from .submit import plan_arguments
 
-__all__ = ["RUN", "progress_line"]
+__all__ = ["RUN"]
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,10 +28,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-o",
         "--output",
-        type=Path,
-        default=Path("."),
+        default=".",
         metavar="DIR",
-        help="unpack results into DIR/<job-name>/ (default: the current directory)",
+        help="unpack results into DIR/<job>/ (default: the current directory)",
     )
     parser.add_argument(
         "--timeout",
@@ -49,79 +39,38 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         help="give up waiting after this long (default: wait until every job finished)",
     )
     parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
-    add_client_arguments(parser)
 
 
-def progress_line(event: JobEvent) -> str | None:
-    """One line for a change to a job, or ``None`` if not worth a line."""
-    entry, message = event.entry, event.message
-    name = entry.name
-    if isinstance(message, JobAccepted):
-        return f"{name}: accepted by {message.broker}"
-    if isinstance(message, JobState):
-        state = message.state
-        word = state.name.lower() if isinstance(state, JobStatus) else f"state {state}"
-        if state == JobStatus.DISPATCHED:
-            return None  # "running" follows at once
-        if state in (JobStatus.DONE, JobStatus.FAILED) and entry.result is not None:
-            return None  # the result's line said it
-        if state == JobStatus.RUNNING and message.executor:
-            return f"{name}: running on {message.executor}"
-        if message.detail and message.detail != word:
-            return f"{name}: {word}: {message.detail}"
-        return f"{name}: {word}"
-    if isinstance(message, JobResult):
-        return None if entry.final else f"{name}: {result_summary(entry)}"
-    return None
+def _run(args: argparse.Namespace) -> int:
+    def on_event(event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if args.json:
+            return
+        if kind == "submitted":
+            print(format_submit(event), flush=True)
+        elif kind == "progress":
+            print(event["line"], flush=True)
+        elif kind == "note":
+            print(event["line"], file=sys.stderr, flush=True)
 
-
-async def _submit_and_wait(
-    args: argparse.Namespace, session: ClientSession, plan: ExecutionPlan
-) -> int:
-    timeout = math.inf if args.timeout is None else args.timeout
-
-    reported = False
-
-    def show(event: JobEvent) -> None:
-        line = progress_line(event)
-        if line is not None and reported and not args.json:
-            print(line, flush=True)
-
-    session.watch(show)
-    report = await submit_plan(session, plan)
-    if not args.json:
-        print(format_submit_report(report, args.plan, str(session.home.path)), flush=True)
-    reported = True
-    if report.outcome is SubmitOutcome.QUEUED:
-        print("waiting for a broker...", file=sys.stderr, flush=True)
-        if await session.find_broker(timeout) is None:
-            raise CommandError("no broker reachable: the jobs stay queued (see ucp status)")
-    job_ids = [job.job_id for job in report.jobs]
-    entries = await wait_for_jobs(session, job_ids, timeout_s=timeout)
-    items = await collect_results(session, entries, args.output)
+    op_args: dict[str, Any] = {
+        **plan_arguments(args.plan),
+        "output": os.path.abspath(args.output),
+        "timeout": args.timeout,
+    }
+    document = call(args, "run", op_args, on_event=on_event)
+    jobs = document["jobs"]
     if args.json:
-        print(
-            json.dumps(
-                {"submit": report_json(report), "jobs": [collected_json(i) for i in items]},
-                sort_keys=True,
-            )
-        )
+        print(json.dumps({"submit": document["submit"], "jobs": jobs}, sort_keys=True))
     else:
-        print(format_collected(items), flush=True)
-    unfinished = sum(1 for entry in entries if not entry.settled)
+        print(format_collected(jobs), flush=True)
+    unfinished = document["unfinished"]
     if unfinished:
         raise CommandError(
             f"timed out: {unfinished} job{'s' if unfinished != 1 else ''} not finished "
             "(see ucp status; ucp collect picks them up later)"
         )
-    return exit_status(items, pending_fails=True)
-
-
-async def _run(args: argparse.Namespace) -> int:
-    plan = await read_plan(args.plan)
-    async with client_session(args, progress=True) as session:
-        with client_errors():
-            return await _submit_and_wait(args, session, plan)
+    return collect_status(jobs, pending_fails=True)
 
 
 RUN = Subcommand(
@@ -129,5 +78,6 @@ RUN = Subcommand(
     help="submit a plan, wait for its jobs and collect their results",
     add_arguments=_add_arguments,
     run=_run,
+    interrupted="the jobs go on: ucp status, ucp logs and ucp collect pick them up",
 )
 """The ``ucp run`` subcommand."""

@@ -5,18 +5,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-import trio
-
-from ucp_dtn.appapi import REPORT_KINDS, format_bundle_id
 from ucp_dtn.settings import POSITIVE_DURATION, argument_type
 
-from .command import EXIT_USAGE, CommandError, Subcommand, add_socket_flag, daemon
+from .command import EXIT_USAGE, CommandError, Subcommand, add_socket_flag, daemon, run_async
 
 __all__ = ["SEND"]
 
 
 _duration = argument_type(POSITIVE_DURATION.parse)
 """An argparse type: a duration longer than zero (``10s``, ``1h``)."""
+
+
+REPORT_KINDS = ("received", "forwarded", "delivered", "deleted")
+"""Status reports a bundle may ask for (as :data:`ucp_dtn.appapi.REPORT_KINDS`)."""
 
 
 def _reports(text: str) -> list[str]:
@@ -60,6 +61,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _read_payload(name: str) -> bytes:
+    import trio
+
     if name == "-":
         return await trio.to_thread.run_sync(sys.stdin.buffer.read)
     try:
@@ -68,7 +71,9 @@ async def _read_payload(name: str) -> bytes:
         raise CommandError(f"cannot read {name}: {exc.strerror or exc}", EXIT_USAGE) from None
 
 
-async def _run(args: argparse.Namespace) -> int:
+async def _send(args: argparse.Namespace) -> int:
+    from ucp_dtn.appapi import format_bundle_id
+
     payload = await _read_payload(args.file)
     async with daemon(args) as client:
         bundle_id = await client.send(
@@ -90,5 +95,6 @@ SEND = Subcommand(
     name="send",
     help="send a bundle (payload from a file or stdin); prints its bundle ID once stored",
     add_arguments=_add_arguments,
-    run=_run,
+    run=lambda args: run_async(_send, args),
+    client=False,
 )

@@ -7,7 +7,9 @@ a node the client no longer meets — the copy every broker stores in a datastor
 ``<job-uuid>/result``, which any broker can fetch.
 
 Collecting a job unpacks its results archive (inline in the result, or stored as named data
-``<job-uuid>/archive`` when large) into ``DIR/<job-name>/`` and notes that in the journal.
+``<job-uuid>/archive`` when large) into ``DIR/<folder>/`` and notes that in the journal; the
+folder is the job's name made safe for shells (:func:`folder_name`: ``jobs[0]`` would be a glob
+pattern, ``-x`` an option).
 Collecting again unpacks again (same files, same content): it is harmless.
 
 Archives come from the network, so unpacking trusts nothing: every member must be a valid job
@@ -21,6 +23,7 @@ import enum
 import io
 import logging
 import os
+import re
 import stat
 import uuid
 import zipfile
@@ -38,11 +41,27 @@ from .jobs import fetch_archive, fetch_result
 from .journal import JobEntry
 from .session import ClientSession
 
-__all__ = ["Collected", "CollectState", "collect_results", "result_summary", "unpack_archive"]
+__all__ = [
+    "Collected",
+    "CollectState",
+    "collect_results",
+    "folder_name",
+    "result_summary",
+    "unpack_archive",
+]
 
 logger = logging.getLogger(__name__)
 
 _RESULT_WAIT_S = 2.0
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
+
+
+def folder_name(job_name: str) -> str:
+    """The folder a job's results go to: its name with everything but letters, digits and
+    ``. _ - +`` replaced by ``_``, and a ``_`` in front of a leading ``-`` or ``.``, so a shell
+    takes it as it is (no glob pattern, no option, no hidden or parent directory)."""
+    name = _UNSAFE.sub("_", job_name) or "_"
+    return "_" + name if name[0] in "-." else name
 
 
 class CollectState(enum.Enum):
@@ -54,6 +73,8 @@ class CollectState(enum.Enum):
     """It ran and failed; what it left is unpacked."""
     REJECTED = "rejected"
     """It will never run (the broker said why)."""
+    CANCELLED = "cancelled"
+    """Its client cancelled it."""
     PENDING = "pending"
     """No result yet (queued, running, or the result is not reachable now)."""
 
@@ -148,6 +169,8 @@ def _state_of(entry: JobEntry) -> CollectState:
         return CollectState.DONE if entry.result.ok else CollectState.FAILED
     if entry.state == JobStatus.REJECTED:
         return CollectState.REJECTED
+    if entry.state == JobStatus.CANCELLED:
+        return CollectState.CANCELLED
     return CollectState.PENDING
 
 
@@ -188,7 +211,7 @@ async def _reach_results(session: ClientSession, entries: list[JobEntry]) -> lis
     # said: its state may be a stale copy from a broker that is gone (broker sync), while the
     # result was stored before that broker went.
     for job_id in unsettled:
-        if reported.get(job_id) == JobStatus.REJECTED:
+        if reported.get(job_id) in (JobStatus.REJECTED, JobStatus.CANCELLED):
             continue
         entry = await session.journal.get(job_id)
         if entry is not None and not entry.settled:
@@ -217,12 +240,12 @@ async def collect_results(
         state = _state_of(entry)
         result = entry.result
         if result is None:
-            if state is CollectState.REJECTED:
+            if state in (CollectState.REJECTED, CollectState.CANCELLED):
                 await session.journal.mark_collected(entry.job_id, None)
             collected.append(Collected(entry, state))
             continue
         archive = await fetch_archive(session, result)
-        target = directory / entry.name
+        target = directory / folder_name(entry.name)
         files: list[str] = []
         skipped: list[str] = []
         if archive is not None:

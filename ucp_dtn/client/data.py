@@ -42,6 +42,8 @@ from ..roles import Incoming
 from ..ucp import (
     DataDelete,
     DataEntry,
+    DataFreeSpace,
+    DataFreeSpaceReply,
     DataGet,
     DataGetReply,
     DataItem,
@@ -66,6 +68,7 @@ __all__ = [
     "decode_page_token",
     "delete_data",
     "encode_page_token",
+    "free_space",
     "get_data",
     "list_data",
     "put_data",
@@ -118,14 +121,16 @@ async def put_data(
     job_id: uuid.UUID | None = None,
     wait_s: float | None = None,
     replicas: int | None = None,
+    exclusive: bool = False,
 ) -> PutOutcome:
     """Store ``data`` as ``name`` (custody; it survives the client going offline), with
     ``replicas`` copies on distinct datastores if given (else the datastores' default for the
     name), and wait for the first datastore's answer: as long as the upload is moving, then up
     to ``wait_s`` (default ``settings.request_timeout_s``); the other copies are made by the
-    network afterwards. A refusal (no space, invalid) raises :class:`ClientError`; no answer in
-    time is not an error (``stored`` false: the put is on its way, and the broker keeps it until
-    a datastore appears)."""
+    network afterwards. A refusal (no space, invalid, or — ``exclusive`` — the name is taken by
+    another write) raises :class:`ClientError`; no answer in time is not an error (``stored``
+    false: the put is on its way, and the broker keeps it until a datastore appears). Without
+    ``exclusive`` the newest write of a name wins."""
     name = check_query(name)
     if name.endswith("*"):
         raise ClientUsageError(f"cannot store data under a pattern: {name!r}")
@@ -141,6 +146,7 @@ async def put_data(
         written_at=time.time(),
         job_id=job_id,
         replicas=replicas,
+        exclusive=exclusive,
     )
     broker = await session.find_broker()
     with session.replies([put.request_id]) as replies:
@@ -161,6 +167,8 @@ async def put_data(
         return PutOutcome(name, len(data), False, detail, replicas=replicas)
     if reply.status in (DataStatus.OK, DataStatus.STALE):
         return PutOutcome(name, len(data), True, reply.detail, holder, replicas)
+    if reply.status == DataStatus.TAKEN:
+        raise ClientError(f"storing {name!r} refused: {reply.detail or 'name already taken'}")
     raise ClientError(
         f"storing {name!r} failed: {_status_text(reply.status)} {reply.detail}".strip()
     )
@@ -491,3 +499,15 @@ async def delete_data(
                 f"{reply.detail}".strip()
             )
     return count
+
+
+async def free_space(session: ClientSession) -> list[DataFreeSpaceReply]:
+    """Every datastore's room (free and used bytes, data, quota), by datastore."""
+    request = DataFreeSpace(request_id=session.new_request_id())
+    expected = await _expected_datastores(session)
+    replies = [
+        incoming.message
+        for incoming in await session.request(request, expect=expected)
+        if isinstance(incoming.message, DataFreeSpaceReply)
+    ]
+    return sorted(replies, key=lambda reply: reply.node)

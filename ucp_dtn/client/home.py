@@ -7,7 +7,10 @@ Layout (created on first use)::
                         here until a broker is reachable, what arrives for it waits here until
                         a command reads it
     <home>/journal.db   the journal of submitted jobs (ClientJournal)
-    <home>/lock         held by the one ``ucp`` command using the home at a time
+    <home>/lock         held by the one process using the home at a time: the client agent
+                        (agent.sock, agent.log) or a program with its own ClientSession
+    <home>/agent.sock   where ``ucp`` commands reach the client agent (ucp_dtn.client.agent)
+    <home>/agent.log    what the client agent logs
 
 The home is ``--home DIR``, else ``$UCP_HOME``, else ``$XDG_DATA_HOME/ucp``, else
 ``~/.local/share/ucp``. Blocking file work: call :meth:`ClientHome.open` through
@@ -28,27 +31,16 @@ from typing import IO
 
 from ..agent import ConfigError, parse_node_id
 from .errors import HomeError
+from .settings import HOME_ENV, default_home
 
 __all__ = ["HOME_ENV", "ClientHome", "default_home"]
 
 logger = logging.getLogger(__name__)
 
-HOME_ENV = "UCP_HOME"
-"""Environment variable naming the client home."""
-
 IDENTITY_FILE = "identity"
 STORE_DIR = "store"
 JOURNAL_FILE = "journal.db"
 LOCK_FILE = "lock"
-
-
-def default_home() -> Path:
-    """``$UCP_HOME``, else ``$XDG_DATA_HOME/ucp``, else ``~/.local/share/ucp``."""
-    if os.environ.get(HOME_ENV):
-        return Path(os.environ[HOME_ENV]).expanduser()
-    data = os.environ.get("XDG_DATA_HOME")
-    base = Path(data).expanduser() if data else Path.home() / ".local" / "share"
-    return base / "ucp"
 
 
 def new_node_id() -> str:
@@ -117,7 +109,7 @@ def _acquire(lock: IO[str], home: Path, timeout_s: float) -> None:
             if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                 raise HomeError(f"cannot lock the client home {home}: {exc.strerror}") from None
         if time.monotonic() >= deadline:
-            raise HomeError(f"another ucp command is using the client home {home}")
+            raise HomeError(f"another program is using the client home {home}")
         time.sleep(0.1)
 
 

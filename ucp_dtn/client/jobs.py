@@ -1,5 +1,6 @@
 """Submitting a plan's jobs and following them: uploading their inputs, submitting them,
-following their states and taking in their results.
+following their states, taking in their results, cancelling them (:func:`cancel_jobs`) and
+reading their output while they run (:func:`job_output`).
 
 :func:`submit_plan` records the plan's jobs in the journal, then sends — uploads first, each a
 ``data-put`` with custody, then one ``job-submit`` with custody per job, in the plan's
@@ -35,6 +36,10 @@ from ..ucp import (
     DataReply,
     DataStatus,
     ExecutionPlan,
+    JobCancel,
+    JobCancelReply,
+    JobLogQuery,
+    JobLogReply,
     JobResult,
     JobStatus,
     JobSubmission,
@@ -48,11 +53,14 @@ from .journal import JobEntry
 from .session import ClientSession
 
 __all__ = [
+    "CancelOutcome",
     "SubmitOutcome",
     "SubmitReport",
     "SubmittedJob",
+    "cancel_jobs",
     "fetch_archive",
     "fetch_result",
+    "job_output",
     "submit_plan",
     "wait_for_jobs",
 ]
@@ -85,6 +93,9 @@ class SubmittedJob:
     this."""
     accepted: bool
     """Whether the broker accepted it before the command returned."""
+    warning: str = ""
+    """What the broker warned about when it accepted it (e.g. no node known at its result
+    address)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +190,7 @@ async def submit_plan(session: ClientSession, plan: ExecutionPlan) -> SubmitRepo
     job_ids = [job.info.job_id for job in plan.jobs]
     if addressed is not None:
         await session.journal.set_broker(job_ids, str(addressed))
-    accepted: set[uuid.UUID] = set()
+    accepted: dict[uuid.UUID, JobEntry] = {}
     if broker is not None:
         accepted = await _wait_accepted(session, job_ids, session.settings.wait_s)
     if broker is None:
@@ -191,7 +202,12 @@ async def submit_plan(session: ClientSession, plan: ExecutionPlan) -> SubmitRepo
     return SubmitReport(
         outcome=outcome,
         jobs=tuple(
-            SubmittedJob(job.name, job.info.job_id, job.info.job_id in accepted)
+            SubmittedJob(
+                job.name,
+                job.info.job_id,
+                job.info.job_id in accepted,
+                accepted[job.info.job_id].warning if job.info.job_id in accepted else "",
+            )
             for job in plan.jobs
         ),
         broker=None if addressed is None else str(addressed),
@@ -202,14 +218,14 @@ async def submit_plan(session: ClientSession, plan: ExecutionPlan) -> SubmitRepo
 
 async def _wait_accepted(
     session: ClientSession, job_ids: Sequence[uuid.UUID], wait_s: float
-) -> set[uuid.UUID]:
-    accepted: set[uuid.UUID] = set()
+) -> dict[uuid.UUID, JobEntry]:
+    accepted: dict[uuid.UUID, JobEntry] = {}
     while True:
         change = session.next_change()
         for job_id in job_ids:
             entry = await session.journal.get(job_id)
             if entry is not None and entry.accepted_by is not None:
-                accepted.add(job_id)
+                accepted[job_id] = entry
         if len(accepted) == len(job_ids):
             break
         # The submissions may queue behind large uploads: wait while those move.
@@ -309,3 +325,78 @@ async def wait_for_jobs(
                 continue
         with trio.move_on_at(min(deadline, next_poll)):
             await change.wait()
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOutcome:
+    """What :func:`cancel_jobs` did to one job."""
+
+    entry: JobEntry
+    """The job as the journal knows it after the cancel."""
+    cancelled: bool
+    """This call cancelled it (it was not final yet)."""
+    known: bool
+    """The broker (or, for a job still in the outbox, the journal) had it; false: the broker
+    does not know the job (its submission has not arrived, or another broker has it)."""
+
+
+async def cancel_jobs(
+    session: ClientSession, entries: Sequence[JobEntry], *, reason: str = ""
+) -> list[CancelOutcome]:
+    """Cancel jobs of this client: one still in the outbox (never sent) is taken out of it;
+    the others are cancelled at the broker (which must be reachable), which stops them at their
+    executor if they run. A job already final stays as it is."""
+    outcomes: dict[uuid.UUID, CancelOutcome] = {}
+    remote: list[JobEntry] = []
+    detail = reason or "cancelled by its client"
+    for entry in entries:
+        if entry.final:
+            outcomes[entry.job_id] = CancelOutcome(entry, cancelled=False, known=True)
+        elif entry.broker is None and await session.journal.drop_from_outbox(entry.job_id):
+            updated = await session.journal.update_state(
+                entry.job_id, JobStatus.CANCELLED, time.time(), detail=detail
+            )
+            outcomes[entry.job_id] = CancelOutcome(updated or entry, cancelled=True, known=True)
+        else:
+            remote.append(entry)
+    if remote:
+        request = JobCancel(
+            request_id=session.new_request_id(),
+            job_ids=tuple(entry.job_id for entry in remote),
+            reason=reason,
+        )
+        (incoming,) = await session.request(request)
+        reply = incoming.message
+        if not isinstance(reply, JobCancelReply):
+            raise NoReply(f"the broker answered a cancel with {reply.KIND}")
+        before = {entry.job_id: entry for entry in remote}
+        await session.note_status(reply.jobs)
+        for status in reply.jobs:
+            old = before.get(status.job_id)
+            if old is None:
+                continue
+            now = await session.journal.get(status.job_id) or old
+            cancelled = status.state == JobStatus.CANCELLED and not old.final
+            outcomes[status.job_id] = CancelOutcome(now, cancelled=cancelled, known=True)
+        for job_id in reply.unknown:
+            if job_id in before:
+                outcomes[job_id] = CancelOutcome(before[job_id], cancelled=False, known=False)
+    return [outcomes[entry.job_id] for entry in entries if entry.job_id in outcomes]
+
+
+async def job_output(
+    session: ClientSession, job_id: uuid.UUID, *, stdout_from: int = 0, stderr_from: int = 0
+) -> JobLogReply:
+    """What the broker holds of the job's output (the newest part of each stream, from the
+    offsets given)."""
+    query = JobLogQuery(
+        request_id=session.new_request_id(),
+        job_id=job_id,
+        stdout_from=stdout_from,
+        stderr_from=stderr_from,
+    )
+    (incoming,) = await session.request(query)
+    reply = incoming.message
+    if not isinstance(reply, JobLogReply):
+        raise NoReply(f"the broker answered a log query with {reply.KIND}")
+    return reply

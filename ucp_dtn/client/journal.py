@@ -35,7 +35,7 @@ from typing import TypeVar
 import trio
 
 from ..store.sqlite_files import open_sqlite, transaction
-from ..ucp import JobResult, JobStatus, MessageDecodeError
+from ..ucp import JobResult, JobStatus, JobSubmission, MessageDecodeError, decode_message
 from .errors import ClientUsageError, HomeError
 
 __all__ = ["ClientJournal", "JobEntry", "OutboxItem", "ResultSource"]
@@ -63,7 +63,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     result_from TEXT,
     result_at REAL,
     collected_at REAL,
-    collected_to TEXT
+    collected_to TEXT,
+    warning TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS jobs_by_name ON jobs (name, seq);
 CREATE TABLE IF NOT EXISTS outbox (
@@ -81,8 +82,10 @@ CREATE TABLE IF NOT EXISTS settings (
 
 _COLUMNS = (
     "job_id, seq, name, plan, submitted_at, broker, accepted_by, state, state_at, detail, "
-    "executor, result, result_from, result_at, collected_at, collected_to"
+    "executor, result, result_from, result_at, collected_at, collected_to, warning"
 )
+# Columns added after the first version of the journal: (name, definition).
+_ADDED_COLUMNS = (("warning", "TEXT NOT NULL DEFAULT ''"),)
 _HEX = re.compile(r"[0-9a-f-]+")
 _MIN_PREFIX = 4
 
@@ -136,16 +139,30 @@ class JobEntry:
     """When ``ucp collect`` last unpacked it."""
     collected_to: str | None = None
     """Where it was unpacked."""
+    warning: str = ""
+    """What the broker warned about when it accepted the job (e.g. no node is known at its
+    result address)."""
 
     @property
     def final(self) -> bool:
-        """Whether the job's state is final (done, failed, rejected)."""
+        """Whether the job's state is final (done, failed, rejected, cancelled)."""
         return _is_final(self.state)
 
     @property
     def settled(self) -> bool:
-        """Whether nothing more will come for it: a result is here, or it was rejected."""
-        return self.result is not None or self.state == JobStatus.REJECTED
+        """Whether nothing more will come for it: a result is here, or it was rejected or
+        cancelled."""
+        return self.result is not None or self.state in (JobStatus.REJECTED, JobStatus.CANCELLED)
+
+    @property
+    def short_id(self) -> str:
+        """The first 8 hex digits of its UUID, as ``ucp`` shows it."""
+        return str(self.job_id)[:8]
+
+    @property
+    def label(self) -> str:
+        """How messages name the job: ``name (short id)``."""
+        return f"{self.name} ({self.short_id})"
 
     @property
     def succeeded(self) -> bool:
@@ -187,6 +204,7 @@ def _entry(row: tuple[object, ...]) -> JobEntry:
         result_at,
         collected_at,
         collected_to,
+        warning,
     ) = row
     decoded: JobResult | None = None
     if isinstance(result, bytes):
@@ -212,6 +230,7 @@ def _entry(row: tuple[object, ...]) -> JobEntry:
         result_at=float(result_at) if isinstance(result_at, int | float) else None,
         collected_at=float(collected_at) if isinstance(collected_at, int | float) else None,
         collected_to=None if collected_to is None else str(collected_to),
+        warning=str(warning or ""),
     )
 
 
@@ -236,6 +255,10 @@ class ClientJournal:
                 raise HomeError(f"cannot open the journal {path}: {exc}") from None
             try:
                 db.executescript(_SCHEMA)
+                present = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+                for column, definition in _ADDED_COLUMNS:
+                    if column not in present:
+                        db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {definition}")
             except sqlite3.Error as exc:
                 db.close()
                 raise HomeError(f"cannot open the journal {path}: {exc}") from None
@@ -329,13 +352,15 @@ class ClientJournal:
                 )
         raise ClientUsageError(f"no job called {reference!r} was submitted from this client")
 
-    async def accepted(self, job_id: uuid.UUID, broker: str) -> JobEntry | None:
-        """A broker accepted the job; returns the entry, or ``None`` for an unknown job."""
+    async def accepted(self, job_id: uuid.UUID, broker: str, warning: str = "") -> JobEntry | None:
+        """A broker accepted the job (and warned about ``warning``, if anything); returns the
+        entry, or ``None`` for an unknown job."""
 
         def work(db: sqlite3.Connection) -> JobEntry | None:
             db.execute(
-                "UPDATE jobs SET accepted_by=?, broker=COALESCE(broker, ?) WHERE job_id=?",
-                (broker, broker, job_id.bytes),
+                "UPDATE jobs SET accepted_by=?, broker=COALESCE(broker, ?), warning=? "
+                "WHERE job_id=?",
+                (broker, broker, warning, job_id.bytes),
             )
             row = db.execute(
                 f"SELECT {_COLUMNS} FROM jobs WHERE job_id=?", (job_id.bytes,)
@@ -439,6 +464,23 @@ class ClientJournal:
                     "SELECT seq, payload, custody, lifetime, queued_at FROM outbox ORDER BY seq"
                 )
             ]
+
+        return await self._run(work)
+
+    async def drop_from_outbox(self, job_id: uuid.UUID) -> bool:
+        """Take the submission of ``job_id`` out of the outbox (it is cancelled before it was
+        ever sent); False if it is not there."""
+
+        def work(db: sqlite3.Connection) -> bool:
+            for seq, payload in db.execute("SELECT seq, payload FROM outbox").fetchall():
+                try:
+                    message = decode_message(bytes(payload))
+                except MessageDecodeError:
+                    continue
+                if isinstance(message, JobSubmission) and message.job.job_id == job_id:
+                    db.execute("DELETE FROM outbox WHERE seq=?", (seq,))
+                    return True
+            return False
 
         return await self._run(work)
 

@@ -1,4 +1,6 @@
-"""How far the client's transfers have got: :class:`TransferWatch`, for a progress display.
+"""How far the client's transfers have got: :class:`TransferWatch`, and the ``transfer`` events
+the client operations send to the ``ucp`` command for its progress bars
+(:func:`report_transfers`).
 
 The client is a bundle node of its own, so what it uploads is whatever waits in its store to be
 forwarded, and what it downloads is whatever arrives on its sessions. A watch compares the
@@ -11,17 +13,38 @@ node's counters with those at its start:
   for the transfers in progress that announced their length (RFC 9174 §5.2.5.1).
 
 The rate is smoothed over the last few seconds, the time left is what is left at that rate.
+
+The client node is the home's (the client agent serves every command of the home with one node),
+so the figures count every transfer of the node while the watch runs, not one command's alone.
+
+Events: a few times a second, once a direction has moved (or has left to move) at least
+:data:`LARGE_OCTETS` for :data:`MOMENT_S`, ``{"event": "transfer", "direction": "upload" |
+"download", "done", "total", "rate", "seconds"}`` whenever its figures changed: small requests
+send none, so a command shows bars only for large transfers.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import trio
 
 from .session import ClientSession
 
-__all__ = ["TransferFigures", "TransferWatch"]
+__all__ = ["LARGE_OCTETS", "MOMENT_S", "TransferFigures", "TransferWatch", "report_transfers"]
+
+logger = logging.getLogger(__name__)
+
+LARGE_OCTETS = 256 * 1024
+"""A direction that moved (or has left to move) fewer octets sends no events."""
+MOMENT_S = 1.0
+"""Nor does one that has moved for less than this (small requests stay quiet)."""
+REPORT_S = 0.25
+"""How often the figures are looked at."""
 
 _SMOOTHING_S = 3.0
 """Time constant of the rate's exponential smoothing."""
@@ -124,3 +147,58 @@ class TransferWatch:
         ]
         total = done + sum(totals) if totals else None
         return TransferFigures(done, total, self._down.update(done, now), now - self._started)
+
+
+def worth_showing(figures: TransferFigures) -> bool:
+    """Whether a direction is a large transfer (see the module docstring)."""
+    moving = figures.done >= LARGE_OCTETS or (figures.left or 0) >= LARGE_OCTETS
+    return moving and figures.seconds >= MOMENT_S
+
+
+def transfer_event(direction: str, figures: TransferFigures) -> dict[str, Any]:
+    """The ``transfer`` event of one direction's figures."""
+    return {
+        "event": "transfer",
+        "direction": direction,
+        "done": figures.done,
+        "total": figures.total,
+        "rate": round(figures.rate, 1),
+        "seconds": round(figures.seconds, 3),
+    }
+
+
+@asynccontextmanager
+async def report_transfers(
+    session: ClientSession, emit: Callable[[dict[str, Any]], Awaitable[None]]
+) -> AsyncIterator[TransferWatch]:
+    """While the block runs, send ``transfer`` events of the session's node to ``emit`` (see
+    the module docstring). A command gone away (``emit`` failing) ends the reports, not the
+    block."""
+    watch = TransferWatch(session)
+    watch.start()
+
+    async def report() -> None:
+        shown: dict[str, tuple[int, int | None]] = {}
+        while True:
+            await trio.sleep(REPORT_S)
+            for direction, figures in (
+                ("upload", await watch.upload()),
+                ("download", watch.download()),
+            ):
+                if direction not in shown and not worth_showing(figures):
+                    continue
+                if shown.get(direction) == (figures.done, figures.total):
+                    continue
+                shown[direction] = (figures.done, figures.total)
+                try:
+                    await emit(transfer_event(direction, figures))
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    logger.debug("transfer reports: the command went away")
+                    return
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(report)
+        try:
+            yield watch
+        finally:
+            nursery.cancel_scope.cancel()

@@ -36,6 +36,7 @@ from ucp_dtn.settings import (
     ADDRESS,
     BOOL,
     COUNT,
+    DURATION,
     INTERFACE,
     NODE_ID,
     PATH,
@@ -466,6 +467,14 @@ SETTINGS = SettingsTable(
             feeds=("role.max_jobs",),
             default_help="CPU cores",
             example="2",
+        ),
+        Setting(
+            "output_interval",
+            DURATION,
+            "how often an executor sends a running job's new output to its broker (ucp logs); "
+            "0 sends none while the job runs",
+            feeds=("role.output_interval_s",),
+            example="5s",
         ),
         Setting(
             "datastore_quota",

@@ -27,7 +27,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from ..ucp.messages import Role
-from .jobs import Histogram, JobTable
+from .jobs import JOB_STATES, Histogram, JobTable
 from .sources import NodeSources
 
 if TYPE_CHECKING:
@@ -227,7 +227,7 @@ class NodeCollector(Collector):
             by_state = GaugeMetricFamily(
                 "ucp_jobs", "The broker's own jobs, by state.", labels=["state"]
             )
-            for state in ("queued", "dispatched", "running", "done", "failed", "rejected"):
+            for state in JOB_STATES:
                 by_state.add_metric([state], getattr(stats, state))
             yield by_state
             for field, name, documentation in _BROKER_COUNTERS:

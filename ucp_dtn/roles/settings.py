@@ -37,6 +37,10 @@ class RoleSettings:
     """A broker drops an executor or datastore it has not heard from for this long."""
     max_jobs: int | None = None
     """Jobs an executor runs at once; ``None``: its CPU core count."""
+    output_interval_s: float = 1.0
+    """How often an executor sends a running job's new output to its broker (``job-output``,
+    for ``ucp logs``); 0: none while the job runs (its result still carries the end of both
+    streams)."""
     datastore_quota_bytes: int = 4 * 1024**3
     """Space a datastore may use for named data."""
     result_lifetime_s: float = 7 * 24 * 3600.0
@@ -88,6 +92,8 @@ class RoleSettings:
                 raise ValueError(f"{name} must be positive")
         if not 0.0 <= self.promote_probability <= 1.0:
             raise ValueError("promote_probability must be between 0 and 1")
+        if not self.output_interval_s >= 0:
+            raise ValueError("output_interval_s must not be negative")
         if self.max_jobs is not None and self.max_jobs < 1:
             raise ValueError("max_jobs must be at least 1")
         if type(self.replication_rate) is not int or self.replication_rate < 0:

@@ -164,7 +164,8 @@ class JobInfo:
     dirs: tuple[JobPath, ...] = ()
     """Directories to create before the run."""
     args: tuple[str, ...] = ()
-    """Command-line arguments (after the program name)."""
+    """Command-line arguments (after the program name ``job.wasm``, unless
+    :attr:`bare_argv`)."""
     env: Mapping[str, str] = field(default_factory=dict)
     """Environment variables the module sees (WASI ``environ``); nothing of the executor's
     own environment is passed through."""
@@ -172,7 +173,9 @@ class JobInfo:
     """Files and directories (or ``prefix*`` patterns) packed into the results archive."""
     named_results: Mapping[JobPath, DataName] = field(default_factory=dict)
     """Published results: path in the job directory → data name; ``"out/*" = "runs/7/*"``
-    publishes many. A directory is published as one zip archive."""
+    publishes many. A directory is published as one zip archive. A name another write holds
+    (of no job, or another job) is not replaced — the job fails, as REC refuses a second
+    publish of a name — unless :attr:`replace_results`."""
     requirements: Annotated[Requirements, Wire(key="requires")] = field(
         default_factory=Requirements
     )
@@ -190,6 +193,12 @@ class JobInfo:
     replicas: Annotated[int | None, Wire(min=1, max=MAX_REPLICAS)] = None
     """Replication factor of what the job stores: its named results, its results archive and
     ``<job-uuid>/result`` (``None``: the datastores' default for each name)."""
+    replace_results: bool = False
+    """The named results replace what other writes published under their names (the newest
+    write wins) instead of failing the job."""
+    bare_argv: bool = False
+    """The module's argv is :attr:`args` alone, without a program name in front: REC passes
+    a plan's ``argv`` this way (a module that wants an ``argv[0]`` gets it from the plan)."""
 
     def __post_init__(self) -> None:
         try:
@@ -234,6 +243,11 @@ class JobInfo:
         set_(self, "dirs", _paths(self.dirs, "dirs", patterns=False))
         set_(self, "zip_results", _paths(self.zip_results, "zip_results", patterns=True))
         set_(self, "args", _texts(self.args, "args"))
+        for flag in ("bare_argv", "replace_results"):
+            if not isinstance(getattr(self, flag), bool):
+                raise JobValidationError(
+                    flag, f"must be true or false, got {getattr(self, flag)!r}"
+                )
 
         env = _mapping(self.env, "env")
         for key, value in env.items():

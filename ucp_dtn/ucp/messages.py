@@ -27,7 +27,8 @@ Catalogue (→ direction; ``?`` optional)::
 
     kind              class               direction                  fields
     job-submit        JobSubmission       client → broker            job, inline-data
-    job-accepted      JobAccepted         broker → client            job-id, broker, duplicate
+    job-accepted      JobAccepted         broker → client            job-id, broker, duplicate,
+                                                                     ?warning
     job-state         JobState            broker → client            job-id, state, detail, at,
                                                                      ?executor, attempt
     job-dispatch      JobDispatch         broker → executor          job, inline-data, broker,
@@ -41,7 +42,8 @@ Catalogue (→ direction; ``?`` optional)::
                                                                      running, max-jobs, ...
     data-put          DataPut             any → broker/datastore     request-id, name, data,
                                                                      written-at, ?job-id,
-                                                                     ?replicas, ?writer
+                                                                     ?replicas, ?writer,
+                                                                     ?exclusive
     data-reply        DataReply           datastore → requester      request-id, status, detail,
                                                                      count (puts and deletes)
     data-get          DataGet             any → broker/datastore     request-id, query, ?cursor,
@@ -61,16 +63,32 @@ Catalogue (→ direction; ``?`` optional)::
     data-free-space-reply DataFreeSpaceReply  datastore → requester  request-id, node, free, used,
                                                                      ?quota, items
     status-query      StatusQuery         client → broker            request-id, job-ids, ?client,
-                                                                     nodes
+                                                                     nodes, ?states, ?limit
     status-reply      StatusReply         broker → client            request-id, broker, jobs,
-                                                                     nodes
+                                                                     nodes, ?more
     broker-sync       BrokerSync          broker → broker            broker, sequence, sent-at,
                                                                      full, jobs, data
+    job-cancel        JobCancel           client → broker;           request-id, job-ids, reason
+                                          broker → executor
+    job-cancel-reply  JobCancelReply      broker → client            request-id, broker, jobs,
+                                                                     unknown
+    job-output        JobOutput           executor → broker          job-id, executor, attempt,
+                                                                     stdout-at, stdout, stderr-at,
+                                                                     stderr
+    job-log           JobLogQuery         client → broker            request-id, job-id,
+                                                                     stdout-from, stderr-from
+    job-log-reply     JobLogReply         broker → client            request-id, job-id, found,
+                                                                     state, stdout-at, stdout,
+                                                                     stderr-at, stderr
 
 A job's life as the client sees it: ``job-submit`` → ``job-accepted`` (duplicates are
 acknowledged again with ``duplicate``) → ``job-state`` updates (queued, dispatched, running) →
 ``job-result`` (from the executor, to the job's result address; also kept in the datastores at
-``<job-uuid>/result``) and a final ``job-state`` (done or failed). A query by name matches the
+``<job-uuid>/result``) and a final ``job-state`` (done or failed). ``job-cancel`` ends a job
+early: the broker marks it cancelled at once (a queued job is never dispatched; a dispatched
+one's executor gets the ``job-cancel`` too and stops it) and drops a result that comes later.
+While a job runs its executor sends ``job-output`` with what the job wrote since the last one;
+the broker keeps the end of each stream, which ``job-log`` asks for. A query by name matches the
 name and its subkeys by path segment, or a ``prefix*`` pattern (:mod:`ucp_dtn.ucp.names`);
 a listing or a get is paged by an opaque ``cursor`` the datastore hands out.
 
@@ -78,7 +96,8 @@ Replication (docs/disruption.md): a put may ask for ``replicas`` copies on disti
 The datastore that stores a replicated datum tells the brokers (``data-held``); one broker plans
 where the missing copies go and asks a holder to make them (``data-replicate``), and the holder
 sends each copy as a ``data-put`` that keeps the original ``written-at`` and ``writer``, so every
-replica orders writes the same way (:mod:`ucp_dtn.ucp.versions`).
+replica orders writes the same way (:mod:`ucp_dtn.ucp.versions`). A copy is never ``exclusive``
+and never refused as taken: the write it carries was already accepted.
 """
 
 from __future__ import annotations
@@ -120,7 +139,12 @@ __all__ = [
     "DataStatus",
     "Heartbeat",
     "JobAccepted",
+    "JobCancel",
+    "JobCancelReply",
     "JobDispatch",
+    "JobLogQuery",
+    "JobLogReply",
+    "JobOutput",
     "JobResult",
     "JobState",
     "JobStatus",
@@ -163,11 +187,14 @@ class JobStatus(enum.IntEnum):
     """Finished unsuccessfully (the detail and the ``job-result`` say why)."""
     REJECTED = 5
     """Will never run: invalid, an ``after`` job failed, or no executor can ever satisfy it."""
+    CANCELLED = 6
+    """Its client cancelled it (``job-cancel``): not dispatched again, stopped if it ran, and
+    a result that comes later is dropped."""
 
     @property
     def final(self) -> bool:
         """Whether the job will not change state again."""
-        return self in (JobStatus.DONE, JobStatus.FAILED, JobStatus.REJECTED)
+        return self in (JobStatus.DONE, JobStatus.FAILED, JobStatus.REJECTED, JobStatus.CANCELLED)
 
 
 class ResultStatus(enum.IntEnum):
@@ -196,6 +223,8 @@ class ResultStatus(enum.IntEnum):
     """A named input (or the named wasm module or stdin) could not be fetched."""
     EXECUTOR_ERROR = 10
     """Anything else that went wrong at the executor (collecting or publishing results...)."""
+    CANCELLED = 11
+    """Stopped by a ``job-cancel`` (its broker has dropped the job already)."""
 
 
 class DataStatus(enum.IntEnum):
@@ -213,6 +242,9 @@ class DataStatus(enum.IntEnum):
     """No datastore could be reached to serve it."""
     STALE = 5
     """A put older than the stored datum was ignored (last write wins)."""
+    TAKEN = 6
+    """An exclusive put (:attr:`DataPut.exclusive`) found the name taken by another write (of
+    no job, or of another job): nothing was stored. REC's "name already taken"."""
 
 
 class Role(enum.IntFlag):
@@ -467,6 +499,9 @@ class JobAccepted(UcpMessage):
     """The broker that took it (EID)."""
     duplicate: Annotated[bool, Wire(always=True)] = False
     """The broker already had this job (the submission was a duplicate)."""
+    warning: str = ""
+    """One line the submitter should see, e.g. that no node is known at the job's result
+    address (its results would wait in the network until their lifetime ends)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -630,6 +665,11 @@ class DataPut(UcpMessage):
     writer: str | None = None
     """The original writer (EID) of a replica copy; ``None``: the requester (``reply_to``,
     else the bundle's source) wrote it."""
+    exclusive: bool = False
+    """Store it only if the name is free, or taken by an earlier write of the same
+    :attr:`job_id` (another attempt of that job); otherwise the datastore answers
+    :attr:`DataStatus.TAKEN` and keeps what it has. Named results travel this way (REC refuses
+    a second publish of a name); without it the last write wins."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -862,6 +902,10 @@ class StatusQuery(UcpMessage):
     """Also list the nodes the broker knows."""
     reply_to: str | None = None
     """Where the reply goes (EID); default: the bundle's source."""
+    states: tuple[JobStatus | int, ...] = ()
+    """Only jobs in one of these states; empty: in any state."""
+    limit: int = 0
+    """At most this many jobs, the most recently changed first; 0: all of them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -879,6 +923,8 @@ class StatusReply(UcpMessage):
     """The jobs asked for that it knows."""
     nodes: Annotated[tuple[NodeEntry, ...], Wire(always=True)] = ()
     """The nodes it knows, if asked."""
+    more: int = 0
+    """Jobs that matched the query but were left out by its ``limit``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -904,6 +950,116 @@ class BrokerSync(UcpMessage):
     """Named data and where it is held."""
 
 
+# -- cancelling and following jobs -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class JobCancel(UcpMessage):
+    """Cancel jobs (``job-cancel``): from a client to the broker that owns them, and from that
+    broker to the executor running one."""
+
+    _EIDS = ("reply_to",)
+    _WIRE_ORDER = ("request_id", "reply_to")
+
+    KIND: ClassVar[str] = "job-cancel"
+    request_id: int
+    """The requester's id, echoed in the reply (a broker sends none to an executor)."""
+    job_ids: Annotated[tuple[uuid.UUID, ...], Wire(always=True)] = ()
+    """The jobs to cancel."""
+    reason: str = ""
+    """One line saying why, kept as the jobs' detail (default: "cancelled")."""
+    reply_to: str | None = None
+    """Where the reply goes (EID); default: the bundle's source."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobCancelReply(UcpMessage):
+    """What a ``job-cancel`` did (``job-cancel-reply``)."""
+
+    _EIDS = ("broker",)
+
+    KIND: ClassVar[str] = "job-cancel-reply"
+    request_id: int
+    """The ``request_id`` of the ``job-cancel`` this answers."""
+    broker: str
+    """The answering broker (EID)."""
+    jobs: Annotated[tuple[JobStatusEntry, ...], Wire(always=True)] = ()
+    """The jobs it owns, as they stand now: cancelled, or the final state they had reached
+    before (a finished job is not cancelled)."""
+    unknown: tuple[uuid.UUID, ...] = ()
+    """Jobs it does not own (unknown, another broker's, or another client's)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobOutput(UcpMessage):
+    """What a running job wrote since the last ``job-output`` (``job-output``). Offsets count
+    the bytes of each stream from its start, so a receiver that missed an update sees the
+    gap."""
+
+    _EIDS = ("executor",)
+
+    KIND: ClassVar[str] = "job-output"
+    job_id: uuid.UUID
+    """The job that wrote it."""
+    executor: str
+    """The executor running it (EID)."""
+    attempt: Annotated[int, Wire(required=True)] = 1
+    """The dispatch attempt running (output of an older attempt is stale)."""
+    stdout_at: int = 0
+    """Offset in standard output of the first byte of :attr:`stdout`."""
+    stdout: bytes = b""
+    """New standard output (the newest part, if more was written than one message carries)."""
+    stderr_at: int = 0
+    """Offset in standard error of the first byte of :attr:`stderr`."""
+    stderr: bytes = b""
+    """New standard error."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobLogQuery(UcpMessage):
+    """Ask a broker for a job's output so far (``job-log``)."""
+
+    _EIDS = ("reply_to",)
+    _WIRE_ORDER = ("request_id", "reply_to")
+
+    KIND: ClassVar[str] = "job-log"
+    request_id: int
+    """The requester's id, echoed in the reply."""
+    job_id: uuid.UUID
+    """The job."""
+    stdout_from: int = 0
+    """Send standard output from this offset on (what the requester has not seen)."""
+    stderr_from: int = 0
+    """Send standard error from this offset on."""
+    reply_to: str | None = None
+    """Where the reply goes (EID); default: the bundle's source."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobLogReply(UcpMessage):
+    """A job's output as the broker holds it (``job-log-reply``): the end of each stream, from
+    the offset asked for or, if the broker no longer holds that far back, from the oldest byte
+    it holds."""
+
+    KIND: ClassVar[str] = "job-log-reply"
+    request_id: int
+    """The ``request_id`` of the ``job-log`` query this answers."""
+    job_id: uuid.UUID
+    """The job."""
+    found: Annotated[bool, Wire(always=True)] = False
+    """Whether the broker knows the job (nothing else is meaningful otherwise)."""
+    state: JobStatus | int = JobStatus.QUEUED
+    """The job's state."""
+    stdout_at: int = 0
+    """Offset of the first byte of :attr:`stdout` in the job's standard output."""
+    stdout: bytes = b""
+    """Standard output from ``stdout_at`` on."""
+    stderr_at: int = 0
+    """Offset of the first byte of :attr:`stderr` in the job's standard error."""
+    stderr: bytes = b""
+    """Standard error from ``stderr_at`` on."""
+
+
 # Every message kind: MESSAGE_KINDS below is built from this union.
 Message = (
     JobSubmission
@@ -926,6 +1082,11 @@ Message = (
     | StatusQuery
     | StatusReply
     | BrokerSync
+    | JobCancel
+    | JobCancelReply
+    | JobOutput
+    | JobLogQuery
+    | JobLogReply
 )
 """Any UCP message."""
 

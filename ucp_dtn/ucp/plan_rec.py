@@ -32,15 +32,21 @@ How it maps onto our model:
   memory, ``free_disk_space`` → disk, ``cpu_cores`` → cpu_cores, ``free_cpu_capacity`` (0 to
   cores x 100) → ``free_cpu`` in cores.
 * ``submitter`` and ``job_id`` are accepted and ignored (the client sets both); jobs get new
-  UUIDs and the names ``jobs[0]``, ``jobs[1]``...; a job whose inputs are another job's
+  UUIDs and the names ``job-0``, ``job-1``... (``job-N`` is the plan's ``jobs[N]``: a name a
+  shell takes as it is, also as a folder name); a job whose inputs are another job's
   ``named_results`` waits for it, as in our format.
+* The module's argv is ``argv`` exactly, without a program name in front, as REC runs it
+  (:attr:`~ucp_dtn.ucp.job.JobInfo.bare_argv`).
+* ``results_receiver`` names a node (REC's clients receive on their node ID): the results go to
+  that node's UCP client endpoint (``dtn://client/`` → ``dtn://client/ucp/client``), where a
+  ``ucp`` client with that node ID receives them. An endpoint with a path is used as it is.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from bpv7 import BPv7Error, parse_eid
+from bpv7 import BPv7Error, DtnEID, EndpointID, IpnEID, parse_eid
 
 from ._plan_reader import PlanReader
 from .capabilities import Requirements
@@ -49,7 +55,7 @@ from .job import DataRef, JobInfo
 from .names import validate_name, validate_path, validate_pattern
 from .plan import DraftJob, Upload
 
-__all__ = ["METADATA_KEYS", "parse_rec_plan"]
+__all__ = ["METADATA_KEYS", "job_name", "parse_rec_plan"]
 
 METADATA_KEYS = (
     "job_id",
@@ -78,6 +84,26 @@ _REC_KEY = {
     "result_address": "results_receiver",
 }
 _CAPABILITY_KEYS = ("cpu_cores", "free_cpu_capacity", "free_memory", "free_disk_space")
+# The client endpoint of a node (ucp_dtn.roles.endpoints.role_endpoint(node, "client"), which
+# this package cannot import: the roles sit on top of it).
+_CLIENT_DEMUX = "ucp/client"
+_CLIENT_IPN_SERVICE = 4704
+
+
+def job_name(index: int) -> str:
+    """The name of the plan's ``jobs[index]``."""
+    return f"job-{index}"
+
+
+def _client_endpoint(eid: EndpointID) -> EndpointID:
+    """A node ID's UCP client endpoint; any other endpoint as it is."""
+    if not eid.is_node_id:
+        return eid
+    if isinstance(eid, DtnEID):
+        return DtnEID(eid.node_name, _CLIENT_DEMUX)
+    if isinstance(eid, IpnEID):
+        return IpnEID(eid.allocator, eid.node, _CLIENT_IPN_SERVICE, three_element=eid.three_element)
+    return eid  # pragma: no cover - dtn and ipn are the only schemes with node IDs
 
 
 def _path(reader: PlanReader, text: object, *, job: str, field: str) -> str:
@@ -135,8 +161,8 @@ def _uploads(reader: PlanReader, value: object, *, job: str | None, field: str) 
 
 
 def _job(reader: PlanReader, index: int, value: object) -> DraftJob:
-    name = f"jobs[{index}]"
-    table = reader.table(value, job=name, field=name)
+    name = job_name(index)
+    table = reader.table(value, job=name, field=f"jobs[{index}]")
     reader.check_keys(table, ("metadata", "data"), job=name, prefix="")
     if "metadata" not in table:
         raise reader.error("is missing ([jobs.metadata] table)", job=name, field="metadata")
@@ -162,11 +188,12 @@ def _job(reader: PlanReader, index: int, value: object) -> DraftJob:
     if "results_receiver" in meta:
         address = reader.text(meta["results_receiver"], job=name, field=field("results_receiver"))
         try:
-            parse_eid(address)
+            receiver = parse_eid(address)
         except BPv7Error as exc:
             raise reader.error(exc.message, job=name, field=field("results_receiver")) from None
-        fields["result_address"] = address
+        fields["result_address"] = str(_client_endpoint(receiver))
     fields["args"] = reader.text_list(meta.get("argv", []), job=name, field=field("argv"))
+    fields["bare_argv"] = True
     fields["env"] = reader.text_table(meta.get("env", {}), job=name, field=field("env"))
     for key, attribute in (("dirs", "dirs"), ("results", "zip_results")):
         items = reader.text_list(meta.get(key, []), job=name, field=field(key))

@@ -3,7 +3,8 @@
 A plan is a TOML document with up to four top-level keys::
 
     version = 1                      # optional
-    [defaults]                       # optional: result_address, env, limits, requires
+    [defaults]                       # optional: result_address, env, limits, requires,
+                                     # replicas, replace_results
     [data]                           # optional: named data to upload, name = source
     [jobs.<name>]                    # one table per job
 
@@ -12,8 +13,9 @@ A data source is a file name (relative to the plan) or a table with exactly one 
 ``prefix*`` pattern), and optionally ``replicas``. Job keys: ``wasm`` (required), ``stdin``,
 ``files``, ``inputs``, ``dirs``, ``args``, ``env``, ``results``, ``named_results``,
 ``requires``, ``limits``, ``after``, ``result_address``, ``stdout``, ``stderr``, ``replicas``
-(the replication factor of what the job uploads and stores). ``[defaults] replicas`` applies to
-every job and every ``[data]`` entry without its own.
+(the replication factor of what the job uploads and stores), ``replace_results`` (its named
+results replace what other writes published under their names instead of failing the job).
+``[defaults] replicas`` applies to every job and every ``[data]`` entry without its own.
 """
 
 from __future__ import annotations
@@ -60,9 +62,10 @@ JOB_KEYS = (
     "stdout",
     "stderr",
     "replicas",
+    "replace_results",
 )
 """Keys allowed in a job table."""
-_DEFAULT_KEYS = ("result_address", "env", "limits", "requires", "replicas")
+_DEFAULT_KEYS = ("result_address", "env", "limits", "requires", "replicas", "replace_results")
 _LIMIT_KEYS = ("fuel", "time", "memory")
 _REQUIRE_KEYS = (
     "memory",
@@ -292,6 +295,10 @@ def _job(reader: PlanReader, name: str, value: object, defaults: dict[str, Any])
     for key in ("stdout", "stderr"):
         if key in table:
             fields[f"{key}_path"] = reader.text(table[key], job=name, field=key)
+    if "replace_results" in table:
+        fields["replace_results"] = reader.boolean(
+            table["replace_results"], job=name, field="replace_results"
+        )
     after = reader.text_list(table.get("after", []), job=name, field="after")
     try:
         info = JobInfo(**fields)

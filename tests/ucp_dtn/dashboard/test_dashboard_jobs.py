@@ -75,6 +75,7 @@ def test_rows_follow_the_broker_and_finished_jobs_are_timed_once() -> None:
     assert table.run_time.count == 1
     assert table.counts() == {
         "queued": 0, "dispatched": 0, "running": 0, "done": 1, "failed": 0, "rejected": 1,
+        "cancelled": 0,
     }  # fmt: skip
 
 

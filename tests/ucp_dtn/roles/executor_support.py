@@ -30,7 +30,9 @@ from ucp_dtn.ucp.messages import (
     DataReply,
     DataStatus,
     Heartbeat,
+    JobCancel,
     JobDispatch,
+    JobOutput,
     JobResult,
     JobState,
 )
@@ -176,7 +178,10 @@ class FakeBroker:
     heartbeats: list[Heartbeat] = field(default_factory=list)
     gets: list[DataGet] = field(default_factory=list)
     puts: list[DataPut] = field(default_factory=list)
+    outputs: list[JobOutput] = field(default_factory=list)
     refuse_puts: bool = False
+    taken: set[str] = field(default_factory=set)
+    """Names an exclusive put of another job finds taken (answered TAKEN)."""
 
     @property
     def endpoint(self) -> str:
@@ -200,6 +205,18 @@ class FakeBroker:
                 self.puts.append(message)
                 if self.refuse_puts:
                     status = DataStatus.NO_SPACE
+                elif message.exclusive and message.name in self.taken:
+                    status = DataStatus.TAKEN
+                    await self.mailbox.send(
+                        reply_to,
+                        DataReply(
+                            request_id=message.request_id,
+                            status=status,
+                            detail=f"name {message.name!r} already taken",
+                        ),
+                    )
+                    await incoming.done()
+                    continue
                 else:
                     status = DataStatus.OK
                     self.data[message.name] = DataItem(
@@ -214,6 +231,8 @@ class FakeBroker:
                 self.states.append(message)
             elif isinstance(message, Heartbeat):
                 self.heartbeats.append(message)
+            elif isinstance(message, JobOutput):
+                self.outputs.append(message)
             await incoming.done()
 
     async def dispatch(
@@ -235,6 +254,20 @@ class FakeBroker:
             ),
             custody=True,
         )
+
+    async def cancel(self, executor: str, job_id: uuid.UUID, reason: str = "") -> None:
+        message = JobCancel(self.mailbox.next_request_id(), (job_id,), reason=reason)
+        await self.mailbox.send(executor, message, custody=True)
+
+    def output_of(self, job_id: uuid.UUID) -> bytes:
+        """Standard output the executor reported for ``job_id`` (chunks placed at their
+        offsets)."""
+        text = bytearray()
+        for message in self.outputs:
+            if message.job_id == job_id:
+                end = message.stdout_at + len(message.stdout)
+                text[message.stdout_at : end] = message.stdout
+        return bytes(text)
 
     def results_of(self, job_id: uuid.UUID) -> list[JobResult]:
         return [result for result in self.results if result.job_id == job_id]

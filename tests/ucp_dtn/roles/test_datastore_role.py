@@ -209,6 +209,34 @@ async def test_reply_to_is_honoured_and_names_the_writer() -> None:
         assert [i.data for i in incoming.message.items] == [b"from-client"]
 
 
+async def test_an_exclusive_put_of_a_taken_name_is_refused_but_never_a_replica_copy() -> None:
+    other = uuid.UUID("0d7c2f3a-5b6e-4f70-8a91-b2c3d4e5f607")
+    async with mesh() as m:
+        await m.start_role()
+        reply = await m.ask(put(m.rid(), "runs/out", b"one", 5.0, job_id=JOB, exclusive=True))
+        assert isinstance(reply, DataReply) and reply.status is DataStatus.OK
+        # Another job's named result: taken (REC's rule); what is stored stays.
+        rid = m.rid()
+        reply = await m.ask(put(rid, "runs/out", b"two", 6.0, job_id=other, exclusive=True))
+        assert reply == DataReply(rid, DataStatus.TAKEN, "name 'runs/out' already taken")
+        # The same job's write as a replica copy from another datastore (it names its writer):
+        # accepted there, so never refused here, whatever it says; the newer version wins.
+        copy = put(
+            m.rid(),
+            "runs/out",
+            b"two",
+            6.0,
+            job_id=other,
+            exclusive=True,
+            writer="dtn://c/ucp/executor",
+            replicas=2,
+        )
+        reply = await m.ask(copy, via=m.broker)
+        assert isinstance(reply, DataReply) and reply.status is DataStatus.OK
+        reply = await m.ask(DataGet(m.rid(), "runs/out"))
+        assert isinstance(reply, DataGetReply) and [i.data for i in reply.items] == [b"two"]
+
+
 async def test_heartbeats_reach_the_brokers_with_free_space() -> None:
     async with mesh() as m:
         await m.start_role(heartbeat_interval_s=0.2, datastore_quota_bytes=10_000)

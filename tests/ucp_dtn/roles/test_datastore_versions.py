@@ -19,6 +19,7 @@ from ucp_dtn.ucp.names import job_result_name
 A = "dtn://a/ucp/client"
 B = "dtn://b/ucp/client"
 JOB = uuid.UUID("6f1c1b9e-8a1d-4c4e-9a51-2b0f3c1d2e4f")
+Write = tuple[bytes, str, uuid.UUID]
 
 
 class Clock:
@@ -83,6 +84,63 @@ async def test_a_delete_removes_older_writes_only_and_buries_their_late_arrivals
         assert await store.put("survey2", b"x", written_at=1.0, writer=A) is PutOutcome.STORED
         [tombstone] = await store.tombstones()
         assert tombstone.query == "survey" and tombstone.version.written_at == 20.0
+
+
+async def test_an_exclusive_put_is_decided_against_the_live_datum() -> None:
+    async with await open_store() as store:
+        out = {"written_at": 5.0, "writer": A, "job_id": JOB, "replicas": 2, "exclusive": True}
+        assert await store.put("out", b"one", **out) is PutOutcome.STORED
+        # The same write again (a retransmission, or the copy a replica already made): a
+        # duplicate, not "taken" -- also for a write of no job.
+        assert await store.put("out", b"one", **out) is PutOutcome.UNCHANGED
+        info = await store.info("out")
+        assert info is not None and info.replicas == 2 and info.replicated
+        plain = {"writer": A, "exclusive": True}
+        assert await store.put("plain", b"p", written_at=1.0, **plain) is PutOutcome.STORED
+        assert await store.put("plain", b"p", written_at=1.0, **plain) is PutOutcome.UNCHANGED
+        assert await store.put("plain", b"q", written_at=2.0, **plain) is PutOutcome.TAKEN
+        # A tombstone holds no name: after a delete the name is free for a newer write, and
+        # a write older than the delete is buried (stale), not taken.
+        assert await store.delete("plain", deleted_at=10.0, deleter=B) == 1
+        assert await store.put("plain", b"late", written_at=9.0, **plain) is PutOutcome.STALE
+        assert await store.put("plain", b"new", written_at=11.0, **plain) is PutOutcome.STORED
+        datum = await store.datum("plain")
+        assert datum is not None and datum.data == b"new"
+
+
+async def test_exclusive_writes_accepted_apart_converge_through_their_copies() -> None:
+    """Two jobs publish one name at two datastores at once (a partition): each is accepted
+    where it arrived; their replica copies (never exclusive: the role sends them so) then
+    leave every datastore with the same winner, whatever the order copies arrive in."""
+    other = uuid.UUID("0d7c2f3a-5b6e-4f70-8a91-b2c3d4e5f607")
+    one = (b"job one", A, JOB)
+    two = (b"job two", B, other)  # the same time, a greater writer: the winner
+
+    async def put(store: NamedDataStore, write: Write, *, exclusive: bool = False) -> PutOutcome:
+        data, writer, job = write
+        return await store.put(
+            "runs/out", data, written_at=5.0, writer=writer, job_id=job, exclusive=exclusive
+        )
+
+    async def held(store: NamedDataStore) -> bytes:
+        datum = await store.datum("runs/out")
+        assert datum is not None
+        return datum.data
+
+    for own, copy in ((one, two), (two, one)):
+        async with await open_store() as store:
+            assert await put(store, own, exclusive=True) is PutOutcome.STORED
+            await put(store, copy)
+            assert await held(store) == b"job two"
+    for order in ((one, two), (two, one)):  # a third datastore that gets only copies
+        async with await open_store() as store:
+            for write in order:
+                await put(store, write)
+            assert await held(store) == b"job two"
+    # Where the other job's copy came first, a job's own put is refused: REC's rule.
+    async with await open_store() as store:
+        await put(store, two)
+        assert await put(store, one, exclusive=True) is PutOutcome.TAKEN
 
 
 async def test_a_delete_and_a_write_of_the_same_time_and_writer_leave_the_name_deleted() -> None:

@@ -101,11 +101,12 @@ async def test_jobs_read_stdin_and_named_data_and_publish_results() -> None:
             greeting = b"hello from the datastore\n"
             assert result.stdout_tail == greeting
             assert result.archive is not None and result.archive_ref is None
+            # Stdout has a file of its own in the job (logs/out.log): it is not packed again as
+            # "stdout"; stderr has none and is.
             assert unzip(result.archive) == {
                 "logs/out.log": greeting,
                 "out/stdin-copy": b"standard input\n",
                 "stderr": b"",
-                "stdout": greeting,
             }
             assert result.published == ("reports/r1",)
             assert net.broker.data["reports/r1"].data == greeting
@@ -274,4 +275,80 @@ async def test_restart_resumes_unfinished_jobs_and_remembers_finished_ones(tmp_p
         jobs_dir = tmp_path / "executor" / "jobs"
         assert not (jobs_dir / str(quick.job_id)).exists()
         assert (jobs_dir / str(slow.job_id) / "dir").is_dir()
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_running_job_reports_its_output_and_stops_when_cancelled() -> None:
+    async with network() as net, trio.open_nursery() as nursery:
+        executor = await start_executor(nursery, net.node, executor_settings())
+        executor.role.output_interval_s = 0.05
+        ticker = job(name="ticker", wasm=InlineData(wasm("ticker")), limits=Limits(time=600))
+        early = job(name="early")
+        # A cancel that overtakes its dispatch: the dispatch is answered, not run.
+        await net.broker.cancel(net.executor_endpoint, early.job_id, reason="changed my mind")
+        await wait_until(lambda: executor.role.statistics().received == 0, timeout=LIMIT)
+        await net.broker.dispatch(net.executor_endpoint, ticker)
+        with trio.fail_after(LIMIT):
+            # The broker hears the output while the job runs.
+            await wait_until(lambda: net.broker.output_of(ticker.job_id).count(b"tick\n") >= 3)
+            assert set(net.broker.output_of(ticker.job_id).split(b"\n")) == {b"tick", b""}
+            assert executor.role.statistics().running == 1
+            await net.broker.cancel(net.executor_endpoint, ticker.job_id, reason="enough")
+            result = await net.broker.result(ticker.job_id)
+            assert (result.status, result.message) == (ResultStatus.CANCELLED, "enough")
+            await wait_until(lambda: executor.role.statistics().running == 0)
+            await net.broker.dispatch(net.executor_endpoint, early)
+            answered = await net.broker.result(early.job_id)
+            assert (answered.status, answered.message) == (
+                ResultStatus.CANCELLED,
+                "changed my mind",
+            )
+        stats = executor.role.statistics()
+        assert (stats.cancelled, stats.received, stats.duplicates) == (1, 1, 1)
+        nursery.cancel_scope.cancel()
+
+
+async def test_bare_argv_has_no_program_name() -> None:
+    async with network() as net, trio.open_nursery() as nursery:
+        await start_executor(nursery, net.node, executor_settings())
+        echo = InlineData(wasm("echo"))
+        plain = job(wasm=echo, args=("a", "b"))
+        bare = job(wasm=echo, args=("a", "b"), bare_argv=True)
+        for each in (plain, bare):
+            await net.broker.dispatch(net.executor_endpoint, each)
+        with trio.fail_after(LIMIT):
+            assert (await net.broker.result(plain.job_id)).stdout_tail == b"job.wasm\0a\0b\0||"
+            assert (await net.broker.result(bare.job_id)).stdout_tail == b"a\0b\0||"
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_named_result_whose_name_is_taken_fails_the_job() -> None:
+    async with network() as net, trio.open_nursery() as nursery:
+        await start_executor(nursery, net.node, executor_settings())
+        net.broker.taken.add("wasm_output_file")
+        publisher = job(
+            args=("-", "out.txt"),
+            stdin=InlineData(b"hello-from-wasi"),
+            named_results={"out.txt": "wasm_output_file"},
+            zip_results=("out.txt",),
+        )
+        replacer = job(
+            args=("-", "out.txt"),
+            stdin=InlineData(b"again"),
+            named_results={"out.txt": "wasm_output_file"},
+            replace_results=True,
+        )
+        await net.broker.dispatch(net.executor_endpoint, publisher)
+        await net.broker.dispatch(net.executor_endpoint, replacer)
+        with trio.fail_after(LIMIT):
+            assert (await net.broker.result(replacer.job_id)).ok
+            result = await net.broker.result(publisher.job_id)
+        assert result.status == ResultStatus.EXECUTOR_ERROR
+        assert result.message == (
+            "publishing failed: 'wasm_output_file': name 'wasm_output_file' already taken"
+        )
+        assert result.published == ()
+        puts = {p.job_id: p for p in net.broker.puts if p.name == "wasm_output_file"}
+        assert puts[publisher.job_id].exclusive
+        assert not puts[replacer.job_id].exclusive  # replace_results: the newest write wins
         nursery.cancel_scope.cancel()

@@ -139,15 +139,31 @@ def test_archive_is_deterministic_and_selects_by_segment(tmp_path: Path) -> None
 def test_named_results_files_directories_and_wildcards(tmp_path: Path) -> None:
     tree = make_tree(
         tmp_path / "job",
-        {"r.txt": b"r", "dir/a": b"a", "dir/s/b": b"b", "out/x": b"x", "out/y z": b"bad"},
+        {
+            "r.txt": b"r",
+            "dir/a": b"a",
+            "dir/s/b": b"b",
+            "out/x": b"x",
+            "out/y z": b"bad",
+            "deep/er/c": b"c",
+        },
     )
     named = collect_named_results(
-        tree, {"r.txt": "res/r", "dir": "res/dir", "out/*": "res/out/*", "none/*": "res/none/*"}
+        tree,
+        {
+            "r.txt": "res/r",
+            "dir": "res/dir",
+            "deep/er": "res/deeper",
+            "out/*": "res/out/*",
+            "none/*": "res/none/*",
+        },
     )
     data = dict(named.data)
-    assert sorted(data) == ["res/dir", "res/out/x", "res/r"]
+    assert sorted(data) == ["res/deeper", "res/dir", "res/out/x", "res/r"]
     assert data["res/r"] == b"r" and data["res/out/x"] == b"x"
-    assert unzip(data["res/dir"]) == {"a": b"a", "s/b": b"b"}
+    # A directory's archive holds its files under the directory's own name (REC's layout).
+    assert unzip(data["res/dir"]) == {"dir/a": b"a", "dir/s/b": b"b"}
+    assert unzip(data["res/deeper"]) == {"er/c": b"c"}
     [problem] = named.problems
     assert problem.startswith("'out/y z' cannot be published")
 

@@ -240,6 +240,34 @@ async def test_the_same_write_again_is_a_harmless_duplicate() -> None:
         assert (stats.stored, stats.unchanged, stats.stale, stats.items) == (1, 1, 1, 1)
 
 
+async def test_an_exclusive_put_never_replaces_another_write() -> None:
+    async with await memory_store() as store:
+
+        async def put(name: str, data: bytes, at: float, job: uuid.UUID | None) -> PutOutcome:
+            return await store.put(
+                name, data, written_at=at, writer=WRITER, job_id=job, exclusive=True
+            )
+
+        assert await put("out", b"first", 1.0, JOB) is PutOutcome.STORED
+        # Another job, a newer write: refused (REC: "already taken"); the first value stays.
+        assert await put("out", b"second", 2.0, OTHER_JOB) is PutOutcome.TAKEN
+        # The same job again (a redeployed attempt): last write wins as usual.
+        assert await put("out", b"again", 3.0, JOB) is PutOutcome.STORED
+        assert await put("out", b"late", 0.5, JOB) is PutOutcome.STALE
+        # A name written by no job is taken for every exclusive put; a plain put still wins.
+        await store.put("plain", b"p", written_at=1.0, writer=WRITER)
+        assert await put("plain", b"x", 2.0, JOB) is PutOutcome.TAKEN
+        assert await put("plain", b"x", 2.0, None) is PutOutcome.TAKEN
+        assert await put("free", b"f", 1.0, None) is PutOutcome.STORED
+        assert (
+            await store.put("out", b"plain", written_at=9.0, writer=WRITER, job_id=OTHER_JOB)
+            is PutOutcome.STORED
+        )
+        [item] = (await store.get("out")).items
+        assert item.data == b"plain"
+        assert store.statistics().taken == 3
+
+
 @pytest.mark.parametrize(
     ("name", "data", "written_at", "writer", "error", "match"),
     [

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -169,8 +171,11 @@ async def test_worker_killed_mid_job_is_reported_and_replaced(
 
 
 def is_zombie(pid: int) -> bool:
+    """Dead and waiting to be reaped: the process is a zombie and none of its threads (a worker
+    has one watching its parent) is still exiting, so that ``waitpid`` reports it."""
     stat = Path(f"/proc/{pid}/stat").read_text()
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+    threads = os.listdir(f"/proc/{pid}/task")
+    return stat.rsplit(")", 1)[1].split()[0] == "Z" and len(threads) <= 1
 
 
 async def test_idle_worker_that_died_is_replaced_before_it_gets_a_job(
@@ -350,3 +355,57 @@ async def test_worker_that_cannot_start(tmp_path: Path) -> None:
 def test_pool_size_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least one worker"):
         WorkerPool(0)
+
+
+_ORPHAN_PARENT = """
+import sys
+from pathlib import Path
+import trio
+from ucp_dtn.ucp.runtime import RunSpec, WorkerPool
+sys.path.insert(0, sys.argv[2])
+from wat import wasm
+
+async def main() -> None:
+    pool = WorkerPool(1, None)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        nursery.start_soon(pool.execute, RunSpec(wasm("loop"), Path(sys.argv[1]), timeout=600))
+        while pool.statistics().running != 1:
+            await trio.sleep(0.01)
+        print(pool.statistics().busy_pids[0], flush=True)
+        await trio.sleep_forever()
+
+trio.run(main)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return not is_zombie(pid)
+    except FileNotFoundError:
+        return False
+
+
+async def test_a_worker_dies_with_its_parent_even_mid_job(job_dir: Path) -> None:
+    # The pool's process is killed outright (kill -9 of a node): its worker, busy with a guest
+    # that never ends, must not go on running it.
+    parent = await trio.lowlevel.open_process(
+        [sys.executable, "-c", _ORPHAN_PARENT, str(job_dir), str(Path(__file__).parent)],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert parent.stdout is not None
+        with trio.fail_after(LIMIT):
+            line = b""
+            while not line.endswith(b"\n"):
+                chunk = await parent.stdout.receive_some(64)
+                assert chunk, "the parent ended before its worker ran the job"
+                line += chunk
+        worker = int(line)
+        assert _alive(worker)
+    finally:
+        parent.kill()
+        await parent.wait()
+    with trio.fail_after(10):
+        while _alive(worker):
+            await trio.sleep(0.02)

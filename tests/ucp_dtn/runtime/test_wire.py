@@ -31,7 +31,7 @@ specs = st.builds(
     args=st.lists(text, max_size=4).map(tuple),
     env=st.lists(st.tuples(names, text), max_size=4).map(tuple),
     stdin=st.binary(max_size=64),
-    program_name=text,
+    program_name=st.none() | text,
     entry=names,
     fuel=st.none() | st.integers(1, 2**64 - 1),
     timeout=st.floats(0.001, 1e6),

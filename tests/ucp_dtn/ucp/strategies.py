@@ -27,8 +27,13 @@ from ucp_dtn.ucp import (
     Heartbeat,
     InlineData,
     JobAccepted,
+    JobCancel,
+    JobCancelReply,
     JobDispatch,
     JobInfo,
+    JobLogQuery,
+    JobLogReply,
+    JobOutput,
     JobResult,
     JobState,
     JobStatusEntry,
@@ -151,6 +156,8 @@ def job_infos(draw: st.DrawFn) -> JobInfo:
         stdout_path=draw(st.none() | paths),
         stderr_path=draw(st.none() | paths),
         replicas=draw(st.none() | factors),
+        bare_argv=draw(st.booleans()),
+        replace_results=draw(st.booleans()),
     )
 
 
@@ -184,7 +191,7 @@ request_ids = uints
 
 message_strategies: tuple[st.SearchStrategy[UcpMessage], ...] = (
     st.builds(JobSubmission, job_infos(), inline_data),
-    st.builds(JobAccepted, uuids, eids, st.booleans()),
+    st.builds(JobAccepted, uuids, eids, st.booleans(), texts),
     st.builds(JobState, uuids, status_codes, times, texts, st.none() | eids, uints),
     st.builds(JobDispatch, job_infos(), eids, eids, uints, inline_data),
     st.builds(
@@ -229,6 +236,7 @@ message_strategies: tuple[st.SearchStrategy[UcpMessage], ...] = (
         st.none() | eids,
         st.none() | factors,
         st.none() | eids,
+        st.booleans(),
     ),
     st.builds(DataReply, request_ids, status_codes, texts, uints),
     st.builds(DataGet, request_ids, patterns, st.none() | texts, uints, st.none() | eids),
@@ -288,6 +296,8 @@ message_strategies: tuple[st.SearchStrategy[UcpMessage], ...] = (
         st.none() | eids,
         st.booleans(),
         st.none() | eids,
+        st.lists(status_codes, max_size=3).map(tuple),
+        uints,
     ),
     st.builds(
         StatusReply,
@@ -298,6 +308,7 @@ message_strategies: tuple[st.SearchStrategy[UcpMessage], ...] = (
             st.builds(NodeEntry, eids, roles, times, st.none() | capabilities, uints, uints),
             max_size=2,
         ).map(tuple),
+        uints,
     ),
     st.builds(
         BrokerSync,
@@ -312,6 +323,21 @@ message_strategies: tuple[st.SearchStrategy[UcpMessage], ...] = (
             max_size=2,
         ).map(tuple),
         st.lists(data_entries, max_size=2).map(tuple),
+    ),
+    st.builds(
+        JobCancel, request_ids, st.lists(uuids, max_size=3).map(tuple), texts, st.none() | eids
+    ),
+    st.builds(
+        JobCancelReply,
+        request_ids,
+        eids,
+        st.lists(status_entries, max_size=2).map(tuple),
+        st.lists(uuids, max_size=2).map(tuple),
+    ),
+    st.builds(JobOutput, uuids, eids, uints, uints, blobs, uints, blobs),
+    st.builds(JobLogQuery, request_ids, uuids, uints, uints, st.none() | eids),
+    st.builds(
+        JobLogReply, request_ids, uuids, st.booleans(), status_codes, uints, blobs, uints, blobs
     ),
 )
 """One strategy per message kind."""

@@ -213,7 +213,7 @@ def test_inline_data_is_validated_and_read_only() -> None:
         (cbor2.dumps({"t": "heartbeat"}), "field 'v' .* must be an integer, got null"),
         (cbor2.dumps({"v": 2, "t": "heartbeat"}), "message version 2 is not supported"),
         (cbor2.dumps({"v": 1}), "field 't' .* must be text, got null"),
-        (cbor2.dumps({"v": 1, "t": "job-cancel"}), "unknown message kind 'job-cancel'"),
+        (cbor2.dumps({"v": 1, "t": "job-teleport"}), "unknown message kind 'job-teleport'"),
         (
             payload(t="job-accepted", broker="dtn://b/"),
             "job-accepted message: field 'job-id' is missing",

@@ -197,11 +197,13 @@ def test_rec_single_job_plan() -> None:
     assert plan.format == "rec"
     (job,) = plan.jobs
     info = job.info
-    assert job.name == info.name == "jobs[0]"
+    assert job.name == info.name == "job-0"
     assert info.wasm == DataRef("echo-module")
     assert info.stdin == DataRef("echo-stdin")
-    assert info.result_address == "dtn://field-laptop/"
-    assert info.args == ("--upper", "--count")
+    # REC clients receive on their node ID: ours on its client endpoint.
+    assert info.result_address == "dtn://field-laptop/ucp/client"
+    # REC's argv is the whole argv: no program name goes in front.
+    assert info.args == ("--upper", "--count") and info.bare_argv
     assert info.env == {"MODE": "fast", "LEVEL": "3"}
     # REC's sandbox-root paths become job paths.
     assert info.dirs == ("results", "scratch")
@@ -215,10 +217,10 @@ def test_rec_single_job_plan() -> None:
     )
     # [jobs.data] is uploaded as named data and, being small, also sent along with the job.
     assert [(u.name, u.job) for u in plan.uploads] == [
-        ("echo-module", "jobs[0]"),
-        ("echo-stdin", "jobs[0]"),
-        ("echo-words", "jobs[0]"),
-        ("echo-table", "jobs[0]"),
+        ("echo-module", "job-0"),
+        ("echo-stdin", "job-0"),
+        ("echo-words", "job-0"),
+        ("echo-table", "job-0"),
     ]
     assert job.inline_data == {
         "echo-module": b"\0asm\1\0\0\0",
@@ -233,13 +235,13 @@ def test_rec_pipeline_plan() -> None:
     assert plan.format == "rec"
     assert [u.name for u in plan.uploads] == ["echo-module", "echo-stdin", "echo-words"]
     assert all(u.job is None for u in plan.uploads)
-    assert plan.waves() == (("jobs[0]",), ("jobs[1]",))
-    second = plan.job("jobs[1]")
+    assert plan.waves() == (("job-0",), ("job-1",))
+    second = plan.job("job-1")
     assert second.info.stdin == DataRef("pass-one-output")
-    assert second.info.after == (plan.job("jobs[0]").info.job_id,)
+    assert second.info.after == (plan.job("job-0").info.job_id,)
     assert second.inline_data == {}
     assert [(d.job, d.on, d.reason) for d in plan.dependencies] == [
-        ("jobs[1]", "jobs[0]", "reads 'pass-one-output'")
+        ("job-1", "job-0", "reads 'pass-one-output'")
     ]
 
 
@@ -408,7 +410,7 @@ def test_plan_error_attributes(tmp_path: Path) -> None:
 
 
 REC_ERRORS = [
-    ("[[jobs]]\n", r"job 'jobs\[0\]': field 'metadata': is missing"),
+    ("[[jobs]]\n", r"job 'job-0': field 'metadata': is missing"),
     ("[[jobs]]\n[jobs.metadata]\nargv = []", r"field 'metadata.wasm_module': is missing"),
     (
         "[[jobs]]\n[jobs.metadata]\nwasm_module = 'm'\nstdout = 'x'",
@@ -447,14 +449,14 @@ REC_ERRORS = [
     (
         "[[jobs]]\n[jobs.metadata]\nwasm_module = 'm'\n[jobs.data]\nm = 'w.wasm'\n"
         "[[jobs]]\n[jobs.metadata]\nwasm_module = 'm'\n[jobs.data]\nm = 'other.wasm'",
-        r"job 'jobs\[1\]': field 'data\['m'\]': data 'm' is declared twice with different content",
+        r"job 'job-1': field 'data\['m'\]': data 'm' is declared twice with different content",
     ),
     (
         "[[jobs]]\n[jobs.metadata]\nwasm_module = 'm'\nstdin_file = 'x'\n"
         "[jobs.metadata.named_results]\n'/o' = 'y'\n"
         "[[jobs]]\n[jobs.metadata]\nwasm_module = 'm'\nstdin_file = 'y'\n"
         "[jobs.metadata.named_results]\n'/o' = 'x'\n",
-        r"dependency cycle: 'jobs\[0\]' reads 'x' published by 'jobs\[1\]'",
+        r"dependency cycle: 'job-0' reads 'x' published by 'job-1'",
     ),
     (
         "[[jobs]]\n[jobs.metadata]\nwasm_module = 'm'\ndirs = ['/a']\n"
@@ -616,3 +618,18 @@ def test_parse_count(value: object, expected: int) -> None:
 def test_parse_count_rejects(value: object) -> None:
     with pytest.raises(ValueError, match="must be a whole number > 0"):
         parse_count(value)
+
+
+def test_named_results_replace_only_when_asked(tmp_path: Path) -> None:
+    text = (
+        "[defaults]\nreplace_results = true\n"
+        '[jobs.a]\nwasm = { name = "m" }\nnamed_results = { "o" = "out/a" }\n'
+        '[jobs.b]\nwasm = { name = "m" }\nnamed_results = { "o" = "out/b" }\n'
+        "replace_results = false\n"
+    )
+    plan = parse_plan(text, source=tmp_path / "p.toml")
+    assert plan.job("a").info.replace_results and not plan.job("b").info.replace_results
+    with pytest.raises(PlanError, match=r"job 'a': field 'replace_results': must be a boolean"):
+        parse_plan(
+            '[jobs.a]\nwasm = { name = "m" }\nreplace_results = 1\n', source=tmp_path / "p.toml"
+        )

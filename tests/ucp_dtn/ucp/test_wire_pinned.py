@@ -35,8 +35,13 @@ from ucp_dtn.ucp import (
     Heartbeat,
     InlineData,
     JobAccepted,
+    JobCancel,
+    JobCancelReply,
     JobDispatch,
     JobInfo,
+    JobLogQuery,
+    JobLogReply,
+    JobOutput,
     JobResult,
     JobState,
     JobStatus,
@@ -106,6 +111,17 @@ CAPABILITIES = Capabilities(
     has_battery=True,
     power=80.5,
     extra={"gpu": False, "sensors": 2},
+)
+REC_JOB = JobInfo(job_id=JOB_ID, wasm=DataRef("wasm-module"), args=("a", "b", "c"), bare_argv=True)
+CANCELLED_ENTRY = JobStatusEntry(
+    job_id=JOB_ID,
+    state=JobStatus.CANCELLED,
+    updated_at=AT,
+    name="resample 1",
+    detail="cancelled",
+    client=CLIENT,
+    executor=EXECUTOR,
+    attempts=1,
 )
 STATUS_ENTRY = JobStatusEntry(
     job_id=JOB_ID,
@@ -707,6 +723,140 @@ PINNED_MESSAGES = [
         "312f7563702f62726f6b6572646461746180",
         id="broker-sync-takeover",
     ),
+    pytest.param(
+        JobAccepted(JOB_ID, BROKER, warning="no node dtn://client/ is known"),
+        "a661760161746c6a6f622d6163636570746564666a6f622d6964501234567812345678"
+        "12345678123456786662726f6b6572781a64746e3a2f2f7368656c7465722d332f7563"
+        "702f62726f6b6572696475706c6963617465f4677761726e696e67781e6e6f206e6f64"
+        "652064746e3a2f2f636c69656e742f206973206b6e6f776e",
+        id="job-accepted-warning",
+    ),
+    pytest.param(
+        DataPut(7, "runs/7/out.txt", b"x", AT, job_id=JOB_ID, exclusive=True),
+        "a8617601617468646174612d7075746a726571756573742d696407646e616d656e7275"
+        "6e732f372f6f75742e74787464646174614178626174fb41d954fc40200000666a6f62"
+        "2d69645012345678123456781234567812345678696578636c7573697665f5",
+        id="data-put-exclusive",
+    ),
+    # Both sides of a merge added DataPut fields (replication: replicas, writer; REC parity:
+    # exclusive): each old pin above is unchanged, and together they keep the field order.
+    pytest.param(
+        DataPut(7, "runs/7/out.txt", b"x", AT, job_id=JOB_ID, replicas=2, exclusive=True),
+        "a9617601617468646174612d7075746a726571756573742d696407646e616d656e7275"
+        "6e732f372f6f75742e74787464646174614178626174fb41d954fc40200000666a6f62"
+        "2d69645012345678123456781234567812345678687265706c6963617302696578636c"
+        "7573697665f5",
+        id="data-put-exclusive-replicated",
+    ),
+    pytest.param(
+        StatusQuery(4, states=(JobStatus.RUNNING, JobStatus.QUEUED), limit=50),
+        "a561760161746c7374617475732d71756572796a726571756573742d69640466737461"
+        "746573820200656c696d69741832",
+        id="status-query-filtered",
+    ),
+    pytest.param(
+        StatusReply(4, BROKER, jobs=(CANCELLED_ENTRY,), more=12),
+        "a761760161746c7374617475732d7265706c796a726571756573742d6964046662726f"
+        "6b6572781a64746e3a2f2f7368656c7465722d332f7563702f62726f6b6572646a6f62"
+        "7381a8666a6f622d696450123456781234567812345678123456786573746174650662"
+        "6174fb41d954fc40200000646e616d656a726573616d706c6520316664657461696c69"
+        "63616e63656c6c656466636c69656e74781964746e3a2f2f6c6170746f702d372f7563"
+        "702f636c69656e74686578656375746f72781964746e3a2f2f657865632d312f756370"
+        "2f6578656375746f7268617474656d70747301656e6f64657380646d6f72650c",
+        id="status-reply-more",
+    ),
+    pytest.param(
+        JobCancel(9, (JOB_ID, OTHER_ID), reason="wrong input", reply_to=CLIENT),
+        "a661760161746a6a6f622d63616e63656c6a726571756573742d696409687265706c79"
+        "2d746f781964746e3a2f2f6c6170746f702d372f7563702f636c69656e74676a6f622d"
+        "6964738250123456781234567812345678123456785087654321432187654321876543"
+        "21876566726561736f6e6b77726f6e6720696e707574",
+        id="job-cancel-full",
+    ),
+    pytest.param(
+        JobCancel(9),
+        "a461760161746a6a6f622d63616e63656c6a726571756573742d696409676a6f622d69647380",
+        id="job-cancel-minimal",
+    ),
+    pytest.param(
+        JobCancelReply(9, BROKER, jobs=(CANCELLED_ENTRY,), unknown=(OTHER_ID,)),
+        "a66176016174706a6f622d63616e63656c2d7265706c796a726571756573742d696409"
+        "6662726f6b6572781a64746e3a2f2f7368656c7465722d332f7563702f62726f6b6572"
+        "646a6f627381a8666a6f622d6964501234567812345678123456781234567865737461"
+        "746506626174fb41d954fc40200000646e616d656a726573616d706c65203166646574"
+        "61696c6963616e63656c6c656466636c69656e74781964746e3a2f2f6c6170746f702d"
+        "372f7563702f636c69656e74686578656375746f72781964746e3a2f2f657865632d31"
+        "2f7563702f6578656375746f7268617474656d7074730167756e6b6e6f776e81508765"
+        "4321432187654321876543218765",
+        id="job-cancel-reply-full",
+    ),
+    pytest.param(
+        JobCancelReply(9, BROKER),
+        "a56176016174706a6f622d63616e63656c2d7265706c796a726571756573742d696409"
+        "6662726f6b6572781a64746e3a2f2f7368656c7465722d332f7563702f62726f6b6572"
+        "646a6f627380",
+        id="job-cancel-reply-minimal",
+    ),
+    pytest.param(
+        JobOutput(
+            JOB_ID,
+            EXECUTOR,
+            attempt=2,
+            stdout_at=4096,
+            stdout=b"line\n",
+            stderr_at=12,
+            stderr=b"warn\n",
+        ),
+        "a961760161746a6a6f622d6f7574707574666a6f622d69645012345678123456781234"
+        "567812345678686578656375746f72781964746e3a2f2f657865632d312f7563702f65"
+        "78656375746f7267617474656d707402697374646f75742d6174191000667374646f75"
+        "74456c696e650a697374646572722d61740c66737464657272457761726e0a",
+        id="job-output-full",
+    ),
+    pytest.param(
+        JobOutput(JOB_ID, EXECUTOR),
+        "a561760161746a6a6f622d6f7574707574666a6f622d69645012345678123456781234"
+        "567812345678686578656375746f72781964746e3a2f2f657865632d312f7563702f65"
+        "78656375746f7267617474656d707401",
+        id="job-output-minimal",
+    ),
+    pytest.param(
+        JobLogQuery(3, JOB_ID, stdout_from=100, stderr_from=7, reply_to=CLIENT),
+        "a76176016174676a6f622d6c6f676a726571756573742d696403687265706c792d746f"
+        "781964746e3a2f2f6c6170746f702d372f7563702f636c69656e74666a6f622d696450"
+        "123456781234567812345678123456786b7374646f75742d66726f6d18646b73746465"
+        "72722d66726f6d07",
+        id="job-log-full",
+    ),
+    pytest.param(
+        JobLogQuery(3, JOB_ID),
+        "a46176016174676a6f622d6c6f676a726571756573742d696403666a6f622d69645012"
+        "345678123456781234567812345678",
+        id="job-log-minimal",
+    ),
+    pytest.param(
+        JobLogReply(
+            3,
+            JOB_ID,
+            found=True,
+            state=JobStatus.RUNNING,
+            stdout_at=100,
+            stdout=b"more\n",
+            stderr_at=7,
+            stderr=b"e",
+        ),
+        "aa61760161746d6a6f622d6c6f672d7265706c796a726571756573742d696403666a6f"
+        "622d6964501234567812345678123456781234567865666f756e64f565737461746502"
+        "697374646f75742d61741864667374646f7574456d6f72650a697374646572722d6174"
+        "07667374646572724165",
+        id="job-log-reply-full",
+    ),
+    pytest.param(
+        JobLogReply(3, JOB_ID),
+        "a561760161746d6a6f622d6c6f672d7265706c796a726571756573742d696403666a6f"
+        "622d6964501234567812345678123456781234567865666f756e64f4",
+        id="job-log-reply-minimal",
+    ),
 ]
 
 
@@ -753,6 +903,40 @@ PINNED_JOB_INFOS = [
         MINIMAL_JOB,
         "a26269645012345678123456781234567812345678647761736d480061736d01000000",
         id="job-info-minimal",
+    ),
+    pytest.param(
+        REC_JOB,
+        "a46269645012345678123456781234567812345678647761736d6b7761736d2d6d6f64"
+        "756c6564617267738361616162616369626172652d61726776f5",
+        id="job-info-bare-argv",
+    ),
+    pytest.param(
+        JobInfo(
+            job_id=JOB_ID,
+            wasm=DataRef("m"),
+            named_results={"out.txt": "runs/out"},
+            replace_results=True,
+        ),
+        "a46269645012345678123456781234567812345678647761736d616d6d6e616d65642d"
+        "726573756c7473a1676f75742e7478746872756e732f6f75746f7265706c6163652d72"
+        "6573756c7473f5",
+        id="job-info-replace-results",
+    ),
+    pytest.param(
+        JobInfo(
+            job_id=JOB_ID,
+            wasm=DataRef("m"),
+            args=("a",),
+            named_results={"out.txt": "runs/out"},
+            replicas=3,
+            replace_results=True,
+            bare_argv=True,
+        ),
+        "a76269645012345678123456781234567812345678647761736d616d64617267738161"
+        "616d6e616d65642d726573756c7473a1676f75742e7478746872756e732f6f75746872"
+        "65706c69636173036f7265706c6163652d726573756c7473f569626172652d61726776"
+        "f5",
+        id="job-info-replicas-replace-results-bare-argv",
     ),
 ]
 

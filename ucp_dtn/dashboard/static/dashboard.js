@@ -4,7 +4,7 @@
 // parsed as HTML.
 "use strict";
 
-const STATES = ["queued", "dispatched", "running", "done", "failed", "rejected"];
+const STATES = ["queued", "dispatched", "running", "done", "failed", "rejected", "cancelled"];
 const ROLE_ORDER = ["broker", "executor", "datastore"];
 const SVG = "http://www.w3.org/2000/svg";
 const filters = { states: new Set(), text: "" };

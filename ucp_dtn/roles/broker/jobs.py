@@ -4,7 +4,8 @@ which jobs wait for which.
 The :class:`JobBook` mirrors the journal (the broker writes a record to the journal first, then
 :meth:`JobBook.put` s it). It answers the scheduling question of a plan's dependencies — may
 this queued job run yet? (:meth:`JobBook.verdict`): a job is runnable when every job of its
-``after`` list is DONE; when one of them FAILED or was REJECTED, the job is rejected naming it;
+``after`` list is DONE; when one of them FAILED or was REJECTED or CANCELLED, the job is
+rejected naming it;
 otherwise it waits. An ``after`` job this broker does not own may be known from another
 broker's sync and counts the same. Every change gets a change number so that a broker sync can
 carry only what changed.
@@ -121,6 +122,8 @@ class JobBook:
                 return Verdict(Readiness.REJECT, f"job {dependency} it runs after failed")
             if state == JobStatus.REJECTED:
                 return Verdict(Readiness.REJECT, f"job {dependency} it runs after was rejected")
+            if state == JobStatus.CANCELLED:
+                return Verdict(Readiness.REJECT, f"job {dependency} it runs after was cancelled")
             if waiting is None:
                 waiting = (
                     f"waiting for job {dependency} (not known here yet)"

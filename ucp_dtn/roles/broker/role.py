@@ -13,10 +13,18 @@ A job's life at the broker::
 
     submit ──► QUEUED ──(after jobs DONE, capable executor with a free slot)──► DISPATCHED
                  │                                                                │
-                 └─(an after job FAILED/REJECTED)──► REJECTED      RUNNING ◄──(executor)
+                 └─(an after job FAILED/REJECTED/CANCELLED)──► REJECTED  RUNNING ◄──(executor)
                                                                       │
                                   first JobResult (any non-final state) ▼
                                                                DONE / FAILED
+
+    job-cancel from its client, in any non-final state ──► CANCELLED
+
+A cancelled job is final at once: a queued one is never dispatched, the executor of a
+dispatched or running one gets a ``job-cancel`` (with custody) and stops it, and the result it
+may still send is dropped like any late result; jobs that run after it are rejected. While a
+job runs, the ``job-output`` its executor sends is kept (the newest part of each stream,
+:mod:`.outputs`) for ``job-log`` queries.
 
 Every state change is written to the journal first, then announced to the job's result
 address with a ``JobState``. Jobs travel to the other brokers in broker syncs (:mod:`.sync`);
@@ -57,7 +65,11 @@ from ...ucp.messages import (
     DataStatus,
     Heartbeat,
     JobAccepted,
+    JobCancel,
+    JobCancelReply,
     JobDispatch,
+    JobLogQuery,
+    JobOutput,
     JobResult,
     JobState,
     JobStatus,
@@ -74,10 +86,12 @@ from ..directory import BrokerDirectory
 from ..endpoints import RoleName, node_of, role_endpoint
 from ..mailbox import Incoming, Mailbox
 from ..settings import RoleSettings
+from .client_view import job_list, log_reply, result_address_warning
 from .job_records import JobRecord
 from .jobs import JobBook, Readiness
 from .journal import AsyncJournal
 from .name_cache import NameCache
+from .outputs import JobOutputs
 from .redeploy import is_current, requeue, stranded_jobs
 from .registry import MemberInfo, NodeRegistry
 from .relay import DataRelay, with_reply_to
@@ -120,6 +134,7 @@ class BrokerRole:
         self._registry = NodeRegistry(settings.executor_timeout_s)
         self._jobs = JobBook()
         self._names = NameCache()
+        self._outputs = JobOutputs()
         self._mailbox: Mailbox | None = None
         self._serving_since = float("inf")
         self._journal: AsyncJournal | None = None
@@ -138,6 +153,7 @@ class BrokerRole:
                 "redeployments",
                 "orphan_results",
                 "status_queries",
+                "cancelled",
                 "ignored",
             ),
             0,
@@ -305,6 +321,12 @@ class BrokerRole:
                 await self._on_status_query(incoming, message)
             elif isinstance(message, BrokerSync):
                 await self._on_sync(incoming, message)
+            elif isinstance(message, JobCancel):
+                await self._on_cancel(incoming, message)
+            elif isinstance(message, JobOutput):
+                self._on_output(incoming, message)
+            elif isinstance(message, JobLogQuery):
+                await self._on_log_query(incoming, message)
             else:
                 self._ignore(incoming, "a broker does not take this kind of message")
         except StoreFullError as exc:
@@ -326,7 +348,17 @@ class BrokerRole:
 
     async def _on_submission(self, incoming: Incoming, message: JobSubmission) -> None:
         job = message.job
-        accepted = JobAccepted(job_id=job.job_id, broker=str(self.endpoint))
+        accepted = JobAccepted(
+            job_id=job.job_id,
+            broker=str(self.endpoint),
+            warning=result_address_warning(
+                job.result_address,
+                incoming.source,
+                self.node.node_id,
+                self.node.routes(),
+                self.settings.result_lifetime_s,
+            ),
+        )
         if self._jobs.get(job.job_id) is not None:
             self._counts["duplicates"] += 1
             logger.info("job %s submitted again by %s", job.job_id, incoming.source)
@@ -512,11 +544,17 @@ class BrokerRole:
         nodes: tuple[NodeEntry, ...] = ()
         if message.include_nodes:
             nodes = self._node_entries(now)
+        jobs, more = job_list(
+            self._jobs.entries(message.job_ids, client=message.client),
+            message.states,
+            message.limit,
+        )
         reply = StatusReply(
             request_id=message.request_id,
             broker=str(self.endpoint),
-            jobs=self._jobs.entries(message.job_ids, client=message.client),
+            jobs=jobs,
             nodes=nodes,
+            more=more,
         )
         self._counts["status_queries"] += 1
         await self._send(destination, reply, lifetime_s=_REPLY_LIFETIME_S)
@@ -545,10 +583,87 @@ class BrokerRole:
         failed = [
             job_id
             for job_id in [*merged.became_final, *handed_back]
-            if self._jobs.state_of(job_id) in (JobStatus.FAILED, JobStatus.REJECTED)
+            if self._jobs.state_of(job_id)
+            in (JobStatus.FAILED, JobStatus.REJECTED, JobStatus.CANCELLED)
         ]
         await self._reject_dependents(failed)
         await self._schedule()
+
+    async def _on_cancel(self, incoming: Incoming, message: JobCancel) -> None:
+        """Cancel the requester's own jobs (see the module docstring) and answer with how
+        each stands now."""
+        requester = incoming.source.node_id
+        reason = message.reason or "cancelled by its client"
+        now = self._clock()
+        entries = []
+        unknown = []
+        for job_id in dict.fromkeys(message.job_ids):
+            record = self._jobs.get(job_id)
+            if record is None or node_of(record.client) != requester:
+                unknown.append(job_id)
+                continue
+            if not record.final:
+                busy = record.state in (JobStatus.DISPATCHED, JobStatus.RUNNING)
+                executor = record.executor if busy else None
+                record = dataclasses.replace(
+                    record,
+                    state=JobStatus.CANCELLED,
+                    updated_at=now,
+                    finished_at=now,
+                    detail=reason,
+                )
+                await self._save(record)
+                self._counts["cancelled"] += 1
+                logger.info("job %s cancelled by %s", job_id, incoming.source)
+                await self._announce(record)
+                if executor is not None:
+                    self._registry.note_finished(_node(executor), job_id)
+                    assert self._mailbox is not None
+                    stop = JobCancel(
+                        request_id=self._mailbox.next_request_id(),
+                        job_ids=(job_id,),
+                        reason=reason,
+                    )
+                    await self._send(
+                        executor, stop, custody=True, lifetime_s=self.settings.result_lifetime_s
+                    )
+                await self._reject_dependents([job_id])
+            entries.append(record.status_entry())
+        destination = parse_eid(message.reply_to) if message.reply_to else incoming.source
+        reply = JobCancelReply(
+            request_id=message.request_id,
+            broker=str(self.endpoint),
+            jobs=tuple(entries),
+            unknown=tuple(unknown),
+        )
+        await self._send(destination, reply, lifetime_s=_REPLY_LIFETIME_S)
+        await self._schedule()
+
+    def _on_output(self, incoming: Incoming, message: JobOutput) -> None:
+        record = self._jobs.get(message.job_id)
+        if record is None or not is_current(record, str(incoming.source.node_id)):
+            logger.debug(
+                "job-output for %s from %s: not its executor", message.job_id, incoming.source
+            )
+            return
+        if message.attempt != record.attempts:
+            return  # output of an earlier attempt
+        self._outputs.add(
+            message.job_id,
+            message.attempt,
+            stdout_at=message.stdout_at,
+            stdout=message.stdout,
+            stderr_at=message.stderr_at,
+            stderr=message.stderr,
+        )
+
+    async def _on_log_query(self, incoming: Incoming, message: JobLogQuery) -> None:
+        destination = parse_eid(message.reply_to) if message.reply_to else incoming.source
+        record = self._jobs.get(message.job_id)
+        foreign = self._jobs.foreign(message.job_id)
+        state = record.state if record else foreign.status.state if foreign else None
+        reply = log_reply(message, state, self._outputs)
+        await self._send(destination, reply, lifetime_s=_REPLY_LIFETIME_S)
 
     # -- scheduling ---------------------------------------------------------------------------
 
@@ -719,6 +834,7 @@ class BrokerRole:
             done=states[JobStatus.DONE],
             failed=states[JobStatus.FAILED],
             rejected=states[JobStatus.REJECTED],
+            cancelled=states[JobStatus.CANCELLED],
             foreign_jobs=self._jobs.foreign_count,
             executors=self._registry.count(Role.EXECUTOR, now),
             datastores=self._registry.count(Role.DATASTORE, now),

@@ -27,6 +27,8 @@ class BrokerStatistics:
     """Own jobs finished unsuccessfully."""
     rejected: int
     """Own jobs that will never run."""
+    cancelled: int
+    """Own jobs their client cancelled."""
     foreign_jobs: int
     """Jobs known from other brokers' syncs."""
     executors: int

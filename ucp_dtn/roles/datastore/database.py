@@ -33,8 +33,14 @@ removed on open.
 Last write wins: a put replaces the stored datum only if its version (``(written_at, writer,
 digest)``, :mod:`ucp_dtn.ucp.versions`) is greater; an equal one is a duplicate, a smaller one
 is stale, and so is one older than a tombstone that covers its name. A delete removes only the
-data older than itself and leaves a tombstone. Space: the quota counts content bytes; a put
-must also fit in the file system's free space.
+data older than itself and leaves a tombstone. An *exclusive* put (a job's named result, a
+``ucp data put`` without ``--replace``) is refused outright (``TAKEN``) when the name's live
+datum — a tombstone holds no name — is a different write of no job or of another job; the same
+write again is a duplicate, and a write of the same job (another attempt of it) goes on by the
+rule above. Replica copies are never exclusive (the role sees to it): they carry a write that
+was already accepted, so every datastore keeps the greatest version whatever order copies
+arrive in. Space: the quota counts content bytes; a put must also fit in the file system's free
+space.
 
 Schema version 1 (before replication) is rebuilt as version 2 when opened: every row gets the
 digest of its value and factor 1.
@@ -313,24 +319,29 @@ class DataDatabase:
         job_id: uuid.UUID | None,
         now: float,
         replicas: int = 1,
+        exclusive: bool = False,
     ) -> PutOutcome:
-        """Store ``data`` under ``name`` unless a newer write is stored or a tombstone buries it
-        (see the module docstring); :class:`DataStoreFullError` if it does not fit, leaving
-        nothing behind."""
+        """Store ``data`` under ``name`` unless a newer write is stored, a tombstone buries it,
+        or (``exclusive``) the live datum is another write of no job or of another job (see the
+        module docstring); :class:`DataStoreFullError` if it does not fit, leaving nothing
+        behind."""
         self._check_open()
         version = DataVersion(written_at, writer, content_digest(data))
         old = self._conn.execute(
-            "SELECT size, written_at, writer, digest, file, replicated FROM data WHERE name = ?",
+            "SELECT size, written_at, writer, digest, file, replicated, job FROM data"
+            " WHERE name = ?",
             (name,),
         ).fetchone()
         old_size, old_file, was_replicated = 0, None, False
         if old is not None:
             old_size, old_file, was_replicated = old[0], old[4], bool(old[5])
             old_version = DataVersion(old[1], old[2], bytes(old[3]))
-            if version < old_version:
-                return PutOutcome.STALE
             if version == old_version:
                 return PutOutcome.UNCHANGED
+            if exclusive and (job_id is None or old[6] != str(job_id)):
+                return PutOutcome.TAKEN
+            if version < old_version:
+                return PutOutcome.STALE
         job = job_id if job_id is not None else job_of_name(name)
         if any(t.buries(name, job, version) for t in self._tombstones_after(written_at, now)):
             return PutOutcome.STALE

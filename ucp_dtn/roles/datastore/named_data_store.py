@@ -62,7 +62,7 @@ class NamedDataStore:
         self._clock = clock
         self._limiter = trio.CapacityLimiter(1)
         self._closed = False
-        self._stored = self._unchanged = self._stale = self._refused = 0
+        self._stored = self._unchanged = self._stale = self._refused = self._taken = 0
         self._deleted = self._gets = self._lists = 0
 
     @classmethod
@@ -145,10 +145,13 @@ class NamedDataStore:
         writer: str,
         job_id: uuid.UUID | None = None,
         replicas: int = 1,
+        exclusive: bool = False,
     ) -> PutOutcome:
         """Store ``data`` under the data name ``name`` with replication factor ``replicas``,
         durably, unless a newer write of it is stored or a tombstone buries it: the write with
-        the greater version ``(written_at, writer, digest)`` wins. Raises
+        the greater version ``(written_at, writer, digest)`` wins. ``exclusive``: only if the
+        name is free (no live datum; a tombstone does not hold it), held by the same write, or
+        held by a write of the same job, else ``TAKEN``. Raises
         :class:`~.errors.DataStoreFullError` (nothing stored) when the quota or the disk is
         full, :class:`~ucp_dtn.ucp.errors.DataNameError` for a bad name."""
         validate_name(name)
@@ -170,6 +173,7 @@ class NamedDataStore:
                     job_id=job_id,
                     now=now,
                     replicas=replicas,
+                    exclusive=exclusive,
                 )
             )
         except DataStoreFullError:
@@ -179,6 +183,8 @@ class NamedDataStore:
             self._stored += 1
         elif outcome is PutOutcome.UNCHANGED:
             self._unchanged += 1
+        elif outcome is PutOutcome.TAKEN:
+            self._taken += 1
         else:
             self._stale += 1
         return outcome
@@ -326,6 +332,7 @@ class NamedDataStore:
             unchanged=self._unchanged,
             stale=self._stale,
             refused=self._refused,
+            taken=self._taken,
             deleted=self._deleted,
             gets=self._gets,
             lists=self._lists,

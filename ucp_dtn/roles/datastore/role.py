@@ -21,7 +21,9 @@ keeps its data in a :class:`~.named_data_store.NamedDataStore` under ``<workdir>
                                          ``reply-to`` or the bundle source —, then digest);
                                          ``ok`` (count 1 stored, 0 duplicate), ``stale``
                                          (older than what is stored, or than a delete),
-                                         ``no-space`` (nothing stored)
+                                         ``no-space`` (nothing stored); an ``exclusive`` put
+                                         of a name another write holds: ``taken`` (never a
+                                         replica copy: it is the same write)
   data-get       data-get-reply          one page: ``max-bytes`` of content (capped by the
                                          role), at least one datum; ``cursor`` continues
   data-list      data-list-reply         one page of metadata (prefix and/or job filter, or
@@ -332,6 +334,9 @@ class DatastoreRole:
                 writer=writer,
                 job_id=put.job_id,
                 replicas=replicas,
+                # A replica copy (it names its writer) is the same write as the one stored
+                # first elsewhere: never refused as taken, last write wins as for any copy.
+                exclusive=put.exclusive and put.writer is None,
             )
         except DataStoreFullError as exc:
             self._no_space += 1
@@ -348,6 +353,10 @@ class DatastoreRole:
             if outcome is PutOutcome.STALE:
                 reply = DataReply(
                     put.request_id, DataStatus.STALE, f"a newer write of {put.name!r} is stored"
+                )
+            elif outcome is PutOutcome.TAKEN:
+                reply = DataReply(
+                    put.request_id, DataStatus.TAKEN, f"name {put.name!r} already taken"
                 )
             else:
                 if outcome is PutOutcome.UNCHANGED:

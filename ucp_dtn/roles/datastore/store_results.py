@@ -28,6 +28,9 @@ class PutOutcome(enum.Enum):
     """The same write (same version) was already stored: a duplicate, harmless."""
     STALE = "stale"
     """A newer write of the name is stored, or a newer delete buried it; ignored."""
+    TAKEN = "taken"
+    """An exclusive put found the name's live datum written by no job or by another job (and
+    not the same write); nothing was stored (REC's "name already taken")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +131,8 @@ class NamedDataStatistics:
     """Puts that lost to a newer write."""
     refused: int
     """Puts refused for lack of space."""
+    taken: int
+    """Exclusive puts refused because another write holds the name."""
     deleted: int
     """Data deleted."""
     gets: int

@@ -159,6 +159,22 @@ class JobJournal:
 
         return await self._call(add)
 
+    async def add_cancelled(self, result: JobResult, at: float) -> bool:
+        """Record a job cancelled before its dispatch arrived, as SENT with ``result`` (so
+        that a later dispatch is a duplicate, answered with it). False if the job is known
+        already (nothing changes)."""
+        blob = encode_message(result)
+
+        def add() -> bool:
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO jobs (job_id, state, result, received_at, finished_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (str(result.job_id), int(JournalState.SENT), blob, at, at),
+            )
+            return cursor.rowcount > 0
+
+        return await self._call(add)
+
     async def finish(self, result: JobResult, at: float) -> None:
         """Record the job's result (state FINISHED)."""
         blob = encode_message(result)

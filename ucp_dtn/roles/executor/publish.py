@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import trio
 
@@ -67,10 +67,13 @@ class DataPublisher:
         puts: list[tuple[DataName, bytes]],
         *,
         replicas: int | None = None,
+        exclusive: Collection[DataName] = (),
     ) -> dict[DataName, str]:
         """Put each ``(name, data)`` of job ``job_id`` through ``broker`` (with replication
         factor ``replicas``: the job's, ``None`` for the datastores' default) and wait up to
-        ``timeout_s`` for the answers; returns the puts refused, each with why."""
+        ``timeout_s`` for the answers; returns the puts refused, each with why. The names in
+        ``exclusive`` are stored only if no other write holds them (``DataPut.exclusive``:
+        named results, which REC refuses to publish twice)."""
         if not puts:
             return {}
         written_at = self._clock()
@@ -87,6 +90,7 @@ class DataPublisher:
                     written_at=written_at,
                     job_id=job_id,
                     replicas=replicas,
+                    exclusive=name in exclusive,
                 )
                 self._waiting[request_id] = send
                 try:
@@ -119,6 +123,8 @@ class DataPublisher:
 
 
 def _status_text(reply: DataReply) -> str:
+    if reply.status == DataStatus.TAKEN and reply.detail:
+        return reply.detail  # "name 'x' already taken"
     try:
         text = DataStatus(reply.status).name.lower().replace("_", " ")
     except ValueError:

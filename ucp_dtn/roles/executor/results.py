@@ -6,8 +6,10 @@
   entries, fixed timestamps and permissions), so two runs producing the same files produce the
   same bytes.
 * :func:`collect_named_results` maps ``named_results`` onto data: a plain path is one datum (a
-  directory becomes one zip archive of its files), ``"out/*" = "runs/7/*"`` publishes every file
-  below ``out`` as ``runs/7/<rest>`` (:func:`~ucp_dtn.ucp.names.map_wildcard`).
+  directory becomes one zip archive of its files, each under the directory's own name —
+  ``output/stdout.log`` for ``output``, as REC lays such archives out), ``"out/*" =
+  "runs/7/*"`` publishes every file below ``out`` as ``runs/7/<rest>``
+  (:func:`~ucp_dtn.ucp.names.map_wildcard`).
 
 Blocking (file I/O): called through ``trio.to_thread``.
 """
@@ -117,8 +119,11 @@ def write_archive(
 
 def zip_directory(tree: JobDirectory, directory: JobPath) -> bytes:
     """A deterministic zip of every regular file below ``directory``, with archive names
-    relative to it."""
+    relative to the directory's parent: ``a/out`` packs ``a/out/x`` as ``out/x`` (REC's layout
+    of a directory published as a named result)."""
     prefix = directory + "/"
+    parent = directory.rpartition("/")[0]
+    strip = len(parent) + 1 if parent else 0
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", _COMPRESSION, compresslevel=_LEVEL) as archive:
         for path in tree.regular_files():
@@ -128,7 +133,7 @@ def zip_directory(tree: JobDirectory, directory: JobPath) -> bytes:
                 data = tree.read(path)
             except FileNotFoundError:
                 continue
-            archive.writestr(_zip_info(path[len(prefix) :], len(data)), data)
+            archive.writestr(_zip_info(path[strip:], len(data)), data)
     return buffer.getvalue()
 
 

@@ -26,6 +26,14 @@ The role lives on ``…/ucp/executor`` of its node and does four things:
   broker" is the one that dispatched the job while the node's role directory lists it as
   reachable, else the nearest broker it lists (a lost broker's jobs report to its successor,
   :meth:`~ucp_dtn.roles.directory.BrokerDirectory.report_to`).
+* **Output** — while a job runs, what it writes to stdout and stderr goes to its broker every
+  :attr:`ExecutorRole.output_interval_s` (``--output-interval``, 1 s; only when there is new
+  output, 16 KiB per stream at most) as ``job-output`` (:mod:`.output`), for ``ucp logs``;
+  the end of both streams follows once the run ends, before the result.
+* **Cancels** — a ``job-cancel`` from the broker stops the job wherever it is (waiting for a
+  slot, fetching, running: its worker is killed); the job ends with a CANCELLED result, which
+  the broker, having cancelled it already, drops. A cancel for a job not seen yet is recorded,
+  so that its dispatch, should it come later, is answered with that result instead of a run.
 * **Restarts** — jobs recorded but unfinished run again; results recorded but not sent are
   sent. Job directories are removed once the result is out; those of the last few failed jobs
   are kept for a look (a bounded number).
@@ -56,6 +64,7 @@ from ...ucp.capabilities import Capabilities
 from ...ucp.messages import (
     DataGetReply,
     DataReply,
+    JobCancel,
     JobDispatch,
     JobResult,
     JobState,
@@ -88,6 +97,7 @@ from .inputs import (
 )
 from .jobdir import JobDirectory, JobDirectoryError
 from .journal import JobJournal, JournalState
+from .output import OutputFollower
 from .publish import DataPublisher
 from .results import NamedResults, archive_entries, collect_named_results, write_archive
 
@@ -139,6 +149,8 @@ class ExecutorStatistics:
     """``data-put`` requests a datastore refused."""
     results_sent: int
     """``job-result`` messages sent (resent ones included)."""
+    cancelled: int
+    """Jobs stopped by a ``job-cancel``."""
     heartbeats_sent: int
     """Heartbeat messages sent (one per broker per interval)."""
 
@@ -147,6 +159,11 @@ class ExecutorStatistics:
 class _ActiveJob:
     dispatch: JobDispatch
     running: bool = False
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    """Cancelled by a ``job-cancel``: covers everything from the wait for a slot to
+    publishing."""
+    cancelled: str | None = None
+    """Why it was cancelled, once it was."""
 
 
 @dataclass(slots=True)
@@ -192,6 +209,9 @@ class ExecutorRole:
         self.max_jobs = settings.max_jobs or os.cpu_count() or 1
         """Jobs run at once: ``settings.max_jobs`` (``--max-jobs``), else the CPU core count;
         the worker pool has as many workers."""
+        self.output_interval_s = settings.output_interval_s
+        """How often a running job's new output goes to its broker (``job-output``; 0:
+        never while it runs); ``settings.output_interval_s`` (``--output-interval``)."""
         self._clock = clock
         self._given_pool = pool
         self._pool: WorkerPool | None = pool
@@ -232,6 +252,7 @@ class ExecutorRole:
         self._succeeded = 0
         self._input_failures = 0
         self._results_sent = 0
+        self._cancelled = 0
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -291,6 +312,7 @@ class ExecutorRole:
             data_published=self._publisher.published,
             publish_failures=self._publisher.refused,
             results_sent=self._results_sent,
+            cancelled=self._cancelled,
             heartbeats_sent=self._heartbeats.sent,
         )
 
@@ -334,6 +356,8 @@ class ExecutorRole:
             elif isinstance(message, DataReply):
                 if not self._publisher.deliver(message):
                     logger.debug("%s: dropping a late data-reply", self.endpoint)
+            elif isinstance(message, JobCancel):
+                await self._on_cancel(message)
             else:
                 # Nothing this role takes (a reply nobody waits for, a message for a broker).
                 logger.debug(
@@ -377,6 +401,28 @@ class ExecutorRole:
         else:
             attempt = active.dispatch.attempt if active is not None else dispatch.attempt
             await self._send_state(dispatch.broker, job_id, attempt)
+
+    async def _on_cancel(self, message: JobCancel) -> None:
+        reason = message.reason or "cancelled"
+        for job_id in message.job_ids:
+            active = self._active.get(job_id)
+            if active is not None:
+                if active.cancelled is None:
+                    logger.info("job %s cancelled: %s", job_id, reason)
+                    active.cancelled = reason
+                    active.scope.cancel()
+                continue
+            # Not here (yet): a dispatch that comes later is answered with this result.
+            result = JobResult(
+                job_id=job_id,
+                executor=str(self.endpoint),
+                status=ResultStatus.CANCELLED,
+                message=reason,
+                started_at=self._clock(),
+                finished_at=self._clock(),
+            )
+            if await self._journal_open().add_cancelled(result, self._clock()):
+                logger.info("job %s cancelled before it arrived: %s", job_id, reason)
 
     async def _send(
         self,
@@ -449,33 +495,40 @@ class ExecutorRole:
 
     async def _job(self, dispatch: JobDispatch) -> None:
         job = dispatch.job
+        active = self._active[job.job_id]
         tree = JobDirectory(self._jobs_dir / str(job.job_id))
         arrived = trio.current_time()
         assert self._slots is not None
-        try:
-            async with self._slots:
-                self._active[job.job_id].running = True
-                queued = trio.current_time() - arrived
-                await self._send_state(
-                    self.directory.report_to(dispatch.broker), job.job_id, dispatch.attempt
+        result: JobResult | None = None
+        with active.scope:
+            try:
+                async with self._slots:
+                    active.running = True
+                    queued = trio.current_time() - arrived
+                    await self._send_state(
+                        self.directory.report_to(dispatch.broker), job.job_id, dispatch.attempt
+                    )
+                    try:
+                        run = await self._execute(dispatch, tree)
+                    finally:
+                        active.running = False
+                run.timings["queued"] = queued
+                result = await self._publish(dispatch, tree, run)
+            except PoolClosedError:
+                # Shutting down (or the pool is gone): the job stays recorded and runs again at
+                # the next start.
+                logger.warning("job %s interrupted: the worker pool is not running", job.job_id)
+                self._active.pop(job.job_id, None)
+                return
+            except Exception as exc:
+                logger.exception("job %s: executor error", job.job_id)
+                result = self._result(
+                    dispatch, _Run(ResultStatus.EXECUTOR_ERROR, message=f"executor error: {exc}")
                 )
-                try:
-                    run = await self._execute(dispatch, tree)
-                finally:
-                    self._active[job.job_id].running = False
-            run.timings["queued"] = queued
-            result = await self._publish(dispatch, tree, run)
-        except PoolClosedError:
-            # Shutting down (or the pool is gone): the job stays recorded and runs again at
-            # the next start.
-            logger.warning("job %s interrupted: the worker pool is not running", job.job_id)
-            self._active.pop(job.job_id, None)
-            return
-        except Exception as exc:
-            logger.exception("job %s: executor error", job.job_id)
-            result = self._result(
-                dispatch, _Run(ResultStatus.EXECUTOR_ERROR, message=f"executor error: {exc}")
-            )
+        if active.cancelled is not None:
+            self._cancelled += 1
+            result = self._result(dispatch, _Run(ResultStatus.CANCELLED, message=active.cancelled))
+        assert result is not None
         self._finished += 1
         if result.ok:
             self._succeeded += 1
@@ -487,7 +540,7 @@ class ExecutorRole:
         )
         await self._journal_open().finish(result, self._clock())
         await self._deliver(dispatch, result)
-        await self._forget_directory(tree, keep=not result.ok)
+        await self._forget_directory(tree, keep=not result.ok and active.cancelled is None)
 
     async def _deliver(self, dispatch: JobDispatch, result: JobResult) -> None:
         """Send a recorded result, mark it sent, and forget the job."""
@@ -549,6 +602,7 @@ class ExecutorRole:
             wasm=wasm,
             job_dir=tree.job_dir,
             args=job.args,
+            program_name=None if job.bare_argv else "job.wasm",
             env=tuple(job.env.items()),
             stdin_path=tree.stdin_path if inputs.stdin is not None else None,
             fuel=job.limits.fuel,
@@ -560,14 +614,32 @@ class ExecutorRole:
             stderr_path=tree.stderr_path,
         )
         assert self._pool is not None
+        broker = self.directory.report_to(dispatch.broker)
+        follower = OutputFollower(
+            job.job_id, str(self.endpoint), dispatch.attempt, tree.stdout_path, tree.stderr_path
+        )
         started_at = self._clock()
         began = trio.current_time()
-        outcome = await self._pool.execute(spec)
+        async with trio.open_nursery() as watching:
+            if self.output_interval_s > 0:
+                watching.start_soon(self._follow_output, broker, follower)
+            outcome = await self._pool.execute(spec)
+            watching.cancel_scope.cancel()
         run_time = trio.current_time() - began
         finished_at = self._clock()
+        await self._send_output(broker, follower)  # the end of both streams, before the result
 
         began = trio.current_time()
-        streams = {"stdout": tree.stdout_path, "stderr": tree.stderr_path}
+        # The captured streams go into the archive as "stdout" and "stderr", except a stream
+        # the job writes to a file of its own (REC's stdout_file): that file is its place.
+        streams = {
+            name: path
+            for name, path, own in (
+                ("stdout", tree.stdout_path, job.stdout_path),
+                ("stderr", tree.stderr_path, job.stderr_path),
+            )
+            if own is None
+        }
 
         def collect() -> tuple[int, NamedResults | None, bytes, bytes]:
             if job.stdout_path is not None:
@@ -598,6 +670,16 @@ class ExecutorRole:
             },
         )
 
+    async def _follow_output(self, broker: str, follower: OutputFollower) -> None:
+        while True:
+            await trio.sleep(self.output_interval_s)
+            await self._send_output(broker, follower)
+
+    async def _send_output(self, broker: str, follower: OutputFollower) -> None:
+        message = await trio.to_thread.run_sync(follower.next_message)
+        if message is not None:
+            await self._send(broker, message, lifetime_s=self._informative_lifetime)
+
     async def _publish(self, dispatch: JobDispatch, tree: JobDirectory, run: _Run) -> JobResult:
         """Publish the named results and a large archive; the job's result."""
         job_id = dispatch.job.job_id
@@ -618,8 +700,15 @@ class ExecutorRole:
             else:
                 archive_ref = job_name(job_id, _ARCHIVE_SEGMENT)
                 puts.append((archive_ref, data))
+        named: set[DataName] = set()
+        if run.named is not None and not dispatch.job.replace_results:
+            named = {name for name, _ in run.named.data}
         refused = await self._publisher.put_all(
-            self.directory.report_to(dispatch.broker), job_id, puts, replicas=dispatch.job.replicas
+            self.directory.report_to(dispatch.broker),
+            job_id,
+            puts,
+            replicas=dispatch.job.replicas,
+            exclusive=named,
         )
         if refused:
             run.status = ResultStatus.EXECUTOR_ERROR

@@ -6,6 +6,12 @@ descriptors first so nothing else (a stray print, a library's message) can write
 protocol stream. It imports wasmtime and builds its engine once, then runs jobs one after another
 until its stdin closes. It ignores SIGINT: a Ctrl-C in the terminal is for the node, which then
 shuts its workers down. While a guest runs, ``RLIMIT_FSIZE`` bounds the files it writes.
+
+A worker dies with its parent: a thread waits on a pidfd of the parent process (Linux 5.3+;
+elsewhere it polls ``getppid()``) and ends the process the moment the parent is gone, even in
+the middle of a guest — after a ``kill -9`` of the node, no job goes on running unowned.
+(``PR_SET_PDEATHSIG`` would not do: it fires when the parent *thread* that started the worker
+ends, and trio starts processes from short-lived worker threads.)
 """
 
 from __future__ import annotations
@@ -15,8 +21,10 @@ import json
 import logging
 import os
 import resource
+import select
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +38,8 @@ from .spec import ModuleSource, RunOutcome, RunStatus, SandboxConfig
 logger = logging.getLogger(__name__)
 
 _READ_SIZE = 1 << 20
+_PARENT_POLL_S = 0.5
+"""How often the watcher checks ``getppid()`` where pidfds are not available."""
 
 
 def _config_from_argv(argv: list[str]) -> tuple[Path | None, SandboxConfig]:
@@ -117,8 +127,31 @@ def _file_size_limit(limit: int | None) -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
 
 
+def _die_with_parent() -> None:
+    """End this process as soon as its parent (the node running the pool) is gone."""
+    parent = os.getppid()
+    pidfd: int | None
+    try:
+        pidfd = os.pidfd_open(parent)
+    except (AttributeError, OSError):
+        pidfd = None
+    if os.getppid() != parent:  # the parent died before the pidfd was open
+        os._exit(1)
+
+    def watch() -> None:
+        if pidfd is not None:
+            select.select([pidfd], [], [])  # readable once the parent has exited
+        else:
+            while os.getppid() == parent:
+                time.sleep(_PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main() -> None:
-    """Run the worker until the pool closes its stdin."""
+    """Run the worker until the pool closes its stdin (or its parent dies)."""
+    _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     logging.basicConfig(

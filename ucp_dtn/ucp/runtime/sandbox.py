@@ -121,7 +121,8 @@ class _BoundedOutput:
     """A guest output stream captured into a file, keeping at most ``limit`` bytes.
 
     Used as a wasmtime custom output callback: it never raises, and writes past the limit are
-    dropped (the guest sees them succeed) and flagged.
+    dropped (the guest sees them succeed) and flagged. Unbuffered: what the guest wrote is in the
+    file at once, where the executor follows it while the job runs (``job-output``).
     """
 
     def __init__(self, path: Path, limit: int) -> None:
@@ -129,7 +130,7 @@ class _BoundedOutput:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        self._file = open(os.open(path, flags, 0o644), "wb")  # noqa: SIM115 - closed by close()
+        self._file = open(os.open(path, flags, 0o644), "wb", buffering=0)  # noqa: SIM115 - closed by close()
         self.path = path
         self._limit = limit
         self.kept = 0
@@ -143,7 +144,12 @@ class _BoundedOutput:
         if not data:
             return
         try:
-            self._file.write(data)
+            view = memoryview(data)
+            while view:
+                written = self._file.write(view)
+                if not written:
+                    raise OSError("the file took no bytes")
+                view = view[written:]
         except OSError as exc:
             logger.warning("cannot write %s: %s", self.path, exc)
             self.truncated = True
@@ -268,7 +274,8 @@ class JobSandbox:
                 )
                 outputs.append(stderr)
                 wasi = wasmtime.WasiConfig()
-                wasi.argv = [spec.program_name, *spec.args]
+                program = () if spec.program_name is None else (spec.program_name,)
+                wasi.argv = [*program, *spec.args]
                 wasi.env = [list(pair) for pair in spec.env]
                 if spec.stdin_path is not None:
                     if not spec.stdin_path.is_file():

@@ -147,8 +147,9 @@ class RunSpec:
     """Bytes the guest reads on stdin (empty: stdin is at end of file)."""
     stdin_path: Path | None = None
     """A host file to use as stdin instead of :attr:`stdin` (the guest cannot see its path)."""
-    program_name: str = "job.wasm"
-    """``argv[0]``."""
+    program_name: str | None = "job.wasm"
+    """``argv[0]``; ``None``: no program name, the guest's argv is exactly :attr:`args` (as
+    REC passes it: a plan that wants an ``argv[0]`` writes one)."""
     entry: str = "_start"
     """Exported function to call after instantiation."""
     fuel: int | None = None
@@ -193,7 +194,8 @@ class RunSpec:
                 raise TypeError(f"{name} must be bytes, not {type(getattr(self, name)).__name__}")
         for arg in self.args:
             _check_text("argument", arg)
-        _check_text("program name", self.program_name)
+        if self.program_name is not None:
+            _check_text("program name", self.program_name)
         for pair in self.env:
             if len(pair) != 2:
                 raise ValueError(f"environment entries are (name, value) pairs, not {pair!r}")

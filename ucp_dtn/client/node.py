@@ -1,0 +1,398 @@
+"""The client's own node on the network: :class:`ClientNode`, shared by every client session of
+a home.
+
+Theory of operation
+-------------------
+The client needs no daemon on its machine. It runs its own
+:class:`~ucp_dtn.agent.BundleNode` on the client home's store (``<home>/store``), with the
+home's node ID, no listener (unless ``--discover`` needs one to announce) and sessions to the
+``--via`` addresses, or zeroconf discovery. Its UCP endpoint is ``role_endpoint(node,
+RoleName.CLIENT)`` (``dtn://client-…/ucp/client``), served by a
+:class:`~ucp_dtn.roles.Mailbox`. One process at a time holds a home (:class:`ClientHome`'s
+lock): the client agent (:mod:`.agent`), which every ``ucp`` command of the home talks to, or a
+program using :meth:`ClientSession.open <ucp_dtn.client.ClientSession.open>` directly.
+
+Everything the client sends is a bundle in its own store first: if no broker is reachable it
+simply stays there and leaves as soon as a session to a broker's node is up. What arrives for
+the client (``job-accepted``, ``job-state``, ``job-result`` — the network keeps them while the
+client is away) is written to the :class:`ClientJournal` before the bundle is confirmed to the
+agent, whichever session happens to be open.
+
+Requests (status, data, cancel, logs) carry a request ID; replies with that ID are handed to
+the session waiting for them, possibly several (one per datastore the broker relayed a query
+to). Other messages are journalled and reported to every session watching
+(:meth:`ClientNode.watch`). Several sessions may use one node at once (the agent serves several
+commands): each has its own settings (:class:`~ucp_dtn.client.ClientSession`), they share the
+node, the journal and the broker found.
+
+``--via`` addresses are kept connected (reconnecting after a cut) from the first session that
+names them until the node stops. On leaving, the node gives bundles still waiting to be
+forwarded a moment to leave while a session is up — a program's node (and ``ucp --no-agent``'s)
+as long as they keep leaving, the agent's a few seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+
+import trio
+
+from bpv7 import EndpointID, parse_eid
+from convergence.tcpcl import LinkError
+
+from ..agent import BundleNode, NodeConfig
+from ..roles import Incoming, Mailbox, RoleName, role_endpoint
+from ..ucp import JobAccepted, JobResult, JobState, decode_message
+from ..ucp.messages import UcpMessage
+from .home import ClientHome
+from .journal import ClientJournal, JobEntry
+from .settings import ClientSettings
+
+__all__ = ["ClientNode", "JobEvent", "JobListener"]
+
+logger = logging.getLogger(__name__)
+
+_BROKER_KEY = "broker"
+_POLL_S = 0.02
+_DRAIN_S = 5.0
+_CUSTODY_DRAIN_S = 1.0
+_ROLES_GRACE_S = 1.0
+_RECONNECT_MIN_S = 0.2
+_RECONNECT_MAX_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    """Something the client heard about one of its jobs."""
+
+    entry: JobEntry
+    """The job as the journal knows it now."""
+    message: UcpMessage
+    """What was heard (``JobAccepted``, ``JobState``, ``JobResult`` or a status entry's
+    ``JobState`` equivalent)."""
+
+
+JobListener = Callable[[JobEvent], None]
+"""Called (synchronously, in the node's task) for every change to a job."""
+
+
+class ClientNode:
+    """See the module docstring. Open with :meth:`open` (an async context manager)."""
+
+    def __init__(
+        self,
+        home: ClientHome,
+        journal: ClientJournal,
+        node: BundleNode,
+        mailbox: Mailbox,
+        nursery: trio.Nursery,
+        *,
+        discovery: tuple[bool, tuple[str, ...] | None, str | None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.home = home
+        """The client home, locked while the node runs."""
+        self.journal = journal
+        """The journal of this home's jobs and outbox."""
+        self.node = node
+        """The client's bundle node."""
+        self.mailbox = mailbox
+        """The client endpoint."""
+        self.discovery = discovery
+        """``(discover, interfaces, service type)`` the node was started with: a session that
+        wants other discovery settings needs another node."""
+        self._nursery = nursery
+        self._clock = clock
+        self.broker: EndpointID | None = None
+        """The broker last found reachable."""
+        self._routed_via: set[str] = set()
+        self._via: set[tuple[str, int]] = set()
+        self._collectors: dict[int, trio.MemorySendChannel[Incoming]] = {}
+        self._listeners: list[JobListener] = []
+        self._changed = trio.Event()
+        self.sent_with_custody = False
+        """Whether bundles with custody were sent (leaving waits a moment for the signals)."""
+        self.first_peer_at: float | None = None
+        """When a first session came up (trio clock)."""
+
+    # -- opening --------------------------------------------------------------------------------
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls,
+        settings: ClientSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+        patient_drain: bool = True,
+    ) -> AsyncIterator[ClientNode]:
+        """Open the home ``settings`` name (waiting up to ``lock_timeout_s`` for its lock), run
+        the node (with discovery as ``settings`` say) and the client endpoint; on exit give
+        waiting bundles a moment to leave — with ``patient_drain``, as long as they are leaving
+        (:meth:`drain`, quiet for ``settings.request_timeout_s``) — then stop."""
+        home = await trio.to_thread.run_sync(
+            lambda: ClientHome.open(settings.home, lock_timeout_s=settings.lock_timeout_s)
+        )
+        try:
+            journal = await ClientJournal.open(home.journal_path, clock=clock)
+            try:
+                node = BundleNode(_node_config(home, settings), clock=clock)
+                try:
+                    async with trio.open_nursery() as nursery:
+                        await nursery.start(node.run)
+                        # The mailbox and the consumer stop before the node: a message being
+                        # confirmed as they stop must not meet a closed bundle store (it is
+                        # cancelled instead, and the bundle is delivered again next time).
+                        async with trio.open_nursery() as endpoint:
+                            mailbox = Mailbox(node, role_endpoint(node.node_id, RoleName.CLIENT))
+                            await endpoint.start(mailbox.run)
+                            client = cls(
+                                home,
+                                journal,
+                                node,
+                                mailbox,
+                                endpoint,
+                                discovery=_discovery_of(settings),
+                                clock=clock,
+                            )
+                            endpoint.start_soon(client._consume)
+                            yield client
+                            quiet = settings.request_timeout_s if patient_drain else None
+                            await client.drain(quiet_s=quiet)
+                            endpoint.cancel_scope.cancel()
+                        nursery.cancel_scope.cancel()
+                except BaseExceptionGroup as group:
+                    # One failure (the caller's own, usually) is raised as itself.
+                    leaves = _leaves(group)
+                    if len(leaves) == 1 and isinstance(leaves[0], Exception):
+                        raise leaves[0] from None
+                    raise
+            finally:
+                with trio.CancelScope(shield=True):
+                    await journal.aclose()
+        finally:
+            home.close()
+
+    @property
+    def endpoint(self) -> EndpointID:
+        """The client endpoint (``…/ucp/client``)."""
+        return self.mailbox.endpoint
+
+    def fits(self, settings: ClientSettings) -> bool:
+        """Whether a session with ``settings`` can use this node (same discovery settings)."""
+        return _discovery_of(settings) == self.discovery
+
+    # -- peers ----------------------------------------------------------------------------------
+
+    def use_via(self, via: Iterable[tuple[str, int]]) -> None:
+        """Keep sessions to these addresses up from now on (reconnecting after a cut)."""
+        for address in via:
+            if address not in self._via:
+                self._via.add(address)
+                self._nursery.start_soon(self._keep_connected, *address)
+
+    async def _keep_connected(self, host: str, port: int) -> None:
+        delay = _RECONNECT_MIN_S
+        while True:
+            try:
+                peer = await self.node.connect(host, port)
+            except (LinkError, OSError) as exc:
+                logger.info("via %s:%d: %s", host, port, exc)
+                await trio.sleep(delay)
+                delay = min(delay * 2, _RECONNECT_MAX_S)
+                continue
+            delay = _RECONNECT_MIN_S
+            while any(p.node_id == peer for p in self.node.peers()):
+                await trio.sleep(0.1)
+            logger.info("via %s:%d: session with %s ended", host, port, peer)
+
+    def route_via(self, peers: list[str]) -> None:
+        """Send everything not for a neighbour through the first ``--via`` node reached (a
+        broker's node, or a node that knows the way)."""
+        if self._routed_via or not peers:
+            return
+        self._routed_via.add(peers[0])
+        self.node.add_route("*", peers[0])
+
+    async def flush_outbox(self, broker: EndpointID) -> None:
+        """Send what waits in the journal's outbox (no broker was known when it was queued)
+        to ``broker``, in order."""
+        items = await self.journal.outbox()
+        for item in items:
+            message = decode_message(item.payload)
+            await self.mailbox.send(
+                broker, message, custody=item.custody, lifetime_s=item.lifetime_s
+            )
+            self.sent_with_custody |= item.custody
+            await self.journal.remove_outbox(item.sequence)
+            job_id = getattr(getattr(message, "job", None), "job_id", None)
+            if isinstance(job_id, uuid.UUID):
+                await self.journal.set_broker([job_id], str(broker))
+        if items:
+            logger.info("sent %d queued messages to %s", len(items), broker)
+
+    async def remember_broker(self, broker: EndpointID) -> None:
+        """Note ``broker`` as reachable (and remember it for later commands)."""
+        if self.broker != broker:
+            logger.info("broker %s reachable", broker)
+        self.broker = broker
+        await self.journal.remember(_BROKER_KEY, str(broker))
+
+    async def remembered_broker(self) -> EndpointID | None:
+        """The broker a command reached last, if any."""
+        remembered = await self.journal.setting(_BROKER_KEY)
+        return None if remembered is None else parse_eid(remembered)
+
+    # -- replies ---------------------------------------------------------------------------------
+
+    @contextmanager
+    def replies(self, request_ids: Iterable[int]) -> Iterator[trio.MemoryReceiveChannel[Incoming]]:
+        """Route replies carrying any of ``request_ids`` to the channel yielded (64 at most
+        wait in it; more are dropped) until the block ends."""
+        send, receive = trio.open_memory_channel[Incoming](64)
+        ids = list(request_ids)
+        for request_id in ids:
+            self._collectors[request_id] = send
+        try:
+            yield receive
+        finally:
+            for request_id in ids:
+                self._collectors.pop(request_id, None)
+            send.close()
+
+    # -- what arrives -----------------------------------------------------------------------------
+
+    def watch(self, listener: JobListener) -> None:
+        """Call ``listener`` for every change to a job from now on."""
+        self._listeners.append(listener)
+
+    def unwatch(self, listener: JobListener) -> None:
+        """Stop calling ``listener``."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def next_change(self) -> trio.Event:
+        """An event set at the next change to any job. Take it *before* looking at the
+        journal, then wait on it: a change in between is not missed."""
+        return self._changed
+
+    def notify(self, event: JobEvent) -> None:
+        """Tell every listener about ``event`` and wake those waiting for a change."""
+        for listener in list(self._listeners):
+            listener(event)
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def _consume(self) -> None:
+        while True:
+            incoming = await self.mailbox.receive()
+            await self._handle(incoming)
+            await incoming.done()
+
+    async def _handle(self, incoming: Incoming) -> None:
+        message = incoming.message
+        request_id = getattr(message, "request_id", None)
+        collector = self._collectors.get(request_id) if isinstance(request_id, int) else None
+        if collector is not None:
+            try:
+                collector.send_nowait(incoming)
+            except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+                logger.debug("dropping an extra reply to request %d", request_id)
+            return
+        entry: JobEntry | None = None
+        if isinstance(message, JobAccepted):
+            entry = await self.journal.accepted(message.job_id, message.broker, message.warning)
+        elif isinstance(message, JobState):
+            entry = await self.journal.update_state(
+                message.job_id,
+                message.state,
+                message.at,
+                detail=message.detail,
+                executor=message.executor,
+            )
+        elif isinstance(message, JobResult):
+            entry = await self.journal.store_result(message, "delivered")
+        else:
+            logger.debug("ignoring %s from %s", message.KIND, incoming.source)
+            return
+        if entry is not None:
+            self.notify(JobEvent(entry, message))
+
+    # -- leaving --------------------------------------------------------------------------------
+
+    async def drain(
+        self,
+        timeout_s: float = _DRAIN_S,
+        custody_timeout_s: float = _CUSTODY_DRAIN_S,
+        *,
+        quiet_s: float | None = None,
+    ) -> None:
+        """Give bundles waiting to be forwarded up to ``timeout_s`` to leave while a session is
+        up (messages just sent, custody signals for what arrived) and, if bundles with custody
+        were sent, up to ``custody_timeout_s`` for the next hop's custody signals (so the
+        client's copies are released now, not retransmitted later). With ``quiet_s``, longer
+        while they are leaving: as long as peers keep acknowledging octets (a large upload on a
+        slow link), until nothing was acknowledged for ``quiet_s``. What is left stays in the
+        store."""
+        start = trio.current_time()
+        deadline = start + timeout_s
+        seen = self.activity()
+        while self.node.peers() and trio.current_time() < deadline:
+            statistics = self.node.statistics()
+            waiting_custody = (
+                self.sent_with_custody
+                and statistics.custody_wait > 0
+                and trio.current_time() - start < custody_timeout_s
+            )
+            if statistics.pending_forward == 0 and not waiting_custody:
+                break
+            await trio.sleep(_POLL_S)
+            now_seen = self.activity()
+            if quiet_s is not None and now_seen != seen and statistics.pending_forward:
+                seen = now_seen
+                deadline = max(deadline, trio.current_time() + quiet_s)
+
+    def activity(self) -> int:
+        """A counter that grows while a large bundle arrives at the node or leaves it (octets of
+        multi-segment transfers received or acknowledged; small messages do not count)."""
+        return self.node.received_octets() + self.node.acknowledged_octets()
+
+    def waiting_bundles(self) -> int:
+        """Bundles in the node's store still to be forwarded (or awaiting custody signals)."""
+        statistics = self.node.statistics()
+        return statistics.pending_forward + statistics.custody_wait
+
+
+def _discovery_of(settings: ClientSettings) -> tuple[bool, tuple[str, ...] | None, str | None]:
+    if not settings.discover:
+        return (False, None, None)
+    return (True, settings.discovery_interfaces, settings.discovery_service_type)
+
+
+def _node_config(home: ClientHome, settings: ClientSettings) -> NodeConfig:
+    listen: tuple[tuple[str, int], ...] = ()
+    if settings.discover:
+        # Discovery announces a listener; peers that find us may connect to it.
+        interfaces = settings.discovery_interfaces or ("0.0.0.0",)
+        listen = tuple((address, 0) for address in interfaces)
+    return NodeConfig(
+        node_id=home.node_id,
+        workdir=home.path,
+        listen=listen,
+        discovery=settings.discover,
+        discovery_interfaces=settings.discovery_interfaces,
+        discovery_service_type=settings.discovery_service_type,
+        reconnect_max_s=_RECONNECT_MAX_S,
+        custody_retransmit_s=60.0,
+    )
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
