@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -140,6 +141,24 @@ async def test_nodes_text_and_json(
     assert info["statistics"]["pending_forward"] == 1
     assert info["routes"][0]["pattern"] == "dtn://c/*"
     assert info["peers"] == []
+
+
+async def test_nodes_to_a_pipe_closed_early_ends_quietly(
+    api: tuple[BundleNode, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``ucp nodes --json | head -c 1``: status 141 and nothing on stderr, as for the client
+    commands (not "error: Broken pipe")."""
+    _, path = api
+    for argv in (["nodes", "--json"], ["nodes"]):
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # the reader has gone
+        with open(write_end, "w", buffering=1) as closed:
+            monkeypatch.setattr(sys, "stdout", closed)
+            assert await ucp(*argv, "--socket", str(path)) == 141
+            monkeypatch.undo()
+        assert capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize(

@@ -104,7 +104,8 @@ def run_async(
     function: Callable[[argparse.Namespace], Awaitable[int]], args: argparse.Namespace
 ) -> int:
     """Run ``function(args)`` under trio; its application API and OS errors become one-line
-    ``ucp`` errors."""
+    ``ucp`` errors — except our output closed early (``BrokenPipeError``, ``| head``), which
+    goes on to :func:`~.main.main` to end quietly with status 141."""
     import trio
 
     from ucp_dtn.appapi import AppApiError
@@ -114,11 +115,13 @@ def run_async(
     except BaseExceptionGroup as group:
         leaves = _leaves(group)
         for leaf in leaves:
-            if isinstance(leaf, KeyboardInterrupt):
+            if isinstance(leaf, KeyboardInterrupt | BrokenPipeError):
                 raise leaf from None
         first = leaves[0]
         if isinstance(first, CommandError | AppApiError | OSError):
             return run_failed(first)
+        raise
+    except BrokenPipeError:
         raise
     except (AppApiError, OSError) as error:
         return run_failed(error)
