@@ -75,19 +75,25 @@ async def test_replicated_data_survive_a_lost_datastore_and_deletes_reach_a_part
     entry = await settled(client, "survey/a.wav", holders=2)
     assert entry["replicas"] == 2 and entry["holders"] == [datastore("d1"), datastore("d2")]
 
-    # Two clients write one name at the same moment: every replica ends with the same write.
+    # Two clients write one name at the same moment (--replace: the newest write wins, no
+    # refusal of a taken name): every replica ends with the same write.
     other = Client(tmp_path / "other-home", b)
     for who in ("one", "two"):
         (tmp_path / who).write_bytes(f"gauge reading from {who}\n".encode())
     async with trio.open_nursery() as nursery:
         for writer, who in ((client, "one"), (other, "two")):
             nursery.start_soon(
-                writer.ok, "data", "put", "gauge", str(tmp_path / who), "--replicas", "2"
+                writer.ok,
+                *("data", "put", "gauge", str(tmp_path / who), "--replicas", "2", "--replace"),
             )
     gauge = await settled(client, "gauge", holders=2)
     value = (await client.ucp("data", "get", "gauge")).stdout
     assert value in (b"gauge reading from one\n", b"gauge reading from two\n")
     assert gauge["size"] == len(value)
+    # Without --replace a replicated name another write holds is refused, and stays as it is.
+    taken = await other.ucp("data", "put", "gauge", str(tmp_path / "a.wav"), "--replicas", "2")
+    assert taken.returncode == 1 and "already taken" in taken.stderr.decode(), explain(taken)
+    assert (await client.ucp("data", "get", "gauge")).stdout == value
 
     # kill -9 the datastore that took the put: the datum is still read, and a job reads it.
     dead, survivor = (d1, d2) if took == datastore("d1") else (d2, d1)
