@@ -7,17 +7,17 @@ import pytest
 import trio
 
 from bpv7 import BundleAgeBlock, BundleFlags, CreationTimestamp, parse_eid
-from ucp_dtn.agent.forwarding import ForwardQueue, RawCache, backoff_delay
-from ucp_dtn.agent.records import (
+from ucp_dtn.agent.bundle_records import (
     EXTRA_AGE,
     EXTRA_FLAGS,
     EXTRA_PREVIOUS,
-    RecentBundles,
     bundle_key,
     expiry_of,
     stored_bundle_for,
     stored_flags,
 )
+from ucp_dtn.agent.duplicates import RecentBundles
+from ucp_dtn.agent.forwarding import ForwardQueue, RawCache, backoff_delay
 from ucp_dtn.agent.routing import RoutingTable
 from ucp_dtn.store import BundleState
 

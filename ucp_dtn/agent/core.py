@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import trio
 
@@ -52,25 +51,22 @@ from bpv7.admin import (
 from bpv7.fragment import FragmentCollector, ReassemblyError, reassembly_key
 from ucp_dtn.store import BundleState, BundleStore, Reservation, StoredBundle, StoreFullError
 
-from .config import NodeConfig
-from .forwarding import ForwardQueue, RawCache
-from .records import (
+from .bundle_records import (
     EXTRA_PREVIOUS,
-    RecentBundles,
     bundle_key,
     is_fragment_key,
     stored_bundle_for,
     stored_flags,
 )
+from .config import NodeConfig
+from .contracts import Custodian
+from .duplicates import RecentBundles
+from .forwarding import ForwardQueue, RawCache
 from .registration import Registration
 from .reports import StatusReporter
 from .roles import RoleDirectory
 from .routing import RoutingTable
 from .statistics import Counters
-
-if TYPE_CHECKING:
-    from .custody import CustodyManager
-    from .spool import Spool
 
 __all__ = ["AgentCore"]
 
@@ -98,15 +94,30 @@ class AgentCore:
         self.cache = RawCache()
         self.registrations: dict[EndpointID, Registration] = {}
         self.reporter = StatusReporter(self)
-        self.custody: CustodyManager | None = None
-        self.spool: Spool | None = None
-        """Incoming transfers in progress (set by the node)."""
+        self.custody: Custodian | None = None
+        """Custody transfer (set by the node)."""
         self.fragments = FragmentCollector()
         self._fragment_keys: dict[str, set[str]] = {}  # original bundle key -> fragment keys
         self._last_creation = (0, -1)
-        self.janitor_wakeup = trio.Event()
+        self._janitor_wakeup = trio.Event()
         self.routes_changed: Callable[[], None] = _nothing
         """Called when routes changed (the node advertises them to its neighbours)."""
+
+    # -- signals between the parts ------------------------------------------------------------
+
+    def wake_janitor(self) -> None:
+        """A deadline nearer than the janitor's next round appeared."""
+        self._janitor_wakeup.set()
+
+    def new_janitor_round(self) -> trio.Event:
+        """A fresh event for the janitor's next round, set by :meth:`wake_janitor`."""
+        self._janitor_wakeup = trio.Event()
+        return self._janitor_wakeup
+
+    def routes_updated(self) -> None:
+        """The routing table changed: re-assign waiting bundles and tell the neighbours."""
+        self.queue.sync()
+        self.routes_changed()
 
     # -- time and identity --------------------------------------------------------------------
 
@@ -197,7 +208,7 @@ class AgentCore:
                 # Likely to be read back soon: keep the bytes at hand.
                 self.cache.put(meta.key, raw)
         if meta.expires_at < self.clock() + self.config.janitor_interval_s:
-            self.janitor_wakeup.set()
+            self.wake_janitor()
         return True
 
     def dispatch(self, meta: StoredBundle) -> None:
@@ -248,7 +259,9 @@ class AgentCore:
 
     # -- leaving the store --------------------------------------------------------------------
 
-    def _forget(self, key: str) -> None:
+    def forget(self, key: str) -> None:
+        """Bundle ``key`` left the store: drop it from every in-memory view (the forwarding
+        queue, the raw cache, registrations, custody) and remember it as handled."""
         self.queue.remove(key)
         self.cache.drop(key)
         self.recent.add(key)
@@ -277,7 +290,7 @@ class AgentCore:
             bundle = await self.load_bundle(key)
         if not await self.store.delete(key):
             return False
-        self._forget(key)
+        self.forget(key)
         self.counters.count_deleted(reason)
         logger.info("deleted %s: %s", key, _reason_text(reason))
         if bundle is not None and flags & _REPORT_DELETION:
@@ -306,7 +319,7 @@ class AgentCore:
         if meta.custody and self.custody is not None:
             await self.custody.sent(key, meta, peer)
         elif await self.store.delete(key):
-            self._forget(key)
+            self.forget(key)
         if bundle is not None:
             await self.reporter.report(bundle, StatusKind.FORWARDED)
 
@@ -330,7 +343,7 @@ class AgentCore:
         status report if requested, then the bundle may be deleted)."""
         if not await self.store.delete(key):
             return
-        self._forget(key)
+        self.forget(key)
         self.counters.delivered += 1
         if int(bundle.primary.flags) & _REPORT_DELIVERY:
             await self.reporter.report(bundle, StatusKind.DELIVERED)
@@ -401,7 +414,7 @@ class AgentCore:
         reassembled bundle carries on)."""
         for member in members:
             if await self.store.delete(member):
-                self._forget(member)
+                self.forget(member)
 
     async def restore_fragments(self) -> None:
         """After a restart: feed stored local fragments to the collector again."""

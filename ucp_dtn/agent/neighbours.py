@@ -39,7 +39,6 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import trio
 
@@ -72,14 +71,11 @@ from convergence.tcpcl.listener import open_link
 from ucp_dtn.store import BundleState, StoredBundle, StoreError
 
 from .advertisement import RouteAdvertisement, routing_endpoint
+from .bundle_records import EXTRA_AGE, EXTRA_PREVIOUS, bundle_key, stored_bundle_for
+from .contracts import ForwardingHost, TransferIntake
 from .forwarding import backoff_delay
 from .partial import TransferCut, find_cut
-from .records import EXTRA_AGE, EXTRA_PREVIOUS, bundle_key, stored_bundle_for
 from .statistics import PeerInfo, TransferInfo
-
-if TYPE_CHECKING:
-    from .core import AgentCore
-    from .reception import Receiver
 
 __all__ = ["Neighbours"]
 
@@ -147,7 +143,9 @@ class _Session:
 class Neighbours:
     """Every session of one agent (see the module docstring)."""
 
-    def __init__(self, core: AgentCore, receiver: Receiver, link_config: LinkConfig) -> None:
+    def __init__(
+        self, core: ForwardingHost, receiver: TransferIntake, link_config: LinkConfig
+    ) -> None:
         self._core = core
         self._receiver = receiver
         self.link_config = link_config
@@ -408,7 +406,7 @@ class Neighbours:
             return False
         core.cache.put(record.key, raw)
         if await core.store.delete(key):
-            core._forget(key)
+            core.forget(key)
         await core.requeue(record.key, front=True)
         core.counters.partial_sent += 1
         core.counters.partial_sent_bytes += cut.cut
@@ -493,7 +491,7 @@ class Neighbours:
             core.dispatch(record)
         core.counters.fragments_created += len(pieces)
         if await core.store.delete(key):
-            core._forget(key)
+            core.forget(key)
         logger.info("%s split into %d fragments of at most %d bytes", key, len(pieces), limit)
 
     async def _retry_later(self, meta: StoredBundle) -> None:
@@ -506,7 +504,7 @@ class Neighbours:
             )
         except StoreError:
             return
-        core.janitor_wakeup.set()
+        core.wake_janitor()
 
     async def _complete_worker(
         self,

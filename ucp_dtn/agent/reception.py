@@ -27,9 +27,7 @@ possible moment").
 from __future__ import annotations
 
 import contextlib
-import enum
 import logging
-from typing import TYPE_CHECKING
 
 import trio
 
@@ -63,13 +61,11 @@ from convergence.tcpcl.link_errors import LinkClosedError
 from ucp_dtn.store import Reservation, StoreError, StoreFullError
 
 from .advertisement import RouteAdvertisement, is_routing_endpoint
+from .bundle_records import bundle_key, expiry_of
+from .contracts import ReceptionHost, ReceptionOutcome
 from .errors import RouteAdvertisementError
 from .partial import TransferCut, find_cut
-from .records import bundle_key, expiry_of
 from .spool import SpooledData, SpoolSink
-
-if TYPE_CHECKING:
-    from .core import AgentCore
 
 __all__ = ["ReceptionOutcome", "Receiver"]
 
@@ -86,25 +82,10 @@ _CARRIED_UNPROCESSED = frozenset({BlockType.BIB, BlockType.BCB})
 belong to the security source and acceptor, RFC 9172)."""
 
 
-class ReceptionOutcome(enum.Enum):
-    """What became of a received bundle (and how to answer its transfer)."""
-
-    ACCEPTED = "accepted"
-    """Stored (or handled, for bundles consumed by the agent itself): acknowledge."""
-    DUPLICATE = "duplicate"
-    """Already held or recently handled: acknowledge, keep nothing."""
-    DROPPED = "dropped"
-    """Deleted on reception (hop limit, lifetime, unsupported block): acknowledge."""
-    NO_RESOURCES = "no resources"
-    """The store is full: refuse, the sender keeps it."""
-    INVALID = "invalid"
-    """Not a valid bundle: refuse as not acceptable."""
-
-
 class Receiver:
     """Reception for one agent."""
 
-    def __init__(self, core: AgentCore) -> None:
+    def __init__(self, core: ReceptionHost) -> None:
         self._core = core
         self._large = trio.Lock()
 
@@ -365,8 +346,7 @@ class Receiver:
         core.routing.learn(advertiser, dict(advert.reachable), expires_at=expires_at)
         core.roles.learn_many(dict(advert.roles), expires_at=expires_at)
         if core.routing.version != version:
-            core.queue.sync()
-            core.routes_changed()
+            core.routes_updated()
 
 
 async def _locate_cut(data: SpooledData) -> TransferCut | None:
