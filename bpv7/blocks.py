@@ -235,6 +235,24 @@ _SET_HEAD = CanonicalBlock.__dict__["_head"].__set__
 _SET_TAIL = CanonicalBlock.__dict__["_tail"].__set__
 
 
+def unchecked_block(
+    type_code: int, number: int, flags: BlockFlags, crc_type: CRCType, data: bytes
+) -> CanonicalBlock:
+    """A :class:`CanonicalBlock` built without validation, for values the caller guarantees
+    valid (e.g. an edit of a valid block's data with a freshly encoded typed value): the
+    forwarding-time edits run once per forwarded bundle, and the validating ``__init__`` is
+    most of their cost."""
+    block = _NEW(CanonicalBlock)
+    _SET_TYPE(block, type_code)
+    _SET_NUMBER(block, number)
+    _SET_FLAGS(block, flags)
+    _SET_CRC_TYPE(block, crc_type)
+    _SET_DATA(block, data)
+    _SET_HEAD(block, None)
+    _SET_TAIL(block, None)
+    return block
+
+
 def decode_canonical(
     data: bytes, pos: int, *, check_data: bool = True
 ) -> tuple[CanonicalBlock, int]:
