@@ -510,6 +510,13 @@ class HopCountBlock(_TypedBlock):
         """Parse block-type-specific data; raises :class:`~bpv7.errors.DecodeError`."""
         # RFC 9171 §4.4.3: "The block-type-specific data in a Hop Count Block SHALL be
         # represented as a CBOR array comprising two items", both unsigned integers.
+        if len(data) == 3 and data[0] == 0x82 and 0 < data[1] < 24 and data[2] < 24:
+            # Fast path (every forwarded bundle with a hop limit): a small limit and count,
+            # valid as they are.
+            value = _NEW(cls)
+            _SET_LIMIT(value, data[1])
+            _SET_COUNT(value, data[2])
+            return value
         try:
             count, pos = read_array(data, 0, "hop count block")
             if count not in (2, INDEFINITE):
@@ -532,6 +539,9 @@ class HopCountBlock(_TypedBlock):
         except EncodeError as exc:
             raise _block_error(exc.message, exc.rule, exc.section) from None
 
+
+_SET_LIMIT = HopCountBlock.__dict__["limit"].__set__
+_SET_COUNT = HopCountBlock.__dict__["count"].__set__
 
 ExtensionValue = PreviousNodeBlock | BundleAgeBlock | HopCountBlock
 """A typed extension block value that :meth:`to_block` turns into a :class:`CanonicalBlock`."""

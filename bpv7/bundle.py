@@ -669,7 +669,11 @@ def with_forwarding_edits(
                 need_age = False
             continue
         if type_code == BlockType.HOP_COUNT and increment_hop_count:
-            data = HopCountBlock.decode_data(block.data).incremented().encode_data()
+            data = block.data
+            if len(data) == 3 and data[0] == 0x82 and 0 < data[1] < 24 and data[2] < 23:
+                data = bytes((0x82, data[1], data[2] + 1))  # the usual small [limit, count]
+            else:
+                data = HopCountBlock.decode_data(data).incremented().encode_data()
         elif type_code == BlockType.PREVIOUS_NODE and previous_node is not None:
             need_previous = False
             data = previous_node.cbor
@@ -689,7 +693,15 @@ def with_forwarding_edits(
         added = []
         if need_previous:
             assert previous_node is not None
-            added.append(PreviousNodeBlock(previous_node).to_block(number, flags, crc_type))
+            added.append(
+                unchecked_block(
+                    BlockType.PREVIOUS_NODE,
+                    number,
+                    cached_block_flags(flags),
+                    CRCType(crc_type),
+                    previous_node.cbor,
+                )
+            )
             number = number + 1 if number < UINT64_MAX else _free_number(blocks, added)
         if need_age:
             assert bundle_age_ms is not None

@@ -23,6 +23,8 @@ reception, :class:`ReceptionOutcome` what reception tells them.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import trio
@@ -31,7 +33,7 @@ from bpv7 import Bundle, BundleID, CreationTimestamp, EndpointID
 from bpv7.admin import BibePdu, CustodySignal, StatusKind, StatusReportReason
 from bpv7.fragment import FragmentCollector
 from convergence.tcpcl.link import IncomingBundleTransfer
-from ucp_dtn.store import BundleStore, Reservation, StoredBundle
+from ucp_dtn.store import BundleStore, Reservation, StoredBundle, StoreError
 
 from .config import NodeConfig
 from .forwarding import ForwardQueue, RawCache
@@ -40,6 +42,7 @@ from .routing import RoutingTable
 from .statistics import Counters
 
 __all__ = [
+    "Admission",
     "BundleIntake",
     "Custodian",
     "CustodyHost",
@@ -68,6 +71,22 @@ class ReceptionOutcome(enum.Enum):
     """Not a valid bundle: refuse as not acceptable."""
 
 
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """One bundle for :meth:`ReceptionHost.admit_many`."""
+
+    bundle: Bundle
+    """The decoded bundle."""
+    raw: bytes
+    """Its bytes, as they are to be stored."""
+    previous: EndpointID | None
+    """The neighbour it came from."""
+    custody: bool = False
+    """This node takes custody of it."""
+    reservation: Reservation | None = None
+    """Quota held for it (used up either way)."""
+
+
 class BundleIntake(Protocol):
     """Reception as custody sees it: the entry for bundles decapsulated from BIBE PDUs."""
 
@@ -87,8 +106,10 @@ class BundleIntake(Protocol):
 class TransferIntake(Protocol):
     """Reception as the sessions see it: where complete incoming transfers go."""
 
-    async def on_transfer(self, transfer: IncomingBundleTransfer, peer: EndpointID) -> None:
-        """Process one incoming transfer from neighbour ``peer`` and answer it."""
+    async def on_transfers(
+        self, transfers: Sequence[IncomingBundleTransfer], peer: EndpointID
+    ) -> None:
+        """Process incoming transfers from neighbour ``peer`` and answer each."""
         ...
 
 
@@ -259,6 +280,11 @@ class ReceptionHost(Originator, Protocol):
         """The routing table changed: re-route waiting bundles, advertise."""
         ...
 
+    async def admit_many(self, admissions: Sequence[Admission]) -> list[bool | StoreError]:
+        """Store several bundles together and dispatch them: per bundle ``True``, ``False``
+        (a duplicate) or the store's error."""
+        ...
+
 
 class JanitorHost(_Deleting, Protocol):
     """What the janitor needs (:mod:`.janitor`)."""
@@ -383,6 +409,12 @@ class ForwardingHost(_Deleting, Protocol):
 
     async def forwarded(self, key: str, meta: StoredBundle, peer: EndpointID) -> None:
         """``peer`` acknowledged bundle ``key``."""
+        ...
+
+    async def forwarded_many(
+        self, done: Sequence[tuple[str, StoredBundle]], peer: EndpointID
+    ) -> None:
+        """``peer`` acknowledged these bundles."""
         ...
 
     def wake_janitor(self) -> None:

@@ -22,7 +22,7 @@ key that leaves the store goes into ``recent`` (duplicate suppression).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import trio
 
@@ -49,7 +49,15 @@ from bpv7.admin import (
     admin_record_from_bundle,
 )
 from bpv7.fragment import FragmentCollector, ReassemblyError, reassembly_key
-from ucp_dtn.store import BundleState, BundleStore, Reservation, StoredBundle, StoreFullError
+from ucp_dtn.store import (
+    BundleState,
+    BundleStore,
+    PutItem,
+    Reservation,
+    StoredBundle,
+    StoreError,
+    StoreFullError,
+)
 
 from .bundle_records import (
     EXTRA_PREVIOUS,
@@ -59,7 +67,7 @@ from .bundle_records import (
     stored_flags,
 )
 from .config import NodeConfig
-from .contracts import Custodian
+from .contracts import Admission, Custodian
 from .duplicates import RecentBundles
 from .forwarding import ForwardQueue, RawCache
 from .registration import Registration
@@ -184,32 +192,76 @@ class AgentCore:
             if reservation is not None:
                 reservation.release()
             return True
-        state = BundleState.PENDING_DELIVERY if local else BundleState.PENDING_FORWARD
-        meta = stored_bundle_for(
+        meta = self._record_for(bundle, raw, local, previous, custody)
+        if not await self.store.put(meta, raw, reservation=reservation):
+            return False
+        await self._admitted(meta, bundle, raw, local, previous)
+        return True
+
+    async def admit_many(self, admissions: Sequence[Admission]) -> list[bool | StoreError]:
+        """:meth:`admit` of several bundles, stored together (one group commit): per bundle
+        ``True``, ``False`` (a duplicate) or the store's error (``StoreFullError``: nothing
+        kept). Administrative records for this node are not for this path (they are handled,
+        not stored): use :meth:`admit`."""
+        now = self.clock()
+        items: list[PutItem] = []
+        locals_: list[bool] = []
+        for admission in admissions:
+            bundle = admission.bundle
+            local = self.is_local(bundle.primary.destination)
+            locals_.append(local)
+            meta = self._record_for(
+                bundle, admission.raw, local, admission.previous, admission.custody, now
+            )
+            items.append((meta, admission.raw, admission.reservation))
+        results = await self.store.put_many(items)
+        for (meta, raw, _), admission, local, result in zip(
+            items, admissions, locals_, results, strict=True
+        ):
+            if result is True:
+                await self._admitted(meta, admission.bundle, raw, local, admission.previous)
+        return results
+
+    def _record_for(
+        self,
+        bundle: Bundle,
+        raw: bytes,
+        local: bool,
+        previous: EndpointID | None,
+        custody: bool,
+        now: float | None = None,
+    ) -> StoredBundle:
+        return stored_bundle_for(
             bundle,
             len(raw),
-            received_at=self.clock(),
-            state=state,
+            received_at=self.clock() if now is None else now,
+            state=BundleState.PENDING_DELIVERY if local else BundleState.PENDING_FORWARD,
             previous=None if previous is None else str(previous),
             custody=custody,
         )
-        if not await self.store.put(meta, raw, reservation=reservation):
-            return False
+
+    async def _admitted(
+        self,
+        meta: StoredBundle,
+        bundle: Bundle,
+        raw: bytes,
+        local: bool,
+        previous: EndpointID | None,
+    ) -> None:
+        """Dispatch a bundle just stored (RFC 9171 §5.3): to local delivery (whole bundles) or
+        reassembly (fragments), or to the forwarding queue."""
         if local and bundle.is_fragment:
             await self._collect_fragment(meta.key, bundle)
         elif local:
             await self._drop_partial(bundle)
             self.dispatch(meta)
         else:
-            self.queue.add(meta.key, primary.destination, previous)
-            if self.queue.is_routed(meta.key) or (
-                local and primary.destination in self.registrations
-            ):
+            self.queue.add(meta.key, bundle.primary.destination, previous)
+            if self.queue.is_routed(meta.key):
                 # Likely to be read back soon: keep the bytes at hand.
                 self.cache.put(meta.key, raw)
         if meta.expires_at < self.clock() + self.config.janitor_interval_s:
             self.wake_janitor()
-        return True
 
     def dispatch(self, meta: StoredBundle) -> None:
         """Put a stored bundle where it is waited for: a registration, or the forwarding
@@ -322,6 +374,26 @@ class AgentCore:
             self.forget(key)
         if bundle is not None:
             await self.reporter.report(bundle, StatusKind.FORWARDED)
+
+    async def forwarded_many(
+        self, done: Sequence[tuple[str, StoredBundle]], peer: EndpointID
+    ) -> None:
+        """:meth:`forwarded` for several bundles ``peer`` acknowledged: those that need no
+        status report and no custody signal leave the store together (one group commit)."""
+        plain: list[str] = []
+        for key, meta in done:
+            if (meta.custody and self.custody is not None) or (
+                stored_flags(meta.extra) & _REPORT_FORWARDING
+            ):
+                await self.forwarded(key, meta, peer)
+            else:
+                plain.append(key)
+        if not plain:
+            return
+        self.counters.forwarded += len(plain)
+        for key, deleted in zip(plain, await self.store.delete_many(plain), strict=True):
+            if deleted:
+                self.forget(key)
 
     # -- local delivery (RFC 9171 §5.7) -------------------------------------------------------
 

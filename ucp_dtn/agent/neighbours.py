@@ -90,10 +90,16 @@ _HEAD_READ = 64 * 1024
 _SESSION_LASTED_S = 0.5
 """A session that lasted this long resets the reconnection backoff (shorter ones, like failed
 attempts, double the wait: a peer that ends every session at once is not hammered)."""
-_RECEIVE_PARALLEL = 64
-"""Most incoming transfers processed at once per session."""
-_COMPLETE_PARALLEL = 64
-"""Most acknowledged transfers completed (store deletes) at once per session."""
+_RECEIVE_PARALLEL = 4
+"""Tasks taking incoming transfers per session: while one batch is being committed, the next
+is prepared."""
+_RECEIVE_BATCH = 256
+"""Most incoming transfers one task takes (and stores in one group commit) at once."""
+_COMPLETE_PARALLEL = 2
+"""Tasks settling ended transfers per session: while one batch is being committed, the next
+is prepared."""
+_COMPLETE_BATCH = 512
+"""Most ended transfers one task settles at once."""
 _ADVERT_MIN_GAP = 0.1
 """Fraction of the advertisement interval that at least separates two advertisements."""
 
@@ -272,18 +278,19 @@ class Neighbours:
         link = session.link
         while True:
             try:
-                transfer = await link.receive()
+                transfers = await link.receive_many(_RECEIVE_BATCH)
             except LinkClosedError:
                 return
-            session.received += 1
+            session.received += len(transfers)
             try:
-                await receiver.on_transfer(transfer, session.peer)
+                await receiver.on_transfers(transfers, session.peer)
             except StoreError as exc:
-                # Not full (that is refused as NO_RESOURCES inside): the store failed. Refuse,
-                # so the peer keeps the bundle, and go on with the session.
+                # Not full (that is refused as NO_RESOURCES inside): the store failed. Refuse
+                # what is not answered yet, so the peer keeps it, and go on with the session.
                 logger.error("cannot store a bundle from %s: %s", session.peer, exc)
-                with contextlib.suppress(LinkError, LocalProtocolError):
-                    await transfer.refuse(XferRefuseReason.NO_RESOURCES)
+                for transfer in transfers:
+                    with contextlib.suppress(LinkError, LocalProtocolError):
+                        await transfer.refuse(XferRefuseReason.NO_RESOURCES)
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -511,14 +518,32 @@ class Neighbours:
         session: _Session,
         channel: trio.MemoryReceiveChannel[tuple[str, StoredBundle, TransferResult]],
     ) -> None:
-        async for key, meta, result in channel:
-            try:
-                # Shielded: bounded store work that must not be half done when the session or
-                # the node goes down (the bundle has left ``inflight`` already).
-                with trio.CancelScope(shield=True):
-                    await self._settle(session, key, meta, result)
-            except StoreError as exc:
-                logger.warning("completing the transfer of %s failed: %s", key, exc)
+        """Settle ended transfers, all those waiting at once (the acknowledged ones leave the
+        store in one group commit)."""
+        async for first in channel:
+            batch = [first]
+            with contextlib.suppress(trio.WouldBlock):
+                while len(batch) < _COMPLETE_BATCH:
+                    batch.append(channel.receive_nowait())
+            # Shielded: bounded store work that must not be half done when the session or the
+            # node goes down (the bundles have left ``inflight`` already).
+            with trio.CancelScope(shield=True):
+                acked: list[tuple[str, StoredBundle]] = []
+                for key, meta, result in batch:
+                    if result.outcome is TransferOutcome.ACKED:
+                        acked.append((key, meta))
+                        continue
+                    try:
+                        await self._settle(session, key, meta, result)
+                    except StoreError as exc:
+                        logger.warning("completing the transfer of %s failed: %s", key, exc)
+                if acked:
+                    session.sent += len(acked)
+                    session.refusals = 0
+                    try:
+                        await self._core.forwarded_many(acked, session.peer)
+                    except StoreError as exc:
+                        logger.warning("completing %d transfers failed: %s", len(acked), exc)
 
     async def _settle(
         self, session: _Session, key: str, meta: StoredBundle, result: TransferResult

@@ -562,6 +562,9 @@ def _link_config(
         sink_factory=spool.sink_for,
         receive_budget=budget,
         send_window_min=2 * config.segment_bytes,
+        # Complete transfers waiting for the agent: it takes them in batches (one group commit
+        # each), so let a batch build up while the previous one is being stored.
+        incoming_queue=256,
         send_window_delay_s=config.send_window_s,
         session_extensions=announce,
     )

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Sequence
 
 import trio
 
@@ -62,7 +63,7 @@ from ucp_dtn.store import Reservation, StoreError, StoreFullError
 
 from .advertisement import RouteAdvertisement, is_routing_endpoint
 from .bundle_records import bundle_key, expiry_of
-from .contracts import ReceptionHost, ReceptionOutcome
+from .contracts import Admission, ReceptionHost, ReceptionOutcome
 from .errors import RouteAdvertisementError
 from .partial import TransferCut, find_cut
 from .spool import SpooledData, SpoolSink
@@ -108,14 +109,62 @@ class Receiver:
         finally:
             if reservation is not None:
                 reservation.release()
-        if outcome is ReceptionOutcome.NO_RESOURCES:
-            core.counters.refused_transfers += 1
-            await _answer(transfer, XferRefuseReason.NO_RESOURCES)
-        elif outcome is ReceptionOutcome.INVALID:
-            core.counters.refused_transfers += 1
-            await _answer(transfer, XferRefuseReason.NOT_ACCEPTABLE)
-        else:
-            await _answer(transfer, None)
+        await _answer_with(core, transfer, outcome)
+
+    async def on_transfers(
+        self, transfers: Sequence[IncomingBundleTransfer], peer: EndpointID
+    ) -> None:
+        """Process several incoming transfers from neighbour ``peer`` (taken together from its
+        session) and answer each: the bundles to keep are stored together, in one group
+        commit, and their acknowledgements leave together. Large (spooled) transfers and
+        bundles the agent consumes itself go through :meth:`on_transfer` one by one."""
+        core = self._core
+        batch: list[tuple[IncomingBundleTransfer, Admission, bool]] = []
+        for transfer in transfers:
+            sink = transfer.sink
+            if isinstance(sink, SpoolSink) and sink.spooled:
+                await self.on_transfer(transfer, peer)
+                continue
+            reservation = sink.take_reservation() if isinstance(sink, SpoolSink) else None
+            checked: ReceptionOutcome | tuple[Admission, bool]
+            try:
+                raw = await transfer.read()
+                bundle = decode_bundle(raw)
+            except DecodeError as exc:
+                core.counters.invalid += 1
+                logger.warning("invalid bundle from %s refused: %s", peer, exc)
+                checked = ReceptionOutcome.INVALID
+            else:
+                if core.is_local(bundle.primary.destination) and bundle.primary.is_admin_record:
+                    # Consumed here (custody signals, BIBE PDUs, reports): one at a time.
+                    checked = await self.receive_bundle(bundle, raw, peer, reservation=reservation)
+                    reservation = None
+                else:
+                    checked = await self._check(bundle, raw, peer, False, reservation)
+            if isinstance(checked, ReceptionOutcome):
+                if reservation is not None:
+                    reservation.release()
+                await _answer_with(core, transfer, checked)
+                continue
+            batch.append((transfer, *checked))
+        if not batch:
+            return
+        try:
+            results = await core.admit_many([admission for _, admission, _ in batch])
+        finally:
+            for _, admission, _ in batch:
+                if admission.reservation is not None:
+                    admission.reservation.release()
+        for (transfer, admission, report_unsupported), result in zip(batch, results, strict=True):
+            if isinstance(result, StoreFullError):
+                logger.info("store full, refusing a bundle from %s: %s", peer, result)
+                outcome = ReceptionOutcome.NO_RESOURCES
+            elif isinstance(result, StoreError):
+                logger.error("cannot store a bundle from %s: %s", peer, result)
+                outcome = ReceptionOutcome.NO_RESOURCES
+            else:
+                outcome = await self._stored(admission.bundle, result, report_unsupported)
+            await _answer_with(core, transfer, outcome)
 
     async def _process(
         self, raw: bytes, peer: EndpointID, reservation: Reservation | None
@@ -226,6 +275,35 @@ class Receiver:
         reservation: Reservation | None,
     ) -> ReceptionOutcome:
         core = self._core
+        checked = await self._check(bundle, raw, previous, custody, reservation)
+        if isinstance(checked, ReceptionOutcome):
+            return checked
+        admission, report_unsupported = checked
+        try:
+            stored = await core.admit(
+                admission.bundle,
+                admission.raw,
+                previous=previous,
+                custody=custody,
+                reservation=reservation,
+            )
+        except StoreFullError as exc:
+            logger.info("store full, refusing %s from %s: %s", bundle.bundle_id, previous, exc)
+            return ReceptionOutcome.NO_RESOURCES
+        return await self._stored(admission.bundle, stored, report_unsupported)
+
+    async def _check(
+        self,
+        bundle: Bundle,
+        raw: bytes,
+        previous: EndpointID | None,
+        custody: bool,
+        reservation: Reservation | None,
+    ) -> ReceptionOutcome | tuple[Admission, bool]:
+        """RFC 9171 §5.6 up to storing: an outcome when the bundle is not to be stored (or was
+        consumed here: route advertisements, BIBE PDUs), else what to store — the bundle with
+        its reception-time edits — and whether a "block unsupported" report is due."""
+        core = self._core
         primary = bundle.primary
         destination = primary.destination
         local = core.is_local(destination)
@@ -305,13 +383,13 @@ class Receiver:
             edited = True
         if edited:
             raw = bundle.encode()
-        try:
-            stored = await core.admit(
-                bundle, raw, previous=previous, custody=custody, reservation=reservation
-            )
-        except StoreFullError as exc:
-            logger.info("store full, refusing %s from %s: %s", key, previous, exc)
-            return ReceptionOutcome.NO_RESOURCES
+        return Admission(bundle, raw, previous, custody, reservation), report_unsupported
+
+    async def _stored(
+        self, bundle: Bundle, stored: bool, report_unsupported: bool
+    ) -> ReceptionOutcome:
+        """The end of §5.6 for a bundle handed to the store (``stored``: not a duplicate)."""
+        core = self._core
         if not stored:
             core.counters.duplicates += 1
             return ReceptionOutcome.DUPLICATE
@@ -364,6 +442,21 @@ def reassembly_key_of(cut: TransferCut) -> BundleID:
     """The ID of the original bundle a cut splits."""
     primary = cut.head.primary
     return BundleID(primary.source, primary.creation)
+
+
+async def _answer_with(
+    core: ReceptionHost, transfer: IncomingBundleTransfer, outcome: ReceptionOutcome
+) -> None:
+    """Answer a transfer as its bundle's ``outcome`` says: XFER_REFUSE when the store is full
+    (the sender keeps it) or it is no bundle; otherwise the final XFER_ACK."""
+    if outcome is ReceptionOutcome.NO_RESOURCES:
+        core.counters.refused_transfers += 1
+        await _answer(transfer, XferRefuseReason.NO_RESOURCES)
+    elif outcome is ReceptionOutcome.INVALID:
+        core.counters.refused_transfers += 1
+        await _answer(transfer, XferRefuseReason.NOT_ACCEPTABLE)
+    else:
+        await _answer(transfer, None)
 
 
 async def _answer(transfer: IncomingBundleTransfer, refusal: XferRefuseReason | None) -> None:
