@@ -81,7 +81,7 @@ __all__ = ["Neighbours"]
 
 logger = logging.getLogger(__name__)
 
-_WINDOW = 64
+_WINDOW = 256
 """Most transfers in flight (sent, not yet acknowledged) per session."""
 _WINDOW_BYTES = 64 * 1024 * 1024
 """Most bundle octets loaded for transfers in flight per session (at least one bundle)."""
