@@ -445,8 +445,8 @@ async def run(args: argparse.Namespace) -> None:
             for kind in ("memory", "durable"):
                 result = await forwarding_rate(args.bundles, durable=kind == "durable", stages=True)
                 print_stages(kind, result)
-    for label, kind in (("durable", True), ("in-memory", False)):
-        per_bundle, total = await rss_per_bundle(args.stored, durable=kind)
+    for label, durable in (("durable", True), ("in-memory", False)):
+        per_bundle, total = await rss_per_bundle(args.stored, durable=durable)
         print(
             f"resident memory, {label} store: {per_bundle:7.0f} B per stored 1 KiB bundle "
             f"({per_bundle * 10_000 / 2**20:.1f} MiB per 10,000; RSS {total / 2**20:.0f} MiB; "
