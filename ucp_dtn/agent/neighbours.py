@@ -602,12 +602,14 @@ class Neighbours:
             creation=core.new_creation(),
             lifetime_ms=round(3 * interval * 1000),
         )
+        raw = bundle.encode()
         try:
-            session.link.start_send(bundle.encode())
+            session.link.start_send(raw)
         except (LinkClosedError, TransferTooLargeError) as exc:
             logger.debug("no route advertisement to %s: %s", session.peer, exc)
             return
         core.counters.adverts_sent += 1
+        core.counters.advert_bytes_sent += len(raw)
 
     # -- static peers -------------------------------------------------------------------------
 
