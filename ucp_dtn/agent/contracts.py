@@ -38,6 +38,7 @@ from ucp_dtn.store import BundleStore, Reservation, StoredBundle, StoreError
 from .config import NodeConfig
 from .forwarding import ForwardQueue, RawCache
 from .roles import RoleDirectory
+from .route_exchange import RouteExchange
 from .routing import RoutingTable
 from .statistics import Counters
 
@@ -264,6 +265,11 @@ class ReceptionHost(Originator, Protocol):
         """The role directory (route advertisements feed it)."""
         ...
 
+    @property
+    def route_exchange(self) -> RouteExchange:
+        """Where each neighbour's advertisement stream stands."""
+        ...
+
     def is_local(self, eid: EndpointID) -> bool:
         """Whether ``eid`` is an endpoint of this node."""
         ...
@@ -278,6 +284,10 @@ class ReceptionHost(Originator, Protocol):
 
     def routes_updated(self) -> None:
         """The routing table changed: re-route waiting bundles, advertise."""
+        ...
+
+    def routes_changed(self) -> None:
+        """Wake the advertisement of every session (nothing to re-route)."""
         ...
 
     async def admit_many(self, admissions: Sequence[Admission]) -> list[bool | StoreError]:
@@ -377,6 +387,11 @@ class ForwardingHost(_Deleting, Protocol):
     @property
     def custody(self) -> Custodian | None:
         """Custody transfer, when on."""
+        ...
+
+    @property
+    def route_exchange(self) -> RouteExchange:
+        """Where each neighbour's advertisement stream stands."""
         ...
 
     def now(self) -> float:

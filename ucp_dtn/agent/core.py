@@ -73,6 +73,7 @@ from .forwarding import ForwardQueue, RawCache
 from .registration import Registration
 from .reports import StatusReporter
 from .roles import RoleDirectory
+from .route_exchange import RouteExchange
 from .routing import RoutingTable
 from .statistics import Counters
 
@@ -95,6 +96,8 @@ class AgentCore:
         self.store = store
         self.clock = clock
         self.routing = RoutingTable(self.node_id)
+        self.route_exchange = RouteExchange()
+        """Where each neighbour's route advertisement stream stands."""
         self.roles = RoleDirectory(self.node_id, config.roles)
         self.queue = ForwardQueue(self.routing, clock)
         self.counters = Counters()

@@ -15,8 +15,9 @@ tasks in a nursery:
   and starts their transfers, at most ``_WINDOW`` unacknowledged (pipelining);
 * **completions**: each transfer's done callback (run by the link, no task waits per
   transfer) hands its outcome to a pool of completion tasks (forwarded, retried, deleted);
-* **advertise**: sends our route advertisement when the session starts, when our routes change
-  and every ``route_advert_interval_s``.
+* **advertise**: sends our complete routing table when the session starts, then what changed
+  when our routes change, and an empty change list when nothing changed for
+  ``route_advert_interval_s`` (:mod:`.route_exchange`).
 
 When the session ends, every bundle still unacknowledged goes back to the forwarding queue — it
 never left the store — and the peer stops being a neighbour (if this was its last session). If
@@ -70,11 +71,12 @@ from convergence.tcpcl.link_errors import LinkClosedError, LinkError, TransferTo
 from convergence.tcpcl.listener import open_link
 from ucp_dtn.store import BundleState, StoredBundle, StoreError
 
-from .advertisement import RouteAdvertisement, routing_endpoint
+from .advertisement import routing_endpoint
 from .bundle_records import EXTRA_AGE, EXTRA_PREVIOUS, bundle_key, stored_bundle_for
 from .contracts import ForwardingHost, TransferIntake
 from .forwarding import backoff_delay
 from .partial import TransferCut, find_cut
+from .route_exchange import AdvertisementStream, next_advertisement
 from .statistics import PeerInfo, TransferInfo
 
 __all__ = ["Neighbours"]
@@ -254,6 +256,7 @@ class Neighbours:
             if not sessions:
                 self._sessions.pop(peer, None)
             if core.routing.neighbour_down(peer):
+                core.route_exchange.forget(peer)
                 self.routes_changed()
             with trio.CancelScope(shield=True):
                 for key in list(session.inflight):
@@ -576,40 +579,54 @@ class Neighbours:
     # -- route advertisements -----------------------------------------------------------------
 
     async def _advertise_loop(self, session: _Session) -> None:
+        """Advertise our routes to the peer (:mod:`.route_exchange`): the complete table first,
+        then the changes when they happen (at most every ``interval / 10``), and an empty
+        change list when nothing changed for an interval (it refreshes the peer's routes)."""
         core = self._core
         interval = core.config.route_advert_interval_s
+        stream = AdvertisementStream.new(3 * interval)
+        stream.answered = core.route_exchange.requests(session.peer)
+        last_sent = -math.inf
         while True:
-            self._advertise(session)
-            last = trio.current_time()
-            with trio.move_on_after(interval):
+            now = trio.current_time()
+            if self._advertise(session, stream, refresh=now - last_sent >= interval):
+                last_sent = now
+            with trio.move_on_after(max(0.0, last_sent + interval - trio.current_time())):
                 await self._routes_changed.wait()
-                await trio.sleep_until(last + interval * _ADVERT_MIN_GAP)
+                await trio.sleep_until(now + interval * _ADVERT_MIN_GAP)
 
-    def _advertise(self, session: _Session) -> None:
+    def _advertise(self, session: _Session, stream: AdvertisementStream, *, refresh: bool) -> bool:
+        """Send the stream's next advertisement if there is something to say (``refresh``: an
+        empty change list will do); whether one was sent."""
         core = self._core
-        interval = core.config.route_advert_interval_s
-        reachable = core.routing.reachable(now=core.now(), exclude_via=session.peer)
-        roles = core.roles.known(reachable, now=core.now())
-        advert = RouteAdvertisement(
-            3 * interval,
-            tuple(sorted(reachable.items(), key=_by_text)),
-            tuple(sorted(roles.items(), key=lambda item: str(item[0]))),
+        peer = session.peer
+        advert = next_advertisement(
+            stream,
+            core.routing,
+            core.roles,
+            core.route_exchange,
+            peer,
+            now=core.now(),
+            refresh=refresh,
         )
+        if advert is None:
+            return False
         bundle = Bundle.build(
             source=core.node_id,
-            destination=routing_endpoint(session.peer),
+            destination=routing_endpoint(peer),
             payload=advert.encode(),
             creation=core.new_creation(),
-            lifetime_ms=round(3 * interval * 1000),
+            lifetime_ms=round(stream.lifetime_s * 1000),
         )
         raw = bundle.encode()
         try:
             session.link.start_send(raw)
         except (LinkClosedError, TransferTooLargeError) as exc:
-            logger.debug("no route advertisement to %s: %s", session.peer, exc)
-            return
+            logger.debug("no route advertisement to %s: %s", peer, exc)
+            return False
         core.counters.adverts_sent += 1
         core.counters.advert_bytes_sent += len(raw)
+        return True
 
     # -- static peers -------------------------------------------------------------------------
 
@@ -719,7 +736,3 @@ def _locate_cut(sent: bytes, acknowledged: int) -> TransferCut | None:
         if cut is not None or size >= acknowledged:
             return cut
         size *= 4
-
-
-def _by_text(item: tuple[EndpointID, int]) -> str:
-    return str(item[0])

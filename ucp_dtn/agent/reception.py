@@ -66,6 +66,7 @@ from .bundle_records import bundle_key, expiry_of
 from .contracts import Admission, ReceptionHost, ReceptionOutcome
 from .errors import RouteAdvertisementError
 from .partial import TransferCut, find_cut
+from .route_exchange import Applied, apply_advertisement
 from .spool import SpooledData, SpoolSink
 
 __all__ = ["ReceptionOutcome", "Receiver"]
@@ -420,11 +421,19 @@ class Receiver:
             logger.debug("route advertisement from %s, not a neighbour: ignored", advertiser)
             return
         version = core.routing.version
-        expires_at = core.now() + advert.lifetime_s
-        core.routing.learn(advertiser, dict(advert.reachable), expires_at=expires_at)
-        core.roles.learn_many(dict(advert.roles), expires_at=expires_at)
+        applied = apply_advertisement(
+            core.routing, core.roles, core.route_exchange, advertiser, advert, now=core.now()
+        )
+        if applied is Applied.OUT_OF_SYNC:
+            logger.info(
+                "route advertisement %d from %s is out of its sequence: asking for all routes",
+                advert.sequence,
+                advertiser,
+            )
         if core.routing.version != version:
             core.routes_updated()
+        elif applied is Applied.OUT_OF_SYNC or advert.resync:
+            core.routes_changed()  # our next advertisement to it: the request, or the answer
 
 
 async def _locate_cut(data: SpooledData) -> TransferCut | None:

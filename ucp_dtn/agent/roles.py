@@ -34,6 +34,8 @@ class RoleEntry:
     """Its roles."""
     expires_at: float
     """When this knowledge lapses unless refreshed (``inf`` for our own node)."""
+    via: EndpointID | None = None
+    """The neighbour whose route advertisement told us (``None``: our own, or discovery)."""
 
 
 class RoleDirectory:
@@ -53,16 +55,37 @@ class RoleDirectory:
         """This node's own roles."""
         return self._entries[self.node_id].roles
 
-    def learn(self, node: EndpointID, roles: Iterable[str], *, expires_at: float) -> None:
-        """Record ``node``'s roles until ``expires_at`` (our own entry is never overwritten)."""
+    def learn(
+        self,
+        node: EndpointID,
+        roles: Iterable[str],
+        *,
+        expires_at: float,
+        via: EndpointID | None = None,
+    ) -> None:
+        """Record ``node``'s roles until ``expires_at`` (our own entry is never overwritten),
+        as told by neighbour ``via`` (``None``: discovery)."""
         if node == self.node_id:
             return
-        self._entries[node] = RoleEntry(_clean(roles), expires_at)
+        self._entries[node] = RoleEntry(_clean(roles), expires_at, via)
 
-    def learn_many(self, roles: Mapping[EndpointID, Iterable[str]], *, expires_at: float) -> None:
-        """:meth:`learn` for every node of an advertisement."""
+    def learn_many(
+        self,
+        roles: Mapping[EndpointID, Iterable[str]],
+        *,
+        expires_at: float,
+        via: EndpointID | None = None,
+    ) -> None:
+        """:meth:`learn` for every node of an advertisement (from neighbour ``via``)."""
         for node, node_roles in roles.items():
-            self.learn(node, node_roles, expires_at=expires_at)
+            self.learn(node, node_roles, expires_at=expires_at, via=via)
+
+    def refresh_via(self, advertiser: EndpointID, *, expires_at: float) -> None:
+        """Extend what ``advertiser``'s advertisements told us until ``expires_at`` (a change
+        list from it says the rest still holds)."""
+        for node, entry in self._entries.items():
+            if entry.via == advertiser and entry.expires_at < expires_at:
+                self._entries[node] = RoleEntry(entry.roles, expires_at, advertiser)
 
     def roles_of(self, node: EndpointID, *, now: float) -> frozenset[str]:
         """The known roles of ``node`` (empty when unknown or lapsed)."""
