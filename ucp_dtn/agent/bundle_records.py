@@ -29,6 +29,7 @@ __all__ = [
     "EXTRA_TRANSMISSION",
     "bundle_key",
     "is_fragment_key",
+    "key_of",
     "expiry_of",
     "stored_bundle_for",
     "stored_flags",
@@ -54,6 +55,17 @@ def bundle_key(bundle_id: BundleID) -> str:
     key = f"{bundle_id.source}|{creation.time_ms}.{creation.sequence}"
     if bundle_id.fragment_offset is not None:
         key += f"|{bundle_id.fragment_offset}+{bundle_id.fragment_length}"
+    return key
+
+
+def key_of(bundle: Bundle) -> str:
+    """``bundle_key(bundle.bundle_id)``, read from the primary block directly (once per
+    received bundle: no ``BundleID`` built)."""
+    primary = bundle.primary
+    creation = primary.creation
+    key = f"{primary.source}|{creation.time_ms}.{creation.sequence}"
+    if primary.fragment_offset is not None:
+        key += f"|{primary.fragment_offset}+{len(bundle.payload)}"
     return key
 
 
@@ -85,8 +97,10 @@ def stored_bundle_for(
     state: BundleState,
     previous: str | None = None,
     custody: bool = False,
+    key: str | None = None,
 ) -> StoredBundle:
-    """The store record of a decoded bundle whose encoding is ``size`` bytes long."""
+    """The store record of a decoded bundle whose encoding is ``size`` bytes long (``key``:
+    its :func:`bundle_key`, when the caller has it already)."""
     primary = bundle.primary
     extra: dict[str, str] = {}
     flags = int(primary.flags)
@@ -97,7 +111,7 @@ def stored_bundle_for(
     if bundle.find_block(BlockType.BUNDLE_AGE) is not None:
         extra[EXTRA_AGE] = "1"
     return StoredBundle(
-        key=bundle_key(bundle.bundle_id),
+        key=key_of(bundle) if key is None else key,
         # Interned: thousands of stored bundles share a few destinations and sources.
         destination=sys.intern(str(primary.destination)),
         source=sys.intern(str(primary.source)),

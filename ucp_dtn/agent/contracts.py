@@ -86,6 +86,9 @@ class Admission:
     """This node takes custody of it."""
     reservation: Reservation | None = None
     """Quota held for it (used up either way)."""
+    key: str | None = None
+    """Its store key (:func:`~ucp_dtn.agent.bundle_records.bundle_key`) when already computed
+    (the reception-time edits keep the bundle ID); ``None``: computed from the bundle."""
 
 
 class BundleIntake(Protocol):

@@ -214,8 +214,9 @@ class AgentCore:
             local = self.is_local(bundle.primary.destination)
             locals_.append(local)
             meta = self._record_for(
-                bundle, admission.raw, local, admission.previous, admission.custody, now
-            )
+                bundle, admission.raw, local, admission.previous, admission.custody, now,
+                key=admission.key,
+            )  # fmt: skip
             items.append((meta, admission.raw, admission.reservation))
         results = await self.store.put_many(items)
         for (meta, raw, _), admission, local, result in zip(
@@ -233,6 +234,8 @@ class AgentCore:
         previous: EndpointID | None,
         custody: bool,
         now: float | None = None,
+        *,
+        key: str | None = None,
     ) -> StoredBundle:
         return stored_bundle_for(
             bundle,
@@ -241,6 +244,7 @@ class AgentCore:
             state=BundleState.PENDING_DELIVERY if local else BundleState.PENDING_FORWARD,
             previous=None if previous is None else str(previous),
             custody=custody,
+            key=key,
         )
 
     async def _admitted(

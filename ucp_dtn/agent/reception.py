@@ -62,7 +62,7 @@ from convergence.tcpcl.link_errors import LinkClosedError
 from ucp_dtn.store import Reservation, StoreError, StoreFullError
 
 from .advertisement import RouteAdvertisement, is_routing_endpoint
-from .bundle_records import bundle_key, expiry_of
+from .bundle_records import bundle_key, expiry_of, key_of
 from .contracts import Admission, ReceptionHost, ReceptionOutcome
 from .errors import RouteAdvertisementError
 from .partial import TransferCut, find_cut
@@ -311,7 +311,7 @@ class Receiver:
         if local and is_routing_endpoint(destination):
             self._learn_routes(bundle, previous)
             return ReceptionOutcome.ACCEPTED
-        key = bundle_key(bundle.bundle_id)
+        key = key_of(bundle)
         if await core.is_duplicate(key, bundle):
             core.counters.duplicates += 1
             logger.debug("duplicate %s from %s dropped", key, previous)
@@ -384,7 +384,7 @@ class Receiver:
             edited = True
         if edited:
             raw = bundle.encode()
-        return Admission(bundle, raw, previous, custody, reservation), report_unsupported
+        return Admission(bundle, raw, previous, custody, reservation, key), report_unsupported
 
     async def _stored(
         self, bundle: Bundle, stored: bool, report_unsupported: bool
