@@ -156,16 +156,34 @@ def assert_shortest_paths(mesh: Mesh, edges: list[tuple[str, str]]) -> None:
         assert mesh.metrics(name) == shortest(edges, name), name
 
 
-def test_routes_settle_to_the_shortest_paths_and_follow_a_cut_and_its_return() -> None:
-    mesh, edges = clustered(25)
+def assert_brokers_known(mesh: Mesh) -> None:
+    brokers = [name for name in mesh.nodes if "broker" in mesh.nodes[name].roles.local_roles]
+    for name, node in mesh.nodes.items():
+        for broker in brokers:
+            roles = node.roles.roles_of(mesh.nodes[broker].eid, now=mesh.now)
+            assert roles == {"broker"}, (name, broker)
+
+
+@pytest.mark.parametrize("n", [25, 50])
+def test_routes_and_roles_settle_and_follow_a_cut_and_its_return(n: int) -> None:
+    mesh, edges = clustered(n)
     mesh.settle()
     assert_shortest_paths(mesh, edges)
+    assert_brokers_known(mesh)
     mesh.disconnect("hub0", "hub1")
     mesh.settle()
     assert_shortest_paths(mesh, [e for e in edges if set(e) != {"hub0", "hub1"}])
+    # (The roles of nodes that stayed reachable are not lost on the way: a neighbour that
+    # briefly lost a node withdraws only what it said itself.)
+    assert_brokers_known(mesh)
     mesh.connect("hub0", "hub1")
     mesh.settle()
     assert_shortest_paths(mesh, edges)
+    assert_brokers_known(mesh)
+    for _ in range(5):  # and they stay, refreshed by empty change lists
+        mesh.now += INTERVAL
+        mesh.round(refresh=True)
+    assert_brokers_known(mesh)
 
 
 @pytest.mark.parametrize("n", [10, 25, 50])

@@ -323,6 +323,11 @@ class JanitorHost(_Deleting, Protocol):
         ...
 
     @property
+    def roles(self) -> RoleDirectory:
+        """The role directory (learned roles lapse)."""
+        ...
+
+    @property
     def fragments(self) -> FragmentCollector:
         """Partially reassembled ADUs (they lapse)."""
         ...

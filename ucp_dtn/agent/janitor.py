@@ -4,8 +4,8 @@
   for the reason "Lifetime expired", with a "deleted" status report if it asked for one.
 * Retry times: a custodial bundle whose custody signal did not come by ``next_retry_at`` is sent
   again; a bundle whose retry was scheduled (custody refused) goes back to the forwarding queue.
-* Learned routes whose advertisements stopped coming lapse; partially reassembled ADUs whose
-  lifetime ended are forgotten.
+* Learned routes and roles whose advertisements stopped coming lapse; partially reassembled
+  ADUs whose lifetime ended are forgotten.
 
 It sleeps until the store's next deadline (``store.next_deadline()``), at most
 ``janitor_interval_s``, and is woken early when a nearer deadline appears.
@@ -58,6 +58,7 @@ class Janitor:
             core.forget_partial(original)
         if core.routing.expire(now):
             core.routes_updated()
+        core.roles.expire(now)
         self.rounds += 1
         return len(expired) == _BATCH or len(due) == _BATCH
 

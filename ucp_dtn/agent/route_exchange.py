@@ -232,7 +232,7 @@ def apply_advertisement(
     expires_at = now + advert.lifetime_s
     if applied is Applied.COMPLETE:
         routing.learn(advertiser, dict(advert.reachable), expires_at=expires_at)
-        roles.learn_many(dict(advert.roles), expires_at=expires_at, via=advertiser)
+        roles.learn_many(dict(advert.roles), expires_at=expires_at, via=advertiser, complete=True)
     elif applied is Applied.CHANGES:
         routing.learn_changes(advertiser, dict(advert.reachable), expires_at=expires_at)
         roles.refresh_via(advertiser, expires_at=expires_at)
