@@ -66,6 +66,8 @@ SETTLE_TIMEOUT_S = 180.0
 """Longest wait for routes to settle (then the run fails, saying so)."""
 POLL_S = 0.25
 """How often every node's routes are read while waiting for them to settle."""
+JOBS_TIMEOUT_S = 300.0
+"""Longest wait for the jobs' results (those missing then are counted as not done)."""
 STARTING_AT_ONCE = 3
 """Daemons started at the same time."""
 MAX_BROKERS = 3
@@ -331,7 +333,7 @@ async def run_jobs(mesh: Mesh, jobs: int, base: Path) -> tuple[float, int]:
         async with ClientSession.open(settings) as session:
             report = await submit_plan(session, load_plan(plan_file))
             entries = await wait_for_jobs(
-                session, [job.job_id for job in report.jobs], timeout_s=900
+                session, [job.job_id for job in report.jobs], timeout_s=JOBS_TIMEOUT_S
             )
             collected = await collect_results(session, entries, base / f"out-{index}")
         for item in collected:
