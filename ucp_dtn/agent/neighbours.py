@@ -525,7 +525,8 @@ class Neighbours:
         store in one group commit)."""
         async for first in channel:
             batch = [first]
-            with contextlib.suppress(trio.WouldBlock):
+            # (EndOfChannel: the session ended and these were the last; the loop ends after.)
+            with contextlib.suppress(trio.WouldBlock, trio.EndOfChannel):
                 while len(batch) < _COMPLETE_BATCH:
                     batch.append(channel.receive_nowait())
             # Shielded: bounded store work that must not be half done when the session or the

@@ -121,33 +121,14 @@ class Receiver:
         bundles the agent consumes itself go through :meth:`on_transfer` one by one."""
         core = self._core
         batch: list[tuple[IncomingBundleTransfer, Admission, bool]] = []
-        for transfer in transfers:
-            sink = transfer.sink
-            if isinstance(sink, SpoolSink) and sink.spooled:
-                await self.on_transfer(transfer, peer)
-                continue
-            reservation = sink.take_reservation() if isinstance(sink, SpoolSink) else None
-            checked: ReceptionOutcome | tuple[Admission, bool]
-            try:
-                raw = await transfer.read()
-                bundle = decode_bundle(raw)
-            except DecodeError as exc:
-                core.counters.invalid += 1
-                logger.warning("invalid bundle from %s refused: %s", peer, exc)
-                checked = ReceptionOutcome.INVALID
-            else:
-                if core.is_local(bundle.primary.destination) and bundle.primary.is_admin_record:
-                    # Consumed here (custody signals, BIBE PDUs, reports): one at a time.
-                    checked = await self.receive_bundle(bundle, raw, peer, reservation=reservation)
-                    reservation = None
-                else:
-                    checked = await self._check(bundle, raw, peer, False, reservation)
-            if isinstance(checked, ReceptionOutcome):
-                if reservation is not None:
-                    reservation.release()
-                await _answer_with(core, transfer, checked)
-                continue
-            batch.append((transfer, *checked))
+        try:
+            for transfer in transfers:
+                await self._check_transfer(transfer, peer, batch)
+        except BaseException:
+            for _, admission, _ in batch:  # never stored: give their quota back
+                if admission.reservation is not None:
+                    admission.reservation.release()
+            raise
         if not batch:
             return
         try:
@@ -166,6 +147,47 @@ class Receiver:
             else:
                 outcome = await self._stored(admission.bundle, result, report_unsupported)
             await _answer_with(core, transfer, outcome)
+
+    async def _check_transfer(
+        self,
+        transfer: IncomingBundleTransfer,
+        peer: EndpointID,
+        batch: list[tuple[IncomingBundleTransfer, Admission, bool]],
+    ) -> None:
+        """Decode and check one transfer of a batch: answer it at once when it is not to be
+        stored (or is handled on its own), else add it to ``batch``."""
+        core = self._core
+        sink = transfer.sink
+        if isinstance(sink, SpoolSink) and sink.spooled:
+            await self.on_transfer(transfer, peer)
+            return
+        reservation = sink.take_reservation() if isinstance(sink, SpoolSink) else None
+        checked: ReceptionOutcome | tuple[Admission, bool]
+        try:
+            raw = await transfer.read()
+            bundle = decode_bundle(raw)
+        except DecodeError as exc:
+            core.counters.invalid += 1
+            logger.warning("invalid bundle from %s refused: %s", peer, exc)
+            checked = ReceptionOutcome.INVALID
+        else:
+            if core.is_local(bundle.primary.destination) and bundle.primary.is_admin_record:
+                # Consumed here (custody signals, BIBE PDUs, reports): one at a time.
+                checked = await self.receive_bundle(bundle, raw, peer, reservation=reservation)
+                reservation = None
+            else:
+                try:
+                    checked = await self._check(bundle, raw, peer, False, reservation)
+                except BaseException:
+                    if reservation is not None:
+                        reservation.release()
+                    raise
+        if isinstance(checked, ReceptionOutcome):
+            if reservation is not None:
+                reservation.release()
+            await _answer_with(core, transfer, checked)
+            return
+        batch.append((transfer, *checked))
 
     async def _process(
         self, raw: bytes, peer: EndpointID, reservation: Reservation | None
