@@ -74,7 +74,7 @@ from ucp_dtn.store import BundleState, StoredBundle, StoreError
 from .advertisement import routing_endpoint
 from .bundle_records import EXTRA_AGE, EXTRA_PREVIOUS, bundle_key, stored_bundle_for
 from .contracts import ForwardingHost, TransferIntake
-from .forwarding import backoff_delay
+from .forwarding import SendWindow, backoff_delay
 from .partial import TransferCut, find_cut
 from .route_exchange import AdvertisementStream, next_advertisement
 from .statistics import PeerInfo, TransferInfo
@@ -304,7 +304,7 @@ class Neighbours:
         done_send, done_receive = trio.open_memory_channel[
             tuple[str, StoredBundle, TransferResult]
         ](math.inf)
-        window = _Window(_WINDOW, _WINDOW_BYTES)
+        window = SendWindow(_WINDOW, _WINDOW_BYTES)
         async with trio.open_nursery() as completions:
             for _ in range(_COMPLETE_PARALLEL):
                 completions.start_soon(self._complete_worker, session, done_receive)
@@ -318,7 +318,7 @@ class Neighbours:
     async def _send_loop(
         self,
         session: _Session,
-        window: _Window,
+        window: SendWindow,
         done: trio.MemorySendChannel[tuple[str, StoredBundle, TransferResult]],
     ) -> None:
         while True:
@@ -338,7 +338,7 @@ class Neighbours:
     async def _send_next(
         self,
         session: _Session,
-        window: _Window,
+        window: SendWindow,
         done: trio.MemorySendChannel[tuple[str, StoredBundle, TransferResult]],
     ) -> bool:
         """Start the transfer of the next bundle queued for the peer; whether one started (its
@@ -659,51 +659,9 @@ _BIBE_OVERHEAD = 256
 margin: custodial bundles are fragmented to fit the peer's MRU inside their BPDU."""
 
 
-class _Window:
-    """At most ``size`` transfers in flight: :meth:`acquire` before starting one, :meth:`release`
-    when it ended; :meth:`drained` waits until none is left. Their bundles' octets are bounded
-    too (:meth:`take_bytes`, :meth:`give_bytes`; one bundle always fits)."""
-
-    __slots__ = ("_bytes", "_free", "_free_bytes", "_lot", "_size")
-
-    def __init__(self, size: int, octets: int) -> None:
-        self._size = size
-        self._free = size
-        self._bytes = octets
-        self._free_bytes = octets
-        self._lot = trio.lowlevel.ParkingLot()
-
-    async def take_bytes(self, octets: int) -> None:
-        """Wait until ``octets`` more bundle octets may be in flight, and take them."""
-        await trio.lowlevel.checkpoint_if_cancelled()
-        while self._free_bytes < min(octets, self._bytes):
-            await self._lot.park()
-        self._free_bytes -= octets
-
-    def give_bytes(self, octets: int) -> None:
-        """Give back octets taken with :meth:`take_bytes`."""
-        self._free_bytes += octets
-        self._lot.unpark_all()
-
-    async def acquire(self) -> None:
-        await trio.lowlevel.checkpoint_if_cancelled()
-        while not self._free:
-            await self._lot.park()
-        self._free -= 1
-
-    def release(self) -> None:
-        self._free += 1
-        self._lot.unpark_all()
-
-    async def drained(self) -> None:
-        """Wait until every acquired place was released."""
-        while self._free < self._size:
-            await self._lot.park()
-
-
 def _on_transfer_done(
     session: _Session,
-    window: _Window,
+    window: SendWindow,
     done: trio.MemorySendChannel[tuple[str, StoredBundle, TransferResult]],
     key: str,
     meta: StoredBundle,
