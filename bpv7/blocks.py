@@ -326,6 +326,24 @@ _SET_HEAD = CanonicalBlock.__dict__["_head"].__set__
 _SET_TAIL = CanonicalBlock.__dict__["_tail"].__set__
 
 
+def unchecked_block(
+    type_code: int, number: int, flags: BlockFlags, crc_type: CRCType, data: bytes
+) -> CanonicalBlock:
+    """A :class:`CanonicalBlock` built without validation, for values the caller guarantees
+    valid (e.g. an edit of a valid block's data with a freshly encoded typed value): the
+    forwarding-time edits run once per forwarded bundle, and the validating ``__init__`` is
+    most of their cost."""
+    block = _NEW(CanonicalBlock)
+    _SET_TYPE(block, type_code)
+    _SET_NUMBER(block, number)
+    _SET_FLAGS(block, flags)
+    _SET_CRC_TYPE(block, crc_type)
+    _SET_DATA(block, data)
+    _SET_HEAD(block, None)
+    _SET_TAIL(block, None)
+    return block
+
+
 def decode_canonical(
     data: bytes, pos: int, *, check_data: bool = True
 ) -> tuple[CanonicalBlock, int]:
@@ -589,6 +607,13 @@ class HopCountBlock(_TypedBlock):
         """Parse block-type-specific data; raises :class:`~bpv7.errors.DecodeError`."""
         # RFC 9171 §4.4.3: "The block-type-specific data in a Hop Count Block SHALL be
         # represented as a CBOR array comprising two items", both unsigned integers.
+        if len(data) == 3 and data[0] == 0x82 and 0 < data[1] < 24 and data[2] < 24:
+            # Fast path (every forwarded bundle with a hop limit): a small limit and count,
+            # valid as they are.
+            value = _NEW(cls)
+            _SET_LIMIT(value, data[1])
+            _SET_COUNT(value, data[2])
+            return value
         try:
             count, pos = read_array(data, 0, "hop count block")
             if count not in (2, INDEFINITE):
@@ -611,6 +636,9 @@ class HopCountBlock(_TypedBlock):
         except EncodeError as exc:
             raise _block_error(exc.message, exc.rule, exc.section) from None
 
+
+_SET_LIMIT = HopCountBlock.__dict__["limit"].__set__
+_SET_COUNT = HopCountBlock.__dict__["count"].__set__
 
 ExtensionValue = PreviousNodeBlock | BundleAgeBlock | HopCountBlock
 """A typed extension block value that :meth:`to_block` turns into a :class:`CanonicalBlock`."""

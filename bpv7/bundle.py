@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ._cbor import UINT64_MAX, truncated
+from ._cbor import UINT64_MAX, encode_uint, truncated
 from .blocks import (
     EXTENSION_BLOCK_TYPES,
     BundleAgeBlock,
@@ -33,12 +33,19 @@ from .blocks import (
     cached_block_flags,
     check_extension_data,
     decode_canonical,
+    unchecked_block,
 )
 from .codes import BlockFlags, BlockType, BundleFlags
 from .crc import CRCType
 from .eid import EndpointID, parse_eid
 from .errors import BlockError, BundleValidationError, EncodeError
-from .primary import CreationTimestamp, PrimaryBlock, cached_bundle_flags, decode_primary
+from .primary import (
+    CreationTimestamp,
+    PrimaryBlock,
+    cached_bundle_flags,
+    check_uint,
+    decode_primary,
+)
 from .security_blocks import encrypted_block_numbers, read_targets, security_violation
 
 if TYPE_CHECKING:
@@ -655,7 +662,22 @@ def with_forwarding_edits(
     per edit. Existing blocks keep their number, flags and CRC type; added ones get ``flags``
     and ``crc_type`` (default: the primary block's). A block that a BCB encrypts is left as it
     is (RFC 9172 §3.8: it is opaque here) and no second block of its type is added. ``bundle``
-    itself when nothing changes."""
+    itself when nothing changes.
+
+    Runs once per forwarded bundle, so it validates only what the edits could break: the
+    values it writes are valid by construction, and a bundle without security blocks whose
+    added blocks ask for no status report stays valid (no bundle-level rule looks at the data
+    of these blocks, and added blocks get free numbers and types the bundle lacks); other
+    bundles are validated whole."""
+    if previous_node is not None and not previous_node.is_node_id:
+        # RFC 9171 §4.4.1: the Previous Node Block's node ID "SHALL conform to Section 4.2.5.2".
+        raise EncodeError(
+            f"previous node {previous_node} is not a node ID",
+            rule="previous-node-id",
+            section="4.4.1",
+        )
+    if bundle_age_ms is not None:
+        check_uint(bundle_age_ms, "bundle age", "4.4.2")
     blocks = list(bundle.blocks)
     edited = False
     need_previous = previous_node is not None
@@ -670,16 +692,20 @@ def with_forwarding_edits(
                 need_age = False
             continue
         if type_code == BlockType.HOP_COUNT and increment_hop_count:
-            data = HopCountBlock.decode_data(block.data).incremented().encode_data()
+            data = block.data
+            if len(data) == 3 and data[0] == 0x82 and 0 < data[1] < 24 and data[2] < 23:
+                data = bytes((0x82, data[1], data[2] + 1))  # the usual small [limit, count]
+            else:
+                data = HopCountBlock.decode_data(data).incremented().encode_data()
         elif type_code == BlockType.PREVIOUS_NODE and previous_node is not None:
             need_previous = False
-            data = PreviousNodeBlock(previous_node).encode_data()
+            data = previous_node.cbor
         elif type_code == BlockType.BUNDLE_AGE and bundle_age_ms is not None:
             need_age = False
-            data = BundleAgeBlock(bundle_age_ms).encode_data()
+            data = encode_uint(bundle_age_ms)
         else:
             continue
-        blocks[index] = CanonicalBlock(
+        blocks[index] = unchecked_block(
             block.type_code, block.number, block.flags, block.crc_type, data
         )
         edited = True
@@ -690,7 +716,15 @@ def with_forwarding_edits(
         added = []
         if need_previous:
             assert previous_node is not None
-            added.append(PreviousNodeBlock(previous_node).to_block(number, flags, crc_type))
+            added.append(
+                unchecked_block(
+                    BlockType.PREVIOUS_NODE,
+                    number,
+                    cached_block_flags(flags),
+                    CRCType(crc_type),
+                    previous_node.cbor,
+                )
+            )
             number = number + 1 if number < UINT64_MAX else _free_number(blocks, added)
         if need_age:
             assert bundle_age_ms is not None
@@ -698,7 +732,9 @@ def with_forwarding_edits(
         blocks[-1:-1] = added
     elif not edited:
         return bundle
-    return Bundle(bundle.primary, tuple(blocks), bundle.waived)
+    if int(flags) & _REPORT_IF_UNPROCESSABLE or bundle.has_security_blocks:
+        return Bundle(bundle.primary, tuple(blocks), bundle.waived)
+    return Bundle._trusted(bundle.primary, tuple(blocks), bundle.waived)
 
 
 def _free_number(blocks: list[CanonicalBlock], added: list[CanonicalBlock]) -> int:

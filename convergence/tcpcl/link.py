@@ -275,6 +275,27 @@ class TcpclLink:
         self._queue_room.unpark_all()
         return transfer
 
+    async def receive_many(self, limit: int) -> list[IncomingBundleTransfer]:
+        """Every complete incoming transfer waiting now, at most ``limit`` (at least one: waits
+        for it). Taking many at once lets the consumer store them together (one group commit)
+        and acknowledge them in one write.
+
+        :raises LinkClosedError: the session ended and every received transfer was taken.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        await trio.lowlevel.checkpoint()
+        while not self._ready:
+            if self.closed:
+                raise LinkClosedError("the session has ended")
+            await self._consumers.park()
+        ready = self._ready
+        taken = [ready.popleft() for _ in range(min(limit, len(ready)))]
+        if ready:
+            self._consumers.unpark(count=1)
+        self._queue_room.unpark_all()
+        return taken
+
     def __aiter__(self) -> TcpclLink:
         return self
 

@@ -200,3 +200,18 @@ def _block_error_with(extension: bytes) -> DecodeError:
 def test_unprocessable_block_action(flags: int, expected: BlockAction) -> None:
     block = CanonicalBlock(200, 2, BlockFlags(flags), CRCType.NONE, b"")
     assert unprocessable_block_action(block) == expected
+
+
+def test_small_hop_counts_decode_as_the_general_path_does() -> None:
+    # The fast path for [limit, count] below 24 builds the value without validation: it must
+    # agree with the validating constructor, and leave limit 0 (invalid) to the general path.
+    for limit in range(0, 24):
+        for count in range(0, 24):
+            data = bytes((0x82, limit, count))
+            if limit == 0:
+                with pytest.raises(DecodeError):
+                    HopCountBlock.decode_data(data)
+                continue
+            decoded = HopCountBlock.decode_data(data)
+            assert decoded == HopCountBlock(limit, count)
+            assert decoded.encode_data() == data

@@ -147,6 +147,26 @@ async def test_final_ack_waits_for_accept_and_progress_is_reported() -> None:
             await transfer.accept()
 
 
+async def test_receive_many_takes_every_waiting_transfer_up_to_its_limit() -> None:
+    with trio.fail_after(TIMEOUT):
+        async with link_pair(A, LinkConfig("dtn://b/", incoming_queue=16)) as (ours, theirs):
+            handles = [ours.start_send(bytes([n]) * 10) for n in range(5)]
+            while theirs.statistics().incoming_queued < 5:
+                await trio.sleep(0.01)
+            with pytest.raises(ValueError, match="limit"):
+                await theirs.receive_many(0)
+            first = await theirs.receive_many(3)
+            rest = await theirs.receive_many(10)
+            assert [t.data for t in first + rest] == [bytes([n]) * 10 for n in range(5)]
+            for transfer in first + rest:
+                await transfer.accept()
+            results = [await handle.wait() for handle in handles]
+            assert {r.outcome for r in results} == {TransferOutcome.ACKED}
+            await ours.aclose()
+            with pytest.raises(LinkClosedError):
+                await theirs.receive_many(1)
+
+
 async def test_refused_transfer() -> None:
     async with link_pair(A, B) as (a, b):
         handle = a.start_send(b"unwanted")

@@ -7,17 +7,19 @@ import pytest
 import trio
 
 from bpv7 import BundleAgeBlock, BundleFlags, CreationTimestamp, parse_eid
-from ucp_dtn.agent.forwarding import ForwardQueue, RawCache, backoff_delay
-from ucp_dtn.agent.records import (
+from bpv7.fragment import fragment_bundle
+from ucp_dtn.agent.bundle_records import (
     EXTRA_AGE,
     EXTRA_FLAGS,
     EXTRA_PREVIOUS,
-    RecentBundles,
     bundle_key,
     expiry_of,
+    key_of,
     stored_bundle_for,
     stored_flags,
 )
+from ucp_dtn.agent.duplicates import RecentBundles
+from ucp_dtn.agent.forwarding import ForwardQueue, RawCache, backoff_delay
 from ucp_dtn.agent.routing import RoutingTable
 from ucp_dtn.store import BundleState
 
@@ -111,7 +113,10 @@ def test_keys_and_records() -> None:
         sequence=7,
         lifetime_ms=5000,
     )
-    assert bundle_key(bundle.bundle_id) == "dtn://t/|1000.7"
+    assert bundle_key(bundle.bundle_id) == "dtn://t/|1000.7" == key_of(bundle)
+    fragment = fragment_bundle(make_bundle("dtn://b/app", bytes(100)), 80)[1]
+    assert key_of(fragment) == bundle_key(fragment.bundle_id)
+    assert key_of(fragment).endswith(f"|{fragment.primary.fragment_offset}+{len(fragment.payload)}")
     meta = stored_bundle_for(
         bundle, 99, received_at=5.0, state=BundleState.PENDING_DELIVERY, previous="dtn://t/"
     )

@@ -396,3 +396,55 @@ async def test_async_context_manager_closes(open_store: StoreFactory) -> None:
         assert entered is store
     with pytest.raises(StoreClosedError):
         await store.contains("x")
+
+
+async def test_put_many_stores_each_and_reports_each_outcome(open_store: StoreFactory) -> None:
+    store = await open_store(quota_bytes=5_000)
+    await put_numbers(store, 1)
+    items = [
+        (make_meta(2), make_raw(2), None),
+        (make_meta(1), make_raw(1), None),  # already stored
+        (make_meta(3, 2_000), make_raw(3, 2_000), store.reserve(2_000)),  # a file (> inline)
+        (make_meta(4, 4_000), make_raw(4, 4_000), None),  # does not fit any more
+        (make_meta(2), make_raw(2), None),  # twice in the batch
+    ]
+    results = await store.put_many(items)
+    assert results[:3] == [True, False, True]
+    assert isinstance(results[3], StoreFullError)
+    assert results[4] is False
+    for number, size in ((1, 100), (2, 100), (3, 2_000)):
+        assert await store.get(make_meta(number).key) == make_raw(number, size)
+    assert await store.meta(make_meta(4).key) is None
+    stats = store.statistics()
+    assert (stats.bundles, stats.reserved_bytes) == (3, 0)
+
+
+async def test_put_many_checks_sizes_before_storing_anything(store: BundleStore) -> None:
+    reservation = store.reserve(100)
+    with pytest.raises(ValueError, match=r"meta\.size"):
+        await store.put_many(
+            [(make_meta(1), make_raw(1), reservation), (make_meta(2), make_raw(2, 50), None)]
+        )
+    assert store.statistics().bundles == 0
+    assert store.statistics().reserved_bytes == 0
+
+
+async def test_delete_many_removes_each_and_says_which_were_stored(store: BundleStore) -> None:
+    await put_numbers(store, 1, 2, 3)
+    keys = [make_meta(n).key for n in (1, 9, 3, 1)]
+    assert await store.delete_many(keys) == [True, False, True, False]
+    assert [m.key for m in await store.query()] == [make_meta(2).key]
+    assert await store.delete_many([]) == []
+
+
+async def test_put_many_is_one_group_commit_in_the_sqlite_store(tmp_path: Path) -> None:
+    store = await SqliteBundleStore.open(tmp_path / "s", quota_bytes=QUOTA)
+    async with store:
+        before = store.statistics().commits
+        results = await store.put_many([(make_meta(n), make_raw(n), None) for n in range(50)])
+        assert results == [True] * 50
+        assert await store.delete_many([make_meta(n).key for n in range(50)]) == [True] * 50
+        assert store.statistics().commits - before == 2
+    reopened = await SqliteBundleStore.open(tmp_path / "s", quota_bytes=QUOTA)
+    async with reopened:
+        assert reopened.statistics().bundles == 0

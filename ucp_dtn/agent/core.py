@@ -22,8 +22,7 @@ key that leaves the store goes into ``recent`` (duplicate suppression).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
 
 import trio
 
@@ -50,27 +49,33 @@ from bpv7.admin import (
     admin_record_from_bundle,
 )
 from bpv7.fragment import FragmentCollector, ReassemblyError, reassembly_key
-from ucp_dtn.store import BundleState, BundleStore, Reservation, StoredBundle, StoreFullError
+from ucp_dtn.store import (
+    BundleState,
+    BundleStore,
+    PutItem,
+    Reservation,
+    StoredBundle,
+    StoreError,
+    StoreFullError,
+)
 
-from .config import NodeConfig
-from .forwarding import ForwardQueue, RawCache
-from .records import (
+from .bundle_records import (
     EXTRA_PREVIOUS,
-    RecentBundles,
     bundle_key,
     is_fragment_key,
     stored_bundle_for,
     stored_flags,
 )
+from .config import NodeConfig
+from .contracts import Admission, Custodian
+from .duplicates import RecentBundles
+from .forwarding import ForwardQueue, RawCache
 from .registration import Accepted, Registration
 from .reports import StatusReporter
 from .roles import RoleDirectory
+from .route_exchange import RouteExchange
 from .routing import RoutingTable
 from .statistics import Counters
-
-if TYPE_CHECKING:
-    from .custody import CustodyManager
-    from .spool import Spool
 
 __all__ = ["AgentCore"]
 
@@ -91,6 +96,8 @@ class AgentCore:
         self.store = store
         self.clock = clock
         self.routing = RoutingTable(self.node_id)
+        self.route_exchange = RouteExchange()
+        """Where each neighbour's route advertisement stream stands."""
         self.roles = RoleDirectory(self.node_id, config.roles)
         self.queue = ForwardQueue(self.routing, clock)
         self.counters = Counters()
@@ -98,17 +105,32 @@ class AgentCore:
         self.cache = RawCache()
         self.registrations: dict[EndpointID, Registration] = {}
         self.reporter = StatusReporter(self)
-        self.custody: CustodyManager | None = None
+        self.custody: Custodian | None = None
+        """Custody transfer (set by the node)."""
         self.security = config.security
         """The BPSec policy (RFC 9172 §5), if any."""
-        self.spool: Spool | None = None
-        """Incoming transfers in progress (set by the node)."""
         self.fragments = FragmentCollector()
         self._fragment_keys: dict[str, set[str]] = {}  # original bundle key -> fragment keys
         self._last_creation = (0, -1)
-        self.janitor_wakeup = trio.Event()
+        self._janitor_wakeup = trio.Event()
         self.routes_changed: Callable[[], None] = _nothing
         """Called when routes changed (the node advertises them to its neighbours)."""
+
+    # -- signals between the parts ------------------------------------------------------------
+
+    def wake_janitor(self) -> None:
+        """A deadline nearer than the janitor's next round appeared."""
+        self._janitor_wakeup.set()
+
+    def new_janitor_round(self) -> trio.Event:
+        """A fresh event for the janitor's next round, set by :meth:`wake_janitor`."""
+        self._janitor_wakeup = trio.Event()
+        return self._janitor_wakeup
+
+    def routes_updated(self) -> None:
+        """The routing table changed: re-assign waiting bundles and tell the neighbours."""
+        self.queue.sync()
+        self.routes_changed()
 
     # -- time and identity --------------------------------------------------------------------
 
@@ -175,32 +197,80 @@ class AgentCore:
             if reservation is not None:
                 reservation.release()
             return True
-        state = BundleState.PENDING_DELIVERY if local else BundleState.PENDING_FORWARD
-        meta = stored_bundle_for(
-            bundle,
-            len(raw),
-            received_at=self.clock(),
-            state=state,
-            previous=None if previous is None else str(previous),
-            custody=custody,
-        )
+        meta = self._record_for(bundle, raw, local, previous, custody)
         if not await self.store.put(meta, raw, reservation=reservation):
             return False
+        await self._admitted(meta, bundle, raw, local, previous)
+        return True
+
+    async def admit_many(self, admissions: Sequence[Admission]) -> list[bool | StoreError]:
+        """:meth:`admit` of several bundles, stored together (one group commit): per bundle
+        ``True``, ``False`` (a duplicate) or the store's error (``StoreFullError``: nothing
+        kept). Administrative records for this node are not for this path (they are handled,
+        not stored): use :meth:`admit`."""
+        now = self.clock()
+        items: list[PutItem] = []
+        locals_: list[bool] = []
+        for admission in admissions:
+            bundle = admission.bundle
+            local = self.is_local(bundle.primary.destination)
+            locals_.append(local)
+            meta = self._record_for(
+                bundle, admission.raw, local, admission.previous, admission.custody, now,
+                key=admission.key,
+            )  # fmt: skip
+            items.append((meta, admission.raw, admission.reservation))
+        results = await self.store.put_many(items)
+        for (meta, raw, _), admission, local, result in zip(
+            items, admissions, locals_, results, strict=True
+        ):
+            if result is True:
+                await self._admitted(meta, admission.bundle, raw, local, admission.previous)
+        return results
+
+    def _record_for(
+        self,
+        bundle: Bundle,
+        raw: bytes,
+        local: bool,
+        previous: EndpointID | None,
+        custody: bool,
+        now: float | None = None,
+        *,
+        key: str | None = None,
+    ) -> StoredBundle:
+        return stored_bundle_for(
+            bundle,
+            len(raw),
+            received_at=self.clock() if now is None else now,
+            state=BundleState.PENDING_DELIVERY if local else BundleState.PENDING_FORWARD,
+            previous=None if previous is None else str(previous),
+            custody=custody,
+            key=key,
+        )
+
+    async def _admitted(
+        self,
+        meta: StoredBundle,
+        bundle: Bundle,
+        raw: bytes,
+        local: bool,
+        previous: EndpointID | None,
+    ) -> None:
+        """Dispatch a bundle just stored (RFC 9171 §5.3): to local delivery (whole bundles) or
+        reassembly (fragments), or to the forwarding queue."""
         if local and bundle.is_fragment:
             await self._collect_fragment(meta.key, bundle)
         elif local:
             await self._drop_partial(bundle)
             self.dispatch(meta)
         else:
-            self.queue.add(meta.key, primary.destination, previous)
-            if self.queue.is_routed(meta.key) or (
-                local and primary.destination in self.registrations
-            ):
+            self.queue.add(meta.key, bundle.primary.destination, previous)
+            if self.queue.is_routed(meta.key):
                 # Likely to be read back soon: keep the bytes at hand.
                 self.cache.put(meta.key, raw)
         if meta.expires_at < self.clock() + self.config.janitor_interval_s:
-            self.janitor_wakeup.set()
-        return True
+            self.wake_janitor()
 
     def dispatch(self, meta: StoredBundle) -> None:
         """Put a stored bundle where it is waited for: a registration, or the forwarding
@@ -250,7 +320,9 @@ class AgentCore:
 
     # -- leaving the store --------------------------------------------------------------------
 
-    def _forget(self, key: str) -> None:
+    def forget(self, key: str) -> None:
+        """Bundle ``key`` left the store: drop it from every in-memory view (the forwarding
+        queue, the raw cache, registrations, custody) and remember it as handled."""
         self.queue.remove(key)
         self.cache.drop(key)
         self.recent.add(key)
@@ -279,7 +351,7 @@ class AgentCore:
             bundle = await self.load_bundle(key)
         if not await self.store.delete(key):
             return False
-        self._forget(key)
+        self.forget(key)
         self.counters.count_deleted(reason)
         logger.info("deleted %s: %s", key, _reason_text(reason))
         if bundle is not None and flags & _REPORT_DELETION:
@@ -308,9 +380,29 @@ class AgentCore:
         if meta.custody and self.custody is not None:
             await self.custody.sent(key, meta, peer)
         elif await self.store.delete(key):
-            self._forget(key)
+            self.forget(key)
         if bundle is not None:
             await self.reporter.report(bundle, StatusKind.FORWARDED)
+
+    async def forwarded_many(
+        self, done: Sequence[tuple[str, StoredBundle]], peer: EndpointID
+    ) -> None:
+        """:meth:`forwarded` for several bundles ``peer`` acknowledged: those that need no
+        status report and no custody signal leave the store together (one group commit)."""
+        plain: list[str] = []
+        for key, meta in done:
+            if (meta.custody and self.custody is not None) or (
+                stored_flags(meta.extra) & _REPORT_FORWARDING
+            ):
+                await self.forwarded(key, meta, peer)
+            else:
+                plain.append(key)
+        if not plain:
+            return
+        self.counters.forwarded += len(plain)
+        for key, deleted in zip(plain, await self.store.delete_many(plain), strict=True):
+            if deleted:
+                self.forget(key)
 
     # -- local delivery (RFC 9171 §5.7) -------------------------------------------------------
 
@@ -342,7 +434,7 @@ class AgentCore:
         status report if requested, then the bundle may be deleted)."""
         if not await self.store.delete(key):
             return
-        self._forget(key)
+        self.forget(key)
         self.counters.delivered += 1
         if int(bundle.primary.flags) & _REPORT_DELIVERY:
             await self.reporter.report(bundle, StatusKind.DELIVERED)
@@ -413,7 +505,7 @@ class AgentCore:
         reassembled bundle carries on)."""
         for member in members:
             if await self.store.delete(member):
-                self._forget(member)
+                self.forget(member)
 
     async def restore_fragments(self) -> None:
         """After a restart: feed stored local fragments to the collector again."""

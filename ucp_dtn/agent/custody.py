@@ -24,7 +24,8 @@ acknowledged the transfer, the bundle stays in the store in state ``CUSTODY_WAIT
   bundle is forwarded again in a new BPDU (new transmission ID).
 
 Receiving (:meth:`CustodyManager.on_bpdu`): the encapsulated bundle goes through normal reception
-(:meth:`~ucp_dtn.agent.reception.Receiver.receive_bundle`) as a custodial bundle; only once it
+(:meth:`~ucp_dtn.agent.reception.Receiver.receive_bundle`, handed in as a
+:class:`~ucp_dtn.agent.contracts.BundleIntake`) as a custodial bundle; only once it
 is durably stored does this node signal "accepted" to the BPDU's source and become custodian. A
 duplicate BPDU (its bundle is already held or was recently handled) is signalled "accepted"
 again — its first signal may have been lost — but stored only once. Full store: "depleted
@@ -39,7 +40,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import defaultdict
-from typing import TYPE_CHECKING
 
 import trio
 
@@ -54,11 +54,8 @@ from bpv7.admin import (
 )
 from ucp_dtn.store import BundleState, StoredBundle, StoreError
 
-from .records import EXTRA_TRANSMISSION, bundle_key
-
-if TYPE_CHECKING:
-    from .core import AgentCore
-    from .reception import Receiver
+from .bundle_records import EXTRA_TRANSMISSION, bundle_key
+from .contracts import BundleIntake, CustodyHost, ReceptionOutcome
 
 __all__ = ["CustodyManager"]
 
@@ -79,7 +76,7 @@ _DELETING_DISPOSITIONS: dict[int, int] = {
 class CustodyManager:
     """Custody transfer state of one agent (see the module docstring)."""
 
-    def __init__(self, core: AgentCore) -> None:
+    def __init__(self, core: CustodyHost) -> None:
         self._core = core
         self._key_of: dict[int, str] = {}
         self._ids_of: dict[str, set[int]] = defaultdict(set)
@@ -146,7 +143,7 @@ class CustodyManager:
         except StoreError as exc:  # deleted meanwhile (expired, released)
             logger.debug("custodial bundle %s gone before its update: %s", key, exc)
             return
-        self._core.janitor_wakeup.set()
+        self._core.wake_janitor()
 
     async def on_retry_due(self, meta: StoredBundle) -> None:
         """``meta.next_retry_at`` passed: send a custodial bundle again (no signal came), or
@@ -189,7 +186,7 @@ class CustodyManager:
             if disposition in (CustodyDisposition.ACCEPTED, CustodyDisposition.REDUNDANT):
                 if await core.store.delete(key):
                     core.counters.custody_released += 1
-                    core._forget(key)
+                    core.forget(key)
                 continue
             core.counters.custody_refused += 1
             reason = _DELETING_DISPOSITIONS.get(disposition)
@@ -207,17 +204,15 @@ class CustodyManager:
                 await core.store.update(retry)
             except StoreError:
                 continue
-            core.janitor_wakeup.set()
+            core.wake_janitor()
 
     # -- as receiver --------------------------------------------------------------------------
 
     async def on_bpdu(
-        self, outer: Bundle, pdu: BibePdu, previous: EndpointID | None, receiver: Receiver
+        self, outer: Bundle, pdu: BibePdu, previous: EndpointID | None, intake: BundleIntake
     ) -> None:
-        """A BPDU arrived for this node: take the encapsulated bundle in (with custody when
-        asked) and answer with a custody signal."""
-        from .reception import ReceptionOutcome
-
+        """A BPDU arrived for this node: take the encapsulated bundle in through ``intake``
+        (with custody when asked) and answer with a custody signal."""
         core = self._core
         custodian = outer.primary.source.node_id
         try:
@@ -229,16 +224,15 @@ class CustodyManager:
                 self._signal(custodian, CustodyDisposition.BLOCK_UNINTELLIGIBLE, pdu)
             return
         if not pdu.custody_requested:
-            await receiver.receive_bundle(inner, pdu.encapsulated_bundle, previous)
+            await intake.receive_bundle(inner, pdu.encapsulated_bundle, previous)
             return
-        key = bundle_key(inner.bundle_id)
-        if key in core.recent or await core.store.contains(key):
+        if await core.is_duplicate(bundle_key(inner.bundle_id), inner):
             # draft-ietf-dtn-bibect-05 leaves duplicates to the agent: the earlier signal may
             # have been lost, so acknowledge again; the bundle is kept once.
             core.counters.duplicates += 1
             self._signal(custodian, CustodyDisposition.ACCEPTED, pdu)
             return
-        outcome = await receiver.receive_bundle(
+        outcome = await intake.receive_bundle(
             inner, pdu.encapsulated_bundle, previous, custody=True
         )
         if outcome is ReceptionOutcome.NO_RESOURCES:

@@ -32,7 +32,7 @@ from bpv7 import EndpointID
 
 from .routing import RoutingTable
 
-__all__ = ["ForwardQueue", "RawCache"]
+__all__ = ["ForwardQueue", "RawCache", "SendWindow", "backoff_delay"]
 
 logger = logging.getLogger(__name__)
 
@@ -202,6 +202,51 @@ class RawCache:
         old = self._entries.pop(key, None)
         if old is not None:
             self._bytes -= len(old)
+
+
+class SendWindow:
+    """The transfers of one session in flight (sent, not yet acknowledged or refused): at most
+    ``size`` of them — :meth:`acquire` before starting one, :meth:`release` when it ended,
+    :meth:`drained` waits until none is left — and at most ``octets`` of their bundles
+    (:meth:`take_bytes`, :meth:`give_bytes`; one bundle always fits)."""
+
+    __slots__ = ("_bytes", "_free", "_free_bytes", "_lot", "_size")
+
+    def __init__(self, size: int, octets: int) -> None:
+        self._size = size
+        self._free = size
+        self._bytes = octets
+        self._free_bytes = octets
+        self._lot = trio.lowlevel.ParkingLot()
+
+    async def take_bytes(self, octets: int) -> None:
+        """Wait until ``octets`` more bundle octets may be in flight, and take them."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while self._free_bytes < min(octets, self._bytes):
+            await self._lot.park()
+        self._free_bytes -= octets
+
+    def give_bytes(self, octets: int) -> None:
+        """Give back octets taken with :meth:`take_bytes`."""
+        self._free_bytes += octets
+        self._lot.unpark_all()
+
+    async def acquire(self) -> None:
+        """Wait for a free place and take it."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while not self._free:
+            await self._lot.park()
+        self._free -= 1
+
+    def release(self) -> None:
+        """Give back a place taken with :meth:`acquire`."""
+        self._free += 1
+        self._lot.unpark_all()
+
+    async def drained(self) -> None:
+        """Wait until every acquired place was released."""
+        while self._free < self._size:
+            await self._lot.park()
 
 
 def backoff_delay(attempt: int, *, base: float = 0.5, limit: float = 30.0) -> float:

@@ -4,8 +4,8 @@
   for the reason "Lifetime expired", with a "deleted" status report if it asked for one.
 * Retry times: a custodial bundle whose custody signal did not come by ``next_retry_at`` is sent
   again; a bundle whose retry was scheduled (custody refused) goes back to the forwarding queue.
-* Learned routes whose advertisements stopped coming lapse; partially reassembled ADUs whose
-  lifetime ended are forgotten.
+* Learned routes and roles whose advertisements stopped coming lapse; partially reassembled
+  ADUs whose lifetime ended are forgotten.
 
 It sleeps until the store's next deadline (``store.next_deadline()``), at most
 ``janitor_interval_s``, and is woken early when a nearer deadline appears.
@@ -14,7 +14,6 @@ It sleeps until the store's next deadline (``store.next_deadline()``), at most
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import trio
 
@@ -22,8 +21,7 @@ from bpv7 import dtn_time_from_unix
 from bpv7.admin import StatusReportReason
 from ucp_dtn.store import StoreError
 
-if TYPE_CHECKING:
-    from .core import AgentCore
+from .contracts import JanitorHost
 
 __all__ = ["Janitor"]
 
@@ -36,7 +34,7 @@ _BATCH = 256
 class Janitor:
     """Expiry, retry times and route lapse for one agent."""
 
-    def __init__(self, core: AgentCore) -> None:
+    def __init__(self, core: JanitorHost) -> None:
         self._core = core
         self.rounds = 0
         """Rounds run (for tests and statistics)."""
@@ -59,8 +57,8 @@ class Janitor:
             # The fragments themselves expire from the store (above); forget the partial ADU.
             core.forget_partial(original)
         if core.routing.expire(now):
-            core.queue.sync()
-            core.routes_changed()
+            core.routes_updated()
+        core.roles.expire(now)
         self.rounds += 1
         return len(expired) == _BATCH or len(due) == _BATCH
 
@@ -69,7 +67,7 @@ class Janitor:
         core = self._core
         interval = core.config.janitor_interval_s
         while True:
-            core.janitor_wakeup = trio.Event()
+            wakeup = core.new_janitor_round()
             if await self.run_once():
                 await trio.lowlevel.checkpoint()
                 continue
@@ -81,4 +79,4 @@ class Janitor:
             if deadline is not None:
                 delay = min(interval, max(0.0, deadline - core.now()))
             with trio.move_on_after(delay):
-                await core.janitor_wakeup.wait()
+                await wakeup.wait()

@@ -15,8 +15,9 @@ tasks in a nursery:
   and starts their transfers, at most ``_WINDOW`` unacknowledged (pipelining);
 * **completions**: each transfer's done callback (run by the link, no task waits per
   transfer) hands its outcome to a pool of completion tasks (forwarded, retried, deleted);
-* **advertise**: sends our route advertisement when the session starts, when our routes change
-  and every ``route_advert_interval_s``.
+* **advertise**: sends our complete routing table when the session starts, then what changed
+  when our routes change, and an empty change list when nothing changed for
+  ``route_advert_interval_s`` (:mod:`.route_exchange`).
 
 When the session ends, every bundle still unacknowledged goes back to the forwarding queue — it
 never left the store — and the peer stops being a neighbour (if this was its last session). If
@@ -39,7 +40,6 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import trio
 
@@ -71,21 +71,19 @@ from convergence.tcpcl.link_errors import LinkClosedError, LinkError, TransferTo
 from convergence.tcpcl.listener import open_link
 from ucp_dtn.store import BundleState, StoredBundle, StoreError
 
-from .advertisement import RouteAdvertisement, routing_endpoint
-from .forwarding import backoff_delay
+from .advertisement import routing_endpoint
+from .bundle_records import EXTRA_AGE, EXTRA_PREVIOUS, bundle_key, stored_bundle_for
+from .contracts import ForwardingHost, TransferIntake
+from .forwarding import SendWindow, backoff_delay
 from .partial import TransferCut, find_cut
-from .records import EXTRA_AGE, EXTRA_PREVIOUS, bundle_key, stored_bundle_for
+from .route_exchange import AdvertisementStream, next_advertisement
 from .statistics import PeerInfo, TransferInfo
-
-if TYPE_CHECKING:
-    from .core import AgentCore
-    from .reception import Receiver
 
 __all__ = ["Neighbours"]
 
 logger = logging.getLogger(__name__)
 
-_WINDOW = 64
+_WINDOW = 256
 """Most transfers in flight (sent, not yet acknowledged) per session."""
 _WINDOW_BYTES = 64 * 1024 * 1024
 """Most bundle octets loaded for transfers in flight per session (at least one bundle)."""
@@ -94,10 +92,16 @@ _HEAD_READ = 64 * 1024
 _SESSION_LASTED_S = 0.5
 """A session that lasted this long resets the reconnection backoff (shorter ones, like failed
 attempts, double the wait: a peer that ends every session at once is not hammered)."""
-_RECEIVE_PARALLEL = 64
-"""Most incoming transfers processed at once per session."""
-_COMPLETE_PARALLEL = 64
-"""Most acknowledged transfers completed (store deletes) at once per session."""
+_RECEIVE_PARALLEL = 4
+"""Tasks taking incoming transfers per session: while one batch is being committed, the next
+is prepared."""
+_RECEIVE_BATCH = 256
+"""Most incoming transfers one task takes (and stores in one group commit) at once."""
+_COMPLETE_PARALLEL = 2
+"""Tasks settling ended transfers per session: while one batch is being committed, the next
+is prepared."""
+_COMPLETE_BATCH = 512
+"""Most ended transfers one task settles at once."""
 _ADVERT_MIN_GAP = 0.1
 """Fraction of the advertisement interval that at least separates two advertisements."""
 
@@ -147,7 +151,9 @@ class _Session:
 class Neighbours:
     """Every session of one agent (see the module docstring)."""
 
-    def __init__(self, core: AgentCore, receiver: Receiver, link_config: LinkConfig) -> None:
+    def __init__(
+        self, core: ForwardingHost, receiver: TransferIntake, link_config: LinkConfig
+    ) -> None:
         self._core = core
         self._receiver = receiver
         self.link_config = link_config
@@ -250,6 +256,7 @@ class Neighbours:
             if not sessions:
                 self._sessions.pop(peer, None)
             if core.routing.neighbour_down(peer):
+                core.route_exchange.forget(peer)
                 self.routes_changed()
             with trio.CancelScope(shield=True):
                 for key in list(session.inflight):
@@ -274,18 +281,19 @@ class Neighbours:
         link = session.link
         while True:
             try:
-                transfer = await link.receive()
+                transfers = await link.receive_many(_RECEIVE_BATCH)
             except LinkClosedError:
                 return
-            session.received += 1
+            session.received += len(transfers)
             try:
-                await receiver.on_transfer(transfer, session.peer)
+                await receiver.on_transfers(transfers, session.peer)
             except StoreError as exc:
-                # Not full (that is refused as NO_RESOURCES inside): the store failed. Refuse,
-                # so the peer keeps the bundle, and go on with the session.
+                # Not full (that is refused as NO_RESOURCES inside): the store failed. Refuse
+                # what is not answered yet, so the peer keeps it, and go on with the session.
                 logger.error("cannot store a bundle from %s: %s", session.peer, exc)
-                with contextlib.suppress(LinkError, LocalProtocolError):
-                    await transfer.refuse(XferRefuseReason.NO_RESOURCES)
+                for transfer in transfers:
+                    with contextlib.suppress(LinkError, LocalProtocolError):
+                        await transfer.refuse(XferRefuseReason.NO_RESOURCES)
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -296,7 +304,7 @@ class Neighbours:
         done_send, done_receive = trio.open_memory_channel[
             tuple[str, StoredBundle, TransferResult]
         ](math.inf)
-        window = _Window(_WINDOW, _WINDOW_BYTES)
+        window = SendWindow(_WINDOW, _WINDOW_BYTES)
         async with trio.open_nursery() as completions:
             for _ in range(_COMPLETE_PARALLEL):
                 completions.start_soon(self._complete_worker, session, done_receive)
@@ -310,7 +318,7 @@ class Neighbours:
     async def _send_loop(
         self,
         session: _Session,
-        window: _Window,
+        window: SendWindow,
         done: trio.MemorySendChannel[tuple[str, StoredBundle, TransferResult]],
     ) -> None:
         while True:
@@ -330,7 +338,7 @@ class Neighbours:
     async def _send_next(
         self,
         session: _Session,
-        window: _Window,
+        window: SendWindow,
         done: trio.MemorySendChannel[tuple[str, StoredBundle, TransferResult]],
     ) -> bool:
         """Start the transfer of the next bundle queued for the peer; whether one started (its
@@ -408,7 +416,7 @@ class Neighbours:
             return False
         core.cache.put(record.key, raw)
         if await core.store.delete(key):
-            core._forget(key)
+            core.forget(key)
         await core.requeue(record.key, front=True)
         core.counters.partial_sent += 1
         core.counters.partial_sent_bytes += cut.cut
@@ -493,7 +501,7 @@ class Neighbours:
             core.dispatch(record)
         core.counters.fragments_created += len(pieces)
         if await core.store.delete(key):
-            core._forget(key)
+            core.forget(key)
         logger.info("%s split into %d fragments of at most %d bytes", key, len(pieces), limit)
 
     async def _retry_later(self, meta: StoredBundle) -> None:
@@ -506,21 +514,40 @@ class Neighbours:
             )
         except StoreError:
             return
-        core.janitor_wakeup.set()
+        core.wake_janitor()
 
     async def _complete_worker(
         self,
         session: _Session,
         channel: trio.MemoryReceiveChannel[tuple[str, StoredBundle, TransferResult]],
     ) -> None:
-        async for key, meta, result in channel:
-            try:
-                # Shielded: bounded store work that must not be half done when the session or
-                # the node goes down (the bundle has left ``inflight`` already).
-                with trio.CancelScope(shield=True):
-                    await self._settle(session, key, meta, result)
-            except StoreError as exc:
-                logger.warning("completing the transfer of %s failed: %s", key, exc)
+        """Settle ended transfers, all those waiting at once (the acknowledged ones leave the
+        store in one group commit)."""
+        async for first in channel:
+            batch = [first]
+            # (EndOfChannel: the session ended and these were the last; the loop ends after.)
+            with contextlib.suppress(trio.WouldBlock, trio.EndOfChannel):
+                while len(batch) < _COMPLETE_BATCH:
+                    batch.append(channel.receive_nowait())
+            # Shielded: bounded store work that must not be half done when the session or the
+            # node goes down (the bundles have left ``inflight`` already).
+            with trio.CancelScope(shield=True):
+                acked: list[tuple[str, StoredBundle]] = []
+                for key, meta, result in batch:
+                    if result.outcome is TransferOutcome.ACKED:
+                        acked.append((key, meta))
+                        continue
+                    try:
+                        await self._settle(session, key, meta, result)
+                    except StoreError as exc:
+                        logger.warning("completing the transfer of %s failed: %s", key, exc)
+                if acked:
+                    session.sent += len(acked)
+                    session.refusals = 0
+                    try:
+                        await self._core.forwarded_many(acked, session.peer)
+                    except StoreError as exc:
+                        logger.warning("completing %d transfers failed: %s", len(acked), exc)
 
     async def _settle(
         self, session: _Session, key: str, meta: StoredBundle, result: TransferResult
@@ -553,38 +580,54 @@ class Neighbours:
     # -- route advertisements -----------------------------------------------------------------
 
     async def _advertise_loop(self, session: _Session) -> None:
+        """Advertise our routes to the peer (:mod:`.route_exchange`): the complete table first,
+        then the changes when they happen (at most every ``interval / 10``), and an empty
+        change list when nothing changed for an interval (it refreshes the peer's routes)."""
         core = self._core
         interval = core.config.route_advert_interval_s
+        stream = AdvertisementStream.new(3 * interval)
+        stream.answered = core.route_exchange.requests(session.peer)
+        last_sent = -math.inf
         while True:
-            self._advertise(session)
-            last = trio.current_time()
-            with trio.move_on_after(interval):
+            now = trio.current_time()
+            if self._advertise(session, stream, refresh=now - last_sent >= interval):
+                last_sent = now
+            with trio.move_on_after(max(0.0, last_sent + interval - trio.current_time())):
                 await self._routes_changed.wait()
-                await trio.sleep_until(last + interval * _ADVERT_MIN_GAP)
+                await trio.sleep_until(now + interval * _ADVERT_MIN_GAP)
 
-    def _advertise(self, session: _Session) -> None:
+    def _advertise(self, session: _Session, stream: AdvertisementStream, *, refresh: bool) -> bool:
+        """Send the stream's next advertisement if there is something to say (``refresh``: an
+        empty change list will do); whether one was sent."""
         core = self._core
-        interval = core.config.route_advert_interval_s
-        reachable = core.routing.reachable(now=core.now(), exclude_via=session.peer)
-        roles = core.roles.known(reachable, now=core.now())
-        advert = RouteAdvertisement(
-            3 * interval,
-            tuple(sorted(reachable.items(), key=_by_text)),
-            tuple(sorted(roles.items(), key=lambda item: str(item[0]))),
+        peer = session.peer
+        advert = next_advertisement(
+            stream,
+            core.routing,
+            core.roles,
+            core.route_exchange,
+            peer,
+            now=core.now(),
+            refresh=refresh,
         )
+        if advert is None:
+            return False
         bundle = Bundle.build(
             source=core.node_id,
-            destination=routing_endpoint(session.peer),
+            destination=routing_endpoint(peer),
             payload=advert.encode(),
             creation=core.new_creation(),
-            lifetime_ms=round(3 * interval * 1000),
+            lifetime_ms=round(stream.lifetime_s * 1000),
         )
+        raw = bundle.encode()
         try:
-            session.link.start_send(bundle.encode())
+            session.link.start_send(raw)
         except (LinkClosedError, TransferTooLargeError) as exc:
-            logger.debug("no route advertisement to %s: %s", session.peer, exc)
-            return
+            logger.debug("no route advertisement to %s: %s", peer, exc)
+            return False
         core.counters.adverts_sent += 1
+        core.counters.advert_bytes_sent += len(raw)
+        return True
 
     # -- static peers -------------------------------------------------------------------------
 
@@ -616,51 +659,9 @@ _BIBE_OVERHEAD = 256
 margin: custodial bundles are fragmented to fit the peer's MRU inside their BPDU."""
 
 
-class _Window:
-    """At most ``size`` transfers in flight: :meth:`acquire` before starting one, :meth:`release`
-    when it ended; :meth:`drained` waits until none is left. Their bundles' octets are bounded
-    too (:meth:`take_bytes`, :meth:`give_bytes`; one bundle always fits)."""
-
-    __slots__ = ("_bytes", "_free", "_free_bytes", "_lot", "_size")
-
-    def __init__(self, size: int, octets: int) -> None:
-        self._size = size
-        self._free = size
-        self._bytes = octets
-        self._free_bytes = octets
-        self._lot = trio.lowlevel.ParkingLot()
-
-    async def take_bytes(self, octets: int) -> None:
-        """Wait until ``octets`` more bundle octets may be in flight, and take them."""
-        await trio.lowlevel.checkpoint_if_cancelled()
-        while self._free_bytes < min(octets, self._bytes):
-            await self._lot.park()
-        self._free_bytes -= octets
-
-    def give_bytes(self, octets: int) -> None:
-        """Give back octets taken with :meth:`take_bytes`."""
-        self._free_bytes += octets
-        self._lot.unpark_all()
-
-    async def acquire(self) -> None:
-        await trio.lowlevel.checkpoint_if_cancelled()
-        while not self._free:
-            await self._lot.park()
-        self._free -= 1
-
-    def release(self) -> None:
-        self._free += 1
-        self._lot.unpark_all()
-
-    async def drained(self) -> None:
-        """Wait until every acquired place was released."""
-        while self._free < self._size:
-            await self._lot.park()
-
-
 def _on_transfer_done(
     session: _Session,
-    window: _Window,
+    window: SendWindow,
     done: trio.MemorySendChannel[tuple[str, StoredBundle, TransferResult]],
     key: str,
     meta: StoredBundle,
@@ -694,7 +695,3 @@ def _locate_cut(sent: bytes, acknowledged: int) -> TransferCut | None:
         if cut is not None or size >= acknowledged:
             return cut
         size *= 4
-
-
-def _by_text(item: tuple[EndpointID, int]) -> str:
-    return str(item[0])

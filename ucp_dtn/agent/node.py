@@ -9,7 +9,8 @@ cancellation is the clean shutdown (sessions end with SESS_TERM, the store close
 The parts: :class:`~ucp_dtn.agent.core.AgentCore` (state and shared steps),
 :mod:`~ucp_dtn.agent.reception`, :mod:`~ucp_dtn.agent.neighbours` (sessions and forwarding),
 :mod:`~ucp_dtn.agent.custody`, :mod:`~ucp_dtn.agent.janitor`, :mod:`~ucp_dtn.agent.reports`,
-:mod:`~ucp_dtn.agent.routing`.
+:mod:`~ucp_dtn.agent.routing`. Each part takes the small protocol of
+:mod:`~ucp_dtn.agent.contracts` it needs (the core satisfies them all); this module wires them.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ class BundleNode:
         self._given_store = store
         self._clock = clock
         self._core: AgentCore | None = None
+        self._spool: Spool | None = None
         self._neighbours: Neighbours | None = None
         self._nursery: trio.Nursery | None = None
         self._pending_routes: list[tuple[str, str]] = list(config.static_routes)
@@ -125,10 +127,11 @@ class BundleNode:
                 path.mkdir(parents=True, exist_ok=True)
                 store = await SqliteBundleStore.open(path, quota_bytes=config.store_quota_bytes)
         core = AgentCore(config, store, self._clock)
-        core.custody = CustodyManager(core)
+        custody = CustodyManager(core)
+        core.custody = custody
         receiver = Receiver(core)
         budget = ReceiveBudget(config.receive_memory_bytes)
-        core.spool = Spool(
+        spool = self._spool = Spool(
             store,
             None if config.workdir is None else config.workdir / "spool",
             budget,
@@ -137,16 +140,16 @@ class BundleNode:
             keep=receiver.keep,
             counters=core.counters,
         )
-        link_config = _link_config(config, str(self.node_id), core.spool, budget)
+        link_config = _link_config(config, str(self.node_id), spool, budget)
         neighbours = Neighbours(core, receiver, link_config)
         core.routes_changed = neighbours.routes_changed
         for pattern, next_hop in self._pending_routes:
             core.routing.add_static(pattern, next_hop)
         try:
-            await self._restore(core)
+            await self._restore(core, custody, spool)
             async with trio.open_nursery() as outer:
                 network = trio.CancelScope(shield=True)
-                await outer.start(self._run_network, core, neighbours, network)
+                await outer.start(self._run_network, core, custody, neighbours, network)
                 logger.info(
                     "node %s running, listening on %s",
                     self.node_id,
@@ -176,6 +179,7 @@ class BundleNode:
     async def _run_network(
         self,
         core: AgentCore,
+        custody: CustodyManager,
         neighbours: Neighbours,
         scope: trio.CancelScope,
         *,
@@ -184,13 +188,12 @@ class BundleNode:
         """The node's tasks, in a scope that only the shutdown sequence cancels (so that
         sessions can end cleanly first)."""
         config = self.config
-        assert core.custody is not None
         with scope:
             async with trio.open_nursery() as nursery:
                 self._core = core
                 self._neighbours = neighbours
                 nursery.start_soon(Janitor(core).run)
-                nursery.start_soon(core.custody.run)
+                nursery.start_soon(custody.run)
                 for host, port in config.listen:
                     listener = TcpclListener(neighbours.link_config, neighbours.serve, host, port)
                     bound = await nursery.start(listener.run)
@@ -203,7 +206,7 @@ class BundleNode:
                 task_status.started()
                 await trio.sleep_forever()
 
-    async def _restore(self, core: AgentCore) -> None:
+    async def _restore(self, core: AgentCore, custody: CustodyManager, spool: Spool) -> None:
         """Rebuild the in-memory views from what the store holds (after a restart)."""
         store = core.store
         waiting = await store.query(states={BundleState.PENDING_FORWARD})
@@ -211,12 +214,10 @@ class BundleNode:
             if meta.next_retry_at is None:
                 core.dispatch(meta)
         custodial = await store.query(states={BundleState.CUSTODY_WAIT})
-        if core.custody is not None:
-            core.custody.restore(custodial)
+        custody.restore(custodial)
         await core.restore_fragments()
-        if core.spool is not None:
-            # Transfers that were arriving when the node stopped: keep what they hold.
-            await core.spool.recover()
+        # Transfers that were arriving when the node stopped: keep what they hold.
+        await spool.recover()
         if waiting or custodial:
             logger.info(
                 "restored %d bundles to forward, %d awaiting custody signals",
@@ -474,22 +475,20 @@ class BundleNode:
             return
         core.routing.add_static(pattern, next_hop)
         self._pending_routes.append((pattern, next_hop))
-        core.queue.sync()
-        if self._neighbours is not None:
-            self._neighbours.routes_changed()
+        core.routes_updated()
 
     def received_octets(self) -> int:
         """Octets of incoming transfers longer than one segment received since the node
         started, all sessions together: it grows while a large bundle arrives (see
         :func:`~ucp_dtn.agent.progress.wait_while_arriving`)."""
-        core = self._core
-        return 0 if core is None or core.spool is None else core.spool.received
+        spool = self._spool
+        return 0 if self._core is None or spool is None else spool.received
 
     def receive_budget(self) -> BudgetStatistics | None:
         """The memory budget for incoming transfers: limit, use now, peak (``None`` unless
         running)."""
-        core = self._core
-        return None if core is None or core.spool is None else core.spool.budget.statistics()
+        spool = self._spool
+        return None if self._core is None or spool is None else spool.budget.statistics()
 
     def acknowledged_octets(self) -> int:
         """Octets of this node's transfers longer than one segment that peers acknowledged
@@ -552,8 +551,8 @@ class BundleNode:
             )
         store_stats = core.store.statistics()
         incoming = (0, 0, 0, 0)
-        if core.spool is not None:
-            spool = core.spool.statistics()
+        if self._spool is not None:
+            spool = self._spool.statistics()
             incoming = (spool.transfers, spool.in_memory, spool.in_files, spool.recovered)
         return NodeStatistics.build(
             core.counters,
@@ -589,6 +588,9 @@ def _link_config(
         sink_factory=spool.sink_for,
         receive_budget=budget,
         send_window_min=2 * config.segment_bytes,
+        # Complete transfers waiting for the agent: it takes them in batches (one group commit
+        # each), so let a batch build up while the previous one is being stored.
+        incoming_queue=256,
         send_window_delay_s=config.send_window_s,
         session_extensions=announce,
     )

@@ -27,9 +27,8 @@ possible moment").
 from __future__ import annotations
 
 import contextlib
-import enum
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 import trio
 
@@ -63,13 +62,12 @@ from convergence.tcpcl.link_errors import LinkClosedError
 from ucp_dtn.store import Reservation, StoreError, StoreFullError
 
 from .advertisement import RouteAdvertisement, is_routing_endpoint
+from .bundle_records import bundle_key, expiry_of, key_of
+from .contracts import Admission, ReceptionHost, ReceptionOutcome
 from .errors import RouteAdvertisementError
 from .partial import TransferCut, find_cut
-from .records import bundle_key, expiry_of
+from .route_exchange import Applied, apply_advertisement
 from .spool import SpooledData, SpoolSink
-
-if TYPE_CHECKING:
-    from .core import AgentCore
 
 __all__ = ["ReceptionOutcome", "Receiver"]
 
@@ -86,25 +84,10 @@ _CARRIED_UNPROCESSED = frozenset({BlockType.BIB, BlockType.BCB})
 them below, and otherwise they are carried unchanged (RFC 9172)."""
 
 
-class ReceptionOutcome(enum.Enum):
-    """What became of a received bundle (and how to answer its transfer)."""
-
-    ACCEPTED = "accepted"
-    """Stored (or handled, for bundles consumed by the agent itself): acknowledge."""
-    DUPLICATE = "duplicate"
-    """Already held or recently handled: acknowledge, keep nothing."""
-    DROPPED = "dropped"
-    """Deleted on reception (hop limit, lifetime, unsupported block): acknowledge."""
-    NO_RESOURCES = "no resources"
-    """The store is full: refuse, the sender keeps it."""
-    INVALID = "invalid"
-    """Not a valid bundle: refuse as not acceptable."""
-
-
 class Receiver:
     """Reception for one agent."""
 
-    def __init__(self, core: AgentCore) -> None:
+    def __init__(self, core: ReceptionHost) -> None:
         self._core = core
         self._large = trio.Lock()
 
@@ -127,14 +110,84 @@ class Receiver:
         finally:
             if reservation is not None:
                 reservation.release()
-        if outcome is ReceptionOutcome.NO_RESOURCES:
-            core.counters.refused_transfers += 1
-            await _answer(transfer, XferRefuseReason.NO_RESOURCES)
-        elif outcome is ReceptionOutcome.INVALID:
-            core.counters.refused_transfers += 1
-            await _answer(transfer, XferRefuseReason.NOT_ACCEPTABLE)
+        await _answer_with(core, transfer, outcome)
+
+    async def on_transfers(
+        self, transfers: Sequence[IncomingBundleTransfer], peer: EndpointID
+    ) -> None:
+        """Process several incoming transfers from neighbour ``peer`` (taken together from its
+        session) and answer each: the bundles to keep are stored together, in one group
+        commit, and their acknowledgements leave together. Large (spooled) transfers and
+        bundles the agent consumes itself go through :meth:`on_transfer` one by one."""
+        core = self._core
+        batch: list[tuple[IncomingBundleTransfer, Admission, bool]] = []
+        try:
+            for transfer in transfers:
+                await self._check_transfer(transfer, peer, batch)
+        except BaseException:
+            for _, admission, _ in batch:  # never stored: give their quota back
+                if admission.reservation is not None:
+                    admission.reservation.release()
+            raise
+        if not batch:
+            return
+        try:
+            results = await core.admit_many([admission for _, admission, _ in batch])
+        finally:
+            for _, admission, _ in batch:
+                if admission.reservation is not None:
+                    admission.reservation.release()
+        for (transfer, admission, report_unsupported), result in zip(batch, results, strict=True):
+            if isinstance(result, StoreFullError):
+                logger.info("store full, refusing a bundle from %s: %s", peer, result)
+                outcome = ReceptionOutcome.NO_RESOURCES
+            elif isinstance(result, StoreError):
+                logger.error("cannot store a bundle from %s: %s", peer, result)
+                outcome = ReceptionOutcome.NO_RESOURCES
+            else:
+                outcome = await self._stored(admission.bundle, result, report_unsupported)
+            await _answer_with(core, transfer, outcome)
+
+    async def _check_transfer(
+        self,
+        transfer: IncomingBundleTransfer,
+        peer: EndpointID,
+        batch: list[tuple[IncomingBundleTransfer, Admission, bool]],
+    ) -> None:
+        """Decode and check one transfer of a batch: answer it at once when it is not to be
+        stored (or is handled on its own), else add it to ``batch``."""
+        core = self._core
+        sink = transfer.sink
+        if isinstance(sink, SpoolSink) and sink.spooled:
+            await self.on_transfer(transfer, peer)
+            return
+        reservation = sink.take_reservation() if isinstance(sink, SpoolSink) else None
+        checked: ReceptionOutcome | tuple[Admission, bool]
+        try:
+            raw = await transfer.read()
+            bundle = decode_bundle(raw)
+        except DecodeError as exc:
+            core.counters.invalid += 1
+            logger.warning("invalid bundle from %s refused: %s", peer, exc)
+            checked = ReceptionOutcome.INVALID
         else:
-            await _answer(transfer, None)
+            if core.is_local(bundle.primary.destination) and bundle.primary.is_admin_record:
+                # Consumed here (custody signals, BIBE PDUs, reports): one at a time.
+                checked = await self.receive_bundle(bundle, raw, peer, reservation=reservation)
+                reservation = None
+            else:
+                try:
+                    checked = await self._check(bundle, raw, peer, False, reservation)
+                except BaseException:
+                    if reservation is not None:
+                        reservation.release()
+                    raise
+        if isinstance(checked, ReceptionOutcome):
+            if reservation is not None:
+                reservation.release()
+            await _answer_with(core, transfer, checked)
+            return
+        batch.append((transfer, *checked))
 
     async def _process(
         self, raw: bytes, peer: EndpointID, reservation: Reservation | None
@@ -245,13 +298,42 @@ class Receiver:
         reservation: Reservation | None,
     ) -> ReceptionOutcome:
         core = self._core
+        checked = await self._check(bundle, raw, previous, custody, reservation)
+        if isinstance(checked, ReceptionOutcome):
+            return checked
+        admission, report_unsupported = checked
+        try:
+            stored = await core.admit(
+                admission.bundle,
+                admission.raw,
+                previous=previous,
+                custody=custody,
+                reservation=reservation,
+            )
+        except StoreFullError as exc:
+            logger.info("store full, refusing %s from %s: %s", bundle.bundle_id, previous, exc)
+            return ReceptionOutcome.NO_RESOURCES
+        return await self._stored(admission.bundle, stored, report_unsupported)
+
+    async def _check(
+        self,
+        bundle: Bundle,
+        raw: bytes,
+        previous: EndpointID | None,
+        custody: bool,
+        reservation: Reservation | None,
+    ) -> ReceptionOutcome | tuple[Admission, bool]:
+        """RFC 9171 §5.6 up to storing: an outcome when the bundle is not to be stored (or was
+        consumed here: route advertisements, BIBE PDUs), else what to store — the bundle with
+        its reception-time edits — and whether a "block unsupported" report is due."""
+        core = self._core
         primary = bundle.primary
         destination = primary.destination
         local = core.is_local(destination)
         if local and is_routing_endpoint(destination):
             self._learn_routes(bundle, previous)
             return ReceptionOutcome.ACCEPTED
-        key = bundle_key(bundle.bundle_id)
+        key = key_of(bundle)
         if await core.is_duplicate(key, bundle):
             core.counters.duplicates += 1
             logger.debug("duplicate %s from %s dropped", key, previous)
@@ -335,13 +417,13 @@ class Receiver:
             edited = True
         if edited:
             raw = bundle.encode()
-        try:
-            stored = await core.admit(
-                bundle, raw, previous=previous, custody=custody, reservation=reservation
-            )
-        except StoreFullError as exc:
-            logger.info("store full, refusing %s from %s: %s", key, previous, exc)
-            return ReceptionOutcome.NO_RESOURCES
+        return Admission(bundle, raw, previous, custody, reservation, key), report_unsupported
+
+    async def _stored(
+        self, bundle: Bundle, stored: bool, report_unsupported: bool
+    ) -> ReceptionOutcome:
+        """The end of §5.6 for a bundle handed to the store (``stored``: not a duplicate)."""
+        core = self._core
         if not stored:
             core.counters.duplicates += 1
             return ReceptionOutcome.DUPLICATE
@@ -372,12 +454,19 @@ class Receiver:
             logger.debug("route advertisement from %s, not a neighbour: ignored", advertiser)
             return
         version = core.routing.version
-        expires_at = core.now() + advert.lifetime_s
-        core.routing.learn(advertiser, dict(advert.reachable), expires_at=expires_at)
-        core.roles.learn_many(dict(advert.roles), expires_at=expires_at)
+        applied = apply_advertisement(
+            core.routing, core.roles, core.route_exchange, advertiser, advert, now=core.now()
+        )
+        if applied is Applied.OUT_OF_SYNC:
+            logger.info(
+                "route advertisement %d from %s is out of its sequence: asking for all routes",
+                advert.sequence,
+                advertiser,
+            )
         if core.routing.version != version:
-            core.queue.sync()
-            core.routes_changed()
+            core.routes_updated()
+        elif applied is Applied.OUT_OF_SYNC or advert.resync:
+            core.routes_changed()  # our next advertisement to it: the request, or the answer
 
 
 async def _locate_cut(data: SpooledData) -> TransferCut | None:
@@ -395,6 +484,21 @@ def reassembly_key_of(cut: TransferCut) -> BundleID:
     """The ID of the original bundle a cut splits."""
     primary = cut.head.primary
     return BundleID(primary.source, primary.creation)
+
+
+async def _answer_with(
+    core: ReceptionHost, transfer: IncomingBundleTransfer, outcome: ReceptionOutcome
+) -> None:
+    """Answer a transfer as its bundle's ``outcome`` says: XFER_REFUSE when the store is full
+    (the sender keeps it) or it is no bundle; otherwise the final XFER_ACK."""
+    if outcome is ReceptionOutcome.NO_RESOURCES:
+        core.counters.refused_transfers += 1
+        await _answer(transfer, XferRefuseReason.NO_RESOURCES)
+    elif outcome is ReceptionOutcome.INVALID:
+        core.counters.refused_transfers += 1
+        await _answer(transfer, XferRefuseReason.NOT_ACCEPTABLE)
+    else:
+        await _answer(transfer, None)
 
 
 async def _answer(transfer: IncomingBundleTransfer, refusal: XferRefuseReason | None) -> None:

@@ -13,14 +13,12 @@ subject bundle's fate never depends on its report.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from bpv7 import Bundle, BundleFlags, EncodeError
 from bpv7.admin import StatusKind, StatusReportReason, build_status_report_bundle
 from ucp_dtn.store import StoreError
 
-if TYPE_CHECKING:
-    from .core import AgentCore
+from .contracts import Originator
 
 __all__ = ["REPORT_FLAGS", "StatusItem", "StatusReporter", "report_flags"]
 
@@ -54,7 +52,7 @@ def report_flags(items: frozenset[StatusKind] | set[StatusKind]) -> BundleFlags:
 class StatusReporter:
     """Creates status reports for one agent."""
 
-    def __init__(self, core: AgentCore) -> None:
+    def __init__(self, core: Originator) -> None:
         self._core = core
 
     async def report(

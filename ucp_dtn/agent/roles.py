@@ -28,56 +28,105 @@ MAX_ROLES_PER_NODE = 16
 
 @dataclass(frozen=True, slots=True)
 class RoleEntry:
-    """What is known of one node's roles."""
+    """What one source told us of one node's roles."""
 
     roles: frozenset[str]
     """Its roles."""
     expires_at: float
     """When this knowledge lapses unless refreshed (``inf`` for our own node)."""
+    via: EndpointID | None = None
+    """The neighbour whose route advertisement told us (``None``: our own, or discovery)."""
+
+
+_Heard = dict[EndpointID | None, RoleEntry]
 
 
 class RoleDirectory:
-    """Roles of this node and of the nodes it has heard of."""
+    """Roles of this node and of the nodes it has heard of.
+
+    What each source (a neighbour's advertisements, discovery) says of a node is kept apart, as
+    routes are: a neighbour's change list then changes only what that neighbour said, and a
+    node's roles are what any source says that has not lapsed."""
 
     def __init__(self, node_id: EndpointID, local_roles: Iterable[str] = ()) -> None:
         self.node_id = node_id
-        self._entries: dict[EndpointID, RoleEntry] = {}
+        self._local = RoleEntry(frozenset(), float("inf"))
+        self._heard: dict[EndpointID, _Heard] = {}
         self.set_local(local_roles)
 
     def set_local(self, roles: Iterable[str]) -> None:
         """Replace this node's own roles."""
-        self._entries[self.node_id] = RoleEntry(_clean(roles), float("inf"))
+        self._local = RoleEntry(_clean(roles), float("inf"))
 
     @property
     def local_roles(self) -> frozenset[str]:
         """This node's own roles."""
-        return self._entries[self.node_id].roles
+        return self._local.roles
 
-    def learn(self, node: EndpointID, roles: Iterable[str], *, expires_at: float) -> None:
-        """Record ``node``'s roles until ``expires_at`` (our own entry is never overwritten)."""
+    def learn(
+        self,
+        node: EndpointID,
+        roles: Iterable[str],
+        *,
+        expires_at: float,
+        via: EndpointID | None = None,
+    ) -> None:
+        """Record that ``via`` (a neighbour; ``None``: discovery) says ``node`` has ``roles``
+        (none: forget what it said) until ``expires_at``. Our own roles are never overwritten."""
         if node == self.node_id:
             return
-        self._entries[node] = RoleEntry(_clean(roles), expires_at)
+        cleaned = _clean(roles)
+        heard = self._heard.setdefault(node, {})
+        if cleaned:
+            heard[via] = RoleEntry(cleaned, expires_at, via)
+        else:
+            heard.pop(via, None)
+            if not heard:
+                del self._heard[node]
 
-    def learn_many(self, roles: Mapping[EndpointID, Iterable[str]], *, expires_at: float) -> None:
-        """:meth:`learn` for every node of an advertisement."""
+    def learn_many(
+        self,
+        roles: Mapping[EndpointID, Iterable[str]],
+        *,
+        expires_at: float,
+        via: EndpointID | None = None,
+        complete: bool = False,
+    ) -> None:
+        """:meth:`learn` for every node of an advertisement from neighbour ``via``;
+        ``complete``: it lists every node ``via`` knows roles of (what it said of others
+        goes)."""
+        if complete:
+            for node in [n for n, heard in self._heard.items() if via in heard and n not in roles]:
+                self.learn(node, (), expires_at=expires_at, via=via)
         for node, node_roles in roles.items():
-            self.learn(node, node_roles, expires_at=expires_at)
+            self.learn(node, node_roles, expires_at=expires_at, via=via)
+
+    def refresh_via(self, advertiser: EndpointID, *, expires_at: float) -> None:
+        """Extend what ``advertiser``'s advertisements told us until ``expires_at`` (a change
+        list from it says the rest still holds)."""
+        for heard in self._heard.values():
+            entry = heard.get(advertiser)
+            if entry is not None and entry.expires_at < expires_at:
+                heard[advertiser] = RoleEntry(entry.roles, expires_at, advertiser)
 
     def roles_of(self, node: EndpointID, *, now: float) -> frozenset[str]:
-        """The known roles of ``node`` (empty when unknown or lapsed)."""
-        entry = self._entries.get(node)
-        if entry is None or entry.expires_at <= now:
+        """The known roles of ``node``: what any source says that has not lapsed (empty when
+        unknown)."""
+        if node == self.node_id:
+            return self._local.roles
+        heard = self._heard.get(node)
+        if not heard:
             return frozenset()
-        return entry.roles
+        live = [entry.roles for entry in heard.values() if entry.expires_at > now]
+        if not live:
+            return frozenset()
+        return live[0] if len(live) == 1 else frozenset().union(*live)
 
     def nodes_with_role(self, role: str, *, now: float) -> list[EndpointID]:
         """Every node known to run ``role`` (in no particular order)."""
-        return [
-            node
-            for node, entry in self._entries.items()
-            if role in entry.roles and entry.expires_at > now
-        ]
+        found = [self.node_id] if role in self._local.roles else []
+        found += [node for node in self._heard if role in self.roles_of(node, now=now)]
+        return found
 
     def known(self, nodes: Iterable[EndpointID], *, now: float) -> dict[EndpointID, frozenset[str]]:
         """The roles of those of ``nodes`` (plus this node) that have any: what an
@@ -91,16 +140,21 @@ class RoleDirectory:
 
     def entries(self, *, now: float) -> dict[EndpointID, frozenset[str]]:
         """Every node with known roles that have not lapsed (this node included)."""
-        return {
-            node: entry.roles
-            for node, entry in self._entries.items()
-            if entry.roles and entry.expires_at > now
-        }
+        result = {self.node_id: self._local.roles} if self._local.roles else {}
+        for node in self._heard:
+            roles = self.roles_of(node, now=now)
+            if roles:
+                result[node] = roles
+        return result
 
     def expire(self, now: float) -> None:
         """Forget lapsed entries."""
-        for node in [n for n, e in self._entries.items() if e.expires_at <= now]:
-            del self._entries[node]
+        for node in list(self._heard):
+            heard = self._heard[node]
+            for via in [v for v, entry in heard.items() if entry.expires_at <= now]:
+                del heard[via]
+            if not heard:
+                del self._heard[node]
 
 
 def _clean(roles: Iterable[str]) -> frozenset[str]:

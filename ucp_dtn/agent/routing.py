@@ -290,6 +290,47 @@ class RoutingTable:
         if changed:
             self.version += 1
 
+    def learn_changes(
+        self,
+        advertiser: EndpointID,
+        changes: Mapping[EndpointID, int],
+        *,
+        expires_at: float,
+    ) -> None:
+        """Apply a change list from neighbour ``advertiser``: each node of ``changes`` at the
+        advertised metric + 1, or withdrawn (advertised at ``MAX_METRIC`` or more); routes via
+        ``advertiser`` it does not mention stay as they are. Every route via ``advertiser`` is
+        refreshed until ``expires_at`` (a change list says the rest still holds)."""
+        changed = False
+        for node, metric in changes.items():
+            if node == self._local or node == advertiser:
+                continue
+            total = metric + 1
+            via = self._learned.get(node)
+            if total >= MAX_METRIC:
+                if via is not None and via.pop(advertiser, None) is not None:
+                    changed = True
+                    if not via:
+                        del self._learned[node]
+                continue
+            if via is None:
+                via = self._learned[node] = {}
+            existing = via.get(advertiser)
+            if existing is None or existing.metric != total:
+                via[advertiser] = _Learned(total, expires_at)
+                changed = True
+        self.refresh_via(advertiser, expires_at=expires_at)
+        if changed:
+            self.version += 1
+
+    def refresh_via(self, advertiser: EndpointID, *, expires_at: float) -> None:
+        """Extend every route learned from ``advertiser`` until ``expires_at`` (no answer of
+        :meth:`next_hop` changes: the routes were valid until now)."""
+        for via in self._learned.values():
+            route = via.get(advertiser)
+            if route is not None and route.expires_at < expires_at:
+                route.expires_at = expires_at
+
     def expire(self, now: float) -> int:
         """Drop learned routes whose expiry has passed; return how many went."""
         dropped = 0

@@ -82,6 +82,7 @@ class Counters:
     reports_sent: int = 0
     reports_received: int = 0
     adverts_sent: int = 0
+    advert_bytes_sent: int = 0
     adverts_received: int = 0
     fragments_created: int = 0
     reassembled: int = 0
@@ -152,6 +153,8 @@ class NodeStatistics:
     """Status reports received for this node."""
     adverts_sent: int
     """Route advertisements sent."""
+    advert_bytes_sent: int
+    """Octets of the route advertisement bundles sent (control traffic, docs/scaling.md)."""
     adverts_received: int
     """Route advertisements received."""
     fragments_created: int
@@ -228,6 +231,7 @@ class NodeStatistics:
             reports_sent=counters.reports_sent,
             reports_received=counters.reports_received,
             adverts_sent=counters.adverts_sent,
+            advert_bytes_sent=counters.advert_bytes_sent,
             adverts_received=counters.adverts_received,
             fragments_created=counters.fragments_created,
             reassembled=counters.reassembled,

@@ -18,7 +18,7 @@ from .errors import (
     StoreError,
     StoreFullError,
 )
-from .interface import BundleStore
+from .interface import BundleStore, PutItem
 from .memory import MemoryBundleStore
 from .quota import Reservation
 from .sqlite import DEFAULT_INLINE_LIMIT, SqliteBundleStore
@@ -30,6 +30,7 @@ __all__ = [
     "BundleState",
     "BundleStore",
     "MemoryBundleStore",
+    "PutItem",
     "Reservation",
     "SqliteBundleStore",
     "StoreClosedError",

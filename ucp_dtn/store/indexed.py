@@ -9,12 +9,13 @@ and account space with a :class:`Quota`, so every query, ``can_accept``, ``reser
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from types import TracebackType
 from typing import Self
 
 from .errors import BundleNotFoundError, StoreClosedError
 from .index import BundleIndex
+from .interface import PutItem
 from .quota import Quota, Reservation
 from .stored_bundle import BundleState, StoredBundle, StoreStatistics
 
@@ -57,6 +58,17 @@ class IndexedBundleStore:
             raise ValueError(
                 f"bundle {meta.key!r}: size is fixed at {old.size}, update says {meta.size}"
             )
+
+    def _check_put_many(self, items: Sequence[PutItem]) -> list[PutItem]:
+        """Validate a batch's arguments (all before any is stored; a bad one releases every
+        reservation); return the items with ``raw`` as immutable :class:`bytes`."""
+        try:
+            return [(meta, self._check_put(meta, raw), res) for meta, raw, res in items]
+        except BaseException:
+            for _, _, reservation in items:
+                if reservation is not None:
+                    reservation.release()
+            raise
 
     @contextlib.contextmanager
     def _space_for(self, size: int, reservation: Reservation | None) -> Iterator[None]:

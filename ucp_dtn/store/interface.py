@@ -22,14 +22,19 @@ Rules shared by all implementations:
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from types import TracebackType
 from typing import Protocol, Self
 
+from .errors import StoreError
 from .quota import Reservation
 from .stored_bundle import BundleState, StoredBundle, StoreStatistics
 
-__all__ = ["BundleStore"]
+__all__ = ["BundleStore", "PutItem"]
+
+PutItem = tuple[StoredBundle, bytes, Reservation | None]
+"""One bundle for :meth:`BundleStore.put_many`: its record, its bytes, and the reservation its
+space comes from (``None``: from the quota)."""
 
 
 class BundleStore(Protocol):
@@ -45,6 +50,16 @@ class BundleStore(Protocol):
         whatever happens), else from the quota. Raises :class:`StoreFullError` if the bundle
         does not fit the quota or the disk is full — nothing is left behind then — and
         :class:`ValueError` if ``meta.size != len(raw)``.
+        """
+        ...
+
+    async def put_many(self, items: Sequence[PutItem]) -> list[bool | StoreError]:
+        """:meth:`put` of several bundles at once — for a persistent store, in one group commit
+        (one fsync) — each durable when it returns. Per item, in order: ``True`` (stored),
+        ``False`` (already stored) or the :class:`StoreError` its ``put`` would have raised
+        (:class:`StoreFullError` when it does not fit); one item's failure does not affect the
+        others. Every reservation is consumed. Raises :class:`ValueError` before storing
+        anything if an item's ``meta.size`` is not its length.
         """
         ...
 
@@ -70,6 +85,11 @@ class BundleStore(Protocol):
 
     async def delete(self, key: str) -> bool:
         """Remove bundle ``key`` (durable when it returns); ``False`` if it was not stored."""
+        ...
+
+    async def delete_many(self, keys: Sequence[str]) -> list[bool]:
+        """:meth:`delete` of several bundles at once (one group commit for a persistent store):
+        per key, whether it was stored."""
         ...
 
     async def query(

@@ -7,9 +7,13 @@ tasks run.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import trio
 
+from .errors import StoreError
 from .indexed import IndexedBundleStore
+from .interface import PutItem
 from .quota import Reservation
 from .stored_bundle import StoredBundle
 
@@ -29,6 +33,9 @@ class MemoryBundleStore(IndexedBundleStore):
         """Store ``raw`` under ``meta.key``; ``False`` if the key was already stored."""
         raw = self._check_put(meta, raw)
         await trio.lowlevel.checkpoint()
+        return self._put_now(meta, raw, reservation)
+
+    def _put_now(self, meta: StoredBundle, raw: bytes, reservation: Reservation | None) -> bool:
         self._check_open()
         if meta.key in self._index:
             return self._duplicate(reservation)
@@ -37,6 +44,18 @@ class MemoryBundleStore(IndexedBundleStore):
             self._index.add(meta)
             self._puts += 1
         return True
+
+    async def put_many(self, items: Sequence[PutItem]) -> list[bool | StoreError]:
+        """:meth:`put` of each item (one checkpoint for all)."""
+        checked = self._check_put_many(items)
+        await trio.lowlevel.checkpoint()
+        results: list[bool | StoreError] = []
+        for meta, raw, reservation in checked:
+            try:
+                results.append(self._put_now(meta, raw, reservation))
+            except StoreError as exc:
+                results.append(exc)
+        return results
 
     async def get(self, key: str) -> bytes | None:
         """The raw bytes of bundle ``key``, or ``None``."""
@@ -56,11 +75,21 @@ class MemoryBundleStore(IndexedBundleStore):
         self._check_open()
         await trio.lowlevel.checkpoint()
         self._check_open()
+        return self._delete_now(key)
+
+    def _delete_now(self, key: str) -> bool:
         if self._index.remove(key) is None:
             return False
         del self._raw[key]
         self._deletes += 1
         return True
+
+    async def delete_many(self, keys: Sequence[str]) -> list[bool]:
+        """:meth:`delete` of each key (one checkpoint for all)."""
+        self._check_open()
+        await trio.lowlevel.checkpoint()
+        self._check_open()
+        return [self._delete_now(key) for key in keys]
 
     async def close(self) -> None:
         """Refuse further use (the bundles go with the object). Idempotent."""

@@ -24,7 +24,9 @@ layout and what "durable" means); this module is the trio shell around it.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +36,7 @@ from .blobfiles import FileWrite
 from .database import BundleDatabase, DeleteOperation, Operation, PutOperation, UpdateOperation
 from .errors import StoreClosedError, StoreError, StoreFullError
 from .indexed import IndexedBundleStore
+from .interface import PutItem
 from .quota import Reservation
 from .stored_bundle import StoredBundle
 
@@ -159,6 +162,67 @@ class SqliteBundleStore(IndexedBundleStore):
             if reservation is not None:
                 reservation.release()
 
+    async def put_many(self, items: Sequence[PutItem]) -> list[bool | StoreError]:
+        """:meth:`put` of every item, queued together so that one group commit (one fsync)
+        takes them all; per item ``True``, ``False`` (already stored) or its error."""
+        checked = self._check_put_many(items)
+        results: list[bool | StoreError | None] = [None] * len(checked)
+        later: list[int] = []  # keys with a put in progress, or twice in the batch
+        tickets: list[tuple[int, _Ticket]] = []
+        with contextlib.ExitStack() as space:
+            for number, (meta, raw, reservation) in enumerate(checked):
+                key = meta.key
+                if key in self._inflight:
+                    later.append(number)
+                    continue
+                if key in self._index:
+                    results[number] = self._duplicate(reservation)
+                    continue
+                try:
+                    space.enter_context(self._space_for(len(raw), reservation))
+                except StoreFullError as exc:
+                    results[number] = exc
+                    continue
+                ticket = _Ticket(PutOperation(meta, raw, to_file=len(raw) > self._inline_limit))
+                self._inflight[key] = ticket
+                tickets.append((number, ticket))
+            try:
+                await self._submit_many([ticket for _, ticket in tickets])
+            finally:
+                for number, ticket in tickets:
+                    assert isinstance(ticket.op, PutOperation)
+                    del self._inflight[ticket.op.meta.key]
+                    ticket.done.set()
+                    results[number] = True if ticket.op.error is None else ticket.op.error
+        for number in later:
+            meta, raw, reservation = checked[number]
+            try:
+                results[number] = await self.put(meta, raw, reservation=reservation)
+            except StoreError as exc:
+                results[number] = exc
+        return [False if result is None else result for result in results]
+
+    async def delete_many(self, keys: Sequence[str]) -> list[bool]:
+        """:meth:`delete` of every key, in one group commit."""
+        self._check_open()
+        operations: list[DeleteOperation | None] = []
+        tickets: list[_Ticket] = []
+        for key in keys:
+            if key not in self._index and key not in self._inflight:
+                operations.append(None)
+                continue
+            op = DeleteOperation(key)
+            operations.append(op)
+            tickets.append(_Ticket(op))
+        if tickets:
+            await self._submit_many(tickets)
+        else:
+            await trio.lowlevel.checkpoint()
+        for ticket in tickets:
+            if ticket.op.error is not None:
+                raise ticket.op.error
+        return [op is not None and op.deleted for op in operations]
+
     async def update(self, meta: StoredBundle) -> None:
         """Replace the metadata of stored bundle ``meta.key``, durably."""
         self._check_update(meta)
@@ -191,6 +255,28 @@ class SqliteBundleStore(IndexedBundleStore):
             raise
         if ticket.op.error is not None:
             raise ticket.op.error
+
+    async def _submit_many(self, tickets: list[_Ticket]) -> None:
+        """Queue ``tickets`` together and see them committed (as leader or follower); their
+        errors stay in their operations."""
+        if not tickets:
+            return
+        self._check_open()
+        self._queue.extend(tickets)
+        try:
+            async with self._commit_lock:
+                # A leader takes the whole queue: these are all taken, or none is.
+                if not tickets[0].taken:
+                    await self._commit_queue()
+        except BaseException:
+            if not tickets[0].taken:
+                for ticket in tickets:
+                    self._queue.remove(ticket)
+                raise
+            with trio.CancelScope(shield=True):
+                for ticket in tickets:
+                    await ticket.done.wait()
+            raise
 
     async def _commit_queue(self) -> None:
         """Leader: commit every queued ticket as one group and publish the outcomes."""

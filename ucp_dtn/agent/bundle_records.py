@@ -1,20 +1,16 @@
-"""How the agent describes a bundle to its store, and remembers bundles it no longer holds.
+"""How the agent describes a bundle to its store: the key it is filed under and its record.
 
-The store never parses bundles (see :mod:`ucp_dtn.store.records`): the agent decodes a bundle
-once, at the edge, and files it under :func:`bundle_key` with a :class:`StoredBundle` built by
-:func:`stored_bundle_for`. What later decisions need without reading the bytes back goes into
-``StoredBundle.extra`` under the ``EXTRA_*`` names below (all text, as the store wants it).
-
-:class:`RecentBundles` is the bounded memory of bundle IDs the agent has finished with
-(delivered, forwarded, deleted), so that a copy arriving again is recognised as a duplicate
-(RFC 9171 §5.6 leaves duplicate suppression to the implementation; a DTN sees many).
+The store never parses bundles (see :mod:`ucp_dtn.store.stored_bundle`): the agent decodes a
+bundle once, at the edge, and files it under :func:`bundle_key` with a :class:`StoredBundle`
+built by :func:`stored_bundle_for`. What later decisions need without reading the bytes back
+goes into ``StoredBundle.extra`` under the ``EXTRA_*`` names below (all text, as the store
+wants it).
 """
 
 from __future__ import annotations
 
 import re
 import sys
-from collections import OrderedDict
 from collections.abc import Mapping
 
 from bpv7 import (
@@ -31,9 +27,9 @@ __all__ = [
     "EXTRA_FLAGS",
     "EXTRA_PREVIOUS",
     "EXTRA_TRANSMISSION",
-    "RecentBundles",
     "bundle_key",
     "is_fragment_key",
+    "key_of",
     "expiry_of",
     "stored_bundle_for",
     "stored_flags",
@@ -59,6 +55,17 @@ def bundle_key(bundle_id: BundleID) -> str:
     key = f"{bundle_id.source}|{creation.time_ms}.{creation.sequence}"
     if bundle_id.fragment_offset is not None:
         key += f"|{bundle_id.fragment_offset}+{bundle_id.fragment_length}"
+    return key
+
+
+def key_of(bundle: Bundle) -> str:
+    """``bundle_key(bundle.bundle_id)``, read from the primary block directly (once per
+    received bundle: no ``BundleID`` built)."""
+    primary = bundle.primary
+    creation = primary.creation
+    key = f"{primary.source}|{creation.time_ms}.{creation.sequence}"
+    if primary.fragment_offset is not None:
+        key += f"|{primary.fragment_offset}+{len(bundle.payload)}"
     return key
 
 
@@ -90,8 +97,10 @@ def stored_bundle_for(
     state: BundleState,
     previous: str | None = None,
     custody: bool = False,
+    key: str | None = None,
 ) -> StoredBundle:
-    """The store record of a decoded bundle whose encoding is ``size`` bytes long."""
+    """The store record of a decoded bundle whose encoding is ``size`` bytes long (``key``:
+    its :func:`bundle_key`, when the caller has it already)."""
     primary = bundle.primary
     extra: dict[str, str] = {}
     flags = int(primary.flags)
@@ -102,7 +111,7 @@ def stored_bundle_for(
     if bundle.find_block(BlockType.BUNDLE_AGE) is not None:
         extra[EXTRA_AGE] = "1"
     return StoredBundle(
-        key=bundle_key(bundle.bundle_id),
+        key=key_of(bundle) if key is None else key,
         # Interned: thousands of stored bundles share a few destinations and sources.
         destination=sys.intern(str(primary.destination)),
         source=sys.intern(str(primary.source)),
@@ -120,33 +129,3 @@ def stored_flags(extra: Mapping[str, str]) -> int:
     as a plain ``int`` (flag tests on the hot path need no enum arithmetic)."""
     text = extra.get(EXTRA_FLAGS)
     return int(text) if text else 0
-
-
-class RecentBundles:
-    """The keys of the last ``capacity`` bundles the agent finished with (LRU)."""
-
-    __slots__ = ("_capacity", "_keys")
-
-    def __init__(self, capacity: int = 100_000) -> None:
-        if capacity < 1:
-            raise ValueError(f"capacity must be >= 1, got {capacity}")
-        self._capacity = capacity
-        self._keys: OrderedDict[str, None] = OrderedDict()
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._keys
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def add(self, key: str) -> None:
-        """Remember ``key`` (as the most recent)."""
-        keys = self._keys
-        keys[key] = None
-        keys.move_to_end(key)
-        if len(keys) > self._capacity:
-            keys.popitem(last=False)
-
-    def discard(self, key: str) -> None:
-        """Forget ``key``."""
-        self._keys.pop(key, None)
