@@ -258,7 +258,7 @@ class LinkStatistics:
     """Counters of one link, for logs, metrics and benchmarks."""
 
     state: SessionState
-    """Session state."""
+    """Where the session is in its life (RFC 9174 §3: contact header, SESS_INIT, up, ending)."""
     peer_node_id: str
     """The peer's Node ID."""
     tls: bool

@@ -74,7 +74,7 @@ class SessionStatistics:
     """Counters of one session, for logs, metrics and benchmarks."""
 
     state: SessionState
-    """Current state."""
+    """Where the session is now (RFC 9174 §3: contact header, SESS_INIT, up, ending)."""
     bytes_sent: int
     """Octets handed out by ``data_to_send``."""
     bytes_received: int

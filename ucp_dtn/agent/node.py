@@ -87,7 +87,7 @@ class BundleNode:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
-        """The configuration."""
+        """What the node was started with (node ID, listeners, peers, store, limits, policy)."""
         self.node_id: EndpointID = config.node_eid
         """This node's ID."""
         self.listen_addresses: list[tuple[str, int]] = []

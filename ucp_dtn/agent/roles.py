@@ -31,7 +31,7 @@ class RoleEntry:
     """What one source told us of one node's roles."""
 
     roles: frozenset[str]
-    """Its roles."""
+    """The roles (``broker``, ``executor``, ``datastore``, ...) the source says the node runs."""
     expires_at: float
     """When this knowledge lapses unless refreshed (``inf`` for our own node)."""
     via: EndpointID | None = None
