@@ -130,7 +130,7 @@ class NodeStatistics:
     sessions_opened: int
     """TCPCL sessions established since start."""
     registrations: int
-    """Endpoints applications have registered with this node now (application API and in-process)."""
+    """Endpoints applications have registered here now (application API and in-process)."""
     received: int
     """Bundles received from neighbours and accepted (stored or handled)."""
     created: int
