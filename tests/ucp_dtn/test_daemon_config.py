@@ -226,7 +226,7 @@ def test_file_errors_name_the_key_and_the_file(tmp_path: Path, text: str, match:
 
 
 def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(SettingsError, match=r"cannot read .*nope\.toml"):
+    with pytest.raises(SettingsError, match=r"nope\.toml: cannot read"):
         load_settings(["-c", str(tmp_path / "nope.toml")])
 
 

@@ -248,16 +248,13 @@ class SecuritySpec:
 def _security_file(text: str) -> SecuritySpec:
     """``--security FILE``: a TOML file with the ``[security]`` table (or just its contents);
     key file names in it are relative to its directory."""
-    import tomllib
+    from ucp_dtn.settings.toml_file import TomlError, load_toml
 
     path = Path(text).expanduser()
     try:
-        with path.open("rb") as stream:
-            document = tomllib.load(stream)
-    except OSError as exc:
-        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not valid TOML: {exc}") from None
+        document = load_toml(path)
+    except TomlError as exc:
+        raise ValueError(f"{path}: {exc}") from None
     table = document.get(_SECURITY, document)
     if not isinstance(table, dict):
         raise ValueError(f"{path}: security must be a table")

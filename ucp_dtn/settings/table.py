@@ -296,17 +296,12 @@ class SettingsTable:
 
     def read_file(self, path: Path) -> tuple[dict[str, Any], list[str]]:
         """The file layer: the settings of the TOML file ``path``, and notices for old keys."""
-        import tomllib  # (only programs reading a file pay for it)
+        from .toml_file import TomlError, load_toml  # (only programs reading a file pay for it)
 
         try:
-            with path.open("rb") as stream:
-                document = tomllib.load(stream)
-        except OSError as exc:
-            raise SettingsError(f"cannot read {path}: {exc.strerror or exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise SettingsError(f"{path}: not valid TOML: {exc}") from None
-        except UnicodeDecodeError:
-            raise SettingsError(f"{path}: not valid TOML: not UTF-8 text") from None
+            document = load_toml(path)
+        except TomlError as exc:
+            raise SettingsError(f"{path}: {exc}") from None
         reader = _FileReader(self, path)
         reader.read_table(document, prefix="")
         return reader.values, reader.notices
