@@ -36,7 +36,7 @@ from pathlib import Path
 
 import trio
 
-from ..store.sqlite_files import FILE_MODE, make_private_directory
+from ..private_files import FILE_MODE, make_private_directory
 from ..ucp import JobStatus, ResultStatus
 from ..ucp.errors import DataNameError
 from ..ucp.names import validate_path
