@@ -83,7 +83,8 @@ def test_client_settings_out_of_range(
     assert ucp_main(["status", "--wait", "2d", *home]) == 2
     assert "argument --wait: must be from 0s to 1d, got 2d" in capsys.readouterr().err
     assert ucp_main(["collect", "--collect-max-files", "20000000", *home]) == 2
-    assert "--collect-max-files: must be from 1 to 10000000, got 20000000" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--collect-max-files: must be from 1 to 10000000, got 20000000" in err
     monkeypatch.setenv("UCP_COLLECT_MAX_SIZE", str(2 * 1024**5))
     assert ucp_main(["collect", *home]) == 2
     err = capsys.readouterr().err

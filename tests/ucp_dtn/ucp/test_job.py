@@ -128,7 +128,7 @@ def test_invalid_fields_are_named(changes: dict[str, Any], message: str) -> None
     [
         ({"fuel": 0}, "limits.fuel: must be a whole number from 1 to 2\\*\\*64-1, got 0"),
         ({"fuel": 1.5}, "limits.fuel: must be a whole number"),
-        ({"fuel": 2**64}, "limits.fuel: must be a whole number from 1 to 2\\*\\*64-1, got 18446744073709551616"),
+        ({"fuel": 2**64}, r"limits.fuel: must be a whole number .*, got 18446744073709551616$"),
         ({"fuel": 10**300}, r"limits.fuel: must be a whole number .*, got 1e\+300$"),
         ({"memory": True}, "limits.memory: must be a whole number"),
         ({"memory": 2**40 + 1}, "limits.memory: must be a whole number from 1 to 1TiB"),
