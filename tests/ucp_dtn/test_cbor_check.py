@@ -73,3 +73,11 @@ def test_bpv7_reports_huge_declared_lengths_as_decode_errors(data: bytes) -> Non
         decode_bundle(data)
     with pytest.raises(DecodeError):
         eid_from_bytes(data[1:] if data[0] == 0x9F else data)
+
+
+@pytest.mark.parametrize("body", [b"\x81" * 100_000 + b"\x00", b"\xff", head(4, 2**40)])
+def test_the_client_agent_protocol_reports_bad_frames(body: bytes) -> None:
+    from ucp_dtn.client.agent_protocol import ProtocolError, decode_frame_body
+
+    with pytest.raises(ProtocolError, match="not a CBOR message"):
+        decode_frame_body(body)

@@ -91,7 +91,8 @@ class ClientSettings:
             try:
                 parse_eid(self.broker)
             except BPv7Error as exc:
-                raise ClientUsageError(f"--broker {self.broker!r}: {exc.message}") from None
+                shown = self.broker if len(self.broker) <= 60 else self.broker[:60] + "..."
+                raise ClientUsageError(f"--broker {shown!r}: {exc.message}") from None
 
     @property
     def home_path(self) -> Path:
