@@ -109,3 +109,9 @@ def test_plan_fields_out_of_range(tmp_path: Path, field: str, message: str) -> N
     text = f'[jobs.a]\nwasm = "job.wasm"\n{field}\n'
     with pytest.raises(PlanError, match=message):
         parse_plan(text, source=tmp_path / "plan.toml")
+
+
+@pytest.mark.parametrize("capability", ["memory=99999999TiB", "cpu_cores=" + "9" * 25])
+def test_capability_overrides_out_of_range(capability: str) -> None:
+    with pytest.raises(SettingsError, match=r"capability \w+: must be at most 1.84e\+19"):
+        load_settings(["--in-memory", "--roles", "executor", "--capability", capability])

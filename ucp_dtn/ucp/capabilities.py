@@ -60,8 +60,8 @@ def _frozen_extra(owner: object, extra: Mapping[str, ExtraValue]) -> None:
 
 
 _LARGEST_REQUIREMENT = 2**64 - 1
-"""Largest number a requirement may name: more than any node has (16 EiB of memory), and the
-largest unsigned integer of the wire form."""
+"""Largest number a capability or requirement may be: more than any node has (16 EiB of
+memory), and the largest unsigned integer of the wire form."""
 
 
 def _check_non_negative(
@@ -111,7 +111,9 @@ class Capabilities:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise CapabilityError(name, f"must be an integer number of bytes, got {value!r}")
-        _check_non_negative(self, ("memory", "disk", "cpu_load", "cpu_cores", "cpu_freq"))
+        _check_non_negative(
+            self, ("memory", "disk", "cpu_load", "cpu_cores", "cpu_freq"), _LARGEST_REQUIREMENT
+        )
         if not isinstance(self.has_battery, bool):
             raise CapabilityError("has_battery", f"must be a bool, got {self.has_battery!r}")
         _check_non_negative(self, ("power",))
