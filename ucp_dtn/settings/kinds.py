@@ -111,9 +111,9 @@ class Kind(Generic[T]):
         if self.bounds is not None:
             low, high = self.bounds
             if not low <= value <= high:  # (also refuses NaN)
-                raise ValueError(
-                    f"must be from {self.show(low)} to {self.show(high)}, got {self.show(value)}"
-                )
+                shown = self.show(value)
+                shown = shown if len(shown) <= 40 else shown[:37] + "..."
+                raise ValueError(f"must be from {self.show(low)} to {self.show(high)}, got {shown}")
         return value
 
     def read_text(self, text: str) -> T:
