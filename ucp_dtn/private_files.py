@@ -13,6 +13,7 @@ Only the standard library is imported here, so the client's light modules may us
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import stat
@@ -52,7 +53,10 @@ def make_private_directory(path: Path) -> None:
     for directory in reversed(missing):
         with contextlib.suppress(FileExistsError):  # created meanwhile by someone else
             directory.mkdir(DIRECTORY_MODE)
-    if stat.S_IMODE(path.stat().st_mode) != DIRECTORY_MODE:
+    status = path.stat()
+    if not stat.S_ISDIR(status.st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(path))
+    if stat.S_IMODE(status.st_mode) != DIRECTORY_MODE:
         os.chmod(path, DIRECTORY_MODE)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -17,10 +18,15 @@ from ucp_dtn.client.errors import ClientUsageError
 from ucp_dtn.client.settings import DEFAULT_COLLECT_MAX_BYTES, ClientSettings
 
 
-def zip_of(members: dict[str, bytes]) -> bytes:
+def zip_of(members: dict[str, bytes] | list[tuple[str, bytes]]) -> bytes:
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
+    pairs = members.items() if isinstance(members, dict) else members
+    with (
+        warnings.catch_warnings(),  # (zipfile warns of a name written twice)
+        zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+    ):
+        warnings.simplefilter("ignore")
+        for name, data in pairs:
             archive.writestr(name, data)
     return buffer.getvalue()
 
@@ -104,3 +110,16 @@ def test_the_limits_are_client_settings() -> None:
     assert ClientSettings.from_plain(settings.to_plain()) == settings
     with pytest.raises(ClientUsageError, match="collect_max_files must be a positive"):
         ClientSettings(collect_max_files=0)
+
+
+def test_a_file_and_a_folder_of_one_name_are_skipped_not_fatal(tmp_path: Path) -> None:
+    archive = zip_of([("a/b", b"1"), ("a", b"2"), ("c", b"3"), ("c", b"4"), ("d", b"5")])
+    written, skipped = unpack_archive(archive, tmp_path / "job")
+    assert sorted(written) == ["a/b", "c", "d"]
+    assert skipped == ["a (a file and a folder of the same name)"]
+    assert (tmp_path / "job" / "c").read_bytes() == b"4"
+    # Collected again over what is there: a folder where the archive now has a file.
+    written, skipped = unpack_archive(zip_of({"a": b"x", "d/e": b"y"}), tmp_path / "job")
+    assert written == [] and len(skipped) == 2
+    assert (tmp_path / "job" / "a" / "b").read_bytes() == b"1"
+    assert leftovers(tmp_path) == ["job", "job/a", "job/a/b", "job/c", "job/d"]

@@ -203,7 +203,7 @@ def unpack_archive(
             budget = max_bytes
             for member in members:
                 staged = staging / member.name
-                if staged.exists():  # the same name twice: the later one wins
+                if member.name in written:  # the same name twice: the later one wins
                     staged.unlink()
                     written.remove(member.name)
                 try:
@@ -211,6 +211,9 @@ def unpack_archive(
                 except (zipfile.BadZipFile, EOFError) as exc:
                     staged.unlink(missing_ok=True)
                     skipped.append(f"{member.name} (damaged: {exc})")
+                    continue
+                except (NotADirectoryError, IsADirectoryError, FileExistsError):
+                    skipped.append(f"{member.name} (a file and a folder of the same name)")
                     continue
                 written.append(member.name)
             moved = _move_into(staging, target, written, skipped)
@@ -232,8 +235,12 @@ def _move_into(staging: Path, target: Path, written: list[str], skipped: list[st
         if not path.parent.resolve().is_relative_to(root) or path.is_symlink():
             skipped.append(f"{name} (outside the directory)")
             continue
-        make_private_directory(path.parent)
-        os.replace(staging / name, path)
+        try:
+            make_private_directory(path.parent)
+            os.replace(staging / name, path)
+        except (NotADirectoryError, IsADirectoryError):
+            skipped.append(f"{name} (a file and a folder of the same name)")
+            continue
         moved.append(name)
     return moved
 
