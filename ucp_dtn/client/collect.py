@@ -14,7 +14,12 @@ Collecting again unpacks again (same files, same content): it is harmless.
 
 Archives come from the network, so unpacking trusts nothing: every member must be a valid job
 path (relative, no ``..``, no backslash...), links and special files are skipped, and nothing
-is written outside the target directory.
+is written outside the target directory (not even through a link already there). An archive
+that would unpack to more than the client's limits (``--collect-max-size``,
+``--collect-max-files``: a small archive can hold gigabytes of zeros) is refused before a byte
+is written, with :class:`ArchiveLimitError`; the job is not marked collected, so it is
+collected later with a higher limit. The files are written to a staging directory beside the
+target and moved in once all are there; what is written is for its owner only.
 """
 
 from __future__ import annotations
