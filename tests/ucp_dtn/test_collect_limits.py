@@ -123,3 +123,11 @@ def test_a_file_and_a_folder_of_one_name_are_skipped_not_fatal(tmp_path: Path) -
     assert written == [] and len(skipped) == 2
     assert (tmp_path / "job" / "a" / "b").read_bytes() == b"1"
     assert leftovers(tmp_path) == ["job", "job/a", "job/a/b", "job/c", "job/d"]
+
+
+def test_an_unusable_target_is_a_one_line_error(tmp_path: Path) -> None:
+    from ucp_dtn.client.errors import ClientError
+
+    (tmp_path / "file").write_text("in the way")
+    with pytest.raises(ClientError, match=r"cannot unpack into .*file/job: Not a directory"):
+        unpack_archive(zip_of({"a": b"1"}), tmp_path / "file" / "job")

@@ -200,9 +200,12 @@ def unpack_archive(
         declared = sum(member.info.file_size for member in members)
         if declared > max_bytes:
             raise _too_large(_size(declared), _size(max_bytes), "collect_max_size")
-        if not target.parent.exists():
-            make_private_directory(target.parent)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            if not target.parent.exists():
+                make_private_directory(target.parent)
+            staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        except OSError as exc:
+            raise ClientError(f"cannot unpack into {target}: {exc.strerror or exc}") from None
         written: list[str] = []
         try:
             budget = max_bytes
@@ -371,7 +374,10 @@ async def collect_results(
             except ArchiveLimitError as exc:  # (not marked collected: a higher limit will do)
                 raise ArchiveLimitError(f"{entry.label}: {exc}") from None
         else:
-            await trio.to_thread.run_sync(make_private_directory, target)
+            try:
+                await trio.to_thread.run_sync(make_private_directory, target)
+            except OSError as exc:
+                raise ClientError(f"cannot create {target}: {exc.strerror or exc}") from None
         await session.journal.mark_collected(entry.job_id, str(target))
         collected.append(Collected(entry, state, target, tuple(files), tuple(skipped)))
     return collected
