@@ -53,6 +53,7 @@ from .codes import STATUS_REPORT_REQUEST_FLAGS, BlockFlags, BlockType, BundleFla
 from .crc import CRCType, compute_crc, crc16_x25, crc32c
 from .eid import (
     DTN_NONE,
+    MAX_EID_LENGTH,
     DtnEID,
     EIDScheme,
     EndpointID,
@@ -174,6 +175,7 @@ __all__ = [
     "EncodeError",
     "EndpointID",
     "IpnEID",
+    "MAX_EID_LENGTH",
     "PrimaryBlockError",
     "compute_crc",
     "crc16_x25",

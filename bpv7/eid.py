@@ -40,6 +40,7 @@ __all__ = [
     "EIDScheme",
     "EndpointID",
     "IpnEID",
+    "MAX_EID_LENGTH",
     "decode_eid",
     "eid_from_bytes",
     "eid_from_cbor",
@@ -49,6 +50,14 @@ __all__ = [
 
 UINT32_MAX = 0xFFFFFFFF
 UINT64_MAX = 0xFFFFFFFFFFFFFFFF
+MAX_EID_LENGTH = 1024
+"""The longest EID this codec reads or writes, in characters of its URI text (``dtn://`` and
+all). Our policy, not RFC 9171's: the dtn grammar (§4.2.5.1.1, a reg-name and ``*VCHAR``) sets
+no length, but an EID is copied into every bundle, index and log line that names it, so one of
+100,000 characters must not get that far. An ipn EID is at most 66 characters anyway (three
+20-digit numbers, RFC 9758 §3)."""
+_SHOWN = 60
+"""Characters of a bad EID quoted in a message (the rest is elided)."""
 IPN_LOCAL_NODE = UINT32_MAX
 """RFC 9758 §3.3: the LocalNode number 2^32-1, written ``!`` in ipn URI text."""
 
@@ -67,8 +76,14 @@ class EIDScheme(IntEnum):
 _NODE_NAME = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+\Z")
 # RFC 9171 §4.2.5.1.1: demux = *VCHAR (printable US-ASCII, 0x21-0x7E).
 _DEMUX = re.compile(r"[\x21-\x7e]*\Z")
-# RFC 9758 §3 (ABNF): numbers are decimal without leading zeros.
-_NUMBER = re.compile(r"(?:0|[1-9][0-9]*)\Z")
+# RFC 9758 §3 (ABNF): numbers are decimal without leading zeros; none exceeds 2**64-1, which
+# has 20 digits (more would also hit Python's limit on converting long digit strings).
+_NUMBER = re.compile(r"(?:0|[1-9][0-9]{0,19})\Z")
+
+
+def _quoted(text: str) -> str:
+    """``repr(text)``, cut to :data:`_SHOWN` characters (hostile input makes long messages)."""
+    return repr(text) if len(text) <= _SHOWN else repr(text[:_SHOWN]) + "..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,16 +110,24 @@ class DtnEID:
             # the value zero" when the SSP is "none".
             object.__setattr__(self, "_cbor", b"\x82\x01\x00")
             return
+        length = len(self.node_name) + len(self.demux) + 7  # dtn:// and the / between
+        if length > MAX_EID_LENGTH:  # (our policy, see MAX_EID_LENGTH)
+            raise EncodeError(
+                f"dtn EID of {length} characters is too long (at most {MAX_EID_LENGTH})",
+                rule="eid-too-long",
+                section="4.2.5.1.1",
+            )
         # RFC 9171 §4.2.5.1.1: dtn-hier-part = "//" node-name name-delim demux
         if not _NODE_NAME.match(self.node_name):
             raise EncodeError(
-                f"invalid dtn node name {self.node_name!r} (must be a non-empty RFC 3986 reg-name)",
+                f"invalid dtn node name {_quoted(self.node_name)} (must be a non-empty RFC 3986 "
+                "reg-name)",
                 rule="dtn-node-name",
                 section="4.2.5.1.1",
             )
         if not _DEMUX.match(self.demux):
             raise EncodeError(
-                f"invalid dtn demux {self.demux!r} (must be printable US-ASCII, no spaces)",
+                f"invalid dtn demux {_quoted(self.demux)} (must be printable US-ASCII, no spaces)",
                 rule="dtn-demux",
                 section="4.2.5.1.1",
             )
@@ -290,12 +313,16 @@ def _checked_ipn(allocator: int, node: int, service: int, three_element: bool) -
 def _dtn_from_ssp(ssp: str) -> DtnEID:
     # RFC 9171 §4.2.5.1.1: dtn-hier-part = "//" node-name name-delim demux
     if not ssp.startswith("//"):
-        _eid_error(f"dtn SSP {ssp!r} must be 'none' or '//node-name/demux'", "dtn-ssp", "4.2.5.1.1")
+        _eid_error(
+            f"dtn SSP {_quoted(ssp)} must be 'none' or '//node-name/demux'", "dtn-ssp", "4.2.5.1.1"
+        )
     node_name, delim, demux = ssp[2:].partition("/")
     if not delim:
-        _eid_error(f"dtn SSP {ssp!r} lacks the '/' after the node name", "dtn-ssp", "4.2.5.1.1")
+        _eid_error(
+            f"dtn SSP {_quoted(ssp)} lacks the '/' after the node name", "dtn-ssp", "4.2.5.1.1"
+        )
     if not node_name:
-        _eid_error(f"dtn SSP {ssp!r} has an empty node name", "dtn-node-name", "4.2.5.1.1")
+        _eid_error(f"dtn SSP {_quoted(ssp)} has an empty node name", "dtn-node-name", "4.2.5.1.1")
     return _checked_dtn(node_name, demux)
 
 
@@ -324,10 +351,15 @@ def parse_eid(text: str) -> EndpointID:
 
 
 def _parse_eid(text: str) -> EndpointID:
+    if len(text) > MAX_EID_LENGTH:  # (our policy, see MAX_EID_LENGTH)
+        _eid_error(
+            f"EID of {len(text)} characters is too long (at most {MAX_EID_LENGTH})",
+            "eid-too-long",
+        )
     scheme, colon, ssp = text.partition(":")
     scheme = scheme.lower()  # RFC 3986 §3.1: schemes are case-insensitive
     if not colon:
-        _eid_error(f"{text!r} is not a URI (no scheme)", "eid-text")
+        _eid_error(f"{_quoted(text)} is not a URI (no scheme)", "eid-text")
     if scheme == "dtn":
         if ssp == "none":
             return DTN_NONE
@@ -336,7 +368,7 @@ def _parse_eid(text: str) -> EndpointID:
         parts = ssp.split(".")
         if len(parts) not in (2, 3):
             _eid_error(
-                f"ipn EID {text!r} must be ipn:node.service or ipn:allocator.node.service",
+                f"ipn EID {_quoted(text)} must be ipn:node.service or ipn:allocator.node.service",
                 "ipn-text",
                 "3",
                 9758,
@@ -350,9 +382,15 @@ def _parse_eid(text: str) -> EndpointID:
             elif _NUMBER.match(part):
                 numbers.append(int(part))
             else:
-                _eid_error(f"bad number {part!r} in ipn EID {text!r}", "ipn-text", "3", 9758)
+                _eid_error(
+                    f"bad number {_quoted(part)} in ipn EID {_quoted(text)}", "ipn-text", "3", 9758
+                )
         return _checked_ipn(numbers[0], numbers[1], numbers[2], numbers[0] != 0)
-    _eid_error(f"unsupported EID scheme {scheme!r} in {text!r}", "eid-unknown-scheme", "4.2.5.1")
+    _eid_error(
+        f"unsupported EID scheme {_quoted(scheme)} in {_quoted(text)}",
+        "eid-unknown-scheme",
+        "4.2.5.1",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -513,7 +551,7 @@ def eid_from_cbor(obj: object) -> EndpointID:
         if len(ssp) == 2:
             return _checked_ipn(ssp[0] >> 32, ssp[0] & UINT32_MAX, ssp[1], False)
         return _checked_ipn(ssp[0], ssp[1], ssp[2], True)
-    _eid_error(f"unsupported EID scheme code {scheme!r}", "eid-unknown-scheme")
+    _eid_error(f"unsupported EID scheme code {scheme}", "eid-unknown-scheme")
 
 
 def eid_to_cbor(eid: EndpointID) -> list[object]:

@@ -12,6 +12,7 @@ is bounded.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from typing import Any
 import trio
 
 from .appapi import AppApiClient
+from .private_files import open_private
 
 __all__ = [
     "START_TIMEOUT_S",
@@ -221,7 +223,7 @@ class LocalNetwork:
         """Start ``ucp-bpnode ARGS`` exactly as given and wait for its ready line."""
         self.base.mkdir(parents=True, exist_ok=True)
         log = self.base / f"{name}.log"
-        with log.open("ab") as log_file:
+        with os.fdopen(open_private(log, os.O_WRONLY | os.O_APPEND), "ab") as log_file:
             process = await trio.lowlevel.open_process(
                 [sys.executable, "-m", "ucp_dtn.daemon", *args],
                 stdin=subprocess.DEVNULL,

@@ -5,6 +5,7 @@ import pytest
 
 from bpv7 import (
     DTN_NONE,
+    MAX_EID_LENGTH,
     DecodeError,
     DtnEID,
     EIDError,
@@ -94,7 +95,7 @@ def test_parse_rejects_non_text(value: object) -> None:
 def test_huge_eids_are_not_cached() -> None:
     from bpv7 import eid as eid_module
 
-    name = "n" * 5000
+    name = "n" * 1000  # long, within MAX_EID_LENGTH
     eid = DtnEID(name, "x")
     assert eid_from_bytes(eid.cbor) == eid
     assert parse_eid(str(eid)) == eid
@@ -245,3 +246,30 @@ def test_decode_cache_returns_equal_values() -> None:
     raw = DtnEID("cache-test", "x").cbor
     assert eid_from_bytes(raw) is eid_from_bytes(raw)
     assert eid_from_bytes(bytearray(raw)) == DtnEID("cache-test", "x")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["dtn://a/" + "x" * 100_000, "dtn://" + "n" * 1_100 + "/", "ipn:1." + "1" * 5_000],
+)
+def test_eids_longer_than_our_bound_are_refused(text: str) -> None:
+    with pytest.raises(EIDError, match=r"EID of \d+ characters is too long \(at most 1024\)"):
+        parse_eid(text)
+
+
+def test_the_length_bound_holds_for_values_and_cbor_too() -> None:
+    longest = DtnEID("a", "x" * (MAX_EID_LENGTH - len("dtn://a/")))
+    assert len(str(longest)) == MAX_EID_LENGTH
+    assert eid_from_bytes(longest.cbor) == longest == parse_eid(str(longest))
+    with pytest.raises(EncodeError, match="too long"):
+        DtnEID("a", "x" * (MAX_EID_LENGTH - len("dtn://a/") + 1))
+    too_long = b"\x82\x01\x79\x04\x01//a/" + b"x" * (1025 - 4)  # text of 1025 characters
+    with pytest.raises(EIDError, match="too long"):
+        eid_from_bytes(too_long)
+
+
+def test_ipn_numbers_longer_than_twenty_digits_are_eid_errors() -> None:
+    with pytest.raises(EIDError, match="bad number"):
+        parse_eid("ipn:1." + "1" * 30)
+    with pytest.raises(EIDError, match="bad number '1111"):
+        parse_eid("ipn:1." + "1" * 900)  # (not Python's "Exceeds the limit" ValueError)

@@ -226,7 +226,7 @@ def test_file_errors_name_the_key_and_the_file(tmp_path: Path, text: str, match:
 
 
 def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(SettingsError, match=r"cannot read .*nope\.toml"):
+    with pytest.raises(SettingsError, match=r"nope\.toml: cannot read"):
         load_settings(["-c", str(tmp_path / "nope.toml")])
 
 
@@ -243,7 +243,7 @@ def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
         (["--in-memory", "-s", "http://x:1"], r"only tcp://"),
         (["--in-memory", "-s", "tcp://x:1/dtn://b/"], r"write tcp://HOST:PORT"),
         (["--in-memory", "--quota", "many"], "many"),
-        (["--in-memory", "--quota", "0"], r"store_quota_bytes must be a positive integer"),
+        (["--in-memory", "--quota", "0"], r"argument --quota: must be from 1 to 1024TiB, got 0"),
         (["--in-memory", "--lifetime", "forever"], "forever"),
         (["--in-memory", "--keepalive", "1.5s"], r"argument --keepalive: must be whole seconds"),
         (["--in-memory", "--roles", "broker,chef"], r"unknown role 'chef'"),

@@ -51,6 +51,7 @@ from convergence.tcpcl.sink import (
     SinkRefusal,
     TransferSink,
 )
+from ucp_dtn.private_files import FILE_MODE, make_private_directory, write_private
 from ucp_dtn.store import BundleStore, Reservation, StoreFullError
 
 from .statistics import Counters
@@ -166,7 +167,7 @@ class Spool:
         self._abandoned = 0
         self._recovered = 0
         if path is not None:
-            path.mkdir(parents=True, exist_ok=True)
+            make_private_directory(path)  # spool files are bundles: for our user only
 
     def sink_for(self, start: IncomingTransferStart) -> TransferSink | XferRefuseReason:
         """The link's sink factory: a sink for a transfer that starts, or "No Resources"."""
@@ -469,9 +470,11 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
 
 
 def _create(directory: Path, name: str, meta: str, initial: list[bytes]) -> int:
-    (directory / (name + _META)).write_text(meta)
+    write_private(directory / (name + _META), meta.encode())
     fd = os.open(
-        directory / (name + _PART), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600
+        directory / (name + _PART),
+        os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+        FILE_MODE,
     )
     try:
         for piece in initial:

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         AgentNode,
         AppApiServer,
         AppApiStatistics,
+        api_eid,
         plain_data,
         resolve_endpoint,
     )
@@ -55,6 +56,7 @@ _SERVER_NAMES = frozenset(
         "AgentNode",
         "AppApiServer",
         "AppApiStatistics",
+        "api_eid",
         "plain_data",
         "resolve_endpoint",
     }
@@ -112,5 +114,6 @@ __all__ = [
     "encode_server_message",
     "format_bundle_id",
     "plain_data",
+    "api_eid",
     "resolve_endpoint",
 ]

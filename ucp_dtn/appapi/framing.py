@@ -19,6 +19,7 @@ from typing import Any
 
 import cbor2
 
+from ..cbor_check import CBORCheckError, check_cbor
 from .errors import AppApiProtocolError, ErrorCode
 
 __all__ = [
@@ -61,6 +62,12 @@ def decode_body(body: bytes) -> dict[str, Any]:
     Only plain CBOR data is useful here; whatever cbor2 raises on hostile input (any exception
     type: the library has many) becomes our error, never the library's.
     """
+    try:
+        # Well-formed, at most 32 deep and 2**20 items before cbor2 builds anything: a 64 MiB
+        # frame of one-byte items would otherwise become gigabytes of Python objects.
+        check_cbor(body)
+    except CBORCheckError as exc:
+        raise AppApiProtocolError(f"message is not valid CBOR: {exc}") from None
     decoder = cbor2.CBORDecoder(io.BytesIO(body))
     try:
         value = decoder.decode()

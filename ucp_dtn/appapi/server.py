@@ -31,6 +31,7 @@ import itertools
 import logging
 import math
 import os
+import re
 import socket
 import stat
 from collections.abc import Mapping
@@ -40,7 +41,7 @@ from typing import Any, Protocol
 
 import trio
 
-from bpv7 import BundleID, DecodeError, EndpointID, IpnEID, parse_eid
+from bpv7 import BundleID, DecodeError, DtnEID, EndpointID, IpnEID, parse_eid
 from bpv7.admin import StatusKind
 from convergence.tcpcl.link_errors import LinkError
 from ucp_dtn.agent import (
@@ -84,6 +85,7 @@ __all__ = [
     "AppApiServer",
     "AppApiStatistics",
     "plain_data",
+    "api_eid",
     "resolve_endpoint",
 ]
 
@@ -146,16 +148,56 @@ class AppApiStatistics:
     """Deliveries confirmed."""
 
 
+_SEGMENT = re.compile(r"[A-Za-z0-9._~+-]+\Z")
+"""One part of a plain demux (between ``/``); ``.`` and ``..`` excepted."""
+_SHOWN = 60
+"""Characters of a refused EID quoted in an error reply."""
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= _SHOWN else repr(text[:_SHOWN]) + "..."
+
+
+def api_eid(text: str, what: str, code: str = ErrorCode.BAD_REQUEST) -> EndpointID:
+    """The EID ``text`` a local application gave as ``what``, if the API takes it:
+    valid (RFC 9171 §4.2.5.1, at most :data:`bpv7.MAX_EID_LENGTH` characters) and, for the dtn
+    scheme, with a plain demux — names of letters, digits and ``. _ ~ + -`` separated by ``/``,
+    no empty, ``.`` or ``..`` part (the RFC allows any printable ASCII; this API takes no more
+    than endpoints need, so ``dtn://a/../../etc`` is no endpoint here). Raises
+    :class:`AppApiProtocolError` with ``code`` naming ``what``."""
+    try:
+        eid = parse_eid(text)
+    except DecodeError as exc:
+        raise AppApiProtocolError(f"invalid {what} {_shown(text)}: {exc.message}", code) from None
+    if isinstance(eid, DtnEID) and eid.demux:
+        for segment in eid.demux.split("/"):
+            if segment in (".", "..") or not _SEGMENT.match(segment):
+                raise AppApiProtocolError(
+                    f"invalid {what} {_shown(text)}: the demux must be names of letters, digits "
+                    "and . _ ~ + - separated by / (no empty, . or .. part)",
+                    code,
+                )
+    return eid
+
+
 def resolve_endpoint(node_id: EndpointID, text: str) -> EndpointID:
     """The endpoint ``text`` names: a full EID, or a name put under ``node_id``
     (``inbox`` → ``dtn://a/inbox``; for an ipn node a service number: ``7`` → ``ipn:N.7``).
-    Raises :class:`bpv7.DecodeError` if the result is not a valid EID."""
+    Raises :class:`AppApiProtocolError` (``bad-endpoint``) unless the result is an EID
+    :func:`api_eid` takes."""
     if ":" in text:
-        return parse_eid(text)
+        return api_eid(text, "endpoint", ErrorCode.BAD_ENDPOINT)
     if isinstance(node_id, IpnEID):
         node_text = str(node_id)
-        return parse_eid(node_text[: node_text.rindex(".") + 1] + text)
-    return parse_eid(str(node_id) + text.lstrip("/"))
+        if not text.isdecimal() or not text.isascii():
+            raise AppApiProtocolError(
+                f"invalid endpoint {_shown(text)}: under an ipn node ID, a service number",
+                ErrorCode.BAD_ENDPOINT,
+            )
+        return api_eid(
+            node_text[: node_text.rindex(".") + 1] + text, "endpoint", ErrorCode.BAD_ENDPOINT
+        )
+    return api_eid(str(node_id) + text.lstrip("/"), "endpoint", ErrorCode.BAD_ENDPOINT)
 
 
 def plain_data(value: object) -> Any:
@@ -446,13 +488,15 @@ class _Connection:
         match request:
             case SendRequest():
                 bundle_id = await node.send(
-                    _eid(request.destination, "destination"),
+                    api_eid(request.destination, "destination"),
                     request.payload,
-                    source=None if request.source is None else _eid(request.source, "source"),
+                    source=None if request.source is None else api_eid(request.source, "source"),
                     lifetime_s=request.lifetime_s,
                     custody=request.custody,
                     report_to=(
-                        None if request.report_to is None else _eid(request.report_to, "report-to")
+                        None
+                        if request.report_to is None
+                        else api_eid(request.report_to, "report-to")
                     ),
                     status_reports=frozenset(StatusKind[kind.upper()] for kind in request.reports),
                     integrity=request.integrity,
@@ -496,12 +540,7 @@ class _Connection:
             raise AppApiProtocolError(
                 f"a connection may hold at most {self._server.max_registrations} registrations"
             )
-        try:
-            endpoint = resolve_endpoint(self._node.node_id, request.endpoint)
-        except DecodeError as exc:
-            raise AppApiProtocolError(
-                f"invalid endpoint {request.endpoint!r}: {exc.message}", ErrorCode.BAD_ENDPOINT
-            ) from None
+        endpoint = resolve_endpoint(self._node.node_id, request.endpoint)
         registration = self._node.register(endpoint)
         number = next(self._registration_numbers)
         registered = _Registered(registration, trio.Semaphore(request.window), trio.CancelScope())
@@ -598,13 +637,6 @@ class _Connection:
 
 class _ConnectFailed(AppApiError):
     pass
-
-
-def _eid(text: str, what: str) -> EndpointID:
-    try:
-        return parse_eid(text)
-    except DecodeError as exc:
-        raise AppApiProtocolError(f"invalid {what} {text!r}: {exc.message}") from None
 
 
 def _error_for(exc: Exception) -> tuple[str, str]:

@@ -28,6 +28,7 @@ from ucp_dtn.client.agent_protocol import (
     encode_frame,
     socket_address,
 )
+from ucp_dtn.private_files import make_private_directory, open_private
 
 from .command import EXIT_FAILURE, CommandError
 
@@ -62,8 +63,8 @@ def _log_tail(home: Path) -> str:
 def _start(home: Path) -> None:
     """Start the agent of ``home`` and wait until it says it is ready."""
     try:
-        home.mkdir(parents=True, exist_ok=True, mode=0o700)
-        log = open(home / AGENT_LOG, "ab")  # noqa: SIM115 - handed to the agent, closed below
+        make_private_directory(home)
+        log = os.fdopen(open_private(home / AGENT_LOG, os.O_WRONLY | os.O_APPEND), "ab")
     except OSError as exc:
         raise CommandError(f"cannot use the client home {home}: {exc.strerror or exc}") from None
     with log:

@@ -21,7 +21,9 @@ from ucp_dtn.settings import (
     INTERFACE,
     PATH,
     PEER,
+    POSITIVE_INT,
     SERVICE_TYPE,
+    SIZE,
     TEXT,
     Setting,
     SettingsError,
@@ -35,6 +37,8 @@ __all__ = [
     "BROKER_ENV",
     "CLIENT_SETTINGS",
     "AGENT_ENV",
+    "COLLECT_MAX_FILES_ENV",
+    "COLLECT_MAX_SIZE_ENV",
     "VIA_ENV",
     "add_client_arguments",
     "add_global_arguments",
@@ -49,6 +53,12 @@ BROKER_ENV = "UCP_BROKER"
 """Environment variable with the ``--broker`` node ID."""
 AGENT_ENV = "UCP_AGENT"
 """Environment variable: ``0`` (or ``off``) runs every command without the client agent."""
+COLLECT_MAX_SIZE_ENV = "UCP_COLLECT_MAX_SIZE"
+"""Environment variable with the ``--collect-max-size`` limit."""
+COLLECT_MAX_FILES_ENV = "UCP_COLLECT_MAX_FILES"
+"""Environment variable with the ``--collect-max-files`` limit."""
+
+_PIB = 1024**5
 
 _REQUEST_TIMEOUT_MIN_S = 5.0
 """Requests wait at least this long for an answer, however short ``--wait``."""
@@ -120,10 +130,29 @@ CLIENT_SETTINGS = SettingsTable(
         ),
         Setting(
             "wait",
-            DURATION,
+            DURATION.within(0.0, 24 * 3600.0),
             "how long to look for a reachable broker",
             feeds=("client.wait_s",),
             in_file=False,
+        ),
+        Setting(
+            "collect_max_size",
+            SIZE.within(1, _PIB),
+            "the most one job's results may unpack to (ucp collect, ucp run): a results "
+            "archive over it is refused and stays collectable with a higher limit",
+            feeds=("client.collect_max_bytes",),
+            env=COLLECT_MAX_SIZE_ENV,
+            in_file=False,
+            example="2GiB",
+        ),
+        Setting(
+            "collect_max_files",
+            POSITIVE_INT.within(1, 10_000_000),
+            "the most files one job's results may unpack to (ucp collect, ucp run)",
+            feeds=("client.collect_max_files",),
+            env=COLLECT_MAX_FILES_ENV,
+            in_file=False,
+            example="100000",
         ),
         Setting(
             "agent",

@@ -146,7 +146,7 @@ class _Output:
 
     def _open(self, path: str, mode: str) -> IO[bytes]:
         try:
-            return open(path, mode)
+            return open(path, mode, opener=_private)  # bundles are for their owner only
         except OSError as exc:
             raise CommandError(f"cannot write {path}: {exc.strerror or exc}") from None
 
@@ -226,3 +226,12 @@ RECV = Subcommand(
     run=lambda args: run_async(_receive, args),
     client=False,
 )
+
+
+def _private(path: str, flags: int) -> int:
+    """An ``open`` opener creating files with mode 0600 (see :mod:`ucp_dtn.private_files`)."""
+    from pathlib import Path
+
+    from ucp_dtn.private_files import open_private
+
+    return open_private(Path(path), flags)

@@ -34,6 +34,8 @@ from typing import Any
 
 import cbor2
 
+from ucp_dtn.cbor_check import check_cbor
+
 __all__ = [
     "AGENT_LOCK",
     "AGENT_LOG",
@@ -106,9 +108,10 @@ def encode_frame(message: dict[str, Any]) -> bytes:
 def decode_frame_body(body: bytes) -> dict[str, Any]:
     """The map a frame's body holds; :class:`ProtocolError` if it is not one."""
     try:
+        check_cbor(body)  # (bounded depth and size before cbor2 builds anything)
         message = cbor2.loads(body)
-    except (cbor2.CBORDecodeError, ValueError, TypeError, EOFError) as exc:
-        raise ProtocolError(f"not a CBOR message: {exc}") from None
+    except Exception as exc:  # cbor2 raises many kinds (RecursionError too); none may leak
+        raise ProtocolError(f"not a CBOR message: {str(exc)[:200]}") from None
     if not isinstance(message, dict):
         raise ProtocolError(f"expected a map, got {type(message).__name__}")
     return message

@@ -14,17 +14,25 @@ Collecting again unpacks again (same files, same content): it is harmless.
 
 Archives come from the network, so unpacking trusts nothing: every member must be a valid job
 path (relative, no ``..``, no backslash...), links and special files are skipped, and nothing
-is written outside the target directory.
+is written outside the target directory (not even through a link already there). An archive
+that would unpack to more than the client's limits (``--collect-max-size``,
+``--collect-max-files``: a small archive can hold gigabytes of zeros) is refused before a byte
+is written, with :class:`ArchiveLimitError`; the job is not marked collected, so it is
+collected later with a higher limit. The files are written to a staging directory beside the
+target and moved in once all are there; what is written is for its owner only.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import io
 import logging
 import os
 import re
+import shutil
 import stat
+import tempfile
 import uuid
 import zipfile
 from collections.abc import Sequence
@@ -33,6 +41,7 @@ from pathlib import Path
 
 import trio
 
+from ..private_files import FILE_MODE, make_private_directory
 from ..ucp import JobStatus, ResultStatus
 from ..ucp.errors import DataNameError
 from ..ucp.names import validate_path
@@ -40,8 +49,10 @@ from .errors import ClientError, NoReply
 from .jobs import fetch_archive, fetch_result
 from .journal import JobEntry
 from .session import ClientSession
+from .settings import DEFAULT_COLLECT_MAX_BYTES, DEFAULT_COLLECT_MAX_FILES
 
 __all__ = [
+    "ArchiveLimitError",
     "Collected",
     "CollectState",
     "collect_results",
@@ -95,50 +106,151 @@ class Collected:
     """Archive members not unpacked (links, bad paths), with why."""
 
 
-def unpack_archive(archive: bytes, target: Path) -> tuple[list[str], list[str]]:
-    """Unpack zip ``archive`` into ``target`` (created); returns the files written and the
-    members skipped (with why). :class:`ClientError` if it is not a zip archive. Blocking."""
-    written: list[str] = []
+class ArchiveLimitError(ClientError):
+    """A results archive unpacks to more bytes or files than the client's limits allow; nothing
+    of it was written, and it stays collectable with a higher limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Member:
+    """An archive member that passed the checks and will be written."""
+
+    info: zipfile.ZipInfo
+    name: str
+
+
+def _members(bundle: zipfile.ZipFile, skipped: list[str]) -> list[_Member]:
+    """The members to write: regular files with a valid job path; the others go to
+    ``skipped`` with why."""
+    members = []
+    for member in bundle.infolist():
+        name = member.filename
+        if member.is_dir():
+            continue
+        kind = stat.S_IFMT(member.external_attr >> 16)
+        if kind not in (0, stat.S_IFREG):  # no type bits: a plain file (Windows, writestr)
+            skipped.append(f"{name} (not a regular file)")
+            continue
+        try:
+            validate_path(name, "archive member")
+        except DataNameError as exc:
+            skipped.append(f"{name} ({exc.reason})")
+            continue
+        members.append(_Member(member, name))
+    return members
+
+
+def _size(octets: int) -> str:
+    from convergence.quantities import format_size
+
+    text = format_size(octets)
+    return f"{text} bytes" if text.isdigit() else text
+
+
+def _too_large(what: str, limit: str, setting: str) -> ArchiveLimitError:
+    return ArchiveLimitError(
+        f"the results archive unpacks to {what}, over the limit of {limit} "
+        f"(--{setting.replace('_', '-')}): nothing was unpacked; collect again with a higher limit"
+    )
+
+
+def _copy_member(
+    bundle: zipfile.ZipFile, member: _Member, path: Path, budget: int, max_bytes: int
+) -> int:
+    """Write ``member`` to ``path`` (owner-only), at most ``budget`` bytes; the bytes written."""
+    written = 0
+    make_private_directory(path.parent)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
+    with bundle.open(member.info) as source, os.fdopen(descriptor, "wb") as sink:
+        while chunk := source.read(1 << 20):
+            written += len(chunk)
+            if written > budget:  # (zipfile stops at the declared size: a lying archive)
+                raise _too_large(
+                    f"more than {_size(max_bytes)}",
+                    _size(max_bytes),
+                    "collect_max_size",
+                )
+            sink.write(chunk)
+    return written
+
+
+def unpack_archive(
+    archive: bytes,
+    target: Path,
+    *,
+    max_bytes: int = DEFAULT_COLLECT_MAX_BYTES,
+    max_files: int = DEFAULT_COLLECT_MAX_FILES,
+) -> tuple[list[str], list[str]]:
+    """Unpack zip ``archive`` into ``target`` (created, owner-only); returns the files written
+    and the members skipped (with why). :class:`ClientError` if it is not a zip archive;
+    :class:`ArchiveLimitError` if it holds more than ``max_files`` files or unpacks to more than
+    ``max_bytes``. All or nothing: the files are written to a staging directory beside
+    ``target`` and moved in only when every one was written. Blocking."""
     skipped: list[str] = []
     try:
         bundle = zipfile.ZipFile(io.BytesIO(archive))
     except zipfile.BadZipFile as exc:
         raise ClientError(f"the results archive is not a zip archive: {exc}") from None
-    target.mkdir(parents=True, exist_ok=True)
-    root = target.resolve()
     with bundle:
-        for member in bundle.infolist():
-            name = member.filename
-            if member.is_dir():
-                continue
-            kind = stat.S_IFMT(member.external_attr >> 16)
-            if kind not in (0, stat.S_IFREG):  # no type bits: a plain file (Windows, writestr)
-                skipped.append(f"{name} (not a regular file)")
-                continue
-            try:
-                validate_path(name, "archive member")
-            except DataNameError as exc:
-                skipped.append(f"{name} ({exc.reason})")
-                continue
-            path = root / name
-            if not path.resolve().is_relative_to(root):
-                skipped.append(f"{name} (outside the directory)")
-                continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_name(path.name + ".ucp-part")
-            try:
-                with bundle.open(member) as source, temporary.open("wb") as sink:
-                    while chunk := source.read(1 << 20):
-                        sink.write(chunk)
-                os.replace(temporary, path)
-            except (zipfile.BadZipFile, OSError, EOFError) as exc:
-                temporary.unlink(missing_ok=True)
-                if isinstance(exc, OSError) and not isinstance(exc, zipfile.BadZipFile):
-                    raise ClientError(f"cannot write {path}: {exc.strerror or exc}") from None
-                skipped.append(f"{name} (damaged: {exc})")
-                continue
-            written.append(name)
-    return written, skipped
+        members = _members(bundle, skipped)
+        # The sizes the archive declares bound what zipfile will give (it stops there), so a
+        # bomb is refused before a byte is written.
+        if len(members) > max_files:
+            raise _too_large(f"{len(members)} files", f"{max_files} files", "collect_max_files")
+        declared = sum(member.info.file_size for member in members)
+        if declared > max_bytes:
+            raise _too_large(_size(declared), _size(max_bytes), "collect_max_size")
+        try:
+            if not target.parent.exists():
+                make_private_directory(target.parent)
+            staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        except OSError as exc:
+            raise ClientError(f"cannot unpack into {target}: {exc.strerror or exc}") from None
+        written: list[str] = []
+        try:
+            budget = max_bytes
+            for member in members:
+                staged = staging / member.name
+                if member.name in written:  # the same name twice: the later one wins
+                    staged.unlink()
+                    written.remove(member.name)
+                try:
+                    budget -= _copy_member(bundle, member, staged, budget, max_bytes)
+                except (zipfile.BadZipFile, EOFError) as exc:
+                    staged.unlink(missing_ok=True)
+                    skipped.append(f"{member.name} (damaged: {exc})")
+                    continue
+                except (NotADirectoryError, IsADirectoryError, FileExistsError):
+                    skipped.append(f"{member.name} (a file and a folder of the same name)")
+                    continue
+                written.append(member.name)
+            moved = _move_into(staging, target, written, skipped)
+        except OSError as exc:
+            raise ClientError(f"cannot unpack into {target}: {exc.strerror or exc}") from None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return moved, skipped
+
+
+def _move_into(staging: Path, target: Path, written: list[str], skipped: list[str]) -> list[str]:
+    """Move the staged files into ``target``; the names moved. A name whose place in ``target``
+    leads elsewhere (through a link already there) is skipped."""
+    make_private_directory(target)
+    root = target.resolve()
+    moved = []
+    for name in written:
+        path = root / name
+        if not path.parent.resolve().is_relative_to(root) or path.is_symlink():
+            skipped.append(f"{name} (outside the directory)")
+            continue
+        try:
+            make_private_directory(path.parent)
+            os.replace(staging / name, path)
+        except (NotADirectoryError, IsADirectoryError):
+            skipped.append(f"{name} (a file and a folder of the same name)")
+            continue
+        moved.append(name)
+    return moved
 
 
 def result_summary(entry: JobEntry) -> str:
@@ -249,9 +361,23 @@ async def collect_results(
         files: list[str] = []
         skipped: list[str] = []
         if archive is not None:
-            files, skipped = await trio.to_thread.run_sync(unpack_archive, archive, target)
+            try:
+                files, skipped = await trio.to_thread.run_sync(
+                    functools.partial(
+                        unpack_archive,
+                        archive,
+                        target,
+                        max_bytes=session.settings.collect_max_bytes,
+                        max_files=session.settings.collect_max_files,
+                    )
+                )
+            except ArchiveLimitError as exc:  # (not marked collected: a higher limit will do)
+                raise ArchiveLimitError(f"{entry.label}: {exc}") from None
         else:
-            await trio.to_thread.run_sync(os.makedirs, target, 0o777, True)
+            try:
+                await trio.to_thread.run_sync(make_private_directory, target)
+            except OSError as exc:
+                raise ClientError(f"cannot create {target}: {exc.strerror or exc}") from None
         await session.journal.mark_collected(entry.job_id, str(target))
         collected.append(Collected(entry, state, target, tuple(files), tuple(skipped)))
     return collected

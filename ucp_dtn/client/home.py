@@ -11,6 +11,11 @@ Layout (created on first use)::
                         (agent.sock, agent.log) or a program with its own ClientSession
     <home>/agent.sock   where ``ucp`` commands reach the client agent (ucp_dtn.client.agent)
     <home>/agent.log    what the client agent logs
+    <home>/spool/       large bundles being received
+
+Everything in it is for the user only (files 0600, directories 0700, see
+:mod:`ucp_dtn.private_files`); what an older version left readable by others is tightened when
+the home is opened.
 
 The home is ``--home DIR``, else ``$UCP_HOME``, else ``$XDG_DATA_HOME/ucp``, else
 ``~/.local/share/ucp``. Blocking file work: call :meth:`ClientHome.open` through
@@ -30,6 +35,7 @@ from pathlib import Path
 from typing import IO
 
 from ..agent import ConfigError, parse_node_id
+from ..private_files import make_private_directory, open_private, tighten, tighten_tree
 from .errors import HomeError
 from .settings import HOME_ENV, default_home
 
@@ -41,6 +47,7 @@ IDENTITY_FILE = "identity"
 STORE_DIR = "store"
 JOURNAL_FILE = "journal.db"
 LOCK_FILE = "lock"
+SPOOL_DIR = "spool"
 
 
 def new_node_id() -> str:
@@ -74,8 +81,9 @@ class ClientHome:
         waiting up to ``lock_timeout_s`` for another ``ucp`` command to release it."""
         home = default_home() if path is None else path.expanduser()
         try:
-            home.mkdir(parents=True, exist_ok=True, mode=0o700)
-            lock = (home / LOCK_FILE).open("a+")
+            make_private_directory(home)
+            lock = os.fdopen(open_private(home / LOCK_FILE, os.O_RDWR | os.O_APPEND), "a+")
+            _tighten(home)
         except OSError as exc:
             raise HomeError(f"cannot use the client home {home}: {exc.strerror or exc}") from None
         try:
@@ -97,6 +105,29 @@ class ClientHome:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+_OWN_FILES = (
+    IDENTITY_FILE,
+    LOCK_FILE,
+    JOURNAL_FILE,
+    JOURNAL_FILE + "-wal",
+    JOURNAL_FILE + "-shm",
+    "agent.sock",
+    "agent.log",
+    "agent.log.1",
+    "agent.lock",
+    STORE_DIR,
+    STORE_DIR + "/files",
+)
+"""What the home holds (the store's files and databases are the store's own care)."""
+
+
+def _tighten(home: Path) -> None:
+    """Take group and other permissions from what an older version left in ``home``."""
+    for name in _OWN_FILES:
+        tighten(home / name)
+    tighten_tree(home / SPOOL_DIR)
 
 
 def _acquire(lock: IO[str], home: Path, timeout_s: float) -> None:
@@ -122,7 +153,7 @@ def _identity(home: Path) -> str:
         text = new_node_id()
         temporary = path.with_suffix(".tmp")
         try:
-            with temporary.open("w", encoding="utf-8") as stream:
+            with os.fdopen(open_private(temporary, os.O_WRONLY | os.O_TRUNC), "w") as stream:
                 stream.write(text + "\n")
                 stream.flush()
                 os.fsync(stream.fileno())

@@ -35,6 +35,7 @@ from typing import Any
 
 import trio
 
+from ..private_files import write_private
 from ..ucp import DataItem, ExecutionPlan, JobAccepted, JobResult, JobState, JobStatus, PlanError
 from ..ucp.plan_loader import parse_plan
 from .collect import Collected, CollectState, collect_results, result_summary
@@ -380,12 +381,13 @@ async def _data_put(session: ClientSession, args: dict[str, Any], emit: Emit) ->
 
 
 def _write_items(items: list[DataItem], output: Path) -> list[str]:
-    """Write fetched data under ``output``; returns what was written (one line each)."""
+    """Write fetched data under ``output`` (files for their owner only); returns what was
+    written (one line each)."""
     written = []
     try:
         if len(items) == 1 and not output.is_dir():
             output.parent.mkdir(parents=True, exist_ok=True)
-            output.write_bytes(items[0].data)
+            write_private(output, items[0].data)
             return [f"{items[0].name} -> {output} ({len(items[0].data)} bytes)"]
         for item in items:
             path = output / item.name
@@ -393,7 +395,7 @@ def _write_items(items: list[DataItem], output: Path) -> list[str]:
                 written.append(f"{item.name}: skipped (also a directory of subkeys)")
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(item.data)
+            write_private(path, item.data)
             written.append(f"{item.name} -> {path} ({len(item.data)} bytes)")
     except OSError as exc:
         raise ClientError(f"cannot write {exc.filename or output}: {exc.strerror}") from None

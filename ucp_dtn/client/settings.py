@@ -17,10 +17,21 @@ from typing import Any
 
 from .errors import ClientUsageError
 
-__all__ = ["HOME_ENV", "ClientSettings", "default_home"]
+__all__ = [
+    "DEFAULT_COLLECT_MAX_BYTES",
+    "DEFAULT_COLLECT_MAX_FILES",
+    "HOME_ENV",
+    "ClientSettings",
+    "default_home",
+]
 
 HOME_ENV = "UCP_HOME"
 """Environment variable naming the client home."""
+DEFAULT_COLLECT_MAX_BYTES = 256 * 1024**2
+"""What one job's results may unpack to unless ``--collect-max-size`` says otherwise."""
+DEFAULT_COLLECT_MAX_FILES = 10_000
+"""How many files one job's results may unpack to unless ``--collect-max-files`` says
+otherwise."""
 
 
 def default_home() -> Path:
@@ -59,19 +70,29 @@ class ClientSettings:
     """After a reply to a query several datastores may answer, how long to wait for more."""
     lock_timeout_s: float = 10.0
     """How long to wait for another program to release the client home."""
+    collect_max_bytes: int = DEFAULT_COLLECT_MAX_BYTES
+    """The most a job's results archive may unpack to (``--collect-max-size``): archives come
+    from the network, and a small one can hold gigabytes of zeros."""
+    collect_max_files: int = DEFAULT_COLLECT_MAX_FILES
+    """The most files a job's results archive may unpack to (``--collect-max-files``)."""
 
     def __post_init__(self) -> None:
         for name in ("wait_s", "request_timeout_s", "lifetime_s", "settle_s", "lock_timeout_s"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value >= 0 or math.isnan(value):
                 raise ClientUsageError(f"{name} must be a non-negative number, got {value!r}")
+        for name in ("collect_max_bytes", "collect_max_files"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 1:
+                raise ClientUsageError(f"{name} must be a positive whole number, got {value!r}")
         if self.broker is not None:
             from bpv7 import BPv7Error, parse_eid  # only when a broker is named
 
             try:
                 parse_eid(self.broker)
             except BPv7Error as exc:
-                raise ClientUsageError(f"--broker {self.broker!r}: {exc.message}") from None
+                shown = self.broker if len(self.broker) <= 60 else self.broker[:60] + "..."
+                raise ClientUsageError(f"--broker {shown!r}: {exc.message}") from None
 
     @property
     def home_path(self) -> Path:

@@ -34,6 +34,7 @@ import ucp_dtn
 from convergence.quantities import format_address
 from ucp_dtn.agent import AgentError, BundleNode
 from ucp_dtn.appapi import AppApiError, AppApiServer
+from ucp_dtn.private_files import make_private_directory, open_private, tighten_tree
 from ucp_dtn.roles.runner import run_roles
 from ucp_dtn.store import StoreError
 
@@ -47,6 +48,8 @@ SOCKET_FILE = "bpnode.sock"
 """Name of the application API socket in the work directory (the default ``--socket``)."""
 LOCK_FILE = "bpnode.lock"
 """Lock file in the work directory: one daemon per work directory."""
+SPOOL_DIR = "spool"
+"""The spool directory in the work directory (:class:`~ucp_dtn.agent.BundleNode` puts it there)."""
 
 _PROG = "ucp-bpnode"
 
@@ -68,11 +71,16 @@ def format_ready_line(
 
 
 @contextmanager
-def _workdir_lock(workdir: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``workdir`` (released by the kernel if we die)."""
+def _workdir_lock(workdir: Path, own: Sequence[Path] = ()) -> Iterator[None]:
+    """Hold an exclusive lock on ``workdir`` (released by the kernel if we die); the work
+    directory and the daemon's files in it (the lock, the socket, the spool and ``own``) are
+    for our user only (:mod:`ucp_dtn.private_files`): what an older version left readable by
+    others is tightened. Other files there, if any, are not ours to change."""
     try:
-        workdir.mkdir(parents=True, exist_ok=True)
-        handle = (workdir / LOCK_FILE).open("a+")
+        make_private_directory(workdir)
+        handle = os.fdopen(open_private(workdir / LOCK_FILE, os.O_RDWR | os.O_APPEND), "a+")
+        for path in (workdir / SOCKET_FILE, workdir / SPOOL_DIR, *own):
+            tighten_tree(path)
     except OSError as exc:
         raise StartupError(f"cannot use work directory {workdir}: {exc.strerror or exc}") from None
     try:
@@ -199,7 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if workdir is None:
                 trio.run(serve, settings, socket_path)
             else:
-                with _workdir_lock(workdir):
+                own = [settings.node.store_path, settings.roles.workdir]
+                with _workdir_lock(workdir, [path for path in own if path is not None]):
                     trio.run(serve, settings, socket_path)
     except StartupError as exc:
         print(f"{_PROG}: error: {exc}", file=sys.stderr)

@@ -19,6 +19,7 @@ prints it). Nothing else needs to name the setting.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import socket
@@ -248,16 +249,13 @@ class SecuritySpec:
 def _security_file(text: str) -> SecuritySpec:
     """``--security FILE``: a TOML file with the ``[security]`` table (or just its contents);
     key file names in it are relative to its directory."""
-    import tomllib
+    from ucp_dtn.settings.toml_file import TomlError, load_toml
 
     path = Path(text).expanduser()
     try:
-        with path.open("rb") as stream:
-            document = tomllib.load(stream)
-    except OSError as exc:
-        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not valid TOML: {exc}") from None
+        document = load_toml(path)
+    except TomlError as exc:
+        raise ValueError(f"{path}: {exc}") from None
     table = document.get(_SECURITY, document)
     if not isinstance(table, dict):
         raise ValueError(f"{path}: security must be a table")
@@ -301,6 +299,23 @@ def _tls(
 
 
 # -- the table ------------------------------------------------------------------------------------
+
+# Ranges: what the protocols allow where they set a limit (keepalive: RFC 9174 §4.6, 16 bits),
+# else what a node can use — wide enough for any real deployment, narrow enough that a slip
+# (a lifetime of 1e9 days, a quota of 10^20 TiB, -vvvvv) is refused at start-up.
+_MS = 0.001
+_HOUR = 3600.0
+_DAY = 24 * _HOUR
+_LONGEST_LIFETIME_S = 3650 * _DAY
+"""Ten years: the longest bundle lifetime (and delete memory) a node accepts."""
+_GIB = 1024**3
+_TIB = 1024**4
+_PIB = 1024**5
+
+KEEPALIVE: Kind[int] = dataclasses.replace(
+    WHOLE_SECONDS.within(0, 0xFFFF), show=lambda seconds: f"{seconds}s"
+)
+"""TCPCL's keepalive interval: whole seconds, 16 bits (RFC 9174 §4.6), shown in seconds."""
 
 _WORKDIR_NEEDED = "give a work directory (-W DIR) or --in-memory"
 
@@ -432,21 +447,21 @@ SETTINGS = SettingsTable(
         ),
         Setting(
             "heartbeat",
-            POSITIVE_DURATION,
+            POSITIVE_DURATION.within(_MS, _DAY),
             "heartbeat interval of executors and datastores",
             feeds=("role.heartbeat_interval_s",),
             example="1s",
         ),
         Setting(
             "executor_timeout",
-            POSITIVE_DURATION,
+            POSITIVE_DURATION.within(_MS, 30 * _DAY),
             "a broker forgets executors and datastores silent this long",
             feeds=("role.executor_timeout_s",),
             example="1m",
         ),
         Setting(
             "broker_timeout",
-            POSITIVE_DURATION,
+            POSITIVE_DURATION.within(_MS, 30 * _DAY),
             "a node without any reachable broker this long may promote itself to broker "
             "(docs/disruption.md)",
             feeds=("role.broker_timeout_s",),
@@ -462,7 +477,7 @@ SETTINGS = SettingsTable(
         ),
         Setting(
             "max_jobs",
-            POSITIVE_INT,
+            POSITIVE_INT.within(1, 1024),
             "jobs an executor runs at once",
             feeds=("role.max_jobs",),
             default_help="CPU cores",
@@ -470,7 +485,7 @@ SETTINGS = SettingsTable(
         ),
         Setting(
             "output_interval",
-            DURATION,
+            DURATION.within(0.0, _DAY),
             "how often an executor sends a running job's new output to its broker (ucp logs); "
             "0 sends none while the job runs",
             feeds=("role.output_interval_s",),
@@ -478,7 +493,7 @@ SETTINGS = SettingsTable(
         ),
         Setting(
             "datastore_quota",
-            SIZE,
+            SIZE.within(1, _PIB),
             "space the datastore role may use",
             feeds=("role.datastore_quota_bytes",),
             example="64MiB",
@@ -497,7 +512,7 @@ SETTINGS = SettingsTable(
         ),
         Setting(
             "replica_timeout",
-            POSITIVE_DURATION,
+            POSITIVE_DURATION.within(_MS, 30 * _DAY),
             "brokers: a datastore silent this long no longer counts as holding its replicas; "
             "the missing copies are made elsewhere (docs/disruption.md)",
             feeds=("role.replica_timeout_s",),
@@ -505,7 +520,7 @@ SETTINGS = SettingsTable(
         ),
         Setting(
             "replication_rate",
-            SIZE,
+            SIZE.within(0, _TIB),
             "datastores: bytes per second of replica copies sent over one link at most, and "
             "only while nothing else waits for it; 0: no limit",
             feeds=("role.replication_rate",),
@@ -513,7 +528,7 @@ SETTINGS = SettingsTable(
         ),
         Setting(
             "tombstone_lifetime",
-            POSITIVE_DURATION,
+            POSITIVE_DURATION.within(_MS, _LONGEST_LIFETIME_S),
             "datastores: how long a delete is remembered, so that older writes arriving later "
             "stay deleted; keep it at least as long as put bundles live",
             feeds=("role.tombstone_lifetime_s",),
@@ -540,7 +555,7 @@ SETTINGS = SettingsTable(
         ),
         Setting(
             "quota",
-            SIZE,
+            SIZE.within(1, _PIB),
             "store quota; a full store refuses transfers (XFER_REFUSE No Resources) and local "
             "sends",
             feeds=("node.store_quota_bytes",),
@@ -565,21 +580,21 @@ SETTINGS = SettingsTable(
         ),
         Setting(
             "lifetime",
-            POSITIVE_DURATION,
+            POSITIVE_DURATION.within(_MS, _LONGEST_LIFETIME_S),
             "lifetime of bundles local applications send without one",
             feeds=("node.default_lifetime_s",),
             example="2d",
         ),
         Setting(
             "custody_retransmit",
-            POSITIVE_DURATION,
+            POSITIVE_DURATION.within(_MS, _DAY),
             "how long a custodian waits for a custody signal before sending again",
             feeds=("node.custody_retransmit_s",),
             example="45s",
         ),
         Setting(
             "route_interval",
-            POSITIVE_DURATION,
+            POSITIVE_DURATION.within(_MS, _DAY),
             "interval of route advertisements to neighbours; learned routes live 3 intervals",
             feeds=("node.route_advert_interval_s",),
             example="5s",
@@ -593,21 +608,21 @@ SETTINGS = SettingsTable(
         ),
         Setting(
             "receive_memory",
-            SIZE,
+            SIZE.within(1, 64 * _GIB),
             "memory for incoming transfers, all sessions together; past it sessions stop reading",
             feeds=("node.receive_memory_bytes",),
             example="16MiB",
         ),
         Setting(
             "spool_threshold",
-            SIZE,
+            SIZE.within(1, 64 * _GIB),
             "incoming transfers larger than this go to a spool file beside the store",
             feeds=("node.spool_threshold_bytes",),
             example="4MiB",
         ),
         Setting(
             "segment_size",
-            SIZE,
+            SIZE.within(1, _GIB),
             "TCPCL segment size sent and offered as Segment MRU: what a cut transfer keeps is "
             "counted in segments",
             feeds=("node.segment_bytes",),
@@ -615,7 +630,7 @@ SETTINGS = SettingsTable(
         ),
         Setting(
             "send_window",
-            POSITIVE_DURATION,
+            POSITIVE_DURATION.within(_MS, _HOUR),
             "unacknowledged data kept in flight per session, in time at the rate the peer "
             "acknowledges",
             feeds=("node.send_window_s",),
@@ -623,21 +638,21 @@ SETTINGS = SettingsTable(
         ),
         Setting(
             "keepalive",
-            WHOLE_SECONDS,
+            KEEPALIVE,
             "TCPCL keepalive interval offered, whole seconds; 0 disables",
             feeds=("node.keepalive_s",),
             example="10s",
         ),
         Setting(
             "reconnect_max",
-            POSITIVE_DURATION,
+            POSITIVE_DURATION.within(_MS, _DAY),
             "longest wait between attempts to reach a static peer",
             feeds=("node.reconnect_max_s",),
             example="2m",
         ),
         Setting(
             "verbose",
-            COUNT,
+            COUNT.within(0, 2),
             "log more: -v info, -vv debug; in the file 1 or 2",
             feeds=("daemon.verbosity",),
             short="-v",

@@ -14,6 +14,7 @@ must start fast); the node-ID and service-type checks import their modules when 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -96,15 +97,39 @@ class Kind(Generic[T]):
     """TOML strings are paths relative to the file's directory."""
     expected_many: str = "an array of strings"
     """What a repeatable setting's TOML value must be."""
+    bounds: tuple[Any, Any] | None = None
+    """The smallest and the largest value allowed (both allowed), whichever layer gives it;
+    ``None``: whatever :attr:`parse` accepts. Set with :meth:`within`."""
+
+    def within(self, low: T, high: T) -> Kind[T]:
+        """This kind, taking only values from ``low`` to ``high`` (a setting's range is part
+        of its declaration: ``POSITIVE_DURATION.within(0.001, DAY)``)."""
+        return dataclasses.replace(self, bounds=(low, high))
+
+    def check(self, value: T) -> T:
+        """``value`` if it is within :attr:`bounds`, else ``ValueError`` naming the range."""
+        if self.bounds is not None:
+            low, high = self.bounds
+            if not low <= value <= high:  # (also refuses NaN)
+                shown = self.show(value)
+                shown = shown if len(shown) <= 40 else shown[:37] + "..."
+                raise ValueError(f"must be from {self.show(low)} to {self.show(high)}, got {shown}")
+        return value
+
+    def read_text(self, text: str) -> T:
+        """The value of ``text`` (a flag's argument, an environment variable), checked against
+        :attr:`bounds`."""
+        return self.check(self.parse(text))
 
     def read_toml(self, value: Any) -> T:
-        """The value of a TOML value already checked against :attr:`toml_types`."""
+        """The value of a TOML value already checked against :attr:`toml_types`, checked
+        against :attr:`bounds`."""
         if self.from_toml is not None:
-            return self.from_toml(value)
+            return self.check(self.from_toml(value))
         if isinstance(value, str):
-            return self.parse(value)
+            return self.read_text(value)
         result: T = value
-        return result
+        return self.check(result)
 
     def accepts(self, value: object) -> bool:
         """Whether ``value``'s TOML type is one this kind reads."""

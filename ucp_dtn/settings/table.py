@@ -226,6 +226,9 @@ class SettingsTable:
     def help_of(self, setting: Setting) -> str:
         """The help line: the entry's text, then "(repeatable; default X)" as they apply."""
         notes = ["repeatable"] if setting.many else []
+        if setting.kind.bounds is not None:
+            low, high = (setting.kind.show(bound) for bound in setting.kind.bounds)
+            notes.append(f"{low} to {high}")
         default = self._default_text(setting)
         if default is not None:
             notes.append(f"default {default}")
@@ -251,7 +254,7 @@ class SettingsTable:
                 options["action"] = "count"
             else:
                 options["action"] = "append" if setting.many else "store"
-                options["type"] = argument_type(setting.kind.parse)
+                options["type"] = argument_type(setting.kind.read_text)
                 options["metavar"] = setting.metavar or setting.kind.metavar
             action = parser.add_argument(*flags, **options)
             for old in setting.old_names:
@@ -267,6 +270,12 @@ class SettingsTable:
         for setting in self:
             if setting.name in given:
                 value = given[setting.name]
+                if setting.kind.flag is FlagStyle.COUNT:  # (no argument went through the kind)
+                    try:
+                        setting.kind.check(value)
+                    except ValueError as exc:
+                        flags = "/".join(filter(None, (setting.short, flag_of(setting.name))))
+                        raise SettingsError(f"{flags}: given {value} times: {exc}") from None
                 values[setting.name] = setting.collect(tuple(value)) if setting.many else value
         return values, list(given.get(_NOTICES, ()))
 
@@ -284,10 +293,10 @@ class SettingsTable:
                 if setting.many:
                     items = [item.strip() for item in text.split(",") if item.strip()]
                     values[setting.name] = setting.collect(
-                        tuple(setting.kind.parse(item) for item in items)
+                        tuple(setting.kind.read_text(item) for item in items)
                     )
                 else:
-                    values[setting.name] = setting.kind.parse(text)
+                    values[setting.name] = setting.kind.read_text(text)
             except ValueError as exc:
                 raise SettingsError(f"${setting.env}: {exc}") from None
         return values
@@ -296,17 +305,12 @@ class SettingsTable:
 
     def read_file(self, path: Path) -> tuple[dict[str, Any], list[str]]:
         """The file layer: the settings of the TOML file ``path``, and notices for old keys."""
-        import tomllib  # (only programs reading a file pay for it)
+        from .toml_file import TomlError, load_toml  # (only programs reading a file pay for it)
 
         try:
-            with path.open("rb") as stream:
-                document = tomllib.load(stream)
-        except OSError as exc:
-            raise SettingsError(f"cannot read {path}: {exc.strerror or exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise SettingsError(f"{path}: not valid TOML: {exc}") from None
-        except UnicodeDecodeError:
-            raise SettingsError(f"{path}: not valid TOML: not UTF-8 text") from None
+            document = load_toml(path)
+        except TomlError as exc:
+            raise SettingsError(f"{path}: {exc}") from None
         reader = _FileReader(self, path)
         reader.read_table(document, prefix="")
         return reader.values, reader.notices

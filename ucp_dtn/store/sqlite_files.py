@@ -50,6 +50,8 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..private_files import DIRECTORY_MODE, FILE_MODE, make_private_directory
+
 __all__ = [
     "BUSY_TIMEOUT_MS",
     "DIRECTORY_MODE",
@@ -64,29 +66,8 @@ logger = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 5000
 """How long a statement waits for a lock another connection holds before failing with
 ``database is locked``, in milliseconds."""
-FILE_MODE = 0o600
-"""Permissions of database files (and their ``-wal`` and ``-shm`` files): the owner only."""
-DIRECTORY_MODE = 0o700
-"""Permissions of the directories :func:`make_private_directory` creates: the owner only."""
 
 _COMPANION_SUFFIXES = ("-wal", "-shm", "-journal")
-
-
-def make_private_directory(path: Path) -> None:
-    """Create ``path`` and its missing parents with mode :data:`DIRECTORY_MODE`; an existing
-    ``path`` is restricted to that mode (it is ours: it holds a database or a store). Blocking;
-    raises :class:`OSError`."""
-    missing: list[Path] = []
-    current = path
-    while not current.exists():
-        missing.append(current)
-        if current.parent == current:
-            break
-        current = current.parent
-    for directory in reversed(missing):
-        with contextlib.suppress(FileExistsError):  # created meanwhile by someone else
-            directory.mkdir(DIRECTORY_MODE)
-    _restrict(path, DIRECTORY_MODE)
 
 
 def open_sqlite(path: Path | None, *, max_database_bytes: int | None = None) -> sqlite3.Connection:

@@ -14,100 +14,29 @@ from typing import Any
 
 import cbor2
 
+from ucp_dtn.cbor_check import MAX_DEPTH, MAX_ITEMS, CBORCheckError, check_cbor
 from ucp_dtn.wire_schema import WireError, from_wire, to_wire, type_name
 
 from .errors import MessageDecodeError, UcpUsageError
 
-__all__ = ["MAX_DEPTH", "decode_payload", "decode_wire", "encode_payload", "load", "scan"]
-
-MAX_DEPTH = 32
-"""Deepest nesting of CBOR arrays, maps and tags a message may have."""
-
-
-# -- well-formedness ---------------------------------------------------------------------------
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_ITEMS",
+    "decode_payload",
+    "decode_wire",
+    "encode_payload",
+    "load",
+    "scan",
+]
 
 
 def scan(data: bytes) -> None:
-    """Check that ``data`` is exactly one well-formed CBOR item (RFC 8949 §5.3.1) of bounded
-    depth; cheap, allocates nothing proportional to declared lengths."""
-    end = len(data)
-    pos = 0
-    # Items still expected per open container; None: indefinite length, closed by a break.
-    stack: list[int | None] = []
-    while True:
-        if pos >= end:
-            raise MessageDecodeError("truncated CBOR")
-        initial = data[pos]
-        major, info = initial >> 5, initial & 0x1F
-        pos += 1
-        if initial == 0xFF:  # break: closes the innermost indefinite-length container
-            if not stack or stack[-1] is not None:
-                raise MessageDecodeError("CBOR break outside an indefinite-length item")
-            stack.pop()
-        else:
-            if info < 24:
-                argument = info
-            elif info <= 27:
-                size = 1 << (info - 24)
-                if pos + size > end:
-                    raise MessageDecodeError("truncated CBOR")
-                argument = int.from_bytes(data[pos : pos + size], "big")
-                pos += size
-            elif info == 31 and major in (2, 3, 4, 5):
-                argument = -1
-            else:
-                raise MessageDecodeError(f"malformed CBOR initial byte 0x{initial:02x}")
-            if major in (2, 3):
-                if argument >= 0:
-                    if pos + argument > end:
-                        raise MessageDecodeError("truncated CBOR string")
-                    pos += argument
-                else:  # indefinite string: definite chunks of the same major type, then break
-                    while True:
-                        if pos >= end:
-                            raise MessageDecodeError("truncated CBOR")
-                        chunk = data[pos]
-                        pos += 1
-                        if chunk == 0xFF:
-                            break
-                        if chunk >> 5 != major or chunk & 0x1F > 27:
-                            raise MessageDecodeError("malformed indefinite-length CBOR string")
-                        chunk_info = chunk & 0x1F
-                        length = chunk_info
-                        if chunk_info >= 24:
-                            size = 1 << (chunk_info - 24)
-                            if pos + size > end:
-                                raise MessageDecodeError("truncated CBOR")
-                            length = int.from_bytes(data[pos : pos + size], "big")
-                            pos += size
-                        if pos + length > end:
-                            raise MessageDecodeError("truncated CBOR string")
-                        pos += length
-            elif major in (4, 5, 6):
-                count = 1 if major == 6 else argument * (2 if major == 5 else 1)
-                if argument < 0 or count > 0:  # a container opens; its items come next
-                    stack.append(None if argument < 0 else count)
-                    if len(stack) > MAX_DEPTH:
-                        raise MessageDecodeError(f"CBOR nested deeper than {MAX_DEPTH}")
-                    continue
-            elif major == 7 and info == 24 and argument < 32:
-                # RFC 8949 §3.3: simple values 0..31 in the two-byte form are not well-formed.
-                raise MessageDecodeError("malformed CBOR simple value")
-        _complete(stack)
-        if not stack:
-            break
-    if pos != end:
-        raise MessageDecodeError(f"{end - pos} bytes after the CBOR item")
-
-
-def _complete(stack: list[int | None]) -> None:
-    """One item finished: count it against the open containers, closing those it fills."""
-    while stack and stack[-1] is not None:
-        remaining = stack[-1] - 1
-        if remaining:
-            stack[-1] = remaining
-            return
-        stack.pop()
+    """Check that ``data`` is exactly one well-formed CBOR item of bounded depth and size
+    (:func:`ucp_dtn.cbor_check.check_cbor`); :class:`MessageDecodeError` if not."""
+    try:
+        check_cbor(data)
+    except CBORCheckError as exc:
+        raise MessageDecodeError(str(exc)) from None
 
 
 # -- the envelope ---------------------------------------------------------------------------------

@@ -59,7 +59,14 @@ def _frozen_extra(owner: object, extra: Mapping[str, ExtraValue]) -> None:
     object.__setattr__(owner, "extra", MappingProxyType(dict(sorted(extra.items()))))
 
 
-def _check_non_negative(owner: object, names: tuple[str, ...]) -> None:
+_LARGEST_REQUIREMENT = 2**64 - 1
+"""Largest number a capability or requirement may be: more than any node has (16 EiB of
+memory), and the largest unsigned integer of the wire form."""
+
+
+def _check_non_negative(
+    owner: object, names: tuple[str, ...], largest: float | None = None
+) -> None:
     for name in names:
         value = getattr(owner, name)
         if value is None:
@@ -68,6 +75,9 @@ def _check_non_negative(owner: object, names: tuple[str, ...]) -> None:
             raise CapabilityError(name, f"must be a number, got {value!r}")
         if not math.isfinite(value) or value < 0:
             raise CapabilityError(name, f"must be a finite number >= 0, got {value!r}")
+        if largest is not None and value > largest:
+            shown = f"{float(value):.3g}" if value < 2**1023 else "more"
+            raise CapabilityError(name, f"must be at most {largest:.3g}, got {shown}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +111,9 @@ class Capabilities:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise CapabilityError(name, f"must be an integer number of bytes, got {value!r}")
-        _check_non_negative(self, ("memory", "disk", "cpu_load", "cpu_cores", "cpu_freq"))
+        _check_non_negative(
+            self, ("memory", "disk", "cpu_load", "cpu_cores", "cpu_freq"), _LARGEST_REQUIREMENT
+        )
         if not isinstance(self.has_battery, bool):
             raise CapabilityError("has_battery", f"must be a bool, got {self.has_battery!r}")
         _check_non_negative(self, ("power",))
@@ -145,7 +157,9 @@ class Requirements:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise CapabilityError(name, f"must be an integer, got {value!r}")
         _check_non_negative(
-            self, ("memory", "disk", "cpu_cores", "cpu_freq", "free_cpu", "max_cpu_load")
+            self,
+            ("memory", "disk", "cpu_cores", "cpu_freq", "free_cpu", "max_cpu_load"),
+            _LARGEST_REQUIREMENT,
         )
         _check_non_negative(self, ("min_power",))
         if self.min_power > 100:

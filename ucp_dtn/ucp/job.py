@@ -43,8 +43,11 @@ from .names import (
 )
 
 __all__ = [
+    "MAX_FUEL",
     "MAX_JOB_NAME_LENGTH",
+    "MAX_MEMORY_LIMIT",
     "MAX_REPLICAS",
+    "MAX_RUN_TIME_S",
     "DataRef",
     "DataSource",
     "InlineData",
@@ -57,6 +60,20 @@ MAX_JOB_NAME_LENGTH = 200
 """Longest human-readable job name."""
 MAX_REPLICAS = 16
 """Largest replication factor of a datum (copies kept on distinct datastores)."""
+MAX_FUEL = 2**64 - 1
+"""Most wasm fuel a job may ask for: wasmtime counts fuel in an unsigned 64-bit integer (a
+plan's ``fuel = 1e300`` is refused, not passed on to fail in the executor)."""
+MAX_RUN_TIME_S = 366 * 24 * 3600.0
+"""Longest wall-clock limit of one run (a year)."""
+MAX_MEMORY_LIMIT = 2**40
+"""Largest memory limit of one run, 1 TiB (a 32-bit wasm module can use 4 GiB at most)."""
+
+
+def _shown(value: object) -> str:
+    """``repr(value)``, numbers of more than 24 digits as ``1e+300``."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**24:
+        return f"{float(value):.3g}" if abs(value) < 2**1023 else "a number too large to show"
+    return repr(value)
 
 
 def check_replicas(value: object, where: str) -> int:
@@ -118,23 +135,31 @@ class Limits:
     """Largest linear memory of the module, in bytes."""
 
     def __post_init__(self) -> None:
-        for name in ("fuel", "memory"):
+        from convergence.quantities import format_duration, format_size
+
+        for name, largest, shown in (
+            ("fuel", MAX_FUEL, "2**64-1"),
+            ("memory", MAX_MEMORY_LIMIT, format_size(MAX_MEMORY_LIMIT)),
+        ):
             value = getattr(self, name)
             if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value <= 0
+                isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= largest
             ):
                 raise JobValidationError(
-                    f"limits.{name}", f"must be a positive integer, got {value!r}"
+                    f"limits.{name}",
+                    f"must be a whole number from 1 to {shown}, got {_shown(value)}",
                 )
         time = self.time
         if time is not None and (
             isinstance(time, bool)
             or not isinstance(time, int | float)
             or not math.isfinite(time)
-            or time <= 0
+            or not 0 < time <= MAX_RUN_TIME_S
         ):
             raise JobValidationError(
-                "limits.time", f"must be a positive number of seconds, got {time!r}"
+                "limits.time",
+                f"must be a number of seconds above 0 and at most {format_duration(MAX_RUN_TIME_S)}"
+                f", got {_shown(time)}",
             )
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 import os
-import tomllib
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..settings.toml_file import TomlError, parse_toml
 from ._plan_reader import PlanReader
 from .errors import PlanError
 from .plan import ExecutionPlan, PlanFormat, assemble_plan
@@ -53,9 +53,9 @@ def parse_plan(
     job UUIDs (tests pass a seeded one); ``format`` skips detection."""
     shown = str(source) if file is None else file
     try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PlanError(shown, f"not valid TOML: {exc}") from None
+        document = parse_toml(text)
+    except TomlError as exc:
+        raise PlanError(shown, str(exc)) from None
     reader = PlanReader(shown, source.absolute().parent, inline_limit=inline_limit, new_id=new_id)
     kind = detect_format(document) if format is None else format
     parse = parse_rec_plan if kind == "rec" else parse_ucp_plan

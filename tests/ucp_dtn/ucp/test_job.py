@@ -126,11 +126,15 @@ def test_invalid_fields_are_named(changes: dict[str, Any], message: str) -> None
 @pytest.mark.parametrize(
     ("limits", "message"),
     [
-        ({"fuel": 0}, "limits.fuel: must be a positive integer"),
-        ({"fuel": 1.5}, "limits.fuel: must be a positive integer"),
-        ({"memory": True}, "limits.memory: must be a positive integer"),
-        ({"time": 0}, "limits.time: must be a positive number of seconds"),
-        ({"time": float("inf")}, "limits.time: must be a positive number of seconds"),
+        ({"fuel": 0}, "limits.fuel: must be a whole number from 1 to 2\\*\\*64-1, got 0"),
+        ({"fuel": 1.5}, "limits.fuel: must be a whole number"),
+        ({"fuel": 2**64}, r"limits.fuel: must be a whole number .*, got 18446744073709551616$"),
+        ({"fuel": 10**300}, r"limits.fuel: must be a whole number .*, got 1e\+300$"),
+        ({"memory": True}, "limits.memory: must be a whole number"),
+        ({"memory": 2**40 + 1}, "limits.memory: must be a whole number from 1 to 1TiB"),
+        ({"time": 0}, "limits.time: must be a number of seconds above 0 and at most 366d"),
+        ({"time": float("inf")}, "limits.time: must be a number of seconds above 0"),
+        ({"time": 1e300}, r"limits.time: must be .* at most 366d, got 1e\+300$"),
     ],
 )
 def test_invalid_limits(limits: dict[str, Any], message: str) -> None:

@@ -36,6 +36,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO, Literal
 
+from ...private_files import DIRECTORY_MODE, FILE_MODE, make_private_directory, write_private
 from ...ucp.names import JobPath
 
 __all__ = ["JobDirectory", "JobDirectoryError"]
@@ -98,9 +99,9 @@ class JobDirectory:
         directory: ``dirs`` first, then ``files`` (parents are created as needed). Raises
         :class:`JobDirectoryError` naming the path when a file cannot go where it should."""
         self.remove()
-        self.job_dir.mkdir(parents=True)
+        make_private_directory(self.job_dir)  # (job inputs and outputs: for our user only)
         if stdin is not None:
-            self.stdin_path.write_bytes(stdin)
+            write_private(self.stdin_path, stdin)
         items = files.items() if isinstance(files, Mapping) else files
         with _open_root(self.job_dir) as root_fd:
             for path in dirs:
@@ -194,7 +195,7 @@ class JobDirectory:
                         if not stat.S_ISREG(info.st_mode):
                             return False
                         os.unlink(parts[-1], dir_fd=parent_fd)
-                    fd = os.open(parts[-1], _CREATE_FLAGS, 0o644, dir_fd=parent_fd)
+                    fd = os.open(parts[-1], _CREATE_FLAGS, FILE_MODE, dir_fd=parent_fd)
                     with open(fd, "wb") as target, open(source, "rb") as origin:
                         shutil.copyfileobj(origin, target, _COPY_CHUNK)
                 finally:
@@ -250,7 +251,7 @@ def _make_dirs(root_fd: int, parts: list[str], path: JobPath) -> int:
         done.append(part)
         try:
             with contextlib.suppress(FileExistsError):
-                os.mkdir(part, 0o755, dir_fd=fd)
+                os.mkdir(part, DIRECTORY_MODE, dir_fd=fd)
             child = os.open(part, _DIR_FLAGS, dir_fd=fd)
         except OSError as exc:
             os.close(fd)
@@ -267,7 +268,7 @@ def _make_dirs(root_fd: int, parts: list[str], path: JobPath) -> int:
 
 def _write_new(parent_fd: int, name: str, data: bytes, path: JobPath) -> None:
     try:
-        fd = os.open(name, _CREATE_FLAGS, 0o644, dir_fd=parent_fd)
+        fd = os.open(name, _CREATE_FLAGS, FILE_MODE, dir_fd=parent_fd)
     except FileExistsError:
         raise JobDirectoryError(
             f"{path!r} has two sources (a file or directory is already there)"

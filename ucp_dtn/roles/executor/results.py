@@ -17,12 +17,14 @@ Blocking (file I/O): called through ``trio.to_thread``.
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...private_files import open_private
 from ...ucp.errors import DataNameError
 from ...ucp.names import DataName, JobPath, is_wildcard, map_wildcard, name_matches
 from .jobdir import JobDirectory
@@ -93,7 +95,10 @@ def write_archive(
     """
     names = sorted(set(entries))
     extra = {name: path for name, path in (streams or {}).items() if name not in names}
-    with zipfile.ZipFile(target, "w", _COMPRESSION, compresslevel=_LEVEL) as archive:
+    with (
+        os.fdopen(open_private(target, os.O_WRONLY | os.O_TRUNC), "wb") as raw,
+        zipfile.ZipFile(raw, "w", _COMPRESSION, compresslevel=_LEVEL) as archive,
+    ):
         for arcname in sorted({*names, *extra}):
             if arcname in extra:
                 try:

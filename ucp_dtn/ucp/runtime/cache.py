@@ -35,6 +35,7 @@ from pathlib import Path
 import wasmtime
 from crc32c import crc32c
 
+from ...private_files import make_private_directory
 from .errors import InvalidModuleError, ModuleNotCachedError
 from .spec import ModuleSource
 
@@ -113,7 +114,7 @@ class ModuleCache:
         self.rejected_files = 0
         """Cache files that failed the integrity check or that wasmtime refused."""
         if cache_dir is not None:
-            cache_dir.mkdir(parents=True, exist_ok=True)
+            make_private_directory(cache_dir)
 
     def path_for(self, digest: bytes) -> Path | None:
         """The cache file of a module (None without a cache directory)."""

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import wasmtime
 
+from ...private_files import FILE_MODE
 from .cache import LoadedModule, ModuleCache, module_digest, summarize_wasmtime_error
 from .errors import InvalidModuleError, RuntimeSetupError
 from .spec import ModuleSource, RunOutcome, RunSpec, RunStatus, SandboxConfig
@@ -130,7 +131,7 @@ class _BoundedOutput:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        self._file = open(os.open(path, flags, 0o644), "wb", buffering=0)  # noqa: SIM115 - closed by close()
+        self._file = open(os.open(path, flags, FILE_MODE), "wb", buffering=0)  # noqa: SIM115 - closed by close()
         self.path = path
         self._limit = limit
         self.kept = 0
