@@ -307,14 +307,17 @@ async def wait_for_jobs(
     listeners (:meth:`ClientSession.watch`)."""
     deadline = trio.current_time() + timeout_s
     next_poll = trio.current_time() + _RESULT_GRACE_S
+    known: dict[uuid.UUID, JobEntry] = {}
     while True:
         change = session.next_change()
-        entries = [e for e in [await session.journal.get(i) for i in job_ids] if e is not None]
-        if all(entry.settled for entry in entries):
-            return entries
+        # A settled job stays settled: read again only the others, all in one journal call.
+        unsettled = [i for i in job_ids if i not in known or not known[i].settled]
+        known.update(await session.journal.get_many(unsettled))
+        entries = [known[i] for i in job_ids if i in known]
         now = trio.current_time()
-        if now >= deadline:
-            return entries
+        if all(entry.settled for entry in entries) or now >= deadline:
+            fresh = await session.journal.get_many(job_ids)  # as they stand now, all of them
+            return [fresh[i] for i in job_ids if i in fresh]
         if now >= next_poll:
             next_poll = now + poll_s
             if await session.find_broker(0) is not None:

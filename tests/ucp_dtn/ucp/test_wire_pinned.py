@@ -70,6 +70,7 @@ EXECUTOR = "dtn://exec-1/ucp/executor"
 CLIENT = "dtn://laptop-7/ucp/client"
 DATASTORE = "dtn://store-2/ucp/datastore"
 AT = 1_700_000_000.5
+DIGEST = bytes(range(32))  # a SHA-256 digest's size
 DIGEST = bytes(range(32))
 
 MINIMAL_JOB = JobInfo(job_id=JOB_ID, wasm=InlineData(b"\0asm\1\0\0\0"))
@@ -396,6 +397,31 @@ PINNED_MESSAGES = [
         "74fb41d954fc4060000066637572736f726c7375727665792f632e7761766664657461"
         "696c6632206f662035",
         id="data-get-reply-full",
+    ),
+    pytest.param(
+        DataGet(12, "survey", have=(DIGEST,)),
+        "a6617601617468646174612d6765746a726571756573742d69640c6571756572796673"
+        "7572766579696d61782d62797465731a00100000646861766581582000010203040506"
+        "0708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+        id="data-get-have",
+    ),
+    pytest.param(
+        DataGetReply(
+            12,
+            DataStatus.OK,
+            items=(
+                DataItem("survey/a.wav", b"", AT, digest=DIGEST, cached=True),
+                DataItem("survey/b.wav", b"RIFF", AT + 1, digest=DIGEST),
+            ),
+        ),
+        "a561760161746e646174612d6765742d7265706c796a726571756573742d69640c6673"
+        "746174757300656974656d7382a5646e616d656c7375727665792f612e776176646461"
+        "746140626174fb41d954fc40200000666469676573745820000102030405060708090a"
+        "0b0c0d0e0f101112131415161718191a1b1c1d1e1f66636163686564f5a4646e616d65"
+        "6c7375727665792f622e77617664646174614452494646626174fb41d954fc40600000"
+        "666469676573745820000102030405060708090a0b0c0d0e0f10111213141516171819"
+        "1a1b1c1d1e1f",
+        id="data-get-reply-digests",
     ),
     pytest.param(
         DataGetReply(10, DataStatus.NOT_FOUND),
