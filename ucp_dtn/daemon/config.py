@@ -220,6 +220,21 @@ REPLICA_DEFAULT: Kind[ReplicaDefault] = Kind(
     from_entry=_replica_default,
     expected_many="a table PREFIX = N",
 )
+
+
+def _jobs_ahead(text: object) -> int:
+    try:
+        value = int(str(text))
+    except ValueError:
+        raise ValueError(f"not a whole number: {text!r}") from None
+    if not 0 <= value <= 1000:
+        raise ValueError(f"must be from 0 to 1000, got {value}")
+    return value
+
+
+JOBS_AHEAD: Kind[int] = Kind(
+    "N", _jobs_ahead, "an integer from 0 to 1000", toml_types=(int,), from_toml=_jobs_ahead
+)
 CAPABILITY: Kind[Capability] = Kind(
     "KEY=VALUE",
     _parse_capability,
@@ -466,6 +481,22 @@ SETTINGS = SettingsTable(
             "jobs an executor runs at once",
             feeds=("role.max_jobs",),
             default_help="CPU cores",
+            example="2",
+        ),
+        Setting(
+            "input_cache",
+            SIZE,
+            "executors: fetched named data kept by content so that later jobs on the same "
+            "data fetch nothing (least recently used goes first); 0 keeps none",
+            feeds=("role.input_cache_bytes",),
+            example="4GiB",
+        ),
+        Setting(
+            "dispatch_ahead",
+            JOBS_AHEAD,
+            "brokers: jobs an executor may be sent beyond its free slots, to wait there, when "
+            "no capable executor has one free (many short jobs run back to back); 0: never",
+            feeds=("role.dispatch_ahead",),
             example="2",
         ),
         Setting(

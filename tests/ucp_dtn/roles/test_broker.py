@@ -294,7 +294,7 @@ async def test_job_waits_until_a_capable_executor_appears_and_duplicates_are_ack
 async def test_a_burst_spreads_over_executors_and_waits_for_free_slots() -> None:
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
-            net = await open_net(nursery)
+            net = await open_net(nursery, dispatch_ahead=0)
             await net.x1.heartbeat(net.to, max_jobs=2)
             await net.x2.heartbeat(net.to, max_jobs=2)
             await wait_until(lambda: net.broker.statistics().executors == 2)
@@ -314,6 +314,28 @@ async def test_a_burst_spreads_over_executors_and_waits_for_free_slots() -> None
             await net.x2.send(net.to, result(jobs[1], net.x2), custody=True)
             dispatch = await net.x2.expect(JobDispatch)
             assert dispatch.job.job_id == jobs[4].job_id
+            nursery.cancel_scope.cancel()
+
+
+async def test_with_dispatch_ahead_a_busy_executor_gets_one_more_job_to_queue() -> None:
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            net = await open_net(nursery, dispatch_ahead=1)
+            await net.x1.heartbeat(net.to, max_jobs=1)
+            await net.x2.heartbeat(net.to, max_jobs=1)
+            await wait_until(lambda: net.broker.statistics().executors == 2)
+            jobs = [make_job(name=f"j{i}") for i in range(5)]
+            for job in jobs:
+                await net.submit(job)
+            await wait_until(lambda: net.broker.statistics().dispatches == 4)
+            on_x1 = [m.job.job_id for m in [await net.x1.expect(JobDispatch) for _ in range(2)]]
+            on_x2 = [m.job.job_id for m in [await net.x2.expect(JobDispatch) for _ in range(2)]]
+            # Free slots first (one each), then one ahead each; the fifth waits.
+            assert on_x1 == [jobs[0].job_id, jobs[2].job_id]
+            assert on_x2 == [jobs[1].job_id, jobs[3].job_id]
+            [last] = (await net.status(job_ids=(jobs[4].job_id,))).jobs
+            assert last.state == JobStatus.QUEUED
+            assert last.detail == "waiting for a free slot: 2 capable executors are busy"
             nursery.cancel_scope.cancel()
 
 

@@ -92,6 +92,7 @@ from .jobs import JobBook, Readiness
 from .journal import AsyncJournal
 from .name_cache import NameCache
 from .outputs import JobOutputs
+from .placement import InputPlacement
 from .redeploy import is_current, requeue, stranded_jobs
 from .registry import MemberInfo, NodeRegistry
 from .relay import DataRelay, with_reply_to
@@ -131,9 +132,12 @@ class BrokerRole:
         """The broker's endpoint (``…/ucp/broker``)."""
         self._clock = clock
         self._lock = trio.Lock()
-        self._registry = NodeRegistry(settings.executor_timeout_s)
+        self._registry = NodeRegistry(
+            settings.executor_timeout_s, dispatch_ahead=settings.dispatch_ahead
+        )
         self._jobs = JobBook()
         self._names = NameCache()
+        self._placement = InputPlacement(self._names)
         self._outputs = JobOutputs()
         self._mailbox: Mailbox | None = None
         self._serving_since = float("inf")
@@ -167,7 +171,9 @@ class BrokerRole:
         journal = await AsyncJournal.open(directory)
         try:
             contents = await journal.load()
-            self._registry = NodeRegistry(self.settings.executor_timeout_s)
+            self._registry = NodeRegistry(
+                self.settings.executor_timeout_s, dispatch_ahead=self.settings.dispatch_ahead
+            )
             self._jobs = JobBook()
             for record in contents.jobs:
                 self._jobs.put(record)
@@ -207,6 +213,7 @@ class BrokerRole:
                 self._lock,
             )
             replicas.load(contents.datastores)
+            self._placement = InputPlacement(self._names, replicas.planner.holders)
             self._relay.replicas = replicas
             self._replicas = replicas
             serving = False
@@ -685,10 +692,13 @@ class BrokerRole:
                 self._set_queued_detail(record, verdict.reason)
                 continue
             now = self._clock()
-            choice = self._registry.choose_executor(record.job.requirements, now)
+            inline = record.submission.inline_data
+            near = self._placement.near(record.job, inline)  # jobs go to their data
+            choice = self._registry.choose_executor(record.job.requirements, now, near=near)
             if choice.node is None:
                 self._set_queued_detail(record, choice.reason)
                 continue
+            self._placement.note_dispatch(record.job, inline, choice.node)
             await self._dispatch(record, choice.node, now)
 
     def _set_queued_detail(self, record: JobRecord, detail: str) -> None:

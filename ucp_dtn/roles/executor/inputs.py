@@ -29,6 +29,7 @@ once (REC polled every 10 s instead, forever).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from ...ucp.job import DataRef, DataSource, InlineData, JobInfo
 from ...ucp.messages import DataGet, DataGetReply, DataItem, DataStatus
 from ...ucp.names import DataName, JobPath, is_wildcard, map_wildcard, name_matches, validate_path
 from ..mailbox import Incoming, Mailbox
+from .input_cache import InputCache
 
 __all__ = [
     "DataFetcher",
@@ -215,10 +217,14 @@ class DataFetcher:
         page_bytes: int = 1 << 20,
         lifetime_s: float | None = None,
         reroute: Callable[[str], str] | None = None,
+        cache: InputCache | None = None,
     ) -> None:
         """``reroute`` maps a destination to where each attempt goes now (a lost broker's
-        successor, :meth:`~ucp_dtn.roles.directory.BrokerDirectory.report_to`)."""
+        successor, :meth:`~ucp_dtn.roles.directory.BrokerDirectory.report_to`). ``cache``:
+        the executor's :class:`~.input_cache.InputCache` — its digests go in each request's
+        ``have``, values left out of a reply come from it, fetched values go into it."""
         self.mailbox = mailbox
+        self.cache = cache
         self.reroute = reroute
         self.timeout_s = timeout_s
         self.attempts = attempts
@@ -248,8 +254,35 @@ class DataFetcher:
     async def fetch(self, broker: str, query: DataName) -> dict[DataName, DataItem]:
         """Every datum ``query`` selects (the newest write of each name); empty when nothing
         matches. Raises :class:`FetchError` when the query cannot be answered."""
+        cache = self.cache
+        have = () if cache is None else cache.have_for(query)
+        found = await self._fetch(broker, query, have)
+        if cache is None:
+            return found
+        missed = False
+        for name, item in list(found.items()):
+            if item.cached and item.digest is not None:
+                data = await trio.to_thread.run_sync(cache.read, item.digest)
+                if data is None:
+                    missed = True  # dropped from the cache meanwhile
+                    break
+                found[name] = dataclasses.replace(item, data=data, cached=False)
+        if missed:
+            logger.info("fetching %r: a cached value went meanwhile; fetching it whole", query)
+            found = await self._fetch(broker, query, ())
+        for name, item in found.items():
+            if item.digest is not None and not item.cached:
+                if await trio.to_thread.run_sync(cache.store, item.digest, item.data):
+                    cache.note(name, item.digest)
+            elif item.digest is not None:
+                cache.note(name, item.digest)
+        return found
+
+    async def _fetch(
+        self, broker: str, query: DataName, have: tuple[bytes, ...]
+    ) -> dict[DataName, DataItem]:
         found: dict[DataName, DataItem] = {}
-        replies = await self._ask(broker, query, None, settle=True)
+        replies = await self._ask(broker, query, None, settle=True, have=have)
         pages: list[tuple[DataGetReply, str]] = list(replies)
         while pages:
             reply, source = pages.pop(0)
@@ -261,6 +294,9 @@ class DataFetcher:
                 if not name_matches(query, item.name):
                     logger.warning("%s: ignoring %r in the reply to %r", source, item.name, query)
                     continue
+                if item.cached and item.digest not in have:
+                    logger.warning("%s: %r comes without its value, unasked", source, item.name)
+                    continue
                 self.bytes += len(item.data)
                 known = found.get(item.name)
                 if known is None or item.written_at >= known.written_at:
@@ -269,7 +305,7 @@ class DataFetcher:
                 continue  # the datum itself: its subkeys are not needed
             if reply.cursor is not None:
                 # A cursor means something only to the datastore that handed it out.
-                pages.extend(await self._ask(source, query, reply.cursor, settle=False))
+                pages.extend(await self._ask(source, query, reply.cursor, settle=False, have=have))
         return found
 
     async def fetch_all(
@@ -296,7 +332,13 @@ class DataFetcher:
         return results
 
     async def _ask(
-        self, destination: str, query: DataName, cursor: str | None, *, settle: bool
+        self,
+        destination: str,
+        query: DataName,
+        cursor: str | None,
+        *,
+        settle: bool,
+        have: tuple[bytes, ...] = (),
     ) -> list[tuple[DataGetReply, str]]:
         """Send one request (retrying) and return its replies with their sources: the first,
         and with ``settle`` whatever else arrives within ``settle_s`` of it."""
@@ -316,6 +358,7 @@ class DataFetcher:
                         query=query,
                         cursor=cursor,
                         max_bytes=self.page_bytes,
+                        have=have,
                     ),
                     lifetime_s=self.lifetime_s if self.lifetime_s is not None else self.timeout_s,
                 )

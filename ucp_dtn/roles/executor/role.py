@@ -87,6 +87,7 @@ from ..endpoints import RoleName, role_endpoint
 from ..heartbeats import HeartbeatDetails, HeartbeatSender
 from ..mailbox import Mailbox
 from ..settings import RoleSettings
+from .input_cache import InputCache
 from .inputs import (
     DataFetcher,
     FetchError,
@@ -142,7 +143,13 @@ class ExecutorStatistics:
     data_requests: int
     """``data-get`` requests sent (pages and retries included)."""
     bytes_fetched: int
-    """Content bytes of fetched named data."""
+    """Content bytes of fetched named data (not counting values the input cache served)."""
+    input_cache_hits: int
+    """Data served from the input cache instead of fetched (:mod:`.input_cache`)."""
+    input_cache_bytes_saved: int
+    """Content bytes served from the input cache instead of fetched."""
+    input_cache_size: int
+    """Bytes the input cache holds now."""
     data_published: int
     """Named results (and large archives) handed to the network with ``data-put``."""
     publish_failures: int
@@ -223,6 +230,7 @@ class ExecutorRole:
         self._informative_lifetime = max(
             3 * settings.heartbeat_interval_s, settings.request_timeout_s
         )
+        self._input_cache = InputCache(Path("inputs"), 0)  # the real one once running
         self._fetcher = DataFetcher(
             self.mailbox,
             timeout_s=settings.request_timeout_s,
@@ -267,6 +275,10 @@ class ExecutorRole:
             await trio.to_thread.run_sync(make_private_directory, base)
         self._base = base
         self._slots = trio.CapacityLimiter(self.max_jobs)
+        cache = InputCache(base / "inputs", self.settings.input_cache_bytes)
+        await trio.to_thread.run_sync(cache.open)
+        self._input_cache = cache
+        self._fetcher.cache = cache
         try:
             journal = await JobJournal.open(None if temporary else base / "journal.sqlite")
             self._journal = journal
@@ -296,6 +308,7 @@ class ExecutorRole:
 
     def statistics(self) -> ExecutorStatistics:
         """A snapshot of the counters."""
+        cache = self._input_cache.statistics()
         return ExecutorStatistics(
             max_jobs=self.max_jobs,
             active=len(self._active),
@@ -309,6 +322,9 @@ class ExecutorRole:
             input_failures=self._input_failures,
             data_requests=self._fetcher.requests,
             bytes_fetched=self._fetcher.bytes,
+            input_cache_hits=cache.hits,
+            input_cache_bytes_saved=cache.bytes_saved,
+            input_cache_size=cache.size,
             data_published=self._publisher.published,
             publish_failures=self._publisher.refused,
             results_sent=self._results_sent,
