@@ -30,6 +30,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,6 +164,36 @@ class InputCache:
 
     def _path(self, digest: bytes) -> Path:
         return self.directory / digest.hex()
+
+    def holds(self, digest: bytes) -> bool:
+        """Whether the value with this digest is here now."""
+        return digest in self._sizes
+
+    def link(self, digest: bytes, target: Path) -> bool:
+        """Make ``target`` a hard link to the value (a copy where links fail), for a file the
+        job cannot write (its standard input); counts a hit. False if the value is gone.
+        Blocking."""
+        with self._lock:
+            size = self._sizes.get(digest)
+            if size is None:
+                return False
+            self._sizes.move_to_end(digest)
+        source = self._path(digest)
+        try:
+            try:
+                os.link(source, target)
+            except OSError as exc:
+                if isinstance(exc, FileNotFoundError):
+                    raise
+                shutil.copyfile(source, target)
+        except OSError as exc:
+            logger.warning("input cache: cannot use %s: %s", digest.hex()[:16], exc)
+            self._forget(digest)
+            return False
+        with self._lock:
+            self.hits += 1
+            self.bytes_saved += size
+        return True
 
     def read(self, digest: bytes) -> bytes | None:
         """The value with this digest, or ``None`` if it is not (or no longer) here; counts a

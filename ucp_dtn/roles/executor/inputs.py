@@ -251,9 +251,13 @@ class DataFetcher:
             waiter.send_nowait(incoming)
         return True
 
-    async def fetch(self, broker: str, query: DataName) -> dict[DataName, DataItem]:
+    async def fetch(
+        self, broker: str, query: DataName, *, keep_cached: bool = False
+    ) -> dict[DataName, DataItem]:
         """Every datum ``query`` selects (the newest write of each name); empty when nothing
-        matches. Raises :class:`FetchError` when the query cannot be answered."""
+        matches. Raises :class:`FetchError` when the query cannot be answered. A value the
+        input cache holds is read from there — or, with ``keep_cached``, left out (the item
+        stays ``cached``, its value in the cache under its digest: the caller links it)."""
         cache = self.cache
         have = () if cache is None else cache.have_for(query)
         found = await self._fetch(broker, query, have)
@@ -262,6 +266,11 @@ class DataFetcher:
         missed = False
         for name, item in list(found.items()):
             if item.cached and item.digest is not None:
+                if keep_cached:
+                    missed = not cache.holds(item.digest)
+                    if missed:
+                        break
+                    continue
                 data = await trio.to_thread.run_sync(cache.read, item.digest)
                 if data is None:
                     missed = True  # dropped from the cache meanwhile
@@ -309,10 +318,15 @@ class DataFetcher:
         return found
 
     async def fetch_all(
-        self, broker: str, queries: list[DataName], *, parallel: int = 4
+        self,
+        broker: str,
+        queries: list[DataName],
+        *,
+        parallel: int = 4,
+        keep_cached: frozenset[DataName] = frozenset(),
     ) -> dict[DataName, dict[DataName, DataItem]]:
-        """:meth:`fetch` each query (a few at once). Raises :class:`FetchError` naming every
-        query that failed."""
+        """:meth:`fetch` each query (a few at once; those in ``keep_cached`` with
+        ``keep_cached``). Raises :class:`FetchError` naming every query that failed."""
         results: dict[DataName, dict[DataName, DataItem]] = {}
         failures: list[str] = []
         limiter = trio.CapacityLimiter(parallel)
@@ -320,7 +334,9 @@ class DataFetcher:
         async def one(query: DataName) -> None:
             async with limiter:
                 try:
-                    results[query] = await self.fetch(broker, query)
+                    results[query] = await self.fetch(
+                        broker, query, keep_cached=query in keep_cached
+                    )
                 except FetchError as exc:
                     failures.append(str(exc))
 
