@@ -590,6 +590,9 @@ class ExecutorRole:
         # Standard input is outside the job's view, read only: a value the input cache holds
         # is linked there, not read and written again (19 MB of audio: ~30 ms).
         stdin_name = job.stdin.name if isinstance(job.stdin, DataRef) else None
+        elsewhere = {s.name for s in (job.wasm, *job.job_data.values()) if isinstance(s, DataRef)}
+        if stdin_name in elsewhere or stdin_name in job.inputs.values():
+            stdin_name = None  # its bytes are needed as a file too
         linkable = frozenset(q for q in queries if q == stdin_name)
         try:
             fetched = await self._fetcher.fetch_all(
