@@ -153,6 +153,7 @@ __all__ = [
     "JobSubmission",
     "MAX_HAVE",
     "MESSAGE_KINDS",
+    "RESULT_TAIL_BYTES",
     "Message",
     "NodeEntry",
     "ResultStatus",
@@ -168,6 +169,9 @@ DIGEST_SIZE = 32
 """Bytes of a content digest (SHA-256) in data items and ``have`` lists."""
 MAX_HAVE = 256
 """Digests one ``data-get`` may list in ``have``."""
+RESULT_TAIL_BYTES = 4096
+"""Bytes of the end of each output stream a ``job-result`` carries at most: a shorter tail is
+the whole stream."""
 PROTOCOL_VERSION = 1
 """The message format version this module writes."""
 SUPPORTED_VERSIONS = (1,)
@@ -587,9 +591,9 @@ class JobResult(UcpMessage):
     message: str = ""
     """One line: the trap or error text, the limit hit; empty on success."""
     stdout_tail: bytes = b""
-    """The end of standard output (bounded)."""
+    """The end of standard output (:data:`RESULT_TAIL_BYTES` at most; shorter: all of it)."""
     stderr_tail: bytes = b""
-    """The end of standard error (bounded)."""
+    """The end of standard error (:data:`RESULT_TAIL_BYTES` at most; shorter: all of it)."""
     archive: bytes | None = None
     """The zip of the job's ``zip_results``, when small enough to travel here."""
     archive_ref: DataName | None = None

@@ -234,13 +234,15 @@ async def test_capable_executor_runs_the_job_and_the_first_result_wins() -> None
             job = make_job(name="gpu", requirements=Requirements(extra={"gpu": True}))
             accepted = await net.submit(job)
             assert accepted.broker == net.to and not accepted.duplicate
-            await net.state(job, JobStatus.QUEUED)
             dispatch = await net.x2.expect(JobDispatch)
             assert dispatch.job == job and dispatch.attempt == 1
             assert dispatch.client == net.client.endpoint and dispatch.broker == net.to
             dispatched = await net.state(job, JobStatus.DISPATCHED)
             assert dispatched.executor == net.x2.endpoint
             assert not net.x1.got(JobDispatch)
+            # Dispatched at once: no "queued" state went to the client before "dispatched".
+            states = [m.state for m in net.client.got(JobState)]
+            assert JobStatus.QUEUED not in states, states
 
             await net.x2.send(net.to, JobState(job.job_id, JobStatus.RUNNING, at=0.0))
             await net.state(job, JobStatus.RUNNING)

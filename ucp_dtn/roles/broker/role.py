@@ -54,6 +54,7 @@ from ...agent import AgentError, BundleNode, NodeNotRunningError
 from ...store import StoreClosedError, StoreFullError
 from ...ucp.errors import UcpUsageError
 from ...ucp.messages import (
+    RESULT_TAIL_BYTES,
     BrokerSync,
     DataDelete,
     DataFreeSpace,
@@ -390,9 +391,12 @@ class BrokerRole:
         self._peering.soon()
         logger.info("job %s (%s) accepted from %s", job.job_id, job.name, incoming.source)
         await self._send(incoming.source, accepted, lifetime_s=_REPLY_LIFETIME_S)
-        await self._announce(record)
         # Only the new job and the jobs waiting for it can have become runnable.
         await self._schedule([record, *self._jobs.dependents(record.job_id)])
+        # A job dispatched (or rejected) at once was announced so: "queued" only if it waits.
+        current = self._jobs.get(record.job_id)
+        if current is not None and current.state == JobStatus.QUEUED:
+            await self._announce(current)
 
     async def _on_job_state(self, incoming: Incoming, message: JobState) -> None:
         record = self._jobs.get(message.job_id) or await self._succession_or_fail().take_over(
@@ -463,6 +467,17 @@ class BrokerRole:
         )
         await self._save(record)
         self._counts["results"] += 1
+        short = max(len(message.stdout_tail), len(message.stderr_tail)) < RESULT_TAIL_BYTES
+        if short and not self._outputs.knows(record.job_id):
+            # A short job's executor sends no job-output: the tails are the whole streams.
+            self._outputs.add(
+                record.job_id,
+                message.attempt,
+                stdout_at=0,
+                stdout=message.stdout_tail,
+                stderr_at=0,
+                stderr=message.stderr_tail,
+            )
         if record.executor is not None:
             self._registry.note_finished(_node(record.executor), record.job_id)
         logger.info("job %s %s", record.job_id, detail)

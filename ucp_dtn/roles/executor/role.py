@@ -63,6 +63,7 @@ from ...store.sqlite_files import make_private_directory
 from ...ucp.capabilities import Capabilities
 from ...ucp.job import DataRef
 from ...ucp.messages import (
+    RESULT_TAIL_BYTES,
     DataGetReply,
     DataReply,
     JobCancel,
@@ -107,7 +108,7 @@ __all__ = ["ExecutorRole", "ExecutorStatistics"]
 
 logger = logging.getLogger(__name__)
 
-TAIL_BYTES = 4096
+TAIL_BYTES = RESULT_TAIL_BYTES
 """Bytes of the end of stdout and of stderr that travel in the ``job-result``."""
 KEEP_FAILED_DIRS = 8
 """Job directories of failed jobs kept for inspection (the oldest go first)."""
@@ -670,7 +671,13 @@ class ExecutorRole:
             watching.cancel_scope.cancel()
         run_time = trio.current_time() - began
         finished_at = self._clock()
-        await self._send_output(broker, follower)  # the end of both streams, before the result
+        # The end of both streams, before the result -- unless nothing was sent while it ran
+        # and the result's tails hold all of it (most short jobs): the broker takes its log
+        # from those, one bundle less per job.
+        if follower.sent_any or not await trio.to_thread.run_sync(
+            lambda: _fits_tails(tree.stdout_path, tree.stderr_path)
+        ):
+            await self._send_output(broker, follower)
 
         began = trio.current_time()
         # The captured streams go into the archive as "stdout" and "stderr", except a stream
@@ -797,6 +804,17 @@ class ExecutorRole:
             fuel_consumed=run.fuel_consumed,
             attempt=dispatch.attempt,
         )
+
+
+def _fits_tails(*paths: Path) -> bool:
+    """Whether each file (missing: empty) is shorter than a result's tail."""
+    for path in paths:
+        try:
+            if path.stat().st_size >= TAIL_BYTES:
+                return False
+        except FileNotFoundError:
+            continue
+    return True
 
 
 def _tail(path: Path) -> bytes:
