@@ -50,6 +50,7 @@ from ..ucp.messages import UcpMessage
 from .data import get_data
 from .errors import ClientError, NoReply
 from .journal import JobEntry
+from .node import JobEvent
 from .session import ClientSession
 
 __all__ = [
@@ -307,27 +308,42 @@ async def wait_for_jobs(
     listeners (:meth:`ClientSession.watch`)."""
     deadline = trio.current_time() + timeout_s
     next_poll = trio.current_time() + _RESULT_GRACE_S
-    known: dict[uuid.UUID, JobEntry] = {}
-    while True:
-        change = session.next_change()
-        # A settled job stays settled: read again only the others, all in one journal call.
-        unsettled = [i for i in job_ids if i not in known or not known[i].settled]
-        known.update(await session.journal.get_many(unsettled))
-        entries = [known[i] for i in job_ids if i in known]
-        now = trio.current_time()
-        if all(entry.settled for entry in entries) or now >= deadline:
-            fresh = await session.journal.get_many(job_ids)  # as they stand now, all of them
-            return [fresh[i] for i in job_ids if i in fresh]
-        if now >= next_poll:
-            next_poll = now + poll_s
-            if await session.find_broker(0) is not None:
-                try:
-                    await refresh(session, entries)
-                except NoReply as exc:
-                    logger.info("status poll: %s", exc)
-                continue
-        with trio.move_on_at(min(deadline, next_poll)):
-            await change.wait()
+    wanted = set(job_ids)
+    changed: set[uuid.UUID] = set()
+
+    def note(event: JobEvent) -> None:
+        if event.entry.job_id in wanted:
+            changed.add(event.entry.job_id)
+
+    # Read again only the jobs the client heard about since the last look, in one journal
+    # call (a plan of N jobs hears ~5N messages: reading every job at each was O(N^2)).
+    session.client.watch(note)
+    try:
+        known: dict[uuid.UUID, JobEntry] = {}
+        reread = list(job_ids)
+        while True:
+            change = session.next_change()
+            reread.extend(changed)
+            changed.clear()
+            known.update(await session.journal.get_many(reread))
+            reread = []
+            entries = [known[i] for i in job_ids if i in known]
+            now = trio.current_time()
+            if all(entry.settled for entry in entries) or now >= deadline:
+                return entries
+            if now >= next_poll:
+                next_poll = now + poll_s
+                if await session.find_broker(0) is not None:
+                    try:
+                        await refresh(session, entries)
+                    except NoReply as exc:
+                        logger.info("status poll: %s", exc)
+                    reread = [i for i in job_ids if i not in known or not known[i].settled]
+                    continue
+            with trio.move_on_at(min(deadline, next_poll)):
+                await change.wait()
+    finally:
+        session.client.unwatch(note)
 
 
 @dataclass(frozen=True, slots=True)
