@@ -649,6 +649,10 @@ class Heartbeat(UcpMessage):
     """Free bytes of its datastore (datastores)."""
     store_used: int | None = None
     """Bytes its datastore holds (datastores)."""
+    started: tuple[uuid.UUID, ...] = ()
+    """Executors: the jobs of :attr:`running_jobs` that hold a slot (have started). A broker
+    marks a job it dispatched here RUNNING when it is listed, so an executor need not send a
+    ``job-state`` for a short job (:mod:`ucp_dtn.roles.executor`)."""
 
     @property
     def load(self) -> float:

@@ -341,6 +341,29 @@ async def test_with_dispatch_ahead_a_busy_executor_gets_one_more_job_to_queue() 
             nursery.cancel_scope.cancel()
 
 
+async def test_a_heartbeat_listing_a_started_job_marks_it_running() -> None:
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            net = await open_net(nursery)
+            await net.x1.heartbeat(net.to, max_jobs=1)
+            await wait_until(lambda: net.broker.statistics().executors == 1)
+            job, other = make_job(name="short"), make_job(name="elsewhere")
+            await net.submit(job)
+            await net.x1.expect(JobDispatch)
+            # Only the executor it went to counts, and only for its own job.
+            await net.x2.heartbeat(
+                net.to, max_jobs=1, running_jobs=(job.job_id,), started=(job.job_id,)
+            )
+            await net.x1.heartbeat(
+                net.to, max_jobs=1, running_jobs=(job.job_id, other.job_id), started=(job.job_id,)
+            )
+            running = await net.state(job, JobStatus.RUNNING)
+            assert running.executor == net.x1.endpoint
+            [entry] = (await net.status(job_ids=(job.job_id,))).jobs
+            assert entry.state == JobStatus.RUNNING
+            nursery.cancel_scope.cancel()
+
+
 async def test_after_dependencies_wait_release_and_propagate_failure() -> None:
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:

@@ -334,6 +334,24 @@ PINNED_MESSAGES = [
         id="heartbeat-minimal-capabilities",
     ),
     pytest.param(
+        Heartbeat(
+            "dtn://exec-1/",
+            Role.EXECUTOR,
+            2,
+            AT,
+            5.0,
+            running_jobs=(JOB_ID, OTHER_ID),
+            max_jobs=1,
+            started=(JOB_ID,),
+        ),
+        "aa617601617469686561727462656174646e6f64656d64746e3a2f2f657865632d312f"
+        "65726f6c6573026873657175656e6365026773656e742d6174fb41d954fc4020000068"
+        "696e74657276616cfb40140000000000006772756e6e696e6782501234567812345678"
+        "12345678123456785087654321432187654321876543218765686d61782d6a6f627301"
+        "6773746172746564815012345678123456781234567812345678",
+        id="heartbeat-started",
+    ),
+    pytest.param(
         Heartbeat("dtn://store-2/", Role.DATASTORE, 0, AT, 10.0),
         "a7617601617469686561727462656174646e6f64656e64746e3a2f2f73746f72652d32"
         "2f65726f6c6573046873657175656e6365006773656e742d6174fb41d954fc40200000"

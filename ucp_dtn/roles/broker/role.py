@@ -424,14 +424,19 @@ class BrokerRole:
             return
         if record.state == JobStatus.RUNNING:
             return
+        await self._mark_running(record, incoming.source, message.detail)
+
+    async def _mark_running(
+        self, record: JobRecord, executor: str | EndpointID, detail: str = ""
+    ) -> None:
         now = self._clock()
         record = dataclasses.replace(
             record,
             state=JobStatus.RUNNING,
             updated_at=now,
             started_at=now,
-            executor=str(role_endpoint(incoming.source, RoleName.EXECUTOR)),
-            detail=message.detail or "running",
+            executor=str(role_endpoint(executor, RoleName.EXECUTOR)),
+            detail=detail or "running",
         )
         await self._save(record)
         await self._announce(record)
@@ -545,6 +550,17 @@ class BrokerRole:
             await self._replicas_or_fail().heartbeat(node, Role.DATASTORE in new, now)
             await self._relay_or_fail().flush()
         if message.roles & Role.EXECUTOR:
+            # Its heartbeat lists the jobs that started there (short ones send no job-state).
+            node = _node(message.node)
+            for job_id in message.started:
+                record = self._jobs.get(job_id)
+                if (
+                    record is not None
+                    and record.state == JobStatus.DISPATCHED
+                    and record.result is None
+                    and is_current(record, node)
+                ):
+                    await self._mark_running(record, message.node)
             await self._schedule()
 
     def _on_data_reply(self, incoming: Incoming, message: DataReply) -> None:

@@ -114,6 +114,9 @@ KEEP_FAILED_DIRS = 8
 """Job directories of failed jobs kept for inspection (the oldest go first)."""
 KEEP_FINISHED_JOBS = 1000
 """Finished jobs the journal remembers for deduplication (besides the age limit)."""
+RUNNING_REPORT_DELAY_S = 0.5
+"""A job that holds a slot this long is reported ``running`` to its broker at once; a shorter
+one is not (its result follows), and the next heartbeat lists it as started anyway."""
 _PRUNE_EVERY = 50
 _ARCHIVE_SEGMENT = "archive"
 
@@ -229,6 +232,7 @@ class ExecutorRole:
         self._slots: trio.CapacityLimiter | None = None
         self._active: dict[uuid.UUID, _ActiveJob] = {}
         self._failed_dirs: collections.deque[Path] = collections.deque()
+        self._nursery: trio.Nursery | None = None
         self._informative_lifetime = max(
             3 * settings.heartbeat_interval_s, settings.request_timeout_s
         )
@@ -291,6 +295,7 @@ class ExecutorRole:
                         await nursery.start(pool.run)
                         self._pool = pool
                     await nursery.start(self.mailbox.run)
+                    self._nursery = nursery
                     await self._resume(nursery)
                     nursery.start_soon(self._heartbeats.run)
                     nursery.start_soon(self._serve, nursery)
@@ -302,6 +307,7 @@ class ExecutorRole:
                     )
                     task_status.started()
             finally:
+                self._nursery = None
                 self._active.clear()
                 await journal.aclose()
         finally:
@@ -474,6 +480,19 @@ class ExecutorRole:
         )
         await self._send(broker, state, lifetime_s=self._informative_lifetime)
 
+    async def _report_running(self, scope: trio.CancelScope, dispatch: JobDispatch) -> None:
+        """Tell the job's broker it runs, after :data:`RUNNING_REPORT_DELAY_S` (the job's end
+        cancels ``scope`` before that for a short job)."""
+        with scope:
+            await trio.sleep(RUNNING_REPORT_DELAY_S)
+            broker = self.directory.report_to(dispatch.broker)
+            await self._send_state(broker, dispatch.job.job_id, dispatch.attempt)
+
+    def _nursery_or_fail(self) -> trio.Nursery:
+        if self._nursery is None:
+            raise RuntimeError("the executor is not running")
+        return self._nursery
+
     async def _send_result(self, broker: str, result: JobResult) -> bool:
         sent = await self._send(
             broker, result, custody=True, lifetime_s=self.settings.result_lifetime_s
@@ -497,6 +516,7 @@ class ExecutorRole:
         """The jobs and slots for the next heartbeat; the brokers of running jobs hear it too."""
         return HeartbeatDetails(
             running_jobs=tuple(sorted(self._active, key=str)),
+            started=tuple(sorted((i for i, j in self._active.items() if j.running), key=str)),
             max_jobs=self.max_jobs,
             extra_brokers=tuple(
                 sorted(
@@ -523,12 +543,14 @@ class ExecutorRole:
                 async with self._slots:
                     active.running = True
                     queued = trio.current_time() - arrived
-                    await self._send_state(
-                        self.directory.report_to(dispatch.broker), job.job_id, dispatch.attempt
-                    )
+                    # "running" goes to the broker only if the job still runs a moment later:
+                    # a short job's result says it all, and the heartbeats list what started.
+                    report = trio.CancelScope()
+                    self._nursery_or_fail().start_soon(self._report_running, report, dispatch)
                     try:
                         run = await self._execute(dispatch, tree)
                     finally:
+                        report.cancel()
                         active.running = False
                 run.timings["queued"] = queued
                 result = await self._publish(dispatch, tree, run)
