@@ -221,17 +221,32 @@ async def _wait_accepted(
     session: ClientSession, job_ids: Sequence[uuid.UUID], wait_s: float
 ) -> dict[uuid.UUID, JobEntry]:
     accepted: dict[uuid.UUID, JobEntry] = {}
-    while True:
-        change = session.next_change()
-        for job_id in job_ids:
-            entry = await session.journal.get(job_id)
-            if entry is not None and entry.accepted_by is not None:
-                accepted[job_id] = entry
-        if len(accepted) == len(job_ids):
-            break
-        # The submissions may queue behind large uploads: wait while those move.
-        if await wait_while_arriving(_waiter(change), wait_s, session.activity) is None:
-            break
+    wanted = set(job_ids)
+    changed: set[uuid.UUID] = set()
+
+    def note(event: JobEvent) -> None:
+        if event.entry.job_id in wanted:
+            changed.add(event.entry.job_id)
+
+    # As wait_for_jobs: read again, in one call, only the jobs heard about since the last look.
+    session.client.watch(note)
+    try:
+        reread = list(job_ids)
+        while True:
+            change = session.next_change()
+            reread.extend(changed)
+            changed.clear()
+            for job_id, entry in (await session.journal.get_many(reread)).items():
+                if entry.accepted_by is not None:
+                    accepted[job_id] = entry
+            reread = []
+            if len(accepted) == len(job_ids):
+                break
+            # The submissions may queue behind large uploads: wait while those move.
+            if await wait_while_arriving(_waiter(change), wait_s, session.activity) is None:
+                break
+    finally:
+        session.client.unwatch(note)
     return accepted
 
 
