@@ -9,7 +9,11 @@ or pattern becomes one query (:func:`queries_for`).
 
 :class:`DataFetcher` runs a query: a ``data-get`` to the dispatching broker, which relays it to
 the datastores; the replies come straight from the datastores (one each, when the broker asks
-several: they are merged), one page at a time. The next page is asked of the datastore that
+several: they are merged), one page at a time. The request lists in ``have`` the digests the
+executor's input cache holds for the names the query selects; a datum whose current value has
+one of them comes without its bytes (``cached``) and is read from the cache (or, for standard
+input, linked from it by the caller), and fetched values go into the cache
+(:mod:`.input_cache`). The next page is asked of the datastore that
 handed out the cursor (a cursor means nothing to anyone else). A request without an answer in
 time, or answered ``unavailable``, is retried a few times; then the query fails with
 :class:`FetchError`.

@@ -15,8 +15,11 @@ The role lives on ``…/ucp/executor`` of its node and does four things:
   bundle is confirmed; a job the journal already knows is a duplicate and is answered from it
   (``job-state`` running, or its recorded result again) instead of running twice.
 * **Jobs** — each job runs in its own task; at most ``max_jobs`` at once hold a slot (the worker
-  pool has as many workers). With a slot the job reports ``running`` to its broker, fetches its
-  named data through that broker (:mod:`.inputs`), builds its job directory (:mod:`.jobdir`),
+  pool has as many workers). With a slot the job fetches its named data through its broker
+  (:mod:`.inputs`; values already in the input cache, :mod:`.input_cache`, are not sent again),
+  reports ``running`` to the broker if it still runs :data:`RUNNING_REPORT_DELAY_S` later (the
+  heartbeats list every job that started: a short job's result says the rest), builds its job
+  directory (:mod:`.jobdir`),
   runs in the :class:`~ucp_dtn.ucp.runtime.WorkerPool` under its limits (defaults: 60 s,
   256 MiB, no fuel budget) and collects the results archive and the named results
   (:mod:`.results`). After giving the slot back it publishes the named results (``data-put``
