@@ -723,14 +723,19 @@ class BrokerRole:
                 self._set_queued_detail(record, verdict.reason)
                 continue
             now = self._clock()
-            inline = record.submission.inline_data
-            near = self._placement.near(record.job, inline)  # jobs go to their data
-            choice = self._registry.choose_executor(record.job.requirements, now, near=near)
+            choice = self._registry.choose_executor(record.job.requirements, now)
             if choice.node is None:
                 self._set_queued_detail(record, choice.reason)
                 continue
-            self._placement.note_dispatch(record.job, inline, choice.node)
-            await self._dispatch(record, choice.node, now)
+            # Jobs go to their data: worked out only for a job that can go somewhere now.
+            inline = record.submission.inline_data
+            near = self._placement.near(record.job, inline)
+            node = choice.node
+            if near:
+                nearer = self._registry.choose_executor(record.job.requirements, now, near=near)
+                node = nearer.node or node  # the same executors have room
+            self._placement.note_dispatch(record.job, inline, node)
+            await self._dispatch(record, node, now)
 
     def _set_queued_detail(self, record: JobRecord, detail: str) -> None:
         # Why a job waits changes with every heartbeat: kept in memory, not journalled.
