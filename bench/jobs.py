@@ -18,11 +18,16 @@
      ``ucp run`` (whole command, including its process start) with the audio as named data in
      the plan; the client library in-process (``submit_plan`` + ``wait_for_jobs`` +
      ``collect_results``) with the audio in the plan; and the same with the audio already in
-     the datastore (uploaded before the clock starts). The worker has run the module once
-     before (warm-up), so it is compiled and cached there as in the wasmtime row.
+     the datastore (uploaded before the clock starts): its first run, whose worker fetches the
+     19 MB (its input cache is cold), and ``--repeats`` later runs, which find the audio in the
+     worker's input cache (the datastore confirms the digest; no bytes move). The worker has
+     run the module once before (warm-up), so it is compiled and cached there as in the
+     wasmtime row.
 
-   The ratio platform / plain wasmtime is the target (<= 1.10). The executor's own account of
-   the platform job (input fetch, run, collect) is printed beside it.
+   The ratio platform / plain wasmtime of the later runs on stored audio is the target
+   (<= 1.10); the other rows show how far the first run and an upload with the plan are. The
+   executor's own account of the platform job (input fetch, run, collect) is printed beside
+   it.
 
 2. **Trivial job latency**: a module whose ``_start`` writes ``ok`` (the wasm travels inside the
    job-submission bundle); submission to result at the client, repeated: through ``ucp run``
@@ -30,10 +35,12 @@
    library in one process. Target: median < 100 ms.
 
 3. **Jobs per second**: one plan of ``--jobs`` trivial jobs through the client library,
-   submission of the plan to the last result at the client.
+   submission of the plan to the last result at the client, ``--many-repeats`` times (target
+   >= 100 jobs/s).
 
 Medians over ``--repeats`` runs (the machine is shared). Run:
-``.venv/bin/python bench/jobs.py [--seconds 600] [--repeats 3] [--latency-runs 20] [--jobs 100]``.
+``.venv/bin/python bench/jobs.py [--seconds 600] [--repeats 3] [--latency-runs 20] [--jobs 100]
+[--many-repeats 3]``.
 Exits 0 (also when targets are missed; the table says so).
 """
 
@@ -86,6 +93,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CLASSIFIER = ROOT / "workloads" / "classifier"
 TARGET_RATIO = 1.10
 TARGET_LATENCY_MS = 100.0
+TARGET_JOBS_PER_S = 100.0
 UNLIMITED_FUEL = 2**64 - 1  # what the sandbox sets when a job has no fuel budget
 
 TRIVIAL_WAT = """
@@ -388,8 +396,14 @@ async def platform_figures(args: argparse.Namespace, platform_: Platform) -> dic
             notes = check_labels(scene, stdouts[0], "stored") + "; " + executor_account(results[0])
             return elapsed
 
+        # The first job on the stored audio fetches it (the worker's input cache is cold);
+        # the later ones find it in the cache (issue #16: jobs go to their data).
+        rows["stored-first"] = Row(
+            "platform: library, audio stored, first run", await timed(1, stored_once)
+        )
+        rows["stored-first"].note = notes
         rows["stored"] = Row(
-            "platform: client library, audio already stored",
+            "platform: library, audio stored, later runs",
             await timed(args.repeats, stored_once),
         )
         rows["stored"].note = notes
@@ -410,11 +424,16 @@ async def platform_figures(args: argparse.Namespace, platform_: Platform) -> dic
         )
 
         # 3. jobs per second
-        plan = platform_.plan(trivial_plan(args.jobs))
-        elapsed, stdouts, _ = await library_run(session, plan, platform_.base / "many")
-        if stdouts != ["ok\n"] * args.jobs:
-            raise RuntimeError("a trivial job printed something else")
-        rows["many"] = Row(f"{args.jobs} trivial jobs in one plan", [elapsed])
+        async def many_once(number: int) -> float:
+            plan = platform_.plan(trivial_plan(args.jobs))
+            elapsed, stdouts, _ = await library_run(session, plan, platform_.base / f"m{number}")
+            if stdouts != ["ok\n"] * args.jobs:
+                raise RuntimeError("a trivial job printed something else")
+            return elapsed
+
+        rows["many"] = Row(
+            f"{args.jobs} trivial jobs in one plan", await timed(args.many_repeats, many_once)
+        )
 
     # 2b. trivial job latency through ucp run (a Python process per job)
     async def trivial_cli_once(number: int) -> float:
@@ -462,6 +481,9 @@ def main() -> None:
         "--cli-latency-runs", type=int, default=10, help="trivial jobs timed through ucp run (10)"
     )
     parser.add_argument("--jobs", type=int, default=100, help="jobs in the throughput plan (100)")
+    parser.add_argument(
+        "--many-repeats", type=int, default=3, help="runs of the throughput plan (3)"
+    )
     args = parser.parse_args()
 
     print("bench/jobs.py: the audio classifier natively, under wasmtime and through the platform")
@@ -497,14 +519,17 @@ def main() -> None:
     print(f"== 1. audio classifier, {args.seconds / 60:g} minutes of audio")
     if skipped:
         print(skipped)
-    print_rows([*local, rows["cli"], rows["lib"], rows["stored"], rows["upload"]])
+    print_rows(
+        [*local, rows["cli"], rows["lib"], rows["stored-first"], rows["stored"], rows["upload"]]
+    )
     print()
     if isinstance(native, Row):
         print(f"plain wasmtime / native:  {wasm_run / native.median:5.2f}x")
     for key, what in (
         ("cli", "ucp run, audio in the plan"),
         ("lib", "library, audio in the plan"),
-        ("stored", "library, audio already stored"),
+        ("stored-first", "library, audio stored, first run"),
+        ("stored", "library, audio stored, later runs"),
     ):
         ratio = rows[key].median / wasm_run
         verdict = "met" if ratio <= TARGET_RATIO else "MISSED"
@@ -525,9 +550,15 @@ def main() -> None:
             f"{TARGET_LATENCY_MS:g} ms: {verdict})"
         )
 
-    many = rows["many"].seconds[0]
-    print(f"\n== 3. throughput: {args.jobs} trivial jobs in one plan")
-    print(f"{many:.2f} s from submission to the last result: {args.jobs / many:.1f} jobs/s")
+    many = rows["many"]
+    print(f"\n== 3. throughput: {args.jobs} trivial jobs in one plan, {len(many.seconds)} runs")
+    rates = sorted(args.jobs / seconds for seconds in many.seconds)
+    verdict = "met" if statistics.median(rates) >= TARGET_JOBS_PER_S else "MISSED"
+    print(
+        f"submission to the last result: median {many.median:.2f} s = "
+        f"{args.jobs / many.median:.1f} jobs/s (runs: {', '.join(f'{r:.1f}' for r in rates)}; "
+        f"target >= {TARGET_JOBS_PER_S:g} jobs/s: {verdict})"
+    )
     print(f"\nwhole bench: {time.perf_counter() - began_all:.0f} s")
 
 

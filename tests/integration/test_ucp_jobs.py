@@ -46,7 +46,7 @@ async def test_three_jobs_where_the_third_consumes_the_first_two(
     assert done.returncode == 0, explain(done)
     text = done.stdout.decode()
     assert "3 jobs accepted by dtn://hub/ucp/broker" in text
-    assert re.search(r"^third \([0-9a-f]{8}\): running on dtn://hub/ucp/executor$", text, re.M)
+    assert re.search(r"^third \([0-9a-f]{8}\): dispatched to dtn://hub/ucp/executor$", text, re.M)
     assert (out / "third" / "result.txt").read_text() == "alpha\nbeta\n"
     assert (out / "third" / "stdout").read_text() == "cat: ok\n"
     # The first two published their results; their archives hold only stdout and stderr.

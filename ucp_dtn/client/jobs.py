@@ -50,6 +50,7 @@ from ..ucp.messages import UcpMessage
 from .data import get_data
 from .errors import ClientError, NoReply
 from .journal import JobEntry
+from .node import JobEvent
 from .session import ClientSession
 
 __all__ = [
@@ -220,17 +221,32 @@ async def _wait_accepted(
     session: ClientSession, job_ids: Sequence[uuid.UUID], wait_s: float
 ) -> dict[uuid.UUID, JobEntry]:
     accepted: dict[uuid.UUID, JobEntry] = {}
-    while True:
-        change = session.next_change()
-        for job_id in job_ids:
-            entry = await session.journal.get(job_id)
-            if entry is not None and entry.accepted_by is not None:
-                accepted[job_id] = entry
-        if len(accepted) == len(job_ids):
-            break
-        # The submissions may queue behind large uploads: wait while those move.
-        if await wait_while_arriving(_waiter(change), wait_s, session.activity) is None:
-            break
+    wanted = set(job_ids)
+    changed: set[uuid.UUID] = set()
+
+    def note(event: JobEvent) -> None:
+        if event.entry.job_id in wanted:
+            changed.add(event.entry.job_id)
+
+    # As wait_for_jobs: read again, in one call, only the jobs heard about since the last look.
+    session.client.watch(note)
+    try:
+        reread = list(job_ids)
+        while True:
+            change = session.next_change()
+            reread.extend(changed)
+            changed.clear()
+            for job_id, entry in (await session.journal.get_many(reread)).items():
+                if entry.accepted_by is not None:
+                    accepted[job_id] = entry
+            reread = []
+            if len(accepted) == len(job_ids):
+                break
+            # The submissions may queue behind large uploads: wait while those move.
+            if await wait_while_arriving(_waiter(change), wait_s, session.activity) is None:
+                break
+    finally:
+        session.client.unwatch(note)
     return accepted
 
 
@@ -307,24 +323,42 @@ async def wait_for_jobs(
     listeners (:meth:`ClientSession.watch`)."""
     deadline = trio.current_time() + timeout_s
     next_poll = trio.current_time() + _RESULT_GRACE_S
-    while True:
-        change = session.next_change()
-        entries = [e for e in [await session.journal.get(i) for i in job_ids] if e is not None]
-        if all(entry.settled for entry in entries):
-            return entries
-        now = trio.current_time()
-        if now >= deadline:
-            return entries
-        if now >= next_poll:
-            next_poll = now + poll_s
-            if await session.find_broker(0) is not None:
-                try:
-                    await refresh(session, entries)
-                except NoReply as exc:
-                    logger.info("status poll: %s", exc)
-                continue
-        with trio.move_on_at(min(deadline, next_poll)):
-            await change.wait()
+    wanted = set(job_ids)
+    changed: set[uuid.UUID] = set()
+
+    def note(event: JobEvent) -> None:
+        if event.entry.job_id in wanted:
+            changed.add(event.entry.job_id)
+
+    # Read again only the jobs the client heard about since the last look, in one journal
+    # call (a plan of N jobs hears ~5N messages: reading every job at each was O(N^2)).
+    session.client.watch(note)
+    try:
+        known: dict[uuid.UUID, JobEntry] = {}
+        reread = list(job_ids)
+        while True:
+            change = session.next_change()
+            reread.extend(changed)
+            changed.clear()
+            known.update(await session.journal.get_many(reread))
+            reread = []
+            entries = [known[i] for i in job_ids if i in known]
+            now = trio.current_time()
+            if all(entry.settled for entry in entries) or now >= deadline:
+                return entries
+            if now >= next_poll:
+                next_poll = now + poll_s
+                if await session.find_broker(0) is not None:
+                    try:
+                        await refresh(session, entries)
+                    except NoReply as exc:
+                        logger.info("status poll: %s", exc)
+                    reread = [i for i in job_ids if i not in known or not known[i].settled]
+                    continue
+            with trio.move_on_at(min(deadline, next_poll)):
+                await change.wait()
+    finally:
+        session.client.unwatch(note)
 
 
 @dataclass(frozen=True, slots=True)

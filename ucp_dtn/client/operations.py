@@ -124,8 +124,9 @@ def progress(event: JobEvent) -> str | None:
     if isinstance(message, JobState):
         state = message.state
         word = state.name.lower() if isinstance(state, JobStatus) else f"state {state}"
-        if state == JobStatus.DISPATCHED:
-            return None  # "running" follows at once
+        if state == JobStatus.DISPATCHED and message.executor:
+            # A short job reports no "running" (its result follows at once): say where it went.
+            return f"dispatched to {message.executor}"
         if state in (JobStatus.DONE, JobStatus.FAILED) and entry.result is not None:
             return None  # the result's line said it
         if state == JobStatus.RUNNING and message.executor:

@@ -221,6 +221,21 @@ REPLICA_DEFAULT: Kind[ReplicaDefault] = Kind(
     from_entry=_replica_default,
     expected_many="a table PREFIX = N",
 )
+
+
+def _jobs_ahead(text: object) -> int:
+    try:
+        value = int(str(text))
+    except ValueError:
+        raise ValueError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise ValueError(f"must not be negative, got {value}")
+    return value
+
+
+JOBS_AHEAD: Kind[int] = Kind(
+    "N", _jobs_ahead, "an integer", toml_types=(int,), from_toml=_jobs_ahead
+)
 CAPABILITY: Kind[Capability] = Kind(
     "KEY=VALUE",
     _parse_capability,
@@ -481,6 +496,22 @@ SETTINGS = SettingsTable(
             "jobs an executor runs at once",
             feeds=("role.max_jobs",),
             default_help="CPU cores",
+            example="2",
+        ),
+        Setting(
+            "input_cache",
+            SIZE.within(0, _PIB),
+            "executors: fetched named data kept by content so that later jobs on the same "
+            "data fetch nothing (least recently used goes first); 0 keeps none",
+            feeds=("role.input_cache_bytes",),
+            example="4GiB",
+        ),
+        Setting(
+            "dispatch_ahead",
+            JOBS_AHEAD.within(0, 1000),
+            "brokers: jobs an executor may be sent beyond its free slots, to wait there, when "
+            "no capable executor has one free (many short jobs run back to back); 0: never",
+            feeds=("role.dispatch_ahead",),
             example="2",
         ),
         Setting(

@@ -84,6 +84,12 @@ _EXECUTOR_COUNTERS = (
     ("failed", "executor_jobs_failed", "Jobs finished with a result that is not OK."),
     ("input_failures", "executor_input_failures", "Jobs failed for missing named data."),
     ("bytes_fetched", "executor_fetched_bytes", "Content bytes of fetched named data."),
+    ("input_cache_hits", "executor_input_cache_hits", "Inputs served from the input cache."),
+    (
+        "input_cache_bytes_saved",
+        "executor_input_cache_saved_bytes",
+        "Content bytes the input cache spared fetching.",
+    ),
     ("data_published", "executor_data_published", "Named results handed to the network."),
 )
 

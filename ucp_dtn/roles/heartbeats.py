@@ -55,6 +55,8 @@ class HeartbeatDetails:
 
     running_jobs: tuple[uuid.UUID, ...] = ()
     """Executors: the jobs running (or waiting for a slot) now."""
+    started: tuple[uuid.UUID, ...] = ()
+    """Executors: those of :attr:`running_jobs` holding a slot."""
     max_jobs: int = 0
     """Executors: jobs run at once; 0 for any other role."""
     store_free: int | None = None
@@ -140,6 +142,7 @@ class HeartbeatSender:
             broker=known[0] if known else None,
             store_free=details.store_free,
             store_used=details.store_used,
+            started=details.started,
         )
         sent = 0
         for broker in brokers:

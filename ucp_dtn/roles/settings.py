@@ -37,6 +37,13 @@ class RoleSettings:
     """A broker drops an executor or datastore it has not heard from for this long."""
     max_jobs: int | None = None
     """Jobs an executor runs at once; ``None``: its CPU core count."""
+    input_cache_bytes: int = 1024**3
+    """Executors: bytes of fetched named data kept by content (SHA-256) so that later jobs on
+    the same data fetch nothing (``<workdir>/executor/inputs``); 0: none kept."""
+    dispatch_ahead: int = 1
+    """Brokers: jobs an executor may be sent beyond its free slots (they wait there for a
+    slot), so that it starts the next job as soon as one ends instead of after a round trip;
+    only when no capable executor has a free slot; 0: never."""
     output_interval_s: float = 1.0
     """How often an executor sends a running job's new output to its broker (``job-output``,
     for ``ucp logs``); 0: none while the job runs (its result still carries the end of both
@@ -94,6 +101,10 @@ class RoleSettings:
             raise ValueError("promote_probability must be between 0 and 1")
         if not self.output_interval_s >= 0:
             raise ValueError("output_interval_s must not be negative")
+        if type(self.input_cache_bytes) is not int or self.input_cache_bytes < 0:
+            raise ValueError("input_cache_bytes must be a whole number of bytes >= 0")
+        if type(self.dispatch_ahead) is not int or self.dispatch_ahead < 0:
+            raise ValueError("dispatch_ahead must be a whole number >= 0")
         if self.max_jobs is not None and self.max_jobs < 1:
             raise ValueError("max_jobs must be at least 1")
         if type(self.replication_rate) is not int or self.replication_rate < 0:

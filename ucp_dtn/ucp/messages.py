@@ -47,9 +47,9 @@ Catalogue (→ direction; ``?`` optional)::
     data-reply        DataReply           datastore → requester      request-id, status, detail,
                                                                      count (puts and deletes)
     data-get          DataGet             any → broker/datastore     request-id, query, ?cursor,
-                                                                     max-bytes
-    data-get-reply    DataGetReply        datastore → requester      request-id, status, items,
-                                                                     ?cursor
+                                                                     max-bytes, ?have
+    data-get-reply    DataGetReply        datastore → requester      request-id, status, items
+                                                                     (?digest, ?cached), ?cursor
     data-list         DataList            any → broker/datastore     request-id, ?prefix, ?job-id,
                                                                      page-size, ?cursor,
                                                                      ?replicated
@@ -136,6 +136,7 @@ __all__ = [
     "DataPut",
     "DataReplicate",
     "DataReply",
+    "DIGEST_SIZE",
     "DataStatus",
     "Heartbeat",
     "JobAccepted",
@@ -150,7 +151,9 @@ __all__ = [
     "JobStatus",
     "JobStatusEntry",
     "JobSubmission",
+    "MAX_HAVE",
     "MESSAGE_KINDS",
+    "RESULT_TAIL_BYTES",
     "Message",
     "NodeEntry",
     "ResultStatus",
@@ -162,6 +165,13 @@ __all__ = [
     "UcpMessage",
 ]
 
+DIGEST_SIZE = 32
+"""Bytes of a content digest (SHA-256) in data items and ``have`` lists."""
+MAX_HAVE = 256
+"""Digests one ``data-get`` may list in ``have``."""
+RESULT_TAIL_BYTES = 4096
+"""Bytes of the end of each output stream a ``job-result`` carries at most: a shorter tail is
+the whole stream."""
 PROTOCOL_VERSION = 1
 """The message format version this module writes."""
 SUPPORTED_VERSIONS = (1,)
@@ -362,6 +372,19 @@ class DataItem(_Checked):
     """The job it belongs to, if any."""
     writer: str | None = None
     """Who wrote it (EID): with :attr:`written_at` it orders two writes of one name."""
+    digest: bytes | None = None
+    """SHA-256 of the value, when the sender knows: a requester keeps content by it (an
+    executor's input cache) and names it in a later get's :attr:`DataGet.have`."""
+    cached: bool = False
+    """The value is left out (:attr:`data` is empty) because its :attr:`digest` was among the
+    get's :attr:`DataGet.have`: the requester holds these bytes already."""
+
+    def __post_init__(self) -> None:
+        _Checked.__post_init__(self)
+        if self.digest is not None and len(self.digest) != DIGEST_SIZE:
+            raise FieldError("digest", f"must be {DIGEST_SIZE} bytes (SHA-256)")
+        if self.cached and (self.digest is None or self.data):
+            raise FieldError("cached", "a cached item has a digest and no data")
 
 
 @dataclass(frozen=True, slots=True)
@@ -568,9 +591,9 @@ class JobResult(UcpMessage):
     message: str = ""
     """One line: the trap or error text, the limit hit; empty on success."""
     stdout_tail: bytes = b""
-    """The end of standard output (bounded)."""
+    """The end of standard output (:data:`RESULT_TAIL_BYTES` at most; shorter: all of it)."""
     stderr_tail: bytes = b""
-    """The end of standard error (bounded)."""
+    """The end of standard error (:data:`RESULT_TAIL_BYTES` at most; shorter: all of it)."""
     archive: bytes | None = None
     """The zip of the job's ``zip_results``, when small enough to travel here."""
     archive_ref: DataName | None = None
@@ -626,6 +649,10 @@ class Heartbeat(UcpMessage):
     """Free bytes of its datastore (datastores)."""
     store_used: int | None = None
     """Bytes its datastore holds (datastores)."""
+    started: tuple[uuid.UUID, ...] = ()
+    """Executors: the jobs of :attr:`running_jobs` that hold a slot (have started). A broker
+    marks a job it dispatched here RUNNING when it is listed, so an executor need not send a
+    ``job-state`` for a short job (:mod:`ucp_dtn.roles.executor`)."""
 
     @property
     def load(self) -> float:
@@ -706,6 +733,18 @@ class DataGet(UcpMessage):
     """Content bytes per reply at most (a single larger datum still comes, alone)."""
     reply_to: str | None = None
     """Where the reply goes (EID); default: the bundle's source."""
+    have: tuple[bytes, ...] = ()
+    """SHA-256 digests of values the requester holds already (an executor's input cache): an
+    item whose value has one of them comes without its data, marked :attr:`DataItem.cached`.
+    A datastore that predates this field sends the data anyway, which is also correct."""
+
+    def __post_init__(self) -> None:
+        _Checked.__post_init__(self)
+        if len(self.have) > MAX_HAVE:
+            raise FieldError("have", f"at most {MAX_HAVE} digests")
+        for digest in self.have:
+            if not isinstance(digest, bytes) or len(digest) != DIGEST_SIZE:
+                raise FieldError("have", f"each digest must be {DIGEST_SIZE} bytes (SHA-256)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -234,13 +234,15 @@ async def test_capable_executor_runs_the_job_and_the_first_result_wins() -> None
             job = make_job(name="gpu", requirements=Requirements(extra={"gpu": True}))
             accepted = await net.submit(job)
             assert accepted.broker == net.to and not accepted.duplicate
-            await net.state(job, JobStatus.QUEUED)
             dispatch = await net.x2.expect(JobDispatch)
             assert dispatch.job == job and dispatch.attempt == 1
             assert dispatch.client == net.client.endpoint and dispatch.broker == net.to
             dispatched = await net.state(job, JobStatus.DISPATCHED)
             assert dispatched.executor == net.x2.endpoint
             assert not net.x1.got(JobDispatch)
+            # Dispatched at once: no "queued" state went to the client before "dispatched".
+            states = [m.state for m in net.client.got(JobState)]
+            assert JobStatus.QUEUED not in states, states
 
             await net.x2.send(net.to, JobState(job.job_id, JobStatus.RUNNING, at=0.0))
             await net.state(job, JobStatus.RUNNING)
@@ -294,7 +296,7 @@ async def test_job_waits_until_a_capable_executor_appears_and_duplicates_are_ack
 async def test_a_burst_spreads_over_executors_and_waits_for_free_slots() -> None:
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
-            net = await open_net(nursery)
+            net = await open_net(nursery, dispatch_ahead=0)
             await net.x1.heartbeat(net.to, max_jobs=2)
             await net.x2.heartbeat(net.to, max_jobs=2)
             await wait_until(lambda: net.broker.statistics().executors == 2)
@@ -314,6 +316,51 @@ async def test_a_burst_spreads_over_executors_and_waits_for_free_slots() -> None
             await net.x2.send(net.to, result(jobs[1], net.x2), custody=True)
             dispatch = await net.x2.expect(JobDispatch)
             assert dispatch.job.job_id == jobs[4].job_id
+            nursery.cancel_scope.cancel()
+
+
+async def test_with_dispatch_ahead_a_busy_executor_gets_one_more_job_to_queue() -> None:
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            net = await open_net(nursery, dispatch_ahead=1)
+            await net.x1.heartbeat(net.to, max_jobs=1)
+            await net.x2.heartbeat(net.to, max_jobs=1)
+            await wait_until(lambda: net.broker.statistics().executors == 2)
+            jobs = [make_job(name=f"j{i}") for i in range(5)]
+            for job in jobs:
+                await net.submit(job)
+            await wait_until(lambda: net.broker.statistics().dispatches == 4)
+            on_x1 = [m.job.job_id for m in [await net.x1.expect(JobDispatch) for _ in range(2)]]
+            on_x2 = [m.job.job_id for m in [await net.x2.expect(JobDispatch) for _ in range(2)]]
+            # Free slots first (one each), then one ahead each; the fifth waits.
+            assert on_x1 == [jobs[0].job_id, jobs[2].job_id]
+            assert on_x2 == [jobs[1].job_id, jobs[3].job_id]
+            [last] = (await net.status(job_ids=(jobs[4].job_id,))).jobs
+            assert last.state == JobStatus.QUEUED
+            assert last.detail == "waiting for a free slot: 2 capable executors are busy"
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_heartbeat_listing_a_started_job_marks_it_running() -> None:
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            net = await open_net(nursery)
+            await net.x1.heartbeat(net.to, max_jobs=1)
+            await wait_until(lambda: net.broker.statistics().executors == 1)
+            job, other = make_job(name="short"), make_job(name="elsewhere")
+            await net.submit(job)
+            await net.x1.expect(JobDispatch)
+            # Only the executor it went to counts, and only for its own job.
+            await net.x2.heartbeat(
+                net.to, max_jobs=1, running_jobs=(job.job_id,), started=(job.job_id,)
+            )
+            await net.x1.heartbeat(
+                net.to, max_jobs=1, running_jobs=(job.job_id, other.job_id), started=(job.job_id,)
+            )
+            running = await net.state(job, JobStatus.RUNNING)
+            assert running.executor == net.x1.endpoint
+            [entry] = (await net.status(job_ids=(job.job_id,))).jobs
+            assert entry.state == JobStatus.RUNNING
             nursery.cancel_scope.cancel()
 
 

@@ -4,6 +4,7 @@ brute-force model, last write wins, paging, deletion, quota and disk full, persi
 from __future__ import annotations
 
 import errno
+import hashlib
 import itertools
 import os
 import uuid
@@ -198,6 +199,22 @@ async def test_a_datum_larger_than_max_bytes_comes_alone() -> None:
         assert (await store.get("nothing")).items == ()
         with pytest.raises(InvalidCursorError):
             await store.get("big", cursor="c1.!")
+
+
+async def test_values_the_requester_holds_come_empty_and_take_no_room() -> None:
+    async with await memory_store() as store:
+        await store.put("big/a", b"x" * 100, written_at=1.0, writer=WRITER)
+        await store.put("big/b", b"y" * 10, written_at=1.0, writer=WRITER)
+        a = (await store.get("big")).items[0]
+        assert a.info.digest == hashlib.sha256(b"x" * 100).digest()
+        # The requester has big/a's value: it comes empty and does not count in max_bytes.
+        page = await store.get("big", max_bytes=50, have=frozenset({a.info.digest}))
+        assert [(i.info.name, i.data) for i in page.items] == [("big/a", b""), ("big/b", b"y" * 10)]
+        assert page.cursor is None
+        # A new version has another digest: its bytes come.
+        await store.put("big/a", b"z" * 5, written_at=2.0, writer=WRITER)
+        page = await store.get("big/a", have=frozenset({a.info.digest}))
+        assert [i.data for i in page.items] == [b"z" * 5]
 
 
 # -- last write wins ----------------------------------------------------------------------------

@@ -70,6 +70,7 @@ EXECUTOR = "dtn://exec-1/ucp/executor"
 CLIENT = "dtn://laptop-7/ucp/client"
 DATASTORE = "dtn://store-2/ucp/datastore"
 AT = 1_700_000_000.5
+DIGEST = bytes(range(32))  # a SHA-256 digest's size
 DIGEST = bytes(range(32))
 
 MINIMAL_JOB = JobInfo(job_id=JOB_ID, wasm=InlineData(b"\0asm\1\0\0\0"))
@@ -333,6 +334,24 @@ PINNED_MESSAGES = [
         id="heartbeat-minimal-capabilities",
     ),
     pytest.param(
+        Heartbeat(
+            "dtn://exec-1/",
+            Role.EXECUTOR,
+            2,
+            AT,
+            5.0,
+            running_jobs=(JOB_ID, OTHER_ID),
+            max_jobs=1,
+            started=(JOB_ID,),
+        ),
+        "aa617601617469686561727462656174646e6f64656d64746e3a2f2f657865632d312f"
+        "65726f6c6573026873657175656e6365026773656e742d6174fb41d954fc4020000068"
+        "696e74657276616cfb40140000000000006772756e6e696e6782501234567812345678"
+        "12345678123456785087654321432187654321876543218765686d61782d6a6f627301"
+        "6773746172746564815012345678123456781234567812345678",
+        id="heartbeat-started",
+    ),
+    pytest.param(
         Heartbeat("dtn://store-2/", Role.DATASTORE, 0, AT, 10.0),
         "a7617601617469686561727462656174646e6f64656e64746e3a2f2f73746f72652d32"
         "2f65726f6c6573046873657175656e6365006773656e742d6174fb41d954fc40200000"
@@ -396,6 +415,31 @@ PINNED_MESSAGES = [
         "74fb41d954fc4060000066637572736f726c7375727665792f632e7761766664657461"
         "696c6632206f662035",
         id="data-get-reply-full",
+    ),
+    pytest.param(
+        DataGet(12, "survey", have=(DIGEST,)),
+        "a6617601617468646174612d6765746a726571756573742d69640c6571756572796673"
+        "7572766579696d61782d62797465731a00100000646861766581582000010203040506"
+        "0708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+        id="data-get-have",
+    ),
+    pytest.param(
+        DataGetReply(
+            12,
+            DataStatus.OK,
+            items=(
+                DataItem("survey/a.wav", b"", AT, digest=DIGEST, cached=True),
+                DataItem("survey/b.wav", b"RIFF", AT + 1, digest=DIGEST),
+            ),
+        ),
+        "a561760161746e646174612d6765742d7265706c796a726571756573742d69640c6673"
+        "746174757300656974656d7382a5646e616d656c7375727665792f612e776176646461"
+        "746140626174fb41d954fc40200000666469676573745820000102030405060708090a"
+        "0b0c0d0e0f101112131415161718191a1b1c1d1e1f66636163686564f5a4646e616d65"
+        "6c7375727665792f622e77617664646174614452494646626174fb41d954fc40600000"
+        "666469676573745820000102030405060708090a0b0c0d0e0f10111213141516171819"
+        "1a1b1c1d1e1f",
+        id="data-get-reply-digests",
     ),
     pytest.param(
         DataGetReply(10, DataStatus.NOT_FOUND),

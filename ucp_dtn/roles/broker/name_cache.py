@@ -56,6 +56,10 @@ class NameCache:
             if e.holder is not None and name_matches(query, name)
         }
 
+    def selected(self, query: str) -> list[DataEntry]:
+        """The cached entries of the names ``query`` selects (with holder and size)."""
+        return [e for name, e in self._entries.items() if name_matches(query, name)]
+
     def record(self, entry: DataEntry) -> DataEntry | None:
         """Note that ``entry.holder`` holds ``entry.name``; returns the entry if the cache
         changed (an older write than the known one changes nothing)."""

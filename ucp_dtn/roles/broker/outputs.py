@@ -113,5 +113,9 @@ class JobOutputs:
             return (0, b""), (0, b"")
         return held.stdout.since(stdout_from), held.stderr.since(stderr_from)
 
+    def knows(self, job_id: uuid.UUID) -> bool:
+        """Whether any output of ``job_id`` is held."""
+        return job_id in self._jobs
+
     def __len__(self) -> int:
         return len(self._jobs)

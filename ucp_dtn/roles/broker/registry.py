@@ -12,8 +12,16 @@ Load: an executor's load is the union of the jobs its last heartbeat lists as ru
 jobs this broker dispatched to it that no heartbeat listed yet (for at most the timeout, so a
 lost dispatch does not block a slot for ever). Counting those dispatches spreads a burst of
 jobs over all capable executors instead of sending it all to the best one before its next
-heartbeat. An executor with ``max_jobs`` slots takes no new job while its load fills them.
-Executors are ranked by :func:`~ucp_dtn.ucp.executor_score` with that load, ties by node ID.
+heartbeat. An executor with ``max_jobs`` slots takes no new job while its load fills them —
+unless no capable executor has a free slot: then one may be sent up to ``dispatch_ahead`` more,
+which wait there for a slot (it starts the next job the moment one ends, not a round trip
+later; many short jobs need that).
+
+Ranking: first the bytes of the job's named inputs already on the executor's node (its
+datastore holds them, or its input cache fetched them lately: :mod:`.placement`), then
+:func:`~ucp_dtn.ucp.executor_score` with that load, ties by node ID. Data decides only among
+executors that meet the requirements and have room, so a busy executor next to the data does
+not keep a job from an idle one elsewhere.
 
 Datastores are ranked by free space (the last heartbeat's ``store_free`` minus what was relayed
 to them since).
@@ -24,6 +32,7 @@ Time is passed in (``now``, the broker's clock); nothing here blocks or sends.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bpv7 import BPv7Error, parse_eid
@@ -80,6 +89,8 @@ class ExecutorChoice:
     """Why none was chosen (for the job's detail)."""
     capable: int = 0
     """How many live executors meet the requirements."""
+    near_bytes: int = 0
+    """Bytes of the job's inputs already on the chosen executor's node."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +118,12 @@ class MemberInfo:
 class NodeRegistry:
     """Executors, datastores and brokers known from heartbeats (see the module docstring)."""
 
-    def __init__(self, timeout_s: float) -> None:
+    def __init__(self, timeout_s: float, *, dispatch_ahead: int = 0) -> None:
         self.timeout_s = timeout_s
         """Entries silent for longer than this are gone."""
+        self.dispatch_ahead = dispatch_ahead
+        """Jobs an executor may be sent beyond its slots when no capable one has a free
+        slot."""
         self._entries: dict[tuple[str, Role], KnownNode] = {}
 
     # -- heartbeats ---------------------------------------------------------------------------
@@ -172,12 +186,21 @@ class NodeRegistry:
 
     # -- executors ----------------------------------------------------------------------------
 
-    def choose_executor(self, requirements: Requirements, now: float) -> ExecutorChoice:
-        """The best live executor with a free slot whose capabilities meet ``requirements``."""
+    def choose_executor(
+        self,
+        requirements: Requirements,
+        now: float,
+        *,
+        near: Mapping[str, int] | None = None,
+    ) -> ExecutorChoice:
+        """The best live executor with room whose capabilities meet ``requirements`` (see the
+        module docstring); ``near``: node ID → bytes of the job's inputs on that node."""
         executors = self.live(Role.EXECUTOR, now)
         if not executors:
             return ExecutorChoice(None, "no executor known")
-        best: tuple[float, str] | None = None
+        near = near or {}
+        best: tuple[int, float, str] | None = None
+        ahead: tuple[int, float, str] | None = None
         capable = 0
         first_reason = ""
         for entry in executors:
@@ -191,14 +214,20 @@ class NodeRegistry:
                 continue
             capable += 1
             load = entry.load(now, self.timeout_s)
-            if load >= entry.slots:
+            if load >= entry.slots + self.dispatch_ahead:
                 continue
             score = executor_score(capabilities, running_jobs=load)
-            # Highest score wins; among equals the smallest node ID (the list is sorted).
-            if best is None or score > best[0]:
-                best = (score, entry.node)
-        if best is not None:
-            return ExecutorChoice(best[1], capable=capable)
+            # Most input bytes at hand, then the highest score; among equals the smallest
+            # node ID (the list is sorted, and only a greater key replaces).
+            key = (near.get(entry.node, 0), score, entry.node)
+            if load < entry.slots:
+                if best is None or key[:2] > best[:2]:
+                    best = key
+            elif ahead is None or key[:2] > ahead[:2]:
+                ahead = key
+        chosen = best or ahead
+        if chosen is not None:
+            return ExecutorChoice(chosen[2], capable=capable, near_bytes=chosen[0])
         if capable:
             noun = "the capable executor is" if capable == 1 else f"{capable} capable executors are"
             return ExecutorChoice(None, f"waiting for a free slot: {noun} busy", capable)

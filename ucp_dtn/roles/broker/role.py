@@ -54,6 +54,7 @@ from ...agent import AgentError, BundleNode, NodeNotRunningError
 from ...store import StoreClosedError, StoreFullError
 from ...ucp.errors import UcpUsageError
 from ...ucp.messages import (
+    RESULT_TAIL_BYTES,
     BrokerSync,
     DataDelete,
     DataFreeSpace,
@@ -92,6 +93,7 @@ from .jobs import JobBook, Readiness
 from .journal import AsyncJournal
 from .name_cache import NameCache
 from .outputs import JobOutputs
+from .placement import InputPlacement
 from .redeploy import is_current, requeue, stranded_jobs
 from .registry import MemberInfo, NodeRegistry
 from .relay import DataRelay, with_reply_to
@@ -131,9 +133,12 @@ class BrokerRole:
         """The broker's endpoint (``…/ucp/broker``)."""
         self._clock = clock
         self._lock = trio.Lock()
-        self._registry = NodeRegistry(settings.executor_timeout_s)
+        self._registry = NodeRegistry(
+            settings.executor_timeout_s, dispatch_ahead=settings.dispatch_ahead
+        )
         self._jobs = JobBook()
         self._names = NameCache()
+        self._placement = InputPlacement(self._names)
         self._outputs = JobOutputs()
         self._mailbox: Mailbox | None = None
         self._serving_since = float("inf")
@@ -167,7 +172,9 @@ class BrokerRole:
         journal = await AsyncJournal.open(directory)
         try:
             contents = await journal.load()
-            self._registry = NodeRegistry(self.settings.executor_timeout_s)
+            self._registry = NodeRegistry(
+                self.settings.executor_timeout_s, dispatch_ahead=self.settings.dispatch_ahead
+            )
             self._jobs = JobBook()
             for record in contents.jobs:
                 self._jobs.put(record)
@@ -207,6 +214,7 @@ class BrokerRole:
                 self._lock,
             )
             replicas.load(contents.datastores)
+            self._placement = InputPlacement(self._names, replicas.planner.holders)
             self._relay.replicas = replicas
             self._replicas = replicas
             serving = False
@@ -383,9 +391,12 @@ class BrokerRole:
         self._peering.soon()
         logger.info("job %s (%s) accepted from %s", job.job_id, job.name, incoming.source)
         await self._send(incoming.source, accepted, lifetime_s=_REPLY_LIFETIME_S)
-        await self._announce(record)
         # Only the new job and the jobs waiting for it can have become runnable.
         await self._schedule([record, *self._jobs.dependents(record.job_id)])
+        # A job dispatched (or rejected) at once was announced so: "queued" only if it waits.
+        current = self._jobs.get(record.job_id)
+        if current is not None and current.state == JobStatus.QUEUED:
+            await self._announce(current)
 
     async def _on_job_state(self, incoming: Incoming, message: JobState) -> None:
         record = self._jobs.get(message.job_id) or await self._succession_or_fail().take_over(
@@ -413,14 +424,19 @@ class BrokerRole:
             return
         if record.state == JobStatus.RUNNING:
             return
+        await self._mark_running(record, incoming.source, message.detail)
+
+    async def _mark_running(
+        self, record: JobRecord, executor: str | EndpointID, detail: str = ""
+    ) -> None:
         now = self._clock()
         record = dataclasses.replace(
             record,
             state=JobStatus.RUNNING,
             updated_at=now,
             started_at=now,
-            executor=str(role_endpoint(incoming.source, RoleName.EXECUTOR)),
-            detail=message.detail or "running",
+            executor=str(role_endpoint(executor, RoleName.EXECUTOR)),
+            detail=detail or "running",
         )
         await self._save(record)
         await self._announce(record)
@@ -456,6 +472,17 @@ class BrokerRole:
         )
         await self._save(record)
         self._counts["results"] += 1
+        short = max(len(message.stdout_tail), len(message.stderr_tail)) < RESULT_TAIL_BYTES
+        if short and not self._outputs.knows(record.job_id):
+            # A short job's executor sends no job-output: the tails are the whole streams.
+            self._outputs.add(
+                record.job_id,
+                message.attempt,
+                stdout_at=0,
+                stdout=message.stdout_tail,
+                stderr_at=0,
+                stderr=message.stderr_tail,
+            )
         if record.executor is not None:
             self._registry.note_finished(_node(record.executor), record.job_id)
         logger.info("job %s %s", record.job_id, detail)
@@ -523,6 +550,17 @@ class BrokerRole:
             await self._replicas_or_fail().heartbeat(node, Role.DATASTORE in new, now)
             await self._relay_or_fail().flush()
         if message.roles & Role.EXECUTOR:
+            # Its heartbeat lists the jobs that started there (short ones send no job-state).
+            node = _node(message.node)
+            for job_id in message.started:
+                record = self._jobs.get(job_id)
+                if (
+                    record is not None
+                    and record.state == JobStatus.DISPATCHED
+                    and record.result is None
+                    and is_current(record, node)
+                ):
+                    await self._mark_running(record, message.node)
             await self._schedule()
 
     def _on_data_reply(self, incoming: Incoming, message: DataReply) -> None:
@@ -689,7 +727,15 @@ class BrokerRole:
             if choice.node is None:
                 self._set_queued_detail(record, choice.reason)
                 continue
-            await self._dispatch(record, choice.node, now)
+            # Jobs go to their data: worked out only for a job that can go somewhere now.
+            inline = record.submission.inline_data
+            near = self._placement.near(record.job, inline)
+            node = choice.node
+            if near:
+                nearer = self._registry.choose_executor(record.job.requirements, now, near=near)
+                node = nearer.node or node  # the same executors have room
+            self._placement.note_dispatch(record.job, inline, node)
+            await self._dispatch(record, node, now)
 
     def _set_queued_detail(self, record: JobRecord, detail: str) -> None:
         # Why a job waits changes with every heartbeat: kept in memory, not journalled.

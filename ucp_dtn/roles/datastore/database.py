@@ -561,11 +561,19 @@ class DataDatabase:
     # -- reading --------------------------------------------------------------------------------
 
     def get(
-        self, query: str, *, after: str | None, max_bytes: int, max_items: int
+        self,
+        query: str,
+        *,
+        after: str | None,
+        max_bytes: int,
+        max_items: int,
+        have: frozenset[bytes] = frozenset(),
     ) -> tuple[list[Datum], str | None]:
         """The data ``query`` selects, by name, starting after ``after``: as many as fit in
         ``max_bytes`` of content (at least one) and ``max_items``. Returns them and the name to
-        continue after, or ``None`` when nothing follows."""
+        continue after, or ``None`` when nothing follows. A datum whose digest is in ``have``
+        comes with an empty value, not read and not counted in ``max_bytes`` (the requester
+        holds it)."""
         self._check_open()
         ranges = [r.starting_after(after) for r in query_ranges(query)]
         rows = self._select(_INFO_COLUMNS + ", file, value", ranges, None, limit=max_items + 1)
@@ -573,15 +581,20 @@ class DataDatabase:
         total = 0
         for row in rows:
             info = _info(row)
-            if len(items) >= max_items or (items and total + info.size > max_bytes):
+            held = info.digest in have
+            size = 0 if held else info.size
+            if len(items) >= max_items or (items and total + size > max_bytes):
                 return items, items[-1].info.name
             if not name_matches(query, info.name):  # pragma: no cover - the ranges are exact
+                continue
+            if held:
+                items.append(Datum(info, b""))
                 continue
             data = self._value(info.name, row[_INFO_WIDTH], row[_INFO_WIDTH + 1])
             if data is None:
                 continue
             items.append(Datum(info, data))
-            total += info.size
+            total += size
         return items, None
 
     def _value(self, name: str, file: str | None, value: bytes | None) -> bytes | None:

@@ -268,16 +268,21 @@ class NamedDataStore:
         cursor: str | None = None,
         max_bytes: int = DEFAULT_GET_BYTES,
         max_items: int = DEFAULT_PAGE_ITEMS,
+        have: frozenset[bytes] = frozenset(),
     ) -> GetPage:
         """One page of the data ``query`` selects (a name with its subkeys, or a ``prefix*``
         pattern), sorted by name: as many as fit in ``max_bytes`` of content — a single larger
         datum still comes, alone — and at most ``max_items``. Pass the page's ``cursor`` to
-        continue; :class:`~.errors.InvalidCursorError` for a cursor this store did not make."""
+        continue; :class:`~.errors.InvalidCursorError` for a cursor this store did not make.
+        A datum whose digest is in ``have`` comes with an empty value (not read: the requester
+        holds it; compare :attr:`DatumInfo.digest`)."""
         validate_pattern(query, "query")
         after = decode_cursor(cursor)
         max_items = _at_least_one(max_items, "max_items")
         items, last = await self._run(
-            lambda: self._database.get(query, after=after, max_bytes=max_bytes, max_items=max_items)
+            lambda: self._database.get(
+                query, after=after, max_bytes=max_bytes, max_items=max_items, have=have
+            )
         )
         self._gets += 1
         return GetPage(tuple(items), None if last is None else encode_cursor(last))

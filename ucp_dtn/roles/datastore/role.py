@@ -418,6 +418,7 @@ class DatastoreRole:
                 cursor=get.cursor,
                 max_bytes=max(0, min(get.max_bytes, MAX_REPLY_BYTES)),
                 max_items=MAX_REPLY_ITEMS,
+                have=frozenset(get.have),
             )
         except InvalidCursorError as exc:
             self._invalid += 1
@@ -428,8 +429,18 @@ class DatastoreRole:
                     get.request_id, DataStatus.NOT_FOUND, detail=f"no data match {get.query!r}"
                 )
             else:
+                # The digest goes with every item: the requester may cache by it, and names
+                # it in a later get's ``have`` to be spared the bytes.
                 items = tuple(
-                    DataItem(d.info.name, d.data, d.info.written_at, d.info.job_id, d.info.writer)
+                    DataItem(
+                        d.info.name,
+                        d.data,
+                        d.info.written_at,
+                        d.info.job_id,
+                        d.info.writer,
+                        digest=d.info.digest or None,
+                        cached=bool(d.info.digest) and d.info.digest in get.have,
+                    )
                     for d in page.items
                 )
                 reply = DataGetReply(get.request_id, DataStatus.OK, items, page.cursor)

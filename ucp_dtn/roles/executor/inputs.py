@@ -9,7 +9,11 @@ or pattern becomes one query (:func:`queries_for`).
 
 :class:`DataFetcher` runs a query: a ``data-get`` to the dispatching broker, which relays it to
 the datastores; the replies come straight from the datastores (one each, when the broker asks
-several: they are merged), one page at a time. The next page is asked of the datastore that
+several: they are merged), one page at a time. The request lists in ``have`` the digests the
+executor's input cache holds for the names the query selects; a datum whose current value has
+one of them comes without its bytes (``cached``) and is read from the cache (or, for standard
+input, linked from it by the caller), and fetched values go into the cache
+(:mod:`.input_cache`). The next page is asked of the datastore that
 handed out the cursor (a cursor means nothing to anyone else). A request without an answer in
 time, or answered ``unavailable``, is retried a few times; then the query fails with
 :class:`FetchError`.
@@ -29,6 +33,7 @@ once (REC polled every 10 s instead, forever).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -41,6 +46,7 @@ from ...ucp.job import DataRef, DataSource, InlineData, JobInfo
 from ...ucp.messages import DataGet, DataGetReply, DataItem, DataStatus
 from ...ucp.names import DataName, JobPath, is_wildcard, map_wildcard, name_matches, validate_path
 from ..mailbox import Incoming, Mailbox
+from .input_cache import InputCache
 
 __all__ = [
     "DataFetcher",
@@ -215,10 +221,14 @@ class DataFetcher:
         page_bytes: int = 1 << 20,
         lifetime_s: float | None = None,
         reroute: Callable[[str], str] | None = None,
+        cache: InputCache | None = None,
     ) -> None:
         """``reroute`` maps a destination to where each attempt goes now (a lost broker's
-        successor, :meth:`~ucp_dtn.roles.directory.BrokerDirectory.report_to`)."""
+        successor, :meth:`~ucp_dtn.roles.directory.BrokerDirectory.report_to`). ``cache``:
+        the executor's :class:`~.input_cache.InputCache` — its digests go in each request's
+        ``have``, values left out of a reply come from it, fetched values go into it."""
         self.mailbox = mailbox
+        self.cache = cache
         self.reroute = reroute
         self.timeout_s = timeout_s
         self.attempts = attempts
@@ -245,11 +255,47 @@ class DataFetcher:
             waiter.send_nowait(incoming)
         return True
 
-    async def fetch(self, broker: str, query: DataName) -> dict[DataName, DataItem]:
+    async def fetch(
+        self, broker: str, query: DataName, *, keep_cached: bool = False
+    ) -> dict[DataName, DataItem]:
         """Every datum ``query`` selects (the newest write of each name); empty when nothing
-        matches. Raises :class:`FetchError` when the query cannot be answered."""
+        matches. Raises :class:`FetchError` when the query cannot be answered. A value the
+        input cache holds is read from there — or, with ``keep_cached``, left out (the item
+        stays ``cached``, its value in the cache under its digest: the caller links it)."""
+        cache = self.cache
+        have = () if cache is None else cache.have_for(query)
+        found = await self._fetch(broker, query, have)
+        if cache is None:
+            return found
+        missed = False
+        for name, item in list(found.items()):
+            if item.cached and item.digest is not None:
+                if keep_cached:
+                    missed = not cache.holds(item.digest)
+                    if missed:
+                        break
+                    continue
+                data = await trio.to_thread.run_sync(cache.read, item.digest)
+                if data is None:
+                    missed = True  # dropped from the cache meanwhile
+                    break
+                found[name] = dataclasses.replace(item, data=data, cached=False)
+        if missed:
+            logger.info("fetching %r: a cached value went meanwhile; fetching it whole", query)
+            found = await self._fetch(broker, query, ())
+        for name, item in found.items():
+            if item.digest is not None and not item.cached:
+                if await trio.to_thread.run_sync(cache.store, item.digest, item.data):
+                    cache.note(name, item.digest)
+            elif item.digest is not None:
+                cache.note(name, item.digest)
+        return found
+
+    async def _fetch(
+        self, broker: str, query: DataName, have: tuple[bytes, ...]
+    ) -> dict[DataName, DataItem]:
         found: dict[DataName, DataItem] = {}
-        replies = await self._ask(broker, query, None, settle=True)
+        replies = await self._ask(broker, query, None, settle=True, have=have)
         pages: list[tuple[DataGetReply, str]] = list(replies)
         while pages:
             reply, source = pages.pop(0)
@@ -261,6 +307,9 @@ class DataFetcher:
                 if not name_matches(query, item.name):
                     logger.warning("%s: ignoring %r in the reply to %r", source, item.name, query)
                     continue
+                if item.cached and item.digest not in have:
+                    logger.warning("%s: %r comes without its value, unasked", source, item.name)
+                    continue
                 self.bytes += len(item.data)
                 known = found.get(item.name)
                 if known is None or item.written_at >= known.written_at:
@@ -269,14 +318,19 @@ class DataFetcher:
                 continue  # the datum itself: its subkeys are not needed
             if reply.cursor is not None:
                 # A cursor means something only to the datastore that handed it out.
-                pages.extend(await self._ask(source, query, reply.cursor, settle=False))
+                pages.extend(await self._ask(source, query, reply.cursor, settle=False, have=have))
         return found
 
     async def fetch_all(
-        self, broker: str, queries: list[DataName], *, parallel: int = 4
+        self,
+        broker: str,
+        queries: list[DataName],
+        *,
+        parallel: int = 4,
+        keep_cached: frozenset[DataName] = frozenset(),
     ) -> dict[DataName, dict[DataName, DataItem]]:
-        """:meth:`fetch` each query (a few at once). Raises :class:`FetchError` naming every
-        query that failed."""
+        """:meth:`fetch` each query (a few at once; those in ``keep_cached`` with
+        ``keep_cached``). Raises :class:`FetchError` naming every query that failed."""
         results: dict[DataName, dict[DataName, DataItem]] = {}
         failures: list[str] = []
         limiter = trio.CapacityLimiter(parallel)
@@ -284,7 +338,9 @@ class DataFetcher:
         async def one(query: DataName) -> None:
             async with limiter:
                 try:
-                    results[query] = await self.fetch(broker, query)
+                    results[query] = await self.fetch(
+                        broker, query, keep_cached=query in keep_cached
+                    )
                 except FetchError as exc:
                     failures.append(str(exc))
 
@@ -296,7 +352,13 @@ class DataFetcher:
         return results
 
     async def _ask(
-        self, destination: str, query: DataName, cursor: str | None, *, settle: bool
+        self,
+        destination: str,
+        query: DataName,
+        cursor: str | None,
+        *,
+        settle: bool,
+        have: tuple[bytes, ...] = (),
     ) -> list[tuple[DataGetReply, str]]:
         """Send one request (retrying) and return its replies with their sources: the first,
         and with ``settle`` whatever else arrives within ``settle_s`` of it."""
@@ -316,6 +378,7 @@ class DataFetcher:
                         query=query,
                         cursor=cursor,
                         max_bytes=self.page_bytes,
+                        have=have,
                     ),
                     lifetime_s=self.lifetime_s if self.lifetime_s is not None else self.timeout_s,
                 )

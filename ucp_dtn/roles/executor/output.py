@@ -50,6 +50,11 @@ class OutputFollower:
         self._paths = (stdout, stderr)
         self._sent = [0, 0]
 
+    @property
+    def sent_any(self) -> bool:
+        """Whether a message with output was made already."""
+        return self._sent != [0, 0]
+
     def next_message(self) -> JobOutput | None:
         """The output added since the last message, or ``None`` if there is none. Blocking
         (reads the files): call through ``trio.to_thread``."""

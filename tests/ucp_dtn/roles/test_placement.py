@@ -1,0 +1,128 @@
+"""Jobs go to their data (issue #16), without a network: which nodes have a job's inputs at
+hand (:class:`InputPlacement`), and how the registry weighs those bytes against load, slots
+and dispatching ahead."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from ucp_dtn.roles.broker import NameCache, NodeRegistry
+from ucp_dtn.roles.broker.placement import InputPlacement, job_input_queries
+from ucp_dtn.ucp import (
+    Capabilities,
+    DataEntry,
+    DataRef,
+    Heartbeat,
+    InlineData,
+    JobInfo,
+    Requirements,
+    Role,
+)
+
+GIB = 1 << 30
+
+
+def beat(node: str, cores: int = 4, **fields: Any) -> Heartbeat:
+    fields.setdefault("max_jobs", 1)
+    return Heartbeat(
+        node=f"dtn://{node}/",
+        roles=Role.EXECUTOR,
+        sequence=1,
+        sent_at=0.0,
+        interval=5.0,
+        capabilities=Capabilities(memory=8 * GIB, disk=GIB, cpu_load=0.0, cpu_cores=cores),
+        **fields,
+    )
+
+
+def held(name: str, node: str, size: int) -> DataEntry:
+    return DataEntry(name=name, size=size, written_at=1.0, holder=f"dtn://{node}/ucp/datastore")
+
+
+def reads(n: int, **fields: Any) -> JobInfo:
+    fields.setdefault("wasm", InlineData(b"\0asm"))
+    return JobInfo(job_id=uuid.UUID(int=n), **fields)
+
+
+def test_the_inputs_of_a_job_are_its_named_sources_and_inputs_not_inline_data() -> None:
+    job = reads(
+        1,
+        wasm=DataRef("modules/m"),
+        stdin=DataRef("audio/a"),
+        job_data={"cfg.txt": DataRef("cfg")},
+        inputs={"in": "survey", "all/*": "frames/f*"},
+    )
+    assert job_input_queries(job, {"cfg": b"x"}) == [
+        "audio/a",
+        "frames/f*",
+        "modules/m",
+        "survey",
+    ]
+
+
+def test_nodes_near_a_job_hold_its_data_or_ran_jobs_on_it() -> None:
+    names = NameCache()
+    for entry in (
+        held("audio/a", "store", 19_000_000),
+        held("survey/x", "store", 10),
+        held("survey/y", "other", 20),
+        held("unrelated", "other", 5_000),
+    ):
+        names.record(entry)
+    replicas = {"audio/a": ["dtn://copy/"]}
+    placement = InputPlacement(
+        names, lambda query: {k: v for k, v in replicas.items() if k == query}
+    )
+    job = reads(1, stdin=DataRef("audio/a"), inputs={"in": "survey"})
+    assert placement.near(job, {}) == {
+        "dtn://store/": 19_000_010,
+        "dtn://other/": 20,
+        "dtn://copy/": 19_000_000,
+    }
+    assert placement.near(reads(2), {}) == {}
+    # Inline data is no input to find.
+    assert placement.near(reads(3, stdin=DataRef("audio/a")), {"audio/a": b"x"}) == {}
+    # The executor that ran a job on these names has them in its input cache.
+    placement.note_dispatch(job, {}, "dtn://worker/")
+    assert placement.near(job, {})["dtn://worker/"] == 19_000_030
+    # A pattern nobody knows the names of is remembered as it is.
+    wild = reads(4, inputs={"w/*": "w*"})
+    placement.note_dispatch(wild, {}, "dtn://worker/")
+    assert placement.near(wild, {}) == {"dtn://worker/": 1}
+
+
+def test_the_executor_near_the_data_wins_among_those_with_room() -> None:
+    registry = NodeRegistry(timeout_s=15.0)
+    registry.observe(beat("strong", cores=64), now=0.0)
+    registry.observe(beat("near", cores=1), now=0.0)
+    registry.observe(beat("needy", cores=1), now=0.0)
+    near = {"dtn://near/": 19_000_000, "dtn://needy/": 10}
+    assert registry.choose_executor(Requirements(), 1.0).node == "dtn://strong/"
+    choice = registry.choose_executor(Requirements(), 1.0, near=near)
+    assert (choice.node, choice.near_bytes) == ("dtn://near/", 19_000_000)
+    # Busy next to the data: the job goes elsewhere rather than wait (nobody starves).
+    registry.note_dispatch("dtn://near/", uuid.UUID(int=1), now=1.0)
+    assert registry.choose_executor(Requirements(), 2.0, near=near).node == "dtn://needy/"
+    # Requirements first: data never sends a job where it cannot run.
+    needs = Requirements(cpu_cores=8)
+    assert registry.choose_executor(needs, 2.0, near=near).node == "dtn://strong/"
+
+
+def test_dispatching_ahead_only_when_no_capable_executor_has_a_free_slot() -> None:
+    registry = NodeRegistry(timeout_s=15.0, dispatch_ahead=1)
+    registry.observe(beat("a"), now=0.0)
+    registry.observe(beat("b"), now=0.0)
+    first = registry.choose_executor(Requirements(), 1.0)
+    registry.note_dispatch(first.node or "", uuid.UUID(int=1), now=1.0)
+    second = registry.choose_executor(Requirements(), 1.0)
+    assert {first.node, second.node} == {"dtn://a/", "dtn://b/"}  # free slots first
+    registry.note_dispatch(second.node or "", uuid.UUID(int=2), now=1.0)
+    third = registry.choose_executor(Requirements(), 1.0, near={"dtn://b/": 5})
+    assert third.node == "dtn://b/"  # one ahead, where the data is
+    registry.note_dispatch("dtn://b/", uuid.UUID(int=3), now=1.0)
+    assert registry.choose_executor(Requirements(), 1.0).node == "dtn://a/"
+    registry.note_dispatch("dtn://a/", uuid.UUID(int=4), now=1.0)
+    full = registry.choose_executor(Requirements(), 1.0)
+    assert full.node is None
+    assert full.reason == "waiting for a free slot: 2 capable executors are busy"
