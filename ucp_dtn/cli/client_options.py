@@ -35,6 +35,7 @@ __all__ = [
     "BROKER_ENV",
     "CLIENT_SETTINGS",
     "AGENT_ENV",
+    "TRUST_ENV",
     "VIA_ENV",
     "add_client_arguments",
     "add_global_arguments",
@@ -47,6 +48,8 @@ VIA_ENV = "UCP_VIA"
 """Environment variable with ``--via`` addresses (comma-separated)."""
 BROKER_ENV = "UCP_BROKER"
 """Environment variable with the ``--broker`` node ID."""
+TRUST_ENV = "UCP_TRUST"
+"""Environment variable with the ``--trust`` file."""
 AGENT_ENV = "UCP_AGENT"
 """Environment variable: ``0`` (or ``off``) runs every command without the client agent."""
 
@@ -123,6 +126,16 @@ CLIENT_SETTINGS = SettingsTable(
             DURATION,
             "how long to look for a reachable broker",
             feeds=("client.wait_s",),
+            in_file=False,
+        ),
+        Setting(
+            "trust",
+            PATH,
+            "the client's trust file in a trusted mesh (ucp trust issue client); without it "
+            "the one 'ucp trust use' put in the home, else open mode",
+            feeds=("client.trust",),
+            metavar="FILE",
+            env=TRUST_ENV,
             in_file=False,
         ),
         Setting(

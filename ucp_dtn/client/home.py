@@ -11,6 +11,8 @@ Layout (created on first use)::
                         (agent.sock, agent.log) or a program with its own ClientSession
     <home>/agent.sock   where ``ucp`` commands reach the client agent (ucp_dtn.client.agent)
     <home>/agent.log    what the client agent logs
+    <home>/trust.pem    in a trusted mesh, the client's trust file (``ucp trust use``): its key
+                        and certificate, whose node ID replaces the one in ``identity``
 
 The home is ``--home DIR``, else ``$UCP_HOME``, else ``$XDG_DATA_HOME/ucp``, else
 ``~/.local/share/ucp``. Blocking file work: call :meth:`ClientHome.open` through
@@ -41,6 +43,7 @@ IDENTITY_FILE = "identity"
 STORE_DIR = "store"
 JOURNAL_FILE = "journal.db"
 LOCK_FILE = "lock"
+TRUST_FILE = "trust.pem"
 
 
 def new_node_id() -> str:
@@ -62,6 +65,11 @@ class ClientHome:
     def store_path(self) -> Path:
         """The bundle store's directory."""
         return self.path / STORE_DIR
+
+    @property
+    def trust_path(self) -> Path:
+        """Where ``ucp trust use`` puts the client's trust file."""
+        return self.path / TRUST_FILE
 
     @property
     def journal_path(self) -> Path:

@@ -33,12 +33,14 @@ as long as they keep leaving, the agent's a few seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import trio
 
@@ -49,6 +51,7 @@ from ..agent import BundleNode, NodeConfig
 from ..roles import Incoming, Mailbox, RoleName, role_endpoint
 from ..ucp import JobAccepted, JobResult, JobState, decode_message
 from ..ucp.messages import UcpMessage
+from .errors import ClientUsageError
 from .home import ClientHome
 from .journal import ClientJournal, JobEntry
 from .settings import ClientSettings
@@ -93,6 +96,7 @@ class ClientNode:
         nursery: trio.Nursery,
         *,
         discovery: tuple[bool, tuple[str, ...] | None, str | None],
+        trust: Path | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.home = home
@@ -106,12 +110,16 @@ class ClientNode:
         self.discovery = discovery
         """``(discover, interfaces, service type)`` the node was started with: a session that
         wants other discovery settings needs another node."""
+        self.trust = trust
+        """The trust file the node was started with (``None``: open mode)."""
         self._nursery = nursery
         self._clock = clock
         self.broker: EndpointID | None = None
         """The broker last found reachable."""
         self._routed_via: set[str] = set()
         self._via: set[tuple[str, int]] = set()
+        self.via_errors: dict[tuple[str, int], str] = {}
+        """Why the last attempt to reach each ``--via`` address failed (cleared on success)."""
         self._collectors: dict[int, trio.MemorySendChannel[Incoming]] = {}
         self._listeners: list[JobListener] = []
         self._changed = trio.Event()
@@ -139,9 +147,13 @@ class ClientNode:
             lambda: ClientHome.open(settings.home, lock_timeout_s=settings.lock_timeout_s)
         )
         try:
+            trust_path = _trust_of(home, settings)
+            config = _node_config(home, settings)
+            if trust_path is not None:
+                config = await trio.to_thread.run_sync(_trusted, home, config, trust_path)
             journal = await ClientJournal.open(home.journal_path, clock=clock)
             try:
-                node = BundleNode(_node_config(home, settings), clock=clock)
+                node = BundleNode(config, clock=clock)
                 try:
                     async with trio.open_nursery() as nursery:
                         await nursery.start(node.run)
@@ -158,6 +170,7 @@ class ClientNode:
                                 mailbox,
                                 endpoint,
                                 discovery=_discovery_of(settings),
+                                trust=trust_path,
                                 clock=clock,
                             )
                             endpoint.start_soon(client._consume)
@@ -184,8 +197,11 @@ class ClientNode:
         return self.mailbox.endpoint
 
     def fits(self, settings: ClientSettings) -> bool:
-        """Whether a session with ``settings`` can use this node (same discovery settings)."""
-        return _discovery_of(settings) == self.discovery
+        """Whether a session with ``settings`` can use this node (same discovery settings and
+        trust file)."""
+        return _discovery_of(settings) == self.discovery and (
+            _trust_of(self.home, settings) == self.trust
+        )
 
     # -- peers ----------------------------------------------------------------------------------
 
@@ -203,10 +219,12 @@ class ClientNode:
                 peer = await self.node.connect(host, port)
             except (LinkError, OSError) as exc:
                 logger.info("via %s:%d: %s", host, port, exc)
+                self.via_errors[(host, port)] = _connect_problem(exc, self.trust)
                 await trio.sleep(delay)
                 delay = min(delay * 2, _RECONNECT_MAX_S)
                 continue
             delay = _RECONNECT_MIN_S
+            self.via_errors.pop((host, port), None)
             while any(p.node_id == peer for p in self.node.peers()):
                 await trio.sleep(0.1)
             logger.info("via %s:%d: session with %s ended", host, port, peer)
@@ -372,6 +390,39 @@ def _discovery_of(settings: ClientSettings) -> tuple[bool, tuple[str, ...] | Non
     if not settings.discover:
         return (False, None, None)
     return (True, settings.discovery_interfaces, settings.discovery_service_type)
+
+
+def _connect_problem(error: Exception, trust: Path | None) -> str:
+    """Why a session could not be had, in words for the user of the client."""
+    text = str(error) or type(error).__name__
+    if trust is None and ("TLS" in text or "Contact Failure" in text or "contact" in text):
+        return (
+            f"{text} -- the mesh may be a trusted one: a client needs a trust file from its "
+            "authority (ucp trust use FILE)"
+        )
+    if trust is not None and ("certificate" in text.lower() or "TLS" in text):
+        return f"{text} -- is this client's trust file ({trust}) from this mesh's authority?"
+    return text
+
+
+def _trust_of(home: ClientHome, settings: ClientSettings) -> Path | None:
+    """The trust file a session uses: ``--trust``, else the home's, else none (open mode)."""
+    if settings.trust is not None:
+        return settings.trust.expanduser().absolute()
+    return home.trust_path if home.trust_path.exists() else None
+
+
+def _trusted(home: ClientHome, config: NodeConfig, path: Path) -> NodeConfig:
+    """``config`` in the trusted mesh of the trust file at ``path``: the client's node ID is
+    the one its certificate names."""
+    from ..trust import MeshTrust, TrustError
+
+    try:
+        mesh = MeshTrust.load(path)
+        home.node_id = mesh.node_id
+        return mesh.configure(dataclasses.replace(config, node_id=mesh.node_id))
+    except TrustError as exc:
+        raise ClientUsageError(f"trust: {exc}") from None
 
 
 def _node_config(home: ClientHome, settings: ClientSettings) -> NodeConfig:

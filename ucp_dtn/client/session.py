@@ -186,9 +186,7 @@ class ClientSession:
         """:meth:`find_broker`, or :class:`BrokerUnreachable`."""
         broker = await self.find_broker()
         if broker is None:
-            raise BrokerUnreachable(
-                f"no broker reachable within {self.settings.wait_s:g} s{self._where()}"
-            )
+            raise BrokerUnreachable(self.unreachable())
         return broker
 
     async def known_broker(self) -> EndpointID | None:
@@ -202,8 +200,21 @@ class ClientSession:
 
     def _where(self) -> str:
         if self.via:
-            return " (via " + ", ".join(f"tcp://{h}:{p}" for h, p in self.via) + ")"
+            errors = self.client.via_errors
+            return (
+                " (via "
+                + ", ".join(
+                    f"tcp://{h}:{p}" + (f": {errors[(h, p)]}" if (h, p) in errors else "")
+                    for h, p in self.via
+                )
+                + ")"
+            )
         return " (zeroconf discovery)"
+
+    def unreachable(self) -> str:
+        """Why no broker is reachable, as far as the client can tell: ``"no broker reachable
+        within 10 s (via tcp://...: <why the session failed>)"``."""
+        return f"no broker reachable within {self.settings.wait_s:g} s{self._where()}"
 
     # -- sending --------------------------------------------------------------------------------
 

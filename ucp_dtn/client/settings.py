@@ -59,6 +59,9 @@ class ClientSettings:
     """After a reply to a query several datastores may answer, how long to wait for more."""
     lock_timeout_s: float = 10.0
     """How long to wait for another program to release the client home."""
+    trust: Path | None = None
+    """The client's trust file in a trusted mesh (``--trust``); ``None``: the one ``ucp trust
+    use`` put in the home (``<home>/trust.pem``), else open mode."""
 
     def __post_init__(self) -> None:
         for name in ("wait_s", "request_timeout_s", "lifetime_s", "settle_s", "lock_timeout_s"):
@@ -98,8 +101,9 @@ class ClientSettings:
         known = {field.name for field in dataclasses.fields(cls)}
         try:
             values = {name: value for name, value in plain.items() if name in known}
-            if values.get("home") is not None:
-                values["home"] = Path(values["home"])
+            for name in ("home", "trust"):
+                if values.get(name) is not None:
+                    values[name] = Path(values[name])
             values["via"] = tuple((str(h), int(p)) for h, p in values.get("via", ()))
             if values.get("discovery_interfaces") is not None:
                 values["discovery_interfaces"] = tuple(values["discovery_interfaces"])

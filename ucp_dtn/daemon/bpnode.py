@@ -126,6 +126,7 @@ async def serve(settings: DaemonSettings, socket_path: Path) -> None:
                 format_ready_line(str(node.node_id), node.listen_addresses, socket_path, http),
                 flush=True,
             )
+            _announce_trust(settings, node)
             async for signum in signals:
                 logger.info("%s received: shutting down", signal.Signals(signum).name)
                 break
@@ -154,6 +155,28 @@ async def _serve_dashboard(
     sources = NodeSources(node, services, f"ucp-bpnode {_version()}", started_at)
     dashboard = DashboardServer(sources, *address)
     await dashboard.run(task_status=task_status)
+
+
+def _announce_trust(settings: DaemonSettings, node: BundleNode) -> None:
+    """Say at start-up, loudly in open mode, who may connect."""
+    trust = settings.trust
+    if trust is not None:
+        facts = trust.trust.facts
+        logger.info(
+            "trusted mesh: sessions need TLS with a certificate of the mesh authority %s naming "
+            "the peer's node ID; UCP messages are signed and checked (this node %s, %s, "
+            "certificate valid until %s)",
+            trust.trust.authority.subject.rfc4514_string(),
+            trust.node_id,
+            facts.role,
+            f"{facts.not_after:%Y-%m-%d}",
+        )
+    elif node.listen_addresses:
+        logger.warning(
+            "OPEN MODE: anyone who reaches %s may connect, send bundles, submit jobs and read "
+            "data; for a mesh of people you do not all know, use --trust (docs/security.md)",
+            ", ".join(format_address(*address) for address in node.listen_addresses),
+        )
 
 
 def _version() -> str:

@@ -1,0 +1,126 @@
+"""A trusted mesh of real daemons (docs/security.md, "A trusted mesh"): an authority made with
+``ucp trust init``, one trust file per device from ``ucp trust issue``, ``ucp-bpnode --trust``
+and ``ucp trust use``; then what an adversary on the same loopback can no longer do."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import trio
+
+from ucp_dtn.trust import TrustFile
+
+from .daemons import Daemon, Network, run_ucp, wait_until
+from .ucp_support import CAT_WAT, Client, explain, start_roles, write_wasm
+
+ONE_JOB = """
+[jobs.secret]
+wasm = "cat.wasm"
+args = ["out.txt", "in.txt"]
+files = { "in.txt" = { text = "MARKER-7f3a\\n" } }
+results = ["out.txt"]
+"""
+
+
+async def _ucp_ok(*args: str, cwd: Path) -> str:
+    done = await run_ucp(*args, "--authority", str(cwd / "authority"))
+    assert done.returncode == 0, explain(done)
+    return done.stdout.decode()
+
+
+async def _issue(base: Path, kind: str, name: str, *extra: str) -> Path:
+    output = base / f"{name.replace('://', '-').strip('/').replace('/', '-')}.trust.pem"
+    await _ucp_ok("trust", "issue", kind, name, "-o", str(output), *extra, cwd=base)
+    return output
+
+
+def _pem_parts(trust_file: Path, directory: Path) -> tuple[Path, Path, Path]:
+    """The key, certificate and CA of a trust file in separate PEM files (for --tls-*)."""
+    from cryptography.hazmat.primitives import serialization
+
+    trust = TrustFile.read(trust_file)
+    directory.mkdir(parents=True, exist_ok=True)
+    key = directory / "key.pem"
+    cert = directory / "cert.pem"
+    ca = directory / "ca.pem"
+    key.write_bytes(
+        trust.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cert.write_bytes(trust.certificate.public_bytes(serialization.Encoding.PEM))
+    ca.write_bytes(trust.authority.public_bytes(serialization.Encoding.PEM))
+    return key, cert, ca
+
+
+async def _received(daemon: Daemon) -> int:
+    info = await daemon.info()
+    return int(info["statistics"]["received"])
+
+
+async def test_a_trusted_mesh_admits_only_its_members(network: Network, tmp_path: Path) -> None:
+    await _ucp_ok("trust", "init", "--name", "Test mesh", cwd=tmp_path)
+    hub_file = await _issue(tmp_path, "node", "dtn://hub/")
+    b_file = await _issue(tmp_path, "node", "dtn://b/")
+    alice_file = await _issue(tmp_path, "client", "alice")
+    assert oct(hub_file.stat().st_mode & 0o777) == "0o600"
+    assert oct((tmp_path / "authority" / "ca.key").stat().st_mode & 0o777) == "0o600"
+
+    hub = await start_roles(
+        network, "hub", "broker,executor,datastore", "--trust", str(hub_file), "-v"
+    )
+    assert "OPEN MODE" not in hub.log.read_text()
+
+    # An adversary without a certificate, claiming to be dtn://c/: no session.
+    intruder = await network.start("intruder", "-s", hub.url, node_id="dtn://c/")
+    # An adversary holding b's certificate and key, claiming to be dtn://c/: no session
+    # (RFC 9174 §4.4.4.3: the node ID is not the one its certificate names).
+    key, cert, ca = _pem_parts(b_file, tmp_path / "stolen")
+    impostor = await network.start(
+        "impostor",
+        "-s",
+        hub.url,
+        "--tls-cert",
+        str(cert),
+        "--tls-key",
+        str(key),
+        "--tls-ca",
+        str(ca),
+        node_id="dtn://c/",
+    )
+    for number in range(5):
+        done = await hub.ucp("send", "-d", "dtn://c/inbox", stdin=b"for c %d" % number)
+        assert done.returncode == 0, explain(done)
+
+    async def refused(daemon: Daemon) -> bool:
+        return "requires TLS" in hub.log.read_text() and "does not match" in hub.log.read_text()
+
+    await wait_until(lambda: refused(hub), timeout=20)
+    await trio.sleep(1.0)
+    for adversary in (intruder, impostor):
+        assert (await adversary.info())["peers"] == []
+        assert await _received(adversary) == 0
+    assert "OPEN MODE" in intruder.log.read_text()
+
+    # A client without a trust file: no session, and told why.
+    stranger = Client(tmp_path / "stranger", hub)
+    write_wasm(tmp_path, "cat.wasm", CAT_WAT)
+    plan = tmp_path / "plan.toml"
+    plan.write_text(ONE_JOB)
+    done = await stranger.ucp("submit", str(plan), "--wait", "3s")
+    assert "queued" in done.stdout.decode(), explain(done)
+    assert "ucp trust use" in done.stdout.decode(), explain(done)
+
+    # An enrolled client runs a job.
+    alice = Client(tmp_path / "alice", hub)
+    used = await run_ucp("trust", "use", str(alice_file), "--home", str(alice.home))
+    assert used.returncode == 0, explain(used)
+    assert oct((alice.home / "trust.pem").stat().st_mode & 0o777) == "0o600"
+    done = await alice.ucp("run", str(plan), "-o", str(tmp_path / "out"), "--timeout", "40s")
+    assert done.returncode == 0, explain(done)
+    assert (tmp_path / "out" / "secret" / "out.txt").read_text() == "MARKER-7f3a\n"
+    jobs = json.loads(await alice.ok("status", "--json"))["jobs"]
+    assert [job["state"] for job in jobs] == ["done"]
