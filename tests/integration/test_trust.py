@@ -5,11 +5,15 @@ and ``ucp trust use``; then what an adversary on the same loopback can no longer
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import trio
 
-from ucp_dtn.trust import TrustFile
+from ucp_dtn.agent import BundleNode, NodeConfig
+from ucp_dtn.roles import RoleName, role_endpoint
+from ucp_dtn.trust import MeshTrust, TrustFile
+from ucp_dtn.ucp import InlineData, JobDispatch, JobInfo, encode_message
 
 from .daemons import Daemon, Network, run_ucp, wait_until
 from .ucp_support import CAT_WAT, Client, explain, start_roles, write_wasm
@@ -95,10 +99,11 @@ async def test_a_trusted_mesh_admits_only_its_members(network: Network, tmp_path
         done = await hub.ucp("send", "-d", "dtn://c/inbox", stdin=b"for c %d" % number)
         assert done.returncode == 0, explain(done)
 
-    async def refused(daemon: Daemon) -> bool:
-        return "requires TLS" in hub.log.read_text() and "does not match" in hub.log.read_text()
+    async def both_refused() -> bool:
+        log = hub.log.read_text()
+        return "requires TLS" in log and "does not match" in log
 
-    await wait_until(lambda: refused(hub), timeout=20)
+    await wait_until(both_refused, timeout=20)
     await trio.sleep(1.0)
     for adversary in (intruder, impostor):
         assert (await adversary.info())["peers"] == []
@@ -124,3 +129,35 @@ async def test_a_trusted_mesh_admits_only_its_members(network: Network, tmp_path
     assert (tmp_path / "out" / "secret" / "out.txt").read_text() == "MARKER-7f3a\n"
     jobs = json.loads(await alice.ok("status", "--json"))["jobs"]
     assert [job["state"] for job in jobs] == ["done"]
+
+    # An enrolled client that sends a job straight to the executor, as if it were a broker:
+    # refused (executors take jobs only from mesh nodes), and the job never runs.
+    mallory_file = await _issue(tmp_path, "client", "mallory")
+    wasm = (tmp_path / "cat.wasm").read_bytes()
+    job = JobInfo(
+        job_id=uuid.UUID(int=77), wasm=InlineData(wasm), name="sneaky", args=("x.txt", "y.txt")
+    )
+    mallory = MeshTrust.load(mallory_file)
+    node = BundleNode(
+        mallory.configure(NodeConfig(node_id="dtn://mallory/", workdir=tmp_path / "mallory"))
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        await node.connect(*hub.address)
+        dispatch = JobDispatch(
+            job, broker=str(role_endpoint(hub.node_id, RoleName.BROKER)), client="dtn://mallory/"
+        )
+        await node.send(
+            role_endpoint(hub.node_id, RoleName.EXECUTOR),
+            encode_message(dispatch),
+            source=role_endpoint("dtn://mallory/", RoleName.CLIENT),
+        )
+
+        async def refused() -> bool:
+            return "refused job-dispatch from dtn://mallory/ucp/client" in hub.log.read_text()
+
+        await wait_until(refused, timeout=20)
+        nursery.cancel_scope.cancel()
+    assert "only mesh nodes send jobs to executors" in hub.log.read_text()
+    assert str(job.job_id) not in hub.log.read_text().split("refused job-dispatch")[0]
+    assert f"job {job.job_id} (sneaky)" not in hub.log.read_text()

@@ -245,6 +245,9 @@ class DataStatus(enum.IntEnum):
     TAKEN = 6
     """An exclusive put (:attr:`DataPut.exclusive`) found the name taken by another write (of
     no job, or of another job): nothing was stored. REC's "name already taken"."""
+    DENIED = 7
+    """Not allowed in a trusted mesh: the requester does not own the datum (or is not a
+    member who may ask this); the detail says why (docs/security.md)."""
 
 
 class Role(enum.IntFlag):
