@@ -129,17 +129,48 @@ async def test_a_trusted_mesh_admits_only_its_members(network: Network, tmp_path
     assert (tmp_path / "out" / "secret" / "out.txt").read_text() == "MARKER-7f3a\n"
     jobs = json.loads(await alice.ok("status", "--json"))["jobs"]
     assert [job["state"] for job in jobs] == ["done"]
+    job_id = jobs[0]["job_id"]
+    notes = tmp_path / "notes.txt"
+    notes.write_text("alice's notes\n")
+    await alice.ok("data", "put", "shared/notes", str(notes))
 
+    # Another enrolled client: reads shared data (mesh-wide by default), but neither
+    # overwrites nor deletes alice's, nor sees her job's data and result; told why each time.
+    mallory_file = await _issue(tmp_path, "client", "mallory")
+    mallory = Client(tmp_path / "mallory-home", hub)
+    used = await run_ucp("trust", "use", str(mallory_file), "--home", str(mallory.home))
+    assert used.returncode == 0, explain(used)
+    assert await mallory.ok("data", "get", "shared/notes") == "alice's notes\n"
+    evil = tmp_path / "evil.txt"
+    evil.write_text("mallory was here\n")
+    for attempt in (
+        ("data", "put", "shared/notes", str(evil), "--replace"),
+        ("data", "rm", "shared/notes"),
+        ("data", "get", f"{job_id}/result"),
+        ("data", "ls", "--job", job_id),
+        ("data", "rm", "--job", job_id, "--with-result"),
+    ):
+        done = await mallory.ucp(*attempt)
+        assert done.returncode != 0, explain(done)
+        assert "not allowed" in done.stderr.decode(), explain(done)
+        owner = "dtn://alice/"
+        assert owner in done.stderr.decode(), explain(done)
+    assert await alice.ok("data", "get", "shared/notes") == "alice's notes\n"
+    await alice.ok("data", "get", f"{job_id}/result", "-o", str(tmp_path / "result.zip"))
+    assert (await mallory.status()) == {}
+
+    await run_ucp("agent", "stop", "--home", str(mallory.home))
     # An enrolled client that sends a job straight to the executor, as if it were a broker:
     # refused (executors take jobs only from mesh nodes), and the job never runs.
-    mallory_file = await _issue(tmp_path, "client", "mallory")
     wasm = (tmp_path / "cat.wasm").read_bytes()
     job = JobInfo(
         job_id=uuid.UUID(int=77), wasm=InlineData(wasm), name="sneaky", args=("x.txt", "y.txt")
     )
-    mallory = MeshTrust.load(mallory_file)
+    mallory_trust = MeshTrust.load(mallory_file)
     node = BundleNode(
-        mallory.configure(NodeConfig(node_id="dtn://mallory/", workdir=tmp_path / "mallory"))
+        mallory_trust.configure(
+            NodeConfig(node_id="dtn://mallory/", workdir=tmp_path / "mallory-node")
+        )
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)

@@ -29,6 +29,8 @@ from :attr:`Incoming.sender <ucp_dtn.roles.Incoming.sender>`. In open mode nothi
 
 from __future__ import annotations
 
+import uuid
+
 from ..trust import CertificateFacts, MeshRole
 from ..ucp.messages import (
     DataDelete,
@@ -50,7 +52,14 @@ from ..ucp.messages import (
 )
 from .endpoints import RoleName
 
-__all__ = ["CLIENT_REQUESTS", "admission", "refusal_reply"]
+__all__ = [
+    "CLIENT_REQUESTS",
+    "admission",
+    "job_of_request",
+    "job_refusal",
+    "may_change",
+    "refusal_reply",
+]
 
 CLIENT_REQUESTS: tuple[type[UcpMessage], ...] = (
     JobSubmission,
@@ -79,13 +88,59 @@ def admission(
         if role is RoleName.BROKER and isinstance(message, JobSubmission):
             return f"{sender.node_id} is a node: only clients submit jobs"
         return None
-    # A client (admin or not).
+    # A client (admin or not) speaks for itself only: replies go to its own node, and it
+    # names no other writer (that is for replica copies between datastores).
+    reply_to = getattr(message, "reply_to", None)
+    if isinstance(reply_to, str) and _node_text(reply_to) != sender.node_id:
+        return f"a client's replies go to its own node, not to {reply_to}"
+    if getattr(message, "writer", None) is not None:
+        return "a client cannot write in another writer's name"
     if role is RoleName.BROKER and isinstance(message, CLIENT_REQUESTS):
         return None
     if role is RoleName.DATASTORE and isinstance(message, _DATA_REQUESTS):
         return None
     what = "jobs" if role is RoleName.EXECUTOR else f"{message.KIND} messages"
     return f"{sender.node_id} is a client: only mesh nodes send {what} to {role or 'node'}s"
+
+
+def _node_text(eid: str) -> str:
+    """The node ID of a ``dtn://NODE/...`` endpoint (other schemes: the text itself)."""
+    if eid.startswith("dtn://"):
+        return "dtn://" + eid[len("dtn://") :].split("/", 1)[0] + "/"
+    return eid
+
+
+def may_change(requester: str, owner: str | None, *, admin: bool) -> bool:
+    """Whether ``requester`` (a node ID) may overwrite or delete what ``owner`` (an endpoint
+    or node ID; ``None``: nobody) wrote: its owner and admins may."""
+    return admin or owner is None or _node_text(owner) == _node_text(requester)
+
+
+def job_of_request(message: UcpMessage) -> uuid.UUID | None:
+    """The job a data request is about: its ``job_id``, or the job whose data its name or
+    pattern lies under (``<job-uuid>/...``)."""
+    job_id = getattr(message, "job_id", None)
+    if isinstance(job_id, uuid.UUID):
+        return job_id
+    for field in ("query", "prefix", "name"):
+        value = getattr(message, field, None)
+        if isinstance(value, str) and value:
+            head = value.split("/", 1)[0].rstrip("*")
+            try:
+                return uuid.UUID(head) if len(head) == 36 else None
+            except ValueError:
+                return None
+    return None
+
+
+def job_refusal(sender: CertificateFacts | None, job_client: str | None) -> str | None:
+    """``None`` if ``sender`` may see and touch a job submitted by ``job_client`` (an EID;
+    ``None``: unknown job): its client, admins and mesh nodes may; else why not."""
+    if sender is None or job_client is None or sender.role in (MeshRole.NODE, MeshRole.ADMIN):
+        return None
+    if _node_text(job_client) == sender.node_id:
+        return None
+    return f"the job belongs to {_node_text(job_client)}: only its owner sees its data and results"
 
 
 def refusal_reply(message: UcpMessage, why: str, *, now: float) -> UcpMessage | None:

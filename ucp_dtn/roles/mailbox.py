@@ -116,6 +116,12 @@ class Mailbox:
         self._refused = 0
         self._mesh: MeshAnchors | None = None
 
+    @property
+    def mesh(self) -> MeshAnchors | None:
+        """The mesh authority messages are checked against (``None``: open mode); set once
+        :meth:`run` started."""
+        return self._mesh
+
     def next_request_id(self) -> int:
         """A fresh request ID for a message this mailbox sends."""
         return next(self._request_ids)

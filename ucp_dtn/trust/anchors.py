@@ -24,7 +24,8 @@ from cryptography import x509
 from bpv7.bpsec import OperationFailure, TrustAnchors
 
 from .errors import TrustError
-from .profile import CertificateFacts, certificate_facts, fingerprint
+from .facts import CertificateFacts
+from .profile import certificate_facts, fingerprint
 
 __all__ = ["MeshAnchors", "RevocationState"]
 

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from .anchors import MeshAnchors
 from .errors import TrustError
-from .profile import CertificateFacts
+from .facts import CertificateFacts
 from .trustfile import TrustFile
 
 if TYPE_CHECKING:

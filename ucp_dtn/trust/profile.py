@@ -34,9 +34,7 @@ Everything here is pure: no files (see :mod:`.authority` and :mod:`.trustfile`).
 from __future__ import annotations
 
 import datetime
-import enum
 import hashlib
-from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -44,6 +42,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from bpv7.bpsec.x509 import BUNDLE_EID_OID
+
+from .facts import CertificateFacts, MeshRole
 
 __all__ = [
     "MESH_ROLE_OID",
@@ -60,36 +60,6 @@ MESH_ROLE_OID = x509.ObjectIdentifier("2.25.248811950381374434232429125396431271
 
 _UTF8_STRING = 0x0C
 _SKEW = datetime.timedelta(hours=1)
-
-
-class MeshRole(enum.StrEnum):
-    """What a device certificate lets its holder do in the mesh."""
-
-    NODE = "node"
-    """A daemon: may broker, execute, store and relay; may send jobs to executors."""
-    CLIENT = "client"
-    """A client: may submit jobs and put data, and read and change what it owns."""
-    ADMIN = "admin"
-    """A client that may also overwrite and delete what other clients own."""
-
-
-@dataclass(frozen=True, slots=True)
-class CertificateFacts:
-    """What a device certificate says, read once."""
-
-    node_id: str
-    """The node ID of its id-on-bundleEID subjectAltName (``""`` when it has none)."""
-    role: MeshRole | None
-    """Its mesh role (``None``: not a certificate of this profile)."""
-    serial: int
-    """Its serial number (revocations name it)."""
-    not_after: datetime.datetime
-    """The end of its validity."""
-
-    @property
-    def is_client(self) -> bool:
-        """Whether it is a client's (admin or not)."""
-        return self.role in (MeshRole.CLIENT, MeshRole.ADMIN)
 
 
 def _name(common_name: str) -> x509.Name:

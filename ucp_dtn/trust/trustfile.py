@@ -27,7 +27,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from .errors import TrustError
-from .profile import CertificateFacts, certificate_facts
+from .facts import CertificateFacts
+from .profile import certificate_facts
 
 __all__ = ["TrustFile", "check_node_id"]
 

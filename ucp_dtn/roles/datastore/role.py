@@ -64,6 +64,7 @@ from bpv7 import EndpointID
 
 from ...agent import AgentError, BundleNode
 from ...store import StoreError
+from ...trust import MeshRole
 from ...ucp.messages import (
     DataDelete,
     DataEntry,
@@ -82,6 +83,7 @@ from ...ucp.messages import (
     Role,
     UcpMessage,
 )
+from ..authorization import may_change
 from ..directory import BrokerDirectory
 from ..endpoints import RoleName, node_of, role_endpoint
 from ..heartbeats import HeartbeatDetails, HeartbeatSender
@@ -137,6 +139,8 @@ class DatastoreStatistics:
     """The mailbox's counters."""
     replicate_requests: int = 0
     """``data-replicate`` requests handled."""
+    denied: int = 0
+    """Puts and deletes refused in a trusted mesh: the requester does not own the data."""
     held_reports: int = 0
     """``data-held`` messages sent (one per broker and replicated datum stored)."""
     replication: ReplicatorStatistics | None = None
@@ -176,6 +180,7 @@ class DatastoreRole:
             (DataPut, DataGet, DataList, DataDelete, DataFreeSpace, DataReplicate), 0
         )
         self._no_space = self._invalid = self._unavailable = self._dropped = 0
+        self._denied = 0
         self._send_failures = self._held_reports = 0
         self._replicator: Replicator | None = None
         self._last_replication: ReplicatorStatistics | None = None
@@ -234,6 +239,7 @@ class DatastoreRole:
             deletes=handled[DataDelete],
             free_space_queries=handled[DataFreeSpace],
             no_space=self._no_space,
+            denied=self._denied,
             invalid=self._invalid,
             unavailable=self._unavailable,
             dropped=self._dropped,
@@ -321,6 +327,10 @@ class DatastoreRole:
 
     async def _put(self, incoming: Incoming, put: DataPut) -> bool:
         self._handled[DataPut] += 1
+        why = await self._ownership_refusal(incoming, put)
+        if why is not None:
+            await self._reply(incoming, put.reply_to, DataReply(put.request_id, *why))
+            return True
         writer = put.writer or (put.reply_to if put.reply_to is not None else str(incoming.source))
         replicas = (
             put.replicas if put.replicas is not None else self.settings.replicas_for(put.name)
@@ -462,6 +472,10 @@ class DatastoreRole:
 
     async def _delete(self, incoming: Incoming, delete: DataDelete) -> bool:
         self._handled[DataDelete] += 1
+        why = await self._ownership_refusal(incoming, delete)
+        if why is not None:
+            await self._reply(incoming, delete.reply_to, DataReply(delete.request_id, *why))
+            return True
         deleter = delete.reply_to if delete.reply_to is not None else str(incoming.source)
         if delete.job_id is not None:
             count = await self.store.delete_job(
@@ -483,6 +497,56 @@ class DatastoreRole:
             reply = DataReply(delete.request_id, DataStatus.NOT_FOUND, f"no {what} here")
         await self._reply(incoming, delete.reply_to, reply)
         return True
+
+    async def _ownership_refusal(
+        self, incoming: Incoming, message: DataPut | DataDelete
+    ) -> tuple[DataStatus, str] | None:
+        """In a trusted mesh, refuse to overwrite or delete data another client owns (its
+        first writer's node; docs/security.md): ``(DENIED, why)``, or ``None`` to go on.
+
+        The requester is the signer, or for a request a mesh node relays (a broker) or makes
+        (an executor publishing results) the requester it names. Replica copies and deletes
+        of a job's data (whose owner the relaying broker checked) pass."""
+        sender = incoming.sender
+        if sender is None:
+            return None
+        relayed = sender.role is MeshRole.NODE
+        if relayed and (
+            (isinstance(message, DataPut) and message.writer is not None)
+            or (isinstance(message, DataDelete) and message.job_id is not None)
+        ):
+            return None
+        claimed = message.reply_to if relayed and message.reply_to else str(incoming.source)
+        requester = sender.node_id if not relayed else str(node_of(claimed))
+        known = self.mailbox.mesh.signer(requester) if self.mailbox.mesh is not None else None
+        admin = sender.role is MeshRole.ADMIN or (
+            known is not None and known.role is MeshRole.ADMIN
+        )
+        if isinstance(message, DataPut):
+            info = await self.store.info(message.name)
+            infos: tuple[DatumInfo, ...] = () if info is None else (info,)
+        else:
+            page = await self.store.listing(
+                message.name, job_id=message.job_id, page_size=MAX_REPLY_ITEMS
+            )
+            infos = page.entries
+        for info in infos:
+            if not may_change(requester, info.writer, admin=admin):
+                owner = node_of(info.writer) if info.writer else "another client"
+                self._denied += 1
+                logger.warning(
+                    "%s: %s may not change %r (owned by %s)",
+                    self.endpoint,
+                    requester,
+                    info.name,
+                    owner,
+                )
+                return (
+                    DataStatus.DENIED,
+                    f"not allowed: {owner} owns {info.name!r}; only its owner or an admin may "
+                    "overwrite or delete it",
+                )
+        return None
 
     async def _free_space(self, incoming: Incoming, request: DataFreeSpace) -> bool:
         self._handled[DataFreeSpace] += 1
