@@ -192,3 +192,34 @@ async def test_a_trusted_mesh_admits_only_its_members(network: Network, tmp_path
     assert "only mesh nodes send jobs to executors" in hub.log.read_text()
     assert str(job.job_id) not in hub.log.read_text().split("refused job-dispatch")[0]
     assert f"job {job.job_id} (sneaky)" not in hub.log.read_text()
+
+    # Revoking mallory: the list is handed to relay b, travels to the hub as a bundle, and
+    # from then on the hub refuses mallory's sessions (and so everything mallory sends).
+    relay = await network.start("b", "--trust", str(b_file), "-s", hub.url, "-v")
+
+    async def relay_connected() -> bool:
+        return any(peer["node_id"] == "dtn://b/" for peer in (await hub.info())["peers"])
+
+    await wait_until(relay_connected, timeout=20)
+    revoked = await run_ucp(
+        "trust",
+        "revoke",
+        "dtn://mallory/",
+        "--socket",
+        str(relay.socket),
+        "--authority",
+        str(tmp_path / "authority"),
+    )
+    assert revoked.returncode == 0, explain(revoked)
+
+    async def applied() -> bool:
+        return "revocation list 1 applied" in hub.log.read_text()
+
+    await wait_until(applied, timeout=20)
+    assert "revocation list 1 applied" in relay.log.read_text()
+    assert (hub.log.parent / "hub" / "revoked.crl").exists()
+    done = await mallory.ucp("data", "get", "shared/notes", "--wait", "3s")
+    assert done.returncode != 0, explain(done)
+    assert "revoked?" in done.stderr.decode(), explain(done)
+    assert "revoked" in hub.log.read_text().split("revocation list 1 applied")[1]
+    assert await alice.ok("data", "get", "shared/notes") == "alice's notes\n"

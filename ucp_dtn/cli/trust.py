@@ -7,13 +7,15 @@
   its node ID (a client's is ``dtn://NAME/`` unless NAME is a node ID) and the authority's
   certificate. Copy it to that device only;
 * ``revoke NODE-ID|SERIAL`` revokes a device's certificate and writes the authority's new
-  revocation list (``--out FILE`` copies it);
+  revocation list (``--out FILE`` copies it; ``--socket`` hands it to a running daemon, which
+  applies it and floods it through the mesh as bundles); ``publish --socket`` hands the
+  latest list again;
 * ``use FILE`` makes the client home (``--home``) a member of the mesh: the file is copied to
   ``<home>/trust.pem`` (0600) and every later command uses it (``--trust FILE`` does the same for
   one command);
 * ``show [FILE]`` prints what a trust file holds (default: the home's).
 
-Nothing here needs the network.
+Only ``revoke --socket`` and ``publish`` talk to a daemon.
 """
 
 from __future__ import annotations
@@ -41,7 +43,11 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     init = actions.add_parser("init", help="make a mesh authority")
     issue = actions.add_parser("issue", help="write one device's trust file")
     revoke = actions.add_parser("revoke", help="revoke a device's certificate")
-    for sub in (init, issue, revoke):
+    publish = actions.add_parser(
+        "publish", help="hand the latest revocation list to a node again (it floods it)"
+    )
+    publish.add_argument("--socket", type=Path, required=True, help="the node's API socket")
+    for sub in (init, issue, revoke, publish):
         sub.add_argument(
             "--authority",
             metavar="DIR",
@@ -58,6 +64,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     issue.add_argument("-o", "--output", type=Path, help="where to write it (NAME.trust.pem)")
     revoke.add_argument("who", help="a node ID, or a certificate's serial number in hex")
     revoke.add_argument("--out", type=Path, help="also write the revocation list (DER) here")
+    revoke.add_argument(
+        "--socket",
+        type=Path,
+        help="hand the revocation list to the daemon of this application socket (a node of "
+        "the mesh): it applies it and floods it through the mesh as bundles",
+    )
     use = actions.add_parser("use", help="make the client home a member of the mesh")
     use.add_argument("file", type=Path, help="the client's trust file")
     use.add_argument("--home", type=Path, default=argparse.SUPPRESS, help="the client home")
@@ -127,6 +139,45 @@ def _revoke(args: argparse.Namespace) -> int:
     if args.out is not None:
         args.out.write_bytes(der)
         print(f"{args.out}: the revocation list")
+    if args.socket is not None:
+        node_id = _publish(args.socket, der)
+        print(f"handed to {node_id}: it floods the revocation through the mesh")
+    else:
+        print(
+            "publish it: ucp trust revoke ... --socket NODE/bpnode.sock on a node of the mesh "
+            "(or ucp trust publish --socket ... later)"
+        )
+    return 0
+
+
+def _publish(socket: Path, der: bytes) -> str:
+    """Send a revocation list to the daemon at ``socket``'s revocations endpoint."""
+    import trio
+
+    from ucp_dtn.appapi import AppApiClient, AppApiError
+    from ucp_dtn.trust.revocation import LIFETIME_S, revocations_endpoint
+
+    async def send() -> str:
+        async with AppApiClient.connect(socket) as client:
+            info = await client.node_info()
+            await client.send(revocations_endpoint(info.node_id), der, lifetime_s=LIFETIME_S)
+            return info.node_id
+
+    try:
+        return trio.run(send)
+    except (AppApiError, OSError) as exc:
+        raise CommandError(f"cannot hand the list to the daemon at {socket}: {exc}") from None
+
+
+def _publish_action(args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives import serialization
+
+    from ucp_dtn.trust import MeshAuthority
+
+    authority = MeshAuthority.open(_authority_dir(args))
+    der = authority.revocation_list().public_bytes(serialization.Encoding.DER)
+    node_id = _publish(args.socket, der)
+    print(f"handed to {node_id}: it floods the revocation list through the mesh")
     return 0
 
 
@@ -174,7 +225,14 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
-_ACTIONS = {"init": _init, "issue": _issue, "revoke": _revoke, "use": _use, "show": _show}
+_ACTIONS = {
+    "init": _init,
+    "issue": _issue,
+    "revoke": _revoke,
+    "publish": _publish_action,
+    "use": _use,
+    "show": _show,
+}
 
 
 def _run(args: argparse.Namespace) -> int:

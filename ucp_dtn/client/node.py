@@ -41,6 +41,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -67,6 +68,7 @@ _CUSTODY_DRAIN_S = 1.0
 _ROLES_GRACE_S = 1.0
 _RECONNECT_MIN_S = 0.2
 _RECONNECT_MAX_S = 2.0
+_SHORT_SESSION_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +159,8 @@ class ClientNode:
                 try:
                     async with trio.open_nursery() as nursery:
                         await nursery.start(node.run)
+                        if trust_path is not None:
+                            await nursery.start(_revocations(node).run)
                         # The mailbox and the consumer stop before the node: a message being
                         # confirmed as they stop must not meet a closed bundle store (it is
                         # cancelled instead, and the bundle is delivered again next time).
@@ -223,11 +227,20 @@ class ClientNode:
                 await trio.sleep(delay)
                 delay = min(delay * 2, _RECONNECT_MAX_S)
                 continue
-            delay = _RECONNECT_MIN_S
             self.via_errors.pop((host, port), None)
+            began = trio.current_time()
             while any(p.node_id == peer for p in self.node.peers()):
                 await trio.sleep(0.1)
             logger.info("via %s:%d: session with %s ended", host, port, peer)
+            if trio.current_time() - began < _SHORT_SESSION_S:
+                # Closed at once: a trusted mesh refusing this client (revoked), say.
+                self.via_errors[(host, port)] = f"{peer} closed the session at once" + (
+                    " (is this client's certificate revoked?)" if self.trust else ""
+                )
+                await trio.sleep(delay)
+                delay = min(delay * 2, _RECONNECT_MAX_S)
+            else:
+                delay = _RECONNECT_MIN_S
 
     def route_via(self, peers: list[str]) -> None:
         """Send everything not for a neighbour through the first ``--via`` node reached (a
@@ -390,6 +403,16 @@ def _discovery_of(settings: ClientSettings) -> tuple[bool, tuple[str, ...] | Non
     if not settings.discover:
         return (False, None, None)
     return (True, settings.discovery_interfaces, settings.discovery_service_type)
+
+
+def _revocations(node: BundleNode) -> Any:
+    """The revocation service of a client node in a trusted mesh."""
+    from ..trust import mesh_anchors
+    from ..trust.revocation import RevocationService
+
+    anchors = mesh_anchors(node)
+    assert anchors is not None
+    return RevocationService(node, anchors)
 
 
 def _connect_problem(error: Exception, trust: Path | None) -> str:

@@ -114,6 +114,10 @@ async def serve(settings: DaemonSettings, socket_path: Path) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(node.run)
             await nursery.start(server.run)
+            if settings.trust is not None:
+                from ucp_dtn.trust.revocation import RevocationService
+
+                await nursery.start(RevocationService(node, settings.trust.anchors).run)
             services: list[object] = []
             if settings.roles.roles:
                 services = await nursery.start(functools.partial(run_roles, node, settings.roles))

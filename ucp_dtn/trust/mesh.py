@@ -140,8 +140,25 @@ class MeshTrust:
                 f"start it as -n {self.node_id}"
             )
         return dataclasses.replace(
-            config, tls=self.tls_settings(), security=self.security_policy(config.security)
+            config,
+            tls=self.tls_settings(),
+            security=self.security_policy(config.security),
+            session_check=self.session_refusal,
         )
+
+    def session_refusal(self, node_id: str, certificate: bytes | None) -> str | None:
+        """Whether a session may go on (the node's session check): TLS already checked the
+        peer's certificate against the authority and its node ID (RFC 9174 §4.4.4.3); here
+        a certificate the authority revoked is refused."""
+        if certificate is None:
+            return "no TLS certificate"
+        try:
+            facts = self.anchors.check_peer(certificate)
+        except TrustError as exc:
+            return str(exc)
+        if facts.node_id != node_id:
+            return f"its certificate names {facts.node_id}, not {node_id}"
+        return None
 
 
 def mesh_anchors(node: BundleNode) -> MeshAnchors | None:
