@@ -101,6 +101,11 @@ class MeshAnchors(TrustAnchors):
         self._signers[facts.node_id] = facts
         return certificate
 
+    def forget_validations(self) -> None:
+        """Empty the validation cache (the next signature of each certificate validates its
+        chain again)."""
+        self._valid.clear()
+
     def signer(self, node_id: str) -> CertificateFacts | None:
         """The facts of the certificate that last signed a verified message for ``node_id``."""
         facts = self._signers.get(node_id)
