@@ -26,6 +26,27 @@ files = { "in.txt" = { text = "MARKER-7f3a\\n" } }
 results = ["out.txt"]
 """
 
+MARKER = b"SECRET-RESULT-4242"
+
+SHIFT_WAT = r"""
+;; Writes to stdout the bytes of its data segment, each plus one: an output that is in none
+;; of the job's inputs.
+(module
+  (import "wasi_snapshot_preview1" "fd_write"
+    (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "SHIFTED")
+  (func (export "_start") (local $i i32)
+    (loop $next
+      (i32.store8 (i32.add (i32.const 16) (local.get $i))
+        (i32.add (i32.load8_u (i32.add (i32.const 16) (local.get $i))) (i32.const 1)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $next (i32.lt_u (local.get $i) (i32.const 18))))
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 18))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
+"""
+
 
 async def _ucp_ok(*args: str, cwd: Path) -> str:
     done = await run_ucp(*args, "--authority", str(cwd / "authority"))
@@ -119,17 +140,38 @@ async def test_a_trusted_mesh_admits_only_its_members(network: Network, tmp_path
     assert "queued" in done.stdout.decode(), explain(done)
     assert "ucp trust use" in done.stdout.decode(), explain(done)
 
-    # An enrolled client runs a job.
-    alice = Client(tmp_path / "alice", hub)
+    # An enrolled client runs a job through relay b. Its result is sealed to alice: b's store
+    # and the hub's datastore hold no plaintext of it (the job computes the marker, which is
+    # in none of its inputs).
+    relay = await network.start("b", "--trust", str(b_file), "-s", hub.url, "-v")
+
+    async def relay_connected() -> bool:
+        return any(peer["node_id"] == "dtn://b/" for peer in (await hub.info())["peers"])
+
+    await wait_until(relay_connected, timeout=20)
+    alice = Client(tmp_path / "alice", relay)
     used = await run_ucp("trust", "use", str(alice_file), "--home", str(alice.home))
     assert used.returncode == 0, explain(used)
     assert oct((alice.home / "trust.pem").stat().st_mode & 0o777) == "0o600"
+    shifted = bytes(byte - 1 for byte in MARKER).decode()
+    (tmp_path / "shift.wat").write_text(SHIFT_WAT.replace("SHIFTED", shifted))
+    write_wasm(tmp_path, "shift.wasm", (tmp_path / "shift.wat").read_text())
+    secret = tmp_path / "secret.toml"
+    secret.write_text('[jobs.secret]\nwasm = "shift.wasm"\n')
+    done = await alice.ucp("run", str(secret), "-o", str(tmp_path / "out"), "--timeout", "40s")
+    assert done.returncode == 0, explain(done)
+    assert (tmp_path / "out" / "secret" / "stdout").read_bytes() == MARKER
+    assert (await relay.info())["statistics"]["forwarded"] > 0
+    for where in (network.workdir("b"), network.workdir("hub") / "roles" / "datastore"):
+        for path in where.rglob("*"):
+            if path.is_file():
+                assert MARKER not in path.read_bytes(), f"plaintext of the result in {path}"
     done = await alice.ucp("run", str(plan), "-o", str(tmp_path / "out"), "--timeout", "40s")
     assert done.returncode == 0, explain(done)
     assert (tmp_path / "out" / "secret" / "out.txt").read_text() == "MARKER-7f3a\n"
     jobs = json.loads(await alice.ok("status", "--json"))["jobs"]
-    assert [job["state"] for job in jobs] == ["done"]
-    job_id = jobs[0]["job_id"]
+    assert [job["state"] for job in jobs] == ["done", "done"]
+    job_id = jobs[-1]["job_id"]
     notes = tmp_path / "notes.txt"
     notes.write_text("alice's notes\n")
     await alice.ok("data", "put", "shared/notes", str(notes))
@@ -195,12 +237,6 @@ async def test_a_trusted_mesh_admits_only_its_members(network: Network, tmp_path
 
     # Revoking mallory: the list is handed to relay b, travels to the hub as a bundle, and
     # from then on the hub refuses mallory's sessions (and so everything mallory sends).
-    relay = await network.start("b", "--trust", str(b_file), "-s", hub.url, "-v")
-
-    async def relay_connected() -> bool:
-        return any(peer["node_id"] == "dtn://b/" for peer in (await hub.info())["peers"])
-
-    await wait_until(relay_connected, timeout=20)
     revoked = await run_ucp(
         "trust",
         "revoke",

@@ -7,6 +7,7 @@ import datetime
 import os
 from pathlib import Path
 
+import cbor2
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -149,3 +150,48 @@ def test_the_daemon_joins_the_mesh_with_its_trust_file(
         load_settings(["--in-memory", "--trust", str(path), "--tls-cert", str(path)])
     with pytest.raises(SettingsError, match="cannot read the trust file"):
         load_settings(["--in-memory", "--trust", str(tmp_path / "none.pem")])
+
+
+def test_results_are_sealed_to_their_owner(authority: MeshAuthority) -> None:
+    import uuid
+
+    from ucp_dtn.trust.sealing import is_sealed, open_result, open_sealed, seal, seal_result
+    from ucp_dtn.ucp import JobResult, ResultStatus
+
+    alice = authority.issue("dtn://alice/", MeshRole.CLIENT)
+    bob = authority.issue("dtn://bob/", MeshRole.CLIENT)
+    sealed = seal(b"the secret", alice.certificate)
+    assert is_sealed(sealed) and b"the secret" not in sealed
+    assert open_sealed(sealed, alice.key) == b"the secret"
+    assert seal(b"the secret", alice.certificate) != sealed  # a fresh key and IV each time
+    with pytest.raises(TrustError, match="does not open with this key"):
+        open_sealed(sealed, bob.key)
+    message = cbor2.loads(sealed)
+    message.value[2] = bytes([message.value[2][0] ^ 1]) + message.value[2][1:]
+    with pytest.raises(TrustError, match="altered"):
+        open_sealed(cbor2.dumps(message), alice.key)
+    with pytest.raises(TrustError, match=r"malformed|not a sealed"):
+        open_sealed(b"\xd8\x60\x80", alice.key)
+    result = JobResult(
+        uuid.UUID(int=3),
+        "dtn://hub/ucp/executor",
+        ResultStatus.EXIT,
+        exit_code=3,
+        message="exit 3",
+        stdout_tail=b"out",
+        stderr_tail=b"err",
+        archive=b"PK\x05\x06" + bytes(18),
+    )
+    hidden = seal_result(result, alice.certificate)
+    assert (hidden.message, hidden.stdout_tail, hidden.stderr_tail, hidden.archive) == (
+        "",
+        b"",
+        b"",
+        None,
+    )
+    assert hidden.status == ResultStatus.EXIT and hidden.exit_code == 3
+    assert JobResult.from_cbor(hidden.to_cbor()) == hidden
+    assert open_result(hidden, alice.key) == result
+    assert open_result(result, alice.key) is result
+    with pytest.raises(TrustError):
+        open_result(hidden, bob.key)

@@ -41,7 +41,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -52,7 +52,10 @@ from ..agent import BundleNode, NodeConfig
 from ..roles import Incoming, Mailbox, RoleName, role_endpoint
 from ..ucp import JobAccepted, JobResult, JobState, decode_message
 from ..ucp.messages import UcpMessage
-from .errors import ClientUsageError
+
+if TYPE_CHECKING:
+    from ..trust import MeshTrust
+from .errors import ClientError, ClientUsageError
 from .home import ClientHome
 from .journal import ClientJournal, JobEntry
 from .settings import ClientSettings
@@ -99,6 +102,7 @@ class ClientNode:
         *,
         discovery: tuple[bool, tuple[str, ...] | None, str | None],
         trust: Path | None = None,
+        mesh: MeshTrust | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.home = home
@@ -114,6 +118,8 @@ class ClientNode:
         wants other discovery settings needs another node."""
         self.trust = trust
         """The trust file the node was started with (``None``: open mode)."""
+        self.mesh = mesh
+        """The trusted mesh of :attr:`trust` (``None``: open mode)."""
         self._nursery = nursery
         self._clock = clock
         self.broker: EndpointID | None = None
@@ -151,8 +157,9 @@ class ClientNode:
         try:
             trust_path = _trust_of(home, settings)
             config = _node_config(home, settings)
+            mesh: MeshTrust | None = None
             if trust_path is not None:
-                config = await trio.to_thread.run_sync(_trusted, home, config, trust_path)
+                config, mesh = await trio.to_thread.run_sync(_trusted, home, config, trust_path)
             journal = await ClientJournal.open(home.journal_path, clock=clock)
             try:
                 node = BundleNode(config, clock=clock)
@@ -175,6 +182,7 @@ class ClientNode:
                                 endpoint,
                                 discovery=_discovery_of(settings),
                                 trust=trust_path,
+                                mesh=mesh,
                                 clock=clock,
                             )
                             endpoint.start_soon(client._consume)
@@ -347,12 +355,54 @@ class ClientNode:
                 executor=message.executor,
             )
         elif isinstance(message, JobResult):
+            message = self.open_result(message)
             entry = await self.journal.store_result(message, "delivered")
         else:
             logger.debug("ignoring %s from %s", message.KIND, incoming.source)
             return
         if entry is not None:
             self.notify(JobEvent(entry, message))
+
+    # -- sealed results (a trusted mesh) -------------------------------------------------------
+
+    def result_key(self) -> bytes | None:
+        """What jobs carry as their result key: this client's certificate (DER) in a trusted
+        mesh, else ``None``."""
+        if self.mesh is None:
+            return None
+        from ..trust.sealing import certificate_der
+
+        return certificate_der(self.mesh.trust.certificate)
+
+    def open_result(self, result: JobResult) -> JobResult:
+        """``result`` opened with this client's key if it was sealed to it; one that cannot be
+        opened keeps its sealed form (and says so in its message)."""
+        if result.sealed is None:
+            return result
+        if self.mesh is None:
+            return dataclasses.replace(result, message="sealed to a key this client lacks")
+        from ..trust import TrustError
+        from ..trust.sealing import open_result
+
+        try:
+            return open_result(result, self.mesh.trust.key)
+        except TrustError as exc:
+            logger.warning("result of job %s: %s", result.job_id, exc)
+            return dataclasses.replace(result, message=f"cannot open the sealed result: {exc}")
+
+    def open_archive(self, data: bytes) -> bytes:
+        """A stored results archive, opened if it was sealed to this client."""
+        from ..trust.sealing import is_sealed
+
+        if self.mesh is None or not is_sealed(data):
+            return data
+        from ..trust import TrustError
+        from ..trust.sealing import open_sealed
+
+        try:
+            return open_sealed(data, self.mesh.trust.key)
+        except TrustError as exc:
+            raise ClientError(f"cannot open the sealed results archive: {exc}") from None
 
     # -- leaving --------------------------------------------------------------------------------
 
@@ -435,15 +485,15 @@ def _trust_of(home: ClientHome, settings: ClientSettings) -> Path | None:
     return home.trust_path if home.trust_path.exists() else None
 
 
-def _trusted(home: ClientHome, config: NodeConfig, path: Path) -> NodeConfig:
-    """``config`` in the trusted mesh of the trust file at ``path``: the client's node ID is
-    the one its certificate names."""
+def _trusted(home: ClientHome, config: NodeConfig, path: Path) -> tuple[NodeConfig, MeshTrust]:
+    """``config`` in the trusted mesh of the trust file at ``path`` (the client's node ID is
+    the one its certificate names), and the mesh."""
     from ..trust import MeshTrust, TrustError
 
     try:
         mesh = MeshTrust.load(path)
         home.node_id = mesh.node_id
-        return mesh.configure(dataclasses.replace(config, node_id=mesh.node_id))
+        return mesh.configure(dataclasses.replace(config, node_id=mesh.node_id)), mesh
     except TrustError as exc:
         raise ClientUsageError(f"trust: {exc}") from None
 

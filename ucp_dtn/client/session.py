@@ -375,7 +375,9 @@ class ClientSession:
             await self._note_status(entry)
 
     async def note_result(self, result: JobResult) -> JobEntry | None:
-        """Keep a result fetched from a datastore (the first result wins)."""
+        """Keep a result fetched from a datastore (the first result wins), opened if it was
+        sealed to this client."""
+        result = self.client.open_result(result)
         entry = await self.journal.store_result(result, "datastore")
         if entry is not None:
             self.client.notify(JobEvent(entry, result))

@@ -590,6 +590,11 @@ class JobResult(UcpMessage):
     """Fuel used, when metered."""
     attempt: Annotated[int, Wire(required=True)] = 1
     """The dispatch attempt that produced this result."""
+    sealed: bytes | None = None
+    """In a trusted mesh, :attr:`message`, :attr:`stdout_tail`, :attr:`stderr_tail` and
+    :attr:`archive` sealed to the job's client (:attr:`JobInfo.result_key`), those fields
+    then empty; a stored archive (:attr:`archive_ref`) is sealed the same way. The client
+    opens it with its key (:func:`ucp_dtn.trust.sealing.open_sealed`)."""
 
     @property
     def ok(self) -> bool:
