@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -38,6 +39,9 @@ from ucp_dtn.roles.runner import run_roles
 from ucp_dtn.store import StoreError
 
 from .config import DaemonSettings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from ucp_dtn.trust import MeshTrust
 
 __all__ = ["LOCK_FILE", "SOCKET_FILE", "StartupError", "format_ready_line", "main", "serve"]
 
@@ -124,7 +128,9 @@ async def serve(settings: DaemonSettings, socket_path: Path) -> None:
             http: tuple[str, int] | None = None
             if settings.http is not None:
                 http = await nursery.start(
-                    functools.partial(_serve_dashboard, node, services, settings.http, started_at)
+                    functools.partial(
+                        _serve_dashboard, node, services, settings.http, started_at, settings.trust
+                    )
                 )
             print(
                 format_ready_line(str(node.node_id), node.listen_addresses, socket_path, http),
@@ -150,14 +156,19 @@ async def _serve_dashboard(
     services: list[object],
     address: tuple[str, int],
     started_at: float,
+    trust: MeshTrust | None = None,
     *,
     task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """The dashboard (``--http``); the HTTP stack is imported only here."""
-    from ucp_dtn.dashboard import DashboardServer, NodeSources
+    """The dashboard (``--http``); the HTTP stack is imported only here. In a trusted mesh,
+    off loopback, it serves HTTPS only, to holders of a member's certificate."""
+    from ucp_dtn.dashboard import DashboardServer, NodeSources, is_loopback
 
     sources = NodeSources(node, services, f"ucp-bpnode {_version()}", started_at)
-    dashboard = DashboardServer(sources, *address)
+    context = None
+    if trust is not None and not is_loopback(address[0]):
+        context = trust.dashboard_context()
+    dashboard = DashboardServer(sources, *address, ssl_context=context)
     await dashboard.run(task_status=task_status)
 
 

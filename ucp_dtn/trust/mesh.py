@@ -28,6 +28,7 @@ file (:mod:`.trustfile`) into a :class:`MeshTrust`, which gives the node:
 from __future__ import annotations
 
 import logging
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -77,6 +78,20 @@ class MeshTrust:
 
         server, client = self.trust.ssl_contexts()
         return TlsSettings(server, client, require=True, require_node_id=True)
+
+    def dashboard_context(self) -> ssl.SSLContext:
+        """The dashboard's HTTPS context off loopback: this node's certificate, and a client
+        certificate of the mesh authority required of every browser or script (a member's
+        trust file, imported into the browser as a PKCS#12 file or given to ``curl --cert``)."""
+        if self.trust.path is None:
+            raise TrustError("the trust file must be read from a file to serve HTTPS")
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # no system CAs: the mesh's only
+        context.load_verify_locations(cadata=self.trust.authority_pem())
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(str(self.trust.path))
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.set_alpn_protocols(["h2", "http/1.1"])
+        return context
 
     def security_policy(self, policy: SecurityPolicy | None = None) -> SecurityPolicy:
         """The mesh's rules, then those of ``policy`` (the node's own, if any)."""
