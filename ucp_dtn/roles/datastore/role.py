@@ -85,7 +85,7 @@ from ...ucp.messages import (
 )
 from ..authorization import may_change
 from ..directory import BrokerDirectory
-from ..endpoints import RoleName, node_of, role_endpoint
+from ..endpoints import RoleName, node_of, role_endpoint, role_of_endpoint
 from ..heartbeats import HeartbeatDetails, HeartbeatSender
 from ..mailbox import Incoming, Mailbox, MailboxStatistics
 from ..settings import RoleSettings
@@ -518,6 +518,10 @@ class DatastoreRole:
             return None
         claimed = message.reply_to if relayed and message.reply_to else str(incoming.source)
         requester = sender.node_id if not relayed else str(node_of(claimed))
+        # A node acting for itself (an executor publishing a job's results, a broker) may
+        # change what nodes wrote: a redeployed job's second executor replaces the first's
+        # archive. What a client wrote stays its own.
+        for_itself = relayed and role_of_endpoint(claimed) is not RoleName.CLIENT
         known = self.mailbox.mesh.signer(requester) if self.mailbox.mesh is not None else None
         admin = sender.role is MeshRole.ADMIN or (
             known is not None and known.role is MeshRole.ADMIN
@@ -531,6 +535,11 @@ class DatastoreRole:
             )
             infos = page.entries
         for info in infos:
+            by_node = info.writer is not None and role_of_endpoint(info.writer) is not (
+                RoleName.CLIENT
+            )
+            if for_itself and by_node:
+                continue
             if not may_change(requester, info.writer, admin=admin):
                 owner = node_of(info.writer) if info.writer else "another client"
                 self._denied += 1
