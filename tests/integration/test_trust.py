@@ -95,7 +95,16 @@ async def test_a_trusted_mesh_admits_only_its_members(network: Network, tmp_path
     assert oct((tmp_path / "authority" / "ca.key").stat().st_mode & 0o777) == "0o600"
 
     hub = await start_roles(
-        network, "hub", "broker,executor,datastore", "--trust", str(hub_file), "-v"
+        network,
+        "hub",
+        "broker,executor,datastore",
+        "--trust",
+        str(hub_file),
+        "--trust-client",
+        "dtn://alice/",
+        "--trust-client",
+        "dtn://mallory/",
+        "-v",
     )
     assert "OPEN MODE" not in hub.log.read_text()
 
@@ -202,6 +211,20 @@ async def test_a_trusted_mesh_admits_only_its_members(network: Network, tmp_path
     assert (await mallory.status()) == {}
 
     await run_ucp("agent", "stop", "--home", str(mallory.home))
+
+    # An enrolled client the hub's broker does not list (--trust-client): its job is rejected,
+    # and it is told why.
+    carol = Client(tmp_path / "carol", hub)
+    carol_file = await _issue(tmp_path, "client", "carol")
+    used = await run_ucp("trust", "use", str(carol_file), "--home", str(carol.home))
+    assert used.returncode == 0, explain(used)
+    done = await carol.ucp("run", str(plan), "-o", str(tmp_path / "carol-out"), "--timeout", "20s")
+    assert done.returncode != 0, explain(done)
+    assert (
+        "dtn://carol/ is not among the clients this broker takes jobs from"
+        in (done.stdout + done.stderr).decode()
+    ), explain(done)
+    await run_ucp("agent", "stop", "--home", str(carol.home))
     # An enrolled client that sends a job straight to the executor, as if it were a broker:
     # refused (executors take jobs only from mesh nodes), and the job never runs.
     wasm = (tmp_path / "cat.wasm").read_bytes()

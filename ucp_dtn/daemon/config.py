@@ -414,6 +414,15 @@ SETTINGS = SettingsTable(
             example="hub.trust.pem",
         ),
         Setting(
+            "trust_client",
+            NODE_ID,
+            "brokers in a trusted mesh take jobs only from these clients (node IDs); by "
+            "default from every client the mesh authority enrolled",
+            feeds=("role.allowed_clients",),
+            many=True,
+            example="dtn://alice/",
+        ),
+        Setting(
             "tls.cert",
             PATH,
             "our certificate chain, naming our node ID in an id-on-bundleEID subjectAltName",

@@ -304,7 +304,8 @@ class BrokerRole:
         message = incoming.message
         try:
             if isinstance(message, JobSubmission):
-                await self._on_submission(incoming, message)
+                if not await self._refused_submitter(incoming, message):
+                    await self._on_submission(incoming, message)
             elif isinstance(message, JobState):
                 await self._on_job_state(incoming, message)
             elif isinstance(message, JobResult):
@@ -553,6 +554,20 @@ class BrokerRole:
         destination = getattr(message, "reply_to", None) or incoming.source
         if reply is not None:
             await self._send(destination, reply, lifetime_s=_REPLY_LIFETIME_S)
+        return True
+
+    async def _refused_submitter(self, incoming: Incoming, message: JobSubmission) -> bool:
+        """In a trusted mesh with a list of allowed clients (``--trust-client``), reject (and
+        answer) a submission from a client not on it."""
+        allowed = self.settings.allowed_clients
+        sender = incoming.sender
+        if not allowed or sender is None or sender.node_id in allowed:
+            return False
+        why = f"{sender.node_id} is not among the clients this broker takes jobs from"
+        self._ignore(incoming, why)
+        reply = refusal_reply(message, why, now=self._clock())
+        if reply is not None:
+            await self._send(incoming.source, reply, lifetime_s=_REPLY_LIFETIME_S)
         return True
 
     def _job_client(self, job_id: uuid.UUID) -> str | None:
