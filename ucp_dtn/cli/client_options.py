@@ -239,8 +239,10 @@ def call(
 
             from .agent_link import call_agent
 
-            # The home as this command sees it ($UCP_HOME, --home), not as the agent would.
-            settings = dataclasses.replace(settings, home=settings.home_path)
+            # The home (and trust file) as this command sees them ($UCP_HOME, --home, a
+            # relative --trust), not as the agent would from its own directory.
+            trust = settings.trust.expanduser().absolute() if settings.trust else None
+            settings = dataclasses.replace(settings, home=settings.home_path, trust=trust)
             return call_agent(
                 settings.home_path,
                 op,
