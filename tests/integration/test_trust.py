@@ -184,6 +184,9 @@ async def test_a_trusted_mesh_admits_only_its_members(network: Network, tmp_path
     notes = tmp_path / "notes.txt"
     notes.write_text("alice's notes\n")
     await alice.ok("data", "put", "shared/notes", str(notes))
+    diary = tmp_path / "diary.txt"
+    diary.write_text("alice's diary\n")
+    await alice.ok("data", "put", "shared/diary", str(diary), "--private")
 
     # Another enrolled client: reads shared data (mesh-wide by default), but neither
     # overwrites nor deletes alice's, nor sees her job's data and result; told why each time.
@@ -192,9 +195,12 @@ async def test_a_trusted_mesh_admits_only_its_members(network: Network, tmp_path
     used = await run_ucp("trust", "use", str(mallory_file), "--home", str(mallory.home))
     assert used.returncode == 0, explain(used)
     assert await mallory.ok("data", "get", "shared/notes") == "alice's notes\n"
+    listing = await mallory.ok("data", "ls", "shared")
+    assert "shared/notes" in listing and "shared/diary" not in listing
     evil = tmp_path / "evil.txt"
     evil.write_text("mallory was here\n")
     for attempt in (
+        ("data", "get", "shared/diary"),
         ("data", "put", "shared/notes", str(evil), "--replace"),
         ("data", "rm", "shared/notes"),
         ("data", "get", f"{job_id}/result"),
@@ -204,9 +210,10 @@ async def test_a_trusted_mesh_admits_only_its_members(network: Network, tmp_path
         done = await mallory.ucp(*attempt)
         assert done.returncode != 0, explain(done)
         assert "not allowed" in done.stderr.decode(), explain(done)
-        owner = "dtn://alice/"
-        assert owner in done.stderr.decode(), explain(done)
+        assert "dtn://alice/" in done.stderr.decode() or "private" in done.stderr.decode()
     assert await alice.ok("data", "get", "shared/notes") == "alice's notes\n"
+    assert await alice.ok("data", "get", "shared/diary") == "alice's diary\n"
+    assert "shared/diary" in await alice.ok("data", "ls", "shared")
     await alice.ok("data", "get", f"{job_id}/result", "-o", str(tmp_path / "result.zip"))
     assert (await mallory.status()) == {}
 

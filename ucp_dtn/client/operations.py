@@ -367,6 +367,7 @@ async def _data_put(session: ClientSession, args: dict[str, Any], emit: Emit) ->
                 job_id=job,
                 replicas=replicas,
                 exclusive=not replace,
+                private=bool(args.get("private")),
             )
         except ClientError as exc:
             if "already taken" in str(exc):

@@ -678,6 +678,9 @@ class DataPut(UcpMessage):
     :attr:`job_id` (another attempt of that job); otherwise the datastore answers
     :attr:`DataStatus.TAKEN` and keeps what it has. Named results travel this way (REC refuses
     a second publish of a name); without it the last write wins."""
+    private: bool = False
+    """In a trusted mesh, only its owner (its writer's node), admins and mesh nodes may read
+    it (``ucp data put --private``); otherwise every member may (docs/security.md)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,14 +83,14 @@ from ...ucp.messages import (
     Role,
     UcpMessage,
 )
-from ..authorization import may_change
 from ..directory import BrokerDirectory
-from ..endpoints import RoleName, node_of, role_endpoint, role_of_endpoint
+from ..endpoints import RoleName, node_of, role_endpoint
 from ..heartbeats import HeartbeatDetails, HeartbeatSender
 from ..mailbox import Incoming, Mailbox, MailboxStatistics
 from ..settings import RoleSettings
 from .errors import DataStoreClosedError, DataStoreError, DataStoreFullError, InvalidCursorError
 from .named_data_store import NamedDataStore
+from .ownership import requester_of
 from .replicator import Replicator, ReplicatorStatistics
 from .store_results import DatumInfo, NamedDataStatistics, PutOutcome
 
@@ -369,6 +369,7 @@ class DatastoreRole:
                     put.request_id, DataStatus.TAKEN, f"name {put.name!r} already taken"
                 )
             else:
+                await self.store.set_private(put.name, put.private)
                 if outcome is PutOutcome.UNCHANGED:
                     reply = DataReply(put.request_id, DataStatus.OK, "already stored", count=0)
                 else:
@@ -438,11 +439,21 @@ class DatastoreRole:
                     get.request_id, DataStatus.NOT_FOUND, detail=f"no data match {get.query!r}"
                 )
             else:
+                hidden = await self._hidden(incoming, get, [d.info.name for d in page.items])
                 items = tuple(
                     DataItem(d.info.name, d.data, d.info.written_at, d.info.job_id, d.info.writer)
                     for d in page.items
+                    if d.info.name not in hidden
                 )
-                reply = DataGetReply(get.request_id, DataStatus.OK, items, page.cursor)
+                if hidden and not items and get.cursor is None:
+                    owners = ", ".join(sorted(hidden))
+                    reply = DataGetReply(
+                        get.request_id,
+                        DataStatus.DENIED,
+                        detail=f"not allowed: {owners} private to its owner",
+                    )
+                else:
+                    reply = DataGetReply(get.request_id, DataStatus.OK, items, page.cursor)
         await self._reply(incoming, get.reply_to, reply)
         return True
 
@@ -465,7 +476,8 @@ class DatastoreRole:
                     request.request_id, DataStatus.NOT_FOUND, detail=_what(request)
                 )
             else:
-                entries = tuple(self._entry(e) for e in page.entries)
+                hidden = await self._hidden(incoming, request, [e.name for e in page.entries])
+                entries = tuple(self._entry(e) for e in page.entries if e.name not in hidden)
                 reply = DataListReply(request.request_id, DataStatus.OK, entries, page.cursor)
         await self._reply(incoming, request.reply_to, reply)
         return True
@@ -501,31 +513,18 @@ class DatastoreRole:
     async def _ownership_refusal(
         self, incoming: Incoming, message: DataPut | DataDelete
     ) -> tuple[DataStatus, str] | None:
-        """In a trusted mesh, refuse to overwrite or delete data another client owns (its
-        first writer's node; docs/security.md): ``(DENIED, why)``, or ``None`` to go on.
-
-        The requester is the signer, or for a request a mesh node relays (a broker) or makes
-        (an executor publishing results) the requester it names. Replica copies and deletes
-        of a job's data (whose owner the relaying broker checked) pass."""
-        sender = incoming.sender
-        if sender is None:
-            return None
-        relayed = sender.role is MeshRole.NODE
-        if relayed and (
-            (isinstance(message, DataPut) and message.writer is not None)
-            or (isinstance(message, DataDelete) and message.job_id is not None)
+        """In a trusted mesh, refuse to overwrite or delete what another client owns
+        (:mod:`.ownership`): ``(DENIED, why)``, or ``None`` to go on."""
+        requester = requester_of(incoming, message, self.mailbox.mesh)
+        if requester is None or (
+            incoming.sender is not None
+            and incoming.sender.role is MeshRole.NODE
+            and (
+                (isinstance(message, DataPut) and message.writer is not None)
+                or (isinstance(message, DataDelete) and message.job_id is not None)
+            )
         ):
-            return None
-        claimed = message.reply_to if relayed and message.reply_to else str(incoming.source)
-        requester = sender.node_id if not relayed else str(node_of(claimed))
-        # A node acting for itself (an executor publishing a job's results, a broker) may
-        # change what nodes wrote: a redeployed job's second executor replaces the first's
-        # archive. What a client wrote stays its own.
-        for_itself = relayed and role_of_endpoint(claimed) is not RoleName.CLIENT
-        known = self.mailbox.mesh.signer(requester) if self.mailbox.mesh is not None else None
-        admin = sender.role is MeshRole.ADMIN or (
-            known is not None and known.role is MeshRole.ADMIN
-        )
+            return None  # open mode; a replica copy; a job's data (the broker checked it)
         if isinstance(message, DataPut):
             info = await self.store.info(message.name)
             infos: tuple[DatumInfo, ...] = () if info is None else (info,)
@@ -535,18 +534,13 @@ class DatastoreRole:
             )
             infos = page.entries
         for info in infos:
-            by_node = info.writer is not None and role_of_endpoint(info.writer) is not (
-                RoleName.CLIENT
-            )
-            if for_itself and by_node:
-                continue
-            if not may_change(requester, info.writer, admin=admin):
+            if not requester.may_change(info.writer):
                 owner = node_of(info.writer) if info.writer else "another client"
                 self._denied += 1
                 logger.warning(
                     "%s: %s may not change %r (owned by %s)",
                     self.endpoint,
-                    requester,
+                    requester.node,
                     info.name,
                     owner,
                 )
@@ -556,6 +550,25 @@ class DatastoreRole:
                     "overwrite or delete it",
                 )
         return None
+
+    async def _hidden(self, incoming: Incoming, message: UcpMessage, names: list[str]) -> set[str]:
+        """Which of ``names`` (with their writers) the requester may not read: data put
+        ``--private`` by another client, in a trusted mesh."""
+        requester = requester_of(incoming, message, self.mailbox.mesh)
+        if requester is None or not names:
+            return set()
+        private = await self.store.private_among(names)
+        hidden = set()
+        for name in private:
+            info = await self.store.info(name)
+            if info is not None and not requester.may_read(info.writer, True):
+                hidden.add(name)
+        if hidden:
+            self._denied += 1
+            logger.info(
+                "%s: %d private data hidden from %s", self.endpoint, len(hidden), requester.node
+            )
+        return hidden
 
     async def _free_space(self, incoming: Incoming, request: DataFreeSpace) -> bool:
         self._handled[DataFreeSpace] += 1
