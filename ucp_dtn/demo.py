@@ -3,8 +3,12 @@
 It starts a local network of real ``ucp-bpnode`` processes on 127.0.0.1, each with its own
 persistent bundle store, and runs real WebAssembly jobs through it the way a user would:
 
-1. node ``hub`` comes up as broker and datastore, node ``worker`` as executor (it connects to
-   the hub and sends heartbeats with its capabilities);
+1. a mesh authority is made and issues one trust file per device (``ucp trust init``, ``ucp
+   trust issue``): node ``hub`` comes up as broker and datastore, node ``worker`` as executor
+   (it connects to the hub and sends heartbeats with its capabilities), both with ``--trust``
+   (TLS with authenticated node IDs, signed messages; docs/security.md), and the client joins
+   with ``ucp trust use``; a client without a trust file tries and is refused. ``--open``
+   runs the demo in open mode instead (no authority, no TLS);
 2. a client with its own identity and bundle store submits an execution plan: recordings from
    two field sites as named data (generated audio with known content: silence, speech-like
    sounds, engine hum, alarms, noise), a job per site running the audio classifier (C compiled
@@ -137,7 +141,7 @@ class _Client:
         self.hub = hub
 
     def argv(self, command: str, *args: str) -> list[str]:
-        if command == "agent":
+        if command in ("agent", "trust"):
             return ["ucp", command, *args, "--home", str(self.home)]
         return ["ucp", command, *args, "--home", str(self.home), "--via", self.hub.url]
 
@@ -194,10 +198,36 @@ async def _stay_up(client: _Client, plan: Path) -> None:
             break
 
 
-async def run_demo(base: Path, *, dashboard: str | None = None) -> bool:
+async def _make_mesh(base: Path) -> dict[str, Path] | None:
+    """The demo's mesh authority and trust files (hub, worker, the client); ``None`` if a
+    command failed (its output was shown)."""
+    authority = base / "mesh-authority"
+    files = {
+        "hub": base / "hub.trust.pem",
+        "worker": base / "worker.trust.pem",
+        "client": base / "client.trust.pem",
+    }
+    commands = [
+        ["trust", "init", "--name", "ucp demo mesh", "--authority", str(authority)],
+        ["trust", "issue", "node", "dtn://hub/", "-o", str(files["hub"])],
+        ["trust", "issue", "node", "dtn://worker/", "-o", str(files["worker"])],
+        ["trust", "issue", "client", "demo-client", "-o", str(files["client"])],
+    ]
+    for command in commands:
+        argv = command if command[1] == "init" else [*command, "--authority", str(authority)]
+        _say(f"  $ ucp {shlex.join(argv)}")
+        done = await run_ucp(*argv, timeout=60)
+        if done.returncode != 0:
+            _say(_indent(done.stdout + done.stderr))
+            return None
+    return files
+
+
+async def run_demo(base: Path, *, dashboard: str | None = None, trusted: bool = True) -> bool:
     """Run the demo with work directories under ``base``; True when every job succeeded.
     ``dashboard``: the hub's dashboard address (``HOST:PORT``, port 0 for any); the worker's
-    listens on 127.0.0.1, any port; then the network stays up until SIGINT or SIGTERM."""
+    listens on 127.0.0.1, any port; then the network stays up until SIGINT or SIGTERM.
+    ``trusted``: a trusted mesh (``--trust``), else open mode."""
     started = time.monotonic()
     _say("== 0. Preparing the plan: two sites' recordings (generated, known content) and a gauge")
     scenes, gauge_line = _write_plan(base / "plan")
@@ -205,23 +235,53 @@ async def run_demo(base: Path, *, dashboard: str | None = None) -> bool:
     hub_http = ("--http", dashboard) if dashboard is not None else ()
     worker_http = ("--http", "127.0.0.1:0") if dashboard is not None else ()
     try:
-        _say("== 1. A local network: a hub (broker + datastore) and a worker (executor)")
+        trust: dict[str, tuple[str, ...]] = {"hub": (), "worker": ()}
+        if trusted:
+            _say("== 1. A trusted mesh: an authority and one trust file per device")
+            files = await _make_mesh(base)
+            if files is None:
+                return False
+            trust = {name: ("--trust", str(files[name])) for name in ("hub", "worker")}
+        else:
+            _say("== 1. Open mode: anyone who reaches the nodes may use them")
+        _say("   A local network: a hub (broker + datastore) and a worker (executor)")
         hub = await network.start(
-            "hub", "--roles", "broker,datastore", "--heartbeat", "1s", *hub_http
+            "hub", "--roles", "broker,datastore", "--heartbeat", "1s", *hub_http, *trust["hub"]
         )
         _say(
             f"  $ ucp-bpnode -n {hub.node_id} -W {network.workdir('hub')} --roles broker,datastore"
             + (f" --http {dashboard}" if dashboard is not None else "")
+            + (f" {shlex.join(trust['hub'])}" if trusted else "")
         )
         _say(f"    listening on {hub.url}")
         worker = await network.start(
-            "worker", "--roles", "executor", "--heartbeat", "1s", "-s", hub.url, *worker_http
+            "worker",
+            "--roles",
+            "executor",
+            "--heartbeat",
+            "1s",
+            "-s",
+            hub.url,
+            *worker_http,
+            *trust["worker"],
         )
         _say(
             f"  $ ucp-bpnode -n {worker.node_id} -W {network.workdir('worker')} "
             f"--roles executor -s {hub.url}"
+            + (f" {shlex.join(trust['worker'])}" if trusted else "")
         )
         client = _Client(base / "client-home", hub)
+        if trusted:
+            stranger = _Client(base / "stranger-home", hub)
+            _say("   A client without a trust file gets no session, and is told why:")
+            refused = await stranger.run("status", "--wait", "2s")
+            _say(_indent(refused.stdout + refused.stderr))
+            await run_ucp("agent", "stop", "--home", str(stranger.home), timeout=60)
+            _say("   The demo's client joins the mesh with its trust file:")
+            used = await client.run("trust", "use", str(base / "client.trust.pem"))
+            _say(_indent(used.stdout + used.stderr))
+            if used.returncode != 0:
+                return False
         if dashboard is not None:
             _say(f"  dashboard of the hub (broker, job table): {hub.dashboard_url}")
             _say(f"  dashboard of the worker (executor):       {worker.dashboard_url}")

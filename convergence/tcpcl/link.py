@@ -218,6 +218,12 @@ class TcpclLink:
         return self._tls_started
 
     @property
+    def peer_certificate(self) -> bytes | None:
+        """The peer's TLS certificate (DER), already validated against our trust anchors;
+        ``None`` without TLS."""
+        return self._peer_cert
+
+    @property
     def closed(self) -> bool:
         """Whether the session has ended."""
         return self._closed.is_set()

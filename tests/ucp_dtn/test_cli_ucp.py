@@ -230,6 +230,7 @@ def test_every_subcommand_has_help(capsys: pytest.CaptureFixture[str]) -> None:
         "send",
         "recv",
         "nodes",
+        "trust",
         "demo",
     ]
     with pytest.raises(SystemExit):

@@ -347,6 +347,7 @@ NOT_ALONE = {
     "workdir",
     "in_memory",
     "config",
+    "trust",
     "tls.cert",
     "tls.key",
     "tls.ca",

@@ -9,6 +9,7 @@ are seconds (``convergence.quantities.parse_duration`` reads ``"10s"``).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +25,16 @@ if TYPE_CHECKING:
 
     from .security import SecurityPolicy
 
-__all__ = ["DEFAULT_LIFETIME_S", "DEFAULT_STORE_QUOTA", "NodeConfig", "parse_node_id"]
+__all__ = [
+    "DEFAULT_LIFETIME_S",
+    "DEFAULT_STORE_QUOTA",
+    "NodeConfig",
+    "SessionCheck",
+    "parse_node_id",
+]
+
+SessionCheck = Callable[[str, "bytes | None"], "str | None"]
+"""Whether a session may go on: ``(peer node ID, peer certificate DER) -> None or why not``."""
 
 DEFAULT_STORE_QUOTA = 1024**3
 """Default store quota: 1 GiB of bundle bytes."""
@@ -138,6 +148,11 @@ class NodeConfig:
     """BPSec (RFC 9172): which operations this node adds, requires, checks and accepts, with
     which keys (:mod:`ucp_dtn.agent.security`); ``None``: security blocks are carried as
     received and never checked."""
+    session_check: SessionCheck | None = None
+    """Asked about every session once it is established (and again by
+    :meth:`~ucp_dtn.agent.BundleNode.recheck_sessions`): given the peer's node ID and TLS
+    certificate (DER, ``None`` without TLS), ``None`` admits it, a text closes it and says why
+    (a trusted mesh refuses revoked certificates this way)."""
 
     def __post_init__(self) -> None:
         parse_node_id(self.node_id)

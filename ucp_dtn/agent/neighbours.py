@@ -227,6 +227,12 @@ class Neighbours:
             )
             await link.aclose(SessTermReason.CONTACT_FAILURE)
             return
+        check = core.config.session_check
+        refusal = None if check is None else check(link.peer_node_id, link.peer_certificate)
+        if refusal is not None:
+            logger.warning("session with %s refused: %s", peer, refusal)
+            await link.aclose(SessTermReason.CONTACT_FAILURE)
+            return
         session = _Session(link, peer, core.now())
         session.reactive = core.config.reactive_fragmentation and any(
             item.item_type == SessionExtensionType.REACTIVE_FRAGMENTATION

@@ -33,7 +33,7 @@ from bpv7 import (
     HopCountBlock,
     parse_eid,
 )
-from convergence.tcpcl import ExtensionItem, SessionExtensionType
+from convergence.tcpcl import ExtensionItem, SessionExtensionType, SessTermReason
 from convergence.tcpcl.link import LinkConfig, TcpclLink
 from convergence.tcpcl.link_errors import LinkError
 from convergence.tcpcl.listener import TcpclListener, open_link
@@ -502,6 +502,21 @@ class BundleNode:
             return 0
         waiting = await core.store.query(states={BundleState.PENDING_FORWARD})
         return sum(meta.size for meta in waiting)
+
+    async def recheck_sessions(self) -> int:
+        """Run :attr:`NodeConfig.session_check` on every session again and close those it
+        refuses now (a trusted mesh does after applying a revocation); how many were closed."""
+        check = self.config.session_check
+        if check is None or self._neighbours is None:
+            return 0
+        closed = 0
+        for link in self._neighbours.links():
+            refusal = check(link.peer_node_id, link.peer_certificate)
+            if refusal is not None:
+                logger.warning("closing the session with %s: %s", link.peer_node_id, refusal)
+                await link.aclose(SessTermReason.CONTACT_FAILURE)
+                closed += 1
+        return closed
 
     def peers(self) -> list[PeerInfo]:
         """The sessions up now."""

@@ -39,6 +39,7 @@ __all__ = [
     "AGENT_ENV",
     "COLLECT_MAX_FILES_ENV",
     "COLLECT_MAX_SIZE_ENV",
+    "TRUST_ENV",
     "VIA_ENV",
     "add_client_arguments",
     "add_global_arguments",
@@ -51,6 +52,8 @@ VIA_ENV = "UCP_VIA"
 """Environment variable with ``--via`` addresses (comma-separated)."""
 BROKER_ENV = "UCP_BROKER"
 """Environment variable with the ``--broker`` node ID."""
+TRUST_ENV = "UCP_TRUST"
+"""Environment variable with the ``--trust`` file."""
 AGENT_ENV = "UCP_AGENT"
 """Environment variable: ``0`` (or ``off``) runs every command without the client agent."""
 COLLECT_MAX_SIZE_ENV = "UCP_COLLECT_MAX_SIZE"
@@ -155,6 +158,16 @@ CLIENT_SETTINGS = SettingsTable(
             example="100000",
         ),
         Setting(
+            "trust",
+            PATH,
+            "the client's trust file in a trusted mesh (ucp trust issue client); without it "
+            "the one 'ucp trust use' put in the home, else open mode",
+            feeds=("client.trust",),
+            metavar="FILE",
+            env=TRUST_ENV,
+            in_file=False,
+        ),
+        Setting(
             "agent",
             BOOL,
             "use the home's client agent (started when none runs); --no-agent runs the "
@@ -255,8 +268,10 @@ def call(
 
             from .agent_link import call_agent
 
-            # The home as this command sees it ($UCP_HOME, --home), not as the agent would.
-            settings = dataclasses.replace(settings, home=settings.home_path)
+            # The home (and trust file) as this command sees them ($UCP_HOME, --home, a
+            # relative --trust), not as the agent would from its own directory.
+            trust = settings.trust.expanduser().absolute() if settings.trust else None
+            settings = dataclasses.replace(settings, home=settings.home_path, trust=trust)
             return call_agent(
                 settings.home_path,
                 op,

@@ -1,7 +1,8 @@
 """``ucp data put|get|ls|rm|df``: named data in the datastores, through a broker.
 
-* ``put NAME FILE|- [--replicas N] [--replace]`` stores a file (or stdin) as ``NAME``, with
-  ``N`` copies on distinct datastores (default: the datastores' default for the name); a name
+* ``put NAME FILE|- [--replicas N] [--replace] [--private]`` stores a file (or stdin) as
+  ``NAME`` (``--private``: in a trusted mesh, readable by this client only), with ``N``
+  copies on distinct datastores (default: the datastores' default for the name); a name
   another write holds is refused (exit status 1) unless ``--replace`` (then the newest write
   wins);
 * ``get NAME [-o PATH]`` fetches ``NAME`` and its subkeys (or a ``prefix*`` pattern): one datum
@@ -74,6 +75,12 @@ def _add_arguments(parser: argparse.ArgumentParser, client: Callable[[Any], None
     put.add_argument(
         "--replace", action="store_true", help="overwrite the name if it is taken already"
     )
+    put.add_argument(
+        "--private",
+        action="store_true",
+        help="in a trusted mesh, only this client (and admins) may read it (default: every "
+        "member may)",
+    )
     client(put)
 
     get = actions.add_parser("get", help="fetch a name and its subkeys (or a prefix* pattern)")
@@ -128,6 +135,7 @@ def _put(args: argparse.Namespace) -> int:
         "job": args.job,
         "replace": args.replace,
         "replicas": args.replicas,
+        "private": args.private,
     }
     if args.file == "-":
         op_args["data"] = sys.stdin.buffer.read()

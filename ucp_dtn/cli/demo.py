@@ -5,7 +5,8 @@ plans by hand (the examples of ``docs/plans.md`` use them): ``cat.wat`` (``cat O
 concatenates files), ``river-gauge.wat`` (summarises water levels read on stdin) and
 ``classifier.wasm`` (labels 16 kHz audio read on stdin, window by window). ``ucp demo
 --dashboard [HOST:PORT]`` has the nodes serve their live dashboards and keeps the network up
-until Ctrl-C.
+until Ctrl-C. The demo runs a trusted mesh (an authority, trust files, ``--trust``; a stranger
+refused); ``ucp demo --open`` runs it in open mode.
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="DIR",
         help="only write the demo's modules (cat.wat, river-gauge.wat, classifier.wasm) into DIR",
+    )
+    parser.add_argument(
+        "--open",
+        action="store_true",
+        help="run the demo in open mode (no mesh authority, no TLS, anyone may connect) "
+        "instead of a trusted mesh",
     )
     parser.add_argument(
         "--dashboard",
@@ -70,9 +77,10 @@ async def _demo(args: argparse.Namespace) -> int:
     from ucp_dtn.localnet import LocalNetwork
 
     if args.workdir is not None:
-        return 0 if await run_demo(args.workdir, dashboard=args.dashboard) else EXIT_FAILURE
+        done = await run_demo(args.workdir, dashboard=args.dashboard, trusted=not args.open)
+        return 0 if done else EXIT_FAILURE
     with tempfile.TemporaryDirectory(prefix="ucp-demo-") as tmp:
-        if await run_demo(Path(tmp), dashboard=args.dashboard):
+        if await run_demo(Path(tmp), dashboard=args.dashboard, trusted=not args.open):
             return 0
         sys.stderr.write(LocalNetwork(Path(tmp) / "nodes").logs()[-6000:] + "\n")
         return EXIT_FAILURE

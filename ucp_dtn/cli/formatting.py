@@ -80,6 +80,8 @@ def format_submit(document: Document) -> str:
             f"{plan}: no broker reachable: {count} queued in {document['home']}; they leave "
             "as soon as a broker is reachable (the client agent keeps trying)"
         )
+        if document.get("why"):
+            head += f"\n{document['why']}"
     width = max((len(job["name"]) for job in jobs), default=0)
     lines = [head]
     for job in jobs:

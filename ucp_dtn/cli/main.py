@@ -43,6 +43,7 @@ from .run import RUN
 from .send import SEND
 from .status import STATUS
 from .submit import SUBMIT
+from .trust import TRUST
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
@@ -59,6 +60,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     SEND,
     RECV,
     NODES,
+    TRUST,
     DEMO,
 )
 """The subcommands, in ``--help`` order."""
@@ -150,7 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{exc.prog}: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
         command = args.subcommand
-        prog = " ".join(["ucp", command.name, *([args.data_command] if command is DATA else [])])
+        action = getattr(args, "data_command", None) or getattr(args, "trust_command", None)
+        prog = " ".join(["ucp", command.name, *([action] if action else [])])
         _configure_logging(getattr(args, "verbose", 0) or 0)
         return command.run(args)
     except CommandError as exc:

@@ -122,6 +122,7 @@ async def put_data(
     wait_s: float | None = None,
     replicas: int | None = None,
     exclusive: bool = False,
+    private: bool = False,
 ) -> PutOutcome:
     """Store ``data`` as ``name`` (custody; it survives the client going offline), with
     ``replicas`` copies on distinct datastores if given (else the datastores' default for the
@@ -130,7 +131,8 @@ async def put_data(
     network afterwards. A refusal (no space, invalid, or — ``exclusive`` — the name is taken by
     another write) raises :class:`ClientError`; no answer in time is not an error (``stored``
     false: the put is on its way, and the broker keeps it until a datastore appears). Without
-    ``exclusive`` the newest write of a name wins."""
+    ``exclusive`` the newest write of a name wins. ``private``: in a trusted mesh only this
+    client (and admins, and the mesh's nodes) may read it."""
     name = check_query(name)
     if name.endswith("*"):
         raise ClientUsageError(f"cannot store data under a pattern: {name!r}")
@@ -147,6 +149,7 @@ async def put_data(
         job_id=job_id,
         replicas=replicas,
         exclusive=exclusive,
+        private=private,
     )
     broker = await session.find_broker()
     with session.replies([put.request_id]) as replies:

@@ -12,6 +12,8 @@ Layout (created on first use)::
     <home>/agent.sock   where ``ucp`` commands reach the client agent (ucp_dtn.client.agent)
     <home>/agent.log    what the client agent logs
     <home>/spool/       large bundles being received
+    <home>/trust.pem    in a trusted mesh, the client's trust file (``ucp trust use``): its key
+                        and certificate, whose node ID replaces the one in ``identity``
 
 Everything in it is for the user only (files 0600, directories 0700, see
 :mod:`ucp_dtn.private_files`); what an older version left readable by others is tightened when
@@ -48,6 +50,7 @@ STORE_DIR = "store"
 JOURNAL_FILE = "journal.db"
 LOCK_FILE = "lock"
 SPOOL_DIR = "spool"
+TRUST_FILE = "trust.pem"
 
 
 def new_node_id() -> str:
@@ -69,6 +72,11 @@ class ClientHome:
     def store_path(self) -> Path:
         """The bundle store's directory."""
         return self.path / STORE_DIR
+
+    @property
+    def trust_path(self) -> Path:
+        """Where ``ucp trust use`` puts the client's trust file."""
+        return self.path / TRUST_FILE
 
     @property
     def journal_path(self) -> Path:

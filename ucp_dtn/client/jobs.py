@@ -19,6 +19,7 @@ not come.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import math
@@ -184,8 +185,14 @@ async def submit_plan(session: ClientSession, plan: ExecutionPlan) -> SubmitRepo
             await session.post(list(puts))
             if broker is not None:
                 confirmed = await _confirm_uploads(session, puts, replies)
+    # In a trusted mesh each job carries the client's certificate: its result is sealed to it.
+    key = session.client.result_key()
     submissions: list[UcpMessage] = [
-        JobSubmission(job=job.info, inline_data=job.inline_data) for job in plan.jobs
+        JobSubmission(
+            job=job.info if key is None else dataclasses.replace(job.info, result_key=key),
+            inline_data=job.inline_data,
+        )
+        for job in plan.jobs
     ]
     addressed = await session.post(submissions)
     job_ids = [job.info.job_id for job in plan.jobs]
@@ -286,7 +293,7 @@ async def fetch_archive(session: ClientSession, result: JobResult) -> bytes | No
         return None
     for item in await get_data(session, result.archive_ref, first_answer=True):
         if item.name == result.archive_ref:
-            return item.data
+            return session.client.open_archive(item.data)
     raise ClientError(f"the results archive {result.archive_ref!r} is not in any datastore")
 
 

@@ -33,12 +33,15 @@ as long as they keep leaving, the agent's a few seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -49,6 +52,10 @@ from ..agent import BundleNode, NodeConfig
 from ..roles import Incoming, Mailbox, RoleName, role_endpoint
 from ..ucp import JobAccepted, JobResult, JobState, decode_message
 from ..ucp.messages import UcpMessage
+
+if TYPE_CHECKING:
+    from ..trust import MeshTrust
+from .errors import ClientError, ClientUsageError
 from .home import ClientHome
 from .journal import ClientJournal, JobEntry
 from .settings import ClientSettings
@@ -64,6 +71,7 @@ _CUSTODY_DRAIN_S = 1.0
 _ROLES_GRACE_S = 1.0
 _RECONNECT_MIN_S = 0.2
 _RECONNECT_MAX_S = 2.0
+_SHORT_SESSION_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +101,8 @@ class ClientNode:
         nursery: trio.Nursery,
         *,
         discovery: tuple[bool, tuple[str, ...] | None, str | None],
+        trust: Path | None = None,
+        mesh: MeshTrust | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.home = home
@@ -106,12 +116,18 @@ class ClientNode:
         self.discovery = discovery
         """``(discover, interfaces, service type)`` the node was started with: a session that
         wants other discovery settings needs another node."""
+        self.trust = trust
+        """The trust file the node was started with (``None``: open mode)."""
+        self.mesh = mesh
+        """The trusted mesh of :attr:`trust` (``None``: open mode)."""
         self._nursery = nursery
         self._clock = clock
         self.broker: EndpointID | None = None
         """The broker last found reachable."""
         self._routed_via: set[str] = set()
         self._via: set[tuple[str, int]] = set()
+        self.via_errors: dict[tuple[str, int], str] = {}
+        """Why the last attempt to reach each ``--via`` address failed (cleared on success)."""
         self._collectors: dict[int, trio.MemorySendChannel[Incoming]] = {}
         self._listeners: list[JobListener] = []
         self._changed = trio.Event()
@@ -139,12 +155,19 @@ class ClientNode:
             lambda: ClientHome.open(settings.home, lock_timeout_s=settings.lock_timeout_s)
         )
         try:
+            trust_path = _trust_of(home, settings)
+            config = _node_config(home, settings)
+            mesh: MeshTrust | None = None
+            if trust_path is not None:
+                config, mesh = await trio.to_thread.run_sync(_trusted, home, config, trust_path)
             journal = await ClientJournal.open(home.journal_path, clock=clock)
             try:
-                node = BundleNode(_node_config(home, settings), clock=clock)
+                node = BundleNode(config, clock=clock)
                 try:
                     async with trio.open_nursery() as nursery:
                         await nursery.start(node.run)
+                        if trust_path is not None:
+                            await nursery.start(_revocations(node).run)
                         # The mailbox and the consumer stop before the node: a message being
                         # confirmed as they stop must not meet a closed bundle store (it is
                         # cancelled instead, and the bundle is delivered again next time).
@@ -158,6 +181,8 @@ class ClientNode:
                                 mailbox,
                                 endpoint,
                                 discovery=_discovery_of(settings),
+                                trust=trust_path,
+                                mesh=mesh,
                                 clock=clock,
                             )
                             endpoint.start_soon(client._consume)
@@ -184,8 +209,11 @@ class ClientNode:
         return self.mailbox.endpoint
 
     def fits(self, settings: ClientSettings) -> bool:
-        """Whether a session with ``settings`` can use this node (same discovery settings)."""
-        return _discovery_of(settings) == self.discovery
+        """Whether a session with ``settings`` can use this node (same discovery settings and
+        trust file)."""
+        return _discovery_of(settings) == self.discovery and (
+            _trust_of(self.home, settings) == self.trust
+        )
 
     # -- peers ----------------------------------------------------------------------------------
 
@@ -203,13 +231,24 @@ class ClientNode:
                 peer = await self.node.connect(host, port)
             except (LinkError, OSError) as exc:
                 logger.info("via %s:%d: %s", host, port, exc)
+                self.via_errors[(host, port)] = _connect_problem(exc, self.trust)
                 await trio.sleep(delay)
                 delay = min(delay * 2, _RECONNECT_MAX_S)
                 continue
-            delay = _RECONNECT_MIN_S
+            self.via_errors.pop((host, port), None)
+            began = trio.current_time()
             while any(p.node_id == peer for p in self.node.peers()):
                 await trio.sleep(0.1)
             logger.info("via %s:%d: session with %s ended", host, port, peer)
+            if trio.current_time() - began < _SHORT_SESSION_S:
+                # Closed at once: a trusted mesh refusing this client (revoked), say.
+                self.via_errors[(host, port)] = f"{peer} closed the session at once" + (
+                    " (is this client's certificate revoked?)" if self.trust else ""
+                )
+                await trio.sleep(delay)
+                delay = min(delay * 2, _RECONNECT_MAX_S)
+            else:
+                delay = _RECONNECT_MIN_S
 
     def route_via(self, peers: list[str]) -> None:
         """Send everything not for a neighbour through the first ``--via`` node reached (a
@@ -316,12 +355,54 @@ class ClientNode:
                 executor=message.executor,
             )
         elif isinstance(message, JobResult):
+            message = self.open_result(message)
             entry = await self.journal.store_result(message, "delivered")
         else:
             logger.debug("ignoring %s from %s", message.KIND, incoming.source)
             return
         if entry is not None:
             self.notify(JobEvent(entry, message))
+
+    # -- sealed results (a trusted mesh) -------------------------------------------------------
+
+    def result_key(self) -> bytes | None:
+        """What jobs carry as their result key: this client's certificate (DER) in a trusted
+        mesh, else ``None``."""
+        if self.mesh is None:
+            return None
+        from ..trust.sealing import certificate_der
+
+        return certificate_der(self.mesh.trust.certificate)
+
+    def open_result(self, result: JobResult) -> JobResult:
+        """``result`` opened with this client's key if it was sealed to it; one that cannot be
+        opened keeps its sealed form (and says so in its message)."""
+        if result.sealed is None:
+            return result
+        if self.mesh is None:
+            return dataclasses.replace(result, message="sealed to a key this client lacks")
+        from ..trust import TrustError
+        from ..trust.sealing import open_result
+
+        try:
+            return open_result(result, self.mesh.trust.key)
+        except TrustError as exc:
+            logger.warning("result of job %s: %s", result.job_id, exc)
+            return dataclasses.replace(result, message=f"cannot open the sealed result: {exc}")
+
+    def open_archive(self, data: bytes) -> bytes:
+        """A stored results archive, opened if it was sealed to this client."""
+        from ..trust.sealing import is_sealed
+
+        if self.mesh is None or not is_sealed(data):
+            return data
+        from ..trust import TrustError
+        from ..trust.sealing import open_sealed
+
+        try:
+            return open_sealed(data, self.mesh.trust.key)
+        except TrustError as exc:
+            raise ClientError(f"cannot open the sealed results archive: {exc}") from None
 
     # -- leaving --------------------------------------------------------------------------------
 
@@ -372,6 +453,49 @@ def _discovery_of(settings: ClientSettings) -> tuple[bool, tuple[str, ...] | Non
     if not settings.discover:
         return (False, None, None)
     return (True, settings.discovery_interfaces, settings.discovery_service_type)
+
+
+def _revocations(node: BundleNode) -> Any:
+    """The revocation service of a client node in a trusted mesh."""
+    from ..trust import mesh_anchors
+    from ..trust.revocation import RevocationService
+
+    anchors = mesh_anchors(node)
+    assert anchors is not None
+    return RevocationService(node, anchors)
+
+
+def _connect_problem(error: Exception, trust: Path | None) -> str:
+    """Why a session could not be had, in words for the user of the client."""
+    text = str(error) or type(error).__name__
+    if trust is None and ("TLS" in text or "Contact Failure" in text or "contact" in text):
+        return (
+            f"{text} -- the mesh may be a trusted one: a client needs a trust file from its "
+            "authority (ucp trust use FILE)"
+        )
+    if trust is not None and ("certificate" in text.lower() or "TLS" in text):
+        return f"{text} -- is this client's trust file ({trust}) from this mesh's authority?"
+    return text
+
+
+def _trust_of(home: ClientHome, settings: ClientSettings) -> Path | None:
+    """The trust file a session uses: ``--trust``, else the home's, else none (open mode)."""
+    if settings.trust is not None:
+        return settings.trust.expanduser().absolute()
+    return home.trust_path if home.trust_path.exists() else None
+
+
+def _trusted(home: ClientHome, config: NodeConfig, path: Path) -> tuple[NodeConfig, MeshTrust]:
+    """``config`` in the trusted mesh of the trust file at ``path`` (the client's node ID is
+    the one its certificate names), and the mesh."""
+    from ..trust import MeshTrust, TrustError
+
+    try:
+        mesh = MeshTrust.load(path)
+        home.node_id = mesh.node_id
+        return mesh.configure(dataclasses.replace(config, node_id=mesh.node_id)), mesh
+    except TrustError as exc:
+        raise ClientUsageError(f"trust: {exc}") from None
 
 
 def _node_config(home: ClientHome, settings: ClientSettings) -> NodeConfig:

@@ -113,7 +113,10 @@ async def _submit(session: ClientSession, args: dict[str, Any], emit: Emit) -> d
     plan = await _load_plan(args)
     with trio.CancelScope(shield=True):
         report = await submit_plan(session, plan)
-    return submit_document(report, str(args["plan"]), str(session.home.path))
+    document = submit_document(report, str(args["plan"]), str(session.home.path))
+    if report.outcome is SubmitOutcome.QUEUED:
+        document["why"] = session.unreachable()
+    return document
 
 
 def progress(event: JobEvent) -> str | None:
@@ -169,7 +172,7 @@ async def _run(session: ClientSession, args: dict[str, Any], emit: Emit) -> dict
             await emit({"event": "note", "line": "waiting for a broker..."})
             if await session.find_broker(timeout) is None:
                 raise BrokerUnreachable(
-                    "no broker reachable: the jobs stay queued (see ucp status)"
+                    f"{session.unreachable()}: the jobs stay queued (see ucp status)"
                 )
         entries = await wait_for_jobs(session, job_ids, timeout_s=timeout)
         items = await collect_results(session, entries, Path(args["output"]))
@@ -194,7 +197,7 @@ async def _status(session: ClientSession, args: dict[str, Any], emit: Emit) -> d
     nodes = []
     extra = []
     if broker is None:
-        problem = f"no broker reachable within {session.settings.wait_s:g} s"
+        problem = session.unreachable()
     else:
         try:
             reply = await session.status(job_ids, include_nodes=bool(args.get("nodes")))
@@ -366,6 +369,7 @@ async def _data_put(session: ClientSession, args: dict[str, Any], emit: Emit) ->
                 job_id=job,
                 replicas=replicas,
                 exclusive=not replace,
+                private=bool(args.get("private")),
             )
         except ClientError as exc:
             if "already taken" in str(exc):

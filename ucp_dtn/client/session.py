@@ -186,9 +186,7 @@ class ClientSession:
         """:meth:`find_broker`, or :class:`BrokerUnreachable`."""
         broker = await self.find_broker()
         if broker is None:
-            raise BrokerUnreachable(
-                f"no broker reachable within {self.settings.wait_s:g} s{self._where()}"
-            )
+            raise BrokerUnreachable(self.unreachable())
         return broker
 
     async def known_broker(self) -> EndpointID | None:
@@ -202,8 +200,21 @@ class ClientSession:
 
     def _where(self) -> str:
         if self.via:
-            return " (via " + ", ".join(f"tcp://{h}:{p}" for h, p in self.via) + ")"
+            errors = self.client.via_errors
+            return (
+                " (via "
+                + ", ".join(
+                    f"tcp://{h}:{p}" + (f": {errors[(h, p)]}" if (h, p) in errors else "")
+                    for h, p in self.via
+                )
+                + ")"
+            )
         return " (zeroconf discovery)"
+
+    def unreachable(self) -> str:
+        """Why no broker is reachable, as far as the client can tell: ``"no broker reachable
+        within 10 s (via tcp://...: <why the session failed>)"``."""
+        return f"no broker reachable within {self.settings.wait_s:g} s{self._where()}"
 
     # -- sending --------------------------------------------------------------------------------
 
@@ -364,7 +375,9 @@ class ClientSession:
             await self._note_status(entry)
 
     async def note_result(self, result: JobResult) -> JobEntry | None:
-        """Keep a result fetched from a datastore (the first result wins)."""
+        """Keep a result fetched from a datastore (the first result wins), opened if it was
+        sealed to this client."""
+        result = self.client.open_result(result)
         entry = await self.journal.store_result(result, "datastore")
         if entry is not None:
             self.client.notify(JobEvent(entry, result))

@@ -75,6 +75,9 @@ class ClientSettings:
     from the network, and a small one can hold gigabytes of zeros."""
     collect_max_files: int = DEFAULT_COLLECT_MAX_FILES
     """The most files a job's results archive may unpack to (``--collect-max-files``)."""
+    trust: Path | None = None
+    """The client's trust file in a trusted mesh (``--trust``); ``None``: the one ``ucp trust
+    use`` put in the home (``<home>/trust.pem``), else open mode."""
 
     def __post_init__(self) -> None:
         for name in ("wait_s", "request_timeout_s", "lifetime_s", "settle_s", "lock_timeout_s"):
@@ -119,8 +122,9 @@ class ClientSettings:
         known = {field.name for field in dataclasses.fields(cls)}
         try:
             values = {name: value for name, value in plain.items() if name in known}
-            if values.get("home") is not None:
-                values["home"] = Path(values["home"])
+            for name in ("home", "trust"):
+                if values.get(name) is not None:
+                    values[name] = Path(values[name])
             values["via"] = tuple((str(h), int(p)) for h, p in values.get("via", ()))
             if values.get("discovery_interfaces") is not None:
                 values["discovery_interfaces"] = tuple(values["discovery_interfaces"])

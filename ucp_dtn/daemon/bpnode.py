@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -39,6 +40,9 @@ from ucp_dtn.roles.runner import run_roles
 from ucp_dtn.store import StoreError
 
 from .config import DaemonSettings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from ucp_dtn.trust import MeshTrust
 
 __all__ = ["LOCK_FILE", "SOCKET_FILE", "StartupError", "format_ready_line", "main", "serve"]
 
@@ -122,18 +126,25 @@ async def serve(settings: DaemonSettings, socket_path: Path) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(node.run)
             await nursery.start(server.run)
+            if settings.trust is not None:
+                from ucp_dtn.trust.revocation import RevocationService
+
+                await nursery.start(RevocationService(node, settings.trust.anchors).run)
             services: list[object] = []
             if settings.roles.roles:
                 services = await nursery.start(functools.partial(run_roles, node, settings.roles))
             http: tuple[str, int] | None = None
             if settings.http is not None:
                 http = await nursery.start(
-                    functools.partial(_serve_dashboard, node, services, settings.http, started_at)
+                    functools.partial(
+                        _serve_dashboard, node, services, settings.http, started_at, settings.trust
+                    )
                 )
             print(
                 format_ready_line(str(node.node_id), node.listen_addresses, socket_path, http),
                 flush=True,
             )
+            _announce_trust(settings, node)
             async for signum in signals:
                 logger.info("%s received: shutting down", signal.Signals(signum).name)
                 break
@@ -153,15 +164,42 @@ async def _serve_dashboard(
     services: list[object],
     address: tuple[str, int],
     started_at: float,
+    trust: MeshTrust | None = None,
     *,
     task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """The dashboard (``--http``); the HTTP stack is imported only here."""
-    from ucp_dtn.dashboard import DashboardServer, NodeSources
+    """The dashboard (``--http``); the HTTP stack is imported only here. In a trusted mesh,
+    off loopback, it serves HTTPS only, to holders of a member's certificate."""
+    from ucp_dtn.dashboard import DashboardServer, NodeSources, is_loopback
 
     sources = NodeSources(node, services, f"ucp-bpnode {_version()}", started_at)
-    dashboard = DashboardServer(sources, *address)
+    context = None
+    if trust is not None and not is_loopback(address[0]):
+        context = trust.dashboard_context()
+    dashboard = DashboardServer(sources, *address, ssl_context=context)
     await dashboard.run(task_status=task_status)
+
+
+def _announce_trust(settings: DaemonSettings, node: BundleNode) -> None:
+    """Say at start-up, loudly in open mode, who may connect."""
+    trust = settings.trust
+    if trust is not None:
+        facts = trust.trust.facts
+        logger.info(
+            "trusted mesh: sessions need TLS with a certificate of the mesh authority %s naming "
+            "the peer's node ID; UCP messages are signed and checked (this node %s, %s, "
+            "certificate valid until %s)",
+            trust.trust.authority.subject.rfc4514_string(),
+            trust.node_id,
+            facts.role,
+            f"{facts.not_after:%Y-%m-%d}",
+        )
+    elif node.listen_addresses:
+        logger.warning(
+            "OPEN MODE: anyone who reaches %s may connect, send bundles, submit jobs and read "
+            "data; for a mesh of people you do not all know, use --trust (docs/security.md)",
+            ", ".join(format_address(*address) for address in node.listen_addresses),
+        )
 
 
 def _version() -> str:

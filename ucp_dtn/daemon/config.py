@@ -54,6 +54,7 @@ from ucp_dtn.settings import (
     SettingsError,
     SettingsTable,
 )
+from ucp_dtn.trust import MeshTrust, TrustError
 
 __all__ = [
     "KNOWN_ROLES",
@@ -90,6 +91,9 @@ class DaemonSettings:
     """Warnings to log once logging is set up (old setting names that still work)."""
     http: tuple[str, int] | None = None
     """Where the dashboard, its JSON API and ``/metrics`` listen (``--http``); ``None``: off."""
+    trust: MeshTrust | None = None
+    """The trusted mesh this node is a member of (``--trust``); ``None``: open mode, anyone
+    who reaches a listener may connect."""
 
 
 # -- kinds of values only the daemon has ----------------------------------------------------------
@@ -292,6 +296,16 @@ def default_node_id() -> str:
     return f"dtn://{name or 'localhost'}/"
 
 
+def _trust(path: Path | None) -> MeshTrust | None:
+    """The trusted mesh of the ``trust`` setting (``None``: open mode)."""
+    if path is None:
+        return None
+    try:
+        return MeshTrust.load(path)
+    except TrustError as exc:
+        raise SettingsError(f"trust: {exc}") from None
+
+
 def _tls(
     cert: Path | None = None, key: Path | None = None, ca: Path | None = None, require: bool = False
 ) -> TlsSettings | None:
@@ -416,6 +430,26 @@ SETTINGS = SettingsTable(
             feeds=("node.discovery_service_type",),
             default_help="_dtn-bundle._tcp.local.",
             example="_test._tcp",
+        ),
+        Setting(
+            "trust",
+            PATH,
+            "join a trusted mesh with this device's trust file (ucp trust issue node): TLS "
+            "with authenticated node IDs on every session, UCP messages signed and checked "
+            "(docs/security.md); replaces the tls.* settings",
+            excludes=("tls.cert", "tls.key", "tls.ca"),
+            metavar="FILE",
+            default_help="open mode: anyone who reaches a listener may connect",
+            example="hub.trust.pem",
+        ),
+        Setting(
+            "trust_client",
+            NODE_ID,
+            "brokers in a trusted mesh take jobs only from these clients (node IDs); by "
+            "default from every client the mesh authority enrolled",
+            feeds=("role.allowed_clients",),
+            many=True,
+            example="dtn://alice/",
         ),
         Setting(
             "tls.cert",
@@ -750,14 +784,19 @@ def load_settings(argv: Sequence[str] | None = None) -> DaemonSettings:
     if workdir is None and not resolved.get("in_memory"):
         raise SettingsError(_WORKDIR_NEEDED)
     security = _security(resolved.get(_SECURITY), resolved.config_file)
+    trust = _trust(resolved.get("trust"))
     try:
         node = NodeConfig(
             workdir=workdir,
-            tls=_tls(**resolved.arguments("tls")),
+            tls=None if trust is not None else _tls(**resolved.arguments("tls")),
             security=security,
             **node_arguments,
         )
-    except ConfigError as exc:
+        if trust is not None:
+            if str(node.node_id) == default_node_id():  # -n defaults to the trust file's
+                node = dataclasses.replace(node, node_id=trust.node_id)
+            node = trust.configure(node)
+    except (ConfigError, TrustError) as exc:
         raise SettingsError(str(exc)) from None
     try:
         roles = RoleSettings(
@@ -771,5 +810,6 @@ def load_settings(argv: Sequence[str] | None = None) -> DaemonSettings:
         roles=roles,
         config_file=resolved.config_file,
         notices=resolved.notices,
+        trust=trust,
         **resolved.arguments("daemon"),
     )

@@ -11,6 +11,11 @@ A :class:`Mailbox` registers the role's endpoint, decodes what arrives and hands
 
 Malformed payloads are logged, counted and confirmed (dropped): a hostile or buggy sender cannot
 wedge a role by sending it garbage.
+
+In a trusted mesh (the node's security policy has the mesh authority, :mod:`ucp_dtn.trust`)
+each message's signer is known (:attr:`Incoming.sender`), and a message its signer may not send
+to this role is refused here (:mod:`.authorization`): logged, counted, confirmed, and a
+client's request answered with a refusal.
 """
 
 from __future__ import annotations
@@ -20,16 +25,22 @@ import itertools
 import logging
 import math
 import random
+import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import trio
 
-from bpv7 import BundleID, EndpointID, parse_eid
+from bpv7 import BPv7Error, BundleID, EndpointID, parse_eid
 
-from ..agent import BundleNode, Delivery, RegistrationClosedError
+from ..agent import AgentError, BundleNode, Delivery, RegistrationClosedError
+from ..store import StoreError
 from ..ucp import MessageDecodeError, decode_message, encode_message
 from ..ucp.messages import UcpMessage
+from .endpoints import role_of_endpoint
 
+if TYPE_CHECKING:
+    from ..trust import CertificateFacts, MeshAnchors
 __all__ = ["Incoming", "Mailbox", "MailboxStatistics", "RequestTimeout"]
 
 logger = logging.getLogger(__name__)
@@ -51,6 +62,14 @@ class Incoming:
     """That bundle's ID; a duplicate bundle of the same message has the same one."""
     delivery: Delivery = field(repr=False, compare=False)
     """The agent's delivery handle (confirm with :meth:`done`)."""
+    sender: CertificateFacts | None = field(default=None, compare=False)
+    """In a trusted mesh, the certificate of the member that signed the message (for the
+    node the bundle comes from): its node ID and mesh role; ``None`` in open mode."""
+
+    @property
+    def trusted(self) -> bool:
+        """Whether the message came through a trusted mesh (its sender is authenticated)."""
+        return self.sender is not None
 
     async def done(self) -> None:
         """Confirm the message: the agent deletes the bundle from its store."""
@@ -67,6 +86,8 @@ class MailboxStatistics:
     """Payloads that were not a valid UCP message (dropped)."""
     replies: int
     """Replies matched to a waiting request."""
+    refused: int
+    """Messages refused in a trusted mesh: their signer may not send them here."""
     sent: int
     """Messages sent."""
     inbox: int
@@ -92,6 +113,14 @@ class Mailbox:
         self._malformed = 0
         self._replies = 0
         self._sent = 0
+        self._refused = 0
+        self._mesh: MeshAnchors | None = None
+
+    @property
+    def mesh(self) -> MeshAnchors | None:
+        """The mesh authority messages are checked against (``None``: open mode); set once
+        :meth:`run` started."""
+        return self._mesh
 
     def next_request_id(self) -> int:
         """A fresh request ID for a message this mailbox sends."""
@@ -99,6 +128,10 @@ class Mailbox:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Register the endpoint and dispatch arriving messages until cancelled."""
+        if self.node.config.security is not None:
+            from ..trust import mesh_anchors
+
+            self._mesh = mesh_anchors(self.node)
         registration = self.node.register(self.endpoint)
         async with registration:
             task_status.started()
@@ -120,7 +153,14 @@ class Mailbox:
             await delivery.done()
             return
         self._received += 1
-        incoming = Incoming(message, delivery.source, delivery.bundle_id, delivery)
+        sender = None
+        if self._mesh is not None:
+            from ..trust import sender_of
+
+            sender = sender_of(delivery, self._mesh)
+            if await self._refused_here(message, delivery, sender):
+                return
+        incoming = Incoming(message, delivery.source, delivery.bundle_id, delivery, sender)
         request_id = getattr(message, "request_id", None)
         waiter = self._waiting.get(request_id) if isinstance(request_id, int) else None
         if waiter is not None and _is_reply(message):
@@ -133,6 +173,29 @@ class Mailbox:
                 waiter.send_nowait(incoming)
             return
         await self._inbox_send.send(incoming)
+
+    async def _refused_here(
+        self, message: UcpMessage, delivery: Delivery, sender: CertificateFacts | None
+    ) -> bool:
+        """Refuse (and confirm) a message its signer may not send to this role."""
+        from .authorization import admission, refusal_reply
+
+        why = admission(role_of_endpoint(self.endpoint), message, sender)
+        if why is None:
+            return False
+        self._refused += 1
+        logger.warning(
+            "%s: refused %s from %s: %s", self.endpoint, message.KIND, delivery.source, why
+        )
+        reply = refusal_reply(message, why, now=time.time())
+        reply_to = getattr(message, "reply_to", None) or str(delivery.source)
+        if reply is not None and sender is not None:
+            try:
+                await self.send(reply_to, reply)
+            except (AgentError, StoreError, BPv7Error) as exc:
+                logger.info("%s: cannot send the refusal: %s", self.endpoint, exc)
+        await delivery.done()
+        return True
 
     async def receive(self) -> Incoming:
         """The next message that is not a reply to one of our requests."""
@@ -201,6 +264,7 @@ class Mailbox:
             received=self._received,
             malformed=self._malformed,
             replies=self._replies,
+            refused=self._refused,
             sent=self._sent,
             inbox=self._inbox_receive.statistics().current_buffer_used,
         )

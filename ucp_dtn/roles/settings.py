@@ -85,6 +85,9 @@ class RoleSettings:
     tombstone_lifetime_s: float = 7 * 24 * 3600.0
     """Datastores: how long a delete's tombstone is kept (a put older than the delete that
     arrives within this time is ignored); at least as long as put bundles live."""
+    allowed_clients: tuple[str, ...] = ()
+    """Brokers in a trusted mesh: the node IDs of the clients whose jobs they accept; empty:
+    every enrolled client's."""
 
     def __post_init__(self) -> None:
         for name in (

@@ -207,6 +207,10 @@ class JobInfo:
     """What the executor must offer."""
     result_address: Annotated[str | None, Wire(key="result-to")] = None
     """EID the result goes to (the client's); ``None``: the submission's source."""
+    result_key: Annotated[bytes | None, Wire(key="result-key")] = None
+    """In a trusted mesh, the submitting client's certificate (DER): the executor seals the
+    job's result (output, message, archive) to its key, so that relays and datastores hold
+    only ciphertext (:mod:`ucp_dtn.trust.sealing`); ``None``: results travel as they are."""
     limits: Limits = field(default_factory=Limits)
     """Fuel, time and memory limits of the run."""
     after: tuple[uuid.UUID, ...] = ()

@@ -255,6 +255,9 @@ class DataStatus(enum.IntEnum):
     TAKEN = 6
     """An exclusive put (:attr:`DataPut.exclusive`) found the name taken by another write (of
     no job, or of another job): nothing was stored. REC's "name already taken"."""
+    DENIED = 7
+    """Not allowed in a trusted mesh: the requester does not own the datum (or is not a
+    member who may ask this); the detail says why (docs/security.md)."""
 
 
 class Role(enum.IntFlag):
@@ -610,6 +613,11 @@ class JobResult(UcpMessage):
     """Fuel used, when metered."""
     attempt: Annotated[int, Wire(required=True)] = 1
     """The dispatch attempt that produced this result."""
+    sealed: bytes | None = None
+    """In a trusted mesh, :attr:`message`, :attr:`stdout_tail`, :attr:`stderr_tail` and
+    :attr:`archive` sealed to the job's client (:attr:`JobInfo.result_key`), those fields
+    then empty; a stored archive (:attr:`archive_ref`) is sealed the same way. The client
+    opens it with its key (:func:`ucp_dtn.trust.sealing.open_sealed`)."""
 
     @property
     def ok(self) -> bool:
@@ -697,6 +705,9 @@ class DataPut(UcpMessage):
     :attr:`job_id` (another attempt of that job); otherwise the datastore answers
     :attr:`DataStatus.TAKEN` and keeps what it has. Named results travel this way (REC refuses
     a second publish of a name); without it the last write wins."""
+    private: bool = False
+    """In a trusted mesh, only its owner (its writer's node), admins and mesh nodes may read
+    it (``ucp data put --private``); otherwise every member may (docs/security.md)."""
 
 
 @dataclass(frozen=True, slots=True)

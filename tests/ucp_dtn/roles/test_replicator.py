@@ -90,6 +90,9 @@ class FakeStore:
     async def datum(self, name: str) -> Datum | None:
         return self.data.get(name)
 
+    async def private_among(self, names: list[str]) -> set[str]:
+        return set()
+
     async def remove_copy(self, name: str, target: str) -> None:
         self.copies.pop((name, target), None)
 

@@ -52,6 +52,7 @@ from bpv7 import BPv7Error, EndpointID, parse_eid
 
 from ...agent import AgentError, BundleNode, NodeNotRunningError
 from ...store import StoreClosedError, StoreFullError
+from ...trust import MeshRole
 from ...ucp.errors import UcpUsageError
 from ...ucp.messages import (
     RESULT_TAIL_BYTES,
@@ -83,6 +84,7 @@ from ...ucp.messages import (
     UcpMessage,
 )
 from ...ucp.names import job_result_name
+from ..authorization import job_of_request, job_refusal, refusal_reply
 from ..directory import BrokerDirectory
 from ..endpoints import RoleName, node_of, role_endpoint
 from ..mailbox import Incoming, Mailbox
@@ -310,7 +312,8 @@ class BrokerRole:
         message = incoming.message
         try:
             if isinstance(message, JobSubmission):
-                await self._on_submission(incoming, message)
+                if not await self._refused_submitter(incoming, message):
+                    await self._on_submission(incoming, message)
             elif isinstance(message, JobState):
                 await self._on_job_state(incoming, message)
             elif isinstance(message, JobResult):
@@ -320,7 +323,8 @@ class BrokerRole:
             elif isinstance(message, DataPut | DataGet | DataList | DataDelete | DataFreeSpace):
                 if message.reply_to is not None:
                     parse_eid(message.reply_to)
-                await self._relay_or_fail().relay(with_reply_to(message, str(incoming.source)))
+                if not await self._refused_job_data(incoming, message):
+                    await self._relay_or_fail().relay(with_reply_to(message, str(incoming.source)))
             elif isinstance(message, DataReply):
                 self._on_data_reply(incoming, message)
             elif isinstance(message, DataHeld):
@@ -576,14 +580,55 @@ class BrokerRole:
                 message.detail,
             )
 
+    async def _refused_job_data(self, incoming: Incoming, message: UcpMessage) -> bool:
+        """In a trusted mesh, refuse (and answer) a client's data request about another
+        client's job (docs/security.md)."""
+        job_id = job_of_request(message) if incoming.trusted else None
+        why = None if job_id is None else job_refusal(incoming.sender, self._job_client(job_id))
+        if why is None:
+            return False
+        self._ignore(incoming, why)
+        reply = refusal_reply(message, why, now=self._clock())
+        destination = getattr(message, "reply_to", None) or incoming.source
+        if reply is not None:
+            await self._send(destination, reply, lifetime_s=_REPLY_LIFETIME_S)
+        return True
+
+    async def _refused_submitter(self, incoming: Incoming, message: JobSubmission) -> bool:
+        """In a trusted mesh with a list of allowed clients (``--trust-client``), reject (and
+        answer) a submission from a client not on it."""
+        allowed = self.settings.allowed_clients
+        sender = incoming.sender
+        if not allowed or sender is None or sender.node_id in allowed:
+            return False
+        why = f"{sender.node_id} is not among the clients this broker takes jobs from"
+        self._ignore(incoming, why)
+        reply = refusal_reply(message, why, now=self._clock())
+        if reply is not None:
+            await self._send(incoming.source, reply, lifetime_s=_REPLY_LIFETIME_S)
+        return True
+
+    def _job_client(self, job_id: uuid.UUID) -> str | None:
+        """The client that submitted ``job_id``, if this broker knows the job."""
+        record = self._jobs.get(job_id)
+        if record is not None:
+            return record.client
+        foreign = self._jobs.foreign(job_id)
+        return foreign.status.client if foreign is not None else None
+
     async def _on_status_query(self, incoming: Incoming, message: StatusQuery) -> None:
         destination = parse_eid(message.reply_to) if message.reply_to else incoming.source
         now = self._clock()
         nodes: tuple[NodeEntry, ...] = ()
         if message.include_nodes:
             nodes = self._node_entries(now)
+        client = message.client
+        sender = incoming.sender
+        if sender is not None and sender.role is MeshRole.CLIENT:
+            # A trusted mesh: a client sees its own jobs only.
+            client = str(role_endpoint(sender.node_id, RoleName.CLIENT))
         jobs, more = job_list(
-            self._jobs.entries(message.job_ids, client=message.client),
+            self._jobs.entries(message.job_ids, client=client),
             message.states,
             message.limit,
         )
@@ -697,6 +742,10 @@ class BrokerRole:
 
     async def _on_log_query(self, incoming: Incoming, message: JobLogQuery) -> None:
         destination = parse_eid(message.reply_to) if message.reply_to else incoming.source
+        why = job_refusal(incoming.sender, self._job_client(message.job_id))
+        if why is not None:
+            self._ignore(incoming, why)
+            return
         record = self._jobs.get(message.job_id)
         foreign = self._jobs.foreign(message.job_id)
         state = record.state if record else foreign.status.state if foreign else None

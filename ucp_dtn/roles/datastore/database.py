@@ -114,6 +114,9 @@ CREATE TABLE IF NOT EXISTS tombstones (
     expires_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tombstones_by_time ON tombstones (deleted_at);
+CREATE TABLE IF NOT EXISTS private_names (
+    name TEXT NOT NULL PRIMARY KEY  -- data readable by their owner only (a trusted mesh)
+);
 CREATE TABLE IF NOT EXISTS copies (
     name TEXT NOT NULL,
     target TEXT NOT NULL,  -- datastore endpoint to send a copy to
@@ -630,6 +633,28 @@ class DataDatabase:
             entries = entries[:page_size]
             return entries, entries[-1].name
         return entries, None
+
+    def set_private(self, name: str, private: bool) -> None:
+        """Note whether ``name`` is readable by its owner only (the latest write says)."""
+        self._check_open()
+        with transaction(self._conn):
+            if private:
+                self._conn.execute("INSERT OR IGNORE INTO private_names VALUES (?)", (name,))
+            else:
+                self._conn.execute("DELETE FROM private_names WHERE name = ?", (name,))
+
+    def private_among(self, names: Sequence[str]) -> set[str]:
+        """Which of ``names`` are readable by their owner only."""
+        self._check_open()
+        found: set[str] = set()
+        for start in range(0, len(names), 500):
+            chunk = list(names[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            rows = self._conn.execute(
+                f"SELECT name FROM private_names WHERE name IN ({marks})", chunk
+            )
+            found.update(row[0] for row in rows)
+        return found
 
     def info(self, name: str) -> DatumInfo | None:
         """The metadata of the datum named exactly ``name``, if stored."""

@@ -312,6 +312,16 @@ class NamedDataStore:
         self._lists += 1
         return ListPage(tuple(entries), None if last is None else encode_cursor(last))
 
+    async def set_private(self, name: str, private: bool) -> None:
+        """Note whether ``name`` is readable by its owner only (a trusted mesh's
+        ``--private``); the latest write of the name says."""
+        validate_name(name)
+        await self._run(lambda: self._database.set_private(name, private))
+
+    async def private_among(self, names: Sequence[str]) -> set[str]:
+        """Which of ``names`` are readable by their owner only."""
+        return await self._run(lambda: self._database.private_among(list(names)))
+
     async def info(self, name: str) -> DatumInfo | None:
         """The metadata of the datum named exactly ``name``, if stored."""
         validate_name(name)

@@ -189,6 +189,7 @@ class Replicator:
             await self._drop(name, target, "no longer held here")
             return None
         info = datum.info
+        private = name in await self.store.private_among([name])
         copy = DataPut(
             request_id=self.mailbox.next_request_id(),
             name=name,
@@ -198,6 +199,7 @@ class Replicator:
             reply_to=str(self.mailbox.endpoint),
             replicas=info.replicas,
             writer=info.writer,
+            private=private,
         )
         try:
             await self.mailbox.send(

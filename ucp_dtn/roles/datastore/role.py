@@ -64,6 +64,7 @@ from bpv7 import EndpointID
 
 from ...agent import AgentError, BundleNode
 from ...store import StoreError
+from ...trust import MeshRole
 from ...ucp.messages import (
     DataDelete,
     DataEntry,
@@ -89,6 +90,7 @@ from ..mailbox import Incoming, Mailbox, MailboxStatistics
 from ..settings import RoleSettings
 from .errors import DataStoreClosedError, DataStoreError, DataStoreFullError, InvalidCursorError
 from .named_data_store import NamedDataStore
+from .ownership import requester_of
 from .replicator import Replicator, ReplicatorStatistics
 from .store_results import DatumInfo, NamedDataStatistics, PutOutcome
 
@@ -137,6 +139,8 @@ class DatastoreStatistics:
     """The mailbox's counters."""
     replicate_requests: int = 0
     """``data-replicate`` requests handled."""
+    denied: int = 0
+    """Puts and deletes refused in a trusted mesh: the requester does not own the data."""
     held_reports: int = 0
     """``data-held`` messages sent (one per broker and replicated datum stored)."""
     replication: ReplicatorStatistics | None = None
@@ -176,6 +180,7 @@ class DatastoreRole:
             (DataPut, DataGet, DataList, DataDelete, DataFreeSpace, DataReplicate), 0
         )
         self._no_space = self._invalid = self._unavailable = self._dropped = 0
+        self._denied = 0
         self._send_failures = self._held_reports = 0
         self._replicator: Replicator | None = None
         self._last_replication: ReplicatorStatistics | None = None
@@ -234,6 +239,7 @@ class DatastoreRole:
             deletes=handled[DataDelete],
             free_space_queries=handled[DataFreeSpace],
             no_space=self._no_space,
+            denied=self._denied,
             invalid=self._invalid,
             unavailable=self._unavailable,
             dropped=self._dropped,
@@ -321,6 +327,10 @@ class DatastoreRole:
 
     async def _put(self, incoming: Incoming, put: DataPut) -> bool:
         self._handled[DataPut] += 1
+        why = await self._ownership_refusal(incoming, put)
+        if why is not None:
+            await self._reply(incoming, put.reply_to, DataReply(put.request_id, *why))
+            return True
         writer = put.writer or (put.reply_to if put.reply_to is not None else str(incoming.source))
         replicas = (
             put.replicas if put.replicas is not None else self.settings.replicas_for(put.name)
@@ -359,6 +369,7 @@ class DatastoreRole:
                     put.request_id, DataStatus.TAKEN, f"name {put.name!r} already taken"
                 )
             else:
+                await self.store.set_private(put.name, put.private)
                 if outcome is PutOutcome.UNCHANGED:
                     reply = DataReply(put.request_id, DataStatus.OK, "already stored", count=0)
                 else:
@@ -429,6 +440,7 @@ class DatastoreRole:
                     get.request_id, DataStatus.NOT_FOUND, detail=f"no data match {get.query!r}"
                 )
             else:
+                hidden = await self._hidden(incoming, get, [d.info.name for d in page.items])
                 # The digest goes with every item: the requester may cache by it, and names
                 # it in a later get's ``have`` to be spared the bytes.
                 items = tuple(
@@ -442,8 +454,17 @@ class DatastoreRole:
                         cached=bool(d.info.digest) and d.info.digest in get.have,
                     )
                     for d in page.items
+                    if d.info.name not in hidden
                 )
-                reply = DataGetReply(get.request_id, DataStatus.OK, items, page.cursor)
+                if hidden and not items and get.cursor is None:
+                    owners = ", ".join(sorted(hidden))
+                    reply = DataGetReply(
+                        get.request_id,
+                        DataStatus.DENIED,
+                        detail=f"not allowed: {owners} private to its owner",
+                    )
+                else:
+                    reply = DataGetReply(get.request_id, DataStatus.OK, items, page.cursor)
         await self._reply(incoming, get.reply_to, reply)
         return True
 
@@ -466,13 +487,18 @@ class DatastoreRole:
                     request.request_id, DataStatus.NOT_FOUND, detail=_what(request)
                 )
             else:
-                entries = tuple(self._entry(e) for e in page.entries)
+                hidden = await self._hidden(incoming, request, [e.name for e in page.entries])
+                entries = tuple(self._entry(e) for e in page.entries if e.name not in hidden)
                 reply = DataListReply(request.request_id, DataStatus.OK, entries, page.cursor)
         await self._reply(incoming, request.reply_to, reply)
         return True
 
     async def _delete(self, incoming: Incoming, delete: DataDelete) -> bool:
         self._handled[DataDelete] += 1
+        why = await self._ownership_refusal(incoming, delete)
+        if why is not None:
+            await self._reply(incoming, delete.reply_to, DataReply(delete.request_id, *why))
+            return True
         deleter = delete.reply_to if delete.reply_to is not None else str(incoming.source)
         if delete.job_id is not None:
             count = await self.store.delete_job(
@@ -494,6 +520,66 @@ class DatastoreRole:
             reply = DataReply(delete.request_id, DataStatus.NOT_FOUND, f"no {what} here")
         await self._reply(incoming, delete.reply_to, reply)
         return True
+
+    async def _ownership_refusal(
+        self, incoming: Incoming, message: DataPut | DataDelete
+    ) -> tuple[DataStatus, str] | None:
+        """In a trusted mesh, refuse to overwrite or delete what another client owns
+        (:mod:`.ownership`): ``(DENIED, why)``, or ``None`` to go on."""
+        requester = requester_of(incoming, message, self.mailbox.mesh)
+        if requester is None or (
+            incoming.sender is not None
+            and incoming.sender.role is MeshRole.NODE
+            and (
+                (isinstance(message, DataPut) and message.writer is not None)
+                or (isinstance(message, DataDelete) and message.job_id is not None)
+            )
+        ):
+            return None  # open mode; a replica copy; a job's data (the broker checked it)
+        if isinstance(message, DataPut):
+            info = await self.store.info(message.name)
+            infos: tuple[DatumInfo, ...] = () if info is None else (info,)
+        else:
+            page = await self.store.listing(
+                message.name, job_id=message.job_id, page_size=MAX_REPLY_ITEMS
+            )
+            infos = page.entries
+        for info in infos:
+            if not requester.may_change(info.writer):
+                owner = node_of(info.writer) if info.writer else "another client"
+                self._denied += 1
+                logger.warning(
+                    "%s: %s may not change %r (owned by %s)",
+                    self.endpoint,
+                    requester.node,
+                    info.name,
+                    owner,
+                )
+                return (
+                    DataStatus.DENIED,
+                    f"not allowed: {owner} owns {info.name!r}; only its owner or an admin may "
+                    "overwrite or delete it",
+                )
+        return None
+
+    async def _hidden(self, incoming: Incoming, message: UcpMessage, names: list[str]) -> set[str]:
+        """Which of ``names`` (with their writers) the requester may not read: data put
+        ``--private`` by another client, in a trusted mesh."""
+        requester = requester_of(incoming, message, self.mailbox.mesh)
+        if requester is None or not names:
+            return set()
+        private = await self.store.private_among(names)
+        hidden = set()
+        for name in private:
+            info = await self.store.info(name)
+            if info is not None and not requester.may_read(info.writer, True):
+                hidden.add(name)
+        if hidden:
+            self._denied += 1
+            logger.info(
+                "%s: %d private data hidden from %s", self.endpoint, len(hidden), requester.node
+            )
+        return hidden
 
     async def _free_space(self, incoming: Incoming, request: DataFreeSpace) -> bool:
         self._handled[DataFreeSpace] += 1

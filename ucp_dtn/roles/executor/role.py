@@ -48,6 +48,7 @@ be published all end as a failed ``job-result`` whose message says which.
 from __future__ import annotations
 
 import collections
+import datetime
 import logging
 import os
 import shutil
@@ -59,10 +60,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
+from cryptography import x509
+
+from bpv7.bpsec import OperationFailure
 
 from ...agent import AgentError, BundleNode
 from ...store import StoreError
 from ...store.sqlite_files import make_private_directory
+from ...trust import TrustError, certificate_facts
+from ...trust.sealing import seal, seal_result
 from ...ucp.capabilities import Capabilities
 from ...ucp.job import DataRef
 from ...ucp.messages import (
@@ -88,7 +94,7 @@ from ...ucp.runtime import (
     WorkerPool,
 )
 from ..directory import BrokerDirectory
-from ..endpoints import RoleName, role_endpoint
+from ..endpoints import RoleName, node_of, role_endpoint
 from ..heartbeats import HeartbeatDetails, HeartbeatSender
 from ..mailbox import Mailbox
 from ..settings import RoleSettings
@@ -690,17 +696,22 @@ class ExecutorRole:
         started_at = self._clock()
         began = trio.current_time()
         async with trio.open_nursery() as watching:
-            if self.output_interval_s > 0:
+            # A result sealed to its client is not shown on the way (ucp logs): its output
+            # would travel in the clear.
+            if self.output_interval_s > 0 and job.result_key is None:
                 watching.start_soon(self._follow_output, broker, follower)
             outcome = await self._pool.execute(spec)
             watching.cancel_scope.cancel()
         run_time = trio.current_time() - began
         finished_at = self._clock()
-        # The end of both streams, before the result -- unless nothing was sent while it ran
-        # and the result's tails hold all of it (most short jobs): the broker takes its log
-        # from those, one bundle less per job.
-        if follower.sent_any or not await trio.to_thread.run_sync(
-            lambda: _fits_tails(tree.stdout_path, tree.stderr_path)
+        # The end of both streams, before the result -- unless the result is sealed to its
+        # owner (no live output), or nothing was sent while it ran and the result's tails hold
+        # all of it (most short jobs): the broker takes its log from those, one bundle less.
+        if job.result_key is None and (
+            follower.sent_any
+            or not await trio.to_thread.run_sync(
+                lambda: _fits_tails(tree.stdout_path, tree.stderr_path)
+            )
         ):
             await self._send_output(broker, follower)
 
@@ -774,6 +785,9 @@ class ExecutorRole:
                 archive = data
             else:
                 archive_ref = job_name(job_id, _ARCHIVE_SEGMENT)
+                owner = self._result_owner(dispatch)
+                if owner is not None:  # stored sealed: datastores hold ciphertext
+                    data = await trio.to_thread.run_sync(seal, data, owner)
                 puts.append((archive_ref, data))
         named: set[DataName] = set()
         if run.named is not None and not dispatch.job.replace_results:
@@ -794,9 +808,39 @@ class ExecutorRole:
                 archive_ref = None
         run.timings["collect"] = run.timings.get("collect", 0.0) + trio.current_time() - began
         published = tuple(name for name, _ in puts if name != archive_ref and name not in refused)
-        return self._result(
+        result = self._result(
             dispatch, run, archive=archive, archive_ref=archive_ref, published=published
         )
+        owner = self._result_owner(dispatch)
+        return (
+            result if owner is None else await trio.to_thread.run_sync(seal_result, result, owner)
+        )
+
+    def _result_owner(self, dispatch: JobDispatch) -> x509.Certificate | None:
+        """The certificate a job's result is sealed to (its client's), if the job names one.
+        In a trusted mesh it must be a valid certificate of the authority naming the job's
+        client; one that is not is logged, and the result is still sealed to it (it never
+        travels in the clear)."""
+        key = dispatch.job.result_key
+        if key is None:
+            return None
+        try:
+            certificate = x509.load_der_x509_certificate(key)
+        except ValueError as exc:
+            logger.warning("job %s: unreadable result key: %s", dispatch.job.job_id, exc)
+            return None
+        mesh = self.mailbox.mesh
+        if mesh is not None:
+            client = str(node_of(dispatch.client))
+            try:
+                facts = certificate_facts(mesh.verify([certificate], _now_utc()))
+                if facts.node_id != client:
+                    raise TrustError(f"it names {facts.node_id}, the job's client is {client}")
+            except (OperationFailure, TrustError) as exc:
+                logger.warning(
+                    "job %s: the result key is not its client's: %s", dispatch.job.job_id, exc
+                )
+        return certificate
 
     def _result(
         self,
@@ -840,6 +884,10 @@ def _fits_tails(*paths: Path) -> bool:
         except FileNotFoundError:
             continue
     return True
+
+
+def _now_utc() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
 
 
 def _tail(path: Path) -> bytes:
