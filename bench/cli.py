@@ -45,17 +45,8 @@ from ucp_dtn.client import (
 from ucp_dtn.localnet import LocalNetwork
 from ucp_dtn.ucp import load_plan
 
-TRIVIAL_WAT = """
-(module
-  (import "wasi_snapshot_preview1" "fd_write"
-    (func $fd_write (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 64) "ok\\n")
-  (func (export "_start")
-    (i32.store (i32.const 0) (i32.const 64))
-    (i32.store (i32.const 4) (i32.const 3))
-    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
-"""
+TRIVIAL_WAT = (Path(__file__).with_name("trivial.wat")).read_text()
+"""A module that writes "ok" and exits (shared by the benchmarks that run trivial jobs)."""
 HELP_TARGET_MS = 100.0
 STATUS_TARGET_MS = 250.0
 RUN_TARGET_MS = 150.0

@@ -74,17 +74,8 @@ MAX_BROKERS = 3
 MAX_DATASTORES = 3
 COMMON = ["--reconnect-max", "2s", "--quota", "1GiB"]
 
-TRIVIAL_WAT = """
-(module
-  (import "wasi_snapshot_preview1" "fd_write"
-    (func $fd_write (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 64) "ok\\n")
-  (func (export "_start")
-    (i32.store (i32.const 0) (i32.const 64))
-    (i32.store (i32.const 4) (i32.const 3))
-    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
-"""
+TRIVIAL_WAT = (Path(__file__).with_name("trivial.wat")).read_text()
+"""A module that writes "ok" and exits (shared by the benchmarks that run trivial jobs)."""
 
 
 # -- the shape ----------------------------------------------------------------------------------
