@@ -78,7 +78,8 @@ def format_submit(document: Document) -> str:
     else:
         head = (
             f"{plan}: no broker reachable: {count} queued in {document['home']}; they leave "
-            "as soon as a broker is reachable (the client agent keeps trying)"
+            "as soon as a broker is reachable (the client agent keeps trying; with --no-agent, "
+            "at the next command)"
         )
         if document.get("why"):
             head += f"\n{document['why']}"
