@@ -80,7 +80,11 @@ logger = logging.getLogger(__name__)
 _MAX_PAGES = 10_000
 
 
-def _status_text(status: DataStatus | int) -> str:
+def _status_text(status: DataStatus | int, detail: str = "") -> str:
+    """Why a datastore said no: its detail when it gave one (it names the status's reason, e.g.
+    "not allowed: dtn://a/ owns 'x'"), else the status's name."""
+    if detail.strip():
+        return detail.strip()
     if isinstance(status, DataStatus):
         return status.name.lower().replace("_", " ")
     return f"status {status}"
@@ -172,9 +176,7 @@ async def put_data(
         return PutOutcome(name, len(data), True, reply.detail, holder, replicas)
     if reply.status == DataStatus.TAKEN:
         raise ClientError(f"storing {name!r} refused: {reply.detail or 'name already taken'}")
-    raise ClientError(
-        f"storing {name!r} failed: {_status_text(reply.status)} {reply.detail}".strip()
-    )
+    raise ClientError(f"storing {name!r} failed: {_status_text(reply.status, reply.detail)}")
 
 
 def _item_version(item: DataItem) -> DataVersion:
@@ -251,7 +253,7 @@ async def _follow_pages(
         if reply.status != DataStatus.OK:
             raise ClientError(
                 f"{incoming.source} could not read {query!r}: "
-                f"{_status_text(reply.status)} {reply.detail}".strip()
+                f"{_status_text(reply.status, reply.detail)}"
             )
         items.extend(reply.items)
         if reply.cursor is None:
@@ -340,7 +342,7 @@ async def list_data(
         while True:
             if reply.status not in (DataStatus.OK, DataStatus.NOT_FOUND):
                 raise ClientError(
-                    f"{source} could not list: {_status_text(reply.status)} {reply.detail}".strip()
+                    f"{source} could not list: {_status_text(reply.status, reply.detail)}"
                 )
             entries.extend(
                 e if e.holder is not None else _with_holder(e, str(source)) for e in reply.entries
@@ -411,7 +413,7 @@ async def replica_listing(
         for _ in range(_MAX_PAGES):
             if reply.status not in (DataStatus.OK, DataStatus.NOT_FOUND):
                 raise ClientError(
-                    f"{source} could not list: {_status_text(reply.status)} {reply.detail}".strip()
+                    f"{source} could not list: {_status_text(reply.status, reply.detail)}"
                 )
             for entry in reply.entries:
                 by_name.setdefault(entry.name, []).append(
@@ -498,8 +500,7 @@ async def delete_data(
             count += reply.count
         else:
             raise ClientError(
-                f"{incoming.source} could not delete: {_status_text(reply.status)} "
-                f"{reply.detail}".strip()
+                f"{incoming.source} could not delete: {_status_text(reply.status, reply.detail)}"
             )
     return count
 
