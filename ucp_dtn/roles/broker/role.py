@@ -69,7 +69,6 @@ from ...ucp.messages import (
     JobAccepted,
     JobCancel,
     JobCancelReply,
-    JobDispatch,
     JobLogQuery,
     JobOutput,
     JobResult,
@@ -91,7 +90,7 @@ from ..mailbox import Incoming, Mailbox
 from ..settings import RoleSettings
 from .client_view import job_list, log_reply, result_address_warning
 from .job_records import JobRecord
-from .jobs import JobBook, Readiness
+from .jobs import JobBook
 from .journal import AsyncJournal
 from .name_cache import NameCache
 from .outputs import JobOutputs
@@ -100,6 +99,7 @@ from .redeploy import is_current, requeue, stranded_jobs
 from .registry import MemberInfo, NodeRegistry
 from .relay import DataRelay, with_reply_to
 from .replica_keeper import ReplicaKeeper
+from .scheduling import JobScheduler
 from .statistics import BrokerStatistics
 from .succession import Succession
 from .sync import BrokerPeering
@@ -148,6 +148,7 @@ class BrokerRole:
         self._relay: DataRelay | None = None
         self._replicas: ReplicaKeeper | None = None
         self._succession: Succession | None = None
+        self._scheduler: JobScheduler | None = None
         self._peering_directory = BrokerDirectory(node, settings)
         self._peering = BrokerPeering(str(self.endpoint), self._peering_directory, settings, clock)
         self._counts = dict.fromkeys(
@@ -219,6 +220,19 @@ class BrokerRole:
             self._placement = InputPlacement(self._names, replicas.planner.holders)
             self._relay.replicas = replicas
             self._replicas = replicas
+            self._scheduler = JobScheduler(
+                str(self.endpoint),
+                self.settings,
+                self._jobs,
+                self._registry,
+                self._placement,
+                succession,
+                self._send,
+                self._save,
+                self._announce,
+                self._clock,
+                self._counts,
+            )
             serving = False
             try:
                 async with trio.open_nursery() as nursery:
@@ -227,7 +241,7 @@ class BrokerRole:
                     async with self._lock:
                         for record in self._jobs.undelivered():
                             await self._deliver_result(record)
-                        await self._schedule()
+                        await self._scheduler_or_fail().schedule()
                     logger.info(
                         "broker %s serving: %d jobs (%d queued), %d data requests waiting",
                         self.endpoint,
@@ -278,10 +292,10 @@ class BrokerRole:
                     succession.release_held()
                     taken = await succession.take_over_orphans(now)
                     if taken:
-                        await self._schedule(taken)
+                        await self._scheduler_or_fail().schedule(taken)
                     await self._redeploy(now)
                     await self._relay_or_fail().flush()
-                    await self._schedule()
+                    await self._scheduler_or_fail().schedule()
                     await self._peering.maybe_sync(self._send, self._registry, now)
                     await self._replicas_or_fail().tick(now)
                 except StoreFullError as exc:
@@ -396,7 +410,7 @@ class BrokerRole:
         logger.info("job %s (%s) accepted from %s", job.job_id, job.name, incoming.source)
         await self._send(incoming.source, accepted, lifetime_s=_REPLY_LIFETIME_S)
         # Only the new job and the jobs waiting for it can have become runnable.
-        await self._schedule([record, *self._jobs.dependents(record.job_id)])
+        await self._scheduler_or_fail().schedule([record, *self._jobs.dependents(record.job_id)])
         # A job dispatched (or rejected) at once was announced so: "queued" only if it waits.
         current = self._jobs.get(record.job_id)
         if current is not None and current.state == JobStatus.QUEUED:
@@ -491,7 +505,7 @@ class BrokerRole:
             self._registry.note_finished(_node(record.executor), record.job_id)
         logger.info("job %s %s", record.job_id, detail)
         await self._deliver_result(record)
-        await self._schedule()
+        await self._scheduler_or_fail().schedule()
 
     async def _own_or_taken_over(self, job_id: uuid.UUID) -> JobRecord | None:
         """This broker's record of a job an executor reports on: its own, or one of a broker
@@ -539,7 +553,7 @@ class BrokerRole:
         )
         await self._announce(record)
         if record.state != JobStatus.DONE:
-            await self._reject_dependents([record.job_id])
+            await self._scheduler_or_fail().reject_dependents([record.job_id])
         await self._save(dataclasses.replace(record, result_delivered=True))
 
     async def _on_heartbeat(self, message: Heartbeat) -> None:
@@ -565,7 +579,7 @@ class BrokerRole:
                     and is_current(record, node)
                 ):
                     await self._mark_running(record, message.node)
-            await self._schedule()
+            await self._scheduler_or_fail().schedule()
 
     def _on_data_reply(self, incoming: Incoming, message: DataReply) -> None:
         # Replies to the broker's own result puts.
@@ -669,8 +683,8 @@ class BrokerRole:
             if self._jobs.state_of(job_id)
             in (JobStatus.FAILED, JobStatus.REJECTED, JobStatus.CANCELLED)
         ]
-        await self._reject_dependents(failed)
-        await self._schedule()
+        await self._scheduler_or_fail().reject_dependents(failed)
+        await self._scheduler_or_fail().schedule()
 
     async def _on_cancel(self, incoming: Incoming, message: JobCancel) -> None:
         """Cancel the requester's own jobs (see the module docstring) and answer with how
@@ -710,7 +724,7 @@ class BrokerRole:
                     await self._send(
                         executor, stop, custody=True, lifetime_s=self.settings.result_lifetime_s
                     )
-                await self._reject_dependents([job_id])
+                await self._scheduler_or_fail().reject_dependents([job_id])
             entries.append(record.status_entry())
         destination = parse_eid(message.reply_to) if message.reply_to else incoming.source
         reply = JobCancelReply(
@@ -720,7 +734,7 @@ class BrokerRole:
             unknown=tuple(unknown),
         )
         await self._send(destination, reply, lifetime_s=_REPLY_LIFETIME_S)
-        await self._schedule()
+        await self._scheduler_or_fail().schedule()
 
     def _on_output(self, incoming: Incoming, message: JobOutput) -> None:
         record = self._jobs.get(message.job_id)
@@ -751,103 +765,6 @@ class BrokerRole:
         state = record.state if record else foreign.status.state if foreign else None
         reply = log_reply(message, state, self._outputs)
         await self._send(destination, reply, lifetime_s=_REPLY_LIFETIME_S)
-
-    # -- scheduling ---------------------------------------------------------------------------
-
-    async def _schedule(self, candidates: list[JobRecord] | None = None) -> None:
-        """Dispatch every queued job (of ``candidates``, default all) that may run and has a
-        capable executor with a free slot; reject the ones whose ``after`` jobs failed."""
-        for queued in self._jobs.queued() if candidates is None else candidates:
-            record = self._jobs.get(queued.job_id)
-            if record is None or record.state != JobStatus.QUEUED:
-                continue  # changed meanwhile (rejected with a failed dependency)
-            if self._succession_or_fail().holds(record.job_id):
-                self._set_queued_detail(record, "waiting for other brokers' syncs (restart)")
-                continue
-            verdict = self._jobs.verdict(record)
-            if verdict.readiness is Readiness.REJECT:
-                await self._reject(record, verdict.reason)
-                continue
-            if verdict.readiness is Readiness.WAIT:
-                self._set_queued_detail(record, verdict.reason)
-                continue
-            now = self._clock()
-            choice = self._registry.choose_executor(record.job.requirements, now)
-            if choice.node is None:
-                self._set_queued_detail(record, choice.reason)
-                continue
-            # Jobs go to their data: worked out only for a job that can go somewhere now.
-            inline = record.submission.inline_data
-            near = self._placement.near(record.job, inline)
-            node = choice.node
-            if near:
-                nearer = self._registry.choose_executor(record.job.requirements, now, near=near)
-                node = nearer.node or node  # the same executors have room
-            self._placement.note_dispatch(record.job, inline, node)
-            await self._dispatch(record, node, now)
-
-    def _set_queued_detail(self, record: JobRecord, detail: str) -> None:
-        # Why a job waits changes with every heartbeat: kept in memory, not journalled.
-        if record.attempts:
-            detail = f"{detail} (attempt {record.attempts} lost)"
-        if record.detail != detail:
-            self._jobs.put(dataclasses.replace(record, detail=detail))
-
-    async def _dispatch(self, record: JobRecord, node: str, now: float) -> None:
-        executor = role_endpoint(node, RoleName.EXECUTOR)
-        attempt = record.attempts + 1
-        dispatch = JobDispatch(
-            job=record.job,
-            broker=str(self.endpoint),
-            client=record.client,
-            attempt=attempt,
-            inline_data=record.submission.inline_data,
-        )
-        await self._send(
-            executor, dispatch, custody=True, lifetime_s=self.settings.result_lifetime_s
-        )
-        self._registry.note_dispatch(node, record.job_id, now)
-        record = dataclasses.replace(
-            record,
-            state=JobStatus.DISPATCHED,
-            updated_at=now,
-            dispatched_at=now,
-            attempts=attempt,
-            executor=str(executor),
-            detail=f"dispatched to {executor}",
-        )
-        await self._save(record)
-        self._counts["dispatches"] += 1
-        logger.info("job %s dispatched to %s (attempt %d)", record.job_id, executor, attempt)
-        await self._announce(record)
-
-    async def _reject(self, record: JobRecord, reason: str) -> None:
-        """Reject ``record`` and, transitively, the queued jobs waiting for it."""
-        work = [(record, reason)]
-        while work:
-            record, reason = work.pop()
-            now = self._clock()
-            record = dataclasses.replace(
-                record, state=JobStatus.REJECTED, updated_at=now, finished_at=now, detail=reason
-            )
-            await self._save(record)
-            logger.info("job %s rejected: %s", record.job_id, reason)
-            await self._announce(record)
-            for dependent in self._jobs.dependents(record.job_id):
-                verdict = self._jobs.verdict(dependent)
-                if verdict.readiness is Readiness.REJECT:
-                    work.append((dependent, verdict.reason))
-
-    async def _reject_dependents(self, job_ids: list[uuid.UUID]) -> None:
-        """Reject the queued jobs waiting for these failed or rejected jobs."""
-        for job_id in job_ids:
-            for dependent in self._jobs.dependents(job_id):
-                current = self._jobs.get(dependent.job_id)
-                if current is None or current.state != JobStatus.QUEUED:
-                    continue  # rejected meanwhile through another dependency
-                verdict = self._jobs.verdict(current)
-                if verdict.readiness is Readiness.REJECT:
-                    await self._reject(current, verdict.reason)
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -894,6 +811,11 @@ class BrokerRole:
         if self._succession is None:
             raise RuntimeError("the broker is not running")
         return self._succession
+
+    def _scheduler_or_fail(self) -> JobScheduler:
+        if self._scheduler is None:
+            raise RuntimeError("the broker is not running")
+        return self._scheduler
 
     def _replicas_or_fail(self) -> ReplicaKeeper:
         if self._replicas is None:
