@@ -55,7 +55,6 @@ from ...store import StoreClosedError, StoreFullError
 from ...trust import MeshRole
 from ...ucp.errors import UcpUsageError
 from ...ucp.messages import (
-    RESULT_TAIL_BYTES,
     BrokerSync,
     DataDelete,
     DataFreeSpace,
@@ -76,26 +75,25 @@ from ...ucp.messages import (
     JobStatus,
     JobSubmission,
     NodeEntry,
-    ResultStatus,
     Role,
     StatusQuery,
     StatusReply,
     UcpMessage,
 )
-from ...ucp.names import job_result_name
 from ..authorization import job_of_request, job_refusal, refusal_reply
 from ..directory import BrokerDirectory
 from ..endpoints import RoleName, node_of, role_endpoint
 from ..mailbox import Incoming, Mailbox
 from ..settings import RoleSettings
 from .client_view import job_list, log_reply, result_address_warning
+from .executor_reports import ExecutorReports
 from .job_records import JobRecord
 from .jobs import JobBook
 from .journal import AsyncJournal
 from .name_cache import NameCache
 from .outputs import JobOutputs
 from .placement import InputPlacement
-from .redeploy import is_current, requeue, stranded_jobs
+from .redeploy import requeue, stranded_jobs
 from .registry import MemberInfo, NodeRegistry
 from .relay import DataRelay, with_reply_to
 from .replica_keeper import ReplicaKeeper
@@ -149,6 +147,7 @@ class BrokerRole:
         self._replicas: ReplicaKeeper | None = None
         self._succession: Succession | None = None
         self._scheduler: JobScheduler | None = None
+        self._reports: ExecutorReports | None = None
         self._peering_directory = BrokerDirectory(node, settings)
         self._peering = BrokerPeering(str(self.endpoint), self._peering_directory, settings, clock)
         self._counts = dict.fromkeys(
@@ -233,6 +232,23 @@ class BrokerRole:
                 self._clock,
                 self._counts,
             )
+            reports = ExecutorReports(
+                self.settings,
+                self._jobs,
+                self._registry,
+                self._outputs,
+                succession,
+                self._scheduler,
+                self._relay,
+                self._send,
+                self._save,
+                self._announce,
+                self._ignore,
+                mailbox.next_request_id,
+                self._clock,
+                self._counts,
+            )
+            self._reports = reports
             serving = False
             try:
                 async with trio.open_nursery() as nursery:
@@ -240,7 +256,7 @@ class BrokerRole:
                     self._mailbox = mailbox
                     async with self._lock:
                         for record in self._jobs.undelivered():
-                            await self._deliver_result(record)
+                            await reports.deliver_result(record)
                         await self._scheduler_or_fail().schedule()
                     logger.info(
                         "broker %s serving: %d jobs (%d queued), %d data requests waiting",
@@ -329,9 +345,9 @@ class BrokerRole:
                 if not await self._refused_submitter(incoming, message):
                     await self._on_submission(incoming, message)
             elif isinstance(message, JobState):
-                await self._on_job_state(incoming, message)
+                await self._reports_or_fail().on_job_state(incoming, message)
             elif isinstance(message, JobResult):
-                await self._on_result(message)
+                await self._reports_or_fail().on_result(message)
             elif isinstance(message, Heartbeat):
                 await self._on_heartbeat(message)
             elif isinstance(message, DataPut | DataGet | DataList | DataDelete | DataFreeSpace):
@@ -350,7 +366,7 @@ class BrokerRole:
             elif isinstance(message, JobCancel):
                 await self._on_cancel(incoming, message)
             elif isinstance(message, JobOutput):
-                self._on_output(incoming, message)
+                self._reports_or_fail().on_output(incoming, message)
             elif isinstance(message, JobLogQuery):
                 await self._on_log_query(incoming, message)
             else:
@@ -416,146 +432,6 @@ class BrokerRole:
         if current is not None and current.state == JobStatus.QUEUED:
             await self._announce(current)
 
-    async def _on_job_state(self, incoming: Incoming, message: JobState) -> None:
-        record = self._jobs.get(message.job_id) or await self._succession_or_fail().take_over(
-            message.job_id
-        )
-        if record is None:
-            self._ignore(incoming, f"job {message.job_id} is unknown here")
-            return
-        if record.final or record.result is not None:
-            # Bundles overtake each other: "running" may arrive after the result.
-            logger.debug(
-                "job %s: late state %r from %s", record.job_id, message.state, incoming.source
-            )
-            return
-        if message.state != JobStatus.RUNNING:
-            self._ignore(incoming, f"an executor reports only RUNNING, not {message.state!r}")
-            return
-        if not is_current(record, str(incoming.source.node_id)):
-            logger.info(
-                "job %s: ignoring 'running' from %s, it was redeployed to %s",
-                record.job_id,
-                incoming.source,
-                record.executor,
-            )
-            return
-        if record.state == JobStatus.RUNNING:
-            return
-        await self._mark_running(record, incoming.source, message.detail)
-
-    async def _mark_running(
-        self, record: JobRecord, executor: str | EndpointID, detail: str = ""
-    ) -> None:
-        now = self._clock()
-        record = dataclasses.replace(
-            record,
-            state=JobStatus.RUNNING,
-            updated_at=now,
-            started_at=now,
-            executor=str(role_endpoint(executor, RoleName.EXECUTOR)),
-            detail=detail or "running",
-        )
-        await self._save(record)
-        await self._announce(record)
-
-    async def _on_result(self, message: JobResult) -> None:
-        record = self._jobs.get(message.job_id) or await self._succession_or_fail().take_over(
-            message.job_id
-        )
-        if record is None:
-            await self._store_orphan_result(message)
-            return
-        if record.result is not None or record.final:
-            self._counts["late_results"] += 1
-            logger.info(
-                "dropping a later result for job %s from %s", message.job_id, message.executor
-            )
-            return
-        now = self._clock()
-        if message.ok:
-            state, detail = JobStatus.DONE, "done"
-        else:
-            state = JobStatus.FAILED
-            detail = message.message or f"failed: {_result_status_name(message.status)}"
-        record = dataclasses.replace(
-            record,
-            state=state,
-            updated_at=now,
-            finished_at=now,
-            detail=detail,
-            result=message,
-            result_ref=job_result_name(record.job_id),
-            result_delivered=False,
-        )
-        await self._save(record)
-        self._counts["results"] += 1
-        short = max(len(message.stdout_tail), len(message.stderr_tail)) < RESULT_TAIL_BYTES
-        if short and not self._outputs.knows(record.job_id):
-            # A short job's executor sends no job-output: the tails are the whole streams.
-            self._outputs.add(
-                record.job_id,
-                message.attempt,
-                stdout_at=0,
-                stdout=message.stdout_tail,
-                stderr_at=0,
-                stderr=message.stderr_tail,
-            )
-        if record.executor is not None:
-            self._registry.note_finished(_node(record.executor), record.job_id)
-        logger.info("job %s %s", record.job_id, detail)
-        await self._deliver_result(record)
-        await self._scheduler_or_fail().schedule()
-
-    async def _own_or_taken_over(self, job_id: uuid.UUID) -> JobRecord | None:
-        """This broker's record of a job an executor reports on: its own, or one of a broker
-        the executor no longer reaches, taken over now (:mod:`.succession`)."""
-        return self._jobs.get(job_id) or await self._succession_or_fail().take_over(job_id)
-
-    async def _store_orphan_result(self, message: JobResult) -> None:
-        """A result for a job this broker never heard of (its broker is gone and sent no sync
-        here): nobody to forward it to, so store it as ``<job-uuid>/result``, where the
-        client's ``collect`` looks for results of jobs no broker knows."""
-        self._counts["orphan_results"] += 1
-        logger.warning(
-            "result for unknown job %s from %s: storing it for its client",
-            message.job_id,
-            message.executor,
-        )
-        assert self._mailbox is not None
-        await self._relay_or_fail().relay(
-            DataPut(
-                request_id=self._mailbox.next_request_id(),
-                name=job_result_name(message.job_id),
-                data=message.to_cbor(),
-                written_at=message.finished_at or self._clock(),
-                job_id=message.job_id,
-            )
-        )
-
-    async def _deliver_result(self, record: JobRecord) -> None:
-        """Store the result as ``<job-uuid>/result``, forward it, announce the final state,
-        reject dependents of a failed job, then mark the result delivered."""
-        result = record.result
-        assert result is not None
-        lifetime = self.settings.result_lifetime_s
-        await self._send(record.result_address, result, custody=True, lifetime_s=lifetime)
-        assert self._mailbox is not None
-        await self._relay_or_fail().relay(
-            DataPut(
-                request_id=self._mailbox.next_request_id(),
-                name=job_result_name(record.job_id),
-                data=result.to_cbor(),
-                written_at=record.finished_at or self._clock(),
-                job_id=record.job_id,
-                replicas=record.job.replicas,
-            )
-        )
-        await self._announce(record)
-        if record.state != JobStatus.DONE:
-            await self._scheduler_or_fail().reject_dependents([record.job_id])
-        await self._save(dataclasses.replace(record, result_delivered=True))
-
     async def _on_heartbeat(self, message: Heartbeat) -> None:
         now = self._clock()
         new = self._registry.observe(message, now)
@@ -569,16 +445,7 @@ class BrokerRole:
             await self._relay_or_fail().flush()
         if message.roles & Role.EXECUTOR:
             # Its heartbeat lists the jobs that started there (short ones send no job-state).
-            node = _node(message.node)
-            for job_id in message.started:
-                record = self._jobs.get(job_id)
-                if (
-                    record is not None
-                    and record.state == JobStatus.DISPATCHED
-                    and record.result is None
-                    and is_current(record, node)
-                ):
-                    await self._mark_running(record, message.node)
+            await self._reports_or_fail().on_started(message.node, message.started)
             await self._scheduler_or_fail().schedule()
 
     def _on_data_reply(self, incoming: Incoming, message: DataReply) -> None:
@@ -736,24 +603,6 @@ class BrokerRole:
         await self._send(destination, reply, lifetime_s=_REPLY_LIFETIME_S)
         await self._scheduler_or_fail().schedule()
 
-    def _on_output(self, incoming: Incoming, message: JobOutput) -> None:
-        record = self._jobs.get(message.job_id)
-        if record is None or not is_current(record, str(incoming.source.node_id)):
-            logger.debug(
-                "job-output for %s from %s: not its executor", message.job_id, incoming.source
-            )
-            return
-        if message.attempt != record.attempts:
-            return  # output of an earlier attempt
-        self._outputs.add(
-            message.job_id,
-            message.attempt,
-            stdout_at=message.stdout_at,
-            stdout=message.stdout,
-            stderr_at=message.stderr_at,
-            stderr=message.stderr,
-        )
-
     async def _on_log_query(self, incoming: Incoming, message: JobLogQuery) -> None:
         destination = parse_eid(message.reply_to) if message.reply_to else incoming.source
         why = job_refusal(incoming.sender, self._job_client(message.job_id))
@@ -816,6 +665,11 @@ class BrokerRole:
         if self._scheduler is None:
             raise RuntimeError("the broker is not running")
         return self._scheduler
+
+    def _reports_or_fail(self) -> ExecutorReports:
+        if self._reports is None:
+            raise RuntimeError("the broker is not running")
+        return self._reports
 
     def _replicas_or_fail(self) -> ReplicaKeeper:
         if self._replicas is None:
@@ -881,9 +735,3 @@ def _node(endpoint: str) -> str:
 
 def _role_name(role: Role) -> str:
     return (role.name or str(int(role))).lower()
-
-
-def _result_status_name(status: ResultStatus | int) -> str:
-    return (
-        status.name.lower().replace("_", " ") if isinstance(status, ResultStatus) else str(status)
-    )
