@@ -43,7 +43,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-import uuid
 from collections.abc import Callable
 
 import trio
@@ -52,7 +51,6 @@ from bpv7 import BPv7Error, EndpointID, parse_eid
 
 from ...agent import AgentError, BundleNode, NodeNotRunningError
 from ...store import StoreClosedError, StoreFullError
-from ...trust import MeshRole
 from ...ucp.errors import UcpUsageError
 from ...ucp.messages import (
     BrokerSync,
@@ -67,25 +65,22 @@ from ...ucp.messages import (
     Heartbeat,
     JobAccepted,
     JobCancel,
-    JobCancelReply,
     JobLogQuery,
     JobOutput,
     JobResult,
     JobState,
     JobStatus,
     JobSubmission,
-    NodeEntry,
     Role,
     StatusQuery,
-    StatusReply,
     UcpMessage,
 )
-from ..authorization import job_of_request, job_refusal, refusal_reply
 from ..directory import BrokerDirectory
 from ..endpoints import RoleName, node_of, role_endpoint
 from ..mailbox import Incoming, Mailbox
 from ..settings import RoleSettings
-from .client_view import job_list, log_reply, result_address_warning
+from .client_requests import REPLY_LIFETIME_S, ClientRequests
+from .client_view import result_address_warning
 from .executor_reports import ExecutorReports
 from .job_records import JobRecord
 from .jobs import JobBook
@@ -106,8 +101,6 @@ __all__ = ["BrokerRole"]
 
 logger = logging.getLogger(__name__)
 
-_REPLY_LIFETIME_S = 600.0
-"""Lifetime of answers (job accepted, status replies)."""
 _STATE_LIFETIME_S = 3600.0
 """Lifetime of non-final job state updates (the final one lives as long as results)."""
 
@@ -148,6 +141,7 @@ class BrokerRole:
         self._succession: Succession | None = None
         self._scheduler: JobScheduler | None = None
         self._reports: ExecutorReports | None = None
+        self._requests: ClientRequests | None = None
         self._peering_directory = BrokerDirectory(node, settings)
         self._peering = BrokerPeering(str(self.endpoint), self._peering_directory, settings, clock)
         self._counts = dict.fromkeys(
@@ -249,6 +243,22 @@ class BrokerRole:
                 self._counts,
             )
             self._reports = reports
+            self._requests = ClientRequests(
+                str(self.endpoint),
+                str(self.node.node_id),
+                self.settings,
+                self._jobs,
+                self._registry,
+                self._outputs,
+                self._scheduler,
+                self._send,
+                self._save,
+                self._announce,
+                self._ignore,
+                mailbox.next_request_id,
+                self._clock,
+                self._counts,
+            )
             serving = False
             try:
                 async with trio.open_nursery() as nursery:
@@ -342,7 +352,7 @@ class BrokerRole:
         message = incoming.message
         try:
             if isinstance(message, JobSubmission):
-                if not await self._refused_submitter(incoming, message):
+                if not await self._requests_or_fail().refused_submitter(incoming, message):
                     await self._on_submission(incoming, message)
             elif isinstance(message, JobState):
                 await self._reports_or_fail().on_job_state(incoming, message)
@@ -353,22 +363,22 @@ class BrokerRole:
             elif isinstance(message, DataPut | DataGet | DataList | DataDelete | DataFreeSpace):
                 if message.reply_to is not None:
                     parse_eid(message.reply_to)
-                if not await self._refused_job_data(incoming, message):
+                if not await self._requests_or_fail().refused_job_data(incoming, message):
                     await self._relay_or_fail().relay(with_reply_to(message, str(incoming.source)))
             elif isinstance(message, DataReply):
                 self._on_data_reply(incoming, message)
             elif isinstance(message, DataHeld):
                 await self._replicas_or_fail().held(message)
             elif isinstance(message, StatusQuery):
-                await self._on_status_query(incoming, message)
+                await self._requests_or_fail().on_status_query(incoming, message)
             elif isinstance(message, BrokerSync):
                 await self._on_sync(incoming, message)
             elif isinstance(message, JobCancel):
-                await self._on_cancel(incoming, message)
+                await self._requests_or_fail().on_cancel(incoming, message)
             elif isinstance(message, JobOutput):
                 self._reports_or_fail().on_output(incoming, message)
             elif isinstance(message, JobLogQuery):
-                await self._on_log_query(incoming, message)
+                await self._requests_or_fail().on_log_query(incoming, message)
             else:
                 self._ignore(incoming, "a broker does not take this kind of message")
         except StoreFullError as exc:
@@ -407,7 +417,7 @@ class BrokerRole:
             await self._send(
                 incoming.source,
                 dataclasses.replace(accepted, duplicate=True),
-                lifetime_s=_REPLY_LIFETIME_S,
+                lifetime_s=REPLY_LIFETIME_S,
             )
             return
         now = self._clock()
@@ -424,7 +434,7 @@ class BrokerRole:
         self._counts["submissions"] += 1
         self._peering.soon()
         logger.info("job %s (%s) accepted from %s", job.job_id, job.name, incoming.source)
-        await self._send(incoming.source, accepted, lifetime_s=_REPLY_LIFETIME_S)
+        await self._send(incoming.source, accepted, lifetime_s=REPLY_LIFETIME_S)
         # Only the new job and the jobs waiting for it can have become runnable.
         await self._scheduler_or_fail().schedule([record, *self._jobs.dependents(record.job_id)])
         # A job dispatched (or rejected) at once was announced so: "queued" only if it waits.
@@ -461,79 +471,6 @@ class BrokerRole:
                 message.detail,
             )
 
-    async def _refused_job_data(self, incoming: Incoming, message: UcpMessage) -> bool:
-        """In a trusted mesh, refuse (and answer) a client's data request about another
-        client's job (docs/security.md)."""
-        job_id = job_of_request(message) if incoming.trusted else None
-        why = None if job_id is None else job_refusal(incoming.sender, self._job_client(job_id))
-        if why is None:
-            return False
-        self._ignore(incoming, why)
-        reply = refusal_reply(message, why, now=self._clock())
-        destination = getattr(message, "reply_to", None) or incoming.source
-        if reply is not None:
-            await self._send(destination, reply, lifetime_s=_REPLY_LIFETIME_S)
-        return True
-
-    async def _refused_submitter(self, incoming: Incoming, message: JobSubmission) -> bool:
-        """In a trusted mesh with a list of allowed clients (``--trust-client``), reject (and
-        answer) a submission from a client not on it."""
-        allowed = self.settings.allowed_clients
-        sender = incoming.sender
-        if not allowed or sender is None or sender.node_id in allowed:
-            return False
-        why = f"{sender.node_id} is not among the clients this broker takes jobs from"
-        self._ignore(incoming, why)
-        reply = refusal_reply(message, why, now=self._clock())
-        if reply is not None:
-            await self._send(incoming.source, reply, lifetime_s=_REPLY_LIFETIME_S)
-        return True
-
-    def _job_client(self, job_id: uuid.UUID) -> str | None:
-        """The client that submitted ``job_id``, if this broker knows the job."""
-        record = self._jobs.get(job_id)
-        if record is not None:
-            return record.client
-        foreign = self._jobs.foreign(job_id)
-        return foreign.status.client if foreign is not None else None
-
-    async def _on_status_query(self, incoming: Incoming, message: StatusQuery) -> None:
-        destination = parse_eid(message.reply_to) if message.reply_to else incoming.source
-        now = self._clock()
-        nodes: tuple[NodeEntry, ...] = ()
-        if message.include_nodes:
-            nodes = self._node_entries(now)
-        client = message.client
-        sender = incoming.sender
-        if sender is not None and sender.role is MeshRole.CLIENT:
-            # A trusted mesh: a client sees its own jobs only.
-            client = str(role_endpoint(sender.node_id, RoleName.CLIENT))
-        jobs, more = job_list(
-            self._jobs.entries(message.job_ids, client=client),
-            message.states,
-            message.limit,
-        )
-        reply = StatusReply(
-            request_id=message.request_id,
-            broker=str(self.endpoint),
-            jobs=jobs,
-            nodes=nodes,
-            more=more,
-        )
-        self._counts["status_queries"] += 1
-        await self._send(destination, reply, lifetime_s=_REPLY_LIFETIME_S)
-
-    def _node_entries(self, now: float) -> tuple[NodeEntry, ...]:
-        entries = list(self._registry.node_entries(now))
-        own = str(self.node.node_id)
-        for index, entry in enumerate(entries):
-            if entry.node == own:
-                entries[index] = dataclasses.replace(entry, roles=entry.roles | Role.BROKER)
-                break
-        else:
-            entries.append(NodeEntry(node=own, roles=Role.BROKER, last_seen=now))
-        return tuple(entries)
-
     async def _on_sync(self, incoming: Incoming, message: BrokerSync) -> None:
         merged = self._peering.accept(message)
         if merged is None:
@@ -552,68 +489,6 @@ class BrokerRole:
         ]
         await self._scheduler_or_fail().reject_dependents(failed)
         await self._scheduler_or_fail().schedule()
-
-    async def _on_cancel(self, incoming: Incoming, message: JobCancel) -> None:
-        """Cancel the requester's own jobs (see the module docstring) and answer with how
-        each stands now."""
-        requester = incoming.source.node_id
-        reason = message.reason or "cancelled by its client"
-        now = self._clock()
-        entries = []
-        unknown = []
-        for job_id in dict.fromkeys(message.job_ids):
-            record = self._jobs.get(job_id)
-            if record is None or node_of(record.client) != requester:
-                unknown.append(job_id)
-                continue
-            if not record.final:
-                busy = record.state in (JobStatus.DISPATCHED, JobStatus.RUNNING)
-                executor = record.executor if busy else None
-                record = dataclasses.replace(
-                    record,
-                    state=JobStatus.CANCELLED,
-                    updated_at=now,
-                    finished_at=now,
-                    detail=reason,
-                )
-                await self._save(record)
-                self._counts["cancelled"] += 1
-                logger.info("job %s cancelled by %s", job_id, incoming.source)
-                await self._announce(record)
-                if executor is not None:
-                    self._registry.note_finished(_node(executor), job_id)
-                    assert self._mailbox is not None
-                    stop = JobCancel(
-                        request_id=self._mailbox.next_request_id(),
-                        job_ids=(job_id,),
-                        reason=reason,
-                    )
-                    await self._send(
-                        executor, stop, custody=True, lifetime_s=self.settings.result_lifetime_s
-                    )
-                await self._scheduler_or_fail().reject_dependents([job_id])
-            entries.append(record.status_entry())
-        destination = parse_eid(message.reply_to) if message.reply_to else incoming.source
-        reply = JobCancelReply(
-            request_id=message.request_id,
-            broker=str(self.endpoint),
-            jobs=tuple(entries),
-            unknown=tuple(unknown),
-        )
-        await self._send(destination, reply, lifetime_s=_REPLY_LIFETIME_S)
-        await self._scheduler_or_fail().schedule()
-
-    async def _on_log_query(self, incoming: Incoming, message: JobLogQuery) -> None:
-        destination = parse_eid(message.reply_to) if message.reply_to else incoming.source
-        why = job_refusal(incoming.sender, self._job_client(message.job_id))
-        if why is not None:
-            self._ignore(incoming, why)
-            return
-        record = self._jobs.get(message.job_id)
-        foreign = self._jobs.foreign(message.job_id)
-        state = record.state if record else foreign.status.state if foreign else None
-        reply = log_reply(message, state, self._outputs)
-        await self._send(destination, reply, lifetime_s=_REPLY_LIFETIME_S)
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -670,6 +545,11 @@ class BrokerRole:
         if self._reports is None:
             raise RuntimeError("the broker is not running")
         return self._reports
+
+    def _requests_or_fail(self) -> ClientRequests:
+        if self._requests is None:
+            raise RuntimeError("the broker is not running")
+        return self._requests
 
     def _replicas_or_fail(self) -> ReplicaKeeper:
         if self._replicas is None:
