@@ -36,6 +36,13 @@ dispatches the job again after the restart, which is harmless (the first result 
 is recorded (with ``result_delivered`` false) before it is stored in a datastore as
 ``<job-uuid>/result``, forwarded to the result address and released to dependent jobs; a restart
 finishes the delivery of a recorded but undelivered result.
+
+This module is the wiring and the message dispatch, with submission intake, heartbeats and
+broker syncs; the rest is delegated: :mod:`.scheduling` dispatches and rejects queued jobs,
+:mod:`.executor_reports` takes executors' reports and delivers results, :mod:`.client_requests`
+answers status, log and cancel requests and checks clients in a trusted mesh, :mod:`.relay`
+relays data requests, :mod:`.sync` and :mod:`.succession` deal with the other brokers and
+:mod:`.replica_keeper` keeps replica copies.
 """
 
 from __future__ import annotations
