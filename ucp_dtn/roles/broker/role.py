@@ -36,6 +36,13 @@ dispatches the job again after the restart, which is harmless (the first result 
 is recorded (with ``result_delivered`` false) before it is stored in a datastore as
 ``<job-uuid>/result``, forwarded to the result address and released to dependent jobs; a restart
 finishes the delivery of a recorded but undelivered result.
+
+This module is the wiring and the message dispatch, with submission intake, heartbeats and
+broker syncs; the rest is delegated: :mod:`.scheduling` dispatches and rejects queued jobs,
+:mod:`.executor_reports` takes executors' reports and delivers results, :mod:`.client_requests`
+answers status, log and cancel requests and checks clients in a trusted mesh, :mod:`.relay`
+relays data requests, :mod:`.sync` and :mod:`.succession` deal with the other brokers and
+:mod:`.replica_keeper` keeps replica copies.
 """
 
 from __future__ import annotations
@@ -43,7 +50,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-import uuid
 from collections.abc import Callable
 
 import trio
@@ -52,10 +58,8 @@ from bpv7 import BPv7Error, EndpointID, parse_eid
 
 from ...agent import AgentError, BundleNode, NodeNotRunningError
 from ...store import StoreClosedError, StoreFullError
-from ...trust import MeshRole
 from ...ucp.errors import UcpUsageError
 from ...ucp.messages import (
-    RESULT_TAIL_BYTES,
     BrokerSync,
     DataDelete,
     DataFreeSpace,
@@ -68,38 +72,34 @@ from ...ucp.messages import (
     Heartbeat,
     JobAccepted,
     JobCancel,
-    JobCancelReply,
-    JobDispatch,
     JobLogQuery,
     JobOutput,
     JobResult,
     JobState,
     JobStatus,
     JobSubmission,
-    NodeEntry,
-    ResultStatus,
     Role,
     StatusQuery,
-    StatusReply,
     UcpMessage,
 )
-from ...ucp.names import job_result_name
-from ..authorization import job_of_request, job_refusal, refusal_reply
 from ..directory import BrokerDirectory
 from ..endpoints import RoleName, node_of, role_endpoint
 from ..mailbox import Incoming, Mailbox
 from ..settings import RoleSettings
-from .client_view import job_list, log_reply, result_address_warning
+from .client_requests import REPLY_LIFETIME_S, ClientRequests
+from .client_view import result_address_warning
+from .executor_reports import ExecutorReports
 from .job_records import JobRecord
-from .jobs import JobBook, Readiness
+from .jobs import JobBook
 from .journal import AsyncJournal
 from .name_cache import NameCache
 from .outputs import JobOutputs
 from .placement import InputPlacement
-from .redeploy import is_current, requeue, stranded_jobs
+from .redeploy import requeue, stranded_jobs
 from .registry import MemberInfo, NodeRegistry
 from .relay import DataRelay, with_reply_to
 from .replica_keeper import ReplicaKeeper
+from .scheduling import JobScheduler
 from .statistics import BrokerStatistics
 from .succession import Succession
 from .sync import BrokerPeering
@@ -108,8 +108,6 @@ __all__ = ["BrokerRole"]
 
 logger = logging.getLogger(__name__)
 
-_REPLY_LIFETIME_S = 600.0
-"""Lifetime of answers (job accepted, status replies)."""
 _STATE_LIFETIME_S = 3600.0
 """Lifetime of non-final job state updates (the final one lives as long as results)."""
 
@@ -148,6 +146,9 @@ class BrokerRole:
         self._relay: DataRelay | None = None
         self._replicas: ReplicaKeeper | None = None
         self._succession: Succession | None = None
+        self._scheduler: JobScheduler | None = None
+        self._reports: ExecutorReports | None = None
+        self._requests: ClientRequests | None = None
         self._peering_directory = BrokerDirectory(node, settings)
         self._peering = BrokerPeering(str(self.endpoint), self._peering_directory, settings, clock)
         self._counts = dict.fromkeys(
@@ -219,6 +220,52 @@ class BrokerRole:
             self._placement = InputPlacement(self._names, replicas.planner.holders)
             self._relay.replicas = replicas
             self._replicas = replicas
+            self._scheduler = JobScheduler(
+                str(self.endpoint),
+                self.settings,
+                self._jobs,
+                self._registry,
+                self._placement,
+                succession,
+                self._send,
+                self._save,
+                self._announce,
+                self._clock,
+                self._counts,
+            )
+            reports = ExecutorReports(
+                self.settings,
+                self._jobs,
+                self._registry,
+                self._outputs,
+                succession,
+                self._scheduler,
+                self._relay,
+                self._send,
+                self._save,
+                self._announce,
+                self._ignore,
+                mailbox.next_request_id,
+                self._clock,
+                self._counts,
+            )
+            self._reports = reports
+            self._requests = ClientRequests(
+                str(self.endpoint),
+                str(self.node.node_id),
+                self.settings,
+                self._jobs,
+                self._registry,
+                self._outputs,
+                self._scheduler,
+                self._send,
+                self._save,
+                self._announce,
+                self._ignore,
+                mailbox.next_request_id,
+                self._clock,
+                self._counts,
+            )
             serving = False
             try:
                 async with trio.open_nursery() as nursery:
@@ -226,8 +273,8 @@ class BrokerRole:
                     self._mailbox = mailbox
                     async with self._lock:
                         for record in self._jobs.undelivered():
-                            await self._deliver_result(record)
-                        await self._schedule()
+                            await reports.deliver_result(record)
+                        await self._scheduler_or_fail().schedule()
                     logger.info(
                         "broker %s serving: %d jobs (%d queued), %d data requests waiting",
                         self.endpoint,
@@ -278,10 +325,10 @@ class BrokerRole:
                     succession.release_held()
                     taken = await succession.take_over_orphans(now)
                     if taken:
-                        await self._schedule(taken)
+                        await self._scheduler_or_fail().schedule(taken)
                     await self._redeploy(now)
                     await self._relay_or_fail().flush()
-                    await self._schedule()
+                    await self._scheduler_or_fail().schedule()
                     await self._peering.maybe_sync(self._send, self._registry, now)
                     await self._replicas_or_fail().tick(now)
                 except StoreFullError as exc:
@@ -312,33 +359,33 @@ class BrokerRole:
         message = incoming.message
         try:
             if isinstance(message, JobSubmission):
-                if not await self._refused_submitter(incoming, message):
+                if not await self._requests_or_fail().refused_submitter(incoming, message):
                     await self._on_submission(incoming, message)
             elif isinstance(message, JobState):
-                await self._on_job_state(incoming, message)
+                await self._reports_or_fail().on_job_state(incoming, message)
             elif isinstance(message, JobResult):
-                await self._on_result(message)
+                await self._reports_or_fail().on_result(message)
             elif isinstance(message, Heartbeat):
                 await self._on_heartbeat(message)
             elif isinstance(message, DataPut | DataGet | DataList | DataDelete | DataFreeSpace):
                 if message.reply_to is not None:
                     parse_eid(message.reply_to)
-                if not await self._refused_job_data(incoming, message):
+                if not await self._requests_or_fail().refused_job_data(incoming, message):
                     await self._relay_or_fail().relay(with_reply_to(message, str(incoming.source)))
             elif isinstance(message, DataReply):
                 self._on_data_reply(incoming, message)
             elif isinstance(message, DataHeld):
                 await self._replicas_or_fail().held(message)
             elif isinstance(message, StatusQuery):
-                await self._on_status_query(incoming, message)
+                await self._requests_or_fail().on_status_query(incoming, message)
             elif isinstance(message, BrokerSync):
                 await self._on_sync(incoming, message)
             elif isinstance(message, JobCancel):
-                await self._on_cancel(incoming, message)
+                await self._requests_or_fail().on_cancel(incoming, message)
             elif isinstance(message, JobOutput):
-                self._on_output(incoming, message)
+                self._reports_or_fail().on_output(incoming, message)
             elif isinstance(message, JobLogQuery):
-                await self._on_log_query(incoming, message)
+                await self._requests_or_fail().on_log_query(incoming, message)
             else:
                 self._ignore(incoming, "a broker does not take this kind of message")
         except StoreFullError as exc:
@@ -377,7 +424,7 @@ class BrokerRole:
             await self._send(
                 incoming.source,
                 dataclasses.replace(accepted, duplicate=True),
-                lifetime_s=_REPLY_LIFETIME_S,
+                lifetime_s=REPLY_LIFETIME_S,
             )
             return
         now = self._clock()
@@ -394,153 +441,13 @@ class BrokerRole:
         self._counts["submissions"] += 1
         self._peering.soon()
         logger.info("job %s (%s) accepted from %s", job.job_id, job.name, incoming.source)
-        await self._send(incoming.source, accepted, lifetime_s=_REPLY_LIFETIME_S)
+        await self._send(incoming.source, accepted, lifetime_s=REPLY_LIFETIME_S)
         # Only the new job and the jobs waiting for it can have become runnable.
-        await self._schedule([record, *self._jobs.dependents(record.job_id)])
+        await self._scheduler_or_fail().schedule([record, *self._jobs.dependents(record.job_id)])
         # A job dispatched (or rejected) at once was announced so: "queued" only if it waits.
         current = self._jobs.get(record.job_id)
         if current is not None and current.state == JobStatus.QUEUED:
             await self._announce(current)
-
-    async def _on_job_state(self, incoming: Incoming, message: JobState) -> None:
-        record = self._jobs.get(message.job_id) or await self._succession_or_fail().take_over(
-            message.job_id
-        )
-        if record is None:
-            self._ignore(incoming, f"job {message.job_id} is unknown here")
-            return
-        if record.final or record.result is not None:
-            # Bundles overtake each other: "running" may arrive after the result.
-            logger.debug(
-                "job %s: late state %r from %s", record.job_id, message.state, incoming.source
-            )
-            return
-        if message.state != JobStatus.RUNNING:
-            self._ignore(incoming, f"an executor reports only RUNNING, not {message.state!r}")
-            return
-        if not is_current(record, str(incoming.source.node_id)):
-            logger.info(
-                "job %s: ignoring 'running' from %s, it was redeployed to %s",
-                record.job_id,
-                incoming.source,
-                record.executor,
-            )
-            return
-        if record.state == JobStatus.RUNNING:
-            return
-        await self._mark_running(record, incoming.source, message.detail)
-
-    async def _mark_running(
-        self, record: JobRecord, executor: str | EndpointID, detail: str = ""
-    ) -> None:
-        now = self._clock()
-        record = dataclasses.replace(
-            record,
-            state=JobStatus.RUNNING,
-            updated_at=now,
-            started_at=now,
-            executor=str(role_endpoint(executor, RoleName.EXECUTOR)),
-            detail=detail or "running",
-        )
-        await self._save(record)
-        await self._announce(record)
-
-    async def _on_result(self, message: JobResult) -> None:
-        record = self._jobs.get(message.job_id) or await self._succession_or_fail().take_over(
-            message.job_id
-        )
-        if record is None:
-            await self._store_orphan_result(message)
-            return
-        if record.result is not None or record.final:
-            self._counts["late_results"] += 1
-            logger.info(
-                "dropping a later result for job %s from %s", message.job_id, message.executor
-            )
-            return
-        now = self._clock()
-        if message.ok:
-            state, detail = JobStatus.DONE, "done"
-        else:
-            state = JobStatus.FAILED
-            detail = message.message or f"failed: {_result_status_name(message.status)}"
-        record = dataclasses.replace(
-            record,
-            state=state,
-            updated_at=now,
-            finished_at=now,
-            detail=detail,
-            result=message,
-            result_ref=job_result_name(record.job_id),
-            result_delivered=False,
-        )
-        await self._save(record)
-        self._counts["results"] += 1
-        short = max(len(message.stdout_tail), len(message.stderr_tail)) < RESULT_TAIL_BYTES
-        if short and not self._outputs.knows(record.job_id):
-            # A short job's executor sends no job-output: the tails are the whole streams.
-            self._outputs.add(
-                record.job_id,
-                message.attempt,
-                stdout_at=0,
-                stdout=message.stdout_tail,
-                stderr_at=0,
-                stderr=message.stderr_tail,
-            )
-        if record.executor is not None:
-            self._registry.note_finished(_node(record.executor), record.job_id)
-        logger.info("job %s %s", record.job_id, detail)
-        await self._deliver_result(record)
-        await self._schedule()
-
-    async def _own_or_taken_over(self, job_id: uuid.UUID) -> JobRecord | None:
-        """This broker's record of a job an executor reports on: its own, or one of a broker
-        the executor no longer reaches, taken over now (:mod:`.succession`)."""
-        return self._jobs.get(job_id) or await self._succession_or_fail().take_over(job_id)
-
-    async def _store_orphan_result(self, message: JobResult) -> None:
-        """A result for a job this broker never heard of (its broker is gone and sent no sync
-        here): nobody to forward it to, so store it as ``<job-uuid>/result``, where the
-        client's ``collect`` looks for results of jobs no broker knows."""
-        self._counts["orphan_results"] += 1
-        logger.warning(
-            "result for unknown job %s from %s: storing it for its client",
-            message.job_id,
-            message.executor,
-        )
-        assert self._mailbox is not None
-        await self._relay_or_fail().relay(
-            DataPut(
-                request_id=self._mailbox.next_request_id(),
-                name=job_result_name(message.job_id),
-                data=message.to_cbor(),
-                written_at=message.finished_at or self._clock(),
-                job_id=message.job_id,
-            )
-        )
-
-    async def _deliver_result(self, record: JobRecord) -> None:
-        """Store the result as ``<job-uuid>/result``, forward it, announce the final state,
-        reject dependents of a failed job, then mark the result delivered."""
-        result = record.result
-        assert result is not None
-        lifetime = self.settings.result_lifetime_s
-        await self._send(record.result_address, result, custody=True, lifetime_s=lifetime)
-        assert self._mailbox is not None
-        await self._relay_or_fail().relay(
-            DataPut(
-                request_id=self._mailbox.next_request_id(),
-                name=job_result_name(record.job_id),
-                data=result.to_cbor(),
-                written_at=record.finished_at or self._clock(),
-                job_id=record.job_id,
-                replicas=record.job.replicas,
-            )
-        )
-        await self._announce(record)
-        if record.state != JobStatus.DONE:
-            await self._reject_dependents([record.job_id])
-        await self._save(dataclasses.replace(record, result_delivered=True))
 
     async def _on_heartbeat(self, message: Heartbeat) -> None:
         now = self._clock()
@@ -555,17 +462,8 @@ class BrokerRole:
             await self._relay_or_fail().flush()
         if message.roles & Role.EXECUTOR:
             # Its heartbeat lists the jobs that started there (short ones send no job-state).
-            node = _node(message.node)
-            for job_id in message.started:
-                record = self._jobs.get(job_id)
-                if (
-                    record is not None
-                    and record.state == JobStatus.DISPATCHED
-                    and record.result is None
-                    and is_current(record, node)
-                ):
-                    await self._mark_running(record, message.node)
-            await self._schedule()
+            await self._reports_or_fail().on_started(message.node, message.started)
+            await self._scheduler_or_fail().schedule()
 
     def _on_data_reply(self, incoming: Incoming, message: DataReply) -> None:
         # Replies to the broker's own result puts.
@@ -579,79 +477,6 @@ class BrokerRole:
                 message.status,
                 message.detail,
             )
-
-    async def _refused_job_data(self, incoming: Incoming, message: UcpMessage) -> bool:
-        """In a trusted mesh, refuse (and answer) a client's data request about another
-        client's job (docs/security.md)."""
-        job_id = job_of_request(message) if incoming.trusted else None
-        why = None if job_id is None else job_refusal(incoming.sender, self._job_client(job_id))
-        if why is None:
-            return False
-        self._ignore(incoming, why)
-        reply = refusal_reply(message, why, now=self._clock())
-        destination = getattr(message, "reply_to", None) or incoming.source
-        if reply is not None:
-            await self._send(destination, reply, lifetime_s=_REPLY_LIFETIME_S)
-        return True
-
-    async def _refused_submitter(self, incoming: Incoming, message: JobSubmission) -> bool:
-        """In a trusted mesh with a list of allowed clients (``--trust-client``), reject (and
-        answer) a submission from a client not on it."""
-        allowed = self.settings.allowed_clients
-        sender = incoming.sender
-        if not allowed or sender is None or sender.node_id in allowed:
-            return False
-        why = f"{sender.node_id} is not among the clients this broker takes jobs from"
-        self._ignore(incoming, why)
-        reply = refusal_reply(message, why, now=self._clock())
-        if reply is not None:
-            await self._send(incoming.source, reply, lifetime_s=_REPLY_LIFETIME_S)
-        return True
-
-    def _job_client(self, job_id: uuid.UUID) -> str | None:
-        """The client that submitted ``job_id``, if this broker knows the job."""
-        record = self._jobs.get(job_id)
-        if record is not None:
-            return record.client
-        foreign = self._jobs.foreign(job_id)
-        return foreign.status.client if foreign is not None else None
-
-    async def _on_status_query(self, incoming: Incoming, message: StatusQuery) -> None:
-        destination = parse_eid(message.reply_to) if message.reply_to else incoming.source
-        now = self._clock()
-        nodes: tuple[NodeEntry, ...] = ()
-        if message.include_nodes:
-            nodes = self._node_entries(now)
-        client = message.client
-        sender = incoming.sender
-        if sender is not None and sender.role is MeshRole.CLIENT:
-            # A trusted mesh: a client sees its own jobs only.
-            client = str(role_endpoint(sender.node_id, RoleName.CLIENT))
-        jobs, more = job_list(
-            self._jobs.entries(message.job_ids, client=client),
-            message.states,
-            message.limit,
-        )
-        reply = StatusReply(
-            request_id=message.request_id,
-            broker=str(self.endpoint),
-            jobs=jobs,
-            nodes=nodes,
-            more=more,
-        )
-        self._counts["status_queries"] += 1
-        await self._send(destination, reply, lifetime_s=_REPLY_LIFETIME_S)
-
-    def _node_entries(self, now: float) -> tuple[NodeEntry, ...]:
-        entries = list(self._registry.node_entries(now))
-        own = str(self.node.node_id)
-        for index, entry in enumerate(entries):
-            if entry.node == own:
-                entries[index] = dataclasses.replace(entry, roles=entry.roles | Role.BROKER)
-                break
-        else:
-            entries.append(NodeEntry(node=own, roles=Role.BROKER, last_seen=now))
-        return tuple(entries)
 
     async def _on_sync(self, incoming: Incoming, message: BrokerSync) -> None:
         merged = self._peering.accept(message)
@@ -669,185 +494,8 @@ class BrokerRole:
             if self._jobs.state_of(job_id)
             in (JobStatus.FAILED, JobStatus.REJECTED, JobStatus.CANCELLED)
         ]
-        await self._reject_dependents(failed)
-        await self._schedule()
-
-    async def _on_cancel(self, incoming: Incoming, message: JobCancel) -> None:
-        """Cancel the requester's own jobs (see the module docstring) and answer with how
-        each stands now."""
-        requester = incoming.source.node_id
-        reason = message.reason or "cancelled by its client"
-        now = self._clock()
-        entries = []
-        unknown = []
-        for job_id in dict.fromkeys(message.job_ids):
-            record = self._jobs.get(job_id)
-            if record is None or node_of(record.client) != requester:
-                unknown.append(job_id)
-                continue
-            if not record.final:
-                busy = record.state in (JobStatus.DISPATCHED, JobStatus.RUNNING)
-                executor = record.executor if busy else None
-                record = dataclasses.replace(
-                    record,
-                    state=JobStatus.CANCELLED,
-                    updated_at=now,
-                    finished_at=now,
-                    detail=reason,
-                )
-                await self._save(record)
-                self._counts["cancelled"] += 1
-                logger.info("job %s cancelled by %s", job_id, incoming.source)
-                await self._announce(record)
-                if executor is not None:
-                    self._registry.note_finished(_node(executor), job_id)
-                    assert self._mailbox is not None
-                    stop = JobCancel(
-                        request_id=self._mailbox.next_request_id(),
-                        job_ids=(job_id,),
-                        reason=reason,
-                    )
-                    await self._send(
-                        executor, stop, custody=True, lifetime_s=self.settings.result_lifetime_s
-                    )
-                await self._reject_dependents([job_id])
-            entries.append(record.status_entry())
-        destination = parse_eid(message.reply_to) if message.reply_to else incoming.source
-        reply = JobCancelReply(
-            request_id=message.request_id,
-            broker=str(self.endpoint),
-            jobs=tuple(entries),
-            unknown=tuple(unknown),
-        )
-        await self._send(destination, reply, lifetime_s=_REPLY_LIFETIME_S)
-        await self._schedule()
-
-    def _on_output(self, incoming: Incoming, message: JobOutput) -> None:
-        record = self._jobs.get(message.job_id)
-        if record is None or not is_current(record, str(incoming.source.node_id)):
-            logger.debug(
-                "job-output for %s from %s: not its executor", message.job_id, incoming.source
-            )
-            return
-        if message.attempt != record.attempts:
-            return  # output of an earlier attempt
-        self._outputs.add(
-            message.job_id,
-            message.attempt,
-            stdout_at=message.stdout_at,
-            stdout=message.stdout,
-            stderr_at=message.stderr_at,
-            stderr=message.stderr,
-        )
-
-    async def _on_log_query(self, incoming: Incoming, message: JobLogQuery) -> None:
-        destination = parse_eid(message.reply_to) if message.reply_to else incoming.source
-        why = job_refusal(incoming.sender, self._job_client(message.job_id))
-        if why is not None:
-            self._ignore(incoming, why)
-            return
-        record = self._jobs.get(message.job_id)
-        foreign = self._jobs.foreign(message.job_id)
-        state = record.state if record else foreign.status.state if foreign else None
-        reply = log_reply(message, state, self._outputs)
-        await self._send(destination, reply, lifetime_s=_REPLY_LIFETIME_S)
-
-    # -- scheduling ---------------------------------------------------------------------------
-
-    async def _schedule(self, candidates: list[JobRecord] | None = None) -> None:
-        """Dispatch every queued job (of ``candidates``, default all) that may run and has a
-        capable executor with a free slot; reject the ones whose ``after`` jobs failed."""
-        for queued in self._jobs.queued() if candidates is None else candidates:
-            record = self._jobs.get(queued.job_id)
-            if record is None or record.state != JobStatus.QUEUED:
-                continue  # changed meanwhile (rejected with a failed dependency)
-            if self._succession_or_fail().holds(record.job_id):
-                self._set_queued_detail(record, "waiting for other brokers' syncs (restart)")
-                continue
-            verdict = self._jobs.verdict(record)
-            if verdict.readiness is Readiness.REJECT:
-                await self._reject(record, verdict.reason)
-                continue
-            if verdict.readiness is Readiness.WAIT:
-                self._set_queued_detail(record, verdict.reason)
-                continue
-            now = self._clock()
-            choice = self._registry.choose_executor(record.job.requirements, now)
-            if choice.node is None:
-                self._set_queued_detail(record, choice.reason)
-                continue
-            # Jobs go to their data: worked out only for a job that can go somewhere now.
-            inline = record.submission.inline_data
-            near = self._placement.near(record.job, inline)
-            node = choice.node
-            if near:
-                nearer = self._registry.choose_executor(record.job.requirements, now, near=near)
-                node = nearer.node or node  # the same executors have room
-            self._placement.note_dispatch(record.job, inline, node)
-            await self._dispatch(record, node, now)
-
-    def _set_queued_detail(self, record: JobRecord, detail: str) -> None:
-        # Why a job waits changes with every heartbeat: kept in memory, not journalled.
-        if record.attempts:
-            detail = f"{detail} (attempt {record.attempts} lost)"
-        if record.detail != detail:
-            self._jobs.put(dataclasses.replace(record, detail=detail))
-
-    async def _dispatch(self, record: JobRecord, node: str, now: float) -> None:
-        executor = role_endpoint(node, RoleName.EXECUTOR)
-        attempt = record.attempts + 1
-        dispatch = JobDispatch(
-            job=record.job,
-            broker=str(self.endpoint),
-            client=record.client,
-            attempt=attempt,
-            inline_data=record.submission.inline_data,
-        )
-        await self._send(
-            executor, dispatch, custody=True, lifetime_s=self.settings.result_lifetime_s
-        )
-        self._registry.note_dispatch(node, record.job_id, now)
-        record = dataclasses.replace(
-            record,
-            state=JobStatus.DISPATCHED,
-            updated_at=now,
-            dispatched_at=now,
-            attempts=attempt,
-            executor=str(executor),
-            detail=f"dispatched to {executor}",
-        )
-        await self._save(record)
-        self._counts["dispatches"] += 1
-        logger.info("job %s dispatched to %s (attempt %d)", record.job_id, executor, attempt)
-        await self._announce(record)
-
-    async def _reject(self, record: JobRecord, reason: str) -> None:
-        """Reject ``record`` and, transitively, the queued jobs waiting for it."""
-        work = [(record, reason)]
-        while work:
-            record, reason = work.pop()
-            now = self._clock()
-            record = dataclasses.replace(
-                record, state=JobStatus.REJECTED, updated_at=now, finished_at=now, detail=reason
-            )
-            await self._save(record)
-            logger.info("job %s rejected: %s", record.job_id, reason)
-            await self._announce(record)
-            for dependent in self._jobs.dependents(record.job_id):
-                verdict = self._jobs.verdict(dependent)
-                if verdict.readiness is Readiness.REJECT:
-                    work.append((dependent, verdict.reason))
-
-    async def _reject_dependents(self, job_ids: list[uuid.UUID]) -> None:
-        """Reject the queued jobs waiting for these failed or rejected jobs."""
-        for job_id in job_ids:
-            for dependent in self._jobs.dependents(job_id):
-                current = self._jobs.get(dependent.job_id)
-                if current is None or current.state != JobStatus.QUEUED:
-                    continue  # rejected meanwhile through another dependency
-                verdict = self._jobs.verdict(current)
-                if verdict.readiness is Readiness.REJECT:
-                    await self._reject(current, verdict.reason)
+        await self._scheduler_or_fail().reject_dependents(failed)
+        await self._scheduler_or_fail().schedule()
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -894,6 +542,21 @@ class BrokerRole:
         if self._succession is None:
             raise RuntimeError("the broker is not running")
         return self._succession
+
+    def _scheduler_or_fail(self) -> JobScheduler:
+        if self._scheduler is None:
+            raise RuntimeError("the broker is not running")
+        return self._scheduler
+
+    def _reports_or_fail(self) -> ExecutorReports:
+        if self._reports is None:
+            raise RuntimeError("the broker is not running")
+        return self._reports
+
+    def _requests_or_fail(self) -> ClientRequests:
+        if self._requests is None:
+            raise RuntimeError("the broker is not running")
+        return self._requests
 
     def _replicas_or_fail(self) -> ReplicaKeeper:
         if self._replicas is None:
@@ -959,9 +622,3 @@ def _node(endpoint: str) -> str:
 
 def _role_name(role: Role) -> str:
     return (role.name or str(int(role))).lower()
-
-
-def _result_status_name(status: ResultStatus | int) -> str:
-    return (
-        status.name.lower().replace("_", " ") if isinstance(status, ResultStatus) else str(status)
-    )

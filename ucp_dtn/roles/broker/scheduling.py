@@ -1,0 +1,160 @@
+"""Scheduling at the broker: which queued job goes to which executor, and which is rejected.
+
+:class:`JobScheduler` holds the broker's dispatch rules. A queued job that the restart hold
+(:mod:`.succession`) keeps back, or whose ``after`` jobs have not finished (:mod:`.jobs`),
+waits with a detail saying why (kept in memory only); a job whose ``after`` jobs failed is
+rejected, and so, transitively, are the queued jobs waiting for it. A job that may run goes to
+a capable executor with a free slot (:mod:`.registry`), preferring one near its inputs
+(:mod:`.placement`). A dispatch is sent (with custody) before it is recorded: a crash in
+between dispatches the job again after the restart, which is harmless (the first result wins).
+Every state change is written to the journal first, then announced to the job's result address.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+
+from ...ucp.messages import JobDispatch, JobStatus
+from ..endpoints import RoleName, role_endpoint
+from ..settings import RoleSettings
+from .job_records import JobRecord
+from .jobs import JobBook, Readiness
+from .placement import InputPlacement
+from .registry import NodeRegistry
+from .relay import SendMessage
+from .succession import Succession
+
+__all__ = ["JobScheduler"]
+
+logger = logging.getLogger(__name__)
+
+
+class JobScheduler:
+    """Dispatches and rejects the queued jobs of one broker run (see the module docstring).
+    The broker calls it with its lock held; ``save`` journals a record and ``announce``
+    tells the job's result address about its state."""
+
+    def __init__(
+        self,
+        own: str,
+        settings: RoleSettings,
+        jobs: JobBook,
+        registry: NodeRegistry,
+        placement: InputPlacement,
+        succession: Succession,
+        send: SendMessage,
+        save: Callable[[JobRecord], Awaitable[None]],
+        announce: Callable[[JobRecord], Awaitable[None]],
+        clock: Callable[[], float],
+        counts: dict[str, int],
+    ) -> None:
+        self.own = own
+        """This broker's endpoint (text)."""
+        self.settings = settings
+        self._jobs = jobs
+        self._registry = registry
+        self._placement = placement
+        self._succession = succession
+        self._send = send
+        self._save = save
+        self._announce = announce
+        self._clock = clock
+        self._counts = counts
+
+    async def schedule(self, candidates: list[JobRecord] | None = None) -> None:
+        """Dispatch every queued job (of ``candidates``, default all) that may run and has a
+        capable executor with a free slot; reject the ones whose ``after`` jobs failed."""
+        for queued in self._jobs.queued() if candidates is None else candidates:
+            record = self._jobs.get(queued.job_id)
+            if record is None or record.state != JobStatus.QUEUED:
+                continue  # changed meanwhile (rejected with a failed dependency)
+            if self._succession.holds(record.job_id):
+                self._set_queued_detail(record, "waiting for other brokers' syncs (restart)")
+                continue
+            verdict = self._jobs.verdict(record)
+            if verdict.readiness is Readiness.REJECT:
+                await self.reject(record, verdict.reason)
+                continue
+            if verdict.readiness is Readiness.WAIT:
+                self._set_queued_detail(record, verdict.reason)
+                continue
+            now = self._clock()
+            choice = self._registry.choose_executor(record.job.requirements, now)
+            if choice.node is None:
+                self._set_queued_detail(record, choice.reason)
+                continue
+            # Jobs go to their data: worked out only for a job that can go somewhere now.
+            inline = record.submission.inline_data
+            near = self._placement.near(record.job, inline)
+            node = choice.node
+            if near:
+                nearer = self._registry.choose_executor(record.job.requirements, now, near=near)
+                node = nearer.node or node  # the same executors have room
+            self._placement.note_dispatch(record.job, inline, node)
+            await self._dispatch(record, node, now)
+
+    def _set_queued_detail(self, record: JobRecord, detail: str) -> None:
+        # Why a job waits changes with every heartbeat: kept in memory, not journalled.
+        if record.attempts:
+            detail = f"{detail} (attempt {record.attempts} lost)"
+        if record.detail != detail:
+            self._jobs.put(dataclasses.replace(record, detail=detail))
+
+    async def _dispatch(self, record: JobRecord, node: str, now: float) -> None:
+        executor = role_endpoint(node, RoleName.EXECUTOR)
+        attempt = record.attempts + 1
+        dispatch = JobDispatch(
+            job=record.job,
+            broker=self.own,
+            client=record.client,
+            attempt=attempt,
+            inline_data=record.submission.inline_data,
+        )
+        await self._send(
+            executor, dispatch, custody=True, lifetime_s=self.settings.result_lifetime_s
+        )
+        self._registry.note_dispatch(node, record.job_id, now)
+        record = dataclasses.replace(
+            record,
+            state=JobStatus.DISPATCHED,
+            updated_at=now,
+            dispatched_at=now,
+            attempts=attempt,
+            executor=str(executor),
+            detail=f"dispatched to {executor}",
+        )
+        await self._save(record)
+        self._counts["dispatches"] += 1
+        logger.info("job %s dispatched to %s (attempt %d)", record.job_id, executor, attempt)
+        await self._announce(record)
+
+    async def reject(self, record: JobRecord, reason: str) -> None:
+        """Reject ``record`` and, transitively, the queued jobs waiting for it."""
+        work = [(record, reason)]
+        while work:
+            record, reason = work.pop()
+            now = self._clock()
+            record = dataclasses.replace(
+                record, state=JobStatus.REJECTED, updated_at=now, finished_at=now, detail=reason
+            )
+            await self._save(record)
+            logger.info("job %s rejected: %s", record.job_id, reason)
+            await self._announce(record)
+            for dependent in self._jobs.dependents(record.job_id):
+                verdict = self._jobs.verdict(dependent)
+                if verdict.readiness is Readiness.REJECT:
+                    work.append((dependent, verdict.reason))
+
+    async def reject_dependents(self, job_ids: list[uuid.UUID]) -> None:
+        """Reject the queued jobs waiting for these failed or rejected jobs."""
+        for job_id in job_ids:
+            for dependent in self._jobs.dependents(job_id):
+                current = self._jobs.get(dependent.job_id)
+                if current is None or current.state != JobStatus.QUEUED:
+                    continue  # rejected meanwhile through another dependency
+                verdict = self._jobs.verdict(current)
+                if verdict.readiness is Readiness.REJECT:
+                    await self.reject(current, verdict.reason)
