@@ -48,7 +48,6 @@ be published all end as a failed ``job-result`` whose message says which.
 from __future__ import annotations
 
 import collections
-import datetime
 import logging
 import os
 import shutil
@@ -60,15 +59,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
-from cryptography import x509
-
-from bpv7.bpsec import OperationFailure
 
 from ...agent import AgentError, BundleNode
 from ...store import StoreError
 from ...store.sqlite_files import make_private_directory
-from ...trust import TrustError, certificate_facts
-from ...trust.sealing import seal, seal_result
 from ...ucp.capabilities import Capabilities
 from ...ucp.messages import (
     DataGetReply,
@@ -80,13 +74,11 @@ from ...ucp.messages import (
     JobStatus,
     ResultStatus,
     Role,
-    Timings,
     UcpMessage,
 )
-from ...ucp.names import DataName, job_name
 from ...ucp.runtime import PoolClosedError, WorkerPool
 from ..directory import BrokerDirectory
-from ..endpoints import RoleName, node_of, role_endpoint
+from ..endpoints import RoleName, role_endpoint
 from ..heartbeats import HeartbeatDetails, HeartbeatSender
 from ..mailbox import Mailbox
 from ..settings import RoleSettings
@@ -96,6 +88,7 @@ from .input_cache import InputCache
 from .inputs import DataFetcher
 from .jobdir import JobDirectory
 from .journal import JobJournal, JournalState
+from .outcome import JobResultMaker
 from .publish import DataPublisher
 
 __all__ = ["ExecutorRole", "ExecutorStatistics"]
@@ -110,7 +103,6 @@ RUNNING_REPORT_DELAY_S = 0.5
 """A job that holds a slot this long is reported ``running`` to its broker at once; a shorter
 one is not (its result follows), and the next heartbeat lists it as started anyway."""
 _PRUNE_EVERY = 50
-_ARCHIVE_SEGMENT = "archive"
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +221,13 @@ class ExecutorRole:
             self._send,
             self._heartbeat_details,
             clock=clock,
+        )
+        self._result_maker = JobResultMaker(
+            self._publisher,
+            self.mailbox,
+            executor=str(self.endpoint),
+            report_to=self.directory.report_to,
+            inline_limit_bytes=settings.inline_limit_bytes,
         )
         self._runner = JobRunner(
             self._fetcher,
@@ -545,7 +544,7 @@ class ExecutorRole:
                         report.cancel()
                         active.running = False
                 run.timings["queued"] = queued
-                result = await self._publish(dispatch, tree, run)
+                result = await self._result_maker.publish(dispatch, tree, run)
             except PoolClosedError:
                 # Shutting down (or the pool is gone): the job stays recorded and runs again at
                 # the next start.
@@ -554,12 +553,12 @@ class ExecutorRole:
                 return
             except Exception as exc:
                 logger.exception("job %s: executor error", job.job_id)
-                result = self._result(
+                result = self._result_maker.result(
                     dispatch, JobRun(ResultStatus.EXECUTOR_ERROR, message=f"executor error: {exc}")
                 )
         if active.cancelled is not None:
             self._cancelled += 1
-            result = self._result(
+            result = self._result_maker.result(
                 dispatch, JobRun(ResultStatus.CANCELLED, message=active.cancelled)
             )
         assert result is not None
@@ -598,118 +597,6 @@ class ExecutorRole:
             await trio.to_thread.run_sync(tree.remove)
         except OSError as exc:
             logger.warning("cannot remove %s: %s", tree.root, exc)
-
-    async def _publish(self, dispatch: JobDispatch, tree: JobDirectory, run: JobRun) -> JobResult:
-        """Publish the named results and a large archive; the job's result."""
-        job_id = dispatch.job.job_id
-        began = trio.current_time()
-        puts: list[tuple[DataName, bytes]] = []
-        if run.named is not None:
-            if run.named.problems:
-                run.status = ResultStatus.EXECUTOR_ERROR
-                run.message = "named results: " + "; ".join(run.named.problems)
-            else:
-                puts.extend(run.named.data)
-        archive: bytes | None = None
-        archive_ref: DataName | None = None
-        if run.archive_size is not None:
-            data = await trio.to_thread.run_sync(tree.archive_path.read_bytes)
-            if len(data) <= self.settings.inline_limit_bytes:
-                archive = data
-            else:
-                archive_ref = job_name(job_id, _ARCHIVE_SEGMENT)
-                owner = self._result_owner(dispatch)
-                if owner is not None:  # stored sealed: datastores hold ciphertext
-                    data = await trio.to_thread.run_sync(seal, data, owner)
-                puts.append((archive_ref, data))
-        named: set[DataName] = set()
-        if run.named is not None and not dispatch.job.replace_results:
-            named = {name for name, _ in run.named.data}
-        refused = await self._publisher.put_all(
-            self.directory.report_to(dispatch.broker),
-            job_id,
-            puts,
-            replicas=dispatch.job.replicas,
-            exclusive=named,
-        )
-        if refused:
-            run.status = ResultStatus.EXECUTOR_ERROR
-            run.message = "publishing failed: " + "; ".join(
-                f"{name!r}: {why}" for name, why in sorted(refused.items())
-            )
-            if archive_ref in refused:
-                archive_ref = None
-        run.timings["collect"] = run.timings.get("collect", 0.0) + trio.current_time() - began
-        published = tuple(name for name, _ in puts if name != archive_ref and name not in refused)
-        result = self._result(
-            dispatch, run, archive=archive, archive_ref=archive_ref, published=published
-        )
-        owner = self._result_owner(dispatch)
-        return (
-            result if owner is None else await trio.to_thread.run_sync(seal_result, result, owner)
-        )
-
-    def _result_owner(self, dispatch: JobDispatch) -> x509.Certificate | None:
-        """The certificate a job's result is sealed to (its client's), if the job names one.
-        In a trusted mesh it must be a valid certificate of the authority naming the job's
-        client; one that is not is logged, and the result is still sealed to it (it never
-        travels in the clear)."""
-        key = dispatch.job.result_key
-        if key is None:
-            return None
-        try:
-            certificate = x509.load_der_x509_certificate(key)
-        except ValueError as exc:
-            logger.warning("job %s: unreadable result key: %s", dispatch.job.job_id, exc)
-            return None
-        mesh = self.mailbox.mesh
-        if mesh is not None:
-            client = str(node_of(dispatch.client))
-            try:
-                facts = certificate_facts(mesh.verify([certificate], _now_utc()))
-                if facts.node_id != client:
-                    raise TrustError(f"it names {facts.node_id}, the job's client is {client}")
-            except (OperationFailure, TrustError) as exc:
-                logger.warning(
-                    "job %s: the result key is not its client's: %s", dispatch.job.job_id, exc
-                )
-        return certificate
-
-    def _result(
-        self,
-        dispatch: JobDispatch,
-        run: JobRun,
-        *,
-        archive: bytes | None = None,
-        archive_ref: DataName | None = None,
-        published: tuple[DataName, ...] = (),
-    ) -> JobResult:
-        return JobResult(
-            job_id=dispatch.job.job_id,
-            executor=str(self.endpoint),
-            status=run.status,
-            exit_code=run.exit_code,
-            message=run.message,
-            stdout_tail=run.stdout_tail,
-            stderr_tail=run.stderr_tail,
-            archive=archive,
-            archive_ref=archive_ref,
-            published=published,
-            started_at=run.started_at,
-            finished_at=run.finished_at,
-            timings=Timings(
-                queued=run.timings.get("queued", 0.0),
-                fetch=run.timings.get("fetch", 0.0),
-                run=run.timings.get("run", 0.0),
-                collect=run.timings.get("collect", 0.0),
-            ),
-            fuel_consumed=run.fuel_consumed,
-            attempt=dispatch.attempt,
-        )
-
-
-def _now_utc() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
 
 
 def _status_name(status: ResultStatus | int) -> str:
