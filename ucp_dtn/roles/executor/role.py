@@ -22,10 +22,11 @@ The role lives on ``…/ucp/executor`` of its node and does four things:
   directory (:mod:`.jobdir`),
   runs in the :class:`~ucp_dtn.ucp.runtime.WorkerPool` under its limits (defaults: 60 s,
   256 MiB, no fuel budget) and collects the results archive and the named results
-  (:mod:`.results`). After giving the slot back it publishes the named results (``data-put``
-  with custody, waiting a while for the datastores' answers so that a later job of a pipeline
-  finds them), and sends the ``job-result`` with custody to the broker — the archive inline up
-  to ``inline_limit_bytes``, else stored as ``<job-uuid>/archive`` and referenced. "Its
+  (:mod:`.results`) — all of that is :class:`~.execution.JobRunner`'s. After giving the slot
+  back it publishes the named results (``data-put`` with custody, waiting a while for the
+  datastores' answers so that a later job of a pipeline finds them; :mod:`.outcome`), and
+  sends the ``job-result`` with custody to the broker — the archive inline up to
+  ``inline_limit_bytes``, else stored as ``<job-uuid>/archive`` and referenced. "Its
   broker" is the one that dispatched the job while the node's role directory lists it as
   reachable, else the nearest broker it lists (a lost broker's jobs report to its successor,
   :meth:`~ucp_dtn.roles.directory.BrokerDirectory.report_to`).
