@@ -1,10 +1,13 @@
 """The executor role: runs the WebAssembly jobs brokers dispatch to it.
 
-:class:`ExecutorRole` is the role (heartbeats, dispatches, jobs); the modules below it are its
-parts — :mod:`.journal` (the durable record of jobs, for deduplication and restarts),
-:mod:`.inputs` (fetching named data), :mod:`.jobdir` (the job directory, read without
-following symlinks), :mod:`.results` (the results archive and the named results) and
-:mod:`.publish` (putting named results with custody).
+:class:`ExecutorRole` is the role (heartbeats, dispatches, cancels, the jobs' slots); the
+modules below it are its parts — :mod:`.journal` (the durable record of jobs, for deduplication
+and restarts), :mod:`.execution` (running one job: fetch, build, run, collect),
+:mod:`.inputs` (fetching named data), :mod:`.input_cache` (data kept from earlier jobs),
+:mod:`.jobdir` (the job directory, read without following symlinks), :mod:`.output` (a running
+job's output for its broker), :mod:`.results` (the results archive and the named results),
+:mod:`.outcome` (from a run to its sealed ``job-result``) and :mod:`.publish` (putting named
+results with custody).
 """
 
 from .inputs import (

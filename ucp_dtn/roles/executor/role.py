@@ -22,10 +22,11 @@ The role lives on ``…/ucp/executor`` of its node and does four things:
   directory (:mod:`.jobdir`),
   runs in the :class:`~ucp_dtn.ucp.runtime.WorkerPool` under its limits (defaults: 60 s,
   256 MiB, no fuel budget) and collects the results archive and the named results
-  (:mod:`.results`). After giving the slot back it publishes the named results (``data-put``
-  with custody, waiting a while for the datastores' answers so that a later job of a pipeline
-  finds them), and sends the ``job-result`` with custody to the broker — the archive inline up
-  to ``inline_limit_bytes``, else stored as ``<job-uuid>/archive`` and referenced. "Its
+  (:mod:`.results`) — all of that is :class:`~.execution.JobRunner`'s. After giving the slot
+  back it publishes the named results (``data-put`` with custody, waiting a while for the
+  datastores' answers so that a later job of a pipeline finds them; :mod:`.outcome`), and
+  sends the ``job-result`` with custody to the broker — the archive inline up to
+  ``inline_limit_bytes``, else stored as ``<job-uuid>/archive`` and referenced. "Its
   broker" is the one that dispatched the job while the node's role directory lists it as
   reachable, else the nearest broker it lists (a lost broker's jobs report to its successor,
   :meth:`~ucp_dtn.roles.directory.BrokerDirectory.report_to`).
@@ -48,7 +49,6 @@ be published all end as a failed ``job-result`` whose message says which.
 from __future__ import annotations
 
 import collections
-import datetime
 import logging
 import os
 import shutil
@@ -60,19 +60,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
-from cryptography import x509
-
-from bpv7.bpsec import OperationFailure
 
 from ...agent import AgentError, BundleNode
 from ...store import StoreError
 from ...store.sqlite_files import make_private_directory
-from ...trust import TrustError, certificate_facts
-from ...trust.sealing import seal, seal_result
 from ...ucp.capabilities import Capabilities
-from ...ucp.job import DataRef
 from ...ucp.messages import (
-    RESULT_TAIL_BYTES,
     DataGetReply,
     DataReply,
     JobCancel,
@@ -82,43 +75,27 @@ from ...ucp.messages import (
     JobStatus,
     ResultStatus,
     Role,
-    Timings,
     UcpMessage,
 )
-from ...ucp.names import DataName, job_name
-from ...ucp.runtime import (
-    DEFAULT_MEMORY_LIMIT,
-    DEFAULT_TIMEOUT,
-    PoolClosedError,
-    RunSpec,
-    WorkerPool,
-)
+from ...ucp.runtime import PoolClosedError, WorkerPool
 from ..directory import BrokerDirectory
-from ..endpoints import RoleName, node_of, role_endpoint
+from ..endpoints import RoleName, role_endpoint
 from ..heartbeats import HeartbeatDetails, HeartbeatSender
 from ..mailbox import Mailbox
 from ..settings import RoleSettings
+from .execution import TAIL_BYTES as TAIL_BYTES  # importable from here, as before
+from .execution import JobRun, JobRunner
 from .input_cache import InputCache
-from .inputs import (
-    DataFetcher,
-    FetchError,
-    InvalidModuleText,
-    module_binary,
-    queries_for,
-    resolve_inputs,
-)
-from .jobdir import JobDirectory, JobDirectoryError
+from .inputs import DataFetcher
+from .jobdir import JobDirectory
 from .journal import JobJournal, JournalState
-from .output import OutputFollower
+from .outcome import JobResultMaker
 from .publish import DataPublisher
-from .results import NamedResults, archive_entries, collect_named_results, write_archive
 
 __all__ = ["ExecutorRole", "ExecutorStatistics"]
 
 logger = logging.getLogger(__name__)
 
-TAIL_BYTES = RESULT_TAIL_BYTES
-"""Bytes of the end of stdout and of stderr that travel in the ``job-result``."""
 KEEP_FAILED_DIRS = 8
 """Job directories of failed jobs kept for inspection (the oldest go first)."""
 KEEP_FINISHED_JOBS = 1000
@@ -127,7 +104,6 @@ RUNNING_REPORT_DELAY_S = 0.5
 """A job that holds a slot this long is reported ``running`` to its broker at once; a shorter
 one is not (its result follows), and the next heartbeat lists it as started anyway."""
 _PRUNE_EVERY = 50
-_ARCHIVE_SEGMENT = "archive"
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,23 +163,6 @@ class _ActiveJob:
     """Why it was cancelled, once it was."""
 
 
-@dataclass(slots=True)
-class _Run:
-    """What executing a job produced, before publishing."""
-
-    status: ResultStatus | int
-    message: str = ""
-    exit_code: int | None = None
-    stdout_tail: bytes = b""
-    stderr_tail: bytes = b""
-    archive_size: int | None = None
-    named: NamedResults | None = None
-    started_at: float = 0.0
-    finished_at: float = 0.0
-    fuel_consumed: int | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-
-
 class ExecutorRole:
     """The executor of one node; ``await nursery.start(role.run)``, cancel to stop."""
 
@@ -230,12 +189,8 @@ class ExecutorRole:
         self.max_jobs = settings.max_jobs or os.cpu_count() or 1
         """Jobs run at once: ``settings.max_jobs`` (``--max-jobs``), else the CPU core count;
         the worker pool has as many workers."""
-        self.output_interval_s = settings.output_interval_s
-        """How often a running job's new output goes to its broker (``job-output``; 0:
-        never while it runs); ``settings.output_interval_s`` (``--output-interval``)."""
         self._clock = clock
         self._given_pool = pool
-        self._pool: WorkerPool | None = pool
         self._journal: JobJournal | None = None
         self._base: Path | None = None
         self._slots: trio.CapacityLimiter | None = None
@@ -268,12 +223,29 @@ class ExecutorRole:
             self._heartbeat_details,
             clock=clock,
         )
+        self._result_maker = JobResultMaker(
+            self._publisher,
+            self.mailbox,
+            executor=str(self.endpoint),
+            report_to=self.directory.report_to,
+            inline_limit_bytes=settings.inline_limit_bytes,
+        )
+        self._runner = JobRunner(
+            self._fetcher,
+            executor=str(self.endpoint),
+            report_to=self.directory.report_to,
+            send=self._send,
+            lifetime_s=self._informative_lifetime,
+            output_interval_s=settings.output_interval_s,
+            clock=clock,
+            pool=pool,
+            cache=self._input_cache,
+        )
         self._received = 0
         self._duplicates = 0
         self._resumed = 0
         self._finished = 0
         self._succeeded = 0
-        self._input_failures = 0
         self._results_sent = 0
         self._cancelled = 0
 
@@ -294,6 +266,7 @@ class ExecutorRole:
         await trio.to_thread.run_sync(cache.open)
         self._input_cache = cache
         self._fetcher.cache = cache
+        self._runner.cache = cache
         try:
             journal = await JobJournal.open(None if temporary else base / "journal.sqlite")
             self._journal = journal
@@ -302,7 +275,7 @@ class ExecutorRole:
                     if self._given_pool is None:
                         pool = WorkerPool(self.max_jobs, base / "modules")
                         await nursery.start(pool.run)
-                        self._pool = pool
+                        self._runner.pool = pool
                     await nursery.start(self.mailbox.run)
                     self._nursery = nursery
                     await self._resume(nursery)
@@ -336,7 +309,7 @@ class ExecutorRole:
             finished=self._finished,
             succeeded=self._succeeded,
             failed=self._finished - self._succeeded,
-            input_failures=self._input_failures,
+            input_failures=self._runner.input_failures,
             data_requests=self._fetcher.requests,
             bytes_fetched=self._fetcher.bytes,
             input_cache_hits=cache.hits,
@@ -348,6 +321,16 @@ class ExecutorRole:
             cancelled=self._cancelled,
             heartbeats_sent=self._heartbeats.sent,
         )
+
+    @property
+    def output_interval_s(self) -> float:
+        """How often a running job's new output goes to its broker (``job-output``; 0:
+        never while it runs); ``settings.output_interval_s`` (``--output-interval``)."""
+        return self._runner.output_interval_s
+
+    @output_interval_s.setter
+    def output_interval_s(self, seconds: float) -> None:
+        self._runner.output_interval_s = seconds
 
     @property
     def _jobs_dir(self) -> Path:
@@ -557,12 +540,12 @@ class ExecutorRole:
                     report = trio.CancelScope()
                     self._nursery_or_fail().start_soon(self._report_running, report, dispatch)
                     try:
-                        run = await self._execute(dispatch, tree)
+                        run = await self._runner.execute(dispatch, tree)
                     finally:
                         report.cancel()
                         active.running = False
                 run.timings["queued"] = queued
-                result = await self._publish(dispatch, tree, run)
+                result = await self._result_maker.publish(dispatch, tree, run)
             except PoolClosedError:
                 # Shutting down (or the pool is gone): the job stays recorded and runs again at
                 # the next start.
@@ -571,12 +554,14 @@ class ExecutorRole:
                 return
             except Exception as exc:
                 logger.exception("job %s: executor error", job.job_id)
-                result = self._result(
-                    dispatch, _Run(ResultStatus.EXECUTOR_ERROR, message=f"executor error: {exc}")
+                result = self._result_maker.result(
+                    dispatch, JobRun(ResultStatus.EXECUTOR_ERROR, message=f"executor error: {exc}")
                 )
         if active.cancelled is not None:
             self._cancelled += 1
-            result = self._result(dispatch, _Run(ResultStatus.CANCELLED, message=active.cancelled))
+            result = self._result_maker.result(
+                dispatch, JobRun(ResultStatus.CANCELLED, message=active.cancelled)
+            )
         assert result is not None
         self._finished += 1
         if result.ok:
@@ -613,291 +598,6 @@ class ExecutorRole:
             await trio.to_thread.run_sync(tree.remove)
         except OSError as exc:
             logger.warning("cannot remove %s: %s", tree.root, exc)
-
-    async def _execute(self, dispatch: JobDispatch, tree: JobDirectory) -> _Run:
-        """Fetch, build, run and collect (while holding a slot)."""
-        job = dispatch.job
-        began = trio.current_time()
-        queries = queries_for(job, dispatch.inline_data)
-        # Standard input is outside the job's view, read only: a value the input cache holds
-        # is linked there, not read and written again (19 MB of audio: ~30 ms).
-        stdin_name = job.stdin.name if isinstance(job.stdin, DataRef) else None
-        elsewhere = {s.name for s in (job.wasm, *job.job_data.values()) if isinstance(s, DataRef)}
-        if stdin_name in elsewhere or stdin_name in job.inputs.values():
-            stdin_name = None  # its bytes are needed as a file too
-        linkable = frozenset(q for q in queries if q == stdin_name)
-        try:
-            fetched = await self._fetcher.fetch_all(
-                self.directory.report_to(dispatch.broker), queries, keep_cached=linkable
-            )
-        except FetchError as exc:
-            self._input_failures += 1
-            return _Run(ResultStatus.INPUT_MISSING, message=str(exc))
-        stdin_item = fetched.get(stdin_name, {}).get(stdin_name) if stdin_name else None
-        cached_stdin = stdin_item.digest if stdin_item is not None and stdin_item.cached else None
-        inputs = resolve_inputs(job, dispatch.inline_data, fetched)
-        if inputs.missing:
-            self._input_failures += 1
-            names = ", ".join(repr(name) for name in inputs.missing)
-            return _Run(ResultStatus.INPUT_MISSING, message=f"missing input data: {names}")
-        if inputs.problems or inputs.wasm is None:
-            return _Run(ResultStatus.SETUP_FAILED, message="; ".join(inputs.problems))
-        try:
-            wasm = await trio.to_thread.run_sync(module_binary, inputs.wasm)
-        except InvalidModuleText as exc:
-            return _Run(ResultStatus.INVALID_MODULE, message=str(exc))
-        cache = self._input_cache
-
-        def build() -> bool:
-            stdin = None if cached_stdin is not None else inputs.stdin
-            tree.create(dirs=job.dirs, files=inputs.files, stdin=stdin)
-            return cached_stdin is None or cache.link(cached_stdin, tree.stdin_path)
-
-        try:
-            if not await trio.to_thread.run_sync(build):
-                # Evicted between the reply and now (the cache no longer offers it): fetch it.
-                assert stdin_name is not None
-                again = await self._fetcher.fetch(
-                    self.directory.report_to(dispatch.broker), stdin_name
-                )
-                item = again.get(stdin_name)
-                if item is None or item.cached:
-                    raise JobDirectoryError("standard input: it is gone from the datastores")
-                await trio.to_thread.run_sync(tree.stdin_path.write_bytes, item.data)
-        except FetchError as exc:
-            self._input_failures += 1
-            return _Run(ResultStatus.INPUT_MISSING, message=str(exc))
-        except JobDirectoryError as exc:
-            return _Run(ResultStatus.SETUP_FAILED, message=f"job directory: {exc}")
-        except OSError as exc:
-            return _Run(ResultStatus.SETUP_FAILED, message=f"cannot build the job directory: {exc}")
-        fetch_time = trio.current_time() - began
-
-        spec = RunSpec(
-            wasm=wasm,
-            job_dir=tree.job_dir,
-            args=job.args,
-            program_name=None if job.bare_argv else "job.wasm",
-            env=tuple(job.env.items()),
-            stdin_path=tree.stdin_path if inputs.stdin is not None else None,
-            fuel=job.limits.fuel,
-            timeout=job.limits.time if job.limits.time is not None else DEFAULT_TIMEOUT,
-            memory_limit=(
-                job.limits.memory if job.limits.memory is not None else DEFAULT_MEMORY_LIMIT
-            ),
-            stdout_path=tree.stdout_path,
-            stderr_path=tree.stderr_path,
-        )
-        assert self._pool is not None
-        broker = self.directory.report_to(dispatch.broker)
-        follower = OutputFollower(
-            job.job_id, str(self.endpoint), dispatch.attempt, tree.stdout_path, tree.stderr_path
-        )
-        started_at = self._clock()
-        began = trio.current_time()
-        async with trio.open_nursery() as watching:
-            # A result sealed to its client is not shown on the way (ucp logs): its output
-            # would travel in the clear.
-            if self.output_interval_s > 0 and job.result_key is None:
-                watching.start_soon(self._follow_output, broker, follower)
-            outcome = await self._pool.execute(spec)
-            watching.cancel_scope.cancel()
-        run_time = trio.current_time() - began
-        finished_at = self._clock()
-        # The end of both streams, before the result -- unless the result is sealed to its
-        # owner (no live output), or nothing was sent while it ran and the result's tails hold
-        # all of it (most short jobs): the broker takes its log from those, one bundle less.
-        if job.result_key is None and (
-            follower.sent_any
-            or not await trio.to_thread.run_sync(
-                lambda: _fits_tails(tree.stdout_path, tree.stderr_path)
-            )
-        ):
-            await self._send_output(broker, follower)
-
-        began = trio.current_time()
-        # The captured streams go into the archive as "stdout" and "stderr", except a stream
-        # the job writes to a file of its own (REC's stdout_file): that file is its place.
-        streams = {
-            name: path
-            for name, path, own in (
-                ("stdout", tree.stdout_path, job.stdout_path),
-                ("stderr", tree.stderr_path, job.stderr_path),
-            )
-            if own is None
-        }
-
-        def collect() -> tuple[int, NamedResults | None, bytes, bytes]:
-            if job.stdout_path is not None:
-                tree.copy_in(tree.stdout_path, job.stdout_path)
-            if job.stderr_path is not None:
-                tree.copy_in(tree.stderr_path, job.stderr_path)
-            entries = archive_entries(tree, job.zip_results)
-            size = write_archive(tree, entries, tree.archive_path, streams=streams)
-            named = collect_named_results(tree, job.named_results) if outcome.ok else None
-            return size, named, _tail(tree.stdout_path), _tail(tree.stderr_path)
-
-        archive_size, named, stdout_tail, stderr_tail = await trio.to_thread.run_sync(collect)
-        return _Run(
-            status=ResultStatus[outcome.status.name],
-            message=outcome.message,
-            exit_code=outcome.exit_code,
-            stdout_tail=stdout_tail,
-            stderr_tail=stderr_tail,
-            archive_size=archive_size,
-            named=named,
-            started_at=started_at,
-            finished_at=finished_at,
-            fuel_consumed=outcome.fuel_consumed,
-            timings={
-                "fetch": fetch_time,
-                "run": run_time,
-                "collect": trio.current_time() - began,
-            },
-        )
-
-    async def _follow_output(self, broker: str, follower: OutputFollower) -> None:
-        while True:
-            await trio.sleep(self.output_interval_s)
-            await self._send_output(broker, follower)
-
-    async def _send_output(self, broker: str, follower: OutputFollower) -> None:
-        message = await trio.to_thread.run_sync(follower.next_message)
-        if message is not None:
-            await self._send(broker, message, lifetime_s=self._informative_lifetime)
-
-    async def _publish(self, dispatch: JobDispatch, tree: JobDirectory, run: _Run) -> JobResult:
-        """Publish the named results and a large archive; the job's result."""
-        job_id = dispatch.job.job_id
-        began = trio.current_time()
-        puts: list[tuple[DataName, bytes]] = []
-        if run.named is not None:
-            if run.named.problems:
-                run.status = ResultStatus.EXECUTOR_ERROR
-                run.message = "named results: " + "; ".join(run.named.problems)
-            else:
-                puts.extend(run.named.data)
-        archive: bytes | None = None
-        archive_ref: DataName | None = None
-        if run.archive_size is not None:
-            data = await trio.to_thread.run_sync(tree.archive_path.read_bytes)
-            if len(data) <= self.settings.inline_limit_bytes:
-                archive = data
-            else:
-                archive_ref = job_name(job_id, _ARCHIVE_SEGMENT)
-                owner = self._result_owner(dispatch)
-                if owner is not None:  # stored sealed: datastores hold ciphertext
-                    data = await trio.to_thread.run_sync(seal, data, owner)
-                puts.append((archive_ref, data))
-        named: set[DataName] = set()
-        if run.named is not None and not dispatch.job.replace_results:
-            named = {name for name, _ in run.named.data}
-        refused = await self._publisher.put_all(
-            self.directory.report_to(dispatch.broker),
-            job_id,
-            puts,
-            replicas=dispatch.job.replicas,
-            exclusive=named,
-        )
-        if refused:
-            run.status = ResultStatus.EXECUTOR_ERROR
-            run.message = "publishing failed: " + "; ".join(
-                f"{name!r}: {why}" for name, why in sorted(refused.items())
-            )
-            if archive_ref in refused:
-                archive_ref = None
-        run.timings["collect"] = run.timings.get("collect", 0.0) + trio.current_time() - began
-        published = tuple(name for name, _ in puts if name != archive_ref and name not in refused)
-        result = self._result(
-            dispatch, run, archive=archive, archive_ref=archive_ref, published=published
-        )
-        owner = self._result_owner(dispatch)
-        return (
-            result if owner is None else await trio.to_thread.run_sync(seal_result, result, owner)
-        )
-
-    def _result_owner(self, dispatch: JobDispatch) -> x509.Certificate | None:
-        """The certificate a job's result is sealed to (its client's), if the job names one.
-        In a trusted mesh it must be a valid certificate of the authority naming the job's
-        client; one that is not is logged, and the result is still sealed to it (it never
-        travels in the clear)."""
-        key = dispatch.job.result_key
-        if key is None:
-            return None
-        try:
-            certificate = x509.load_der_x509_certificate(key)
-        except ValueError as exc:
-            logger.warning("job %s: unreadable result key: %s", dispatch.job.job_id, exc)
-            return None
-        mesh = self.mailbox.mesh
-        if mesh is not None:
-            client = str(node_of(dispatch.client))
-            try:
-                facts = certificate_facts(mesh.verify([certificate], _now_utc()))
-                if facts.node_id != client:
-                    raise TrustError(f"it names {facts.node_id}, the job's client is {client}")
-            except (OperationFailure, TrustError) as exc:
-                logger.warning(
-                    "job %s: the result key is not its client's: %s", dispatch.job.job_id, exc
-                )
-        return certificate
-
-    def _result(
-        self,
-        dispatch: JobDispatch,
-        run: _Run,
-        *,
-        archive: bytes | None = None,
-        archive_ref: DataName | None = None,
-        published: tuple[DataName, ...] = (),
-    ) -> JobResult:
-        return JobResult(
-            job_id=dispatch.job.job_id,
-            executor=str(self.endpoint),
-            status=run.status,
-            exit_code=run.exit_code,
-            message=run.message,
-            stdout_tail=run.stdout_tail,
-            stderr_tail=run.stderr_tail,
-            archive=archive,
-            archive_ref=archive_ref,
-            published=published,
-            started_at=run.started_at,
-            finished_at=run.finished_at,
-            timings=Timings(
-                queued=run.timings.get("queued", 0.0),
-                fetch=run.timings.get("fetch", 0.0),
-                run=run.timings.get("run", 0.0),
-                collect=run.timings.get("collect", 0.0),
-            ),
-            fuel_consumed=run.fuel_consumed,
-            attempt=dispatch.attempt,
-        )
-
-
-def _fits_tails(*paths: Path) -> bool:
-    """Whether each file (missing: empty) is shorter than a result's tail."""
-    for path in paths:
-        try:
-            if path.stat().st_size >= TAIL_BYTES:
-                return False
-        except FileNotFoundError:
-            continue
-    return True
-
-
-def _now_utc() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
-
-
-def _tail(path: Path) -> bytes:
-    try:
-        with open(path, "rb") as file:
-            size = file.seek(0, os.SEEK_END)
-            file.seek(max(0, size - TAIL_BYTES))
-            return file.read(TAIL_BYTES)
-    except OSError:
-        return b""
 
 
 def _status_name(status: ResultStatus | int) -> str:
