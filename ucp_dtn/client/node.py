@@ -473,8 +473,14 @@ def _connect_problem(error: Exception, trust: Path | None) -> str:
             f"{text} -- the mesh may be a trusted one: a client needs a trust file from its "
             "authority (ucp trust use FILE)"
         )
-    if trust is not None and ("certificate" in text.lower() or "TLS" in text):
-        return f"{text} -- is this client's trust file ({trust}) from this mesh's authority?"
+    if trust is not None and (
+        "certificate" in text.lower() or "TLS" in text or "CONTACT_FAILURE" in text
+    ):
+        # A revoked client is refused in the handshake or just after it, whichever comes first.
+        return (
+            f"{text} -- is this client's trust file ({trust}) from this mesh's authority? "
+            "is this client's certificate revoked?"
+        )
     return text
 
 
