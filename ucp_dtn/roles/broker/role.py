@@ -51,6 +51,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import trio
 
@@ -529,39 +530,25 @@ class BrokerRole:
         await self._mailbox.send(destination, message, custody=custody, lifetime_s=lifetime_s)
 
     def _journal_or_fail(self) -> AsyncJournal:
-        if self._journal is None:
-            raise RuntimeError("the broker is not running")
-        return self._journal
+        return _running(self._journal)
 
     def _relay_or_fail(self) -> DataRelay:
-        if self._relay is None:
-            raise RuntimeError("the broker is not running")
-        return self._relay
+        return _running(self._relay)
 
     def _succession_or_fail(self) -> Succession:
-        if self._succession is None:
-            raise RuntimeError("the broker is not running")
-        return self._succession
+        return _running(self._succession)
 
     def _scheduler_or_fail(self) -> JobScheduler:
-        if self._scheduler is None:
-            raise RuntimeError("the broker is not running")
-        return self._scheduler
+        return _running(self._scheduler)
 
     def _reports_or_fail(self) -> ExecutorReports:
-        if self._reports is None:
-            raise RuntimeError("the broker is not running")
-        return self._reports
+        return _running(self._reports)
 
     def _requests_or_fail(self) -> ClientRequests:
-        if self._requests is None:
-            raise RuntimeError("the broker is not running")
-        return self._requests
+        return _running(self._requests)
 
     def _replicas_or_fail(self) -> ReplicaKeeper:
-        if self._replicas is None:
-            raise RuntimeError("the broker is not running")
-        return self._replicas
+        return _running(self._replicas)
 
     # -- reporting ----------------------------------------------------------------------------
 
@@ -622,3 +609,13 @@ def _node(endpoint: str) -> str:
 
 def _role_name(role: Role) -> str:
     return (role.name or str(int(role))).lower()
+
+
+_Part = TypeVar("_Part")
+
+
+def _running(part: _Part | None) -> _Part:
+    """``part`` of a running broker (set by :meth:`BrokerRole.run`), or RuntimeError."""
+    if part is None:
+        raise RuntimeError("the broker is not running")
+    return part
