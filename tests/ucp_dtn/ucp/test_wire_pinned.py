@@ -71,7 +71,6 @@ CLIENT = "dtn://laptop-7/ucp/client"
 DATASTORE = "dtn://store-2/ucp/datastore"
 AT = 1_700_000_000.5
 DIGEST = bytes(range(32))  # a SHA-256 digest's size
-DIGEST = bytes(range(32))
 
 MINIMAL_JOB = JobInfo(job_id=JOB_ID, wasm=InlineData(b"\0asm\1\0\0\0"))
 FULL_JOB = JobInfo(
@@ -901,6 +900,33 @@ PINNED_MESSAGES = [
         "622d6964501234567812345678123456781234567865666f756e64f4",
         id="job-log-reply-minimal",
     ),
+    pytest.param(
+        DataPut(9, "notes/field.txt", b"x", AT, reply_to=CLIENT, private=True),
+        "a8617601617468646174612d7075746a726571756573742d696409687265706c792d74"
+        "6f781964746e3a2f2f6c6170746f702d372f7563702f636c69656e74646e616d656f6e"
+        "6f7465732f6669656c642e74787464646174614178626174fb41d954fc402000006770"
+        "726976617465f5",
+        id="data-put-private",
+    ),
+    pytest.param(
+        JobResult(JOB_ID, EXECUTOR, ResultStatus.OK, sealed=b"\xd0\x83sealed"),
+        "aa61760161746a6a6f622d726573756c74666a6f622d69645012345678123456781234"
+        "567812345678686578656375746f72781964746e3a2f2f657865632d312f7563702f65"
+        "78656375746f72667374617475730067617474656d7074016a737461727465642d6174"
+        "fb00000000000000006b66696e69736865642d6174fb00000000000000006774696d69"
+        "6e677384fb0000000000000000fb0000000000000000fb0000000000000000fb000000"
+        "0000000000667365616c656448d0837365616c6564",
+        id="job-result-sealed",
+    ),
+    pytest.param(
+        DataGetReply(
+            13, DataStatus.DENIED, detail="not allowed: notes/field.txt private to its owner"
+        ),
+        "a561760161746e646174612d6765742d7265706c796a726571756573742d69640d6673"
+        "7461747573076664657461696c78316e6f7420616c6c6f7765643a206e6f7465732f66"
+        "69656c642e747874207072697661746520746f20697473206f776e6572",
+        id="data-get-reply-denied",
+    ),
 ]
 
 
@@ -981,6 +1007,17 @@ PINNED_JOB_INFOS = [
         "65706c69636173036f7265706c6163652d726573756c7473f569626172652d61726776"
         "f5",
         id="job-info-replicas-replace-results-bare-argv",
+    ),
+    pytest.param(
+        JobInfo(
+            job_id=JOB_ID,
+            wasm=InlineData(b"\0asm\1\0\0\0"),
+            result_key=b"0Y0\x13-----client certificate (DER)",
+        ),
+        "a36269645012345678123456781234567812345678647761736d480061736d01000000"
+        "6a726573756c742d6b65795821305930132d2d2d2d2d636c69656e7420636572746966"
+        "6963617465202844455229",
+        id="job-info-result-key",
     ),
 ]
 
