@@ -85,7 +85,10 @@ def _serve(channel: _Channel, sandbox: JobSandbox) -> None:
         started = time.perf_counter()
         try:
             loaded, source = sandbox.load(
-                digest, wasm, on_compile=lambda: channel.send({"t": "compiling"})
+                digest,
+                wasm,
+                fuel_budget=spec.fuel is not None,
+                on_compile=lambda: channel.send({"t": "compiling"}),
             )
         except ModuleNotCachedError:
             channel.send({"t": "need-wasm"})

@@ -273,8 +273,7 @@ class WorkerPool:
         """
         if not self._running:
             raise PoolClosedError("the worker pool is not running")
-        if spec.fuel is not None and not self.config.consume_fuel:
-            raise ValueError("a fuel budget needs SandboxConfig(consume_fuel=True)")
+        self.config.meters(spec)  # ValueError: a fuel budget that cannot be metered
         if len(spec.wasm) > _HASH_IN_THREAD:
             digest = await trio.to_thread.run_sync(module_digest, spec.wasm)
         else:
