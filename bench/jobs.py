@@ -7,10 +7,14 @@
    - *native*: ``gcc -O2`` build of ``classifier.c`` made here in a temporary directory (skipped,
      saying so, without gcc); the process reads the audio file on stdin.
    - *plain wasmtime*: the committed ``classifier.wasm`` with wasmtime-py directly — an engine with
-     fuel metering and epoch interruption on, a store with the executor's default limits (256 MiB
-     of linear memory, unlimited fuel, an epoch deadline), WASI stdin from the file, stdout to a
-     file. The module is compiled beforehand (compile time shown on its own row), as the
-     executor's warm pool has it compiled after its first job.
+     the executor's settings for a job without a fuel budget (epoch interruption on, fuel
+     metering off), a store with the executor's default limits (256 MiB of linear memory, an
+     epoch deadline), WASI stdin from the file, stdout to a file. The module is compiled
+     beforehand (compile time shown on its own row), as the executor's warm pool has it compiled
+     after its first job. This is the baseline of the ratios. Beside it, for reference, the same
+     with fuel metering on too (unlimited fuel): the executor's settings for every job before it
+     metered fuel only for jobs with a budget (``FuelMetering``), the baseline of figures before
+     2026-12-07 evening.
    - *JobSandbox in-process*: the same through our sandbox (no worker process, no network).
    - *platform*: a hub daemon (broker + datastore) and a worker daemon (executor), real
      processes on 127.0.0.1 with their persistent stores (``LocalNetwork``). The timer runs from
@@ -161,47 +165,60 @@ def native_row(scene: Scene, audio: Path, work: Path, repeats: int) -> Row | str
 
 
 def plain_wasmtime_rows(scene: Scene, audio: Path, work: Path, repeats: int) -> list[Row]:
-    """The module under wasmtime-py directly, with the executor's engine settings and limits."""
-    config = wasmtime.Config()
-    config.consume_fuel = True
-    config.epoch_interruption = True
-    engine = wasmtime.Engine(config)
+    """The module under wasmtime-py directly, with the executor's engine settings and limits
+    (epoch only), and with fuel metering on too; runs alternate between the two engines."""
     wasm = classifier_wasm_path().read_bytes()
-    began = time.perf_counter()
-    module = wasmtime.Module(engine, wasm)
-    compile_time = time.perf_counter() - began
-    linker = wasmtime.Linker(engine)
-    linker.define_wasi()
-    times = []
+    engines = {}
+    compile_time = 0.0
+    for metered in (False, True):
+        config = wasmtime.Config()
+        config.consume_fuel = metered
+        config.epoch_interruption = True
+        engine = wasmtime.Engine(config)
+        began = time.perf_counter()
+        module = wasmtime.Module(engine, wasm)
+        if not metered:
+            compile_time = time.perf_counter() - began
+        linker = wasmtime.Linker(engine)
+        linker.define_wasi()
+        engines[metered] = (engine, module, linker)
+    times: dict[bool, list[float]] = {False: [], True: []}
     note = ""
     for number in range(repeats):
-        out = work / f"wasmtime-{number}.out"
-        began = time.perf_counter()
-        wasi = wasmtime.WasiConfig()
-        wasi.argv = ["classifier.wasm"]
-        wasi.stdin_file = str(audio)
-        wasi.stdout_file = str(out)
-        wasi.stderr_file = str(work / "wasmtime.err")
-        store = wasmtime.Store(engine)
-        store.set_wasi(wasi)
-        store.set_limits(
-            memory_size=DEFAULT_MEMORY_LIMIT, table_elements=DEFAULT_TABLE_ELEMENTS_LIMIT
-        )
-        store.set_fuel(UNLIMITED_FUEL)
-        store.set_epoch_deadline(1)
-        instance = linker.instantiate(store, module)
-        start = instance.exports(store)["_start"]
-        assert isinstance(start, wasmtime.Func)
-        try:
-            start(store)
-        except wasmtime.ExitTrap as exc:
-            if exc.code != 0:
-                raise
-        times.append(time.perf_counter() - began)
-        note = check_labels(scene, out.read_text(), "wasmtime")
+        for metered, (engine, module, linker) in engines.items():
+            out = work / f"wasmtime-{number}-{int(metered)}.out"
+            began = time.perf_counter()
+            wasi = wasmtime.WasiConfig()
+            wasi.argv = ["classifier.wasm"]
+            wasi.stdin_file = str(audio)
+            wasi.stdout_file = str(out)
+            wasi.stderr_file = str(work / "wasmtime.err")
+            store = wasmtime.Store(engine)
+            store.set_wasi(wasi)
+            store.set_limits(
+                memory_size=DEFAULT_MEMORY_LIMIT, table_elements=DEFAULT_TABLE_ELEMENTS_LIMIT
+            )
+            if metered:
+                store.set_fuel(UNLIMITED_FUEL)
+            store.set_epoch_deadline(1)
+            instance = linker.instantiate(store, module)
+            start = instance.exports(store)["_start"]
+            assert isinstance(start, wasmtime.Func)
+            try:
+                start(store)
+            except wasmtime.ExitTrap as exc:
+                if exc.code != 0:
+                    raise
+            times[metered].append(time.perf_counter() - began)
+            note = check_labels(scene, out.read_text(), "wasmtime")
     return [
         Row("plain wasmtime: compile the module", [compile_time], "once per module"),
-        Row("plain wasmtime: instantiate + run", times, note),
+        Row("plain wasmtime: instantiate + run", times[False], note),
+        Row(
+            "  (the same with fuel metering on too)",
+            times[True],
+            "the executor's settings before fuel on demand",
+        ),
     ]
 
 
@@ -483,6 +500,7 @@ def main() -> None:
         f"wasmtime-py {version('wasmtime')}; {platform.system()} {platform.release()}"
     )
     began_all = time.perf_counter()
+    load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="ucp-bench-jobs-") as tmp:
         work = Path(tmp)
         began = time.perf_counter()
@@ -500,13 +518,16 @@ def main() -> None:
         skipped = native if isinstance(native, str) else None
         if isinstance(native, Row):
             local.append(native)
-        local += plain_wasmtime_rows(scene, audio, work, args.repeats)
+        plain_rows = plain_wasmtime_rows(scene, audio, work, args.repeats)
+        local += plain_rows
         local.append(sandbox_row(scene, audio, work, args.repeats))
 
         platform_ = Platform(work / "platform", scene, audio)
         rows = trio.run(platform_figures, args, platform_)
+        load_end = os.getloadavg()[0]
 
-    wasm_run = local[-2].median
+    wasm_run = plain_rows[1].median
+    wasm_run_metered = plain_rows[2].median
     print(f"== 1. audio classifier, {args.seconds / 60:g} minutes of audio")
     if skipped:
         print(skipped)
@@ -528,6 +549,15 @@ def main() -> None:
             f"platform / plain wasmtime ({what}): {ratio:5.2f}x  "
             f"(target <= {TARGET_RATIO:.2f}x: {verdict})"
         )
+    print(
+        "for comparison with figures before fuel on demand: later runs on stored audio / plain"
+        f" wasmtime with fuel metering on too: {rows['stored'].median / wasm_run_metered:5.2f}x;"
+        f" plain wasmtime without / with fuel metering: {wasm_run / wasm_run_metered:5.2f}x"
+    )
+    print(
+        f"load average (1 min): {load_start:.2f} at the start, {load_end:.2f} after the"
+        " platform runs (2 cores)"
+    )
 
     print("\n== 2. trivial job, submission to result at the client")
     print_rows([rows["trivial-lib"], rows["trivial-cli"], rows["cli-start"]], unit="ms")
