@@ -3,8 +3,9 @@
 Theory of operation
 -------------------
 :meth:`WorkerPool.run` starts ``size`` worker processes (``python -c <launcher>`` running
-``ucp_dtn.ucp.runtime._worker``); each imports wasmtime and builds its engine once, then waits on
-its stdin. :meth:`WorkerPool.execute` takes an idle worker, sends it the run, and waits — on
+``ucp_dtn.ucp.runtime._worker``); each imports wasmtime and builds its engine once (a second one,
+metering fuel, on its first job with a fuel budget: see ``FuelMetering``), then waits on its
+stdin. :meth:`WorkerPool.execute` takes an idle worker, sends it the run, and waits — on
 trio's process pipes, so the event loop never blocks — for the outcome:
 
 * the pool hashes the wasm bytes (SHA-256) and sends only the hash when it has seen that module

@@ -97,8 +97,8 @@ class FuelMetering(enum.StrEnum):
     """Which runs pay for fuel metering.
 
     Metering instruments every loop and call of the compiled code: measured on the audio
-    classifier (``bench/wasm_runtime.py``, section 3) it makes the guest about 1.25x slower alone
-    and adds about 10% on top of epoch interruption. A module compiled for one engine cannot run
+    classifier (``bench/wasm_runtime.py``, section 3) it makes the guest about 1.2x slower alone
+    and adds 10-14% on top of epoch interruption. A module compiled for one engine cannot run
     on the other, so a sandbox that meters some runs and not others keeps two engines (and two
     compiled copies of each module it ran both ways, cached under different names).
     """
