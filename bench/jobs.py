@@ -7,10 +7,14 @@
    - *native*: ``gcc -O2`` build of ``classifier.c`` made here in a temporary directory (skipped,
      saying so, without gcc); the process reads the audio file on stdin.
    - *plain wasmtime*: the committed ``classifier.wasm`` with wasmtime-py directly — an engine with
-     fuel metering and epoch interruption on, a store with the executor's default limits (256 MiB
-     of linear memory, unlimited fuel, an epoch deadline), WASI stdin from the file, stdout to a
-     file. The module is compiled beforehand (compile time shown on its own row), as the
-     executor's warm pool has it compiled after its first job.
+     the executor's settings for a job without a fuel budget (epoch interruption on, fuel
+     metering off), a store with the executor's default limits (256 MiB of linear memory, an
+     epoch deadline), WASI stdin from the file, stdout to a file. The module is compiled
+     beforehand (compile time shown on its own row), as the executor's warm pool has it compiled
+     after its first job. This is the baseline of the ratios. Beside it, for reference, the same
+     with fuel metering on too (unlimited fuel): the executor's settings for every job before it
+     metered fuel only for jobs with a budget (``FuelMetering``), the baseline of figures before
+     2026-12-07 evening.
    - *JobSandbox in-process*: the same through our sandbox (no worker process, no network).
    - *platform*: a hub daemon (broker + datastore) and a worker daemon (executor), real
      processes on 127.0.0.1 with their persistent stores (``LocalNetwork``). The timer runs from
@@ -27,7 +31,10 @@
    The ratio platform / plain wasmtime of the later runs on stored audio is the target
    (<= 1.10); the other rows show how far the first run and an upload with the plan are. The
    executor's own account of the platform job (input fetch, run, collect) is printed beside
-   it.
+   it. For the later runs the CPU time of each process is read from ``/proc`` (the job in the
+   worker's wasm worker process, the hub's and the worker's daemons, the client library in
+   this process) and compared with plain wasmtime's CPU time: on a machine shared with other
+   work these figures hold still where the times do not.
 
 2. **Trivial job latency**: a module whose ``_start`` writes ``ok`` (the wasm travels inside the
    job-submission bundle); submission to result at the client, repeated: through ``ucp run``
@@ -56,7 +63,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 
@@ -121,6 +128,8 @@ class Row:
     label: str
     seconds: list[float]
     note: str = ""
+    cpu: list[float] = field(default_factory=list)
+    """CPU seconds of this process per run, where measured."""
 
     @property
     def median(self) -> float:
@@ -134,6 +143,32 @@ def check_labels(scene: Scene, stdout: str, where: str) -> str:
     if score.accuracy < 0.9:
         raise RuntimeError(f"{where}: labels {score.accuracy:.1%} right: {score.confusions}")
     return f"labels {score.accuracy:.1%} of {score.compared}"
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far (Linux /proc; 0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(pid: int) -> list[int]:
+    """The children of a process (its wasm worker processes, for an executor's daemon)."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as children:
+                found += [int(child) for child in children.read().split()]
+        except OSError:
+            continue
+    return found
 
 
 # ------------------------------------------------------------------------------ local baselines
@@ -161,47 +196,64 @@ def native_row(scene: Scene, audio: Path, work: Path, repeats: int) -> Row | str
 
 
 def plain_wasmtime_rows(scene: Scene, audio: Path, work: Path, repeats: int) -> list[Row]:
-    """The module under wasmtime-py directly, with the executor's engine settings and limits."""
-    config = wasmtime.Config()
-    config.consume_fuel = True
-    config.epoch_interruption = True
-    engine = wasmtime.Engine(config)
+    """The module under wasmtime-py directly, with the executor's engine settings and limits
+    (epoch only), and with fuel metering on too; runs alternate between the two engines."""
     wasm = classifier_wasm_path().read_bytes()
-    began = time.perf_counter()
-    module = wasmtime.Module(engine, wasm)
-    compile_time = time.perf_counter() - began
-    linker = wasmtime.Linker(engine)
-    linker.define_wasi()
-    times = []
+    engines = {}
+    compile_time = 0.0
+    for metered in (False, True):
+        config = wasmtime.Config()
+        config.consume_fuel = metered
+        config.epoch_interruption = True
+        engine = wasmtime.Engine(config)
+        began = time.perf_counter()
+        module = wasmtime.Module(engine, wasm)
+        if not metered:
+            compile_time = time.perf_counter() - began
+        linker = wasmtime.Linker(engine)
+        linker.define_wasi()
+        engines[metered] = (engine, module, linker)
+    times: dict[bool, list[float]] = {False: [], True: []}
+    cpu: dict[bool, list[float]] = {False: [], True: []}
     note = ""
     for number in range(repeats):
-        out = work / f"wasmtime-{number}.out"
-        began = time.perf_counter()
-        wasi = wasmtime.WasiConfig()
-        wasi.argv = ["classifier.wasm"]
-        wasi.stdin_file = str(audio)
-        wasi.stdout_file = str(out)
-        wasi.stderr_file = str(work / "wasmtime.err")
-        store = wasmtime.Store(engine)
-        store.set_wasi(wasi)
-        store.set_limits(
-            memory_size=DEFAULT_MEMORY_LIMIT, table_elements=DEFAULT_TABLE_ELEMENTS_LIMIT
-        )
-        store.set_fuel(UNLIMITED_FUEL)
-        store.set_epoch_deadline(1)
-        instance = linker.instantiate(store, module)
-        start = instance.exports(store)["_start"]
-        assert isinstance(start, wasmtime.Func)
-        try:
-            start(store)
-        except wasmtime.ExitTrap as exc:
-            if exc.code != 0:
-                raise
-        times.append(time.perf_counter() - began)
-        note = check_labels(scene, out.read_text(), "wasmtime")
+        for metered, (engine, module, linker) in engines.items():
+            out = work / f"wasmtime-{number}-{int(metered)}.out"
+            began = time.perf_counter()
+            began_cpu = time.process_time()
+            wasi = wasmtime.WasiConfig()
+            wasi.argv = ["classifier.wasm"]
+            wasi.stdin_file = str(audio)
+            wasi.stdout_file = str(out)
+            wasi.stderr_file = str(work / "wasmtime.err")
+            store = wasmtime.Store(engine)
+            store.set_wasi(wasi)
+            store.set_limits(
+                memory_size=DEFAULT_MEMORY_LIMIT, table_elements=DEFAULT_TABLE_ELEMENTS_LIMIT
+            )
+            if metered:
+                store.set_fuel(UNLIMITED_FUEL)
+            store.set_epoch_deadline(1)
+            instance = linker.instantiate(store, module)
+            start = instance.exports(store)["_start"]
+            assert isinstance(start, wasmtime.Func)
+            try:
+                start(store)
+            except wasmtime.ExitTrap as exc:
+                if exc.code != 0:
+                    raise
+            times[metered].append(time.perf_counter() - began)
+            cpu[metered].append(time.process_time() - began_cpu)
+            note = check_labels(scene, out.read_text(), "wasmtime")
     return [
         Row("plain wasmtime: compile the module", [compile_time], "once per module"),
-        Row("plain wasmtime: instantiate + run", times, note),
+        Row("plain wasmtime: instantiate + run", times[False], note, cpu[False]),
+        Row(
+            "  (the same with fuel metering on too)",
+            times[True],
+            "the executor's settings before fuel on demand",
+            cpu[True],
+        ),
     ]
 
 
@@ -262,6 +314,8 @@ class Platform:
         os.link(audio, self.plans / "audio.pcm")
         (self.plans / "trivial.wasm").write_bytes(wasmtime.wat2wasm(TRIVIAL_WAT))
         self.network = LocalNetwork(base / "nodes")
+        self.stored_cpu: list[dict[str, float]] = []
+        """CPU seconds per process of each later run on the stored audio."""
         self.hub: LocalNode | None = None
         self._count = 0
 
@@ -278,6 +332,25 @@ class Platform:
         await self.network.start(
             "worker", "--roles", "executor", "--heartbeat", "1s", "-s", self.hub.url
         )
+
+    def cpu_counters(self, wasm_workers: list[int]) -> dict[str, float]:
+        """CPU seconds used so far by each process of the platform: the hub's daemon, the
+        worker's daemon, its wasm worker processes ``wasm_workers`` and this process (the
+        client library)."""
+        hub, worker = (
+            self.network.nodes["hub"].process.pid,
+            self.network.nodes["worker"].process.pid,
+        )
+        return {
+            "job (wasm worker)": sum(process_cpu(pid) for pid in wasm_workers),
+            "hub daemon": process_cpu(hub),
+            "worker daemon": process_cpu(worker),
+            "client (this process)": time.process_time(),
+        }
+
+    def wasm_workers(self) -> list[int]:
+        """Process IDs of the worker daemon's wasm worker processes."""
+        return child_pids(self.network.nodes["worker"].process.pid)
 
     def settings(self, home: str) -> ClientSettings:
         assert self.hub is not None
@@ -378,12 +451,18 @@ async def platform_figures(args: argparse.Namespace, platform_: Platform) -> dic
         await put_data(session, "bench/stored.pcm", scene.pcm)
         upload = time.perf_counter() - began
 
+        cpu_per_job: list[dict[str, float]] = []
+
         async def stored_once(number: int) -> float:
             nonlocal notes
             plan = platform_.plan(STORED_PLAN, name="bench/stored.pcm")
+            wasm_workers = platform_.wasm_workers()
+            before = platform_.cpu_counters(wasm_workers)
             elapsed, stdouts, results = await library_run(
                 session, plan, platform_.base / f"st-{number}"
             )
+            after = platform_.cpu_counters(wasm_workers)
+            cpu_per_job.append({name: after[name] - before[name] for name in after})
             notes = check_labels(scene, stdouts[0], "stored") + "; " + executor_account(results[0])
             return elapsed
 
@@ -393,11 +472,13 @@ async def platform_figures(args: argparse.Namespace, platform_: Platform) -> dic
             "platform: library, audio stored, first run", await timed(1, stored_once)
         )
         rows["stored-first"].note = notes
+        cpu_per_job.clear()
         rows["stored"] = Row(
             "platform: library, audio stored, later runs",
             await timed(args.repeats, stored_once),
         )
         rows["stored"].note = notes
+        platform_.stored_cpu = cpu_per_job
         rows["upload"] = Row(
             "  (ucp data put of the 19 MB beforehand)", [upload], "not in the row above"
         )
@@ -483,6 +564,7 @@ def main() -> None:
         f"wasmtime-py {version('wasmtime')}; {platform.system()} {platform.release()}"
     )
     began_all = time.perf_counter()
+    load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="ucp-bench-jobs-") as tmp:
         work = Path(tmp)
         began = time.perf_counter()
@@ -500,13 +582,16 @@ def main() -> None:
         skipped = native if isinstance(native, str) else None
         if isinstance(native, Row):
             local.append(native)
-        local += plain_wasmtime_rows(scene, audio, work, args.repeats)
+        plain_rows = plain_wasmtime_rows(scene, audio, work, args.repeats)
+        local += plain_rows
         local.append(sandbox_row(scene, audio, work, args.repeats))
 
         platform_ = Platform(work / "platform", scene, audio)
         rows = trio.run(platform_figures, args, platform_)
+        load_end = os.getloadavg()[0]
 
-    wasm_run = local[-2].median
+    wasm_run = plain_rows[1].median
+    wasm_run_metered = plain_rows[2].median
     print(f"== 1. audio classifier, {args.seconds / 60:g} minutes of audio")
     if skipped:
         print(skipped)
@@ -528,6 +613,33 @@ def main() -> None:
             f"platform / plain wasmtime ({what}): {ratio:5.2f}x  "
             f"(target <= {TARGET_RATIO:.2f}x: {verdict})"
         )
+    print(
+        "for comparison with figures before fuel on demand: later runs on stored audio / plain"
+        f" wasmtime with fuel metering on too: {rows['stored'].median / wasm_run_metered:5.2f}x;"
+        f" plain wasmtime without / with fuel metering: {wasm_run / wasm_run_metered:5.2f}x"
+    )
+    if platform_.stored_cpu and plain_rows[1].cpu:
+        per_process = {
+            name: statistics.median(job[name] for job in platform_.stored_cpu)
+            for name in platform_.stored_cpu[0]
+        }
+        total = statistics.median(sum(job.values()) for job in platform_.stored_cpu)
+        plain_cpu = statistics.median(plain_rows[1].cpu)
+        plain_cpu_metered = statistics.median(plain_rows[2].cpu)
+        print(
+            "CPU per job, audio stored, later runs (medians; steadier than the times on a busy"
+            " machine): "
+            + ", ".join(f"{name} {seconds:.3f}s" for name, seconds in per_process.items())
+        )
+        print(
+            f"  all processes {total:.3f}s = {total / plain_cpu:.2f}x plain wasmtime's CPU"
+            f" ({plain_cpu:.3f}s; with fuel metering {plain_cpu_metered:.3f}s); the job alone"
+            f" {per_process['job (wasm worker)'] / plain_cpu:.2f}x"
+        )
+    print(
+        f"load average (1 min): {load_start:.2f} at the start, {load_end:.2f} after the"
+        " platform runs (2 cores)"
+    )
 
     print("\n== 2. trivial job, submission to result at the client")
     print_rows([rows["trivial-lib"], rows["trivial-cli"], rows["cli-start"]], unit="ms")

@@ -14,8 +14,19 @@ Compile: a synthetic module of ``--functions`` arithmetic functions. Cold compil
 from disk in a fresh engine (read, CRC-32C check, ``Module.deserialize_file``, link), a hit in
 memory, and for reference a bare ``Module.deserialize_file`` without the integrity check.
 
+Engine settings on a real guest (section 3): the audio classifier (``ucp_dtn/workloads``, the
+committed ``classifier.wasm``) on ``--classifier-seconds`` of generated audio read on stdin,
+under wasmtime-py directly with each combination of fuel metering (``f``) and epoch
+interruption (``e``), then through ``JobSandbox`` in-process (a job without a fuel budget, as
+the executor runs it by default, and under ``FuelMetering.ALWAYS``, the old default) and through
+a one-worker ``WorkerPool``. Every configuration runs once per round, rounds alternate
+``--classifier-repeats`` times, so a disturbance of the shared machine hits them all alike; the
+table gives the median wall time, the median CPU time of this process (the pool's work is in its
+worker, so that row has none) and the ratio to plain wasmtime without fuel, epoch only.
+
 The machine is shared: medians and p99 of many runs, best-of for the compile figures.
-Run: ``.venv/bin/python bench/wasm_runtime.py [--jobs 2000] [--functions 1500]``. Exits 0.
+Run: ``.venv/bin/python bench/wasm_runtime.py [--jobs 2000] [--functions 1500]
+[--classifier-seconds 600] [--classifier-repeats 5] [--only-classifier]``. Exits 0.
 """
 
 from __future__ import annotations
@@ -33,7 +44,18 @@ from pathlib import Path
 import trio
 import wasmtime
 
-from ucp_dtn.ucp.runtime import JobSandbox, ModuleSource, RunSpec, WorkerPool, module_digest
+from ucp_dtn.ucp.runtime import (
+    DEFAULT_MEMORY_LIMIT,
+    DEFAULT_TABLE_ELEMENTS_LIMIT,
+    FuelMetering,
+    JobSandbox,
+    ModuleSource,
+    RunSpec,
+    SandboxConfig,
+    WorkerPool,
+    module_digest,
+)
+from ucp_dtn.workloads import classifier_wasm_path, generate_scene
 
 EMPTY = '(module (memory (export "memory") 1) (func (export "_start")))'
 HELLO = """
@@ -131,8 +153,10 @@ def best_of(repeats: int, measure: Callable[[], float]) -> float:
 def compile_figures(wasm: bytes, root: Path) -> list[tuple[str, float]]:
     digest = module_digest(wasm)
     figures: list[tuple[str, float]] = []
+    # The settings of a sandbox's engine for jobs without a fuel budget (what JobSandbox() below
+    # compiles for): epoch interruption, no fuel metering.
     engine_config = wasmtime.Config()
-    engine_config.consume_fuel = True
+    engine_config.consume_fuel = False
     engine_config.epoch_interruption = True
     engine = wasmtime.Engine(engine_config)
 
@@ -200,10 +224,147 @@ def compile_figures(wasm: bytes, root: Path) -> list[tuple[str, float]]:
     return figures
 
 
+# ------------------------------------------------------------------ 3. engine settings, classifier
+
+UNLIMITED_FUEL = 2**64 - 1
+
+
+class PlainWasmtime:
+    """The classifier under wasmtime-py directly: one engine, the module compiled beforehand."""
+
+    def __init__(self, wasm: bytes, *, fuel: bool, epoch: bool) -> None:
+        config = wasmtime.Config()
+        config.consume_fuel = fuel
+        config.epoch_interruption = epoch
+        self.fuel, self.epoch = fuel, epoch
+        self.engine = wasmtime.Engine(config)
+        self.module = wasmtime.Module(self.engine, wasm)
+        self.linker = wasmtime.Linker(self.engine)
+        self.linker.define_wasi()
+
+    def run(self, audio: Path, job_dir: Path) -> None:
+        wasi = wasmtime.WasiConfig()
+        wasi.argv = ["classifier.wasm"]
+        wasi.stdin_file = str(audio)
+        wasi.stdout_file = str(job_dir / "stdout")
+        wasi.stderr_file = str(job_dir / "stderr")
+        store = wasmtime.Store(self.engine)
+        store.set_wasi(wasi)
+        store.set_limits(
+            memory_size=DEFAULT_MEMORY_LIMIT, table_elements=DEFAULT_TABLE_ELEMENTS_LIMIT
+        )
+        if self.fuel:
+            store.set_fuel(UNLIMITED_FUEL)
+        if self.epoch:
+            store.set_epoch_deadline(1)
+        start = self.linker.instantiate(store, self.module).exports(store)["_start"]
+        assert isinstance(start, wasmtime.Func)
+        try:
+            start(store)
+        except wasmtime.ExitTrap as exc:
+            if exc.code != 0:
+                raise
+
+
+async def classifier_engine_rows(
+    seconds: float, repeats: int, root: Path
+) -> list[tuple[str, list[float], list[float]]]:
+    """(label, wall seconds, CPU seconds of this process) per configuration, rounds alternating."""
+    scene = generate_scene(1, seconds)
+    audio = root / "audio.pcm"
+    audio.write_bytes(scene.pcm)
+    wasm = classifier_wasm_path().read_bytes()
+    digest = module_digest(wasm)
+    plain = {
+        f"plain wasmtime f{int(fuel)}e{int(epoch)}": PlainWasmtime(wasm, fuel=fuel, epoch=epoch)
+        for fuel in (False, True)
+        for epoch in (False, True)
+    }
+    sandboxes = {
+        "JobSandbox, no fuel budget (f0e1)": JobSandbox(None),
+        "JobSandbox, FuelMetering.ALWAYS (f1e1)": JobSandbox(
+            None, SandboxConfig(fuel_metering=FuelMetering.ALWAYS)
+        ),
+    }
+    for sandbox in sandboxes.values():
+        sandbox.load(digest, wasm)
+    pool_label = "WorkerPool(1).execute, no fuel budget"
+    wall: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
+    counter = iter(range(1_000_000))
+
+    def fresh_dir() -> Path:
+        path = root / f"classify-{next(counter)}"
+        path.mkdir()
+        return path
+
+    def record(label: str, began: float, began_cpu: float) -> None:
+        wall.setdefault(label, []).append(time.perf_counter() - began)
+        cpu.setdefault(label, []).append(time.process_time() - began_cpu)
+
+    pool = WorkerPool(1, root / "classifier-cache")
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(pool.run)
+            warm = await pool.execute(RunSpec(wasm, fresh_dir(), stdin_path=audio))
+            assert warm.ok, warm
+            for _ in range(repeats):
+                for label, runner in plain.items():
+                    job_dir = fresh_dir()
+                    began, began_cpu = time.perf_counter(), time.process_time()
+                    runner.run(audio, job_dir)
+                    record(label, began, began_cpu)
+                for label, sandbox in sandboxes.items():
+                    spec = RunSpec(wasm, fresh_dir(), stdin_path=audio)
+                    began, began_cpu = time.perf_counter(), time.process_time()
+                    outcome = sandbox.run_job(spec)
+                    record(label, began, began_cpu)
+                    assert outcome.ok, outcome
+                spec = RunSpec(wasm, fresh_dir(), stdin_path=audio)
+                began = time.perf_counter()
+                outcome = await pool.execute(spec)
+                wall.setdefault(pool_label, []).append(time.perf_counter() - began)
+                assert outcome.ok and outcome.fuel_consumed is None, outcome
+            nursery.cancel_scope.cancel()
+    finally:
+        for sandbox in sandboxes.values():
+            sandbox.close()
+    return [(label, wall[label], cpu.get(label, [])) for label in wall]
+
+
+def print_classifier_rows(seconds: float, rows: list[tuple[str, list[float], list[float]]]) -> None:
+    load = os.getloadavg()
+    print(
+        f"engine settings: audio classifier on {seconds:g} s of audio, {len(rows[0][1])} rounds,"
+        f" load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
+    header = f"{'':42} {'wall':>8} {'cpu':>8} {'wall/f0e1':>10} {'cpu/f0e1':>9}"
+    print(header)
+    print("-" * len(header))
+    reference = next(row for row in rows if row[0] == "plain wasmtime f0e1")
+    wall_ref, cpu_ref = statistics.median(reference[1]), statistics.median(reference[2])
+    for label, wall, cpu in rows:
+        wall_m = statistics.median(wall)
+        if cpu:
+            cpu_m = statistics.median(cpu)
+            cpu_cells = f"{cpu_m:7.3f}s", f"{cpu_m / cpu_ref:8.3f}x"
+        else:
+            cpu_cells = f"{'-':>8}", f"{'-':>9}"
+        print(f"{label:42} {wall_m:7.3f}s {cpu_cells[0]} {wall_m / wall_ref:9.3f}x {cpu_cells[1]}")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2000, help="jobs per latency measurement")
     parser.add_argument("--functions", type=int, default=1500, help="size of the compile module")
+    parser.add_argument(
+        "--classifier-seconds", type=float, default=600.0, help="audio for section 3 (600)"
+    )
+    parser.add_argument("--classifier-repeats", type=int, default=5, help="rounds of section 3 (5)")
+    parser.add_argument(
+        "--only-classifier", action="store_true", help="run section 3 (engine settings) only"
+    )
     args = parser.parse_args()
 
     print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs")
@@ -217,6 +378,12 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(prefix="wasm-bench-") as tmp:
         root = Path(tmp)
+        if args.only_classifier:
+            engine_rows = trio.run(
+                classifier_engine_rows, args.classifier_seconds, args.classifier_repeats, root
+            )
+            print_classifier_rows(args.classifier_seconds, engine_rows)
+            return
         header = f"{'per-job latency':44} {'median':>9} {'p99':>9}"
         print(header)
         print("-" * len(header))
@@ -255,7 +422,11 @@ def main() -> None:
             print(f"{label:52} {seconds * 1e3:7.2f}ms")
         cold = figures[0][1]
         disk = figures[2][1]
-        print(f"\ncached load is {cold / disk:.0f}x faster than compiling")
+        print(f"\ncached load is {cold / disk:.0f}x faster than compiling\n")
+        engine_rows = trio.run(
+            classifier_engine_rows, args.classifier_seconds, args.classifier_repeats, root
+        )
+        print_classifier_rows(args.classifier_seconds, engine_rows)
     sys.stdout.flush()
 
 

@@ -20,6 +20,10 @@ limits = { time = "2s" }
 wasm = "grow.wasm"
 limits = { memory = "4MiB" }
 
+[jobs.counted]
+wasm = "loop.wasm"
+limits = { fuel = 1e6 }
+
 [jobs.escape]
 wasm = "cat.wasm"
 args = ["out.txt", "../outside.txt"]
@@ -53,12 +57,17 @@ async def test_failing_jobs_are_stopped_and_reported(network: Network, tmp_path:
     assert {name: job["collect"] for name, job in jobs.items()} == {
         "spin": "failed",
         "hog": "failed",
+        "counted": "failed",
         "escape": "failed",
         "starved": "failed",
         "later": "rejected",
     }
     assert jobs["spin"]["result"]["status"] == ResultStatus.TIMEOUT
     assert jobs["hog"]["result"]["status"] == ResultStatus.MEMORY_LIMIT
+    # A fuel budget reaches the executor's fuel-metering engine (the others run unmetered).
+    counted = jobs["counted"]["result"]
+    assert counted["status"] == ResultStatus.OUT_OF_FUEL
+    assert counted["message"] == "fuel budget of 1000000 exhausted"
     escape = jobs["escape"]["result"]
     assert escape["status"] == ResultStatus.EXIT and escape["exit_code"] != 0
     assert "cannot open ../outside.txt" in jobs["escape"]["stderr_tail"]
@@ -68,6 +77,11 @@ async def test_failing_jobs_are_stopped_and_reported(network: Network, tmp_path:
     assert "spin" in jobs["later"]["detail"] or "after" in jobs["later"]["detail"]
 
     table = await client.ok("status")
-    for name, word in (("spin", "failed"), ("hog", "failed"), ("later", "rejected")):
+    for name, word in (
+        ("spin", "failed"),
+        ("hog", "failed"),
+        ("counted", "failed"),
+        ("later", "rejected"),
+    ):
         line = next(line for line in table.splitlines() if line.startswith(name + " "))
         assert word in line, table

@@ -231,12 +231,42 @@ def test_engines_with_other_settings_do_not_share_files(
 ) -> None:
     spec = RunSpec(wasm("hello"), job_dir)
     new_sandbox(sandboxes, cache_dir).run_job(spec)
-    other = new_sandbox(sandboxes, cache_dir, SandboxConfig(consume_fuel=False))
+    other = new_sandbox(sandboxes, cache_dir, SandboxConfig(epoch_interruption=False))
     outcome = other.run_job(spec)
     assert outcome.ok
     assert outcome.module_source is ModuleSource.COMPILED
     assert other.cache.rejected_files == 0
     assert len(list(cache_dir.glob("*.cwasm"))) == 2
+
+
+def test_metered_and_unmetered_copies_are_cached_apart(
+    sandboxes: list[JobSandbox], cache_dir: Path, job_dir: Path
+) -> None:
+    plain = RunSpec(wasm("hello"), job_dir)
+    budgeted = RunSpec(wasm("hello"), job_dir, fuel=1_000_000)
+    first = new_sandbox(sandboxes, cache_dir)
+    assert first.metered_cache is None  # the metering engine starts with the first budget
+    assert first.run_job(plain).module_source is ModuleSource.COMPILED
+    assert first.run_job(budgeted).module_source is ModuleSource.COMPILED  # its own compile
+    assert first.metered_cache is not None
+    digest = module_digest(plain.wasm)
+    unmetered_file, metered_file = (
+        first.cache.path_for(digest),
+        first.metered_cache.path_for(digest),
+    )
+    assert unmetered_file is not None and metered_file is not None
+    assert unmetered_file.name.endswith("-f0e1sd.cwasm")
+    assert metered_file.name.endswith("-f1e1sd.cwasm")
+    assert sorted(cache_dir.glob("*.cwasm")) == sorted([unmetered_file, metered_file])
+    # A fresh sandbox (another worker) finds each copy for its own engine, and never the other.
+    second = new_sandbox(sandboxes, cache_dir)
+    metered = second.run_job(budgeted)
+    assert (metered.module_source, metered.fuel_consumed is not None) == (ModuleSource.DISK, True)
+    unmetered = second.run_job(plain)
+    assert (unmetered.module_source, unmetered.fuel_consumed) == (ModuleSource.DISK, None)
+    assert second.metered_cache is not None
+    assert second.cache.rejected_files == second.metered_cache.rejected_files == 0
+    assert (second.cache.compiles, second.metered_cache.compiles) == (0, 0)
 
 
 def test_invalid_module_is_never_cached(

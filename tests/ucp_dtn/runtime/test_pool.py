@@ -19,6 +19,7 @@ import pytest
 import trio
 
 from ucp_dtn.ucp.runtime import (
+    FuelMetering,
     ModuleSource,
     PoolClosedError,
     RunOutcome,
@@ -331,8 +332,43 @@ async def test_shutdown_during_a_job(tmp_path: Path, job_dir: Path) -> None:
     assert pool.statistics().alive == 0
 
 
+async def test_one_worker_runs_metered_and_unmetered_jobs(job_dir: Path) -> None:
+    # No cache directory: the worker holds each engine's copy in memory only, so the budgeted
+    # job, whose digest the pool already knows, makes the worker ask for the bytes again.
+    async with running_pool(1, None) as pool:
+        with trio.fail_after(LIMIT):
+            plain = await pool.execute(RunSpec(wasm("hello"), job_dir))
+            budgeted = await pool.execute(RunSpec(wasm("hello"), job_dir, fuel=10**6))
+            starved = await pool.execute(RunSpec(wasm("loop"), job_dir, fuel=10_000))
+            again = await pool.execute(RunSpec(wasm("hello"), job_dir))
+            metered_again = await pool.execute(RunSpec(wasm("hello"), job_dir, fuel=10**6))
+        assert (plain.ok, plain.fuel_consumed, plain.module_source) == (
+            True,
+            None,
+            ModuleSource.COMPILED,
+        )
+        assert budgeted.ok and budgeted.module_source is ModuleSource.COMPILED
+        assert budgeted.fuel_consumed is not None and budgeted.fuel_consumed > 0
+        assert (starved.status, starved.fuel_consumed) == (RunStatus.OUT_OF_FUEL, 10_000)
+        assert (again.fuel_consumed, again.module_source) == (None, ModuleSource.MEMORY)
+        assert metered_again.module_source is ModuleSource.MEMORY
+        assert metered_again.fuel_consumed == budgeted.fuel_consumed
+        assert pool.statistics().workers_started == 1
+
+
+async def test_metering_every_job_crosses_to_the_workers(tmp_path: Path, job_dir: Path) -> None:
+    config = SandboxConfig(fuel_metering=FuelMetering.ALWAYS)
+    async with running_pool(1, tmp_path / "cache", config=config) as pool:
+        with trio.fail_after(LIMIT):
+            outcome = await pool.execute(RunSpec(wasm("hello"), job_dir))
+        assert outcome.ok
+        assert outcome.fuel_consumed is not None and outcome.fuel_consumed > 0
+    files = list((tmp_path / "cache").glob("*.cwasm"))
+    assert len(files) == 1 and files[0].name.endswith("-f1e1sd.cwasm")
+
+
 async def test_fuel_needs_fuel_metering(tmp_path: Path, job_dir: Path) -> None:
-    config = SandboxConfig(consume_fuel=False)
+    config = SandboxConfig(fuel_metering=FuelMetering.NEVER)
     async with running_pool(1, tmp_path / "cache", config=config) as pool:
         with pytest.raises(ValueError, match="fuel budget needs"):
             await pool.execute(RunSpec(wasm("hello"), job_dir, fuel=10))

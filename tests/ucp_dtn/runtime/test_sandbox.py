@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 
 from ucp_dtn.ucp.runtime import (
+    FuelMetering,
     JobSandbox,
     ModuleSource,
     RunSpec,
     RunStatus,
     SandboxConfig,
+    module_digest,
 )
 
 from .wat import wasm, wat
@@ -30,6 +32,14 @@ SECRET = "TOP SECRET: the node's private key"
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JobSandbox]:
     box = JobSandbox(tmp_path_factory.mktemp("cache"))
+    yield box
+    box.close()
+
+
+@pytest.fixture
+def fresh_sandbox() -> Iterator[JobSandbox]:
+    """A sandbox of its own (no cache directory), for tests that count what it started."""
+    box = JobSandbox(None)
     yield box
     box.close()
 
@@ -54,7 +64,7 @@ def test_hello_world_goes_to_stdout_and_stderr_files(sandbox: JobSandbox, job_di
     assert (job_dir / "stderr").read_bytes() == b"hello, stderr\n"
     assert (outcome.stdout_bytes, outcome.stderr_bytes) == (13, 14)
     assert not outcome.stdout_truncated
-    assert outcome.fuel_consumed is not None and outcome.fuel_consumed > 0
+    assert outcome.fuel_consumed is None  # no fuel budget: not metered
     assert outcome.memory_bytes == 65536
 
 
@@ -363,15 +373,81 @@ def test_stdin_temporary_file_is_removed(
 
 
 def test_fuel_needs_fuel_metering(job_dir: Path) -> None:
-    box = JobSandbox(None, SandboxConfig(consume_fuel=False, epoch_interruption=False))
+    config = SandboxConfig(fuel_metering=FuelMetering.NEVER, epoch_interruption=False)
+    box = JobSandbox(None, config)
     try:
         with pytest.raises(ValueError, match="fuel budget needs"):
             box.run_job(RunSpec(wasm("hello"), job_dir, fuel=1000))
+        with pytest.raises(ValueError, match="fuel budget needs"):
+            box.load(b"\0" * 32, wasm("hello"), fuel_budget=True)
         outcome = box.run_job(RunSpec(wasm("hello"), job_dir))
         assert outcome.ok
         assert outcome.fuel_consumed is None
+        assert box.metered_cache is None
     finally:
         box.close()
+
+
+def test_without_a_fuel_budget_the_run_is_not_metered_and_still_times_out(
+    fresh_sandbox: JobSandbox, job_dir: Path
+) -> None:
+    sandbox = fresh_sandbox
+    outcome = sandbox.run_job(RunSpec(wasm("loop"), job_dir, timeout=0.05))
+    assert (outcome.status, outcome.trap_code) == (RunStatus.TIMEOUT, "INTERRUPT")
+    assert outcome.fuel_consumed is None
+    assert sandbox.metered_cache is None  # the metering engine was never even started
+    assert sandbox.cache.compiles == 1
+
+
+def test_a_fuel_budget_runs_on_the_metering_engine(
+    fresh_sandbox: JobSandbox, job_dir: Path
+) -> None:
+    sandbox = fresh_sandbox
+    assert sandbox.run_job(RunSpec(wasm("loop"), job_dir, fuel=10_000)).status is (
+        RunStatus.OUT_OF_FUEL
+    )
+    assert sandbox.metered_cache is not None
+    assert (sandbox.cache.compiles, sandbox.metered_cache.compiles) == (0, 1)
+    # The metering engine has its own epoch watchdog: a large budget still stops at the deadline.
+    timed_out = sandbox.run_job(RunSpec(wasm("loop"), job_dir, fuel=10**18, timeout=0.05))
+    assert (timed_out.status, timed_out.trap_code) == (RunStatus.TIMEOUT, "INTERRUPT")
+    # Both engines live side by side; the unmetered one is not disturbed by the other's epoch.
+    assert sandbox.run_job(RunSpec(wasm("hello"), job_dir, timeout=5)).ok
+    assert sandbox.run_job(RunSpec(wasm("hello"), job_dir, fuel=10**6, timeout=5)).ok
+
+
+def test_metering_every_run_reports_the_same_fuel_as_a_budget(job_dir: Path) -> None:
+    always = JobSandbox(None, SandboxConfig(fuel_metering="always"))  # type: ignore[arg-type]
+    on_demand = JobSandbox(None, SandboxConfig())
+    try:
+        assert always.config.fuel_metering is FuelMetering.ALWAYS
+        unbudgeted = always.run_job(RunSpec(wasm("hello"), job_dir))
+        budgeted = on_demand.run_job(RunSpec(wasm("hello"), job_dir, fuel=10**6))
+        assert unbudgeted.ok and budgeted.ok
+        assert unbudgeted.fuel_consumed is not None and unbudgeted.fuel_consumed > 0
+        assert unbudgeted.fuel_consumed == budgeted.fuel_consumed
+        assert always.metered_cache is always.cache  # one engine, metering everything
+    finally:
+        always.close()
+        on_demand.close()
+
+
+def test_a_module_loaded_for_the_other_engine_is_refused(
+    sandbox: JobSandbox, job_dir: Path
+) -> None:
+    module = wasm("hello")
+    unmetered, _ = sandbox.load(module_digest(module), module)
+    metered, _ = sandbox.load(module_digest(module), module, fuel_budget=True)
+    with pytest.raises(ValueError, match="loaded for the engine of runs without fuel metering"):
+        sandbox.run_loaded(RunSpec(module, job_dir, fuel=1000), unmetered)
+    with pytest.raises(ValueError, match="loaded for the engine of runs with fuel metering"):
+        sandbox.run_loaded(RunSpec(module, job_dir), metered)
+    assert sandbox.run_loaded(RunSpec(module, job_dir, fuel=10**6), metered).ok
+
+
+def test_fuel_metering_must_be_a_known_mode() -> None:
+    with pytest.raises(ValueError, match="'sometimes' is not a valid FuelMetering"):
+        SandboxConfig(fuel_metering="sometimes")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,8 @@
   ``sandbox.run_job(spec)``.
 * :class:`RunSpec` in, :class:`RunOutcome` out; :class:`RunStatus` says how a run ended, and only
   ``RunStatus.OK`` is success (limits hit: OUT_OF_FUEL, TIMEOUT, MEMORY_LIMIT).
+* :class:`SandboxConfig` — engine settings; :class:`FuelMetering` says which runs pay for fuel
+  metering (by default only those with a fuel budget).
 * :class:`ModuleCache` — compiled modules by SHA-256 of the wasm bytes, in memory and in a cache
   directory shared by the workers, integrity-checked before loading.
 
@@ -34,6 +36,7 @@ from .spec import (
     DEFAULT_TIMEOUT,
     STDERR_NAME,
     STDOUT_NAME,
+    FuelMetering,
     ModuleSource,
     RunOutcome,
     RunSpec,
@@ -50,6 +53,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "STDERR_NAME",
     "STDOUT_NAME",
+    "FuelMetering",
     "InvalidModuleError",
     "JobSandbox",
     "LoadedModule",

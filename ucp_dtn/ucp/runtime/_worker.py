@@ -3,9 +3,10 @@
 Started by the pool's launcher (or ``python -m ucp_dtn.ucp.runtime._worker '<config json>'``);
 speaks the frame protocol of :mod:`._wire` on its stdin and stdout, which it moves to private
 descriptors first so nothing else (a stray print, a library's message) can write into the
-protocol stream. It imports wasmtime and builds its engine once, then runs jobs one after another
-until its stdin closes. It ignores SIGINT: a Ctrl-C in the terminal is for the node, which then
-shuts its workers down. While a guest runs, ``RLIMIT_FSIZE`` bounds the files it writes.
+protocol stream. It imports wasmtime and builds its engine once (the fuel-metering one on the
+first job with a fuel budget), then runs jobs one after another until its stdin closes. It
+ignores SIGINT: a Ctrl-C in the terminal is for the node, which then shuts its workers down.
+While a guest runs, ``RLIMIT_FSIZE`` bounds the files it writes.
 
 A worker dies with its parent: a thread waits on a pidfd of the parent process (Linux 5.3+;
 elsewhere it polls ``getppid()``) and ends the process the moment the parent is gone, even in
@@ -85,7 +86,10 @@ def _serve(channel: _Channel, sandbox: JobSandbox) -> None:
         started = time.perf_counter()
         try:
             loaded, source = sandbox.load(
-                digest, wasm, on_compile=lambda: channel.send({"t": "compiling"})
+                digest,
+                wasm,
+                fuel_budget=spec.fuel is not None,
+                on_compile=lambda: channel.send({"t": "compiling"}),
             )
         except ModuleNotCachedError:
             channel.send({"t": "need-wasm"})

@@ -16,7 +16,8 @@ the module compiled again. (A CRC catches damage, not an attacker: whoever can w
 directory can write the check file too, so the directory must be the node's own.)
 
 ``<key>`` is ``<sha256 of the wasm, hex>-w<wasmtime version>-<SandboxConfig fingerprint>``, so
-engines with other settings never read each other's files.
+engines with other settings never read each other's files: a sandbox's fuel-metering engine
+(``f1...``) and its engine without metering (``f0...``) keep their own copy of a module.
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ class LoadedModule:
     """The compiled module."""
     pre: wasmtime.InstancePre
     """The module with its WASI imports resolved: instantiating it is cheap."""
+    engine: wasmtime.Engine
+    """The engine it was compiled for (only a store of that engine can instantiate it)."""
 
 
 class ModuleCache:
@@ -160,7 +163,7 @@ class ModuleCache:
             pre = self._linker.instantiate_pre(module)
         except wasmtime.WasmtimeError as exc:
             raise InvalidModuleError(summarize_wasmtime_error(str(exc))) from None
-        loaded = LoadedModule(digest=digest, module=module, pre=pre)
+        loaded = LoadedModule(digest=digest, module=module, pre=pre, engine=self._engine)
         self._memory[digest] = loaded
         while len(self._memory) > self._resident:
             self._memory.popitem(last=False)

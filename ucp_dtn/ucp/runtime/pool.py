@@ -3,8 +3,9 @@
 Theory of operation
 -------------------
 :meth:`WorkerPool.run` starts ``size`` worker processes (``python -c <launcher>`` running
-``ucp_dtn.ucp.runtime._worker``); each imports wasmtime and builds its engine once, then waits on
-its stdin. :meth:`WorkerPool.execute` takes an idle worker, sends it the run, and waits — on
+``ucp_dtn.ucp.runtime._worker``); each imports wasmtime and builds its engine once (a second one,
+metering fuel, on its first job with a fuel budget: see ``FuelMetering``), then waits on its
+stdin. :meth:`WorkerPool.execute` takes an idle worker, sends it the run, and waits — on
 trio's process pipes, so the event loop never blocks — for the outcome:
 
 * the pool hashes the wasm bytes (SHA-256) and sends only the hash when it has seen that module
@@ -273,8 +274,7 @@ class WorkerPool:
         """
         if not self._running:
             raise PoolClosedError("the worker pool is not running")
-        if spec.fuel is not None and not self.config.consume_fuel:
-            raise ValueError("a fuel budget needs SandboxConfig(consume_fuel=True)")
+        self.config.meters(spec)  # ValueError: a fuel budget that cannot be metered
         if len(spec.wasm) > _HASH_IN_THREAD:
             digest = await trio.to_thread.run_sync(module_digest, spec.wasm)
         else:

@@ -6,7 +6,9 @@ directory it prepared, hands it to ``WorkerPool.execute`` (or ``JobSandbox.run_j
 :attr:`RunStatus.OK` is success.
 
 :class:`SandboxConfig` holds the engine-wide choices (fuel metering, epoch interruption) that a
-compiled module depends on, so it is fixed per pool rather than per job.
+compiled module depends on, so it is fixed per pool rather than per job. Fuel metering is paid for
+only by jobs that ask for a fuel budget (:class:`FuelMetering`): a sandbox keeps a second engine,
+started on the first such job, that meters fuel.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "STDERR_NAME",
     "STDOUT_NAME",
+    "FuelMetering",
     "ModuleSource",
     "RunOutcome",
     "RunSpec",
@@ -90,33 +93,69 @@ class ModuleSource(enum.StrEnum):
     NONE = "none"
 
 
+class FuelMetering(enum.StrEnum):
+    """Which runs pay for fuel metering.
+
+    Metering instruments every loop and call of the compiled code: measured on the audio
+    classifier (``bench/wasm_runtime.py``, section 3) it makes the guest about 1.2x slower alone
+    and adds 10-14% on top of epoch interruption. A module compiled for one engine cannot run
+    on the other, so a sandbox that meters some runs and not others keeps two engines (and two
+    compiled copies of each module it ran both ways, cached under different names).
+    """
+
+    #: Runs with a fuel budget (:attr:`RunSpec.fuel`) run on a fuel-metering engine, started on
+    #: the first such run; the others run unmetered (their :attr:`RunOutcome.fuel_consumed` is
+    #: None).
+    ON_DEMAND = "on-demand"
+    #: Every run is metered: :attr:`RunOutcome.fuel_consumed` is reported for all of them (one
+    #: engine; the behaviour before fuel on demand).
+    ALWAYS = "always"
+    #: No run is metered; a run with a fuel budget is refused (ValueError).
+    NEVER = "never"
+
+
 @dataclass(frozen=True, slots=True)
 class SandboxConfig:
     """Engine-wide settings. Compiled modules depend on them, so they are fixed per pool."""
 
-    consume_fuel: bool = True
-    """Meter guest instructions with fuel, so :attr:`RunSpec.fuel` can bound CPU work
-    deterministically (costs roughly 10% speed)."""
+    fuel_metering: FuelMetering = FuelMetering.ON_DEMAND
+    """Which runs are metered with fuel, so that :attr:`RunSpec.fuel` can bound their CPU work
+    deterministically (see :class:`FuelMetering` for the cost). A plain string
+    (``"on-demand"``) is accepted."""
     epoch_interruption: bool = True
-    """Interrupt a guest at its wall-clock deadline from inside the worker (costs roughly 15%
-    speed). Without it only the pool's kill enforces :attr:`RunSpec.timeout`, and
-    :meth:`JobSandbox.run_job <ucp_dtn.ucp.runtime.JobSandbox.run_job>` in-process enforces no
-    wall-clock limit at all."""
+    """Interrupt a guest at its wall-clock deadline from inside the worker: a loop or call
+    checks the engine's epoch (measured on the audio classifier: about 1.25x slower than
+    without). Without it only the pool's kill enforces :attr:`RunSpec.timeout` (``kill_grace``
+    later, and the worker is replaced), and :meth:`JobSandbox.run_job
+    <ucp_dtn.ucp.runtime.JobSandbox.run_job>` in-process enforces no wall-clock limit at all."""
     resident_modules: int = 32
-    """Compiled modules each worker keeps in memory (least recently used ones are dropped)."""
+    """Compiled modules each worker keeps in memory per engine (least recently used ones are
+    dropped)."""
     max_wasm_stack: int | None = None
     """Maximum wasm stack in bytes (None: wasmtime's default, 512 KiB); deeper recursion traps."""
 
     def __post_init__(self) -> None:
+        # From JSON (the worker's command line) the metering arrives as its string value.
+        object.__setattr__(self, "fuel_metering", FuelMetering(self.fuel_metering))
         if self.resident_modules < 1:
             raise ValueError(f"resident_modules must be >= 1, not {self.resident_modules}")
         if self.max_wasm_stack is not None and self.max_wasm_stack < 4096:
             raise ValueError(f"max_wasm_stack must be >= 4096 bytes, not {self.max_wasm_stack}")
 
-    def fingerprint(self) -> str:
-        """A short string naming the settings a compiled module depends on."""
+    def meters(self, spec: RunSpec) -> bool:
+        """Whether ``spec`` runs on the fuel-metering engine (ValueError if it asks for a fuel
+        budget and this configuration meters nothing)."""
+        if spec.fuel is not None:
+            if self.fuel_metering is FuelMetering.NEVER:
+                raise ValueError("a fuel budget needs fuel metering (fuel_metering is 'never')")
+            return True
+        return self.fuel_metering is FuelMetering.ALWAYS
+
+    def fingerprint(self, *, metered: bool) -> str:
+        """A short string naming the settings a compiled module depends on, for the engine
+        that meters fuel (``metered``) or the one that does not."""
         stack = "d" if self.max_wasm_stack is None else str(self.max_wasm_stack)
-        return f"f{int(self.consume_fuel)}e{int(self.epoch_interruption)}s{stack}"
+        return f"f{int(metered)}e{int(self.epoch_interruption)}s{stack}"
 
 
 def _check_text(what: str, value: str) -> None:
@@ -153,8 +192,9 @@ class RunSpec:
     entry: str = "_start"
     """Exported function to call after instantiation."""
     fuel: int | None = None
-    """Fuel budget (roughly one unit per wasm instruction); None: unlimited. Needs
-    :attr:`SandboxConfig.consume_fuel`."""
+    """Fuel budget (roughly one unit per wasm instruction); None: unlimited, and the run is not
+    metered unless :attr:`SandboxConfig.fuel_metering` is ``ALWAYS``. Refused (ValueError) when
+    it is ``NEVER``."""
     timeout: float = DEFAULT_TIMEOUT
     """Wall-clock limit in seconds for instantiation plus the entry call."""
     memory_limit: int = DEFAULT_MEMORY_LIMIT
@@ -258,7 +298,8 @@ class RunOutcome:
     stderr_truncated: bool = False
     """The guest wrote more than :attr:`RunSpec.stderr_limit`; the excess was dropped."""
     fuel_consumed: int | None = None
-    """Fuel the guest used (None without fuel metering, if nothing ran, or after a timeout)."""
+    """Fuel the guest used. None when the run was not metered (no fuel budget, under the
+    default :attr:`FuelMetering.ON_DEMAND`), if nothing ran, or after a timeout."""
     memory_bytes: int | None = None
     """Size of the guest's exported linear memory when it stopped (None if unknown)."""
     run_time: float = 0.0
