@@ -53,6 +53,7 @@ from .job import (
     Limits,
 )
 from .messages import (
+    MAX_BATCH_MESSAGES,
     PROTOCOL_VERSION,
     SUPPORTED_VERSIONS,
     BrokerSync,
@@ -84,6 +85,7 @@ from .messages import (
     JobStatusEntry,
     JobSubmission,
     Message,
+    MessageBatch,
     NodeEntry,
     ResultStatus,
     Role,
@@ -181,6 +183,7 @@ __all__ = [
     "JobSubmission",
     "JobValidationError",
     "Limits",
+    "MAX_BATCH_MESSAGES",
     "MAX_DEPTH",
     "MAX_JOB_NAME_LENGTH",
     "MAX_REPLICAS",
@@ -188,6 +191,7 @@ __all__ = [
     "MAX_SEGMENT_LENGTH",
     "MESSAGE_KINDS",
     "Message",
+    "MessageBatch",
     "MessageDecodeError",
     "NodeEntry",
     "PROTOCOL_VERSION",
