@@ -31,7 +31,8 @@ def wire(message: object) -> object:
 
 
 def test_a_batch_round_trips_in_order() -> None:
-    messages = tuple(accepted(n) for n in range(1, 6)) + (
+    messages = (
+        *tuple(accepted(n) for n in range(1, 6)),
         JobState(uuid.UUID(int=1), JobStatus.DONE, 2.0),
     )
     batch = MessageBatch(messages)
