@@ -60,7 +60,7 @@ def test_a_batch_holds_two_to_the_maximum(count: int) -> None:
 def test_no_batch_inside_a_batch() -> None:
     inner = MessageBatch((accepted(1), accepted(2)))
     with pytest.raises(FieldError, match=r"messages\[1\]: must be a UCP message other than"):
-        MessageBatch((accepted(3), inner))  # type: ignore[arg-type]
+        MessageBatch((accepted(3), inner))
     payload = cbor2.dumps({"v": 1, "t": "batch", "messages": [wire(accepted(3)), wire(inner)]})
     with pytest.raises(MessageDecodeError, match=r"'messages\[1\]' is a batch inside a batch"):
         decode_message(payload)
