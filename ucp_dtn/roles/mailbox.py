@@ -282,6 +282,17 @@ class Mailbox:
         """The next message that is not a reply to one of our requests."""
         return await self._inbox_receive.receive()
 
+    def receive_ready(self, limit: int) -> list[Incoming]:
+        """Up to ``limit`` more messages that are in the inbox now, without waiting (a batch's
+        messages are all there once its first one is)."""
+        ready: list[Incoming] = []
+        while len(ready) < limit:
+            try:
+                ready.append(self._inbox_receive.receive_nowait())
+            except trio.WouldBlock:
+                break
+        return ready
+
     async def send(
         self,
         destination: EndpointID | str,

@@ -90,6 +90,7 @@ from ..settings import RoleSettings
 from .client_requests import REPLY_LIFETIME_S, ClientRequests
 from .client_view import result_address_warning
 from .executor_reports import ExecutorReports
+from .handling_round import HandlingRound
 from .job_records import JobRecord
 from .jobs import JobBook
 from .journal import AsyncJournal
@@ -111,6 +112,22 @@ logger = logging.getLogger(__name__)
 
 _STATE_LIFETIME_S = 3600.0
 """Lifetime of non-final job state updates (the final one lives as long as results)."""
+_ROUND_MESSAGES = 64
+"""Most messages handled in one round."""
+_ROUND_KINDS = (
+    JobSubmission,
+    JobState,
+    JobResult,
+    Heartbeat,
+    JobOutput,
+    DataReply,
+    StatusQuery,
+    JobLogQuery,
+    JobCancel,
+)
+"""The kinds handled in rounds: the job flow, whose handlers write only job records (and
+through the relay, pending requests at once). Broker syncs (which may delete jobs), replica
+reports and data requests are handled alone."""
 
 
 class BrokerRole:
@@ -142,6 +159,11 @@ class BrokerRole:
         self._placement = InputPlacement(self._names)
         self._outputs = JobOutputs()
         self._mailbox: Mailbox | None = None
+        self._round: HandlingRound | None = None
+        """The round being handled, which collects job writes and sends (else they happen at
+        once)."""
+        self._rounds = 0
+        self._round_messages = 0
         self._serving_since = float("inf")
         self._journal: AsyncJournal | None = None
         self._relay: DataRelay | None = None
@@ -304,11 +326,66 @@ class BrokerRole:
 
     async def _serve(self, mailbox: Mailbox) -> None:
         while True:
-            incoming = await mailbox.receive()
+            first = await mailbox.receive()
+            batch = [first, *mailbox.receive_ready(_ROUND_MESSAGES - 1)]
             async with self._lock:
-                confirm = await self._handle(incoming)
-            if confirm:
+                confirm = await self._handle_batch(batch)
+            for incoming in confirm:
                 await incoming.done()
+
+    async def _handle_batch(self, batch: list[Incoming]) -> list[Incoming]:
+        """Handle the messages that were waiting together: runs of the job flow's kinds in
+        one round (:mod:`.handling_round`), the others alone; returns those to confirm."""
+        confirm: list[Incoming] = []
+        in_round: list[Incoming] = []
+        handling_round = HandlingRound()
+        for incoming in batch:
+            if isinstance(incoming.message, _ROUND_KINDS):
+                handling_round.begin_message()
+                self._round = handling_round
+                try:
+                    if await self._handle(incoming):
+                        in_round.append(incoming)
+                finally:
+                    self._round = None
+                continue
+            confirm += await self._end_round(handling_round, in_round)
+            in_round = []
+            if await self._handle(incoming):
+                confirm.append(incoming)
+        confirm += await self._end_round(handling_round, in_round)
+        return confirm
+
+    async def _end_round(
+        self, handling_round: HandlingRound, handled: list[Incoming]
+    ) -> list[Incoming]:
+        """Make the round's effects durable; the messages to confirm (none if that failed)."""
+        if handling_round.empty:
+            return handled
+        mailbox = self._mailbox
+        if mailbox is None:
+            raise RuntimeError("the broker is not running")
+        levels, records, messages = handling_round.counts
+        try:
+            await handling_round.flush(self._journal_or_fail().put_jobs, mailbox.send_many)
+        except StoreFullError as exc:
+            logger.error("broker: node store full, %d messages wait: %s", len(handled), exc)
+            return []
+        except NodeNotRunningError:
+            raise
+        except (AgentError, BPv7Error, ValueError) as exc:
+            self._counts["ignored"] += 1
+            logger.warning("broker: a round of %d messages: cannot send: %s", len(handled), exc)
+        self._rounds += 1
+        self._round_messages += len(handled)
+        logger.debug(
+            "broker: round of %d messages: %d levels, %d job records, %d messages sent",
+            len(handled),
+            levels,
+            records,
+            messages,
+        )
+        return handled
 
     async def _tick(self) -> None:
         settings = self.settings
@@ -501,7 +578,10 @@ class BrokerRole:
     # -- plumbing -----------------------------------------------------------------------------
 
     async def _save(self, record: JobRecord) -> None:
-        await self._journal_or_fail().put_jobs([record])
+        if self._round is not None:
+            self._round.write(record)
+        else:
+            await self._journal_or_fail().put_jobs([record])
         self._jobs.put(record)
 
     async def _announce(self, record: JobRecord) -> None:
@@ -527,6 +607,9 @@ class BrokerRole:
     ) -> None:
         if self._mailbox is None:
             raise RuntimeError("the broker is not running")
+        if self._round is not None:
+            self._round.send(destination, message, custody=custody, lifetime_s=lifetime_s)
+            return
         await self._mailbox.send(destination, message, custody=custody, lifetime_s=lifetime_s)
 
     def _journal_or_fail(self) -> AsyncJournal:
