@@ -257,8 +257,11 @@ def trivial_plan(jobs: int) -> str:
 class Platform:
     """A hub (broker + datastore) and a worker (executor), and plan files to submit."""
 
-    def __init__(self, base: Path, scene: Scene, audio: Path) -> None:
+    def __init__(
+        self, base: Path, scene: Scene, audio: Path, hub_args: tuple[str, ...] = ()
+    ) -> None:
         self.base = base
+        self.hub_args = hub_args
         self.scene = scene
         self.plans = base / "plans"
         self.plans.mkdir(parents=True)
@@ -278,7 +281,7 @@ class Platform:
 
     async def start(self) -> None:
         self.hub = await self.network.start(
-            "hub", "--roles", "broker,datastore", "--heartbeat", "1s"
+            "hub", "--roles", "broker,datastore", "--heartbeat", "1s", *self.hub_args
         )
         self.worker = await self.network.start(
             "worker", "--roles", "executor", "--heartbeat", "1s", "-s", self.hub.url
@@ -571,6 +574,9 @@ def main() -> None:
     parser.add_argument(
         "--only-many", action="store_true", help="run section 3 (jobs per second) alone"
     )
+    parser.add_argument(
+        "--dispatch-ahead", help="the hub broker's --dispatch-ahead (default: the daemon's)"
+    )
     args = parser.parse_args()
 
     print("bench/jobs.py: the audio classifier natively, under wasmtime and through the platform")
@@ -600,7 +606,8 @@ def main() -> None:
             local += plain_wasmtime_rows(scene, audio, work, args.repeats)
             local.append(sandbox_row(scene, audio, work, args.repeats))
 
-        platform_ = Platform(work / "platform", scene, audio)
+        hub_args = () if args.dispatch_ahead is None else ("--dispatch-ahead", args.dispatch_ahead)
+        platform_ = Platform(work / "platform", scene, audio, hub_args)
         rows = trio.run(platform_figures, args, platform_)
 
     if args.only_many:
