@@ -192,14 +192,18 @@ class Mailbox:
         try:
             async with registration, trio.open_nursery() as nursery:
                 self._nursery = nursery
-                task_status.started()
-                while True:
-                    try:
-                        delivery = await registration.receive()
-                    except RegistrationClosedError:
-                        nursery.cancel_scope.cancel()
-                        return
-                    await self._dispatch(delivery)
+                try:
+                    task_status.started()
+                    while True:
+                        try:
+                            delivery = await registration.receive()
+                        except RegistrationClosedError:
+                            nursery.cancel_scope.cancel()
+                            return
+                        await self._dispatch(delivery)
+                finally:
+                    # Sends from now on go straight to the node (no lanes).
+                    self._nursery = None
         finally:
             self._nursery = None
             for lane in self._lanes.values():
