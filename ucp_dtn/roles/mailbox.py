@@ -142,6 +142,8 @@ class MailboxStatistics:
     """Messages waiting in the inbox."""
     batches_received: int = 0
     """Bundles received that held a batch of messages."""
+    bundles_received: int = 0
+    """Bundles received that decoded (a message alone or a batch)."""
     bundles_sent: int = 0
     """Bundles sent (fewer than :attr:`sent` when messages went together)."""
 
@@ -167,6 +169,7 @@ class Mailbox:
         self._sent = 0
         self._refused = 0
         self._batches_received = 0
+        self._bundles_received = 0
         self._bundles_sent = 0
         self._mesh: MeshAnchors | None = None
         self._lanes: dict[EndpointID, _Lane] = {}
@@ -227,10 +230,12 @@ class Mailbox:
             sender = sender_of(delivery, self._mesh)
         if isinstance(decoded, MessageBatch):
             self._batches_received += 1
+            self._bundles_received += 1
             batch = _BatchDelivery(delivery, len(decoded.messages))
             for message in decoded.messages:
                 await self._dispatch_one(message, delivery, SharedDelivery(batch), sender)
         else:
+            self._bundles_received += 1
             await self._dispatch_one(decoded, delivery, delivery, sender)
 
     async def _dispatch_one(
@@ -258,7 +263,12 @@ class Mailbox:
             ):
                 waiter.send_nowait(incoming)
             return
-        await self._inbox_send.send(incoming)
+        try:
+            # Without yielding while there is room: a batch's messages are all in the inbox
+            # before its consumer wakes, so it can take them together (receive_ready).
+            self._inbox_send.send_nowait(incoming)
+        except trio.WouldBlock:
+            await self._inbox_send.send(incoming)
 
     async def _refused_here(
         self, message: UcpMessage, delivery: Delivery, sender: CertificateFacts | None
@@ -429,6 +439,7 @@ class Mailbox:
             sent=self._sent,
             inbox=self._inbox_receive.statistics().current_buffer_used,
             batches_received=self._batches_received,
+            bundles_received=self._bundles_received,
             bundles_sent=self._bundles_sent,
         )
 

@@ -85,7 +85,7 @@ from ...ucp.messages import (
 )
 from ..directory import BrokerDirectory
 from ..endpoints import RoleName, node_of, role_endpoint
-from ..mailbox import Incoming, Mailbox
+from ..mailbox import Incoming, Mailbox, MailboxStatistics
 from ..settings import RoleSettings
 from .client_requests import REPLY_LIFETIME_S, ClientRequests
 from .client_view import result_address_warning
@@ -159,11 +159,12 @@ class BrokerRole:
         self._placement = InputPlacement(self._names)
         self._outputs = JobOutputs()
         self._mailbox: Mailbox | None = None
+        self._counted_mailbox: Mailbox | None = None
+        """The mailbox of the latest run (its counters stay readable after it ended)."""
         self._round: HandlingRound | None = None
         """The round being handled, which collects job writes and sends (else they happen at
         once)."""
         self._rounds = 0
-        self._round_messages = 0
         self._serving_since = float("inf")
         self._journal: AsyncJournal | None = None
         self._relay: DataRelay | None = None
@@ -228,6 +229,7 @@ class BrokerRole:
             succession.serving(self._clock())
             self._succession = succession
             mailbox = Mailbox(self.node, self.endpoint)
+            self._counted_mailbox = mailbox
             replicas = ReplicaKeeper(
                 self.node,
                 self.endpoint,
@@ -377,7 +379,6 @@ class BrokerRole:
             self._counts["ignored"] += 1
             logger.warning("broker: a round of %d messages: cannot send: %s", len(handled), exc)
         self._rounds += 1
-        self._round_messages += len(handled)
         logger.debug(
             "broker: round of %d messages: %d levels, %d job records, %d messages sent",
             len(handled),
@@ -654,6 +655,11 @@ class BrokerRole:
         states = self._jobs.counts()
         relay = self._relay
         counts = self._counts
+        mailbox = (
+            self._counted_mailbox.statistics()
+            if self._counted_mailbox is not None
+            else MailboxStatistics(0, 0, 0, 0, 0, 0)
+        )
         return BrokerStatistics(
             jobs=len(self._jobs),
             queued=states[JobStatus.QUEUED],
@@ -682,6 +688,11 @@ class BrokerRole:
             syncs_sent=self._peering.sent,
             syncs_received=self._peering.received,
             ignored=counts["ignored"],
+            messages_received=mailbox.received,
+            bundles_received=mailbox.bundles_received,
+            messages_sent=mailbox.sent,
+            bundles_sent=mailbox.bundles_sent,
+            rounds=self._rounds,
             replication=None if self._replicas is None else self._replicas.statistics(),
         )
 
