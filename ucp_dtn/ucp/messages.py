@@ -1,4 +1,4 @@
-"""UCP messages: one frozen dataclass per kind; one message is one bundle payload.
+"""UCP messages: one frozen dataclass per kind; a bundle payload holds one message, or a batch.
 
 Wire format (version 1)
 -----------------------
