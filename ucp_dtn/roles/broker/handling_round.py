@@ -36,11 +36,39 @@ from dataclasses import dataclass, field
 
 from bpv7 import EndpointID, parse_eid
 
-from ...ucp.messages import UcpMessage
+from ...ucp.messages import (
+    DataReply,
+    Heartbeat,
+    JobCancel,
+    JobLogQuery,
+    JobOutput,
+    JobResult,
+    JobState,
+    JobSubmission,
+    StatusQuery,
+    UcpMessage,
+)
 from ..coalescing import Outgoing
 from .job_records import JobRecord
 
-__all__ = ["HandlingRound"]
+__all__ = ["ROUND_KINDS", "ROUND_MESSAGES", "HandlingRound"]
+
+ROUND_MESSAGES = 64
+"""Most messages handled in one round."""
+ROUND_KINDS = (
+    JobSubmission,
+    JobState,
+    JobResult,
+    Heartbeat,
+    JobOutput,
+    DataReply,
+    StatusQuery,
+    JobLogQuery,
+    JobCancel,
+)
+"""The kinds handled in rounds: the job flow, whose handlers write only job records (and
+through the relay, pending requests at once). Broker syncs (which may delete jobs), replica
+reports and data requests are handled alone."""
 
 
 @dataclass

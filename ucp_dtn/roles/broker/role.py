@@ -90,7 +90,7 @@ from ..settings import RoleSettings
 from .client_requests import REPLY_LIFETIME_S, ClientRequests
 from .client_view import result_address_warning
 from .executor_reports import ExecutorReports
-from .handling_round import HandlingRound
+from .handling_round import ROUND_KINDS, ROUND_MESSAGES, HandlingRound
 from .job_records import JobRecord
 from .jobs import JobBook
 from .journal import AsyncJournal
@@ -112,22 +112,6 @@ logger = logging.getLogger(__name__)
 
 _STATE_LIFETIME_S = 3600.0
 """Lifetime of non-final job state updates (the final one lives as long as results)."""
-_ROUND_MESSAGES = 64
-"""Most messages handled in one round."""
-_ROUND_KINDS = (
-    JobSubmission,
-    JobState,
-    JobResult,
-    Heartbeat,
-    JobOutput,
-    DataReply,
-    StatusQuery,
-    JobLogQuery,
-    JobCancel,
-)
-"""The kinds handled in rounds: the job flow, whose handlers write only job records (and
-through the relay, pending requests at once). Broker syncs (which may delete jobs), replica
-reports and data requests are handled alone."""
 
 
 class BrokerRole:
@@ -329,7 +313,7 @@ class BrokerRole:
     async def _serve(self, mailbox: Mailbox) -> None:
         while True:
             first = await mailbox.receive()
-            batch = [first, *mailbox.receive_ready(_ROUND_MESSAGES - 1)]
+            batch = [first, *mailbox.receive_ready(ROUND_MESSAGES - 1)]
             async with self._lock:
                 confirm = await self._handle_batch(batch)
             for incoming in confirm:
@@ -342,7 +326,7 @@ class BrokerRole:
         in_round: list[Incoming] = []
         handling_round = HandlingRound()
         for incoming in batch:
-            if isinstance(incoming.message, _ROUND_KINDS):
+            if isinstance(incoming.message, ROUND_KINDS):
                 handling_round.begin_message()
                 self._round = handling_round
                 try:
