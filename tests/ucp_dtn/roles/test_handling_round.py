@@ -12,7 +12,14 @@ from bpv7 import BPv7Error, parse_eid
 from ucp_dtn.roles.broker.handling_round import HandlingRound
 from ucp_dtn.roles.broker.job_records import JobRecord
 from ucp_dtn.roles.coalescing import Outgoing
-from ucp_dtn.ucp import InlineData, JobAccepted, JobInfo, JobStatus, JobSubmission
+from ucp_dtn.ucp import (
+    DataEntry,
+    InlineData,
+    JobAccepted,
+    JobInfo,
+    JobStatus,
+    JobSubmission,
+)
 
 CLIENT = "dtn://c/ucp/client"
 BROKER = "dtn://b/ucp/broker"
@@ -33,8 +40,10 @@ class Log:
     def __init__(self) -> None:
         self.steps: list[tuple[str, list[object]]] = []
 
-    async def put_jobs(self, records: Iterable[JobRecord]) -> None:
-        self.steps.append(("write", [(r.job_id.int, r.state) for r in records]))
+    async def put_jobs(self, records: Iterable[JobRecord], names: Iterable[DataEntry]) -> None:
+        step: list[object] = [(r.job_id.int, r.state) for r in records]
+        step += [entry.name for entry in names]
+        self.steps.append(("write", step))
 
     async def send_many(self, items: Iterable[Outgoing]) -> None:
         self.steps.append(("send", [item.message for item in items]))
@@ -90,6 +99,24 @@ async def test_a_job_is_never_written_back_to_an_older_version() -> None:
         ("send", [accepted(1)]),
     ]
     assert round_.counts == (1, 0, 0)
+
+
+async def test_name_cache_entries_go_with_the_first_transaction() -> None:
+    round_ = HandlingRound()
+    round_.begin_message()
+    round_.send(CLIENT, accepted(1), custody=False, lifetime_s=None)
+    round_.write(record(1, JobStatus.DONE))  # level 1
+    entry = DataEntry(name="x/result", size=1, written_at=1.0, holder="dtn://d/ucp/datastore")
+    round_.write_names([entry, entry])
+    assert not round_.empty
+    log = Log()
+    await round_.flush(log.put_jobs, log.send_many)
+    assert log.steps == [
+        ("write", ["x/result"]),
+        ("send", [accepted(1)]),
+        ("write", [(1, JobStatus.DONE)]),
+    ]
+    assert round_.empty
 
 
 def test_a_send_checks_its_destination_at_once() -> None:

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from bpv7 import EndpointID, parse_eid
 
 from ...ucp.messages import (
+    DataEntry,
     DataReply,
     Heartbeat,
     JobCancel,
@@ -85,6 +86,7 @@ class HandlingRound:
         self._level = 0
         self._after_send = False
         self._written_at: dict[object, int] = {}
+        self._names: dict[str, DataEntry] = {}
 
     def begin_message(self) -> None:
         """The next message's handler starts (at level 0)."""
@@ -99,6 +101,12 @@ class HandlingRound:
         self._level = max(self._level, self._written_at.get(record.job_id, 0))
         self._at(self._level).records[record.job_id] = record
         self._written_at[record.job_id] = self._level
+
+    def write_names(self, entries: Iterable[DataEntry]) -> None:
+        """The handler updates the name cache: a hint where data lives, which needs no order
+        with the sends; written with the first level (the newest entry per name wins)."""
+        for entry in entries:
+            self._names[entry.name] = entry
 
     def send(
         self,
@@ -116,7 +124,9 @@ class HandlingRound:
     @property
     def empty(self) -> bool:
         """Nothing to write or send."""
-        return all(not level.records and not level.sends for level in self._levels)
+        return not self._names and all(
+            not level.records and not level.sends for level in self._levels
+        )
 
     @property
     def counts(self) -> tuple[int, int, int]:
@@ -129,15 +139,18 @@ class HandlingRound:
 
     async def flush(
         self,
-        put_jobs: Callable[[Iterable[JobRecord]], Awaitable[None]],
+        put_round: Callable[[Iterable[JobRecord], Iterable[DataEntry]], Awaitable[None]],
         send_many: Callable[[Iterable[Outgoing]], Awaitable[object]],
     ) -> None:
-        """Make the round durable: level by level, one transaction, then the sends."""
+        """Make the round durable: level by level, one transaction (job records; the name
+        cache entries with the first), then the sends."""
         levels, self._levels = self._levels, [_Level()]
+        names, self._names = list(self._names.values()), {}
         self._written_at.clear()
         for level in levels:
-            if level.records:
-                await put_jobs(list(level.records.values()))
+            if level.records or names:
+                await put_round(list(level.records.values()), names)
+                names = []
             if level.sends:
                 await send_many(level.sends)
 

@@ -63,6 +63,7 @@ from ...ucp.errors import UcpUsageError
 from ...ucp.messages import (
     BrokerSync,
     DataDelete,
+    DataEntry,
     DataFreeSpace,
     DataGet,
     DataHeld,
@@ -196,6 +197,7 @@ class BrokerRole:
                 self._registry, self._names, self.settings, journal, self._send, self._clock
             )
             self._relay.pending.extend(contents.pending)
+            self._relay.defer_names = self._defer_names
             self._peering.reset(self._jobs, self._names)
             succession = Succession(
                 str(self.endpoint),
@@ -351,9 +353,8 @@ class BrokerRole:
         mailbox = self._mailbox
         if mailbox is None:
             raise RuntimeError("the broker is not running")
-        levels, records, messages = handling_round.counts
         try:
-            await handling_round.flush(self._journal_or_fail().put_jobs, mailbox.send_many)
+            await handling_round.flush(self._journal_or_fail().put_round, mailbox.send_many)
         except StoreFullError as exc:
             logger.error("broker: node store full, %d messages wait: %s", len(handled), exc)
             return []
@@ -363,13 +364,7 @@ class BrokerRole:
             self._counts["ignored"] += 1
             logger.warning("broker: a round of %d messages: cannot send: %s", len(handled), exc)
         self._rounds += 1
-        logger.debug(
-            "broker: round of %d messages: %d levels, %d job records, %d messages sent",
-            len(handled),
-            levels,
-            records,
-            messages,
-        )
+        logger.debug("broker: a round of %d messages", len(handled))
         return handled
 
     async def _tick(self) -> None:
@@ -561,6 +556,12 @@ class BrokerRole:
         await self._scheduler_or_fail().schedule()
 
     # -- plumbing -----------------------------------------------------------------------------
+
+    def _defer_names(self, entries: list[DataEntry]) -> bool:
+        if self._round is None:
+            return False
+        self._round.write_names(entries)
+        return True
 
     async def _save(self, record: JobRecord) -> None:
         if self._round is not None:
