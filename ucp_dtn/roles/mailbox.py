@@ -16,7 +16,8 @@ refusals count as done at once): a role that crashes in between gets the whole b
 its handlers must be idempotent, as they must be anyway for a bundle delivered twice.
 
 Malformed payloads are logged, counted and confirmed (dropped): a hostile or buggy sender cannot
-wedge a role by sending it garbage; one bad message in a batch makes the whole batch malformed.
+wedge a role by sending it garbage; a bad message inside a batch is dropped alone, the others
+are handled (:func:`~ucp_dtn.ucp.codec.decode_messages`).
 
 Sending coalesces (:mod:`.coalescing`): messages for the same destination that are handed to
 :meth:`Mailbox.send` (or :meth:`Mailbox.send_many`) at the same moment leave in one bundle. Each
@@ -35,6 +36,7 @@ client's request answered with a refusal.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import logging
 import math
@@ -50,8 +52,9 @@ from bpv7 import BPv7Error, BundleID, EndpointID, parse_eid
 
 from ..agent import AgentError, BundleNode, Delivery, RegistrationClosedError
 from ..store import StoreError
-from ..ucp import MessageDecodeError, decode_message
-from ..ucp.messages import MessageBatch, UcpMessage
+from ..ucp import MessageDecodeError, decode_messages
+from ..ucp.codec import DecodedPayload
+from ..ucp.messages import UcpMessage
 from .coalescing import Outgoing, pack
 from .endpoints import role_of_endpoint
 
@@ -215,28 +218,33 @@ class Mailbox:
 
     async def _dispatch(self, delivery: Delivery) -> None:
         try:
-            decoded = decode_message(delivery.payload)
+            decoded = decode_messages(delivery.payload)
         except MessageDecodeError as exc:
+            decoded = DecodedPayload((), (exc,))
+        for error in decoded.errors:
             self._malformed += 1
             logger.warning(
-                "%s: dropping a malformed message from %s: %s", self.endpoint, delivery.source, exc
+                "%s: dropping a malformed message from %s: %s",
+                self.endpoint,
+                delivery.source,
+                error,
             )
+        if not decoded.messages:
             await delivery.done()
             return
+        self._bundles_received += 1
         sender = None
         if self._mesh is not None:
             from ..trust import sender_of
 
             sender = sender_of(delivery, self._mesh)
-        if isinstance(decoded, MessageBatch):
-            self._batches_received += 1
-            self._bundles_received += 1
-            batch = _BatchDelivery(delivery, len(decoded.messages))
-            for message in decoded.messages:
-                await self._dispatch_one(message, delivery, SharedDelivery(batch), sender)
-        else:
-            self._bundles_received += 1
-            await self._dispatch_one(decoded, delivery, delivery, sender)
+        if not decoded.batch:
+            await self._dispatch_one(decoded.messages[0], delivery, delivery, sender)
+            return
+        self._batches_received += 1
+        batch = _BatchDelivery(delivery, len(decoded.messages))
+        for message in decoded.messages:
+            await self._dispatch_one(message, delivery, SharedDelivery(batch), sender)
 
     async def _dispatch_one(
         self,
@@ -370,10 +378,21 @@ class Mailbox:
     async def _send_packed(self, waiters: list[_Waiter]) -> None:
         """Pack the waiters' messages into bundles and send them; each waiter gets its bundle's
         ID or the error that bundle met."""
-        bundles = pack(
-            [waiter.item for waiter in waiters],
-            default_lifetime_s=self.node.config.default_lifetime_s,
-        )
+        default_lifetime_s = self.node.config.default_lifetime_s
+        try:
+            bundles = pack(
+                [waiter.item for waiter in waiters], default_lifetime_s=default_lifetime_s
+            )
+        except Exception:
+            # A message that does not encode fails its own sender only: the others go alone.
+            bundles = []
+            for index, waiter in enumerate(waiters):
+                try:
+                    [alone] = pack([waiter.item], default_lifetime_s=default_lifetime_s)
+                except Exception as exc:
+                    waiter.settle(exc)
+                    continue
+                bundles.append(dataclasses.replace(alone, items=(index,)))
         for bundle in bundles:
             outcome: BundleID | Exception
             try:

@@ -30,6 +30,7 @@ from .codec import (
     decode_job_info,
     decode_message,
     decode_message_as,
+    decode_messages,
     encode_job_info,
     encode_message,
 )
@@ -215,6 +216,7 @@ __all__ = [
     "WILDCARD",
     "decode_job_info",
     "decode_message",
+    "decode_messages",
     "decode_message_as",
     "detect_format",
     "encode_job_info",

@@ -88,9 +88,11 @@ endpoint at the same moment into one bundle, ``{"v": 1, "t": "batch", "messages"
 ...]}``, each ``m`` a whole message map with its own ``"v"`` and ``"t"`` (never another
 batch). The receiver takes them one by one, in order, exactly as if each had come in a bundle of
 its own from the same source, and confirms the bundle to its agent only when it has acted on
-every one (:mod:`ucp_dtn.roles.mailbox`); one bad message makes the whole batch malformed. A
-node of a version before the batch reads ``batch`` as an unknown kind and drops the bundle as
-malformed, so all nodes of a network must run a version that reads it (all do since issue #16).
+every one (:mod:`ucp_dtn.roles.mailbox`). A receiver drops a bad message inside a batch alone
+and handles the others (:func:`~ucp_dtn.ucp.codec.decode_messages`); the strict
+:class:`MessageBatch` decoding rejects the whole batch. A node of a version before the batch
+reads ``batch`` as an unknown kind and drops the bundle as malformed, so all nodes of a
+network must run a version that reads it (all do since issue #16).
 
 A job's life as the client sees it: ``job-submit`` → ``job-accepted`` (duplicates are
 acknowledged again with ``duplicate``) → ``job-state`` updates (queued, dispatched, running) →

@@ -21,6 +21,8 @@ from ucp_dtn.ucp import (
     MAX_BATCH_MESSAGES,
     DataPut,
     JobAccepted,
+    JobState,
+    JobStatus,
     MessageBatch,
     decode_message,
     encode_message,
@@ -166,4 +168,28 @@ async def test_a_batch_half_done_comes_back_whole_after_a_restart(
         for incoming in again:
             await incoming.done()
         await wait_until(lambda: node.statistics().pending_delivery == 0)
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_bad_message_in_a_batch_is_dropped_alone(autojump_clock: trio.abc.Clock) -> None:
+    async with trio.open_nursery() as nursery:
+        running = await start_node(nursery, "hub", listen=())
+        node = running.node
+        sender = Mailbox(node, role_endpoint(node.node_id, RoleName.BROKER))
+        receiver = Mailbox(node, role_endpoint(node.node_id, RoleName.CLIENT))
+        await nursery.start(sender.run)
+        await nursery.start(receiver.run)
+        # Encodes (the sender does not check ranges) but no receiver takes it.
+        bad = JobState(uuid.UUID(int=1), JobStatus.DONE, 1.0, attempt=-1)
+        await sender.send_many(
+            [Outgoing(receiver.endpoint, m) for m in (accepted(1), bad, accepted(2))]
+        )
+        assert sender.statistics().bundles_sent == 1
+        got = [await receiver.receive() for _ in range(2)]
+        assert [incoming.message for incoming in got] == [accepted(1), accepted(2)]
+        await wait_until(lambda: receiver.statistics().malformed == 1)
+        delivered = node.statistics().delivered
+        for incoming in got:
+            await incoming.done()
+        assert node.statistics().delivered == delivered + 1  # the batch's bundle, confirmed
         nursery.cancel_scope.cancel()

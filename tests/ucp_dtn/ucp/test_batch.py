@@ -16,6 +16,7 @@ from ucp_dtn.ucp import (
     MessageBatch,
     MessageDecodeError,
     decode_message,
+    decode_messages,
     encode_message,
 )
 
@@ -88,3 +89,34 @@ def test_messages_must_be_an_array() -> None:
     payload = cbor2.dumps({"v": 1, "t": "batch", "messages": {"a": 1}})
     with pytest.raises(MessageDecodeError, match="field 'messages'"):
         decode_message(payload)
+
+
+def test_a_receiver_keeps_the_good_messages_of_a_batch() -> None:
+    payload = cbor2.dumps(
+        {"v": 1, "t": "batch", "messages": [wire(accepted(1)), {"v": 1, "t": "nope"},
+                                            wire(MessageBatch((accepted(7), accepted(8)))),
+                                            wire(accepted(2))]}
+    )  # fmt: skip
+    decoded = decode_messages(payload)
+    assert decoded.batch
+    assert decoded.messages == (accepted(1), accepted(2))
+    assert [str(error) for error in decoded.errors] == [
+        "batch message: messages[1]: unknown message kind 'nope'",
+        "batch message: messages[2]: is a batch inside a batch",
+    ]
+    alone = decode_messages(encode_message(accepted(3)))
+    assert (alone.messages, alone.errors, alone.batch) == ((accepted(3),), (), False)
+
+
+@pytest.mark.parametrize(
+    ("payload", "match"),
+    [
+        ({"v": 1, "t": "batch", "messages": "x"}, "must be an array of 2 to 256"),
+        ({"v": 1, "t": "batch", "messages": [{"v": 1, "t": "job-accepted"}]}, "2 to 256"),
+        ({"v": 2, "t": "batch", "messages": []}, "message version 2 is not supported"),
+        ({"v": 1, "t": "nope"}, "unknown message kind 'nope'"),
+    ],
+)
+def test_a_receiver_rejects_what_is_no_message_or_batch(payload: object, match: str) -> None:
+    with pytest.raises(MessageDecodeError, match=match):
+        decode_messages(cbor2.dumps(payload))
