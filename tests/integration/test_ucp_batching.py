@@ -60,13 +60,14 @@ async def test_a_plan_of_many_jobs_travels_in_fewer_bundles_than_jobs(
     assert grew("jobs_submitted") == JOBS
     assert grew("results") == JOBS
     # The broker heard a submission and a result per job (and heartbeats, status queries);
-    # the plan's submissions came in one batch bundle, so fewer bundles than messages.
+    # the plan's submissions came in one batch bundle (here: 122 messages in 79 bundles).
     assert grew("messages_received") >= 2 * JOBS
     assert grew("bundles_received") <= grew("messages_received") - (JOBS - 1)
     # It sent an acceptance, a dispatch, the result, a final state and the result's copy to
-    # the datastore per job: the acceptances alone went in one bundle.
+    # the datastore per job: a job's result and final state always share a bundle, and the
+    # acceptances went together (a run of 40 jobs here: 277 messages in 111 bundles).
     assert grew("messages_sent") >= 5 * JOBS
-    assert grew("bundles_sent") <= grew("messages_sent") - (JOBS - 1)
+    assert grew("bundles_sent") <= grew("messages_sent") - JOBS
 
 
 async def test_a_hub_killed_while_batches_are_in_flight_loses_no_job_and_runs_none_twice(
