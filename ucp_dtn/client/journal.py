@@ -38,9 +38,12 @@ from ..store.sqlite_files import open_sqlite, transaction
 from ..ucp import JobResult, JobStatus, JobSubmission, MessageDecodeError, decode_message
 from .errors import ClientUsageError, HomeError
 
-__all__ = ["ClientJournal", "JobEntry", "OutboxItem", "ResultSource"]
+__all__ = ["ClientJournal", "JobEntry", "JournalChange", "OutboxItem", "ResultSource"]
 
 _T = TypeVar("_T")
+
+JournalChange = Callable[[sqlite3.Connection], _T]
+"""One change of the journal, made inside a transaction (:meth:`ClientJournal.apply`)."""
 
 ResultSource = str
 """Where a result came from: ``"delivered"`` (a ``job-result`` bundle to the client endpoint)
@@ -372,6 +375,12 @@ class ClientJournal:
     async def accepted(self, job_id: uuid.UUID, broker: str, warning: str = "") -> JobEntry | None:
         """A broker accepted the job (and warned about ``warning``, if anything); returns the
         entry, or ``None`` for an unknown job."""
+        return await self._run(self.accepted_change(job_id, broker, warning))
+
+    def accepted_change(
+        self, job_id: uuid.UUID, broker: str, warning: str = ""
+    ) -> JournalChange[JobEntry | None]:
+        """What :meth:`accepted` does, for :meth:`apply` with others in one transaction."""
 
         def work(db: sqlite3.Connection) -> JobEntry | None:
             db.execute(
@@ -384,7 +393,7 @@ class ClientJournal:
             ).fetchone()
             return None if row is None else _entry(row)
 
-        return await self._run(work)
+        return work
 
     async def update_state(
         self,
@@ -398,6 +407,20 @@ class ClientJournal:
         """Record a state heard for the job. Returns the new entry if this changed what the
         journal knew, ``None`` otherwise (unknown job, an older update, a final state already
         recorded)."""
+        return await self._run(
+            self.state_change(job_id, state, at, detail=detail, executor=executor)
+        )
+
+    def state_change(
+        self,
+        job_id: uuid.UUID,
+        state: JobStatus | int,
+        at: float,
+        *,
+        detail: str = "",
+        executor: str | None = None,
+    ) -> JournalChange[JobEntry | None]:
+        """What :meth:`update_state` does, for :meth:`apply` with others in one transaction."""
 
         def work(db: sqlite3.Connection) -> JobEntry | None:
             row = db.execute(
@@ -425,11 +448,17 @@ class ClientJournal:
             )
             return new
 
-        return await self._run(work)
+        return work
 
     async def store_result(self, result: JobResult, source: ResultSource) -> JobEntry | None:
         """Keep the job's result unless one is already here (the first wins). Returns the new
         entry, or ``None`` (unknown job, result already kept)."""
+        return await self._run(self.result_change(result, source))
+
+    def result_change(
+        self, result: JobResult, source: ResultSource
+    ) -> JournalChange[JobEntry | None]:
+        """What :meth:`store_result` does, for :meth:`apply` with others in one transaction."""
         now = self._clock()
 
         def work(db: sqlite3.Connection) -> JobEntry | None:
@@ -445,7 +474,14 @@ class ClientJournal:
             ).fetchone()
             return _entry(row)
 
-        return await self._run(work)
+        return work
+
+    async def apply(self, changes: Sequence[JournalChange[_T]]) -> list[_T]:
+        """Make several changes (from :meth:`accepted_change`, :meth:`state_change`,
+        :meth:`result_change`) in one transaction, in order; their results in order."""
+        if not changes:
+            return []
+        return await self._run(lambda db: [change(db) for change in changes])
 
     async def mark_collected(self, job_id: uuid.UUID, directory: str | None) -> None:
         """The job's result was unpacked into ``directory`` (``None``: the job was rejected and

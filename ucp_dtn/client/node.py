@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from ..trust import MeshTrust
 from .errors import ClientError, ClientUsageError
 from .home import ClientHome
-from .journal import ClientJournal, JobEntry
+from .journal import ClientJournal, JobEntry, JournalChange
 from .settings import ClientSettings
 
 __all__ = ["ClientNode", "JobEvent", "JobListener"]
@@ -72,6 +72,8 @@ _ROLES_GRACE_S = 1.0
 _RECONNECT_MIN_S = 0.2
 _RECONNECT_MAX_S = 2.0
 _SHORT_SESSION_S = 0.5
+_CONSUME_BATCH = 64
+"""Most messages recorded in one journal transaction."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,39 +331,51 @@ class ClientNode:
 
     async def _consume(self) -> None:
         while True:
-            incoming = await self.mailbox.receive()
-            await self._handle(incoming)
-            await incoming.done()
+            first = await self.mailbox.receive()
+            # The messages that arrived together (a batch bundle's, say) are recorded in one
+            # journal transaction, then confirmed.
+            batch = [first, *self.mailbox.receive_ready(_CONSUME_BATCH - 1)]
+            await self._handle_batch(batch)
+            for incoming in batch:
+                await incoming.done()
 
-    async def _handle(self, incoming: Incoming) -> None:
-        message = incoming.message
-        request_id = getattr(message, "request_id", None)
-        collector = self._collectors.get(request_id) if isinstance(request_id, int) else None
-        if collector is not None:
-            try:
-                collector.send_nowait(incoming)
-            except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-                logger.debug("dropping an extra reply to request %d", request_id)
-            return
-        entry: JobEntry | None = None
-        if isinstance(message, JobAccepted):
-            entry = await self.journal.accepted(message.job_id, message.broker, message.warning)
-        elif isinstance(message, JobState):
-            entry = await self.journal.update_state(
-                message.job_id,
-                message.state,
-                message.at,
-                detail=message.detail,
-                executor=message.executor,
-            )
-        elif isinstance(message, JobResult):
-            message = self.open_result(message)
-            entry = await self.journal.store_result(message, "delivered")
-        else:
-            logger.debug("ignoring %s from %s", message.KIND, incoming.source)
-            return
-        if entry is not None:
-            self.notify(JobEvent(entry, message))
+    async def _handle_batch(self, batch: list[Incoming]) -> None:
+        changes: list[JournalChange[JobEntry | None]] = []
+        messages: list[UcpMessage] = []
+        for incoming in batch:
+            message = incoming.message
+            request_id = getattr(message, "request_id", None)
+            collector = self._collectors.get(request_id) if isinstance(request_id, int) else None
+            if collector is not None:
+                try:
+                    collector.send_nowait(incoming)
+                except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+                    logger.debug("dropping an extra reply to request %d", request_id)
+                continue
+            if isinstance(message, JobAccepted):
+                change = self.journal.accepted_change(
+                    message.job_id, message.broker, message.warning
+                )
+            elif isinstance(message, JobState):
+                change = self.journal.state_change(
+                    message.job_id,
+                    message.state,
+                    message.at,
+                    detail=message.detail,
+                    executor=message.executor,
+                )
+            elif isinstance(message, JobResult):
+                message = self.open_result(message)
+                change = self.journal.result_change(message, "delivered")
+            else:
+                logger.debug("ignoring %s from %s", message.KIND, incoming.source)
+                continue
+            changes.append(change)
+            messages.append(message)
+        entries = await self.journal.apply(changes)
+        for entry, message in zip(entries, messages, strict=True):
+            if entry is not None:
+                self.notify(JobEvent(entry, message))
 
     # -- sealed results (a trusted mesh) -------------------------------------------------------
 

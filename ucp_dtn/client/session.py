@@ -31,7 +31,7 @@ from bpv7 import EndpointID
 
 from ..agent import BundleNode
 from ..agent.progress import wait_while_arriving
-from ..roles import Incoming, Mailbox, RoleName, role_endpoint
+from ..roles import Incoming, Mailbox, Outgoing, RoleName, role_endpoint
 from ..ucp import JobResult, JobState, JobStatusEntry, NodeEntry, Role, StatusQuery, StatusReply
 from ..ucp.messages import JobStatus, UcpMessage
 from .errors import BrokerUnreachable, ClientUsageError, NoReply
@@ -229,8 +229,10 @@ class ClientSession:
         if broker is None:
             await self.journal.queue([(m.to_cbor(), custody, lifetime) for m in messages])
             return None
-        for message in messages:
-            await self.mailbox.send(broker, message, custody=custody, lifetime_s=lifetime)
+        # In one call, so that messages small enough travel together in batch bundles.
+        await self.mailbox.send_many(
+            Outgoing(broker, message, custody, lifetime) for message in messages
+        )
         self.client.sent_with_custody |= custody
         return broker
 

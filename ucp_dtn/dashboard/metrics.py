@@ -76,6 +76,10 @@ _BROKER_COUNTERS = (
     ("redeployments", "broker_redeployments", "Jobs taken back from a lost executor."),
     ("takeovers", "broker_takeovers", "Jobs of another broker made its own."),
     ("data_relayed", "broker_data_relayed", "Data requests relayed to datastores."),
+    ("messages_received", "broker_messages_received", "UCP messages the broker received."),
+    ("bundles_received", "broker_bundles_received", "Bundles that carried them (batches)."),
+    ("messages_sent", "broker_messages_sent", "UCP messages the broker sent."),
+    ("bundles_sent", "broker_bundles_sent", "Bundles that carried them (batches)."),
 )
 
 _EXECUTOR_COUNTERS = (

@@ -9,13 +9,14 @@ from .endpoints import (
     role_endpoint,
     role_of_endpoint,
 )
-from .mailbox import Incoming, Mailbox, MailboxStatistics, RequestTimeout
+from .mailbox import Incoming, Mailbox, MailboxStatistics, Outgoing, RequestTimeout
 
 __all__ = [
     "ROLE_IPN_SERVICES",
     "Incoming",
     "Mailbox",
     "MailboxStatistics",
+    "Outgoing",
     "RequestTimeout",
     "RoleName",
     "node_of",

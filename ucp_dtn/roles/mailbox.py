@@ -1,7 +1,9 @@
 """A role's mailbox: UCP messages in and out of one endpoint of a :class:`BundleNode`.
 
-Every UCP message is one bundle whose payload is the message's CBOR (:mod:`ucp_dtn.ucp.codec`).
-A :class:`Mailbox` registers the role's endpoint, decodes what arrives and hands it out:
+A bundle's payload is one UCP message's CBOR (:mod:`ucp_dtn.ucp.codec`), or a ``batch`` of
+several for the same endpoint (:class:`~ucp_dtn.ucp.messages.MessageBatch`). A :class:`Mailbox`
+registers the role's endpoint, decodes what arrives and hands it out one message at a time
+(a batch's messages in order, each as if it had come alone):
 
 * replies to this mailbox's own requests (matched by ``request_id``) wake the
   :meth:`Mailbox.request` call that waits for them and are confirmed to the agent at once;
@@ -9,8 +11,21 @@ A :class:`Mailbox` registers the role's endpoint, decodes what arrives and hands
   :meth:`Incoming.done` once it has *acted on* the message (stored it, answered it): a role that
   crashes before that gets the bundle again from the agent's store when it restarts.
 
+A batch's bundle is confirmed to the agent only once *every* message in it is done (replies and
+refusals count as done at once): a role that crashes in between gets the whole batch again, so
+its handlers must be idempotent, as they must be anyway for a bundle delivered twice.
+
 Malformed payloads are logged, counted and confirmed (dropped): a hostile or buggy sender cannot
-wedge a role by sending it garbage.
+wedge a role by sending it garbage; a bad message inside a batch is dropped alone, the others
+are handled (:func:`~ucp_dtn.ucp.codec.decode_messages`).
+
+Sending coalesces (:mod:`.coalescing`): messages for the same destination that are handed to
+:meth:`Mailbox.send` (or :meth:`Mailbox.send_many`) at the same moment leave in one bundle. Each
+destination has a lane; the first message of a quiet lane leaves after one scheduling tick
+(whatever other tasks have ready joins it), and messages that arrive while the lane is storing
+a bundle go together in the next one, as soon as that store write is done (group commit). A lone
+message is never held longer than that. ``send`` still returns only once its bundle is durably
+stored.
 
 In a trusted mesh (the node's security policy has the mesh authority, :mod:`ucp_dtn.trust`)
 each message's signer is known (:attr:`Incoming.sender`), and a message its signer may not send
@@ -21,11 +36,13 @@ client's request answered with a refusal.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import logging
 import math
 import random
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -35,19 +52,51 @@ from bpv7 import BPv7Error, BundleID, EndpointID, parse_eid
 
 from ..agent import AgentError, BundleNode, Delivery, RegistrationClosedError
 from ..store import StoreError
-from ..ucp import MessageDecodeError, decode_message, encode_message
+from ..ucp import MessageDecodeError, decode_messages
+from ..ucp.codec import DecodedPayload
 from ..ucp.messages import UcpMessage
+from .coalescing import Outgoing, pack
 from .endpoints import role_of_endpoint
 
 if TYPE_CHECKING:
     from ..trust import CertificateFacts, MeshAnchors
-__all__ = ["Incoming", "Mailbox", "MailboxStatistics", "RequestTimeout"]
+__all__ = ["Incoming", "Mailbox", "MailboxStatistics", "Outgoing", "RequestTimeout"]
 
 logger = logging.getLogger(__name__)
 
 
 class RequestTimeout(TimeoutError):
     """No reply to a request arrived in time (the peer may be unreachable for now)."""
+
+
+class _BatchDelivery:
+    """The delivery of a batch's bundle and how many of its messages are not done yet."""
+
+    __slots__ = ("delivery", "left")
+
+    def __init__(self, delivery: Delivery, messages: int) -> None:
+        self.delivery = delivery
+        self.left = messages
+
+
+class SharedDelivery:
+    """One message's share of a batch's delivery: the :meth:`done` of the batch's last
+    message confirms the bundle."""
+
+    __slots__ = ("_batch", "_done")
+
+    def __init__(self, batch: _BatchDelivery) -> None:
+        self._batch = batch
+        self._done = False
+
+    async def done(self) -> None:
+        """This message is done (idempotent); the bundle is confirmed after the last one."""
+        if self._done:
+            return
+        self._done = True
+        self._batch.left -= 1
+        if self._batch.left == 0:
+            await self._batch.delivery.done()
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +108,10 @@ class Incoming:
     source: EndpointID
     """The source EID of the bundle that carried it."""
     bundle_id: BundleID
-    """That bundle's ID; a duplicate bundle of the same message has the same one."""
-    delivery: Delivery = field(repr=False, compare=False)
-    """The agent's delivery handle (confirm with :meth:`done`)."""
+    """That bundle's ID; a duplicate bundle of the same message has the same one (the messages
+    of one batch share it)."""
+    delivery: Delivery | SharedDelivery = field(repr=False, compare=False)
+    """The agent's delivery handle, or a batch's shared one (confirm with :meth:`done`)."""
     sender: CertificateFacts | None = field(default=None, compare=False)
     """In a trusted mesh, the certificate of the member that signed the message (for the
     node the bundle comes from): its node ID and mesh role; ``None`` in open mode."""
@@ -72,7 +122,8 @@ class Incoming:
         return self.sender is not None
 
     async def done(self) -> None:
-        """Confirm the message: the agent deletes the bundle from its store."""
+        """Confirm the message: the agent deletes the bundle from its store (a batch's bundle
+        once every message in it is done). Idempotent."""
         await self.delivery.done()
 
 
@@ -92,6 +143,12 @@ class MailboxStatistics:
     """Messages sent."""
     inbox: int
     """Messages waiting in the inbox."""
+    batches_received: int = 0
+    """Bundles received that held a batch of messages."""
+    bundles_received: int = 0
+    """Bundles received that decoded (a message alone or a batch)."""
+    bundles_sent: int = 0
+    """Bundles sent (fewer than :attr:`sent` when messages went together)."""
 
 
 class Mailbox:
@@ -114,7 +171,12 @@ class Mailbox:
         self._replies = 0
         self._sent = 0
         self._refused = 0
+        self._batches_received = 0
+        self._bundles_received = 0
+        self._bundles_sent = 0
         self._mesh: MeshAnchors | None = None
+        self._lanes: dict[EndpointID, _Lane] = {}
+        self._nursery: trio.Nursery | None = None
 
     @property
     def mesh(self) -> MeshAnchors | None:
@@ -133,51 +195,93 @@ class Mailbox:
 
             self._mesh = mesh_anchors(self.node)
         registration = self.node.register(self.endpoint)
-        async with registration:
-            task_status.started()
-            while True:
+        try:
+            async with registration, trio.open_nursery() as nursery:
+                self._nursery = nursery
                 try:
-                    delivery = await registration.receive()
-                except RegistrationClosedError:
-                    return
-                await self._dispatch(delivery)
+                    task_status.started()
+                    while True:
+                        try:
+                            delivery = await registration.receive()
+                        except RegistrationClosedError:
+                            nursery.cancel_scope.cancel()
+                            return
+                        await self._dispatch(delivery)
+                finally:
+                    # Sends from now on go straight to the node (no lanes).
+                    self._nursery = None
+        finally:
+            self._nursery = None
+            for lane in self._lanes.values():
+                lane.fail(RegistrationClosedError(f"the mailbox of {self.endpoint} closed"))
+            self._lanes.clear()
 
     async def _dispatch(self, delivery: Delivery) -> None:
         try:
-            message = decode_message(delivery.payload)
+            decoded = decode_messages(delivery.payload)
         except MessageDecodeError as exc:
+            decoded = DecodedPayload((), (exc,))
+        for error in decoded.errors:
             self._malformed += 1
             logger.warning(
-                "%s: dropping a malformed message from %s: %s", self.endpoint, delivery.source, exc
+                "%s: dropping a malformed message from %s: %s",
+                self.endpoint,
+                delivery.source,
+                error,
             )
+        if not decoded.messages:
             await delivery.done()
             return
-        self._received += 1
+        self._bundles_received += 1
         sender = None
         if self._mesh is not None:
             from ..trust import sender_of
 
             sender = sender_of(delivery, self._mesh)
-            if await self._refused_here(message, delivery, sender):
-                return
-        incoming = Incoming(message, delivery.source, delivery.bundle_id, delivery, sender)
+        if not decoded.batch:
+            await self._dispatch_one(decoded.messages[0], delivery, delivery, sender)
+            return
+        self._batches_received += 1
+        batch = _BatchDelivery(delivery, len(decoded.messages))
+        for message in decoded.messages:
+            await self._dispatch_one(message, delivery, SharedDelivery(batch), sender)
+
+    async def _dispatch_one(
+        self,
+        message: UcpMessage,
+        delivery: Delivery,
+        confirm: Delivery | SharedDelivery,
+        sender: CertificateFacts | None,
+    ) -> None:
+        self._received += 1
+        # Authorization is per message, also inside a batch: the bundle's signer is every
+        # message's signer, and each kind is checked against it on its own.
+        if self._mesh is not None and await self._refused_here(message, delivery, sender):
+            await confirm.done()
+            return
+        incoming = Incoming(message, delivery.source, delivery.bundle_id, confirm, sender)
         request_id = getattr(message, "request_id", None)
         waiter = self._waiting.get(request_id) if isinstance(request_id, int) else None
         if waiter is not None and _is_reply(message):
             self._replies += 1
-            await delivery.done()
+            await confirm.done()
             # A further page or a duplicate reply nobody waits for is dropped.
             with contextlib.suppress(
                 trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError
             ):
                 waiter.send_nowait(incoming)
             return
-        await self._inbox_send.send(incoming)
+        try:
+            # Without yielding while there is room: a batch's messages are all in the inbox
+            # before its consumer wakes, so it can take them together (receive_ready).
+            self._inbox_send.send_nowait(incoming)
+        except trio.WouldBlock:
+            await self._inbox_send.send(incoming)
 
     async def _refused_here(
         self, message: UcpMessage, delivery: Delivery, sender: CertificateFacts | None
     ) -> bool:
-        """Refuse (and confirm) a message its signer may not send to this role."""
+        """Refuse a message its signer may not send to this role (the caller confirms it)."""
         from .authorization import admission, refusal_reply
 
         why = admission(role_of_endpoint(self.endpoint), message, sender)
@@ -194,12 +298,22 @@ class Mailbox:
                 await self.send(reply_to, reply)
             except (AgentError, StoreError, BPv7Error) as exc:
                 logger.info("%s: cannot send the refusal: %s", self.endpoint, exc)
-        await delivery.done()
         return True
 
     async def receive(self) -> Incoming:
         """The next message that is not a reply to one of our requests."""
         return await self._inbox_receive.receive()
+
+    def receive_ready(self, limit: int) -> list[Incoming]:
+        """Up to ``limit`` more messages that are in the inbox now, without waiting (a batch's
+        messages are all there once its first one is)."""
+        ready: list[Incoming] = []
+        while len(ready) < limit:
+            try:
+                ready.append(self._inbox_receive.receive_nowait())
+            except trio.WouldBlock:
+                break
+        return ready
 
     async def send(
         self,
@@ -209,16 +323,92 @@ class Mailbox:
         custody: bool = False,
         lifetime_s: float | None = None,
     ) -> BundleID:
-        """Send ``message`` to ``destination``; returns once the bundle is durably stored."""
-        bundle_id = await self.node.send(
-            destination,
-            encode_message(message),
-            source=self.endpoint,
-            custody=custody,
-            lifetime_s=lifetime_s,
-        )
-        self._sent += 1
+        """Send ``message`` to ``destination``; returns once the bundle that carries it (alone
+        or in a batch with others for the same destination) is durably stored."""
+        if isinstance(destination, str):
+            destination = parse_eid(destination)
+        (bundle_id,) = await self.send_many([Outgoing(destination, message, custody, lifetime_s)])
         return bundle_id
+
+    async def send_many(self, items: Iterable[Outgoing]) -> list[BundleID]:
+        """Send several messages at once: those for the same destination go in as few bundles
+        as :func:`~.coalescing.pack` allows. Returns the ID of each message's bundle, once all
+        are durably stored; raises the first error if any bundle could not be sent (the others
+        are sent all the same)."""
+        waiters = [_Waiter(item) for item in items]
+        if self._nursery is None:
+            # Not running (yet): no lanes, but the messages of this call still go together.
+            await self._send_packed(waiters)
+        else:
+            for waiter in waiters:
+                self._enqueue(waiter)
+            for waiter in waiters:
+                await waiter.event.wait()
+        errors = [waiter.error for waiter in waiters if waiter.error is not None]
+        if errors:
+            raise errors[0]
+        return [waiter.bundle_id for waiter in waiters if waiter.bundle_id is not None]
+
+    def _enqueue(self, waiter: _Waiter) -> None:
+        assert self._nursery is not None
+        destination = waiter.item.destination
+        lane = self._lanes.get(destination)
+        if lane is None:
+            lane = self._lanes[destination] = _Lane()
+            self._nursery.start_soon(self._flush_lane, destination, lane)
+        lane.pending.append(waiter)
+
+    async def _flush_lane(self, destination: EndpointID, lane: _Lane) -> None:
+        """Send what the lane holds, then what came meanwhile, until it is empty."""
+        try:
+            # One tick: the tasks that have messages ready at this moment add theirs.
+            await trio.lowlevel.checkpoint()
+            while lane.pending:
+                waiters, lane.pending = lane.pending, []
+                lane.sending = waiters
+                # Shielded: once a bundle is being stored, every waiter learns how it went.
+                with trio.CancelScope(shield=True):
+                    await self._send_packed(waiters)
+                lane.sending = []
+        finally:
+            if self._lanes.get(destination) is lane:
+                del self._lanes[destination]
+            lane.fail(RegistrationClosedError(f"the mailbox of {self.endpoint} closed"))
+
+    async def _send_packed(self, waiters: list[_Waiter]) -> None:
+        """Pack the waiters' messages into bundles and send them; each waiter gets its bundle's
+        ID or the error that bundle met."""
+        default_lifetime_s = self.node.config.default_lifetime_s
+        try:
+            bundles = pack(
+                [waiter.item for waiter in waiters], default_lifetime_s=default_lifetime_s
+            )
+        except Exception:
+            # A message that does not encode fails its own sender only: the others go alone.
+            bundles = []
+            for index, waiter in enumerate(waiters):
+                try:
+                    [alone] = pack([waiter.item], default_lifetime_s=default_lifetime_s)
+                except Exception as exc:
+                    waiter.settle(exc)
+                    continue
+                bundles.append(dataclasses.replace(alone, items=(index,)))
+        for bundle in bundles:
+            outcome: BundleID | Exception
+            try:
+                outcome = await self.node.send(
+                    bundle.destination,
+                    bundle.payload,
+                    source=self.endpoint,
+                    custody=bundle.custody,
+                    lifetime_s=bundle.lifetime_s,
+                )
+                self._bundles_sent += 1
+                self._sent += len(bundle.items)
+            except Exception as exc:  # handed to each waiting sender, which decides
+                outcome = exc
+            for index in bundle.items:
+                waiters[index].settle(outcome)
 
     async def request(
         self,
@@ -267,7 +457,45 @@ class Mailbox:
             refused=self._refused,
             sent=self._sent,
             inbox=self._inbox_receive.statistics().current_buffer_used,
+            batches_received=self._batches_received,
+            bundles_received=self._bundles_received,
+            bundles_sent=self._bundles_sent,
         )
+
+
+class _Waiter:
+    """One message handed to :meth:`Mailbox.send_many`, until its bundle is stored."""
+
+    __slots__ = ("bundle_id", "error", "event", "item")
+
+    def __init__(self, item: Outgoing) -> None:
+        self.item = item
+        self.event = trio.Event()
+        self.bundle_id: BundleID | None = None
+        self.error: Exception | None = None
+
+    def settle(self, outcome: BundleID | Exception) -> None:
+        if self.event.is_set():
+            return
+        if isinstance(outcome, Exception):
+            self.error = outcome
+        else:
+            self.bundle_id = outcome
+        self.event.set()
+
+
+@dataclass
+class _Lane:
+    """The messages waiting for one destination (see the module docstring)."""
+
+    pending: list[_Waiter] = field(default_factory=list)
+    """Handed over, not yet being sent."""
+    sending: list[_Waiter] = field(default_factory=list)
+    """In the bundles being stored now."""
+
+    def fail(self, error: Exception) -> None:
+        for waiter in (*self.sending, *self.pending):
+            waiter.settle(error)
 
 
 def _is_reply(message: UcpMessage) -> bool:

@@ -30,6 +30,7 @@ from .codec import (
     decode_job_info,
     decode_message,
     decode_message_as,
+    decode_messages,
     encode_job_info,
     encode_message,
 )
@@ -53,6 +54,7 @@ from .job import (
     Limits,
 )
 from .messages import (
+    MAX_BATCH_MESSAGES,
     PROTOCOL_VERSION,
     SUPPORTED_VERSIONS,
     BrokerSync,
@@ -84,6 +86,7 @@ from .messages import (
     JobStatusEntry,
     JobSubmission,
     Message,
+    MessageBatch,
     NodeEntry,
     ResultStatus,
     Role,
@@ -181,6 +184,7 @@ __all__ = [
     "JobSubmission",
     "JobValidationError",
     "Limits",
+    "MAX_BATCH_MESSAGES",
     "MAX_DEPTH",
     "MAX_JOB_NAME_LENGTH",
     "MAX_REPLICAS",
@@ -188,6 +192,7 @@ __all__ = [
     "MAX_SEGMENT_LENGTH",
     "MESSAGE_KINDS",
     "Message",
+    "MessageBatch",
     "MessageDecodeError",
     "NodeEntry",
     "PROTOCOL_VERSION",
@@ -211,6 +216,7 @@ __all__ = [
     "WILDCARD",
     "decode_job_info",
     "decode_message",
+    "decode_messages",
     "decode_message_as",
     "detect_format",
     "encode_job_info",

@@ -22,6 +22,7 @@ from .errors import MessageDecodeError, UcpUsageError
 __all__ = [
     "MAX_DEPTH",
     "MAX_ITEMS",
+    "decode_envelope",
     "decode_payload",
     "decode_wire",
     "encode_payload",
@@ -63,7 +64,13 @@ def load(data: bytes) -> object:
 def decode_payload(data: bytes, kinds: Mapping[str, type[Any]], versions: tuple[int, ...]) -> Any:
     """The message in payload ``data``, of one of ``kinds`` (by ``"t"``) in one of
     ``versions``; :class:`MessageDecodeError` for anything else."""
-    wire = load(data)
+    return decode_envelope(load(data), kinds, versions)
+
+
+def decode_envelope(wire: object, kinds: Mapping[str, type[Any]], versions: tuple[int, ...]) -> Any:
+    """The message in decoded CBOR ``wire`` (a map with ``"v"``, ``"t"`` and the kind's
+    fields): a payload's one item, or a message inside a batch; :class:`MessageDecodeError`
+    for anything else."""
     if not isinstance(wire, dict):
         raise MessageDecodeError(f"a message is a CBOR map, got {type_name(wire)}")
     version = wire.get("v")

@@ -15,22 +15,33 @@ error, ``KeyError``, ``TypeError`` or ``RecursionError``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TypeVar
 
 import cbor2
 
 from ucp_dtn.wire_schema import to_wire
 
-from ._wire import MAX_DEPTH, decode_payload, decode_wire, load
+from ._wire import MAX_DEPTH, decode_envelope, decode_payload, decode_wire, load
+from .errors import MessageDecodeError
 from .job import JobInfo
-from .messages import MESSAGE_KINDS, SUPPORTED_VERSIONS, Message, UcpMessage
+from .messages import (
+    MAX_BATCH_MESSAGES,
+    MESSAGE_KINDS,
+    SUPPORTED_VERSIONS,
+    Message,
+    MessageBatch,
+    UcpMessage,
+)
 
 __all__ = [
     "MAX_DEPTH",
+    "DecodedPayload",
     "MESSAGE_KINDS",
     "decode_job_info",
     "decode_message",
     "decode_message_as",
+    "decode_messages",
     "encode_job_info",
     "encode_message",
 ]
@@ -47,6 +58,47 @@ def decode_message(data: bytes) -> Message:
     """The message in payload ``data``; :class:`MessageDecodeError` for anything else."""
     message: Message = decode_payload(data, MESSAGE_KINDS, SUPPORTED_VERSIONS)
     return message
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedPayload:
+    """What a bundle payload carried (:func:`decode_messages`)."""
+
+    messages: tuple[Message, ...]
+    """The good messages, in order."""
+    errors: tuple[MessageDecodeError, ...] = ()
+    """Why the bad messages of a batch were left out."""
+    batch: bool = False
+    """Whether the payload was a batch."""
+
+
+def decode_messages(data: bytes) -> DecodedPayload:
+    """The messages a payload carries, for a receiver: one message, or a batch's messages in
+    order. A bad message inside a batch does not spoil the others: it is left out and its
+    error returned beside them. A payload that is neither raises :class:`MessageDecodeError`
+    (as does a batch that is not an array of 2 to :data:`MAX_BATCH_MESSAGES` items)."""
+    wire = load(data)
+    if not (isinstance(wire, dict) and wire.get("t") == MessageBatch.KIND):
+        message: Message = decode_envelope(wire, MESSAGE_KINDS, SUPPORTED_VERSIONS)
+        return DecodedPayload((message,))
+    if wire.get("v") not in SUPPORTED_VERSIONS:
+        decode_envelope(wire, MESSAGE_KINDS, SUPPORTED_VERSIONS)  # raises the version error
+    items = wire.get("messages")
+    if not isinstance(items, list) or not 2 <= len(items) <= MAX_BATCH_MESSAGES:
+        raise MessageDecodeError(
+            f"field 'messages' must be an array of 2 to {MAX_BATCH_MESSAGES} messages",
+            kind=MessageBatch.KIND,
+        )
+    messages: list[Message] = []
+    errors: list[MessageDecodeError] = []
+    for index, item in enumerate(items):
+        try:
+            if isinstance(item, dict) and item.get("t") == MessageBatch.KIND:
+                raise MessageDecodeError("is a batch inside a batch")
+            messages.append(decode_envelope(item, MESSAGE_KINDS, SUPPORTED_VERSIONS))
+        except MessageDecodeError as exc:
+            errors.append(MessageDecodeError(f"messages[{index}]: {exc}", kind=MessageBatch.KIND))
+    return DecodedPayload(tuple(messages), tuple(errors), batch=True)
 
 
 def decode_message_as(data: bytes, cls: type[_M]) -> _M:

@@ -1,4 +1,4 @@
-"""UCP messages: one frozen dataclass per kind; one message is one bundle payload.
+"""UCP messages: one frozen dataclass per kind; a bundle payload holds one message, or a batch.
 
 Wire format (version 1)
 -----------------------
@@ -80,6 +80,19 @@ Catalogue (→ direction; ``?`` optional)::
     job-log-reply     JobLogReply         broker → client            request-id, job-id, found,
                                                                      state, stdout-at, stdout,
                                                                      stderr-at, stderr
+    batch             MessageBatch        any → any                  messages (2..256 whole
+                                                                     messages, no batch)
+
+Several messages in one bundle (``batch``): a sender may put messages that go to the same
+endpoint at the same moment into one bundle, ``{"v": 1, "t": "batch", "messages": [m1, m2,
+...]}``, each ``m`` a whole message map with its own ``"v"`` and ``"t"`` (never another
+batch). The receiver takes them one by one, in order, exactly as if each had come in a bundle of
+its own from the same source, and confirms the bundle to its agent only when it has acted on
+every one (:mod:`ucp_dtn.roles.mailbox`). A receiver drops a bad message inside a batch alone
+and handles the others (:func:`~ucp_dtn.ucp.codec.decode_messages`); the strict
+:class:`MessageBatch` decoding rejects the whole batch. A node of a version before the batch
+reads ``batch`` as an unknown kind and drops the bundle as malformed, so all nodes of a
+network must run a version that reads it (all do since issue #16).
 
 A job's life as the client sees it: ``job-submit`` → ``job-accepted`` (duplicates are
 acknowledged again with ``duplicate``) → ``job-state`` updates (queued, dispatched, running) →
@@ -111,9 +124,9 @@ from types import MappingProxyType
 from typing import Annotated, ClassVar, Self
 
 from bpv7 import BPv7Error, parse_eid
-from ucp_dtn.wire_schema import Wire
+from ucp_dtn.wire_schema import Wire, WireCodec, WireError, to_wire
 
-from ._wire import decode_payload, encode_payload
+from ._wire import decode_envelope, decode_payload, encode_payload
 from .capabilities import Capabilities
 from .errors import FieldError, MessageDecodeError, UcpUsageError
 from .job import MAX_REPLICAS, JobInfo, check_replicas
@@ -137,6 +150,8 @@ __all__ = [
     "DataReplicate",
     "DataReply",
     "DIGEST_SIZE",
+    "MAX_BATCH_MESSAGES",
+    "MessageBatch",
     "DataStatus",
     "Heartbeat",
     "JobAccepted",
@@ -1110,6 +1125,55 @@ class JobLogReply(UcpMessage):
     """Standard error from ``stderr_at`` on."""
 
 
+MAX_BATCH_MESSAGES = 256
+"""Most messages in one :class:`MessageBatch` (a sender also bounds its bytes)."""
+
+
+def _encode_batched(message: UcpMessage) -> object:
+    if not isinstance(message, UcpMessage) or isinstance(message, MessageBatch):
+        raise UcpUsageError(f"a batch holds UCP messages other than batches, not {message!r}")
+    return to_wire(message, {"v": PROTOCOL_VERSION, "t": message.KIND})
+
+
+def _decode_batched(wire: object) -> UcpMessage:
+    try:
+        message: UcpMessage = decode_envelope(wire, _BATCHABLE_KINDS, SUPPORTED_VERSIONS)
+    except MessageDecodeError as exc:
+        if isinstance(wire, dict) and wire.get("t") == MessageBatch.KIND:
+            raise WireError("is a batch inside a batch") from None
+        raise WireError(str(exc)) from None
+    return message
+
+
+@dataclass(frozen=True, slots=True)
+class MessageBatch(UcpMessage):
+    """Several messages for one endpoint in one bundle (``batch``): the receiver handles them
+    in order as if each had come alone, and confirms the bundle once it acted on all."""
+
+    KIND: ClassVar[str] = "batch"
+    messages: Annotated[
+        tuple[UcpMessage, ...],
+        Wire(
+            required=True,
+            codec=WireCodec("a message map (not a batch)", _decode_batched, _encode_batched),
+        ),
+    ] = ()
+    """The messages, 2 to :data:`MAX_BATCH_MESSAGES` of them, none a batch."""
+
+    def __post_init__(self) -> None:
+        UcpMessage.__post_init__(self)
+        if not isinstance(self.messages, tuple):
+            raise FieldError("messages", "must be a tuple of messages")
+        if not 2 <= len(self.messages) <= MAX_BATCH_MESSAGES:
+            raise FieldError(
+                "messages",
+                f"a batch holds 2 to {MAX_BATCH_MESSAGES} messages, not {len(self.messages)}",
+            )
+        for index, message in enumerate(self.messages):
+            if not isinstance(message, UcpMessage) or isinstance(message, MessageBatch):
+                raise FieldError(f"messages[{index}]", "must be a UCP message other than a batch")
+
+
 # Every message kind: MESSAGE_KINDS below is built from this union.
 Message = (
     JobSubmission
@@ -1137,6 +1201,7 @@ Message = (
     | JobOutput
     | JobLogQuery
     | JobLogReply
+    | MessageBatch
 )
 """Any UCP message."""
 
@@ -1144,3 +1209,8 @@ MESSAGE_KINDS: Mapping[str, type[UcpMessage]] = MappingProxyType(
     {cls.KIND: cls for cls in typing.get_args(Message)}
 )
 """Every message class by its ``"t"`` value: the kinds a decoder reads."""
+
+_BATCHABLE_KINDS: Mapping[str, type[UcpMessage]] = MappingProxyType(
+    {kind: cls for kind, cls in MESSAGE_KINDS.items() if cls is not MessageBatch}
+)
+"""The kinds a batch may hold: every kind but the batch itself."""

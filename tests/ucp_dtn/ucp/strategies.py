@@ -39,6 +39,7 @@ from ucp_dtn.ucp import (
     JobStatusEntry,
     JobSubmission,
     Limits,
+    MessageBatch,
     NodeEntry,
     Requirements,
     Role,
@@ -339,6 +340,10 @@ message_strategies: tuple[st.SearchStrategy[UcpMessage], ...] = (
     st.builds(
         JobLogReply, request_ids, uuids, st.booleans(), status_codes, uints, blobs, uints, blobs
     ),
+)
+_single_messages: st.SearchStrategy[UcpMessage] = st.one_of(*message_strategies)
+message_strategies += (
+    st.builds(MessageBatch, st.lists(_single_messages, min_size=2, max_size=4).map(tuple)),
 )
 """One strategy per message kind."""
 messages: st.SearchStrategy[UcpMessage] = st.one_of(*message_strategies)

@@ -48,6 +48,7 @@ from ucp_dtn.ucp import (
     JobStatusEntry,
     JobSubmission,
     Limits,
+    MessageBatch,
     NodeEntry,
     Requirements,
     ResultStatus,
@@ -926,6 +927,22 @@ PINNED_MESSAGES = [
         "7461747573076664657461696c78316e6f7420616c6c6f7765643a206e6f7465732f66"
         "69656c642e747874207072697661746520746f20697473206f776e6572",
         id="data-get-reply-denied",
+    ),
+    pytest.param(
+        MessageBatch(
+            (
+                JobAccepted(JOB_ID, BROKER),
+                JobState(JOB_ID, JobStatus.DONE, AT, executor=EXECUTOR, attempt=1),
+            )
+        ),
+        "a36176016174656261746368686d6573736167657382a561760161746c6a6f622d6163"
+        "636570746564666a6f622d696450123456781234567812345678123456786662726f6b"
+        "6572781a64746e3a2f2f7368656c7465722d332f7563702f62726f6b6572696475706c"
+        "6963617465f4a76176016174696a6f622d7374617465666a6f622d6964501234567812"
+        "345678123456781234567865737461746503626174fb41d954fc402000006865786563"
+        "75746f72781964746e3a2f2f657865632d312f7563702f6578656375746f7267617474"
+        "656d707401",
+        id="batch",
     ),
 ]
 

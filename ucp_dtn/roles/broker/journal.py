@@ -213,14 +213,25 @@ class BrokerJournal:
 
     def put_jobs(self, records: Iterable[JobRecord]) -> None:
         """Insert or replace job rows, all in one transaction."""
+        self.put_round(records, ())
+
+    def put_round(self, records: Iterable[JobRecord], names: Iterable[DataEntry]) -> None:
+        """Insert or replace job rows and name cache entries, all in one transaction (a
+        handling round's level, :mod:`.handling_round`)."""
         rows = [_row_from_record(record) for record in records]
-        if not rows:
+        name_rows = _name_rows(names)
+        if not rows and not name_rows:
             return
-        placeholders = ", ".join("?" * len(rows[0]))
         with transaction(self._db):
-            self._db.executemany(
-                f"INSERT OR REPLACE INTO jobs ({_JOB_COLUMNS}) VALUES ({placeholders})", rows
-            )
+            if rows:
+                placeholders = ", ".join("?" * len(rows[0]))
+                self._db.executemany(
+                    f"INSERT OR REPLACE INTO jobs ({_JOB_COLUMNS}) VALUES ({placeholders})", rows
+                )
+            if name_rows:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO names VALUES (?, ?, ?, ?, ?)", name_rows
+                )
 
     def delete_jobs(self, job_ids: Iterable[uuid.UUID]) -> None:
         """Forget jobs (another broker keeps them)."""
@@ -259,21 +270,7 @@ class BrokerJournal:
 
     def put_names(self, entries: Iterable[DataEntry]) -> None:
         """Insert or replace name cache entries (each must have a holder)."""
-        rows = []
-        for entry in entries:
-            assert entry.holder is not None
-            rows.append(
-                (
-                    entry.name,
-                    entry.holder,
-                    entry.size,
-                    entry.written_at,
-                    None if entry.job_id is None else entry.job_id.bytes,
-                )
-            )
-        if rows:
-            with transaction(self._db):
-                self._db.executemany("INSERT OR REPLACE INTO names VALUES (?, ?, ?, ?, ?)", rows)
+        self.put_round((), entries)
 
     def delete_names(self, names: Iterable[str]) -> None:
         """Forget name cache entries."""
@@ -332,6 +329,10 @@ class AsyncJournal:
         """See :meth:`BrokerJournal.put_jobs`."""
         await self._run(self.journal.put_jobs, list(records))
 
+    async def put_round(self, records: Iterable[JobRecord], names: Iterable[DataEntry]) -> None:
+        """See :meth:`BrokerJournal.put_round`."""
+        await self._run(self.journal.put_round, list(records), list(names))
+
     async def delete_jobs(self, job_ids: Iterable[uuid.UUID]) -> None:
         """See :meth:`BrokerJournal.delete_jobs`."""
         await self._run(self.journal.delete_jobs, list(job_ids))
@@ -367,6 +368,22 @@ class AsyncJournal:
     async def delete_datastores(self, nodes: Iterable[str]) -> None:
         """See :meth:`BrokerJournal.delete_datastores`."""
         await self._run(self.journal.delete_datastores, list(nodes))
+
+
+def _name_rows(entries: Iterable[DataEntry]) -> list[tuple[object, ...]]:
+    rows: list[tuple[object, ...]] = []
+    for entry in entries:
+        assert entry.holder is not None
+        rows.append(
+            (
+                entry.name,
+                entry.holder,
+                entry.size,
+                entry.written_at,
+                None if entry.job_id is None else entry.job_id.bytes,
+            )
+        )
+    return rows
 
 
 def _row_from_record(record: JobRecord) -> tuple[object, ...]:

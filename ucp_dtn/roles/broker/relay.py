@@ -99,6 +99,9 @@ class DataRelay:
         self._clock = clock
         self.pending: list[PendingRequest] = []
         """Requests waiting for a datastore, oldest first."""
+        self.defer_names: Callable[[list[DataEntry]], bool] = lambda entries: False
+        """Takes name cache entries to write later with the rest of a handling round
+        (returns ``True``), or declines (they are written at once)."""
         self.relayed = 0
         """Requests relayed."""
         self.dropped = 0
@@ -213,7 +216,7 @@ class DataRelay:
                     holder=str(role_endpoint(targets[0], RoleName.DATASTORE)),
                 )
             )
-            if entry is not None:
+            if entry is not None and not self.defer_names([entry]):
                 await self._journal.put_names([entry])
         elif isinstance(message, DataDelete):
             gone = self._names.forget(

@@ -63,6 +63,7 @@ from ...ucp.errors import UcpUsageError
 from ...ucp.messages import (
     BrokerSync,
     DataDelete,
+    DataEntry,
     DataFreeSpace,
     DataGet,
     DataHeld,
@@ -85,11 +86,12 @@ from ...ucp.messages import (
 )
 from ..directory import BrokerDirectory
 from ..endpoints import RoleName, node_of, role_endpoint
-from ..mailbox import Incoming, Mailbox
+from ..mailbox import Incoming, Mailbox, MailboxStatistics
 from ..settings import RoleSettings
 from .client_requests import REPLY_LIFETIME_S, ClientRequests
 from .client_view import result_address_warning
 from .executor_reports import ExecutorReports
+from .handling_round import ROUND_KINDS, ROUND_MESSAGES, HandlingRound
 from .job_records import JobRecord
 from .jobs import JobBook
 from .journal import AsyncJournal
@@ -142,6 +144,12 @@ class BrokerRole:
         self._placement = InputPlacement(self._names)
         self._outputs = JobOutputs()
         self._mailbox: Mailbox | None = None
+        self._counted_mailbox: Mailbox | None = None
+        """The mailbox of the latest run (its counters stay readable after it ended)."""
+        self._round: HandlingRound | None = None
+        """The round being handled, which collects job writes and sends (else they happen at
+        once)."""
+        self._rounds = 0
         self._serving_since = float("inf")
         self._journal: AsyncJournal | None = None
         self._relay: DataRelay | None = None
@@ -189,6 +197,7 @@ class BrokerRole:
                 self._registry, self._names, self.settings, journal, self._send, self._clock
             )
             self._relay.pending.extend(contents.pending)
+            self._relay.defer_names = self._defer_names
             self._peering.reset(self._jobs, self._names)
             succession = Succession(
                 str(self.endpoint),
@@ -206,6 +215,7 @@ class BrokerRole:
             succession.serving(self._clock())
             self._succession = succession
             mailbox = Mailbox(self.node, self.endpoint)
+            self._counted_mailbox = mailbox
             replicas = ReplicaKeeper(
                 self.node,
                 self.endpoint,
@@ -304,11 +314,58 @@ class BrokerRole:
 
     async def _serve(self, mailbox: Mailbox) -> None:
         while True:
-            incoming = await mailbox.receive()
+            first = await mailbox.receive()
+            batch = [first, *mailbox.receive_ready(ROUND_MESSAGES - 1)]
             async with self._lock:
-                confirm = await self._handle(incoming)
-            if confirm:
+                confirm = await self._handle_batch(batch)
+            for incoming in confirm:
                 await incoming.done()
+
+    async def _handle_batch(self, batch: list[Incoming]) -> list[Incoming]:
+        """Handle the messages that were waiting together: runs of the job flow's kinds in
+        one round (:mod:`.handling_round`), the others alone; returns those to confirm."""
+        confirm: list[Incoming] = []
+        in_round: list[Incoming] = []
+        handling_round = HandlingRound()
+        for incoming in batch:
+            if isinstance(incoming.message, ROUND_KINDS):
+                handling_round.begin_message()
+                self._round = handling_round
+                try:
+                    if await self._handle(incoming):
+                        in_round.append(incoming)
+                finally:
+                    self._round = None
+                continue
+            confirm += await self._end_round(handling_round, in_round)
+            in_round = []
+            if await self._handle(incoming):
+                confirm.append(incoming)
+        confirm += await self._end_round(handling_round, in_round)
+        return confirm
+
+    async def _end_round(
+        self, handling_round: HandlingRound, handled: list[Incoming]
+    ) -> list[Incoming]:
+        """Make the round's effects durable; the messages to confirm (none if that failed)."""
+        if handling_round.empty:
+            return handled
+        mailbox = self._mailbox
+        if mailbox is None:
+            raise RuntimeError("the broker is not running")
+        try:
+            await handling_round.flush(self._journal_or_fail().put_round, mailbox.send_many)
+        except StoreFullError as exc:
+            logger.error("broker: node store full, %d messages wait: %s", len(handled), exc)
+            return []
+        except NodeNotRunningError:
+            raise
+        except (AgentError, BPv7Error, ValueError) as exc:
+            self._counts["ignored"] += 1
+            logger.warning("broker: a round of %d messages: cannot send: %s", len(handled), exc)
+        self._rounds += 1
+        logger.debug("broker: a round of %d messages", len(handled))
+        return handled
 
     async def _tick(self) -> None:
         settings = self.settings
@@ -500,8 +557,17 @@ class BrokerRole:
 
     # -- plumbing -----------------------------------------------------------------------------
 
+    def _defer_names(self, entries: list[DataEntry]) -> bool:
+        if self._round is None:
+            return False
+        self._round.write_names(entries)
+        return True
+
     async def _save(self, record: JobRecord) -> None:
-        await self._journal_or_fail().put_jobs([record])
+        if self._round is not None:
+            self._round.write(record)
+        else:
+            await self._journal_or_fail().put_jobs([record])
         self._jobs.put(record)
 
     async def _announce(self, record: JobRecord) -> None:
@@ -527,6 +593,9 @@ class BrokerRole:
     ) -> None:
         if self._mailbox is None:
             raise RuntimeError("the broker is not running")
+        if self._round is not None:
+            self._round.send(destination, message, custody=custody, lifetime_s=lifetime_s)
+            return
         await self._mailbox.send(destination, message, custody=custody, lifetime_s=lifetime_s)
 
     def _journal_or_fail(self) -> AsyncJournal:
@@ -571,6 +640,11 @@ class BrokerRole:
         states = self._jobs.counts()
         relay = self._relay
         counts = self._counts
+        mailbox = (
+            self._counted_mailbox.statistics()
+            if self._counted_mailbox is not None
+            else MailboxStatistics(0, 0, 0, 0, 0, 0)
+        )
         return BrokerStatistics(
             jobs=len(self._jobs),
             queued=states[JobStatus.QUEUED],
@@ -599,6 +673,11 @@ class BrokerRole:
             syncs_sent=self._peering.sent,
             syncs_received=self._peering.received,
             ignored=counts["ignored"],
+            messages_received=mailbox.received,
+            bundles_received=mailbox.bundles_received,
+            messages_sent=mailbox.sent,
+            bundles_sent=mailbox.bundles_sent,
+            rounds=self._rounds,
             replication=None if self._replicas is None else self._replicas.statistics(),
         )
 

@@ -67,5 +67,16 @@ class BrokerStatistics:
     """Jobs of another broker made its own (a result or report for them came here)."""
     orphan_results: int = 0
     """Results for jobs it never knew, stored as ``<job-uuid>/result`` for the client."""
+    messages_received: int = 0
+    """UCP messages its mailbox decoded."""
+    bundles_received: int = 0
+    """Bundles that carried them (fewer when messages came in batches)."""
+    messages_sent: int = 0
+    """UCP messages it sent."""
+    bundles_sent: int = 0
+    """Bundles that carried them (fewer when messages went in batches)."""
+    rounds: int = 0
+    """Rounds of messages handled together with one journal commit per level
+    (:mod:`.handling_round`)."""
     replication: ReplicationStatistics | None = None
     """Replicated data it knows and the copies it asked for (``None`` while not running)."""

@@ -60,7 +60,7 @@ from dataclasses import dataclass
 
 import trio
 
-from bpv7 import EndpointID
+from bpv7 import BPv7Error, EndpointID, parse_eid
 
 from ...agent import AgentError, BundleNode
 from ...store import StoreError
@@ -86,7 +86,7 @@ from ...ucp.messages import (
 from ..directory import BrokerDirectory
 from ..endpoints import RoleName, node_of, role_endpoint
 from ..heartbeats import HeartbeatDetails, HeartbeatSender
-from ..mailbox import Incoming, Mailbox, MailboxStatistics
+from ..mailbox import Incoming, Mailbox, MailboxStatistics, Outgoing
 from ..settings import RoleSettings
 from .errors import DataStoreClosedError, DataStoreError, DataStoreFullError, InvalidCursorError
 from .named_data_store import NamedDataStore
@@ -105,6 +105,8 @@ MAX_REPLY_ITEMS = 1000
 """Most data or entries in one reply."""
 
 _WORKERS = 4
+_BATCH_MESSAGES = 64
+"""Most messages handled together (their answers sent together)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +182,8 @@ class DatastoreRole:
             (DataPut, DataGet, DataList, DataDelete, DataFreeSpace, DataReplicate), 0
         )
         self._no_space = self._invalid = self._unavailable = self._dropped = 0
+        self._held_replies: list[Outgoing] | None = None
+        """While a batch is handled, the answers waiting to leave together."""
         self._denied = 0
         self._send_failures = self._held_reports = 0
         self._replicator: Replicator | None = None
@@ -280,12 +284,40 @@ class DatastoreRole:
 
     async def _serve(self) -> None:
         while True:
-            incoming = await self.mailbox.receive()
-            await self.handle(incoming)
+            first = await self.mailbox.receive()
+            await self._handle_batch([first, *self.mailbox.receive_ready(_BATCH_MESSAGES - 1)])
+
+    async def _handle_batch(self, batch: list[Incoming]) -> None:
+        """Act on the messages that arrived together (a batch bundle's), send their answers
+        together (those for one requester in one bundle), then confirm them."""
+        if len(batch) == 1:
+            await self.handle(batch[0])
+            return
+        self._held_replies = []
+        confirm = []
+        try:
+            for incoming in batch:
+                if await self._act(incoming):
+                    confirm.append(incoming)
+        finally:
+            held, self._held_replies = self._held_replies, None
+        if held:
+            try:
+                await self.mailbox.send_many(held)
+            except (AgentError, StoreError, ValueError) as exc:
+                self._send_failures += 1
+                logger.warning("%s: cannot send %d replies: %s", self.endpoint, len(held), exc)
+        for incoming in confirm:
+            await incoming.done()
 
     async def handle(self, incoming: Incoming) -> None:
         """Act on one message from the mailbox, answer it and confirm it (see the module
         docstring)."""
+        if await self._act(incoming):
+            await incoming.done()
+
+    async def _act(self, incoming: Incoming) -> bool:
+        """Act on one message and answer it; whether to confirm it."""
         message = incoming.message
         try:
             if isinstance(message, DataPut):
@@ -322,8 +354,7 @@ class DatastoreRole:
             if reply is not None:
                 await self._reply(incoming, getattr(message, "reply_to", None), reply)
             confirm = True
-        if confirm:
-            await incoming.done()
+        return confirm
 
     async def _put(self, incoming: Incoming, put: DataPut) -> bool:
         self._handled[DataPut] += 1
@@ -597,6 +628,16 @@ class DatastoreRole:
 
     async def _reply(self, incoming: Incoming, reply_to: str | None, reply: UcpMessage) -> None:
         destination = reply_to if reply_to is not None else incoming.source
+        if self._held_replies is not None:
+            # Answers to a batch leave together once it is handled (:meth:`_handle_batch`).
+            try:
+                eid = parse_eid(destination) if isinstance(destination, str) else destination
+            except BPv7Error as exc:
+                self._send_failures += 1
+                logger.warning("%s: cannot answer %s: %s", self.endpoint, destination, exc)
+                return
+            self._held_replies.append(Outgoing(eid, reply, False, self.reply_lifetime_s))
+            return
         await self._send(destination, reply, lifetime_s=self.reply_lifetime_s)
 
     async def _send(

@@ -19,24 +19,30 @@ Storage is sqlite (``<workdir>/executor/journal.sqlite``, opened by
 :func:`~ucp_dtn.store.sqlite_files.open_sqlite`: WAL, ``synchronous=FULL``, so a row the executor
 acts on survives power loss) or an in-memory sqlite database for throwaway nodes. Every call
 goes through ``trio.to_thread`` behind one ``CapacityLimiter(1)`` (the pattern of
-:mod:`ucp_dtn.store.sqlite_files`); each writes with a single statement, which commits by
-itself.
+:mod:`ucp_dtn.store.sqlite_files`).
+
+Writes commit in groups: the writes of jobs that run side by side (a result recorded, another
+marked sent, a batch of dispatches) that are asked for while a commit is in progress wait for
+it to end and then commit together, in one transaction, in the order they were asked for
+(group commit). Each call still returns only once its change is durable.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import sqlite3
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import trio
 
-from ...store.sqlite_files import make_private_directory, open_sqlite
+from ...store.sqlite_files import make_private_directory, open_sqlite, transaction
 from ...ucp import MessageDecodeError, decode_message_as, encode_message
 from ...ucp.messages import JobDispatch, JobResult
 
@@ -95,6 +101,10 @@ class JobJournal:
         """Wrap an open connection (use :meth:`open`)."""
         self._db = connection
         self._limiter = trio.CapacityLimiter(1)
+        self._queued: list[_Write[Any]] = []
+        self._committing = False
+        self.commits = 0
+        """Write transactions committed (fewer than the writes asked for when they grouped)."""
 
     @classmethod
     async def open(cls, path: Path | None) -> JobJournal:
@@ -122,6 +132,46 @@ class JobJournal:
 
     async def _call(self, function: Callable[[], _T]) -> _T:
         return await trio.to_thread.run_sync(function, limiter=self._limiter)
+
+    async def _write(self, function: Callable[[], _T]) -> _T:
+        """Run ``function`` in a write transaction, grouped with the writes asked for while
+        another group commits (module docstring); its result once committed."""
+        write = _Write(function)
+        self._queued.append(write)
+        if self._committing:
+            await write.done.wait()
+            return write.outcome()
+        self._committing = True
+        try:
+            # Shielded: a group that started commits, and every caller in it learns how.
+            with trio.CancelScope(shield=True):
+                while self._queued:
+                    group, self._queued = self._queued, []
+                    try:
+                        await self._call(functools.partial(self._commit, group))
+                        self.commits += 1
+                    finally:
+                        for each in group:
+                            each.done.set()
+        finally:
+            self._committing = False
+        return write.outcome()
+
+    def _commit(self, group: list[_Write[Any]]) -> None:
+        """Commit ``group`` in one transaction; if it fails, each write alone (so that one bad
+        write fails only its own caller)."""
+        try:
+            with transaction(self._db):
+                results = [write.function() for write in group]
+        except Exception:
+            if len(group) == 1:
+                group[0].settle(error=sys.exc_info()[1])
+                return
+            for write in group:
+                self._commit([write])
+            return
+        for write, result in zip(group, results, strict=True):
+            write.settle(result=result)
 
     # -- operations -------------------------------------------------------------------------
 
@@ -157,7 +207,7 @@ class JobJournal:
             )
             return None
 
-        return await self._call(add)
+        return await self._write(add)
 
     async def add_cancelled(self, result: JobResult, at: float) -> bool:
         """Record a job cancelled before its dispatch arrived, as SENT with ``result`` (so
@@ -173,7 +223,7 @@ class JobJournal:
             )
             return cursor.rowcount > 0
 
-        return await self._call(add)
+        return await self._write(add)
 
     async def finish(self, result: JobResult, at: float) -> None:
         """Record the job's result (state FINISHED)."""
@@ -185,7 +235,7 @@ class JobJournal:
                 (int(JournalState.FINISHED), blob, at, str(result.job_id)),
             )
 
-        await self._call(finish)
+        await self._write(finish)
 
     async def mark_sent(self, job_id: uuid.UUID) -> None:
         """The result left (state SENT); the dispatch is no longer needed."""
@@ -196,7 +246,7 @@ class JobJournal:
                 (int(JournalState.SENT), str(job_id)),
             )
 
-        await self._call(mark)
+        await self._write(mark)
 
     async def unfinished(self) -> list[JournalEntry]:
         """Rows not yet SENT (to resume after a restart), oldest first."""
@@ -223,7 +273,7 @@ class JobJournal:
             )
             return cursor.rowcount
 
-        return await self._call(prune)
+        return await self._write(prune)
 
     def _entry(self, row: tuple[Any, ...]) -> JournalEntry | None:
         """Decode a row; a row that does not decode is deleted (logged) and ``None``."""
@@ -257,3 +307,29 @@ class JobJournal:
             self._db.execute("DELETE FROM jobs WHERE job_id = ?", (job_text,))
             return None
         return entry
+
+
+class _Write(Generic[_T]):
+    """One write waiting for its group's commit."""
+
+    __slots__ = ("done", "error", "function", "result", "settled")
+
+    def __init__(self, function: Callable[[], _T]) -> None:
+        self.function = function
+        self.done = trio.Event()
+        self.result: _T | None = None
+        self.error: BaseException | None = None
+        self.settled = False
+
+    def settle(self, *, result: _T | None = None, error: BaseException | None = None) -> None:
+        """Called in the worker thread; the committer sets :attr:`done` back in trio."""
+        self.result = result
+        self.error = error
+        self.settled = True
+
+    def outcome(self) -> _T:
+        if not self.settled:
+            raise RuntimeError("the executor journal's commit did not complete")
+        if self.error is not None:
+            raise self.error
+        return self.result  # type: ignore[return-value]

@@ -81,14 +81,14 @@ from ...ucp.runtime import PoolClosedError, WorkerPool
 from ..directory import BrokerDirectory
 from ..endpoints import RoleName, role_endpoint
 from ..heartbeats import HeartbeatDetails, HeartbeatSender
-from ..mailbox import Mailbox
+from ..mailbox import Incoming, Mailbox
 from ..settings import RoleSettings
 from .execution import TAIL_BYTES as TAIL_BYTES  # importable from here, as before
 from .execution import JobRun, JobRunner
 from .input_cache import InputCache
 from .inputs import DataFetcher
 from .jobdir import JobDirectory
-from .journal import JobJournal, JournalState
+from .journal import JobJournal, JournalEntry, JournalState
 from .outcome import JobResultMaker
 from .publish import DataPublisher
 
@@ -104,6 +104,8 @@ RUNNING_REPORT_DELAY_S = 0.5
 """A job that holds a slot this long is reported ``running`` to its broker at once; a shorter
 one is not (its result follows), and the next heartbeat lists it as started anyway."""
 _PRUNE_EVERY = 50
+_BATCH_MESSAGES = 64
+"""Most messages taken from the mailbox together (dispatches recorded as one group)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,33 +364,89 @@ class ExecutorRole:
 
     async def _serve(self, nursery: trio.Nursery) -> None:
         while True:
-            incoming = await self.mailbox.receive()
-            message = incoming.message
-            if isinstance(message, JobDispatch):
-                await self._on_dispatch(nursery, message)
-            elif isinstance(message, DataGetReply):
-                if not self._fetcher.deliver(incoming):
-                    logger.debug("%s: dropping a late data-get-reply", self.endpoint)
-            elif isinstance(message, DataReply):
-                if not self._publisher.deliver(message):
-                    logger.debug("%s: dropping a late data-reply", self.endpoint)
-            elif isinstance(message, JobCancel):
-                await self._on_cancel(message)
-            else:
-                # Nothing this role takes (a reply nobody waits for, a message for a broker).
-                logger.debug(
-                    "%s: ignoring a %s from %s",
-                    self.endpoint,
-                    type(message).__name__,
-                    incoming.source,
-                )
-            await incoming.done()
+            first = await self.mailbox.receive()
+            batch = [first, *self.mailbox.receive_ready(_BATCH_MESSAGES - 1)]
+            messages = [incoming.message for incoming in batch]
+            # A job also cancelled in this batch is left to the one-by-one handling.
+            cancelled = {
+                job_id
+                for message in messages
+                if isinstance(message, JobCancel)
+                for job_id in message.job_ids
+            }
+            recorded = await self._record_dispatches(
+                [
+                    message
+                    for message in messages
+                    if isinstance(message, JobDispatch) and message.job.job_id not in cancelled
+                ]
+            )
+            for incoming in batch:
+                await self._handle(nursery, incoming, recorded)
 
-    async def _on_dispatch(self, nursery: trio.Nursery, dispatch: JobDispatch) -> None:
+    async def _record_dispatches(
+        self, dispatches: list[JobDispatch]
+    ) -> dict[uuid.UUID, JournalEntry | None]:
+        """Record the new jobs of dispatches that came together (a batch bundle's), their
+        journal writes committing as one group; what the journal knew of each."""
+        new: dict[uuid.UUID, JobDispatch] = {}
+        for dispatch in dispatches:
+            job_id = dispatch.job.job_id
+            if job_id not in self._active and job_id not in new:
+                new[job_id] = dispatch
+        recorded: dict[uuid.UUID, JournalEntry | None] = {}
+        if len(new) < 2:
+            return recorded
+        journal = self._journal_open()
+
+        async def record(dispatch: JobDispatch) -> None:
+            recorded[dispatch.job.job_id] = await journal.add(dispatch, self._clock())
+
+        async with trio.open_nursery() as recording:
+            for dispatch in new.values():
+                recording.start_soon(record, dispatch)
+        return recorded
+
+    async def _handle(
+        self,
+        nursery: trio.Nursery,
+        incoming: Incoming,
+        recorded: dict[uuid.UUID, JournalEntry | None],
+    ) -> None:
+        message = incoming.message
+        if isinstance(message, JobDispatch):
+            await self._on_dispatch(nursery, message, recorded)
+        elif isinstance(message, DataGetReply):
+            if not self._fetcher.deliver(incoming):
+                logger.debug("%s: dropping a late data-get-reply", self.endpoint)
+        elif isinstance(message, DataReply):
+            if not self._publisher.deliver(message):
+                logger.debug("%s: dropping a late data-reply", self.endpoint)
+        elif isinstance(message, JobCancel):
+            await self._on_cancel(message)
+        else:
+            # Nothing this role takes (a reply nobody waits for, a message for a broker).
+            logger.debug(
+                "%s: ignoring a %s from %s",
+                self.endpoint,
+                type(message).__name__,
+                incoming.source,
+            )
+        await incoming.done()
+
+    async def _on_dispatch(
+        self,
+        nursery: trio.Nursery,
+        dispatch: JobDispatch,
+        recorded: dict[uuid.UUID, JournalEntry | None],
+    ) -> None:
         job_id = dispatch.job.job_id
         active = self._active.get(job_id)
         if active is None:
-            known = await self._journal_open().add(dispatch, self._clock())
+            if job_id in recorded:  # recorded with the others of its batch
+                known = recorded.pop(job_id)
+            else:
+                known = await self._journal_open().add(dispatch, self._clock())
             if known is not None and known.state is JournalState.RECEIVED:
                 # Recorded but not running here (its run was interrupted): run it now.
                 logger.info("job %s dispatched again while interrupted: running it", job_id)
