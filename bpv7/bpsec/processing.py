@@ -483,6 +483,39 @@ def _encrypted_in_place(
     return Bundle._with_encoding(bundle.primary, (*front, encrypted), bundle.waived, encoded)
 
 
+def _without_target_crcs(bundle: Bundle, targets: Sequence[int]) -> Bundle:
+    """``bundle`` with the CRC of each of ``targets`` removed, for a context of RFC 9173: §3.8.1
+    (BIB-HMAC-SHA2) "Prior to the generation of the IPPT, if a Cyclic Redundancy Check (CRC)
+    value is present for the target block of the BIB, then that CRC value MUST be removed from
+    the target block. This involves both removing the CRC value from the target block and
+    setting the CRC type field of the target block to 'no CRC is present.'"; §4.8.1
+    (BCB-AES-GCM) the same "Prior to encryption".
+
+    The primary block is a target like any other (RFC 9171 §4.3.1 lets its CRC type be zero
+    when a BIB targets it), with one exception: when the bundle already carries security
+    blocks, they may bind the primary block as it is (RFC 9173 §3.3.3, §4.3.4 scope flag bit
+    0; the COSE context's AAD scope), and removing its CRC would break them -- so it keeps its
+    CRC, which RFC 9171 §4.3.1 allows ("a CRC MAY be present in the primary block").
+
+    Not re-validated: only CRC types change, which no bundle rule reads but the primary
+    block's, and the caller checks the finished bundle."""
+    chosen = set(targets)
+    primary = bundle.primary
+    if 0 in chosen and primary.crc_type != CRCType.NONE and not bundle.has_security_blocks:
+        primary = dataclasses.replace(primary, crc_type=CRCType.NONE)
+    blocks = list(bundle.blocks)
+    changed = primary is not bundle.primary
+    for index, block in enumerate(blocks):
+        if block.crc_type and block.number in chosen:
+            blocks[index] = CanonicalBlock.opaque(
+                block.type_code, block.number, block.flags, CRCType.NONE, block.data_view
+            )
+            changed = True
+    if not changed:
+        return bundle
+    return Bundle._trusted(primary, tuple(blocks), bundle.waived)
+
+
 def _source_eid(source: EndpointID | str) -> EndpointID:
     return parse_eid(source) if isinstance(source, str) else source
 
@@ -523,6 +556,8 @@ def add_integrity(
                 "bib-after-bcb",
                 "3.9",
             )
+    if context.removes_target_crc:
+        bundle = _without_target_crcs(bundle, targets)
     number = next_block_number(bundle) if block_number is None else block_number
     header = SourceBlock(BlockType.BIB, number, flags, _source_eid(source))
     parameters, results = context.sign(bundle, header, targets)
@@ -605,6 +640,8 @@ def add_confidentiality(
     del encrypted
     if flags is None:
         flags = BlockFlags.REPLICATE_IN_EVERY_FRAGMENT if 1 in chosen else 0
+    if context.removes_target_crc:
+        bundle = _without_target_crcs(bundle, targets)
     number = next_block_number(bundle) if block_number is None else block_number
     header = SourceBlock(BlockType.BCB, number, int(flags), _source_eid(source))
     if 1 in chosen and len(bundle.blocks[-1].data_view) >= VIEW_THRESHOLD:

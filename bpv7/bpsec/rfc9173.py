@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
+from typing import ClassVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -324,6 +325,10 @@ class HmacSha2(IntegritySource):
     content_key: bytes | None = None
     """With ``wrap``: the HMAC key to wrap (random when ``None``)."""
     context_id: int = SecurityContextId.BIB_HMAC_SHA2
+    removes_target_crc: ClassVar[bool] = True
+    """RFC 9173 §3.8.1: "Prior to the generation of the IPPT, if a Cyclic Redundancy Check
+    (CRC) value is present for the target block of the BIB, then that CRC value MUST be
+    removed from the target block"."""
 
     def __post_init__(self) -> None:
         if self.variant not in _HASHES:
@@ -369,6 +374,9 @@ class AesGcm(ConfidentialitySource):
     content_key: bytes | None = None
     """With ``wrap``: the content-encryption key to wrap (random when ``None``)."""
     context_id: int = SecurityContextId.BCB_AES_GCM
+    removes_target_crc: ClassVar[bool] = True
+    """RFC 9173 §4.8.1: "Prior to encryption, if a CRC value is present for the target block,
+    then that CRC value MUST be removed"."""
 
     def __post_init__(self) -> None:
         if self.variant not in _AES_KEY_LENGTHS:
