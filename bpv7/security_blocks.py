@@ -44,6 +44,7 @@ __all__ = [
     "AbstractSecurityBlock",
     "SecurityContextFlags",
     "SecurityContextId",
+    "encode_security_items",
     "encrypted_block_numbers",
     "fragment_security_blocks",
     "replicated_security_block_numbers",
@@ -314,6 +315,14 @@ class AbstractSecurityBlock:
 
 _DECODED: dict[bytes, AbstractSecurityBlock] = {}
 _DECODED_LIMIT = 256
+
+
+def encode_security_items(items: SecurityItems) -> bytes:
+    """The CBOR array of ``[id, value]`` pairs that :meth:`AbstractSecurityBlock.encode` writes
+    for the parameters or for one target's results. The results of each target, in target
+    order, end the encoding: a security source that learns a result late (an AEAD tag) can
+    patch it in place."""
+    return _encode_items(items)
 
 
 def _encode_items(items: SecurityItems) -> bytes:

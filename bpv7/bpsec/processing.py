@@ -34,7 +34,11 @@ from ..codes import BlockFlags, BlockType
 from ..crc import CRCType
 from ..eid import EndpointID, parse_eid
 from ..errors import DecodeError, EncodeError
-from ..security_blocks import AbstractSecurityBlock, SecurityItems, read_targets
+from ..security_blocks import (
+    AbstractSecurityBlock,
+    encode_security_items,
+    read_targets,
+)
 from .context import (
     AcceptorContext,
     ConfidentialitySource,
@@ -405,13 +409,19 @@ def _encrypted_in_place(
     header: SourceBlock,
     crc_type: CRCType,
     plan: InPlaceEncryption,
+    *,
+    check: bool,
 ) -> Bundle:
     """:func:`add_confidentiality` of a large payload, encrypted straight into the encoded
-    bundle: one buffer of the bundle's size, laid out first (the BCB with results of the right
-    size), then the payload's ciphertext written at its place, then everything around it. The
-    returned bundle's payload data is a view of those bytes, and :meth:`Bundle.encode` returns
-    them. (A ciphertext of its own and then the encoding would be two such buffers: as costly
-    as the cipher itself, the allocator handing fresh pages each time.)"""
+    bundle: one buffer of the bundle's size, the bytes before the payload's ciphertext written
+    first (the BCB with placeholder results of the right size), then the ciphertext at its
+    place, then the payload's result patched into the BCB's bytes there (the results of each
+    target end the BCB's data). The returned bundle's payload data is a view of those bytes,
+    and :meth:`Bundle.encode` returns them. (A ciphertext of its own and then the encoding
+    would be two such buffers: as costly as the cipher itself, the allocator handing fresh
+    pages each time.) ``check``: validate the finished bundle (skipped when nothing the
+    caller chose could break a rule: the input bundle was valid and the BCB was checked by
+    :func:`add_confidentiality`)."""
     results = list(plan.result_sizes)
     small: dict[int, bytes] = {}
     for index, target in enumerate(targets):
@@ -422,55 +432,67 @@ def _encrypted_in_place(
         scratch = bytearray(length + plan.spare)
         results[index] = plan.encrypt(block, memoryview(scratch))
         small[target] = bytes(scratch[:length])
-
-    def bcb_with(items: list[SecurityItems]) -> CanonicalBlock:
-        asb = AbstractSecurityBlock(
-            tuple(targets), context_id, header.source, plan.parameters, tuple(items)
-        )
-        return CanonicalBlock(
-            BlockType.BCB, header.number, cached_block_flags(header.flags), crc_type, asb.encode()
-        )
-
+    flags = cached_block_flags(header.flags)
+    asb = AbstractSecurityBlock(
+        tuple(targets), context_id, header.source, plan.parameters, tuple(results)
+    )
+    bcb = CanonicalBlock(BlockType.BCB, header.number, flags, crc_type, asb.encode())
+    parts: list[bytes] = [b"\x9f", bundle.primary.encode()]
+    position = 2
     front: list[CanonicalBlock] = []
-    for block in _placed(bundle, bcb_with(results))[:-1]:
+    for block in _placed(bundle, bcb)[:-1]:
         data = small.get(block.number)
         if data is not None:
             # RFC 9172 §3.8: "the security target body data SHALL be encrypted 'in-place'".
             block = CanonicalBlock.opaque(
                 block.type_code, block.number, block.flags, block.crc_type, data
             )
+        elif block is bcb:
+            position = len(parts)
         front.append(block)
+        parts.append(block.encode())
+    bcb_at = sum(len(part) for part in parts[:position])
     payload = bundle.blocks[-1]
     length = len(payload.data_view)
     head = block_head(BlockType.PAYLOAD, 1, payload.flags, payload.crc_type, length)
-    primary = bundle.primary.encode()
-    start = 1 + len(primary) + sum(len(block.encode()) for block in front) + len(head)
+    parts.append(head)
+    prefix = b"".join(parts)
+    start = len(prefix)
     end = start + length
     total = end + tail_length(payload.crc_type) + 1
+    # Where the payload's results lie in the BCB's data: the results of each target end it.
+    index = list(targets).index(1)
+    placeholder = encode_security_items(results[index])
+    after = sum(len(encode_security_items(items)) for items in results[index + 1 :])
+    bcb_head, bcb_data, _ = bcb.encoded_parts()
+    cut = len(bcb_data) - after
     stream = io.BytesIO()
+    stream.write(prefix)
     stream.seek(total + plan.spare - 1)
     stream.write(b"\x00")
     with stream.getbuffer() as out:
-        results[list(targets).index(1)] = plan.encrypt(payload, out[start : end + plan.spare])
-        bcb = bcb_with(results)
-        front = [bcb if block.number == header.number else block for block in front]
-        position = 0
-        for part in (b"\x9f", primary, *(block.encode() for block in front), head):
-            out[position : position + len(part)] = part
-            position += len(part)
-        if position != start:  # the placeholder results had another size: a context's bug
+        results[index] = plan.encrypt(payload, out[start : end + plan.spare])
+        real = encode_security_items(results[index])
+        if len(real) != len(placeholder):  # a context's bug
             raise EncodeError(
                 "the BCB's results changed size while encrypting",
                 rule="bcb-result-size",
                 section="3.8",
                 rfc=9172,
             )
+        data = bytes(bcb_data[: cut - len(real)]) + real + bytes(bcb_data[cut:])
+        bcb_tail = block_tail(crc_type, bcb_head, data)
+        at = bcb_at + len(bcb_head)
+        out[at : at + len(data) + len(bcb_tail)] = data + bcb_tail
         with out[start:end] as ciphertext:
             tail = block_tail(payload.crc_type, head, ciphertext)
         out[end:total] = tail + b"\xff"
     stream.truncate(total)
     # With no view left and the size exact, BytesIO hands over its buffer: no copy.
     encoded = stream.getvalue()
+    front[position - 2] = CanonicalBlock._encoded(
+        BlockType.BCB, header.number, flags, crc_type, data, bcb_head, bcb_tail
+    )
     encrypted = CanonicalBlock._encoded(
         BlockType.PAYLOAD,
         1,
@@ -480,7 +502,10 @@ def _encrypted_in_place(
         head,
         tail,
     )
-    return Bundle._with_encoding(bundle.primary, (*front, encrypted), bundle.waived, encoded)
+    blocks = (*front, encrypted)
+    if check:
+        return Bundle._with_encoding(bundle.primary, blocks, bundle.waived, encoded)
+    return Bundle._trusted(bundle.primary, blocks, bundle.waived, encoded)
 
 
 def _without_target_crcs(bundle: Bundle, targets: Sequence[int]) -> Bundle:
@@ -638,6 +663,9 @@ def add_confidentiality(
                 "3.9",
             )
     del encrypted
+    # With the block number and flags chosen here, no rule the finished bundle is checked for
+    # can break: the input bundle was valid and the rules for the BCB were checked above.
+    check = flags is not None or block_number is not None
     if flags is None:
         flags = BlockFlags.REPLICATE_IN_EVERY_FRAGMENT if 1 in chosen else 0
     if context.removes_target_crc:
@@ -648,7 +676,7 @@ def add_confidentiality(
         plan = context.in_place(bundle, header, targets)
         if plan is not None:
             return _encrypted_in_place(
-                bundle, targets, context.context_id, header, CRCType(crc_type), plan
+                bundle, targets, context.context_id, header, CRCType(crc_type), plan, check=check
             )
     parameters, results, ciphertexts = context.encrypt(bundle, header, targets)
     asb = AbstractSecurityBlock(
