@@ -14,6 +14,7 @@ primitive of our own.
 from __future__ import annotations
 
 import hmac as _hmac
+import io
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,13 @@ from typing import ClassVar
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
-from cryptography.hazmat.primitives.ciphers import AEADEncryptionContext, Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import (
+    AEADDecryptionContext,
+    AEADEncryptionContext,
+    Cipher,
+    algorithms,
+    modes,
+)
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import (
     InvalidUnwrap,
@@ -32,7 +39,7 @@ from cryptography.hazmat.primitives.keywrap import (
 )
 
 from .._cbor import encode_head, encode_uint
-from ..blocks import CanonicalBlock
+from ..blocks import VIEW_THRESHOLD, CanonicalBlock
 from ..bundle import Bundle
 from ..codes import BlockType
 from ..primary import PrimaryBlock
@@ -289,18 +296,41 @@ class Rfc9173Context(AcceptorContext):
                 f"{_AES_KEY_LENGTHS[variant]}"
             )
         data = aad(scope, view.primary, target, _security_header(view.security_block))
+        ciphertext = target.data_view
         try:
             # The tag is a separate result here, so the GCM mode takes it as is: no copy of the
             # ciphertext with the tag appended (which AESGCM.decrypt would need).
             decryptor = Cipher(algorithms.AES(key), modes.GCM(iv, tag)).decryptor()
             decryptor.authenticate_additional_data(data)
-            plaintext = decryptor.update(target.data_view)
+            if len(ciphertext) < VIEW_THRESHOLD:
+                plaintext = decryptor.update(ciphertext)
+            else:
+                plaintext = _decrypted_into_bytes(decryptor, ciphertext)
             decryptor.finalize()
         except InvalidTag:
             raise OperationFailure("the ciphertext does not authenticate") from None
         except ValueError as exc:  # e.g. an IV of a length AES-GCM refuses
             raise OperationFailure(f"cannot decrypt: {exc}") from None
         return plaintext
+
+
+def _decrypted_into_bytes(
+    decryptor: AEADDecryptionContext, ciphertext: bytes | memoryview
+) -> bytes:
+    """``decryptor.update(ciphertext)`` for a large ciphertext, written straight into the
+    ``bytes`` it returns: ``update`` decrypts into a scratch buffer of its own and copies that
+    into new ``bytes`` (two fresh 1 MiB buffers for a 1 MiB payload: ~10% of the decryption).
+    A ``BytesIO``'s buffer hands over without a copy once its size is exact and no view of it
+    is left."""
+    length = len(ciphertext)
+    stream = io.BytesIO()
+    # update_into wants room for a cipher block beyond the data (GCM writes none of it).
+    stream.seek(length + _AES_BLOCK - 2)
+    stream.write(b"\x00")
+    with stream.getbuffer() as out:
+        written = decryptor.update_into(ciphertext, out)
+    stream.truncate(written)
+    return stream.getvalue()
 
 
 def _wrap_or_use(key: bytes, wrap: bool, content_key: bytes | None, length: int) -> bytes:
@@ -458,6 +488,7 @@ class AesGcm(ConfidentialitySource):
 
 _TAG_LENGTH = 16
 """RFC 9173 §4.4.1: the authentication tag is 128 bits."""
+_AES_BLOCK = 16
 
 
 def _int_ids(items: list[tuple[int, object]]) -> SecurityItems:

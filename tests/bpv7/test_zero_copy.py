@@ -104,6 +104,26 @@ def test_in_place_encryption_gives_the_same_bundle(size: int, with_bib: bool, ch
     assert not result.bundle.has_security_blocks
 
 
+@pytest.mark.parametrize("size", [VIEW_THRESHOLD - 1, VIEW_THRESHOLD, 300_000])
+def test_a_large_plaintext_is_the_bytes_it_was_decrypted_into(size: int) -> None:
+    """BCB-AES-GCM decrypts a large target straight into the ``bytes`` it returns; a changed
+    byte of ciphertext (or of the tag) still fails the operation and changes nothing."""
+    plain = bundle_of(size)
+    raw = add_confidentiality(plain, [1], AesGcm(AES_KEY), source=SOURCE).encode()
+    result = process_security(decode_bundle(raw), keys(), accept=True)
+    data = result.bundle.payload_block.data_view
+    assert type(data) is bytes and data == plain.payload
+    bcb = decode_bundle(raw).blocks[0].data  # its last 16 bytes: the tag (RFC 9173 §4.4.1)
+    tag_at = raw.index(bcb) + len(bcb) - 16
+    for position in (len(raw) - 2, len(raw) - size // 2, tag_at):
+        altered = bytearray(raw)
+        altered[position] ^= 0x01
+        bundle = decode_bundle(bytes(altered))
+        result = process_security(bundle, keys(), accept=True)
+        assert [op.outcome for op in result.operations] == ["failed"]
+        assert result.bundle is bundle and result.plaintext == {}
+
+
 def test_cose_encryption_of_a_large_payload_round_trips() -> None:
     """The COSE context has no in-place path: the copying one still works for large data."""
     key = CoseKey.symmetric(AES_KEY, kid=b"k1", alg=3)
