@@ -156,12 +156,12 @@ class Bundle:
     @property
     def is_fragment(self) -> bool:
         """True when the "bundle is a fragment" flag is set."""
-        return bool(self.primary.flags & BundleFlags.IS_FRAGMENT)
+        return bool(int(self.primary.flags) & _IS_FRAGMENT)  # (int: IntFlag's & is ~8x slower)
 
     @property
     def is_admin_record(self) -> bool:
         """True when the payload is an administrative record."""
-        return bool(self.primary.flags & BundleFlags.ADMIN_RECORD)
+        return bool(int(self.primary.flags) & _ADMIN_RECORD)
 
     @property
     def bundle_id(self) -> BundleID:

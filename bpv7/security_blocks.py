@@ -398,6 +398,7 @@ def encrypted_block_numbers(blocks: Iterable[CanonicalBlock]) -> dict[int, int]:
 
 
 _BCB_FORBIDDEN_FLAGS = int(BlockFlags.DISCARD_IF_UNPROCESSABLE)
+_REPLICATE = int(BlockFlags.REPLICATE_IN_EVERY_FRAGMENT)
 
 
 def security_violation(
@@ -496,7 +497,7 @@ def security_violation(
                 "3.8",
                 9172,
             )
-        if 1 in asb.targets and not block.flags & BlockFlags.REPLICATE_IN_EVERY_FRAGMENT:
+        if 1 in asb.targets and not int(block.flags) & _REPLICATE:
             # RFC 9172 §3.8: "BCBs MUST have the 'Block must be replicated in every fragment'
             # flag set if one of the targets is the payload block."
             return (

@@ -369,6 +369,8 @@ def _existing_operations(bundle: Bundle) -> tuple[dict[int, int], dict[int, int]
     the readable security blocks."""
     bib_targets: dict[int, int] = {}
     bcb_targets: dict[int, int] = {}
+    if not bundle.has_security_blocks:
+        return bib_targets, bcb_targets, {}
     for block in bundle.blocks:
         if block.type_code not in (BlockType.BIB, BlockType.BCB):
             continue
