@@ -402,14 +402,19 @@ _REPLICATE = int(BlockFlags.REPLICATE_IN_EVERY_FRAGMENT)
 
 
 def security_violation(
-    blocks: Sequence[CanonicalBlock], *, is_fragment: bool = False
+    blocks: Sequence[CanonicalBlock],
+    *,
+    is_fragment: bool = False,
+    encrypted: dict[int, int] | None = None,
 ) -> tuple[str, str, str, int] | None:
     """The first rule of RFC 9172 §3 that the security blocks among ``blocks`` break, as
     ``(message, rule, section, rfc)``, or ``None``. A BIB that a BCB encrypts is opaque and not
     read (RFC 9172 §3.8). Call only for bundles that have a BIB or BCB. In a fragment a security
-    block replicated in every fragment may name targets that travel in another fragment."""
+    block replicated in every fragment may name targets that travel in another fragment.
+    ``encrypted``: the blocks' :func:`encrypted_block_numbers`, if the caller has them."""
     by_number = {block.number: block for block in blocks}
-    encrypted = encrypted_block_numbers(blocks)
+    if encrypted is None:
+        encrypted = encrypted_block_numbers(blocks)
     bib_targets: dict[int, int] = {}
     bcb_targets: dict[int, int] = {}
     parsed: list[tuple[CanonicalBlock, AbstractSecurityBlock]] = []

@@ -274,14 +274,33 @@ def process_security(
                 )
             )
 
-    accepted = [op for op in results if op.succeeded and policy(op)]
+    accepted = [op for op in results if op.outcome in _SUCCESS and policy(op)]
     output = bundle
-    if accepted:
+    if len(accepted) == len(results) and accepted and not unreadable:
+        # Every operation accepted: every security block goes (the common case, made short).
+        output = _without_security(bundle, current)
+    elif accepted:
         output = _accepted_bundle(bundle, current, asbs, accepted)
-    for op in results:
-        if not op.succeeded:
-            logger.info("BPSec: %s", op.describe())
+    if len(accepted) != len(results):
+        for op in results:
+            if not op.succeeded:
+                logger.info("BPSec: %s", op.describe())
     return SecurityProcessing(tuple(results), output, plaintext, tuple(unreadable))
+
+
+def _without_security(bundle: Bundle, current: list[CanonicalBlock]) -> Bundle:
+    """``bundle`` once every one of its security operations was accepted: its blocks as
+    decrypted (``current``) less the security blocks, which all go (RFC 9172 §5.1.1, §5.1.2);
+    :func:`_accepted_bundle`'s result for that case."""
+    blocks = tuple(block for block in current if block.type_code not in _SECURITY_BLOCKS)
+    primary = bundle.primary
+    if primary.crc_type == CRCType.NONE and "primary-crc-missing" not in bundle.waived:
+        # RFC 9171 §4.3.1: no BIB covers the primary block any more: it needs a CRC.
+        primary = dataclasses.replace(primary, crc_type=CRCType.CRC32C)
+    # No security block is left and each decrypted target was checked as it was made; the
+    # other rules of a bundle read the blocks' type codes, numbers and flags, which are those
+    # of the valid input bundle, and the primary block's CRC, seen to above.
+    return Bundle._trusted(primary, blocks, bundle.waived)
 
 
 def _accepted_bundle(

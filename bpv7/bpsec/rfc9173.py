@@ -141,6 +141,10 @@ _RESULT_EXPECTED_HMAC = 1
 """RFC 9173 §3.4: result id 1, "Expected HMAC"."""
 _RESULT_AUTH_TAG = 1
 """RFC 9173 §4.4.1: result id 1, "Authentication Tag"."""
+_IV = int(BcbAesGcmParameter.IV)
+_AES_VARIANT = int(BcbAesGcmParameter.AES_VARIANT)
+_WRAPPED_KEY = int(BcbAesGcmParameter.WRAPPED_KEY)
+_AAD_SCOPE_FLAGS = int(BcbAesGcmParameter.AAD_SCOPE_FLAGS)
 
 
 def _header(type_code: int, number: int, flags: int) -> bytes:
@@ -277,19 +281,24 @@ class Rfc9173Context(AcceptorContext):
         target = view.target_block
         if target is None:
             raise OperationFailure("a BCB cannot target the primary block")
-        iv = view.asb.parameter(BcbAesGcmParameter.IV)
+        parameters = dict(view.asb.parameters)  # (ids are unique: the ASB was checked)
+        iv = parameters.get(_IV)
         if not isinstance(iv, bytes) or not iv:
             # RFC 9173 §4.3.1: the IV "MUST be present" for AES-GCM.
             raise OperationFailure("no initialization vector (parameter 1)")
-        variant = _uint_parameter(view, BcbAesGcmParameter.AES_VARIANT, 3, "AES variant")
+        variant = parameters.get(_AES_VARIANT, 3)
+        if type(variant) is not int:
+            raise OperationFailure("the AES variant parameter is not an unsigned integer")
         if variant not in _AES_KEY_LENGTHS:
             raise OperationFailure(f"unknown AES variant {variant}")
-        scope = _uint_parameter(view, BcbAesGcmParameter.AAD_SCOPE_FLAGS, 7, "AAD scope flags")
+        scope = parameters.get(_AAD_SCOPE_FLAGS, 7)
+        if type(scope) is not int:
+            raise OperationFailure("the AAD scope flags parameter is not an unsigned integer")
         tag = view.result(_RESULT_AUTH_TAG)
         if not isinstance(tag, bytes) or len(tag) != 16:
             # RFC 9173 §4.4.1: the authentication tag is 128 bits.
             raise OperationFailure("no 128-bit authentication tag (result 1) for this target")
-        key = _key_for(view, keys, view.asb.parameter(BcbAesGcmParameter.WRAPPED_KEY))
+        key = _key_for(view, keys, parameters.get(_WRAPPED_KEY))
         if len(key) != _AES_KEY_LENGTHS[variant]:
             raise OperationFailure(
                 f"the key has {len(key)} bytes but the AES variant needs "
