@@ -13,8 +13,10 @@ For 1 KiB and 1 MiB payloads (CRC-32C bundles with a Hop Count Block):
   plaintext bundle built); bare: AES-256-GCM decryption of the payload.
 
 Targets (shared/design/anchors.md): >= 10,000 HMAC-verified 1 KiB bundles/s; at 1 MiB, >= 50% of
-the bare primitive's rate. Rates are the best of ~0.2 s batches, ours and the primitive's taking
-turns (see bench/codec.py). Always exits 0; the table says which targets were met.
+the bare primitive's rate. Rates are per second of this thread's CPU time (``time.thread_time``:
+time the scheduler gives other processes does not count), the best of ~0.1 s batches, ours and
+the primitive's taking turns. Always exits 0; the table says which targets were met, and the
+header the load average.
 
 Run: ``.venv/bin/python bench/bpsec.py [--seconds 2]``
 """
@@ -26,9 +28,10 @@ import hmac
 import os
 import platform
 import sys
+import time
 from collections.abc import Callable
 
-from codec import best_rates, cpu_name
+from codec import cpu_name
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -76,6 +79,38 @@ def repeat(operation: Callable[[], object]) -> Callable[[int], None]:
             operation()
 
     return run_batch
+
+
+Batch = Callable[[int], None]
+
+
+def _batch_size(run_batch: Batch) -> int:
+    """Warm ``run_batch`` up and return a batch size taking about 0.1 s of CPU."""
+    batch = 10
+    while True:
+        start = time.thread_time()
+        run_batch(batch)
+        elapsed = time.thread_time() - start
+        if elapsed >= 0.02:
+            return max(1, int(batch * 0.1 / elapsed))
+        batch *= 4
+
+
+def best_cpu_rates(runs: list[Batch], seconds: float) -> list[float]:
+    """Calls per CPU second of each of ``runs``: the best of ~0.1 s batches, the runs taking
+    turns for ``seconds`` of wall time in all (a burst of load elsewhere, which still evicts
+    caches, then slows all of them alike)."""
+    sizes = [_batch_size(run) for run in runs]
+    best = [0.0] * len(runs)
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        for index, (run, size) in enumerate(zip(runs, sizes, strict=True)):
+            start = time.thread_time()
+            run(size)
+            elapsed = time.thread_time() - start
+            if elapsed > 0:
+                best[index] = max(best[index], size / elapsed)
+    return best
 
 
 def measurements(size: int) -> list[tuple[str, Callable[[], object], Callable[[], object]]]:
@@ -138,12 +173,19 @@ def main(argv: list[str] | None = None) -> int:
         f"Python {platform.python_version()} ({platform.python_implementation()}) on "
         f"{platform.system()} {platform.machine()}, {cpu_name()}, {os.cpu_count()} CPUs"
     )
-    print(f"best of ~0.2 s batches, {args.seconds:g} s per cell, taking turns; ...", flush=True)
+    load = " / ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"load average {load} (1, 5, 15 min) at the start", flush=True)
+    print(
+        f"per CPU second, best of ~0.1 s batches, {args.seconds:g} s per cell, taking turns; ...",
+        flush=True,
+    )
     rows = []
     for size, label in ((1024, "1 KiB"), (1 << 20, "1 MiB")):
         for name, ours, bare in measurements(size):
-            ours_rate, bare_rate = best_rates([repeat(ours), repeat(bare)], 2 * args.seconds)
+            ours_rate, bare_rate = best_cpu_rates([repeat(ours), repeat(bare)], 2 * args.seconds)
             rows.append((label, name, size, ours_rate, bare_rate))
+    load = " / ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"load average {load} at the end")
     print()
     header = (
         f"{'':<16}{'bundles/s':>11}{'MB/s':>9}{'bare/s':>11}{'bare MB/s':>11}{'ours/bare':>11}"

@@ -156,12 +156,12 @@ class Bundle:
     @property
     def is_fragment(self) -> bool:
         """True when the "bundle is a fragment" flag is set."""
-        return bool(self.primary.flags & BundleFlags.IS_FRAGMENT)
+        return bool(int(self.primary.flags) & _IS_FRAGMENT)  # (int: IntFlag's & is ~8x slower)
 
     @property
     def is_admin_record(self) -> bool:
         """True when the payload is an administrative record."""
-        return bool(self.primary.flags & BundleFlags.ADMIN_RECORD)
+        return bool(int(self.primary.flags) & _ADMIN_RECORD)
 
     @property
     def bundle_id(self) -> BundleID:
@@ -346,11 +346,14 @@ def bundle_violation(
     primary: PrimaryBlock,
     blocks: tuple[CanonicalBlock, ...],
     waived: frozenset[str] = frozenset(),
+    *,
+    encrypted: dict[int, int] | None = None,
 ) -> tuple[str, str, str] | tuple[str, str, str, int] | None:
     """The first bundle-level rule that ``primary`` and ``blocks`` break, as ``(message, rule,
     section)`` for RFC 9171 or ``(message, rule, section, rfc)`` for another RFC (BPSec's
     rules are RFC 9172's), or ``None``. (Rules about a single block are enforced by the block
-    classes.)"""
+    classes.) ``encrypted``: the blocks' :func:`encrypted_block_numbers`, if the caller has
+    them."""
     # RFC 9171 §4.1: "The primary block MUST be followed by one or more canonical bundle blocks
     # ... The last such block MUST be a payload block; the bundle MUST have exactly one payload
     # block."
@@ -404,7 +407,9 @@ def bundle_violation(
             "4.2.4",
         )
     if _BIB in seen_types or _BCB in seen_types:
-        violation = security_violation(blocks, is_fragment=bool(int(primary.flags) & _IS_FRAGMENT))
+        violation = security_violation(
+            blocks, is_fragment=bool(int(primary.flags) & _IS_FRAGMENT), encrypted=encrypted
+        )
         if violation is not None:
             return violation
     if (
@@ -525,7 +530,7 @@ def decode_bundle(data: bytes | bytearray | memoryview, *, waive: Iterable[str] 
             section="4.1",
         )
     block_tuple = tuple(blocks)
-    violation = bundle_violation(primary, block_tuple, waived)
+    violation = bundle_violation(primary, block_tuple, waived, encrypted=encrypted)
     if violation is not None:
         message, rule, section, *rfc = violation
         raise BundleValidationError(

@@ -44,6 +44,7 @@ __all__ = [
     "AbstractSecurityBlock",
     "SecurityContextFlags",
     "SecurityContextId",
+    "encode_security_items",
     "encrypted_block_numbers",
     "fragment_security_blocks",
     "replicated_security_block_numbers",
@@ -316,6 +317,14 @@ _DECODED: dict[bytes, AbstractSecurityBlock] = {}
 _DECODED_LIMIT = 256
 
 
+def encode_security_items(items: SecurityItems) -> bytes:
+    """The CBOR array of ``[id, value]`` pairs that :meth:`AbstractSecurityBlock.encode` writes
+    for the parameters or for one target's results. The results of each target, in target
+    order, end the encoding: a security source that learns a result late (an AEAD tag) can
+    patch it in place."""
+    return _encode_items(items)
+
+
 def _encode_items(items: SecurityItems) -> bytes:
     parts = [encode_head(4, len(items))]
     for item_id, value in items:
@@ -389,17 +398,23 @@ def encrypted_block_numbers(blocks: Iterable[CanonicalBlock]) -> dict[int, int]:
 
 
 _BCB_FORBIDDEN_FLAGS = int(BlockFlags.DISCARD_IF_UNPROCESSABLE)
+_REPLICATE = int(BlockFlags.REPLICATE_IN_EVERY_FRAGMENT)
 
 
 def security_violation(
-    blocks: Sequence[CanonicalBlock], *, is_fragment: bool = False
+    blocks: Sequence[CanonicalBlock],
+    *,
+    is_fragment: bool = False,
+    encrypted: dict[int, int] | None = None,
 ) -> tuple[str, str, str, int] | None:
     """The first rule of RFC 9172 §3 that the security blocks among ``blocks`` break, as
     ``(message, rule, section, rfc)``, or ``None``. A BIB that a BCB encrypts is opaque and not
     read (RFC 9172 §3.8). Call only for bundles that have a BIB or BCB. In a fragment a security
-    block replicated in every fragment may name targets that travel in another fragment."""
+    block replicated in every fragment may name targets that travel in another fragment.
+    ``encrypted``: the blocks' :func:`encrypted_block_numbers`, if the caller has them."""
     by_number = {block.number: block for block in blocks}
-    encrypted = encrypted_block_numbers(blocks)
+    if encrypted is None:
+        encrypted = encrypted_block_numbers(blocks)
     bib_targets: dict[int, int] = {}
     bcb_targets: dict[int, int] = {}
     parsed: list[tuple[CanonicalBlock, AbstractSecurityBlock]] = []
@@ -487,7 +502,7 @@ def security_violation(
                 "3.8",
                 9172,
             )
-        if 1 in asb.targets and not block.flags & BlockFlags.REPLICATE_IN_EVERY_FRAGMENT:
+        if 1 in asb.targets and not int(block.flags) & _REPLICATE:
             # RFC 9172 §3.8: "BCBs MUST have the 'Block must be replicated in every fragment'
             # flag set if one of the targets is the payload block."
             return (

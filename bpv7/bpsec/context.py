@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import ClassVar
 
 from ..admin.status import StatusReportReason
 from ..blocks import CanonicalBlock
@@ -146,6 +147,11 @@ class _SourceBase(ABC):
     """A context configured to add security operations."""
 
     context_id: int
+    removes_target_crc: ClassVar[bool] = False
+    """Whether the context's specification has the security source remove each target's CRC
+    before the operation (RFC 9173 §3.8.1, §4.8.1: :func:`~bpv7.bpsec.add_integrity` and
+    :func:`~bpv7.bpsec.add_confidentiality` then do so). The COSE context does not: its AAD
+    leaves CRCs out, and its examples keep them (draft-ietf-dtn-bpsec-cose Appendix A)."""
 
     @property
     def parameters(self) -> SecurityItems:

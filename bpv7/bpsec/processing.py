@@ -34,7 +34,11 @@ from ..codes import BlockFlags, BlockType
 from ..crc import CRCType
 from ..eid import EndpointID, parse_eid
 from ..errors import DecodeError, EncodeError
-from ..security_blocks import AbstractSecurityBlock, SecurityItems, read_targets
+from ..security_blocks import (
+    AbstractSecurityBlock,
+    encode_security_items,
+    read_targets,
+)
 from .context import (
     AcceptorContext,
     ConfidentialitySource,
@@ -70,6 +74,7 @@ CONTEXTS: dict[int, AcceptorContext] = {
 """The security contexts this codec verifies and decrypts, by context id."""
 
 _SUCCESS = frozenset({Outcome.VERIFIED, Outcome.DECRYPTED})
+_SECURITY_BLOCKS = frozenset({BlockType.BIB, BlockType.BCB})
 _NOT_HERE = (
     "this fragment does not carry the whole target; it is checked after reassembly (RFC 9172 §5.2)"
 )
@@ -182,6 +187,7 @@ def process_security(
     plaintext: dict[int, CanonicalBlock] = {}
     asbs: dict[int, AbstractSecurityBlock] = {}
     still_encrypted: dict[int, int] = {}
+    is_fragment = bundle.is_fragment
 
     # RFC 9172 §5.1.1: confidentiality first; a decrypted BIB can then be verified.
     for bcb in original:
@@ -192,7 +198,7 @@ def process_security(
         context = CONTEXTS.get(asb.context_id)
         for target in asb.targets:
             outcome, reason = Outcome.DECRYPTED, ""
-            if bundle.is_fragment or target not in index_of:
+            if is_fragment or target not in index_of:
                 outcome, reason = Outcome.SKIPPED, _NOT_HERE
             elif context is None:
                 outcome, reason = Outcome.UNSUPPORTED, f"unknown security context {asb.context_id}"
@@ -245,7 +251,7 @@ def process_security(
             if target in still_encrypted:
                 outcome = Outcome.SKIPPED
                 reason = f"the target is encrypted by BCB {still_encrypted[target]}"
-            elif bundle.is_fragment or (target != 0 and target not in index_of):
+            elif is_fragment or (target != 0 and target not in index_of):
                 outcome, reason = Outcome.SKIPPED, _NOT_HERE
             elif context is None:
                 outcome, reason = Outcome.UNSUPPORTED, f"unknown security context {asb.context_id}"
@@ -268,14 +274,33 @@ def process_security(
                 )
             )
 
-    accepted = [op for op in results if op.succeeded and policy(op)]
+    accepted = [op for op in results if op.outcome in _SUCCESS and policy(op)]
     output = bundle
-    if accepted:
+    if len(accepted) == len(results) and accepted and not unreadable:
+        # Every operation accepted: every security block goes (the common case, made short).
+        output = _without_security(bundle, current)
+    elif accepted:
         output = _accepted_bundle(bundle, current, asbs, accepted)
-    for op in results:
-        if not op.succeeded:
-            logger.info("BPSec: %s", op.describe())
+    if len(accepted) != len(results):
+        for op in results:
+            if not op.succeeded:
+                logger.info("BPSec: %s", op.describe())
     return SecurityProcessing(tuple(results), output, plaintext, tuple(unreadable))
+
+
+def _without_security(bundle: Bundle, current: list[CanonicalBlock]) -> Bundle:
+    """``bundle`` once every one of its security operations was accepted: its blocks as
+    decrypted (``current``) less the security blocks, which all go (RFC 9172 §5.1.1, §5.1.2);
+    :func:`_accepted_bundle`'s result for that case."""
+    blocks = tuple(block for block in current if block.type_code not in _SECURITY_BLOCKS)
+    primary = bundle.primary
+    if primary.crc_type == CRCType.NONE and "primary-crc-missing" not in bundle.waived:
+        # RFC 9171 §4.3.1: no BIB covers the primary block any more: it needs a CRC.
+        primary = dataclasses.replace(primary, crc_type=CRCType.CRC32C)
+    # No security block is left and each decrypted target was checked as it was made; the
+    # other rules of a bundle read the blocks' type codes, numbers and flags, which are those
+    # of the valid input bundle, and the primary block's CRC, seen to above.
+    return Bundle._trusted(primary, blocks, bundle.waived)
 
 
 def _accepted_bundle(
@@ -328,16 +353,25 @@ def _accepted_bundle(
         else:
             blocks.append(original)
     primary = bundle.primary
+    secured = any(b.type_code in _SECURITY_BLOCKS for b in blocks)
     if (
         primary.crc_type == CRCType.NONE
         and "primary-crc-missing" not in bundle.waived
-        and not any(
-            b.type_code == BlockType.BIB and 0 in (read_targets(b.data) or ()) for b in blocks
+        and not (
+            secured
+            and any(
+                b.type_code == BlockType.BIB and 0 in (read_targets(b.data) or ()) for b in blocks
+            )
         )
     ):
         # RFC 9171 §4.3.1: unless a BIB covers it, the primary block's CRC type "MUST be
         # non-zero": the BIB that covered it is gone, so it gets a CRC-32C.
         primary = dataclasses.replace(primary, crc_type=CRCType.CRC32C)
+    if not secured:
+        # Every security block is gone and each decrypted target was checked as it was made;
+        # the other rules of a bundle read the blocks' type codes, numbers and flags, which
+        # are those of the valid input bundle, and the primary block's CRC, seen to above.
+        return Bundle._trusted(primary, tuple(blocks), bundle.waived)
     return Bundle(primary, tuple(blocks), bundle.waived)
 
 
@@ -354,6 +388,8 @@ def _existing_operations(bundle: Bundle) -> tuple[dict[int, int], dict[int, int]
     the readable security blocks."""
     bib_targets: dict[int, int] = {}
     bcb_targets: dict[int, int] = {}
+    if not bundle.has_security_blocks:
+        return bib_targets, bcb_targets, {}
     for block in bundle.blocks:
         if block.type_code not in (BlockType.BIB, BlockType.BCB):
             continue
@@ -405,13 +441,19 @@ def _encrypted_in_place(
     header: SourceBlock,
     crc_type: CRCType,
     plan: InPlaceEncryption,
+    *,
+    check: bool,
 ) -> Bundle:
     """:func:`add_confidentiality` of a large payload, encrypted straight into the encoded
-    bundle: one buffer of the bundle's size, laid out first (the BCB with results of the right
-    size), then the payload's ciphertext written at its place, then everything around it. The
-    returned bundle's payload data is a view of those bytes, and :meth:`Bundle.encode` returns
-    them. (A ciphertext of its own and then the encoding would be two such buffers: as costly
-    as the cipher itself, the allocator handing fresh pages each time.)"""
+    bundle: one buffer of the bundle's size, the bytes before the payload's ciphertext written
+    first (the BCB with placeholder results of the right size), then the ciphertext at its
+    place, then the payload's result patched into the BCB's bytes there (the results of each
+    target end the BCB's data). The returned bundle's payload data is a view of those bytes,
+    and :meth:`Bundle.encode` returns them. (A ciphertext of its own and then the encoding
+    would be two such buffers: as costly as the cipher itself, the allocator handing fresh
+    pages each time.) ``check``: validate the finished bundle (skipped when nothing the
+    caller chose could break a rule: the input bundle was valid and the BCB was checked by
+    :func:`add_confidentiality`)."""
     results = list(plan.result_sizes)
     small: dict[int, bytes] = {}
     for index, target in enumerate(targets):
@@ -422,55 +464,67 @@ def _encrypted_in_place(
         scratch = bytearray(length + plan.spare)
         results[index] = plan.encrypt(block, memoryview(scratch))
         small[target] = bytes(scratch[:length])
-
-    def bcb_with(items: list[SecurityItems]) -> CanonicalBlock:
-        asb = AbstractSecurityBlock(
-            tuple(targets), context_id, header.source, plan.parameters, tuple(items)
-        )
-        return CanonicalBlock(
-            BlockType.BCB, header.number, cached_block_flags(header.flags), crc_type, asb.encode()
-        )
-
+    flags = cached_block_flags(header.flags)
+    asb = AbstractSecurityBlock(
+        tuple(targets), context_id, header.source, plan.parameters, tuple(results)
+    )
+    bcb = CanonicalBlock(BlockType.BCB, header.number, flags, crc_type, asb.encode())
+    parts: list[bytes] = [b"\x9f", bundle.primary.encode()]
+    position = 2
     front: list[CanonicalBlock] = []
-    for block in _placed(bundle, bcb_with(results))[:-1]:
+    for block in _placed(bundle, bcb)[:-1]:
         data = small.get(block.number)
         if data is not None:
             # RFC 9172 §3.8: "the security target body data SHALL be encrypted 'in-place'".
             block = CanonicalBlock.opaque(
                 block.type_code, block.number, block.flags, block.crc_type, data
             )
+        elif block is bcb:
+            position = len(parts)
         front.append(block)
+        parts.append(block.encode())
+    bcb_at = sum(len(part) for part in parts[:position])
     payload = bundle.blocks[-1]
     length = len(payload.data_view)
     head = block_head(BlockType.PAYLOAD, 1, payload.flags, payload.crc_type, length)
-    primary = bundle.primary.encode()
-    start = 1 + len(primary) + sum(len(block.encode()) for block in front) + len(head)
+    parts.append(head)
+    prefix = b"".join(parts)
+    start = len(prefix)
     end = start + length
     total = end + tail_length(payload.crc_type) + 1
+    # Where the payload's results lie in the BCB's data: the results of each target end it.
+    index = list(targets).index(1)
+    placeholder = encode_security_items(results[index])
+    after = sum(len(encode_security_items(items)) for items in results[index + 1 :])
+    bcb_head, bcb_data, _ = bcb.encoded_parts()
+    cut = len(bcb_data) - after
     stream = io.BytesIO()
+    stream.write(prefix)
     stream.seek(total + plan.spare - 1)
     stream.write(b"\x00")
     with stream.getbuffer() as out:
-        results[list(targets).index(1)] = plan.encrypt(payload, out[start : end + plan.spare])
-        bcb = bcb_with(results)
-        front = [bcb if block.number == header.number else block for block in front]
-        position = 0
-        for part in (b"\x9f", primary, *(block.encode() for block in front), head):
-            out[position : position + len(part)] = part
-            position += len(part)
-        if position != start:  # the placeholder results had another size: a context's bug
+        results[index] = plan.encrypt(payload, out[start : end + plan.spare])
+        real = encode_security_items(results[index])
+        if len(real) != len(placeholder):  # a context's bug
             raise EncodeError(
                 "the BCB's results changed size while encrypting",
                 rule="bcb-result-size",
                 section="3.8",
                 rfc=9172,
             )
+        data = bytes(bcb_data[: cut - len(real)]) + real + bytes(bcb_data[cut:])
+        bcb_tail = block_tail(crc_type, bcb_head, data)
+        at = bcb_at + len(bcb_head)
+        out[at : at + len(data) + len(bcb_tail)] = data + bcb_tail
         with out[start:end] as ciphertext:
             tail = block_tail(payload.crc_type, head, ciphertext)
         out[end:total] = tail + b"\xff"
     stream.truncate(total)
     # With no view left and the size exact, BytesIO hands over its buffer: no copy.
     encoded = stream.getvalue()
+    front[position - 2] = CanonicalBlock._encoded(
+        BlockType.BCB, header.number, flags, crc_type, data, bcb_head, bcb_tail
+    )
     encrypted = CanonicalBlock._encoded(
         BlockType.PAYLOAD,
         1,
@@ -480,7 +534,43 @@ def _encrypted_in_place(
         head,
         tail,
     )
-    return Bundle._with_encoding(bundle.primary, (*front, encrypted), bundle.waived, encoded)
+    blocks = (*front, encrypted)
+    if check:
+        return Bundle._with_encoding(bundle.primary, blocks, bundle.waived, encoded)
+    return Bundle._trusted(bundle.primary, blocks, bundle.waived, encoded)
+
+
+def _without_target_crcs(bundle: Bundle, targets: Sequence[int]) -> Bundle:
+    """``bundle`` with the CRC of each of ``targets`` removed, for a context of RFC 9173: §3.8.1
+    (BIB-HMAC-SHA2) "Prior to the generation of the IPPT, if a Cyclic Redundancy Check (CRC)
+    value is present for the target block of the BIB, then that CRC value MUST be removed from
+    the target block. This involves both removing the CRC value from the target block and
+    setting the CRC type field of the target block to 'no CRC is present.'"; §4.8.1
+    (BCB-AES-GCM) the same "Prior to encryption".
+
+    The primary block is a target like any other (RFC 9171 §4.3.1 lets its CRC type be zero
+    when a BIB targets it), with one exception: when the bundle already carries security
+    blocks, they may bind the primary block as it is (RFC 9173 §3.3.3, §4.3.4 scope flag bit
+    0; the COSE context's AAD scope), and removing its CRC would break them -- so it keeps its
+    CRC, which RFC 9171 §4.3.1 allows ("a CRC MAY be present in the primary block").
+
+    Not re-validated: only CRC types change, which no bundle rule reads but the primary
+    block's, and the caller checks the finished bundle."""
+    chosen = set(targets)
+    primary = bundle.primary
+    if 0 in chosen and primary.crc_type != CRCType.NONE and not bundle.has_security_blocks:
+        primary = dataclasses.replace(primary, crc_type=CRCType.NONE)
+    blocks = list(bundle.blocks)
+    changed = primary is not bundle.primary
+    for index, block in enumerate(blocks):
+        if block.crc_type and block.number in chosen:
+            blocks[index] = CanonicalBlock.opaque(
+                block.type_code, block.number, block.flags, CRCType.NONE, block.data_view
+            )
+            changed = True
+    if not changed:
+        return bundle
+    return Bundle._trusted(primary, tuple(blocks), bundle.waived)
 
 
 def _source_eid(source: EndpointID | str) -> EndpointID:
@@ -523,6 +613,8 @@ def add_integrity(
                 "bib-after-bcb",
                 "3.9",
             )
+    if context.removes_target_crc:
+        bundle = _without_target_crcs(bundle, targets)
     number = next_block_number(bundle) if block_number is None else block_number
     header = SourceBlock(BlockType.BIB, number, flags, _source_eid(source))
     parameters, results = context.sign(bundle, header, targets)
@@ -603,15 +695,20 @@ def add_confidentiality(
                 "3.9",
             )
     del encrypted
+    # With the block number and flags chosen here, no rule the finished bundle is checked for
+    # can break: the input bundle was valid and the rules for the BCB were checked above.
+    check = flags is not None or block_number is not None
     if flags is None:
         flags = BlockFlags.REPLICATE_IN_EVERY_FRAGMENT if 1 in chosen else 0
+    if context.removes_target_crc:
+        bundle = _without_target_crcs(bundle, targets)
     number = next_block_number(bundle) if block_number is None else block_number
     header = SourceBlock(BlockType.BCB, number, int(flags), _source_eid(source))
     if 1 in chosen and len(bundle.blocks[-1].data_view) >= VIEW_THRESHOLD:
         plan = context.in_place(bundle, header, targets)
         if plan is not None:
             return _encrypted_in_place(
-                bundle, targets, context.context_id, header, CRCType(crc_type), plan
+                bundle, targets, context.context_id, header, CRCType(crc_type), plan, check=check
             )
     parameters, results, ciphertexts = context.encrypt(bundle, header, targets)
     asb = AbstractSecurityBlock(

@@ -177,7 +177,9 @@ def test_a_corrupted_secured_bundle_fails_cleanly(position: int, value: int) -> 
         # Nothing the operations protect was changed undetected.
         assert result.bundle.payload == b"the payload"
         assert result.bundle.hop_count == HopCountBlock(30, 2)
-        assert result.bundle.primary == bundle.primary
+        # The BIB over the primary block removed its CRC (RFC 9173 §3.8.1); accepted, that BIB
+        # is gone and the primary block gets a CRC-32C back (RFC 9171 §4.3.1).
+        assert result.bundle.primary == dataclasses.replace(bundle.primary, crc_type=CRCType.CRC32C)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,7 +325,8 @@ def test_encrypted_extension_blocks_are_opaque() -> None:
     ]
     assert result.bundle.hop_count == HopCountBlock(30, 2)
     assert not result.bundle.has_security_blocks
-    assert result.bundle.primary.crc_type == bundle.primary.crc_type
+    assert bundle.primary.crc_type == CRCType.NONE  # a BIB covers it: RFC 9173 §3.8.1
+    assert result.bundle.primary.crc_type == CRCType.CRC32C  # that BIB is gone: RFC 9171 §4.3.1
 
 
 def test_a_policy_accepts_some_operations() -> None:

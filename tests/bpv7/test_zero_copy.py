@@ -71,24 +71,28 @@ def test_small_blocks_and_mutable_inputs_are_copied() -> None:
 
 @pytest.mark.parametrize("size", [1000, VIEW_THRESHOLD, 300_000])
 @pytest.mark.parametrize("with_bib", [False, True])
-def test_in_place_encryption_gives_the_same_bundle(size: int, with_bib: bool) -> None:
-    """A large payload is encrypted into the encoded bundle (RFC 9173 BCB-AES-GCM); the bytes
-    are those the copying path makes (same IV), and they decrypt and verify."""
+@pytest.mark.parametrize("chosen", [False, True], ids=["defaults", "chosen"])
+def test_in_place_encryption_gives_the_same_bundle(size: int, with_bib: bool, chosen: bool) -> None:
+    """A large payload is encrypted into the encoded bundle (RFC 9173 BCB-AES-GCM), its tag
+    patched into the BCB afterwards; the bytes are those the copying path makes (same IV), and
+    they decrypt and verify. ``chosen``: the payload is not the last target, the BCB has a CRC
+    and a block number the caller chose (the finished bundle is then checked again)."""
     plain = bundle_of(size, flags=BundleFlags.REPORT_DELETION)
     targets = [1]
     if with_bib:
         plain = add_integrity(plain, [1], HmacSha2(HMAC_KEY), source=SOURCE)
         bib = plain.find_block(11)
         assert bib is not None
-        targets = [1, bib.number]
+        targets = [1, bib.number] if not chosen else [bib.number, 1]
+    options: dict[str, int] = {"crc_type": 2, "block_number": 9} if chosen else {}
     context = AesGcm(AES_KEY, iv=bytes(range(12)))
-    secured = add_confidentiality(plain, targets, context, source=SOURCE)
+    secured = add_confidentiality(plain, targets, context, source=SOURCE, **options)
     raw = secured.encode()
     # A large payload's bundle bytes were made with the bundle: encode() does not copy them.
     assert (secured.encode() is raw) == (size >= VIEW_THRESHOLD)
     # The copying path: a context without in-place support gives the same bytes.
     copying = add_confidentiality(
-        plain, targets, _Copying(AES_KEY, iv=bytes(range(12))), source=SOURCE
+        plain, targets, _Copying(AES_KEY, iv=bytes(range(12))), source=SOURCE, **options
     )
     assert copying.encode() == raw
     assert decode_bundle(raw) == secured
@@ -98,6 +102,26 @@ def test_in_place_encryption_gives_the_same_bundle(size: int, with_bib: bool) ->
     )
     assert result.bundle.payload == plain.payload
     assert not result.bundle.has_security_blocks
+
+
+@pytest.mark.parametrize("size", [VIEW_THRESHOLD - 1, VIEW_THRESHOLD, 300_000])
+def test_a_large_plaintext_is_the_bytes_it_was_decrypted_into(size: int) -> None:
+    """BCB-AES-GCM decrypts a large target straight into the ``bytes`` it returns; a changed
+    byte of ciphertext (or of the tag) still fails the operation and changes nothing."""
+    plain = bundle_of(size)
+    raw = add_confidentiality(plain, [1], AesGcm(AES_KEY), source=SOURCE).encode()
+    result = process_security(decode_bundle(raw), keys(), accept=True)
+    data = result.bundle.payload_block.data_view
+    assert type(data) is bytes and data == plain.payload
+    bcb = decode_bundle(raw).blocks[0].data  # its last 16 bytes: the tag (RFC 9173 §4.4.1)
+    tag_at = raw.index(bcb) + len(bcb) - 16
+    for position in (len(raw) - 2, len(raw) - size // 2, tag_at):
+        altered = bytearray(raw)
+        altered[position] ^= 0x01
+        bundle = decode_bundle(bytes(altered))
+        result = process_security(bundle, keys(), accept=True)
+        assert [op.outcome for op in result.operations] == ["failed"]
+        assert result.bundle is bundle and result.plaintext == {}
 
 
 def test_cose_encryption_of_a_large_payload_round_trips() -> None:
