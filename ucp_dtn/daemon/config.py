@@ -368,6 +368,16 @@ SETTINGS = SettingsTable(
             example="2",
         ),
         Setting(
+            "dispatch_ahead_time",
+            DURATION.within(0.0, 3600.0),
+            "brokers: an executor whose jobs come back quickly may be sent more than "
+            "--dispatch-ahead: as many as its slots get through in this time by its recent "
+            "turnaround (at most 64), never while one of its jobs has been out longer; "
+            "0: --dispatch-ahead only",
+            feeds=("role.dispatch_ahead_time_s",),
+            example="1s",
+        ),
+        Setting(
             "output_interval",
             DURATION.within(0.0, _DAY),
             "how often an executor sends a running job's new output to its broker (ucp logs); "

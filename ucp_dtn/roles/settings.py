@@ -44,6 +44,11 @@ class RoleSettings:
     """Brokers: jobs an executor may be sent beyond its free slots (they wait there for a
     slot), so that it starts the next job as soon as one ends instead of after a round trip;
     only when no capable executor has a free slot; 0: never."""
+    dispatch_ahead_time_s: float = 0.25
+    """Brokers: an executor whose jobs come back quickly may be sent more than
+    :attr:`dispatch_ahead`: as many as its slots get through in this time by its recent
+    turnaround (dispatch to result), at most 64; never while one of its jobs has been out
+    longer than this; 0: :attr:`dispatch_ahead` only."""
     output_interval_s: float = 1.0
     """How often an executor sends a running job's new output to its broker (``job-output``,
     for ``ucp logs``); 0: none while the job runs (its result still carries the end of both
@@ -102,6 +107,8 @@ class RoleSettings:
                 raise ValueError(f"{name} must be positive")
         if not 0.0 <= self.promote_probability <= 1.0:
             raise ValueError("promote_probability must be between 0 and 1")
+        if not 0 <= self.dispatch_ahead_time_s <= 3600:
+            raise ValueError("dispatch_ahead_time_s must be from 0 to 3600 seconds")
         if not self.output_interval_s >= 0:
             raise ValueError("output_interval_s must not be negative")
         if type(self.input_cache_bytes) is not int or self.input_cache_bytes < 0:

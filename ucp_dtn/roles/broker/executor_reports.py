@@ -187,7 +187,7 @@ class ExecutorReports:
                 stderr=message.stderr_tail,
             )
         if record.executor is not None:
-            self._registry.note_finished(str(node_of(record.executor)), record.job_id)
+            self._registry.note_finished(str(node_of(record.executor)), record.job_id, now)
         logger.info("job %s %s", record.job_id, detail)
         await self.deliver_result(record)
         await self._scheduler.schedule()

@@ -15,7 +15,12 @@ jobs over all capable executors instead of sending it all to the best one before
 heartbeat. An executor with ``max_jobs`` slots takes no new job while its load fills them —
 unless no capable executor has a free slot: then one may be sent up to ``dispatch_ahead`` more,
 which wait there for a slot (it starts the next job the moment one ends, not a round trip
-later; many short jobs need that).
+later; many short jobs need that). An executor whose jobs come back quickly may be sent more:
+as many as its slots get through in ``ahead_time_s``, judged by its recent turnaround (dispatch
+to result, a moving average), at most :data:`MAX_AHEAD` — unless one of its jobs has been out
+for longer than that (a long job holds a slot: nothing more should queue behind it). A queue
+at an executor is then bounded by time, not by count: a few hundred milliseconds of trivial
+jobs, one job of a minute.
 
 Ranking: first the bytes of the job's named inputs already on the executor's node (its
 datastore holds them, or its input cache fetched them lately: :mod:`.placement`), then
@@ -40,9 +45,15 @@ from bpv7 import BPv7Error, parse_eid
 from ...ucp.capabilities import Capabilities, Requirements, executor_score
 from ...ucp.messages import Heartbeat, NodeEntry, Role
 
-__all__ = ["ExecutorChoice", "KnownNode", "MemberInfo", "NodeRegistry"]
+__all__ = ["MAX_AHEAD", "ExecutorChoice", "KnownNode", "MemberInfo", "NodeRegistry"]
 
 _TRACKED_ROLES = (Role.EXECUTOR, Role.DATASTORE, Role.BROKER)
+
+MAX_AHEAD = 64
+"""Jobs an executor may be sent beyond its slots by its turnaround, at most."""
+
+_TURNAROUND_WEIGHT = 0.25
+"""Weight of the newest job in an executor's moving-average turnaround."""
 
 
 @dataclass(slots=True)
@@ -61,6 +72,10 @@ class KnownNode:
     """Executors: jobs dispatched to it that no heartbeat listed yet → when."""
     relayed_bytes: int = 0
     """Datastores: bytes relayed to it since its last heartbeat."""
+    outstanding: dict[uuid.UUID, float] = field(default_factory=dict)
+    """Executors: jobs this broker sent it that have not ended (result or cancel) → when."""
+    turnaround_s: float | None = None
+    """Executors: moving average of dispatch-to-result time of its recent jobs."""
 
     @property
     def free_space(self) -> int:
@@ -118,12 +133,17 @@ class MemberInfo:
 class NodeRegistry:
     """Executors, datastores and brokers known from heartbeats (see the module docstring)."""
 
-    def __init__(self, timeout_s: float, *, dispatch_ahead: int = 0) -> None:
+    def __init__(
+        self, timeout_s: float, *, dispatch_ahead: int = 0, ahead_time_s: float = 0.0
+    ) -> None:
         self.timeout_s = timeout_s
         """Entries silent for longer than this are gone."""
         self.dispatch_ahead = dispatch_ahead
         """Jobs an executor may be sent beyond its slots when no capable one has a free
         slot."""
+        self.ahead_time_s = ahead_time_s
+        """More beyond its slots for an executor whose jobs come back quickly: what its slots
+        get through in this time (0: only :attr:`dispatch_ahead`)."""
         self._entries: dict[tuple[str, Role], KnownNode] = {}
 
     # -- heartbeats ---------------------------------------------------------------------------
@@ -159,6 +179,13 @@ class NodeRegistry:
                 job: at
                 for job, at in entry.dispatched.items()
                 if job not in listed and now - at <= self.timeout_s
+            }
+            # A job the executor no longer lists, long after it was sent, ended without a
+            # result reaching this broker (or it went to another broker): forget it.
+            entry.outstanding = {
+                job: at
+                for job, at in entry.outstanding.items()
+                if job in listed or now - at <= self.timeout_s
             }
         return frozenset(new)
 
@@ -214,7 +241,7 @@ class NodeRegistry:
                 continue
             capable += 1
             load = entry.load(now, self.timeout_s)
-            if load >= entry.slots + self.dispatch_ahead:
+            if load >= entry.slots + self.ahead_of(entry, now):
                 continue
             score = executor_score(capabilities, running_jobs=load)
             # Most input bytes at hand, then the highest score; among equals the smallest
@@ -233,19 +260,41 @@ class NodeRegistry:
             return ExecutorChoice(None, f"waiting for a free slot: {noun} busy", capable)
         return ExecutorChoice(None, f"no executor meets the requirements ({first_reason})")
 
+    def ahead_of(self, entry: KnownNode, now: float) -> int:
+        """Jobs ``entry`` (an executor) may be sent beyond its slots when no capable executor
+        has a free one (see the module docstring)."""
+        base = self.dispatch_ahead
+        turnaround = entry.turnaround_s
+        if base == 0 or self.ahead_time_s <= 0 or turnaround is None:
+            return base
+        if entry.outstanding and now - min(entry.outstanding.values()) > self.ahead_time_s:
+            return base  # a job out that long holds a slot: queue nothing more behind it
+        by_time = int(entry.slots * self.ahead_time_s / max(turnaround, 1e-3))
+        return max(base, min(MAX_AHEAD, by_time))
+
     def note_dispatch(self, node: str, job_id: uuid.UUID, now: float) -> None:
         """A job went to ``node`` (it counts towards its load until a heartbeat lists it)."""
         entry = self._entries.get((node, Role.EXECUTOR))
         if entry is not None:
             entry.dispatched[job_id] = now
+            entry.outstanding[job_id] = now
 
-    def note_finished(self, node: str | None, job_id: uuid.UUID) -> None:
-        """A job ended (or was reported running): stop counting the dispatch."""
+    def note_finished(self, node: str | None, job_id: uuid.UUID, now: float | None = None) -> None:
+        """A job ended (its result came, or it was cancelled): stop counting the dispatch. With
+        ``now`` (a result), the job's turnaround joins the executor's moving average."""
         if node is None:
             return
         entry = self._entries.get((node, Role.EXECUTOR))
-        if entry is not None:
-            entry.dispatched.pop(job_id, None)
+        if entry is None:
+            return
+        entry.dispatched.pop(job_id, None)
+        sent = entry.outstanding.pop(job_id, None)
+        if now is not None and sent is not None and now >= sent:
+            taken = now - sent
+            previous = entry.turnaround_s
+            entry.turnaround_s = (
+                taken if previous is None else previous + _TURNAROUND_WEIGHT * (taken - previous)
+            )
 
     # -- datastores ---------------------------------------------------------------------------
 

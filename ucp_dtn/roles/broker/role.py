@@ -137,7 +137,9 @@ class BrokerRole:
         self._clock = clock
         self._lock = trio.Lock()
         self._registry = NodeRegistry(
-            settings.executor_timeout_s, dispatch_ahead=settings.dispatch_ahead
+            settings.executor_timeout_s,
+            dispatch_ahead=settings.dispatch_ahead,
+            ahead_time_s=settings.dispatch_ahead_time_s,
         )
         self._jobs = JobBook()
         self._names = NameCache()
@@ -185,7 +187,9 @@ class BrokerRole:
         try:
             contents = await journal.load()
             self._registry = NodeRegistry(
-                self.settings.executor_timeout_s, dispatch_ahead=self.settings.dispatch_ahead
+                self.settings.executor_timeout_s,
+                dispatch_ahead=self.settings.dispatch_ahead,
+                ahead_time_s=self.settings.dispatch_ahead_time_s,
             )
             self._jobs = JobBook()
             for record in contents.jobs:
