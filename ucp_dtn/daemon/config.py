@@ -370,9 +370,9 @@ SETTINGS = SettingsTable(
         Setting(
             "dispatch_ahead_time",
             DURATION.within(0.0, 3600.0),
-            "brokers: an executor whose jobs come back quickly may be sent more than "
-            "--dispatch-ahead: as many as its slots get through in this time by its recent "
-            "turnaround (at most 64), never while one of its jobs has been out longer; "
+            "brokers: an executor whose jobs are short may be sent more than "
+            "--dispatch-ahead: as many as its slots get through in this time by how long its "
+            "recent jobs ran (at most 64), never while one of its jobs has been out longer; "
             "0: --dispatch-ahead only",
             feeds=("role.dispatch_ahead_time_s",),
             example="1s",

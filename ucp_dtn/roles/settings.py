@@ -45,10 +45,10 @@ class RoleSettings:
     slot), so that it starts the next job as soon as one ends instead of after a round trip;
     only when no capable executor has a free slot; 0: never."""
     dispatch_ahead_time_s: float = 0.25
-    """Brokers: an executor whose jobs come back quickly may be sent more than
-    :attr:`dispatch_ahead`: as many as its slots get through in this time by its recent
-    turnaround (dispatch to result), at most 64; never while one of its jobs has been out
-    longer than this; 0: :attr:`dispatch_ahead` only."""
+    """Brokers: an executor whose jobs are short may be sent more than
+    :attr:`dispatch_ahead`: as many as its slots get through in this time by how long its
+    recent jobs ran, at most 64; never while one of its jobs has been out longer than this;
+    0: :attr:`dispatch_ahead` only."""
     output_interval_s: float = 1.0
     """How often an executor sends a running job's new output to its broker (``job-output``,
     for ``ucp logs``); 0: none while the job runs (its result still carries the end of both

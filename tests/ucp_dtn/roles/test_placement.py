@@ -135,7 +135,7 @@ def fill(registry: NodeRegistry, node: str, first: int, count: int, now: float) 
         registry.note_dispatch(node, uuid.UUID(int=number), now=now)
 
 
-def test_an_executor_whose_jobs_come_back_quickly_may_queue_more_by_time() -> None:
+def test_an_executor_whose_jobs_are_short_may_queue_more_by_time() -> None:
     registry = NodeRegistry(timeout_s=15.0, dispatch_ahead=1, ahead_time_s=0.25)
     registry.observe(beat("a", max_jobs=2), now=0.0)
     entry = registry.get("dtn://a/", Role.EXECUTOR, 0.0)
@@ -143,22 +143,22 @@ def test_an_executor_whose_jobs_come_back_quickly_may_queue_more_by_time() -> No
     # Nothing known of its jobs yet: --dispatch-ahead alone (2 slots + 1).
     fill(registry, "dtn://a/", 1, 3, now=0.0)
     assert registry.choose_executor(Requirements(), 0.0).node is None
-    # Its jobs come back in 50 ms: 2 slots get through 10 in 250 ms.
+    # Its jobs run for 50 ms: 2 slots get through 10 in 250 ms.
     for number in (1, 2, 3):
-        registry.note_finished("dtn://a/", uuid.UUID(int=number), now=0.05)
-    assert entry.turnaround_s == 0.05
+        registry.note_finished("dtn://a/", uuid.UUID(int=number), run_s=0.05)
+    assert entry.run_s == 0.05
     assert registry.ahead_of(entry, 0.05) == 10
     fill(registry, "dtn://a/", 10, 12, now=0.05)
     assert registry.choose_executor(Requirements(), 0.05).node is None  # 2 + 10 out
-    # Slower jobs pull the moving average up, and the allowance down.
+    # Longer jobs pull the moving average up, and the allowance down.
     for number in range(10, 22):
-        registry.note_finished("dtn://a/", uuid.UUID(int=number), now=0.25)
-    assert entry.turnaround_s is not None and entry.turnaround_s > 0.15
+        registry.note_finished("dtn://a/", uuid.UUID(int=number), run_s=0.25)
+    assert entry.run_s is not None and entry.run_s > 0.15
     assert registry.ahead_of(entry, 0.25) < 4
     # Never more than MAX_AHEAD, however quick.
     for number in range(30, 70):
         registry.note_dispatch("dtn://a/", uuid.UUID(int=number), now=1.0)
-        registry.note_finished("dtn://a/", uuid.UUID(int=number), now=1.0001)
+        registry.note_finished("dtn://a/", uuid.UUID(int=number), run_s=0.0001)
     assert registry.ahead_of(entry, 1.0001) == MAX_AHEAD
 
 
@@ -168,13 +168,13 @@ def test_nothing_more_queues_behind_a_job_out_for_longer_than_the_ahead_time() -
     entry = registry.get("dtn://a/", Role.EXECUTOR, 0.0)
     assert entry is not None
     registry.note_dispatch("dtn://a/", uuid.UUID(int=1), now=0.0)
-    registry.note_finished("dtn://a/", uuid.UUID(int=1), now=0.01)
+    registry.note_finished("dtn://a/", uuid.UUID(int=1), run_s=0.01)
     registry.note_dispatch("dtn://a/", uuid.UUID(int=2), now=1.0)  # a long one, it turns out
     assert registry.ahead_of(entry, 1.1) == 25
     assert registry.ahead_of(entry, 1.3) == 1  # out for 0.3 s > 0.25 s: --dispatch-ahead only
     # A cancel (no turnaround) ends it too; the average is untouched.
     registry.note_finished("dtn://a/", uuid.UUID(int=2))
-    assert entry.turnaround_s == 0.01 and registry.ahead_of(entry, 2.0) == 25
+    assert entry.run_s == 0.01 and registry.ahead_of(entry, 2.0) == 25
 
 
 def test_dispatch_ahead_zero_or_no_ahead_time_keep_the_count() -> None:
@@ -182,7 +182,7 @@ def test_dispatch_ahead_zero_or_no_ahead_time_keep_the_count() -> None:
         registry = NodeRegistry(timeout_s=15.0, dispatch_ahead=ahead, ahead_time_s=ahead_time)
         registry.observe(beat("a", max_jobs=2), now=0.0)
         registry.note_dispatch("dtn://a/", uuid.UUID(int=1), now=0.0)
-        registry.note_finished("dtn://a/", uuid.UUID(int=1), now=0.001)
+        registry.note_finished("dtn://a/", uuid.UUID(int=1), run_s=0.001)
         entry = registry.get("dtn://a/", Role.EXECUTOR, 0.001)
         assert entry is not None and registry.ahead_of(entry, 0.001) == expected
 

@@ -187,7 +187,8 @@ class ExecutorReports:
                 stderr=message.stderr_tail,
             )
         if record.executor is not None:
-            self._registry.note_finished(str(node_of(record.executor)), record.job_id, now)
+            ran = message.finished_at - message.started_at  # both the executor's clock
+            self._registry.note_finished(str(node_of(record.executor)), record.job_id, ran)
         logger.info("job %s %s", record.job_id, detail)
         await self.deliver_result(record)
         await self._scheduler.schedule()

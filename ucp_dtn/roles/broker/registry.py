@@ -15,12 +15,13 @@ jobs over all capable executors instead of sending it all to the best one before
 heartbeat. An executor with ``max_jobs`` slots takes no new job while its load fills them —
 unless no capable executor has a free slot: then one may be sent up to ``dispatch_ahead`` more,
 which wait there for a slot (it starts the next job the moment one ends, not a round trip
-later; many short jobs need that). An executor whose jobs come back quickly may be sent more:
-as many as its slots get through in ``ahead_time_s``, judged by its recent turnaround (dispatch
-to result, a moving average), at most :data:`MAX_AHEAD` — unless one of its jobs has been out
-for longer than that (a long job holds a slot: nothing more should queue behind it). A queue
-at an executor is then bounded by time, not by count: a few hundred milliseconds of trivial
-jobs, one job of a minute.
+later; many short jobs need that). An executor whose jobs are short may be sent more: as many
+as its slots get through in ``ahead_time_s``, judged by how long its recent jobs ran there (a
+moving average of the results' ``finished_at - started_at``, the executor's own clock), at
+most :data:`MAX_AHEAD` — unless one of its jobs has been out (since dispatch) for longer than
+that: a long job holds a slot, and nothing more should queue behind it. The queue at an
+executor is then bounded by time rather than by count: a few hundred milliseconds of trivial
+jobs, or one job of a minute.
 
 Ranking: first the bytes of the job's named inputs already on the executor's node (its
 datastore holds them, or its input cache fetched them lately: :mod:`.placement`), then
@@ -36,6 +37,7 @@ Time is passed in (``now``, the broker's clock); nothing here blocks or sends.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,10 +52,10 @@ __all__ = ["MAX_AHEAD", "ExecutorChoice", "KnownNode", "MemberInfo", "NodeRegist
 _TRACKED_ROLES = (Role.EXECUTOR, Role.DATASTORE, Role.BROKER)
 
 MAX_AHEAD = 64
-"""Jobs an executor may be sent beyond its slots by its turnaround, at most."""
+"""Jobs an executor may be sent beyond its slots by its jobs' run time, at most."""
 
-_TURNAROUND_WEIGHT = 0.25
-"""Weight of the newest job in an executor's moving-average turnaround."""
+_RUN_WEIGHT = 0.25
+"""Weight of the newest job in an executor's moving-average run time."""
 
 
 @dataclass(slots=True)
@@ -74,8 +76,8 @@ class KnownNode:
     """Datastores: bytes relayed to it since its last heartbeat."""
     outstanding: dict[uuid.UUID, float] = field(default_factory=dict)
     """Executors: jobs this broker sent it that have not ended (result or cancel) → when."""
-    turnaround_s: float | None = None
-    """Executors: moving average of dispatch-to-result time of its recent jobs."""
+    run_s: float | None = None
+    """Executors: moving average of how long its recent jobs ran (their results' times)."""
 
     @property
     def free_space(self) -> int:
@@ -142,8 +144,8 @@ class NodeRegistry:
         """Jobs an executor may be sent beyond its slots when no capable one has a free
         slot."""
         self.ahead_time_s = ahead_time_s
-        """More beyond its slots for an executor whose jobs come back quickly: what its slots
-        get through in this time (0: only :attr:`dispatch_ahead`)."""
+        """More beyond its slots for an executor whose jobs are short: what its slots get
+        through in this time (0: only :attr:`dispatch_ahead`)."""
         self._entries: dict[tuple[str, Role], KnownNode] = {}
 
     # -- heartbeats ---------------------------------------------------------------------------
@@ -264,12 +266,12 @@ class NodeRegistry:
         """Jobs ``entry`` (an executor) may be sent beyond its slots when no capable executor
         has a free one (see the module docstring)."""
         base = self.dispatch_ahead
-        turnaround = entry.turnaround_s
-        if base == 0 or self.ahead_time_s <= 0 or turnaround is None:
+        run_s = entry.run_s
+        if base == 0 or self.ahead_time_s <= 0 or run_s is None:
             return base
         if entry.outstanding and now - min(entry.outstanding.values()) > self.ahead_time_s:
             return base  # a job out that long holds a slot: queue nothing more behind it
-        by_time = int(entry.slots * self.ahead_time_s / max(turnaround, 1e-3))
+        by_time = int(entry.slots * self.ahead_time_s / max(run_s, 1e-3))
         return max(base, min(MAX_AHEAD, by_time))
 
     def note_dispatch(self, node: str, job_id: uuid.UUID, now: float) -> None:
@@ -279,9 +281,12 @@ class NodeRegistry:
             entry.dispatched[job_id] = now
             entry.outstanding[job_id] = now
 
-    def note_finished(self, node: str | None, job_id: uuid.UUID, now: float | None = None) -> None:
+    def note_finished(
+        self, node: str | None, job_id: uuid.UUID, run_s: float | None = None
+    ) -> None:
         """A job ended (its result came, or it was cancelled): stop counting the dispatch. With
-        ``now`` (a result), the job's turnaround joins the executor's moving average."""
+        ``run_s`` (a result: how long it ran there), the run joins the executor's moving
+        average."""
         if node is None:
             return
         entry = self._entries.get((node, Role.EXECUTOR))
@@ -289,12 +294,9 @@ class NodeRegistry:
             return
         entry.dispatched.pop(job_id, None)
         sent = entry.outstanding.pop(job_id, None)
-        if now is not None and sent is not None and now >= sent:
-            taken = now - sent
-            previous = entry.turnaround_s
-            entry.turnaround_s = (
-                taken if previous is None else previous + _TURNAROUND_WEIGHT * (taken - previous)
-            )
+        if run_s is not None and sent is not None and math.isfinite(run_s) and run_s >= 0:
+            previous = entry.run_s
+            entry.run_s = run_s if previous is None else previous + _RUN_WEIGHT * (run_s - previous)
 
     # -- datastores ---------------------------------------------------------------------------
 
