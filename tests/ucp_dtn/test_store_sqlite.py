@@ -109,6 +109,58 @@ async def test_large_bundles_go_to_files_and_small_ones_inline(tmp_path: Path) -
         assert bundle_files(tmp_path) == []
 
 
+def _synchronous(store: SqliteBundleStore) -> int:
+    """The writer connection's ``PRAGMA synchronous`` now (1 NORMAL, 2 FULL)."""
+    (level,) = store._database._writer.execute("PRAGMA synchronous").fetchone()
+    return int(level)
+
+
+async def test_only_groups_with_a_put_wait_for_fsync(tmp_path: Path) -> None:
+    # A put is acknowledged as durable (the WAL fsync'd at commit: FULL); deletions and
+    # updates are written but not fsync'd (NORMAL): they survive kill -9 (the kill -9 test
+    # below checks), and the next put's fsync takes them to disk.
+    async with await open_store(tmp_path) as store:
+        await put(store, 1)
+        assert _synchronous(store) == 2
+        await store.update(_meta(1, state=BundleState.CUSTODY_WAIT))
+        assert _synchronous(store) == 1
+        await put(store, 2)
+        assert _synchronous(store) == 2
+        assert await store.delete_many([_meta(1).key, _meta(2).key]) == [True, True]
+        assert _synchronous(store) == 1
+        results = await store.put_many([(_meta(3), _payload(3), None)])
+        assert results == [True] and _synchronous(store) == 2
+
+
+async def test_a_bundle_file_goes_only_once_its_deletion_is_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[str] = []
+    real_fsync, real_remove = os.fsync, os.remove
+
+    def fsync(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("-wal"):
+            events.append("wal fsync")
+        real_fsync(fd)
+
+    def remove(path: str | os.PathLike[str], *args: object, **kwargs: object) -> None:
+        if str(path).endswith(".bundle"):
+            events.append("file removed")
+        real_remove(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    async with await open_store(tmp_path) as store:
+        await put(store, 0)  # a file bundle
+        await put(store, 1)  # inline
+        monkeypatch.setattr(os, "fsync", fsync)
+        monkeypatch.setattr(os, "remove", remove)
+        monkeypatch.setattr(os, "unlink", remove)
+        await store.delete(_meta(1).key)
+        assert events == []  # an inline bundle: nothing to wait for
+        await store.delete(_meta(0).key)
+        assert events == ["wal fsync", "file removed"]
+    assert bundle_files(tmp_path) == []
+
+
 async def test_a_store_is_opened_by_one_owner_at_a_time(tmp_path: Path) -> None:
     async with await open_store(tmp_path):
         with pytest.raises(StoreError, match=r"is in use by another process"):
