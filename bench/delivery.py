@@ -43,6 +43,7 @@ from pathlib import Path
 import psutil
 import trio
 
+import ucp_dtn
 from ucp_dtn.appapi import AppApiClient
 
 PAYLOAD = 64
@@ -344,7 +345,8 @@ async def run(args: argparse.Namespace) -> None:
     print(
         f"bench/delivery.py - Python {platform.python_version()}, {os.cpu_count()} CPUs, "
         f"{time.strftime('%Y-%m-%d %H:%M')}; {args.round_trips} round trips = "
-        f"{2 * args.round_trips} bundles of {PAYLOAD} B per run, durable stores"
+        f"{2 * args.round_trips} bundles of {PAYLOAD} B per run, durable stores; code from "
+        f"{Path(ucp_dtn.__file__).parent.parent}"
     )
     for chains in args.chains:
         print(f"{chains} chain(s) at once:", flush=True)

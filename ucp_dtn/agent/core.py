@@ -22,6 +22,7 @@ key that leaves the store goes into ``recent`` (duplicate suppression).
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import trio
@@ -85,6 +86,51 @@ _REPORT_DELIVERY = int(BundleFlags.REPORT_DELIVERY)
 
 logger = logging.getLogger(__name__)
 
+_FRESH_BYTES = 4 * 1024 * 1024
+"""Bytes of decoded bundles kept for local delivery (see :class:`FreshDeliveries`)."""
+_FRESH_LARGEST = 256 * 1024
+"""Larger bundles are not kept decoded: their delivery reads them back from the store."""
+
+
+class FreshDeliveries:
+    """Bundles just stored for a local endpoint, decoded, until a registration takes them.
+
+    A registration usually takes a bundle for its endpoint a moment after it was stored:
+    handing it the bundle object that was just stored saves reading the bytes back from the
+    store (a thread round trip) and decoding them again. The bundle is the very one whose
+    encoding was stored (received and checked, or built here), so the delivery is the same.
+    Bounded by the bytes of the stored encodings; the oldest go first. Purely an optimisation:
+    a miss reads the store."""
+
+    __slots__ = ("_bytes", "_entries", "_limit")
+
+    def __init__(self, limit_bytes: int = _FRESH_BYTES) -> None:
+        self._limit = limit_bytes
+        self._entries: OrderedDict[str, tuple[Bundle, int]] = OrderedDict()
+        self._bytes = 0
+
+    def put(self, key: str, bundle: Bundle, size: int) -> None:
+        """Keep ``bundle`` (stored under ``key`` as ``size`` octets) unless it is large."""
+        if size > _FRESH_LARGEST:
+            return
+        self.take(key)
+        self._entries[key] = (bundle, size)
+        self._bytes += size
+        while self._bytes > self._limit:
+            _, (_, old) = self._entries.popitem(last=False)
+            self._bytes -= old
+
+    def take(self, key: str) -> Bundle | None:
+        """The kept bundle ``key`` (forgotten here), or ``None``."""
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return None
+        self._bytes -= entry[1]
+        return entry[0]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
 
 class AgentCore:
     """State and shared steps of one agent (see the module docstring)."""
@@ -103,6 +149,8 @@ class AgentCore:
         self.counters = Counters()
         self.recent = RecentBundles()
         self.cache = RawCache()
+        self.fresh = FreshDeliveries()
+        """Decoded bundles waiting for local delivery (saves reading them back)."""
         self.registrations: dict[EndpointID, Registration] = {}
         self.reporter = StatusReporter(self)
         self.custody: Custodian | None = None
@@ -263,6 +311,7 @@ class AgentCore:
             await self._collect_fragment(meta.key, bundle)
         elif local:
             await self._drop_partial(bundle)
+            self.fresh.put(meta.key, bundle, len(raw))
             self.dispatch(meta)
         else:
             self.queue.add(meta.key, bundle.primary.destination, previous)
@@ -325,6 +374,7 @@ class AgentCore:
         queue, the raw cache, registrations, custody) and remember it as handled."""
         self.queue.remove(key)
         self.cache.drop(key)
+        self.fresh.take(key)
         self.recent.add(key)
         for registration in self.registrations.values():
             registration.withdraw(key)
@@ -419,7 +469,9 @@ class AgentCore:
         """The bundle to hand to an application for ``key``, after the security acceptor's
         processing (RFC 9172 §5.1): ``None`` if it is gone, or discarded because a security
         operation failed or is missing (deleted with that reason)."""
-        bundle = await self.load_bundle(key)
+        bundle = self.fresh.take(key)
+        if bundle is None:
+            bundle = await self.load_bundle(key)
         if bundle is None or self.security is None:
             return None if bundle is None else Accepted(bundle)
         verdict = self.security.on_delivery(bundle, now=self.clock())
@@ -483,6 +535,7 @@ class AgentCore:
             return
         await self._drop_fragments(members)
         self.cache.put(meta.key, raw)
+        self.fresh.put(meta.key, whole, len(raw))
         self.dispatch(meta)
 
     async def _drop_partial(self, whole: Bundle) -> None:
