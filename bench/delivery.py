@@ -74,6 +74,24 @@ class EndToEnd:
 # -- the role path: BundleNode in a child process -------------------------------------------------
 
 
+class StepCounter(trio.abc.Instrument):
+    """Counts trio task steps (each resumption of a task: a task switch) and scheduler passes
+    (each return from waiting for I/O or a deadline)."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.passes = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self.steps += 1
+
+    def after_io_wait(self, timeout: float) -> None:
+        self.passes += 1
+
+
+STEPS = StepCounter()
+
+
 async def child_node(args: argparse.Namespace) -> None:
     """A node with its application in this process (``--node``): ``b`` echoes, ``a`` pings."""
     from ucp_dtn.agent import BundleNode, NodeConfig
@@ -158,7 +176,8 @@ async def ping(node: object, round_trips: int, chains: int, custody: bool) -> No
         await trio.sleep(0.3)  # custody signals of the warm-up come back
         b_commits = await ask_commits(registration)
         a_commits = _store_commits(node)
-        cpu, main = time.process_time(), time.thread_time()
+        cpu, main, times = time.process_time(), time.thread_time(), os.times()
+        steps, passes = STEPS.steps, STEPS.passes
         print("start", flush=True)
         began = time.perf_counter()
         async with trio.open_nursery() as nursery:
@@ -172,11 +191,21 @@ async def ping(node: object, round_trips: int, chains: int, custody: bool) -> No
                 await trio.sleep(0.3)  # the last custody signals release the last bundles
             a_commits = _store_commits(node) - a_commits
             cpu, main = time.process_time() - cpu, time.thread_time() - main
+            system = os.times().system - times.system
+            steps, passes = STEPS.steps - steps, STEPS.passes - passes
             nursery.cancel_scope.cancel()
         b_commits = await ask_commits(registration) - b_commits - 3  # the questions' own
         print(
             json.dumps(
-                {"elapsed": elapsed, "cpu": cpu, "main": main, "commits": [a_commits, b_commits]}
+                {
+                    "elapsed": elapsed,
+                    "cpu": cpu,
+                    "main": main,
+                    "system": system,
+                    "steps": steps,
+                    "passes": passes,
+                    "commits": [a_commits, b_commits],
+                }
             )
         )
         print("end", flush=True)
@@ -391,7 +420,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.node:
         args.chains = args.chains[0]
-        trio.run(child_node, args)
+        trio.run(child_node, args, instruments=[STEPS])
         return 0
     trio.run(run, args)
     return 0

@@ -258,7 +258,9 @@ async def test_one_signal_releases_its_bundles_in_one_group_commit(tmp_path: Pat
             commits = store.statistics().commits
             await wait_until(lambda: a.node.statistics().stored_bundles == 0)
             assert a.node.statistics().custody_released == 10
-            # One commit per signal (one, unless the ten straddled b's flush), not per bundle.
+            await store.flush()  # the deletions are committed (if nothing took them along)
+            # At most one commit per signal (one, unless the ten straddled b's flush), not one
+            # per bundle.
             signals = b.node.statistics().custody_signals_sent
-            assert store.statistics().commits - commits == signals <= 2
+            assert 0 < store.statistics().commits - commits <= signals <= 2
             nursery.cancel_scope.cancel()

@@ -161,6 +161,35 @@ async def test_a_bundle_file_goes_only_once_its_deletion_is_on_disk(
     assert bundle_files(tmp_path) == []
 
 
+async def test_deletions_left_for_later_go_with_the_next_commit(tmp_path: Path) -> None:
+    async with await open_store(tmp_path) as store:
+        for number in range(4):
+            await put(store, number)
+        commits = store.statistics().commits
+        assert await store.delete_later([_meta(1).key, _meta(2).key, "no such key"]) == [
+            True,
+            True,
+            False,
+        ]
+        # Gone from every view at once, without a commit of their own...
+        assert await store.meta(_meta(1).key) is None and await store.get(_meta(2).key) is None
+        assert store.statistics().bundles == 2
+        assert store.statistics().commits == commits
+        # ... and from the disk with the next group commit, ahead of its put of the same key.
+        await store.put(_meta(1), b"again" + bytes(_size(1) - 5))
+        assert store.statistics().commits == commits + 1
+        await store.flush()  # nothing left
+        assert store.statistics().commits == commits + 1
+        assert await store.delete_later([_meta(3).key]) == [True]
+        await store.flush()
+        assert store.statistics().commits == commits + 2
+        assert await store.delete_later([_meta(0).key]) == [True]  # left for close()
+    async with await open_store(tmp_path) as store:
+        assert [m.key for m in await store.query()] == [_meta(1).key]
+        assert await store.get(_meta(1).key) == b"again" + bytes(_size(1) - 5)
+    assert bundle_files(tmp_path) == []  # bundle 0's file went with its row
+
+
 async def test_a_store_is_opened_by_one_owner_at_a_time(tmp_path: Path) -> None:
     async with await open_store(tmp_path):
         with pytest.raises(StoreError, match=r"is in use by another process"):

@@ -86,6 +86,9 @@ _REPORT_DELIVERY = int(BundleFlags.REPORT_DELIVERY)
 
 logger = logging.getLogger(__name__)
 
+_SETTLED_FLUSH_S = 0.02
+"""How long deletions of settled bundles may wait for another commit to take them along
+(:meth:`AgentCore.settled`) before they are committed on their own."""
 _FRESH_BYTES = 4 * 1024 * 1024
 """Bytes of decoded bundles kept for local delivery (see :class:`FreshDeliveries`)."""
 _FRESH_LARGEST = 256 * 1024
@@ -161,6 +164,7 @@ class AgentCore:
         self._fragment_keys: dict[str, set[str]] = {}  # original bundle key -> fragment keys
         self._last_creation = (0, -1)
         self._janitor_wakeup = trio.Event()
+        self._settled_pending = trio.Event()
         self.routes_changed: Callable[[], None] = _nothing
         """Called when routes changed (the node advertises them to its neighbours)."""
 
@@ -369,6 +373,33 @@ class AgentCore:
 
     # -- leaving the store --------------------------------------------------------------------
 
+    async def settled(self, keys: Sequence[str]) -> list[bool]:
+        """Remove bundles whose fate is settled — delivered and confirmed, acknowledged by the
+        next hop, released by a custody signal — from the store and every in-memory view; per
+        key, whether it was stored. The store drops them at once and commits their deletion
+        with its next group commit, or :meth:`flush_settled` does within ``_SETTLED_FLUSH_S``:
+        no thread round trip of their own when other commits follow. (A crash in between
+        brings them back, to be sent or delivered again: a duplicate, never a loss.)"""
+        results = await self.store.delete_later(keys)
+        for key, deleted in zip(keys, results, strict=True):
+            if deleted:
+                self.forget(key)
+        if any(results):
+            self._settled_pending.set()
+        return results
+
+    async def flush_settled(self) -> None:
+        """Commit the deletions :meth:`settled` left to the next group commit, a moment after
+        they were made, if no other commit took them along (runs until cancelled)."""
+        while True:
+            await self._settled_pending.wait()
+            self._settled_pending = trio.Event()
+            await trio.sleep(_SETTLED_FLUSH_S)
+            try:
+                await self.store.flush()
+            except StoreError as exc:
+                logger.warning("cannot commit deletions: %s", exc)
+
     def forget(self, key: str) -> None:
         """Bundle ``key`` left the store: drop it from every in-memory view (the forwarding
         queue, the raw cache, registrations, custody) and remember it as handled."""
@@ -429,8 +460,8 @@ class AgentCore:
             bundle = await self.load_bundle(key)
         if meta.custody and self.custody is not None:
             await self.custody.sent(key, meta, peer)
-        elif await self.store.delete(key):
-            self.forget(key)
+        else:
+            await self.settled([key])
         if bundle is not None:
             await self.reporter.report(bundle, StatusKind.FORWARDED)
 
@@ -450,9 +481,7 @@ class AgentCore:
         if not plain:
             return
         self.counters.forwarded += len(plain)
-        for key, deleted in zip(plain, await self.store.delete_many(plain), strict=True):
-            if deleted:
-                self.forget(key)
+        await self.settled(plain)
 
     # -- local delivery (RFC 9171 §5.7) -------------------------------------------------------
 
@@ -484,9 +513,8 @@ class AgentCore:
     async def delivered(self, key: str, bundle: Bundle) -> None:
         """An application confirmed the delivery of ``key`` (RFC 9171 §5.7 step 2: "delivered"
         status report if requested, then the bundle may be deleted)."""
-        if not await self.store.delete(key):
+        if not (await self.settled([key]))[0]:
             return
-        self.forget(key)
         self.counters.delivered += 1
         if int(bundle.primary.flags) & _REPORT_DELIVERY:
             await self.reporter.report(bundle, StatusKind.DELIVERED)

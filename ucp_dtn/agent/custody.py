@@ -181,10 +181,9 @@ class CustodyManager:
         if disposition in (CustodyDisposition.ACCEPTED, CustodyDisposition.REDUNDANT):
             # Another node has custody now: our copies go, in one group commit.
             held = sorted(keys)
-            for key, deleted in zip(held, await core.store.delete_many(held), strict=True):
+            for key, deleted in zip(held, await core.settled(held), strict=True):
                 if deleted:
                     core.counters.custody_released += 1
-                    core.forget(key)
                 else:
                     self.forget(key)
             return
