@@ -10,10 +10,12 @@ import random
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 from ucp_dtn.store import (
     BundleNotFoundError,
@@ -188,6 +190,33 @@ async def test_deletions_left_for_later_go_with_the_next_commit(tmp_path: Path) 
         assert [m.key for m in await store.query()] == [_meta(1).key]
         assert await store.get(_meta(1).key) == b"again" + bytes(_size(1) - 5)
     assert bundle_files(tmp_path) == []  # bundle 0's file went with its row
+
+
+async def test_a_deletion_left_for_later_during_an_update_in_flight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A custody signal may release a bundle while its "custody wait" update is committing.
+    async with await open_store(tmp_path) as store:
+        await put(store, 1)
+        gate = threading.Event()
+        database = store._database
+        apply = database.apply
+
+        def held_apply(operations: object) -> None:
+            gate.wait(10)
+            apply(operations)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(database, "apply", held_apply)
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(store.update, _meta(1, state=BundleState.CUSTODY_WAIT))
+                await trio.testing.wait_all_tasks_blocked()  # its commit is in its thread
+                assert await store.delete_later([_meta(1).key]) == [True]
+                gate.set()
+        assert await store.meta(_meta(1).key) is None
+        await store.flush()
+    async with await open_store(tmp_path) as store:
+        assert await store.query() == []
 
 
 async def test_a_store_is_opened_by_one_owner_at_a_time(tmp_path: Path) -> None:

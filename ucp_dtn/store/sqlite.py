@@ -366,7 +366,9 @@ class SqliteBundleStore(IndexedBundleStore):
                 index.add(op.meta)
                 self._puts += 1
             elif isinstance(op, UpdateOperation):
-                index.replace(op.meta)
+                # (Unless delete_later took the bundle out meanwhile: its row goes next.)
+                if op.meta.key in index:
+                    index.replace(op.meta)
                 self._updates += 1
             elif op.deleted:
                 index.remove(op.key)
