@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import trio
 
 from bpv7 import Bundle, BundleFlags, CreationTimestamp
@@ -15,6 +17,7 @@ from bpv7.admin import (
 )
 from convergence.tcpcl.link import TransferOutcome
 from ucp_dtn.agent import StatusItem
+from ucp_dtn.store import SqliteBundleStore
 
 from .agent_support import BarePeer, bare_peer, make_bundle, start_node, wait_until
 
@@ -239,4 +242,25 @@ async def test_custody_signals_for_many_bundles_are_aggregated() -> None:
             assert signal.disposition == CustodyDisposition.ACCEPTED
             assert [(r.first, r.count) for r in signal.ranges] == [(1, 10)]
             assert b.node.statistics().custody_signals_sent == 1
+            nursery.cancel_scope.cancel()
+
+
+async def test_one_signal_releases_its_bundles_in_one_group_commit(tmp_path: Path) -> None:
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            store = await SqliteBundleStore.open(tmp_path / "a", quota_bytes=10**7)
+            # b takes custody of all ten, then answers with one signal for all of them.
+            b = await start_node(nursery, "b", custody_signal_delay_s=2.0)
+            a = await start_node(nursery, "a", static_peers=(b.address,), store=store)
+            for number in range(10):
+                await a.node.send("dtn://b/app", f"m{number}".encode(), custody=True)
+            await wait_until(lambda: a.node.statistics().custody_wait == 10)
+            commits = store.statistics().commits
+            await wait_until(lambda: a.node.statistics().stored_bundles == 0)
+            assert a.node.statistics().custody_released == 10
+            await store.flush()  # the deletions are committed (if nothing took them along)
+            # At most one commit per signal (one, unless the ten straddled b's flush), not one
+            # per bundle.
+            signals = b.node.statistics().custody_signals_sent
+            assert 0 < store.statistics().commits - commits <= signals <= 2
             nursery.cancel_scope.cancel()

@@ -10,10 +10,12 @@ import random
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 from ucp_dtn.store import (
     BundleNotFoundError,
@@ -107,6 +109,114 @@ async def test_large_bundles_go_to_files_and_small_ones_inline(tmp_path: Path) -
         assert await store.get(large.key) == b"l" * (INLINE_LIMIT + 1)
         await store.delete(large.key)
         assert bundle_files(tmp_path) == []
+
+
+def _synchronous(store: SqliteBundleStore) -> int:
+    """The writer connection's ``PRAGMA synchronous`` now (1 NORMAL, 2 FULL)."""
+    (level,) = store._database._writer.execute("PRAGMA synchronous").fetchone()
+    return int(level)
+
+
+async def test_only_groups_with_a_put_wait_for_fsync(tmp_path: Path) -> None:
+    # A put is acknowledged as durable (the WAL fsync'd at commit: FULL); deletions and
+    # updates are written but not fsync'd (NORMAL): they survive kill -9 (the kill -9 test
+    # below checks), and the next put's fsync takes them to disk.
+    async with await open_store(tmp_path) as store:
+        await put(store, 1)
+        assert _synchronous(store) == 2
+        await store.update(_meta(1, state=BundleState.CUSTODY_WAIT))
+        assert _synchronous(store) == 1
+        await put(store, 2)
+        assert _synchronous(store) == 2
+        assert await store.delete_many([_meta(1).key, _meta(2).key]) == [True, True]
+        assert _synchronous(store) == 1
+        results = await store.put_many([(_meta(3), _payload(3), None)])
+        assert results == [True] and _synchronous(store) == 2
+
+
+async def test_a_bundle_file_goes_only_once_its_deletion_is_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[str] = []
+    real_fsync, real_remove = os.fsync, os.remove
+
+    def fsync(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("-wal"):
+            events.append("wal fsync")
+        real_fsync(fd)
+
+    def remove(path: str | os.PathLike[str], *args: object, **kwargs: object) -> None:
+        if str(path).endswith(".bundle"):
+            events.append("file removed")
+        real_remove(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    async with await open_store(tmp_path) as store:
+        await put(store, 0)  # a file bundle
+        await put(store, 1)  # inline
+        monkeypatch.setattr(os, "fsync", fsync)
+        monkeypatch.setattr(os, "remove", remove)
+        monkeypatch.setattr(os, "unlink", remove)
+        await store.delete(_meta(1).key)
+        assert events == []  # an inline bundle: nothing to wait for
+        await store.delete(_meta(0).key)
+        assert events == ["wal fsync", "file removed"]
+    assert bundle_files(tmp_path) == []
+
+
+async def test_deletions_left_for_later_go_with_the_next_commit(tmp_path: Path) -> None:
+    async with await open_store(tmp_path) as store:
+        for number in range(4):
+            await put(store, number)
+        commits = store.statistics().commits
+        assert await store.delete_later([_meta(1).key, _meta(2).key, "no such key"]) == [
+            True,
+            True,
+            False,
+        ]
+        # Gone from every view at once, without a commit of their own...
+        assert await store.meta(_meta(1).key) is None and await store.get(_meta(2).key) is None
+        assert store.statistics().bundles == 2
+        assert store.statistics().commits == commits
+        # ... and from the disk with the next group commit, ahead of its put of the same key.
+        await store.put(_meta(1), b"again" + bytes(_size(1) - 5))
+        assert store.statistics().commits == commits + 1
+        await store.flush()  # nothing left
+        assert store.statistics().commits == commits + 1
+        assert await store.delete_later([_meta(3).key]) == [True]
+        await store.flush()
+        assert store.statistics().commits == commits + 2
+        assert await store.delete_later([_meta(0).key]) == [True]  # left for close()
+    async with await open_store(tmp_path) as store:
+        assert [m.key for m in await store.query()] == [_meta(1).key]
+        assert await store.get(_meta(1).key) == b"again" + bytes(_size(1) - 5)
+    assert bundle_files(tmp_path) == []  # bundle 0's file went with its row
+
+
+async def test_a_deletion_left_for_later_during_an_update_in_flight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A custody signal may release a bundle while its "custody wait" update is committing.
+    async with await open_store(tmp_path) as store:
+        await put(store, 1)
+        gate = threading.Event()
+        database = store._database
+        apply = database.apply
+
+        def held_apply(operations: object) -> None:
+            gate.wait(10)
+            apply(operations)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(database, "apply", held_apply)
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(store.update, _meta(1, state=BundleState.CUSTODY_WAIT))
+                await trio.testing.wait_all_tasks_blocked()  # its commit is in its thread
+                assert await store.delete_later([_meta(1).key]) == [True]
+                gate.set()
+        assert await store.meta(_meta(1).key) is None
+        await store.flush()
+    async with await open_store(tmp_path) as store:
+        assert await store.query() == []
 
 
 async def test_a_store_is_opened_by_one_owner_at_a_time(tmp_path: Path) -> None:

@@ -241,6 +241,11 @@ class CustodyHost(Originator, _Deleting, Protocol):
         """Bundle ``key`` left the store: drop it from every in-memory view."""
         ...
 
+    async def settled(self, keys: Sequence[str]) -> list[bool]:
+        """Remove bundles whose fate is settled (released by a custody signal); per key,
+        whether it was stored."""
+        ...
+
     def wake_janitor(self) -> None:
         """A deadline nearer than the janitor's next round appeared."""
         ...

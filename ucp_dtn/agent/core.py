@@ -22,6 +22,7 @@ key that leaves the store goes into ``recent`` (duplicate suppression).
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import trio
@@ -85,6 +86,54 @@ _REPORT_DELIVERY = int(BundleFlags.REPORT_DELIVERY)
 
 logger = logging.getLogger(__name__)
 
+_SETTLED_FLUSH_S = 0.02
+"""How long deletions of settled bundles may wait for another commit to take them along
+(:meth:`AgentCore.settled`) before they are committed on their own."""
+_FRESH_BYTES = 4 * 1024 * 1024
+"""Bytes of decoded bundles kept for local delivery (see :class:`FreshDeliveries`)."""
+_FRESH_LARGEST = 256 * 1024
+"""Larger bundles are not kept decoded: their delivery reads them back from the store."""
+
+
+class FreshDeliveries:
+    """Bundles just stored for a local endpoint, decoded, until a registration takes them.
+
+    A registration usually takes a bundle for its endpoint a moment after it was stored:
+    handing it the bundle object that was just stored saves reading the bytes back from the
+    store (a thread round trip) and decoding them again. The bundle is the very one whose
+    encoding was stored (received and checked, or built here), so the delivery is the same.
+    Bounded by the bytes of the stored encodings; the oldest go first. Purely an optimisation:
+    a miss reads the store."""
+
+    __slots__ = ("_bytes", "_entries", "_limit")
+
+    def __init__(self, limit_bytes: int = _FRESH_BYTES) -> None:
+        self._limit = limit_bytes
+        self._entries: OrderedDict[str, tuple[Bundle, int]] = OrderedDict()
+        self._bytes = 0
+
+    def put(self, key: str, bundle: Bundle, size: int) -> None:
+        """Keep ``bundle`` (stored under ``key`` as ``size`` octets) unless it is large."""
+        if size > _FRESH_LARGEST:
+            return
+        self.take(key)
+        self._entries[key] = (bundle, size)
+        self._bytes += size
+        while self._bytes > self._limit:
+            _, (_, old) = self._entries.popitem(last=False)
+            self._bytes -= old
+
+    def take(self, key: str) -> Bundle | None:
+        """The kept bundle ``key`` (forgotten here), or ``None``."""
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return None
+        self._bytes -= entry[1]
+        return entry[0]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
 
 class AgentCore:
     """State and shared steps of one agent (see the module docstring)."""
@@ -103,6 +152,8 @@ class AgentCore:
         self.counters = Counters()
         self.recent = RecentBundles()
         self.cache = RawCache()
+        self.fresh = FreshDeliveries()
+        """Decoded bundles waiting for local delivery (saves reading them back)."""
         self.registrations: dict[EndpointID, Registration] = {}
         self.reporter = StatusReporter(self)
         self.custody: Custodian | None = None
@@ -113,6 +164,7 @@ class AgentCore:
         self._fragment_keys: dict[str, set[str]] = {}  # original bundle key -> fragment keys
         self._last_creation = (0, -1)
         self._janitor_wakeup = trio.Event()
+        self._settled_pending = trio.Event()
         self.routes_changed: Callable[[], None] = _nothing
         """Called when routes changed (the node advertises them to its neighbours)."""
 
@@ -263,6 +315,7 @@ class AgentCore:
             await self._collect_fragment(meta.key, bundle)
         elif local:
             await self._drop_partial(bundle)
+            self.fresh.put(meta.key, bundle, len(raw))
             self.dispatch(meta)
         else:
             self.queue.add(meta.key, bundle.primary.destination, previous)
@@ -320,11 +373,39 @@ class AgentCore:
 
     # -- leaving the store --------------------------------------------------------------------
 
+    async def settled(self, keys: Sequence[str]) -> list[bool]:
+        """Remove bundles whose fate is settled — delivered and confirmed, acknowledged by the
+        next hop, released by a custody signal — from the store and every in-memory view; per
+        key, whether it was stored. The store drops them at once and commits their deletion
+        with its next group commit, or :meth:`flush_settled` does within ``_SETTLED_FLUSH_S``:
+        no thread round trip of their own when other commits follow. (A crash in between
+        brings them back, to be sent or delivered again: a duplicate, never a loss.)"""
+        results = await self.store.delete_later(keys)
+        for key, deleted in zip(keys, results, strict=True):
+            if deleted:
+                self.forget(key)
+        if any(results):
+            self._settled_pending.set()
+        return results
+
+    async def flush_settled(self) -> None:
+        """Commit the deletions :meth:`settled` left to the next group commit, a moment after
+        they were made, if no other commit took them along (runs until cancelled)."""
+        while True:
+            await self._settled_pending.wait()
+            self._settled_pending = trio.Event()
+            await trio.sleep(_SETTLED_FLUSH_S)
+            try:
+                await self.store.flush()
+            except StoreError as exc:
+                logger.warning("cannot commit deletions: %s", exc)
+
     def forget(self, key: str) -> None:
         """Bundle ``key`` left the store: drop it from every in-memory view (the forwarding
         queue, the raw cache, registrations, custody) and remember it as handled."""
         self.queue.remove(key)
         self.cache.drop(key)
+        self.fresh.take(key)
         self.recent.add(key)
         for registration in self.registrations.values():
             registration.withdraw(key)
@@ -379,8 +460,8 @@ class AgentCore:
             bundle = await self.load_bundle(key)
         if meta.custody and self.custody is not None:
             await self.custody.sent(key, meta, peer)
-        elif await self.store.delete(key):
-            self.forget(key)
+        else:
+            await self.settled([key])
         if bundle is not None:
             await self.reporter.report(bundle, StatusKind.FORWARDED)
 
@@ -400,9 +481,7 @@ class AgentCore:
         if not plain:
             return
         self.counters.forwarded += len(plain)
-        for key, deleted in zip(plain, await self.store.delete_many(plain), strict=True):
-            if deleted:
-                self.forget(key)
+        await self.settled(plain)
 
     # -- local delivery (RFC 9171 §5.7) -------------------------------------------------------
 
@@ -419,7 +498,9 @@ class AgentCore:
         """The bundle to hand to an application for ``key``, after the security acceptor's
         processing (RFC 9172 §5.1): ``None`` if it is gone, or discarded because a security
         operation failed or is missing (deleted with that reason)."""
-        bundle = await self.load_bundle(key)
+        bundle = self.fresh.take(key)
+        if bundle is None:
+            bundle = await self.load_bundle(key)
         if bundle is None or self.security is None:
             return None if bundle is None else Accepted(bundle)
         verdict = self.security.on_delivery(bundle, now=self.clock())
@@ -432,9 +513,8 @@ class AgentCore:
     async def delivered(self, key: str, bundle: Bundle) -> None:
         """An application confirmed the delivery of ``key`` (RFC 9171 §5.7 step 2: "delivered"
         status report if requested, then the bundle may be deleted)."""
-        if not await self.store.delete(key):
+        if not (await self.settled([key]))[0]:
             return
-        self.forget(key)
         self.counters.delivered += 1
         if int(bundle.primary.flags) & _REPORT_DELIVERY:
             await self.reporter.report(bundle, StatusKind.DELIVERED)
@@ -483,6 +563,7 @@ class AgentCore:
             return
         await self._drop_fragments(members)
         self.cache.put(meta.key, raw)
+        self.fresh.put(meta.key, whole, len(raw))
         self.dispatch(meta)
 
     async def _drop_partial(self, whole: Bundle) -> None:

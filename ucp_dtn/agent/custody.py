@@ -177,16 +177,20 @@ class CustodyManager:
             bundle.primary.source,
             len(keys),
         )
+        disposition = signal.disposition
+        if disposition in (CustodyDisposition.ACCEPTED, CustodyDisposition.REDUNDANT):
+            # Another node has custody now: our copies go, in one group commit.
+            held = sorted(keys)
+            for key, deleted in zip(held, await core.settled(held), strict=True):
+                if deleted:
+                    core.counters.custody_released += 1
+                else:
+                    self.forget(key)
+            return
         for key in keys:
             meta = await core.store.meta(key)
             if meta is None:
                 self.forget(key)
-                continue
-            disposition = signal.disposition
-            if disposition in (CustodyDisposition.ACCEPTED, CustodyDisposition.REDUNDANT):
-                if await core.store.delete(key):
-                    core.counters.custody_released += 1
-                    core.forget(key)
                 continue
             core.counters.custody_refused += 1
             reason = _DELETING_DISPOSITIONS.get(disposition)

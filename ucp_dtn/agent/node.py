@@ -194,6 +194,7 @@ class BundleNode:
                 self._neighbours = neighbours
                 nursery.start_soon(Janitor(core).run)
                 nursery.start_soon(custody.run)
+                nursery.start_soon(core.flush_settled)
                 for host, port in config.listen:
                     listener = TcpclListener(neighbours.link_config, neighbours.serve, host, port)
                     bound = await nursery.start(listener.run)

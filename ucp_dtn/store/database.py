@@ -13,11 +13,21 @@ bytes of small bundles sit in ``payloads`` (same id), so loading metadata never 
 bundle bytes and metadata updates never rewrite them.
 
 Durability: the database is opened by :func:`~.sqlite_files.open_sqlite` (WAL mode with
-``synchronous=FULL``, files 0600, directory 0700), so ``COMMIT`` returns only after the WAL has
-been fsync'd. A large bundle's file is written, fsync'd, renamed and its
+``synchronous=FULL``, files 0600, directory 0700), so a group holding a put commits only after
+the WAL has been fsync'd. A large bundle's file is written, fsync'd, renamed and its
 directory fsync'd (:mod:`.blobfiles`) *before* the row naming it is committed. Hence when
 :meth:`BundleDatabase.apply` returns without error for a put, the bundle survives a crash of the
 process (``kill -9``) and of the machine, as far as the disk honours fsync.
+
+A group of only deletions and metadata updates commits with ``synchronous=NORMAL``: the WAL is
+written (so the change survives ``kill -9`` like any other: the operating system has it) but
+not fsync'd; the next put's commit fsyncs the WAL and every earlier change with it. What a
+power loss can therefore undo is a recent deletion or update, never a stored bundle: a bundle
+already delivered or forwarded comes back and is sent or delivered again — a duplicate, which
+the reliability model allows (bundle IDs and job UUIDs deduplicate), never a loss. Deleting a
+bundle kept in a file is the exception: its file goes only once the deletion is on disk (the
+WAL is fsync'd first), so a row never outlives its file. This saves an fsync — a few
+milliseconds of waiting and ~0.1 ms of CPU — for each bundle that leaves the store.
 
 Group commit: :meth:`apply` takes every operation that queued up while the previous transaction
 was committing and commits them together — one WAL fsync (and at most one directory fsync) for
@@ -195,6 +205,7 @@ class BundleDatabase:
             self._writer = open_sqlite(
                 directory / _DATABASE_NAME, max_database_bytes=max_database_bytes
             )
+            self._synchronous_full = True  # open_sqlite's setting
             self._reader: sqlite3.Connection | None = None
             try:
                 self._init_schema()
@@ -343,6 +354,9 @@ class BundleDatabase:
     def _transaction(self, operations: Sequence[Operation]) -> None:
         if not operations:
             return
+        # Only a put needs its commit on disk before the caller goes on (see the module
+        # docstring); a group without one is written but not fsync'd.
+        self._set_synchronous(any(isinstance(op, PutOperation) for op in operations))
         outcomes: list[tuple[bool, str | None]] = []
         with transaction(self._writer):
             self._execute(operations, outcomes)
@@ -352,6 +366,27 @@ class BundleDatabase:
             elif isinstance(op, DeleteOperation):
                 op.deleted = found
                 op.file = name
+        if not self._synchronous_full and any(name for _, name in outcomes):
+            # A bundle file is removed after its row: the row's deletion must be on disk first.
+            self._sync_wal()
+
+    def _set_synchronous(self, full: bool) -> None:
+        """``synchronous=FULL`` (fsync at commit) or ``NORMAL`` for the next transaction."""
+        if full != self._synchronous_full:
+            self._writer.execute(f"PRAGMA synchronous = {'FULL' if full else 'NORMAL'}")
+            self._synchronous_full = full
+
+    def _sync_wal(self) -> None:
+        """fsync the WAL: every transaction committed so far is on disk."""
+        path = self.directory / (_DATABASE_NAME + "-wal")
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return  # checkpointed and removed: the database file holds everything
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _execute(
         self, operations: Sequence[Operation], outcomes: list[tuple[bool, str | None]]

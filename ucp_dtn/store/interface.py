@@ -92,6 +92,17 @@ class BundleStore(Protocol):
         per key, whether it was stored."""
         ...
 
+    async def delete_later(self, keys: Sequence[str]) -> list[bool]:
+        """Remove bundles whose fate is settled (delivered, forwarded, released) without
+        waiting for the disk: gone from queries, :meth:`get` and the quota at once, from the
+        disk with the next group commit or :meth:`flush`; per key, whether it was stored. A
+        crash before that brings them back (a duplicate, never a loss)."""
+        ...
+
+    async def flush(self) -> None:
+        """Commit what :meth:`delete_later` left for later."""
+        ...
+
     async def query(
         self,
         *,

@@ -91,6 +91,15 @@ class MemoryBundleStore(IndexedBundleStore):
         self._check_open()
         return [self._delete_now(key) for key in keys]
 
+    async def delete_later(self, keys: Sequence[str]) -> list[bool]:
+        """:meth:`delete_many` (nothing is on disk here, so nothing is left for later)."""
+        return await self.delete_many(keys)
+
+    async def flush(self) -> None:
+        """Nothing to commit (see :meth:`delete_later`)."""
+        self._check_open()
+        await trio.lowlevel.checkpoint()
+
     async def close(self) -> None:
         """Refuse further use (the bundles go with the object). Idempotent."""
         self._closed = True

@@ -20,11 +20,18 @@ layout and what "durable" means); this module is the trio shell around it.
   index, quota and disk never disagree.
 * Two puts of the same key: the second waits for the first, then returns ``False`` (or stores
   its copy if the first failed).
+* Deletions that need not be waited for (:meth:`SqliteBundleStore.delete_later`: a bundle
+  delivered, forwarded or released by a custody signal) leave the index at once and wait in a
+  list that the next leader commits *first*, ahead of its queue (so a later put of the same key
+  follows its deletion), or :meth:`SqliteBundleStore.flush` does. They cost no thread round
+  trip of their own when other commits follow; until committed, a crash brings the bundle back
+  (sent or delivered again: a duplicate, never a loss).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,6 +49,8 @@ from .stored_bundle import StoredBundle
 
 __all__ = ["DEFAULT_INLINE_LIMIT", "SqliteBundleStore"]
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_INLINE_LIMIT = 64 * 1024
 """Bundles up to this many bytes are kept inside the database; larger ones in files."""
 
@@ -55,6 +64,8 @@ class _Ticket:
     """A leader has taken it into a group: it will complete, cancellation or not."""
     done: trio.Event = field(default_factory=trio.Event)
     """Set when the outcome is in ``op`` and applied to the index (or it was withdrawn)."""
+    later: bool = False
+    """A deletion from :meth:`SqliteBundleStore.delete_later`: already out of the index."""
 
 
 class SqliteBundleStore(IndexedBundleStore):
@@ -77,6 +88,7 @@ class SqliteBundleStore(IndexedBundleStore):
         self._write_limiter = trio.CapacityLimiter(1)
         self._read_limiter = trio.CapacityLimiter(1)
         self._inflight: dict[str, _Ticket] = {}
+        self._later: list[_Ticket] = []  # deletions out of the index, not yet committed
 
     @classmethod
     async def open(
@@ -223,6 +235,41 @@ class SqliteBundleStore(IndexedBundleStore):
                 raise ticket.op.error
         return [op is not None and op.deleted for op in operations]
 
+    async def delete_later(self, keys: Sequence[str]) -> list[bool]:
+        """Remove bundles from the store's view now — queries, the quota and :meth:`get` no
+        longer see them — and from the disk with the next group commit (or :meth:`flush`);
+        per key, whether it was stored. For bundles whose fate is settled (delivered,
+        forwarded, released): until the commit, a crash brings them back, so they are sent or
+        delivered again, which the reliability model allows; nothing is ever lost."""
+        self._check_open()
+        results: list[bool] = []
+        waiting: list[int] = []  # keys whose put is in progress: deleted the usual way
+        for key in keys:
+            if key in self._inflight:
+                waiting.append(len(results))
+                results.append(False)
+            elif self._index.remove(key) is None:
+                results.append(False)
+            else:
+                self._deletes += 1
+                self._later.append(_Ticket(DeleteOperation(key), later=True))
+                results.append(True)
+        await trio.lowlevel.checkpoint()
+        for number in waiting:
+            results[number] = await self.delete(keys[number])
+        return results
+
+    async def flush(self) -> None:
+        """Commit the deletions :meth:`delete_later` left (nothing to do if a group commit
+        has taken them meanwhile)."""
+        self._check_open()
+        if not self._later:
+            await trio.lowlevel.checkpoint()
+            return
+        async with self._commit_lock:
+            if self._later:
+                await self._commit_queue()
+
     async def update(self, meta: StoredBundle) -> None:
         """Replace the metadata of stored bundle ``meta.key``, durably."""
         self._check_update(meta)
@@ -280,7 +327,8 @@ class SqliteBundleStore(IndexedBundleStore):
 
     async def _commit_queue(self) -> None:
         """Leader: commit every queued ticket as one group and publish the outcomes."""
-        batch, self._queue = self._queue, []
+        # Deletions left by delete_later go first: a put of the same key may follow them.
+        batch, self._queue, self._later = self._later + self._queue, [], []
         for ticket in batch:
             ticket.taken = True
         operations = [ticket.op for ticket in batch]
@@ -306,14 +354,21 @@ class SqliteBundleStore(IndexedBundleStore):
         index = self._index
         for ticket in batch:
             op = ticket.op
-            if op.error is not None:
+            if ticket.later:
+                if op.error is not None:
+                    logger.warning(
+                        "a deleted bundle stays on disk until the next start: %s", op.error
+                    )
+            elif op.error is not None:
                 if isinstance(op.error, StoreFullError):
                     self._quota.refused += 1
             elif isinstance(op, PutOperation):
                 index.add(op.meta)
                 self._puts += 1
             elif isinstance(op, UpdateOperation):
-                index.replace(op.meta)
+                # (Unless delete_later took the bundle out meanwhile: its row goes next.)
+                if op.meta.key in index:
+                    index.replace(op.meta)
                 self._updates += 1
             elif op.deleted:
                 index.remove(op.key)
@@ -343,4 +398,9 @@ class SqliteBundleStore(IndexedBundleStore):
         self._closed = True
         with trio.CancelScope(shield=True):
             async with self._commit_lock, self._read_limiter:
+                later, self._later = self._later, []
+                if later:
+                    await trio.to_thread.run_sync(
+                        self._database.apply, [t.op for t in later], limiter=self._write_limiter
+                    )
                 await trio.to_thread.run_sync(self._database.close, limiter=self._write_limiter)
