@@ -68,12 +68,13 @@ async def test_a_bundle_needing_several_times_the_gap_between_cuts_arrives(
 ) -> None:
     # The shape: random cuts (every second on average) on a 2 MB/s link, and a bundle
     # that needs four seconds of it. Before, every reconnection started the bundle again from
-    # octet 0 and nothing arrived. The first connection is also cut after 3 MB, so that the
-    # transfer is cut at least once even when the random cuts happen to spare it.
+    # octet 0 and nothing arrived. Each of the first eight connections is also cut after 3 MB
+    # (random cuts may end several before the transfer starts), so that the transfer is cut
+    # even when the random cuts happen to spare it.
     a, b, _ = await _lossy_pair(
         network,
         *("--bandwidth", "2MB/s", "--drop-every", "1s", "--seed", "3"),
-        *("--cut-after-bytes", "3MB"),
+        *("--cut-after-bytes", ",".join(["3MB"] * 8)),
     )
     payload = _payload(8 * MB, 1)
     received: list[bytes] = []
