@@ -6,12 +6,9 @@ Theory of operation
 
 Establishment runs in the caller's task (:func:`~convergence.tcpcl.listener.open_link`, or
 :class:`~convergence.tcpcl.listener.TcpclListener` per accepted connection): write what the
-session has to send, read, feed, repeat until ``SessionEstablished``. On ``StartTls`` the
-stream is wrapped in a :class:`~convergence.tcpcl.tlsstream.TlsStream` (``ssl`` memory BIOs
-like ``trio.SSLStream``, but about 2.5 times faster for bulk data; the active entity is the
-TLS client, RFC 9174 §4.4.3) and, once SESS_INIT is exchanged, the peer's Node ID is checked
-against its certificate (§4.4.4.3). Everything runs under the session's establishment
-deadline.
+session has to send, read, feed, repeat until ``SessionEstablished``, all under the session's
+establishment deadline; on ``StartTls``, the TLS handshake, and the peer's Node ID checked
+against its certificate once SESS_INIT is exchanged (:mod:`convergence.tcpcl.link_establishment`).
 
 Then three tasks share the session (no locks: trio switches tasks only at ``await``, and every
 session call is synchronous):
@@ -20,17 +17,16 @@ session call is synchronous):
   pieces and ``send_all``\\ s them; with nothing to send it parks until another task's
   :meth:`~TcpclLink._kick` finds output waiting (and hands it over, in order). Before each
   write it lets the tasks that are ready run (a few rounds at most), and writes what they
-  queued in the same system call. Segments of
-  our transfers are cut lazily by the session, so acknowledgements for the peer are never
-  stuck behind more than one segment.
+  queued in the same system call. Segments of our transfers are cut lazily by the session, so
+  acknowledgements for the peer are never stuck behind more than one segment.
 * the **reader** feeds received bytes to the session, passes each segment's data to its
   transfer's sink (:mod:`convergence.tcpcl.sink`; in memory by default) and only then
-  acknowledges the segment, and hands every complete incoming transfer to a bounded memory
-  channel. While a sink writes, or the channel is full, or the node's receive budget is spent,
-  it does not read: the TCP window closes and the peer's writer stalls (receive backpressure).
-  Before reading a segment it reserves budget for all of it, so memory for incoming data is
-  bounded per link (one segment and one read) and, with a shared
-  :class:`~convergence.tcpcl.sink.ReceiveBudget`, for all links together.
+  acknowledges the segment, and hands every complete incoming transfer to a bounded queue.
+  While a sink writes, or the queue is full, or the node's receive budget is spent, it does
+  not read: the TCP window closes and the peer's writer stalls (receive backpressure). Memory
+  for incoming data is bounded per link (one segment and one read) and, with a shared
+  :class:`~convergence.tcpcl.sink.ReceiveBudget`, for all links together
+  (:mod:`convergence.tcpcl.link_incoming`).
 * the **timer** sleeps until ``session.next_deadline()`` and calls ``handle_timer``
   (keepalives, idle timeout). Deadlines only move later once the session is established, so
   waking at a stale deadline is harmless.
@@ -39,31 +35,23 @@ User calls (``start_send``, ``accept``, ``refuse``, ``aclose``) act on the sessi
 and kick the writer. Events are handled right after each session call by
 :meth:`~TcpclLink._process_events`, whichever task made it.
 
-The final XFER_ACK of an incoming transfer is held back (``auto_ack_final=False``) until the
-consumer calls :meth:`IncomingBundleTransfer.accept`, after it stored the bundle durably. When
-the session ends, every transfer of ours that was not acknowledged in full or refused is
-reported (:meth:`TcpclLink.unacknowledged`, :meth:`TransferHandle.wait` raises
-:class:`LinkClosedError`; :attr:`TransferHandle.acknowledged` says how far it got) so the caller
-can send it again on another session — or only its unacknowledged part; every incoming transfer
-that did not reach its consumer is handed back to its sink (``abandon``), which may keep what was
-acknowledged.
+The final XFER_ACK of an incoming transfer waits (``auto_ack_final=False``) until the consumer
+stored the bundle durably (:meth:`IncomingBundleTransfer.accept`). When the session ends, every
+transfer of ours that was not acknowledged in full or refused is reported
+(:meth:`TcpclLink.unacknowledged`; :meth:`TransferHandle.wait` raises :class:`LinkClosedError`,
+:attr:`TransferHandle.acknowledged` says how far it got) to be sent again, or only its
+unacknowledged part, on another session.
 """
 
 from __future__ import annotations
 
-import contextlib
-import enum
 import logging
-import socket
-import ssl
-import struct
 from collections import deque
 from collections.abc import Callable
 
 import trio
 
-from .codes import SessTermReason, XferRefuseReason
-from .config import TlsPolicy
+from .codes import SessTermReason
 from .errors import LocalProtocolError
 from .events import (
     Event,
@@ -82,14 +70,14 @@ from .events import (
 )
 from .link_config import LinkConfig, TransferFilter
 from .link_errors import (
-    EstablishmentError,
-    EstablishmentTimeout,
     LinkClosedError,
-    NodeIdMismatchError,
     TlsError,
-    TlsRequiredError,
     TransferTooLargeError,
+    describe_stream_error,
+    reason_name,
 )
+from .link_establishment import establishment_error, node_id_authentication_error, start_tls
+from .link_incoming import MAX_RECEIVE, IncomingTransfers
 from .link_transfers import (
     DoneCallback,
     IncomingBundleTransfer,
@@ -99,13 +87,11 @@ from .link_transfers import (
     TransferOutcome,
     TransferResult,
     TransferStatus,
+    tcp_round_trip_time,
 )
 from .negotiation import SessionParameters
 from .session import Session
-from .sink import IncomingTransferStart, MemorySink, SinkRefusal, TransferSink
 from .state import SessionState
-from .tls import NodeIdAuthResult, authenticate_node_id
-from .tlsstream import TlsStream
 
 __all__ = [
     "DoneCallback",
@@ -130,10 +116,6 @@ _WRITE_CHUNK = 4 * _MIB
 #: ``receive_some`` sizes: grow while reads fill the buffer (bulk data), shrink when they
 #: do not (small messages), so a big segment needs few reads and a small one no big buffer.
 _MIN_RECEIVE = 64 * 1024
-_MAX_RECEIVE = 4 * _MIB
-#: Largest read while the length of the message being received is not known yet (with a
-#: receive budget: the most a link holds while it waits for budget).
-_HEAD_RECEIVE = 64 * 1024
 #: Most times the writer lets other ready tasks run before a write, so that it writes what
 #: they send too (bounded: under a steady load something is always ready).
 _GATHER_ROUNDS = 4
@@ -181,19 +163,15 @@ class TcpclLink:
         self._terminating = False
         self._handles: dict[int, TransferHandle] = {}
         self._unacknowledged: list[bytes] = []
-        self._ready: deque[IncomingBundleTransfer] = deque()
-        self._inbound: dict[int, _Inbound] = {}  # the peer's transfers with an open sink
-        self._reception: deque[Event] = deque()  # segment events waiting for the reader
-        self._budget = config.receive_budget
-        self._budget_held = 0
-        self._consumers = trio.lowlevel.ParkingLot()  # tasks waiting in receive()
-        self._queue_room = trio.lowlevel.ParkingLot()  # the reader, while _ready is full
+        self._closed_info: SessionClosed | None = None
+        self._closed = trio.Event()
+        self._incoming = IncomingTransfers(
+            self._session, config, self._closed, self._call, self._peer_text
+        )
         self._writer_lot = trio.lowlevel.ParkingLot()
         self._writer_idle = False  # parked with nothing to send
         self._outbox: deque[bytes | memoryview] = deque()  # taken from the session by _kick
         self._receive_size = _MIN_RECEIVE
-        self._closed_info: SessionClosed | None = None
-        self._closed = trio.Event()
         self._writer_done = trio.Event()
         self._finished = trio.Event()
 
@@ -270,16 +248,7 @@ class TcpclLink:
 
         :raises LinkClosedError: the session ended and every received transfer was taken.
         """
-        await trio.lowlevel.checkpoint()
-        while not self._ready:
-            if self.closed:
-                raise LinkClosedError("the session has ended")
-            await self._consumers.park()
-        transfer = self._ready.popleft()
-        if self._ready:
-            self._consumers.unpark(count=1)
-        self._queue_room.unpark_all()
-        return transfer
+        return await self._incoming.receive()
 
     async def receive_many(self, limit: int) -> list[IncomingBundleTransfer]:
         """Every complete incoming transfer waiting now, at most ``limit`` (at least one: waits
@@ -288,19 +257,7 @@ class TcpclLink:
 
         :raises LinkClosedError: the session ended and every received transfer was taken.
         """
-        if limit < 1:
-            raise ValueError(f"limit must be at least 1, got {limit}")
-        await trio.lowlevel.checkpoint()
-        while not self._ready:
-            if self.closed:
-                raise LinkClosedError("the session has ended")
-            await self._consumers.park()
-        ready = self._ready
-        taken = [ready.popleft() for _ in range(min(limit, len(ready)))]
-        if ready:
-            self._consumers.unpark(count=1)
-        self._queue_room.unpark_all()
-        return taken
+        return await self._incoming.receive_many(limit)
 
     def __aiter__(self) -> TcpclLink:
         return self
@@ -369,14 +326,14 @@ class TcpclLink:
             transfers_refused_by_peer=stats.transfers_refused_by_peer,
             transfers_refused_by_us=stats.transfers_refused_by_us,
             transfers_pending=stats.pending_transfers,
-            incoming_queued=len(self._ready),
+            incoming_queued=self._incoming.queued,
             keepalives_sent=stats.keepalives_sent,
             in_flight=stats.in_flight,
             send_window=stats.send_window,
             ack_rate=stats.ack_rate,
             bytes_acknowledged=stats.bytes_acknowledged,
             transfers=tuple(self.transfers()),
-            rtt_s=None if self._socket is None else _tcp_round_trip_time(self._socket),
+            rtt_s=None if self._socket is None else tcp_round_trip_time(self._socket),
         )
 
     def transfers(self) -> list[TransferStatus]:
@@ -387,16 +344,7 @@ class TcpclLink:
             handle = self._handles.get(transfer_id)
             started = handle.started if handle is not None else 0.0
             statuses.append(TransferStatus(True, transfer_id, acknowledged, length, started))
-        for transfer_id, inbound in self._inbound.items():
-            statuses.append(
-                TransferStatus(
-                    False,
-                    transfer_id,
-                    inbound.written,
-                    inbound.start.total_length,
-                    inbound.started,
-                )
-            )
+        statuses.extend(self._incoming.statuses())
         return statuses
 
     def __repr__(self) -> str:
@@ -427,7 +375,7 @@ class TcpclLink:
                 if self._params is not None:
                     break
                 await self._receive_once()
-                self._settle_budget()
+                self._incoming.settle_budget()
         if scope.cancelled_caught and not self.closed:
             timed_out = True
             self._linger = False
@@ -440,7 +388,20 @@ class TcpclLink:
         if self.closed:
             with trio.move_on_after(_FLUSH_TIMEOUT):
                 await self._flush()
-            raise self._establishment_error(timed_out)
+            assert self._closed_info is not None
+            raise establishment_error(
+                self._closed_info,
+                peer=self._peer_text(),
+                timeout_s=self.config.establish_timeout_s,
+                timed_out=timed_out,
+                policy=self._policy,
+                tls_requested=self._tls_requested,
+                tls_started=self._tls_started,
+                terminating=self._terminating,
+                terminating_by_peer=self._terminating_by_peer,
+                auth_error=self._auth_error,
+                stream_error=self._stream_error,
+            )
         params = self.parameters
         logger.info(
             "session with %s established (%s, keepalive %d s, %s)",
@@ -451,23 +412,18 @@ class TcpclLink:
         )
 
     async def _start_tls(self) -> None:
-        tls = self.config.tls
-        context = tls.context_for(active=self.active) if tls is not None else None
-        # The session asks for TLS only if our contact header offered it, i.e. with a context.
-        assert context is not None
-        stream = TlsStream(
-            self._stream,
-            context,
-            server_side=not self.active,
-            server_hostname=self._server_hostname if self.active else None,
-        )
         self._tls_started = True
         try:
-            await stream.do_handshake()
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            description = _describe_stream_error(exc)
+            stream = await start_tls(
+                self._stream,
+                self.config,
+                active=self.active,
+                server_hostname=self._server_hostname,
+                peer=self._peer_text(),
+            )
+        except TlsError:
             self._call(self._session.abort, SessTermReason.UNKNOWN)
-            raise TlsError(f"TLS handshake with {self._peer_text()} failed: {description}") from exc
+            raise
         self._stream = stream
         self._peer_cert = stream.getpeercert(binary_form=True)
         self._call(self._session.tls_established, trio.current_time())
@@ -477,57 +433,14 @@ class TcpclLink:
         certificate; end the session with "Contact Failure" if it fails."""
         tls = self.config.tls
         assert tls is not None
-        node_id = self.parameters.peer_node_id
-        result = authenticate_node_id(node_id, self._peer_cert)
-        if result is NodeIdAuthResult.SUCCESS:
-            return
-        if result is NodeIdAuthResult.ABSENT and not tls.require_node_id:
-            logger.info("peer node ID %r not authenticated: its certificate names none", node_id)
-            return
-        # RFC 9174 §4.4.4.3: when NODE-ID authentication fails, the entity terminates the
-        # session with the reason code "Contact Failure" (a certificate naming no Node ID is
-        # refused too when our policy requires authentication, §4.4.5).
-        if result is NodeIdAuthResult.FAILURE:
-            self._auth_error = (
-                f"peer node ID {node_id!r} does not match its certificate ({self._peer_text()})"
-            )
-        elif not node_id:
-            self._auth_error = f"peer {self._peer_text()} did not disclose its node ID"
-        else:
-            self._auth_error = (
-                f"peer node ID {node_id!r} cannot be authenticated: its certificate names "
-                "no node ID"
-            )
-        self._call(self._session.abort, SessTermReason.CONTACT_FAILURE)
-
-    def _establishment_error(self, timed_out: bool) -> EstablishmentError:
-        closed = self._closed_info
-        assert closed is not None
-        peer = self._peer_text()
+        self._auth_error = node_id_authentication_error(
+            self.parameters.peer_node_id,
+            self._peer_cert,
+            require_node_id=tls.require_node_id,
+            peer=self._peer_text(),
+        )
         if self._auth_error is not None:
-            return NodeIdMismatchError(self._auth_error)
-        if timed_out:
-            return EstablishmentTimeout(
-                f"session with {peer} not established within {self.config.establish_timeout_s} s"
-            )
-        if self._terminating_by_peer is not None:
-            reason = _reason_name(self._terminating_by_peer)
-            hint = " (it may require TLS)" if self._policy is TlsPolicy.DISABLED else ""
-            return EstablishmentError(
-                f"{peer} ended the session during establishment: {reason}{hint}"
-            )
-        if (
-            self._policy is TlsPolicy.REQUIRED
-            and not self._tls_requested
-            and not self._terminating
-            and closed.reason == SessTermReason.CONTACT_FAILURE
-        ):
-            # The session refused the peer's contact header because of our TLS policy.
-            return TlsRequiredError(f"TLS is required but {peer} does not offer it")
-        error = self._stream_error or closed.error or "closed"
-        if self._tls_started and self._stream_error is not None:
-            return TlsError(f"session with {peer} failed during establishment: {error}")
-        return EstablishmentError(f"session with {peer} failed during establishment: {error}")
+            self._call(self._session.abort, SessTermReason.CONTACT_FAILURE)
 
     # == running ===========================================================================
 
@@ -553,7 +466,7 @@ class TcpclLink:
                 self._process_events()
             try:
                 with trio.CancelScope(shield=True):
-                    await self._abandon_incoming()
+                    await self._incoming.abandon_all()
                 await self._close_stream()
             finally:
                 self._finished.set()
@@ -621,32 +534,17 @@ class TcpclLink:
                 return
 
     async def _reader(self) -> None:
-        limit = self.config.incoming_queue
+        incoming = self._incoming
         while True:
-            while len(self._ready) >= limit and not self.closed:
-                await self._queue_room.park()
+            await incoming.wait_for_room()
             if self.closed:
                 return
             await self._receive_once()
-            await self._drain_reception()
-            self._settle_budget()
+            await incoming.drain()
+            incoming.settle_budget()
 
     async def _receive_once(self) -> None:
-        size = self._receive_size
-        budget = self._budget
-        if budget is not None:
-            # Reserve memory for the whole message being received before reading more of it
-            # (its length is known once its header is in): then a link never waits for budget
-            # while holding part of a segment it could not finish.
-            need = self._session.receive_need()
-            if need > 1:
-                size = min(need, _MAX_RECEIVE)
-            else:
-                size = min(_HEAD_RECEIVE, max(1024, budget.limit // 16))
-            target = self._session.buffered + max(need, size)
-            if target > self._budget_held:
-                await budget.acquire(target - self._budget_held)
-                self._budget_held = target
+        size = await self._incoming.reserve(self._receive_size)
         try:
             data = await self._stream.receive_some(size)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
@@ -656,113 +554,14 @@ class TcpclLink:
         if not data:
             self._session.connection_closed(now)
         else:
-            if budget is None:
+            if not self._incoming.budgeted:
                 if len(data) >= size:
-                    self._receive_size = min(size * 2, _MAX_RECEIVE)
+                    self._receive_size = min(size * 2, MAX_RECEIVE)
                 elif len(data) < size // 8:
                     self._receive_size = max(size // 2, _MIN_RECEIVE)
             self._session.receive_data(data, now)
         self._process_events()
         self._kick()
-
-    def _settle_budget(self) -> None:
-        """Give back the budget beyond what the message being received still needs."""
-        budget = self._budget
-        if budget is None:
-            return
-        session = self._session
-        keep = session.buffered + session.receive_need() if session.buffered else 0
-        if self.closed:
-            keep = 0
-        if keep < self._budget_held:
-            budget.release(self._budget_held - keep)
-            self._budget_held = keep
-
-    async def _drain_reception(self) -> None:
-        """Pass received segments to their sinks (acknowledging each once its sink took it),
-        complete transfers whose last segment arrived, abandon those that ended early."""
-        reception = self._reception
-        while reception:
-            event = reception.popleft()
-            if isinstance(event, SegmentReceived):
-                await self._write_segment(event)
-                continue
-            if not isinstance(event, TransferReceived | IncomingTransferAborted):
-                continue  # pragma: no cover - only these are queued
-            if isinstance(event, IncomingTransferAborted) and event.reason is None:
-                # The session ended: _abandon_incoming hands it back to its sink once the link
-                # is down (shielded; keeping a long prefix may take a while).
-                continue
-            inbound = self._inbound.pop(event.transfer_id, None)
-            if inbound is None:
-                continue  # refused by its sink
-            if isinstance(event, IncomingTransferAborted):
-                # Refused by the session itself (length, MRU): nothing worth keeping.
-                await _release(inbound.sink)
-                continue
-            try:
-                await inbound.sink.finish()
-            except Exception as exc:
-                logger.exception("sink of incoming transfer %d failed", event.transfer_id)
-                self._refuse_inbound(event.transfer_id, _refusal_of(exc))
-                await _release(inbound.sink)
-                continue
-            self._ready.append(
-                IncomingBundleTransfer(
-                    self._resolve_incoming,
-                    event.transfer_id,
-                    inbound.sink,
-                    event.extensions,
-                    event.length,
-                    inbound.acked,
-                )
-            )
-            self._consumers.unpark(count=1)
-
-    async def _write_segment(self, event: SegmentReceived) -> None:
-        transfer_id = event.transfer_id
-        inbound = self._inbound.get(transfer_id)
-        if inbound is None:
-            return  # refused meanwhile
-        try:
-            await inbound.sink.write(event.data)
-        except Exception as exc:
-            if not isinstance(exc, SinkRefusal):
-                logger.exception("sink of incoming transfer %d failed", transfer_id)
-            else:
-                logger.info(
-                    "refusing incoming transfer %d from %s: %s",
-                    transfer_id,
-                    self._peer_text(),
-                    exc,
-                )
-            del self._inbound[transfer_id]
-            self._refuse_inbound(transfer_id, _refusal_of(exc))
-            await _release(inbound.sink)
-            return
-        inbound.written = event.received_length
-        if not event.end and not self.closed:
-            inbound.acked = event.received_length
-            self._call(self._session.ack_segments, transfer_id, event.received_length)
-
-    def _refuse_inbound(self, transfer_id: int, reason: XferRefuseReason) -> None:
-        with contextlib.suppress(LocalProtocolError):  # already resolved by the session
-            self._call(self._session.refuse_transfer, transfer_id, reason)
-
-    async def _abandon_incoming(self) -> None:
-        """The session is over: every incoming transfer that did not reach the consumer goes
-        back to its sink (which may keep what was acknowledged, or all of a complete one).
-        Until then, :meth:`receive` still hands out complete transfers."""
-        self._reception.clear()
-        inbound, self._inbound = self._inbound, {}
-        for entry in inbound.values():
-            await _abandon(entry.sink, entry.acked)
-        ready, self._ready = list(self._ready), deque()
-        for transfer in ready:
-            await _abandon(transfer.sink, transfer.acknowledged)
-        if self._budget is not None and self._budget_held:
-            self._budget.release(self._budget_held)
-            self._budget_held = 0
 
     async def _timer(self) -> None:
         session = self._session
@@ -785,12 +584,6 @@ class TcpclLink:
         self._process_events()
         self._kick()
 
-    def _resolve_incoming(self, transfer_id: int, refusal: XferRefuseReason | None) -> None:
-        if refusal is None:
-            self._call(self._session.ack_transfer, transfer_id)
-        else:
-            self._call(self._session.refuse_transfer, transfer_id, refusal)
-
     def _kick(self) -> None:
         """Wake the writer if it is idle and the session has something to send. (Asking the
         session here instead of in the woken writer saves a task switch per received chunk
@@ -809,7 +602,7 @@ class TcpclLink:
     def _lost(self, exc: BaseException) -> None:
         """The stream broke: the session is over."""
         if self._stream_error is None:
-            self._stream_error = _describe_stream_error(exc)
+            self._stream_error = describe_stream_error(exc)
         self._session.connection_closed(trio.current_time())
         self._after_call()
 
@@ -819,8 +612,7 @@ class TcpclLink:
 
     def _handle_event(self, event: Event) -> None:
         if isinstance(event, SegmentReceived | TransferReceived | IncomingTransferAborted):
-            if event.transfer_id in self._inbound:
-                self._reception.append(event)
+            self._incoming.on_event(event)
         elif isinstance(event, TransferProgress):
             handle = self._handles.get(event.transfer_id)
             if handle is not None:
@@ -837,13 +629,13 @@ class TcpclLink:
                     "%s refused transfer %d: %s",
                     self._peer_text(),
                     event.transfer_id,
-                    _reason_name(event.reason),
+                    reason_name(event.reason),
                 )
                 handle._finish(
                     TransferResult(TransferOutcome.REFUSED, event.reason, event.transfer_id)
                 )
         elif isinstance(event, IncomingTransfer):
-            self._open_incoming(event)
+            self._incoming.open(event, self._params)
         elif isinstance(event, StartTls):
             self._tls_requested = True
         elif isinstance(event, SessionEstablished):
@@ -855,7 +647,7 @@ class TcpclLink:
             logger.info(
                 "session with %s terminating (%s, by %s)",
                 self._peer_text(),
-                _reason_name(event.reason),
+                reason_name(event.reason),
                 "peer" if event.by_peer else "us",
             )
         elif isinstance(event, SessionClosed):
@@ -865,34 +657,8 @@ class TcpclLink:
                 "%s rejected message type %d: %s",
                 self._peer_text(),
                 event.message_type,
-                _reason_name(event.reason),
+                reason_name(event.reason),
             )
-
-    def _open_incoming(self, event: IncomingTransfer) -> None:
-        """A transfer starts: ask the filter and the sink factory whether to take it."""
-        config = self.config
-        params = self._params
-        start = IncomingTransferStart(
-            event.transfer_id,
-            event.total_length,
-            event.extensions,
-            params.peer_node_id if params is not None else "",
-            params.peer_extensions if params is not None else (),
-        )
-        made: TransferSink | XferRefuseReason | None = None
-        try:
-            if config.transfer_filter is not None:
-                made = config.transfer_filter(event.total_length)
-            if made is None:
-                factory = config.sink_factory
-                made = MemorySink() if factory is None else factory(start)
-        except Exception:
-            logger.exception("transfer filter failed; refusing transfer %d", event.transfer_id)
-            made = XferRefuseReason.UNKNOWN
-        if isinstance(made, XferRefuseReason):
-            self._session.refuse_transfer(event.transfer_id, made)
-        else:
-            self._inbound[event.transfer_id] = _Inbound(made, start, trio.current_time())
 
     def _on_closed(self, event: SessionClosed) -> None:
         self._closed_info = event
@@ -918,8 +684,7 @@ class TcpclLink:
             handle._fail(error)
         self._handles.clear()
         self._closed.set()
-        self._consumers.unpark_all()
-        self._queue_room.unpark_all()
+        self._incoming.wake_all()
 
     def _peer_text(self) -> str:
         host, port = self.peer_address
@@ -927,58 +692,6 @@ class TcpclLink:
         if self._params is not None and self._params.peer_node_id:
             return f"{self._params.peer_node_id} ({where})"
         return where
-
-
-#: Linux ``struct tcp_info`` up to ``tcpi_rttvar``: eight octets of small fields, then 32-bit
-#: fields; ``tcpi_rtt`` (microseconds) is the sixteenth of those.
-_TCP_INFO_LENGTH = 76
-_TCP_INFO_RTT_OFFSET = 68
-
-
-def _tcp_round_trip_time(sock: trio.socket.SocketType) -> float | None:
-    """The kernel's smoothed round-trip time of a TCP socket in seconds (Linux), else None."""
-    option = getattr(socket, "TCP_INFO", None)
-    if option is None:
-        return None
-    try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, option, _TCP_INFO_LENGTH)
-    except OSError:
-        return None  # closed meanwhile, or not a TCP socket
-    if len(info) < _TCP_INFO_LENGTH:
-        return None
-    (microseconds,) = struct.unpack_from("=I", info, _TCP_INFO_RTT_OFFSET)
-    return float(microseconds) / 1e6
-
-
-class _Inbound:
-    """One of the peer's transfers whose data goes to ``sink``."""
-
-    __slots__ = ("acked", "sink", "start", "started", "written")
-
-    def __init__(self, sink: TransferSink, start: IncomingTransferStart, started: float) -> None:
-        self.sink = sink
-        self.start = start
-        self.started = started
-        self.written = 0  # octets the sink took
-        self.acked = 0  # octets acknowledged to the peer
-
-
-def _refusal_of(exc: BaseException) -> XferRefuseReason:
-    return exc.reason if isinstance(exc, SinkRefusal) else XferRefuseReason.UNKNOWN
-
-
-async def _abandon(sink: TransferSink, acknowledged: int) -> None:
-    try:
-        await sink.abandon(acknowledged)
-    except Exception:
-        logger.exception("abandoning an incoming transfer failed")
-
-
-async def _release(sink: TransferSink) -> None:
-    try:
-        await sink.release()
-    except Exception:
-        logger.exception("releasing an incoming transfer failed")
 
 
 async def _linger(stream: trio.abc.Stream) -> None:
@@ -990,18 +703,3 @@ async def _linger(stream: trio.abc.Stream) -> None:
         await stream.aclose()  # for TLS: close_notify
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
-
-
-def _reason_name(reason: enum.IntEnum | int) -> str:
-    return reason.name if isinstance(reason, enum.IntEnum) else f"code {reason}"
-
-
-def _describe_stream_error(exc: BaseException) -> str:
-    cause = exc.__cause__
-    if isinstance(cause, ssl.SSLError):
-        return f"TLS: {cause.reason or cause}"
-    if isinstance(cause, OSError):
-        return cause.strerror or str(cause)
-    if cause is not None:
-        return str(cause) or type(cause).__name__
-    return str(exc) or type(exc).__name__

@@ -9,9 +9,15 @@ family: those say who broke the protocol; these say what happened to a connectio
   :class:`NodeIdMismatchError`).
 * :class:`LinkClosedError`: the session is over (or closing) so the operation cannot happen.
 * :class:`TransferTooLargeError`: the bundle exceeds what the peer accepts.
+
+:func:`describe_stream_error` and :func:`reason_name` put what went wrong into their messages
+and the links' logs.
 """
 
 from __future__ import annotations
+
+import enum
+import ssl
 
 __all__ = [
     "EstablishmentError",
@@ -60,3 +66,21 @@ class TlsRequiredError(TlsError):
 
 class NodeIdMismatchError(TlsError):
     """The Node ID in the peer's SESS_INIT is not authenticated by its certificate."""
+
+
+def describe_stream_error(exc: BaseException) -> str:
+    """How a trio stream broke (``exc``, a ``BrokenResourceError`` or the like), in a few
+    words: the TLS or OS error underneath when there is one."""
+    cause = exc.__cause__
+    if isinstance(cause, ssl.SSLError):
+        return f"TLS: {cause.reason or cause}"
+    if isinstance(cause, OSError):
+        return cause.strerror or str(cause)
+    if cause is not None:
+        return str(cause) or type(cause).__name__
+    return str(exc) or type(exc).__name__
+
+
+def reason_name(reason: enum.IntEnum | int) -> str:
+    """A reason code's name, or ``code N`` for a value the RFC does not define."""
+    return reason.name if isinstance(reason, enum.IntEnum) else f"code {reason}"

@@ -1,11 +1,14 @@
 """What the trio adapter hands out per transfer: :class:`TransferHandle` for ours (progress and
 result), :class:`IncomingBundleTransfer` for the peer's (final XFER_ACK held back until
-accepted), and the link's counters (:class:`LinkStatistics`)."""
+accepted), and the link's counters (:class:`LinkStatistics`, with the kernel's round-trip
+time: :func:`tcp_round_trip_time`)."""
 
 from __future__ import annotations
 
 import enum
 import logging
+import socket
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,6 +30,7 @@ __all__ = [
     "TransferOutcome",
     "TransferResult",
     "TransferStatus",
+    "tcp_round_trip_time",
 ]
 
 logger = logging.getLogger(__name__)
@@ -294,3 +298,24 @@ class LinkStatistics:
     rtt_s: float | None = None
     """The kernel's smoothed round-trip time of the TCP connection (Linux ``TCP_INFO``), in
     seconds; ``None`` where the stream is no TCP socket or the system does not tell."""
+
+
+#: Linux ``struct tcp_info`` up to ``tcpi_rttvar``: eight octets of small fields, then 32-bit
+#: fields; ``tcpi_rtt`` (microseconds) is the sixteenth of those.
+_TCP_INFO_LENGTH = 76
+_TCP_INFO_RTT_OFFSET = 68
+
+
+def tcp_round_trip_time(sock: trio.socket.SocketType) -> float | None:
+    """The kernel's smoothed round-trip time of a TCP socket in seconds (Linux), else None."""
+    option = getattr(socket, "TCP_INFO", None)
+    if option is None:
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, option, _TCP_INFO_LENGTH)
+    except OSError:
+        return None  # closed meanwhile, or not a TCP socket
+    if len(info) < _TCP_INFO_LENGTH:
+        return None
+    (microseconds,) = struct.unpack_from("=I", info, _TCP_INFO_RTT_OFFSET)
+    return float(microseconds) / 1e6

@@ -29,6 +29,8 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     network = getattr(item, "funcargs", {}).get("network")
+    # pytest-trio hands async fixtures over in a wrapper that holds the value.
+    network = getattr(network, "fixture_value", network)
     if report.when == "call" and report.failed and isinstance(network, Network):
         report.sections.append(("daemon logs", network.logs()))
         for log in sorted(network.base.rglob("agent.log")):

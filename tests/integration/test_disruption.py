@@ -24,8 +24,10 @@ after exact byte counts (mid-transfer cuts on any machine)."""
 COUNT = 200
 """Jobs of the lossy test."""
 
-SPIN_COUNT = 6_000_000_000
-"""Loop iterations of the spin job: a few seconds of work on this kind of machine."""
+JOB_S = 4.0
+"""How long the sleeping job runs: long enough to be seen running (status polls), and to be
+cut off, killed or partitioned away while it runs. It sleeps rather than computes, so that it
+lasts as long on a loaded machine as on an idle one and leaves the cores to the daemons."""
 
 
 class RelayedClient(Client):
@@ -39,31 +41,36 @@ class RelayedClient(Client):
         return ["--home", str(self.home), "--via", via.url if via is not None else self.url]
 
 
-def spin_wat(count: int = SPIN_COUNT) -> str:
-    """Counts to ``count``, then writes "spun" to stdout."""
+def sleep_wat(seconds: float = JOB_S) -> str:
+    """Sleeps ``seconds`` (WASI ``poll_oneoff``, a relative timeout on the monotonic clock),
+    then writes "slept" to stdout; traps if the sleep fails."""
     return f"""
 (module
+  (import "wasi_snapshot_preview1" "poll_oneoff"
+    (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_write"
     (func $fd_write (param i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
-  (data (i32.const 16) "spun\\n")
+  (data (i32.const 256) "slept\\n")
+  ;; 0: the subscription (userdata, tag 0 = clock, then at 16 clock ID 1 = monotonic, at 24
+  ;; the timeout in ns, flags 0 = relative); 64: its event; 128: event count; 192: iovec.
   (func (export "_start")
-    (local $n i64)
-    (loop $more
-      (local.set $n (i64.add (local.get $n) (i64.const 1)))
-      (br_if $more (i64.lt_u (local.get $n) (i64.const {count}))))
-    (i32.store (i32.const 0) (i32.const 16))
-    (i32.store (i32.const 4) (i32.const 5))
-    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
+    (i32.store (i32.const 16) (i32.const 1))
+    (i64.store (i32.const 24) (i64.const {round(seconds * 1e9)}))
+    (if (call $poll_oneoff (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128))
+      (then unreachable))
+    (i32.store (i32.const 192) (i32.const 256))
+    (i32.store (i32.const 196) (i32.const 6))
+    (drop (call $fd_write (i32.const 1) (i32.const 192) (i32.const 1) (i32.const 200)))))
 """
 
 
-def spin_plan(
-    tmp_path: Path, *names: str, file: str = "plan.toml", count: int = SPIN_COUNT
+def sleep_plan(
+    tmp_path: Path, *names: str, file: str = "plan.toml", seconds: float = JOB_S
 ) -> Path:
-    write_wasm(tmp_path, "spin.wasm", spin_wat(count))
+    write_wasm(tmp_path, "sleep.wasm", sleep_wat(seconds))
     plan = tmp_path / file
-    plan.write_text("".join(f'[jobs.{name}]\nwasm = "spin.wasm"\n' for name in names))
+    plan.write_text("".join(f'[jobs.{name}]\nwasm = "sleep.wasm"\n' for name in names))
     return plan
 
 
@@ -112,19 +119,21 @@ async def test_an_executor_killed_mid_job_its_job_completes_elsewhere_once(
     x1 = await start_roles(network, "x1", "executor", "-s", b.url, *FAST)
     client = Client(tmp_path / "home", b)
     await wait_for_nodes(client, {"dtn://x1/": "executor"})
-    ids = await submit(client, spin_plan(tmp_path, "spin"))
-    running = await client.wait_for_state("spin", ["running"])
+    ids = await submit(client, sleep_plan(tmp_path, "nap"))
+    running = await client.wait_for_state("nap", ["running"])
     assert running["executor"] == "dtn://x1/ucp/executor", running
 
-    x2 = await start_roles(network, "x2", "executor", "-s", b.url, *FAST)
+    # Killed while the job runs; another executor comes (while the broker's executor timeout
+    # runs out on x1).
     x1.kill()
-    done = await client.wait_for_state("spin", ["done", "failed"], timeout=35)
+    x2 = await start_roles(network, "x2", "executor", "-s", b.url, *FAST)
+    done = await client.wait_for_state("nap", ["done", "failed"], timeout=35)
     assert done["state"] == "done" and done["executor"] == "dtn://x2/ucp/executor", done
     out = tmp_path / "out"
-    await collect_all(client, out, {"spin"}, timeout=15)
-    assert (out / "spin" / "stdout").read_text() == "spun\n"
+    await collect_all(client, out, {"nap"}, timeout=15)
+    assert (out / "nap" / "stdout").read_text() == "slept\n"
 
-    job_id = ids["spin"]
+    job_id = ids["nap"]
     log = b.log.read_text()
     assert f"job {job_id}: executor dtn://x1/ucp/executor lost during attempt 1" in log
     assert f"job {job_id} dispatched to dtn://x2/ucp/executor (attempt 2)" in log
@@ -143,12 +152,14 @@ async def test_a_broker_killed_its_executor_and_datastore_serve_through_another(
     client = Client(tmp_path / "home", d)
     # The nearest broker of d: b1 and b2 are one hop away, b1 has the smaller node ID.
     await wait_for_nodes(client, {"dtn://x/": "executor", "dtn://d/": "datastore"})
-    # A long job, so that it still runs when b1 is gone.
-    ids = await submit(client, spin_plan(tmp_path, "before", count=3 * SPIN_COUNT))
+    # A long job, so that it still runs when b1 is gone and x no longer lists b1 as a broker
+    # (its routes expire 3 s after the kill).
+    ids = await submit(client, sleep_plan(tmp_path, "before", seconds=2 * JOB_S))
     running = await client.wait_for_state("before", ["running"])
     assert running["broker"] == "dtn://b1/ucp/broker", running
-    # b2 hears of the job from b1's broker syncs (every 3 heartbeats: give it two rounds).
-    await trio.sleep(6.5)
+    # b2 hears of the job from b1's broker syncs (b1 syncs a job it accepted at its next tick).
+    synced = await client.wait_for_state("before", ["running"], via=b2, timeout=20)
+    assert synced["broker"] == "dtn://b1/ucp/broker", synced
     b1.kill()
 
     # The executor reports the job to b2 (b1 is gone from its role directory). b2 takes it
@@ -157,7 +168,7 @@ async def test_a_broker_killed_its_executor_and_datastore_serve_through_another(
     # datastore, where the client's collect finds it. Either way the client gets it, once.
     out = tmp_path / "out"
     await collect_all(client, out, {"before"}, timeout=35)
-    assert (out / "before" / "stdout").read_text() == "spun\n"
+    assert (out / "before" / "stdout").read_text() == "slept\n"
     log = b2.log.read_text()
     taken_over = f"job {ids['before']} taken over from broker dtn://b1/ucp/broker" in log
     kept = f"result for unknown job {ids['before']} from dtn://x/ucp/executor" in log
@@ -168,10 +179,7 @@ async def test_a_broker_killed_its_executor_and_datastore_serve_through_another(
 
     # New work goes to b2, and runs on the same executor with the same datastore.
     await wait_for_nodes(client, {"dtn://x/": "executor", "dtn://d/": "datastore"})
-    write_wasm(tmp_path, "spin.wasm", spin_wat(1000))
-    plan = tmp_path / "after.toml"
-    plan.write_text('[jobs.after]\nwasm = "spin.wasm"\n')
-    await submit(client, plan)
+    await submit(client, sleep_plan(tmp_path, "after", file="after.toml", seconds=0))
     after = await client.wait_for_state("after", ["done", "failed"], timeout=20)
     assert after["state"] == "done" and after["broker"] == "dtn://b2/ucp/broker", after
     await collect_all(client, out, {"after"}, timeout=15)
@@ -191,16 +199,13 @@ async def test_the_last_broker_killed_a_node_promotes_itself(
     b.kill()
     # x finds no broker for 2 s, promotes itself; d learns of it from x's route advertisement.
     await wait_for_nodes(client, {"dtn://x/": "broker", "dtn://d/": "datastore"}, timeout=25)
-    write_wasm(tmp_path, "spin.wasm", spin_wat(1000))
-    plan = tmp_path / "plan.toml"
-    plan.write_text('[jobs.orphaned]\nwasm = "spin.wasm"\n')
-    await submit(client, plan)
+    await submit(client, sleep_plan(tmp_path, "orphaned", seconds=0))
     done = await client.wait_for_state("orphaned", ["done", "failed"], timeout=20)
     assert done["state"] == "done" and done["broker"] == "dtn://x/ucp/broker", done
     assert done["executor"] == "dtn://x/ucp/executor", done
     out = tmp_path / "out"
     await collect_all(client, out, {"orphaned"}, timeout=15)
-    assert (out / "orphaned" / "stdout").read_text() == "spun\n"
+    assert (out / "orphaned" / "stdout").read_text() == "slept\n"
 
 
 async def test_a_partition_between_broker_and_executor_heals_with_every_result_delivered(
@@ -217,7 +222,7 @@ async def test_a_partition_between_broker_and_executor_heals_with_every_result_d
         client = Client(tmp_path / "home", hub)
         await wait_for_nodes(client, {"dtn://x/": "executor"})
         first = {f"first{n}" for n in range(4)}
-        await submit(client, spin_plan(tmp_path, *sorted(first)))
+        await submit(client, sleep_plan(tmp_path, *sorted(first)))
         with trio.fail_after(20):
             while {job["state"] for job in (await client.status()).values()} != {"running"}:
                 await trio.sleep(0.2)
@@ -226,7 +231,7 @@ async def test_a_partition_between_broker_and_executor_heals_with_every_result_d
         # loses x and queues its jobs again; new jobs wait for an executor.
         relay.set_down(True)
         later = {"later0", "later1"}
-        await submit(client, spin_plan(tmp_path, *sorted(later), file="later.toml"))
+        await submit(client, sleep_plan(tmp_path, *sorted(later), file="later.toml"))
         with trio.fail_after(20):
             while True:
                 jobs = await client.status()

@@ -169,15 +169,17 @@ async def test_queued_jobs_of_a_killed_broker_complete_through_another_once(
         )
     )
     ids = await submit(client, plan)
+    via_bb = Client(tmp_path / "home", bb)
     for name in ids:
         queued = await client.wait_for_state(name, ["queued"])
         assert queued["accepted_by"] == "dtn://ba/ucp/broker", queued
-    await trio.sleep(4)  # bb has them from ba's syncs (the first goes out within a second)
+        # bb has them from ba's syncs (a broker syncs a job it accepted at its next tick).
+        synced = await via_bb.wait_for_state(name, ["queued"])
+        assert synced["accepted_by"] == "dtn://ba/ucp/broker", synced
 
     ba.kill()
     x = await start_roles(network, "x", "executor", "-s", bb.url, "-s", d.url, *FAST)
     results = tmp_path / "out"
-    via_bb = Client(tmp_path / "home", bb)
     await collect_all(via_bb, results, set(ids), timeout=40)
     for n, name in enumerate(sorted(ids)):
         assert (results / name / "out.txt").read_text() == f"payload {n}\n"

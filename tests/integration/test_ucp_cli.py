@@ -92,6 +92,7 @@ async def test_commands_share_a_home_and_ctrl_c_loses_nothing(
     finally:
         if run.returncode is None:
             run.kill()
+        await _reap(run)
     running = json.loads(await client.ok("jobs", "--state", "running", "--json"))
     assert [job["name"] for job in running["jobs"]] == ["tick"]
     await client.wait_for_state("one", ["done"])
@@ -180,7 +181,18 @@ async def test_exit_statuses_pipes_warnings_and_data(network: Network, tmp_path:
     finally:
         if follow.returncode is None:
             follow.kill()
+        await _reap(follow)
     await client.ok("cancel", "tick")
+
+
+async def _reap(process: trio.Process) -> None:
+    """Wait for ``process`` (killed if a test failed half-way) and close its pipes, so that
+    nothing of it is left for a later test to trip over (ResourceWarning)."""
+    with trio.CancelScope(shield=True):
+        await process.wait()
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                await pipe.aclose()
 
 
 def _workers_of(daemon: LocalNode) -> list[int]:
@@ -260,6 +272,7 @@ async def test_ctrl_c_without_the_agent_loses_nothing(network: Network, tmp_path
     finally:
         if run.returncode is None:
             run.kill()
+        await _reap(run)
     running = await client.ok("--no-agent", "jobs", "--state", "running")
     assert re.search(r"^tick +[0-9a-f]{8} +tick\.toml +running", running, re.M), running
     assert "cancelled" in await client.ok("--no-agent", "cancel", "tick")
