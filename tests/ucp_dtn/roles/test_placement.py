@@ -194,3 +194,25 @@ def test_jobs_an_executor_forgot_are_not_outstanding_for_ever() -> None:
     registry.observe(dataclasses.replace(beat("a"), sequence=2, sent_at=20.0), now=20.0)
     entry = registry.get("dtn://a/", Role.EXECUTOR, 20.0)
     assert entry is not None and entry.outstanding == {}
+
+
+def test_the_schedulers_requirements_key_tells_every_field_apart() -> None:
+    from ucp_dtn.roles.broker.scheduling import _requirements_key
+
+    changed = {
+        "memory": 1,
+        "disk": 1,
+        "cpu_cores": 1,
+        "cpu_freq": 1.0,
+        "free_cpu": 0.5,
+        "max_cpu_load": 0.5,
+        "min_power": 1.0,
+        "no_battery": True,
+        "extra": {"gpu": True},
+    }
+    assert set(changed) == {f.name for f in dataclasses.fields(Requirements)}
+    keys = {_requirements_key(Requirements(**{name: value})) for name, value in changed.items()}
+    assert len(keys | {_requirements_key(Requirements())}) == len(changed) + 1
+    assert _requirements_key(Requirements(extra={"a": 1, "b": "x"})) == _requirements_key(
+        Requirements(extra={"b": "x", "a": 1})
+    )

@@ -16,7 +16,9 @@ import dataclasses
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
+from ...ucp.capabilities import Requirements
 from ...ucp.messages import JobDispatch, JobStatus
 from ..endpoints import RoleName, role_endpoint
 from ..settings import RoleSettings
@@ -30,6 +32,24 @@ from .succession import Succession
 __all__ = ["JobScheduler"]
 
 logger = logging.getLogger(__name__)
+
+_RequirementsKey = tuple[Any, ...]
+
+
+def _requirements_key(requirements: Requirements) -> _RequirementsKey:
+    """``requirements`` as a hashable value (its ``extra`` is a mapping): equal keys, equal
+    requirements."""
+    return (
+        requirements.memory,
+        requirements.disk,
+        requirements.cpu_cores,
+        requirements.cpu_freq,
+        requirements.free_cpu,
+        requirements.max_cpu_load,
+        requirements.min_power,
+        requirements.no_battery,
+        tuple(sorted(requirements.extra.items())),
+    )
 
 
 class JobScheduler:
@@ -67,6 +87,11 @@ class JobScheduler:
     async def schedule(self, candidates: list[JobRecord] | None = None) -> None:
         """Dispatch every queued job (of ``candidates``, default all) that may run and has a
         capable executor with a free slot; reject the ones whose ``after`` jobs failed."""
+        # Requirements no executor had room for in this pass: a later job asking the same
+        # finds no room either (dispatches only fill slots), so it is not asked again — a
+        # plan of thousands of queued jobs costs one registry query per result, not one per
+        # queued job.
+        no_room: dict[_RequirementsKey, str] = {}
         for queued in self._jobs.queued() if candidates is None else candidates:
             record = self._jobs.get(queued.job_id)
             if record is None or record.state != JobStatus.QUEUED:
@@ -81,9 +106,16 @@ class JobScheduler:
             if verdict.readiness is Readiness.WAIT:
                 self._set_queued_detail(record, verdict.reason)
                 continue
+            requirements = record.job.requirements
+            key = _requirements_key(requirements)
+            reason = no_room.get(key)
+            if reason is not None:
+                self._set_queued_detail(record, reason)
+                continue
             now = self._clock()
-            choice = self._registry.choose_executor(record.job.requirements, now)
+            choice = self._registry.choose_executor(requirements, now)
             if choice.node is None:
+                no_room[key] = choice.reason
                 self._set_queued_detail(record, choice.reason)
                 continue
             # Jobs go to their data: worked out only for a job that can go somewhere now.
