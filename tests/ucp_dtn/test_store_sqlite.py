@@ -28,6 +28,7 @@ from ucp_dtn.store import (
     StoreError,
     StoreFullError,
 )
+from ucp_dtn.store.index import BundleIndex
 
 INLINE_LIMIT = 1_000
 QUOTA = 10_000_000
@@ -368,6 +369,32 @@ async def test_one_failing_put_in_a_group_does_not_sink_the_others(tmp_path: Pat
         for number, outcome in outcomes.items():
             assert await store.contains(_meta(number).key) == (outcome == "stored")
     assert len(bundle_files(tmp_path)) == 1
+
+
+class _IndexFailingForBundle2(BundleIndex):
+    __slots__ = ()
+
+    def add(self, meta: StoredBundle) -> None:
+        if meta.key == _meta(2).key:
+            raise KeyError(meta.key)
+        super().add(meta)
+
+
+async def test_an_index_failure_after_a_commit_wakes_every_writer_and_loses_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A bug in the in-memory index must not leave the other writers of the group waiting
+    # for ever (every task behind the commit lock would hang with them).
+    async with await open_store(tmp_path) as store:
+        store._index.__class__ = _IndexFailingForBundle2  # the store's own, made to fail once
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                for number in (1, 2, 3):
+                    nursery.start_soon(put, store, number)
+        assert "the index missed a committed change (PutOperation)" in caplog.text
+        assert [await store.contains(_meta(n).key) for n in (1, 2, 3)] == [True, False, True]
+    async with await open_store(tmp_path) as store:  # the database had it all along
+        assert [await store.contains(_meta(n).key) for n in (1, 2, 3)] == [True, True, True]
 
 
 async def test_full_database_becomes_store_full_and_loses_nothing(tmp_path: Path) -> None:

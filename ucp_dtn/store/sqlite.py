@@ -351,29 +351,40 @@ class SqliteBundleStore(IndexedBundleStore):
             self._publish(batch)
 
     def _publish(self, batch: list[_Ticket]) -> None:
-        index = self._index
+        # Every ticket's owner is woken whatever happens to one of them: an owner left waiting
+        # would hang its task, and every task behind the commit lock with it.
         for ticket in batch:
-            op = ticket.op
-            if ticket.later:
-                if op.error is not None:
-                    logger.warning(
-                        "a deleted bundle stays on disk until the next start: %s", op.error
-                    )
-            elif op.error is not None:
-                if isinstance(op.error, StoreFullError):
-                    self._quota.refused += 1
-            elif isinstance(op, PutOperation):
-                index.add(op.meta)
-                self._puts += 1
-            elif isinstance(op, UpdateOperation):
-                # (Unless delete_later took the bundle out meanwhile: its row goes next.)
-                if op.meta.key in index:
-                    index.replace(op.meta)
-                self._updates += 1
-            elif op.deleted:
-                index.remove(op.key)
-                self._deletes += 1
-            ticket.done.set()
+            try:
+                self._publish_one(ticket)
+            except Exception:
+                logger.exception(
+                    "bundle store: the index missed a committed change (%s); it is read "
+                    "again from the database at the next start",
+                    type(ticket.op).__name__,
+                )
+            finally:
+                ticket.done.set()
+
+    def _publish_one(self, ticket: _Ticket) -> None:
+        index = self._index
+        op = ticket.op
+        if ticket.later:
+            if op.error is not None:
+                logger.warning("a deleted bundle stays on disk until the next start: %s", op.error)
+        elif op.error is not None:
+            if isinstance(op.error, StoreFullError):
+                self._quota.refused += 1
+        elif isinstance(op, PutOperation):
+            index.add(op.meta)
+            self._puts += 1
+        elif isinstance(op, UpdateOperation):
+            # (Unless delete_later took the bundle out meanwhile: its row goes next.)
+            if op.meta.key in index:
+                index.replace(op.meta)
+            self._updates += 1
+        elif op.deleted:
+            index.remove(op.key)
+            self._deletes += 1
 
     # -- reads ------------------------------------------------------------------------------
 
