@@ -342,25 +342,30 @@ async def wait_for_jobs(
     session.client.watch(note)
     try:
         known: dict[uuid.UUID, JobEntry] = {}
+        unsettled: set[uuid.UUID] = set()  # of the known ones: kept up to date, not re-scanned
         reread = list(job_ids)
         while True:
             change = session.next_change()
             reread.extend(changed)
             changed.clear()
-            known.update(await session.journal.get_many(reread))
+            for job_id, entry in (await session.journal.get_many(reread)).items():
+                known[job_id] = entry
+                if entry.settled:
+                    unsettled.discard(job_id)
+                else:
+                    unsettled.add(job_id)
             reread = []
-            entries = [known[i] for i in job_ids if i in known]
             now = trio.current_time()
-            if all(entry.settled for entry in entries) or now >= deadline:
-                return entries
+            if not unsettled or now >= deadline:
+                return [known[i] for i in job_ids if i in known]
             if now >= next_poll:
                 next_poll = now + poll_s
                 if await session.find_broker(0) is not None:
                     try:
-                        await refresh(session, entries)
+                        await refresh(session, [known[i] for i in job_ids if i in known])
                     except NoReply as exc:
                         logger.info("status poll: %s", exc)
-                    reread = [i for i in job_ids if i not in known or not known[i].settled]
+                    reread = [i for i in job_ids if i not in known or i in unsettled]
                     continue
             with trio.move_on_at(min(deadline, next_poll)):
                 await change.wait()
