@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 
 from bpv7 import parse_eid
 
@@ -38,14 +37,8 @@ from ...ucp.messages import (
 from ..authorization import job_of_request, job_refusal, refusal_reply
 from ..endpoints import RoleName, node_of, role_endpoint
 from ..mailbox import Incoming
-from ..settings import RoleSettings
 from .client_view import job_list, log_reply
-from .job_records import JobRecord
-from .jobs import JobBook
-from .outputs import JobOutputs
-from .registry import NodeRegistry
-from .relay import SendMessage
-from .scheduling import JobScheduler
+from .handler_parts import HandlerParts
 
 __all__ = ["REPLY_LIFETIME_S", "ClientRequests"]
 
@@ -57,43 +50,26 @@ REPLY_LIFETIME_S = 600.0
 
 class ClientRequests:
     """Clients' status, log and cancel requests and the trusted-mesh checks, for one broker
-    run (see the module docstring). The broker calls it with its lock held; ``save`` journals
-    a record, ``announce`` tells the job's result address about its state, ``ignore`` counts
-    and logs a message the broker does not act on."""
+    run (see the module docstring). The broker calls it with its lock held; it acts through
+    ``parts`` (:class:`~.handler_parts.HandlerParts`)."""
 
-    def __init__(
-        self,
-        own: str,
-        own_node: str,
-        settings: RoleSettings,
-        jobs: JobBook,
-        registry: NodeRegistry,
-        outputs: JobOutputs,
-        scheduler: JobScheduler,
-        send: SendMessage,
-        save: Callable[[JobRecord], Awaitable[None]],
-        announce: Callable[[JobRecord], Awaitable[None]],
-        ignore: Callable[[Incoming, str], None],
-        next_request_id: Callable[[], int],
-        clock: Callable[[], float],
-        counts: dict[str, int],
-    ) -> None:
+    def __init__(self, parts: HandlerParts, own: str, own_node: str) -> None:
         self.own = own
         """This broker's endpoint (text)."""
         self.own_node = own_node
         """This broker's node ID (text)."""
-        self.settings = settings
-        self._jobs = jobs
-        self._registry = registry
-        self._outputs = outputs
-        self._scheduler = scheduler
-        self._send = send
-        self._save = save
-        self._announce = announce
-        self._ignore = ignore
-        self._next_request_id = next_request_id
-        self._clock = clock
-        self._counts = counts
+        self.settings = parts.settings
+        self._jobs = parts.jobs
+        self._registry = parts.registry
+        self._outputs = parts.outputs
+        self._scheduler = parts.scheduler
+        self._send = parts.send
+        self._save = parts.save
+        self._announce = parts.announce
+        self._ignore = parts.ignore
+        self._next_request_id = parts.next_request_id
+        self._clock = parts.clock
+        self._counts = parts.counts
 
     async def refused_job_data(self, incoming: Incoming, message: UcpMessage) -> bool:
         """In a trusted mesh, refuse (and answer) a client's data request about another

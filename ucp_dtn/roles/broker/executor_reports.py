@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 
 from bpv7 import EndpointID
 
@@ -35,14 +35,10 @@ from ...ucp.messages import (
 from ...ucp.names import job_result_name
 from ..endpoints import RoleName, node_of, role_endpoint
 from ..mailbox import Incoming
-from ..settings import RoleSettings
+from .handler_parts import HandlerParts
 from .job_records import JobRecord
-from .jobs import JobBook
-from .outputs import JobOutputs
 from .redeploy import is_current
-from .registry import NodeRegistry
-from .relay import DataRelay, SendMessage
-from .scheduling import JobScheduler
+from .relay import DataRelay
 from .succession import Succession
 
 __all__ = ["ExecutorReports"]
@@ -52,41 +48,24 @@ logger = logging.getLogger(__name__)
 
 class ExecutorReports:
     """Executors' reports on their jobs, and result delivery, for one broker run (see the
-    module docstring). The broker calls it with its lock held; ``save`` journals a record,
-    ``announce`` tells the job's result address about its state, ``ignore`` counts and logs a
-    message the broker does not act on."""
+    module docstring). The broker calls it with its lock held; it acts through
+    ``parts`` (:class:`~.handler_parts.HandlerParts`)."""
 
-    def __init__(
-        self,
-        settings: RoleSettings,
-        jobs: JobBook,
-        registry: NodeRegistry,
-        outputs: JobOutputs,
-        succession: Succession,
-        scheduler: JobScheduler,
-        relay: DataRelay,
-        send: SendMessage,
-        save: Callable[[JobRecord], Awaitable[None]],
-        announce: Callable[[JobRecord], Awaitable[None]],
-        ignore: Callable[[Incoming, str], None],
-        next_request_id: Callable[[], int],
-        clock: Callable[[], float],
-        counts: dict[str, int],
-    ) -> None:
-        self.settings = settings
-        self._jobs = jobs
-        self._registry = registry
-        self._outputs = outputs
+    def __init__(self, parts: HandlerParts, succession: Succession, relay: DataRelay) -> None:
+        self.settings = parts.settings
+        self._jobs = parts.jobs
+        self._registry = parts.registry
+        self._outputs = parts.outputs
         self._succession = succession
-        self._scheduler = scheduler
+        self._scheduler = parts.scheduler
         self._relay = relay
-        self._send = send
-        self._save = save
-        self._announce = announce
-        self._ignore = ignore
-        self._next_request_id = next_request_id
-        self._clock = clock
-        self._counts = counts
+        self._send = parts.send
+        self._save = parts.save
+        self._announce = parts.announce
+        self._ignore = parts.ignore
+        self._next_request_id = parts.next_request_id
+        self._clock = parts.clock
+        self._counts = parts.counts
 
     async def on_job_state(self, incoming: Incoming, message: JobState) -> None:
         """An executor says a job runs."""

@@ -91,6 +91,7 @@ from ..settings import RoleSettings
 from .client_requests import REPLY_LIFETIME_S, ClientRequests
 from .client_view import result_address_warning
 from .executor_reports import ExecutorReports
+from .handler_parts import HandlerParts
 from .handling_round import ROUND_KINDS, ROUND_MESSAGES, HandlingRound
 from .job_records import JobRecord
 from .jobs import JobBook
@@ -248,26 +249,7 @@ class BrokerRole:
                 self._clock,
                 self._counts,
             )
-            reports = ExecutorReports(
-                self.settings,
-                self._jobs,
-                self._registry,
-                self._outputs,
-                succession,
-                self._scheduler,
-                self._relay,
-                self._send,
-                self._save,
-                self._announce,
-                self._ignore,
-                mailbox.next_request_id,
-                self._clock,
-                self._counts,
-            )
-            self._reports = reports
-            self._requests = ClientRequests(
-                str(self.endpoint),
-                str(self.node.node_id),
+            parts = HandlerParts(
                 self.settings,
                 self._jobs,
                 self._registry,
@@ -281,6 +263,8 @@ class BrokerRole:
                 self._clock,
                 self._counts,
             )
+            self._reports = reports = ExecutorReports(parts, succession, self._relay)
+            self._requests = ClientRequests(parts, str(self.endpoint), str(self.node.node_id))
             serving = False
             try:
                 async with trio.open_nursery() as nursery:
