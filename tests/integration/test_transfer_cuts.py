@@ -95,10 +95,18 @@ async def test_a_bundle_needing_several_times_the_gap_between_cuts_arrives(
 
 async def test_a_bundle_crosses_three_hops_with_cuts_on_every_hop(network: Network) -> None:
     # a <- relay <- b <- relay <- c <- relay <- d: each node dials the previous one.
+    # Every hop's first cut must land well inside a transfer, whatever the fragments the hop
+    # before made: a's 8 MB bundle is cut at 3 MB (b keeps ~2.9 MB as its first fragment),
+    # b's first fragment at 1.5 MB (c keeps ~1.4 MB), c's at 1 MB. A cut a few kB past a
+    # fragment's end (as 3 MB on every hop gave: b's first fragment passed whole and the cut
+    # fell ~120 kB into the next, before any of it was acknowledged) cuts no transfer.
     a = await network.start("a", "-r", "dtn://d/*=dtn://b/", *PEER)
     hops = [a]
+    cuts = ("3MB,3MB", "1.5MB,1.5MB", "1MB,1MB")
     for index, name in enumerate(("b", "c", "d")):
-        relay = await network.relay(hops[-1].address, *CUT_TWICE, "--seed", str(30 + index))
+        relay = await network.relay(
+            hops[-1].address, "--bandwidth", "8MB/s", "--cut-after-bytes", cuts[index]
+        )
         routes = ["-r", "dtn://d/*=dtn://c/"] if name == "b" else []
         hops.append(await network.start(name, "-s", f"tcp://{relay[0]}:{relay[1]}", *routes, *PEER))
     d = hops[-1]
@@ -112,11 +120,9 @@ async def test_a_bundle_crosses_three_hops_with_cuts_on_every_hop(network: Netwo
             while not received:
                 await trio.sleep(0.2)
     assert received[0] == payload
-    cut_hops = 0
-    for daemon in hops[:-1]:
-        statistics = await _statistics(daemon)
-        cut_hops += statistics["partial_sent"] > 0
-    assert cut_hops >= 2, "the links were hardly cut mid-transfer"
+    # Each hop was cut mid-transfer and went on from the acknowledged length.
+    partial_sent = [(await _statistics(daemon))["partial_sent"] for daemon in hops[:-1]]
+    assert all(count >= 1 for count in partial_sent), partial_sent
     assert (await _statistics(d))["delivered"] == 1
 
 
