@@ -231,6 +231,9 @@ async def test_a_trusted_mesh_admits_only_its_members(network: Network, tmp_path
         "dtn://carol/ is not among the clients this broker takes jobs from"
         in (done.stdout + done.stderr).decode()
     ), explain(done)
+    # The rejection ends the wait for an answer at once (it waited --wait for a job-accepted
+    # that never comes, and said "not confirmed yet").
+    assert "1 rejected" in done.stdout.decode() and "not confirmed" not in done.stdout.decode()
     await run_ucp("agent", "stop", "--home", str(carol.home))
     # An enrolled client that sends a job straight to the executor, as if it were a broker:
     # refused (executors take jobs only from mesh nodes), and the job never runs.

@@ -64,17 +64,21 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def format_submit(document: Document) -> str:
-    """What ``ucp submit`` says about a submission."""
+def format_submit(document: Document, *, reasons: bool = True) -> str:
+    """What ``ucp submit`` says about a submission (with ``reasons``, a line per rejected job
+    saying why; ``ucp run`` says it when it collects)."""
     jobs = document["jobs"]
     count = _plural(len(jobs), "job")
     plan = document["plan"]
     if document["outcome"] == "accepted":
         head = f"{plan}: {count} accepted by {document['broker']}"
     elif document["outcome"] == "sent":
-        waiting = sum(1 for job in jobs if not job["accepted"])
-        head = f"{plan}: {count} sent to {document['broker']}; {waiting} not confirmed yet "
-        head += "(see ucp status)"
+        rejected = sum(1 for job in jobs if job.get("rejected"))
+        waiting = sum(1 for job in jobs if not job["accepted"] and not job.get("rejected"))
+        parts = [f"{rejected} rejected"] if rejected else []
+        if waiting:
+            parts.append(f"{waiting} not confirmed yet (see ucp status)")
+        head = f"{plan}: {count} sent to {document['broker']}; {', '.join(parts)}"
     else:
         head = (
             f"{plan}: no broker reachable: {count} queued in {document['home']}; they leave "
@@ -90,6 +94,8 @@ def format_submit(document: Document) -> str:
     for job in jobs:
         if job.get("warning"):
             lines.append(f"warning: {job['name']} ({job['short_id']}): {job['warning']}")
+        if reasons and job.get("rejected"):
+            lines.append(f"rejected: {job['name']} ({job['short_id']}): {job['rejected']}")
     return "\n".join(lines)
 
 

@@ -47,7 +47,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.json:
             return
         if kind == "submitted":
-            print(format_submit(event), flush=True)
+            print(format_submit(event, reasons=False), flush=True)
         elif kind == "progress":
             print(event["line"], flush=True)
         elif kind == "note":

@@ -1,7 +1,8 @@
 """``ucp submit PLAN``: send a plan's uploads and jobs to a broker; print the jobs' names and
 UUIDs.
 
-Returns once the broker accepted every job — or, when no broker is reachable within
+Returns once the broker answered for every job (accepted, or rejected: exit status 1, saying
+why) — or, when no broker is reachable within
 ``--wait``, at once, with everything queued in the client's store: the client agent keeps
 trying, and they leave as soon as a broker is reachable. A plan with an error is rejected before
 anything is sent (one line naming the file, job and field; exit status 2).
@@ -36,7 +37,8 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(document, sort_keys=True), flush=True)
     else:
         print(format_submit(document), flush=True)
-    return 0
+    # A job the broker rejected (e.g. a client it does not take jobs from) is a failure.
+    return 1 if any(job.get("rejected") for job in document["jobs"]) else 0
 
 
 SUBMIT = Subcommand(

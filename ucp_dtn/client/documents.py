@@ -182,6 +182,7 @@ def submit_document(report: SubmitReport, plan: str, home: str) -> dict[str, Any
                 "job_id": str(job.job_id),
                 "short_id": str(job.job_id)[:8],
                 "accepted": job.accepted,
+                "rejected": job.rejected,
                 "warning": job.warning,
             }
             for job in report.jobs

@@ -98,6 +98,8 @@ class SubmittedJob:
     warning: str = ""
     """What the broker warned about when it accepted it (e.g. no node known at its result
     address)."""
+    rejected: str | None = None
+    """Why the broker rejected it, if it answered so before the command returned."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,9 +200,15 @@ async def submit_plan(session: ClientSession, plan: ExecutionPlan) -> SubmitRepo
     job_ids = [job.info.job_id for job in plan.jobs]
     if addressed is not None:
         await session.journal.set_broker(job_ids, str(addressed))
-    accepted: dict[uuid.UUID, JobEntry] = {}
+    answered: dict[uuid.UUID, JobEntry] = {}
     if broker is not None:
-        accepted = await _wait_accepted(session, job_ids, session.settings.wait_s)
+        answered = await _wait_answered(session, job_ids, session.settings.wait_s)
+    accepted = {job_id: entry for job_id, entry in answered.items() if entry.accepted_by}
+    rejected = {
+        job_id: entry.detail or "rejected"
+        for job_id, entry in answered.items()
+        if job_id not in accepted
+    }
     if broker is None:
         outcome = SubmitOutcome.QUEUED
     elif len(accepted) == len(job_ids):
@@ -215,6 +223,7 @@ async def submit_plan(session: ClientSession, plan: ExecutionPlan) -> SubmitRepo
                 job.info.job_id,
                 job.info.job_id in accepted,
                 accepted[job.info.job_id].warning if job.info.job_id in accepted else "",
+                rejected.get(job.info.job_id),
             )
             for job in plan.jobs
         ),
@@ -224,9 +233,13 @@ async def submit_plan(session: ClientSession, plan: ExecutionPlan) -> SubmitRepo
     )
 
 
-async def _wait_accepted(
+async def _wait_answered(
     session: ClientSession, job_ids: Sequence[uuid.UUID], wait_s: float
 ) -> dict[uuid.UUID, JobEntry]:
+    """Wait until the broker accepted or rejected each job (``job-accepted``, or a
+    ``job-state`` saying rejected/cancelled) or ``wait_s`` passed with nothing arriving; the
+    entries answered, by job. A rejection ends the wait for that job at once: nothing more will
+    come for it."""
     accepted: dict[uuid.UUID, JobEntry] = {}
     wanted = set(job_ids)
     changed: set[uuid.UUID] = set()
@@ -244,7 +257,7 @@ async def _wait_accepted(
             reread.extend(changed)
             changed.clear()
             for job_id, entry in (await session.journal.get_many(reread)).items():
-                if entry.accepted_by is not None:
+                if entry.accepted_by is not None or entry.settled:
                     accepted[job_id] = entry
             reread = []
             if len(accepted) == len(job_ids):

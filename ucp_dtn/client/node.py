@@ -237,9 +237,13 @@ class ClientNode:
                 await trio.sleep(delay)
                 delay = min(delay * 2, _RECONNECT_MAX_S)
                 continue
-            self.via_errors.pop((host, port), None)
             began = trio.current_time()
             while any(p.node_id == peer for p in self.node.peers()):
+                if trio.current_time() - began >= _SHORT_SESSION_S:
+                    # The session held: what went wrong before is history. (Not at once: a
+                    # revoked client's sessions come up and are closed a moment later, and
+                    # a request failing meanwhile should still say why.)
+                    self.via_errors.pop((host, port), None)
                 await trio.sleep(0.1)
             logger.info("via %s:%d: session with %s ended", host, port, peer)
             if trio.current_time() - began < _SHORT_SESSION_S:

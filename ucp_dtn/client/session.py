@@ -284,7 +284,10 @@ class ClientSession:
                 if enough is not None and enough(incoming):
                     break
         if not replies:
-            raise NoReply(f"no answer from {target} within {timeout:g} s ({message.KIND})")
+            # Say what went wrong with the way to it, if anything did (a session closed at
+            # once by the peer: a revoked certificate, say).
+            where = self._where() if self.via and self.client.via_errors else ""
+            raise NoReply(f"no answer from {target} within {timeout:g} s ({message.KIND}){where}")
         logger.info(
             "%s %d: %d answer%s in %.0f ms",
             message.KIND,
