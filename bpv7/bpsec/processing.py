@@ -28,6 +28,7 @@ from ..blocks import (
     block_tail,
     cached_block_flags,
     tail_length,
+    unchecked_block,
 )
 from ..bundle import Bundle, next_block_number
 from ..codes import BlockFlags, BlockType
@@ -207,7 +208,16 @@ def process_security(
                 try:
                     data = context.decrypt(view, keys)
                     old = current[index_of[target]]
-                    block = CanonicalBlock(old.type_code, old.number, old.flags, old.crc_type, data)
+                    if old.type_code == BlockType.PAYLOAD and type(data) is bytes:
+                        # Payload data obeys no rule of its own, and the block's type, number,
+                        # flags and CRC type are the valid input's: nothing to check again.
+                        block = unchecked_block(
+                            old.type_code, old.number, old.flags, old.crc_type, data
+                        )
+                    else:
+                        block = CanonicalBlock(
+                            old.type_code, old.number, old.flags, old.crc_type, data
+                        )
                     current[index_of[target]] = block
                     plaintext[target] = block
                 except OperationFailure as failure:
