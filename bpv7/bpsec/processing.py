@@ -583,6 +583,16 @@ def _without_target_crcs(bundle: Bundle, targets: Sequence[int]) -> Bundle:
     return Bundle._trusted(primary, tuple(blocks), bundle.waived)
 
 
+_CRC_TYPES = {int(crc_type): crc_type for crc_type in CRCType}
+
+
+def _crc_type(value: int) -> CRCType:
+    """``CRCType(value)`` (a ``ValueError`` for an invalid one) without the enum's call, which
+    costs more than the rest of a small security block's encoding."""
+    crc_type = _CRC_TYPES.get(value)
+    return CRCType(value) if crc_type is None else crc_type
+
+
 def _source_eid(source: EndpointID | str) -> EndpointID:
     return parse_eid(source) if isinstance(source, str) else source
 
@@ -636,7 +646,7 @@ def add_integrity(
         tuple(results),
     )
     bib = CanonicalBlock(
-        BlockType.BIB, number, cached_block_flags(flags), CRCType(crc_type), asb.encode()
+        BlockType.BIB, number, cached_block_flags(flags), _crc_type(crc_type), asb.encode()
     )
     return Bundle(bundle.primary, tuple(_placed(bundle, bib)), bundle.waived)
 
@@ -718,7 +728,7 @@ def add_confidentiality(
         plan = context.in_place(bundle, header, targets)
         if plan is not None:
             return _encrypted_in_place(
-                bundle, targets, context.context_id, header, CRCType(crc_type), plan, check=check
+                bundle, targets, context.context_id, header, _crc_type(crc_type), plan, check=check
             )
     parameters, results, ciphertexts = context.encrypt(bundle, header, targets)
     asb = AbstractSecurityBlock(
@@ -729,7 +739,7 @@ def add_confidentiality(
         tuple(results),
     )
     bcb = CanonicalBlock(
-        BlockType.BCB, number, cached_block_flags(int(flags)), CRCType(crc_type), asb.encode()
+        BlockType.BCB, number, cached_block_flags(int(flags)), _crc_type(crc_type), asb.encode()
     )
     replaced = dict(zip(targets, ciphertexts, strict=True))
     blocks = []

@@ -428,14 +428,22 @@ class AesGcm(ConfidentialitySource):
         if len(content_key) != length:
             raise ValueError(f"the AES key must have {length} bytes, not {len(content_key)}")
         iv = self.iv if self.iv is not None else os.urandom(12)
-        parameters: list[tuple[int, object]] = [
-            (BcbAesGcmParameter.IV, iv),
-            (BcbAesGcmParameter.AES_VARIANT, self.variant),
-        ]
+        # (plain int ids: what _int_ids makes of the enum members, without the calls)
         if self.wrap:
-            parameters.append((BcbAesGcmParameter.WRAPPED_KEY, aes_key_wrap(self.key, content_key)))
-        parameters.append((BcbAesGcmParameter.AAD_SCOPE_FLAGS, int(self.scope)))
-        return content_key, iv, _int_ids(parameters)
+            wrapped = aes_key_wrap(self.key, content_key)
+            parameters: SecurityItems = (
+                (_IV, iv),
+                (_AES_VARIANT, self.variant),
+                (_WRAPPED_KEY, wrapped),
+                (_AAD_SCOPE_FLAGS, int(self.scope)),
+            )
+        else:
+            parameters = (
+                (_IV, iv),
+                (_AES_VARIANT, self.variant),
+                (_AAD_SCOPE_FLAGS, int(self.scope)),
+            )
+        return content_key, iv, parameters
 
     def _aead(self, content_key: bytes) -> AESGCM:
         """The one-shot AEAD for ``content_key``: made once for a context that uses its own key
