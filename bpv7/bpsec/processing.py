@@ -478,22 +478,35 @@ def _encrypted_in_place(
     asb = AbstractSecurityBlock(
         tuple(targets), context_id, header.source, plan.parameters, tuple(results)
     )
-    bcb = CanonicalBlock(BlockType.BCB, header.number, flags, crc_type, asb.encode())
-    parts: list[bytes] = [b"\x9f", bundle.primary.encode()]
-    position = 2
+    bcb_data = asb.encode()
+    # The BCB is laid out with its placeholder results and a zeroed CRC field: both are
+    # written once the cipher has run (no CanonicalBlock of the placeholder is made).
+    bcb_head = block_head(BlockType.BCB, header.number, flags, crc_type, len(bcb_data))
+    bcb_size = len(bcb_head) + len(bcb_data) + tail_length(crc_type)
+    primary_bytes = bundle.primary.encode()
+    parts: list[bytes | memoryview] = [b"\x9f", primary_bytes]
+    offset = 1 + len(primary_bytes)
     front: list[CanonicalBlock] = []
-    for block in _placed(bundle, bcb)[:-1]:
+    bcb_at = position = -1
+    for block in bundle.blocks[:-1]:
+        if position < 0 and block.type_code not in _SECURITY_BLOCKS:
+            # The BCB goes after the security blocks at the front (see _placed).
+            bcb_at, position = offset, len(front)
+            parts.append(bytes(bcb_size))
+            offset += bcb_size
         data = small.get(block.number)
         if data is not None:
             # RFC 9172 §3.8: "the security target body data SHALL be encrypted 'in-place'".
             block = CanonicalBlock.opaque(
                 block.type_code, block.number, block.flags, block.crc_type, data
             )
-        elif block is bcb:
-            position = len(parts)
         front.append(block)
-        parts.append(block.encode())
-    bcb_at = sum(len(part) for part in parts[:position])
+        encoded = block.encode()
+        parts.append(encoded)
+        offset += len(encoded)
+    if position < 0:
+        bcb_at, position = offset, len(front)
+        parts.append(bytes(bcb_size))
     payload = bundle.blocks[-1]
     length = len(payload.data_view)
     head = block_head(BlockType.PAYLOAD, 1, payload.flags, payload.crc_type, length)
@@ -505,8 +518,9 @@ def _encrypted_in_place(
     # Where the payload's results lie in the BCB's data: the results of each target end it.
     index = list(targets).index(1)
     placeholder = encode_security_items(results[index])
-    after = sum(len(encode_security_items(items)) for items in results[index + 1 :])
-    bcb_head, bcb_data, _ = bcb.encoded_parts()
+    after = 0
+    for items in results[index + 1 :]:
+        after += len(encode_security_items(items))
     cut = len(bcb_data) - after
     stream = io.BytesIO()
     stream.write(prefix)
@@ -522,18 +536,20 @@ def _encrypted_in_place(
                 section="3.8",
                 rfc=9172,
             )
-        data = bytes(bcb_data[: cut - len(real)]) + real + bytes(bcb_data[cut:])
+        data = bcb_data[: cut - len(real)] + real + bcb_data[cut:]
         bcb_tail = block_tail(crc_type, bcb_head, data)
-        at = bcb_at + len(bcb_head)
-        out[at : at + len(data) + len(bcb_tail)] = data + bcb_tail
+        out[bcb_at : bcb_at + bcb_size] = bcb_head + data + bcb_tail
         with out[start:end] as ciphertext:
             tail = block_tail(payload.crc_type, head, ciphertext)
         out[end:total] = tail + b"\xff"
     stream.truncate(total)
     # With no view left and the size exact, BytesIO hands over its buffer: no copy.
     encoded = stream.getvalue()
-    front[position - 2] = CanonicalBlock._encoded(
-        BlockType.BCB, header.number, flags, crc_type, data, bcb_head, bcb_tail
+    front.insert(
+        position,
+        CanonicalBlock._encoded(
+            BlockType.BCB, header.number, flags, crc_type, data, bcb_head, bcb_tail
+        ),
     )
     encrypted = CanonicalBlock._encoded(
         BlockType.PAYLOAD,
