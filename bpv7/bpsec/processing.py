@@ -456,14 +456,14 @@ def _encrypted_in_place(
 ) -> Bundle:
     """:func:`add_confidentiality` of a large payload, encrypted straight into the encoded
     bundle: one buffer of the bundle's size, the bytes before the payload's ciphertext written
-    first (the BCB with placeholder results of the right size), then the ciphertext at its
-    place, then the payload's result patched into the BCB's bytes there (the results of each
-    target end the BCB's data). The returned bundle's payload data is a view of those bytes,
-    and :meth:`Bundle.encode` returns them. (A ciphertext of its own and then the encoding
-    would be two such buffers: as costly as the cipher itself, the allocator handing fresh
-    pages each time.) ``check``: validate the finished bundle (skipped when nothing the
-    caller chose could break a rule: the input bundle was valid and the BCB was checked by
-    :func:`add_confidentiality`)."""
+    first (with room of the BCB's size where it goes: its data with placeholder results of the
+    right size), then the ciphertext at its place, then the BCB written there with the
+    payload's result patched in (the results of each target end the BCB's data). The
+    returned bundle's payload data is a view of those bytes, and :meth:`Bundle.encode` returns
+    them. (A ciphertext of its own and then the encoding would be two such buffers: as costly
+    as the cipher itself, the allocator handing fresh pages each time.) ``check``: validate
+    the finished bundle (skipped when nothing the caller chose could break a rule: the input
+    bundle was valid and the BCB was checked by :func:`add_confidentiality`)."""
     results = list(plan.result_sizes)
     small: dict[int, bytes] = {}
     for index, target in enumerate(targets):
