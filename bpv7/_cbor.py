@@ -194,8 +194,16 @@ _SMALL_UINT = tuple(
 )  # major type 0, values 0..255
 
 
+_SMALL_HEADS = tuple(
+    tuple(bytes((major << 5 | i,)) if i < 24 else bytes((major << 5 | 24, i)) for i in range(256))
+    for major in range(8)
+)  # the heads of arguments 0..255 by major type: most heads a bundle has
+
+
 def encode_head(major: int, value: int) -> bytes:
     """Encode a head in shortest form (RFC 8949 §4.2.1)."""
+    if 0 <= value < 0x100:
+        return _SMALL_HEADS[major][value]
     mt = major << 5
     if value < 0:
         raise EncodeError(

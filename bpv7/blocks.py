@@ -302,7 +302,7 @@ def check_extension_data(type_code: int, data: bytes) -> None:
     if type_code in _EXTENSION_CODECS:
         # Fast paths for the usual encodings: a small hop count, a small bundle age.
         if type_code == BlockType.HOP_COUNT:
-            if len(data) == 3 and data[0] == 0x82 and 0 < data[1] < 24 and data[2] < 24:
+            if _small_hop_count(data):
                 return
         elif type_code == BlockType.BUNDLE_AGE and len(data) == 1 and data[0] < 24:
             return
@@ -607,12 +607,12 @@ class HopCountBlock(_TypedBlock):
         """Parse block-type-specific data; raises :class:`~bpv7.errors.DecodeError`."""
         # RFC 9171 §4.4.3: "The block-type-specific data in a Hop Count Block SHALL be
         # represented as a CBOR array comprising two items", both unsigned integers.
-        if len(data) == 3 and data[0] == 0x82 and 0 < data[1] < 24 and data[2] < 24:
-            # Fast path (every forwarded bundle with a hop limit): a small limit and count,
-            # valid as they are.
+        if _small_hop_count(data):
+            # Fast path (every forwarded bundle with a hop limit): a limit and a count under
+            # 24, valid as they are.
             value = _NEW(cls)
-            _SET_LIMIT(value, data[1])
-            _SET_COUNT(value, data[2])
+            _SET_LIMIT(value, data[-2])
+            _SET_COUNT(value, data[-1])
             return value
         try:
             count, pos = read_array(data, 0, "hop count block")
@@ -635,6 +635,18 @@ class HopCountBlock(_TypedBlock):
             return cls(limit, hops)
         except EncodeError as exc:
             raise _block_error(exc.message, exc.rule, exc.section) from None
+
+
+def _small_hop_count(data: bytes) -> bool:
+    """Whether ``data`` is the usual Hop Count Block data, valid as it is: ``[limit, count]``
+    with a count under 24 and a limit of 1..23 (one byte) or 24..255 (``0x18`` and one byte,
+    the shortest form RFC 8949 §4.2.1 asks for)."""
+    length = len(data)
+    if length < 3 or data[0] != 0x82:
+        return False
+    if length == 3:
+        return 0 < data[1] < 24 and data[2] < 24
+    return length == 4 and data[1] == 0x18 and data[2] >= 24 and data[3] < 24
 
 
 _SET_LIMIT = HopCountBlock.__dict__["limit"].__set__

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 from ._cbor import (
     BREAK,
     INDEFINITE,
-    encode_bytes,
     encode_head,
     encode_uint,
     read_array,
@@ -145,10 +144,10 @@ def _read_value(data: bytes, pos: int, what: str) -> tuple[CBORValue, int]:
 
 def encode_value(value: CBORValue) -> bytes:
     """The CBOR encoding of a parameter or result value (deterministic: maps sorted)."""
+    if type(value) is bytes:
+        return encode_head(2, len(value)) + value
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return encode_uint(int(value))  # IntEnum values (variants, ids) included
-    if type(value) is bytes:
-        return encode_bytes(value)
     import cbor2  # only for values other than integers and byte strings
 
     try:
@@ -301,15 +300,15 @@ class AbstractSecurityBlock:
     def encode(self) -> bytes:
         """The block-type-specific data: the CBOR sequence of RFC 9172 §3.6 (definite-length
         arrays, shortest forms)."""
-        parts = [encode_head(4, len(self.targets))]
-        parts.extend(encode_uint(t) for t in self.targets)
+        targets = self.targets
+        parts = [encode_head(4, len(targets)), *map(encode_uint, targets)]
         parts.append(encode_uint(self.context_id))
         parts.append(encode_uint(self.context_flags))
         parts.append(self.source.cbor)
-        if self.has_parameters:
+        if self.context_flags & 1:  # SecurityContextFlags.PARAMETERS_PRESENT
             parts.append(_encode_items(self.parameters))
         parts.append(encode_head(4, len(self.results)))
-        parts.extend(_encode_items(items) for items in self.results)
+        parts.extend(map(_encode_items, self.results))
         return b"".join(parts)
 
 

@@ -28,6 +28,7 @@ from ..blocks import (
     block_tail,
     cached_block_flags,
     tail_length,
+    unchecked_block,
 )
 from ..bundle import Bundle, next_block_number
 from ..codes import BlockFlags, BlockType
@@ -207,7 +208,16 @@ def process_security(
                 try:
                     data = context.decrypt(view, keys)
                     old = current[index_of[target]]
-                    block = CanonicalBlock(old.type_code, old.number, old.flags, old.crc_type, data)
+                    if old.type_code == BlockType.PAYLOAD and type(data) is bytes:
+                        # Payload data obeys no rule of its own, and the block's type, number,
+                        # flags and CRC type are the valid input's: nothing to check again.
+                        block = unchecked_block(
+                            old.type_code, old.number, old.flags, old.crc_type, data
+                        )
+                    else:
+                        block = CanonicalBlock(
+                            old.type_code, old.number, old.flags, old.crc_type, data
+                        )
                     current[index_of[target]] = block
                     plaintext[target] = block
                 except OperationFailure as failure:
@@ -446,14 +456,14 @@ def _encrypted_in_place(
 ) -> Bundle:
     """:func:`add_confidentiality` of a large payload, encrypted straight into the encoded
     bundle: one buffer of the bundle's size, the bytes before the payload's ciphertext written
-    first (the BCB with placeholder results of the right size), then the ciphertext at its
-    place, then the payload's result patched into the BCB's bytes there (the results of each
-    target end the BCB's data). The returned bundle's payload data is a view of those bytes,
-    and :meth:`Bundle.encode` returns them. (A ciphertext of its own and then the encoding
-    would be two such buffers: as costly as the cipher itself, the allocator handing fresh
-    pages each time.) ``check``: validate the finished bundle (skipped when nothing the
-    caller chose could break a rule: the input bundle was valid and the BCB was checked by
-    :func:`add_confidentiality`)."""
+    first (with room of the BCB's size where it goes: its data with placeholder results of the
+    right size), then the ciphertext at its place, then the BCB written there with the
+    payload's result patched in (the results of each target end the BCB's data). The
+    returned bundle's payload data is a view of those bytes, and :meth:`Bundle.encode` returns
+    them. (A ciphertext of its own and then the encoding would be two such buffers: as costly
+    as the cipher itself, the allocator handing fresh pages each time.) ``check``: validate
+    the finished bundle (skipped when nothing the caller chose could break a rule: the input
+    bundle was valid and the BCB was checked by :func:`add_confidentiality`)."""
     results = list(plan.result_sizes)
     small: dict[int, bytes] = {}
     for index, target in enumerate(targets):
@@ -468,22 +478,35 @@ def _encrypted_in_place(
     asb = AbstractSecurityBlock(
         tuple(targets), context_id, header.source, plan.parameters, tuple(results)
     )
-    bcb = CanonicalBlock(BlockType.BCB, header.number, flags, crc_type, asb.encode())
-    parts: list[bytes] = [b"\x9f", bundle.primary.encode()]
-    position = 2
+    bcb_data = asb.encode()
+    # The BCB is laid out with its placeholder results and a zeroed CRC field: both are
+    # written once the cipher has run (no CanonicalBlock of the placeholder is made).
+    bcb_head = block_head(BlockType.BCB, header.number, flags, crc_type, len(bcb_data))
+    bcb_size = len(bcb_head) + len(bcb_data) + tail_length(crc_type)
+    primary_bytes = bundle.primary.encode()
+    parts: list[bytes | memoryview] = [b"\x9f", primary_bytes]
+    offset = 1 + len(primary_bytes)
     front: list[CanonicalBlock] = []
-    for block in _placed(bundle, bcb)[:-1]:
+    bcb_at = position = -1
+    for block in bundle.blocks[:-1]:
+        if position < 0 and block.type_code not in _SECURITY_BLOCKS:
+            # The BCB goes after the security blocks at the front (see _placed).
+            bcb_at, position = offset, len(front)
+            parts.append(bytes(bcb_size))
+            offset += bcb_size
         data = small.get(block.number)
         if data is not None:
             # RFC 9172 §3.8: "the security target body data SHALL be encrypted 'in-place'".
             block = CanonicalBlock.opaque(
                 block.type_code, block.number, block.flags, block.crc_type, data
             )
-        elif block is bcb:
-            position = len(parts)
         front.append(block)
-        parts.append(block.encode())
-    bcb_at = sum(len(part) for part in parts[:position])
+        encoded = block.encode()
+        parts.append(encoded)
+        offset += len(encoded)
+    if position < 0:
+        bcb_at, position = offset, len(front)
+        parts.append(bytes(bcb_size))
     payload = bundle.blocks[-1]
     length = len(payload.data_view)
     head = block_head(BlockType.PAYLOAD, 1, payload.flags, payload.crc_type, length)
@@ -495,8 +518,9 @@ def _encrypted_in_place(
     # Where the payload's results lie in the BCB's data: the results of each target end it.
     index = list(targets).index(1)
     placeholder = encode_security_items(results[index])
-    after = sum(len(encode_security_items(items)) for items in results[index + 1 :])
-    bcb_head, bcb_data, _ = bcb.encoded_parts()
+    after = 0
+    for items in results[index + 1 :]:
+        after += len(encode_security_items(items))
     cut = len(bcb_data) - after
     stream = io.BytesIO()
     stream.write(prefix)
@@ -512,18 +536,20 @@ def _encrypted_in_place(
                 section="3.8",
                 rfc=9172,
             )
-        data = bytes(bcb_data[: cut - len(real)]) + real + bytes(bcb_data[cut:])
+        data = bcb_data[: cut - len(real)] + real + bcb_data[cut:]
         bcb_tail = block_tail(crc_type, bcb_head, data)
-        at = bcb_at + len(bcb_head)
-        out[at : at + len(data) + len(bcb_tail)] = data + bcb_tail
+        out[bcb_at : bcb_at + bcb_size] = bcb_head + data + bcb_tail
         with out[start:end] as ciphertext:
             tail = block_tail(payload.crc_type, head, ciphertext)
         out[end:total] = tail + b"\xff"
     stream.truncate(total)
     # With no view left and the size exact, BytesIO hands over its buffer: no copy.
     encoded = stream.getvalue()
-    front[position - 2] = CanonicalBlock._encoded(
-        BlockType.BCB, header.number, flags, crc_type, data, bcb_head, bcb_tail
+    front.insert(
+        position,
+        CanonicalBlock._encoded(
+            BlockType.BCB, header.number, flags, crc_type, data, bcb_head, bcb_tail
+        ),
     )
     encrypted = CanonicalBlock._encoded(
         BlockType.PAYLOAD,
@@ -571,6 +597,16 @@ def _without_target_crcs(bundle: Bundle, targets: Sequence[int]) -> Bundle:
     if not changed:
         return bundle
     return Bundle._trusted(primary, tuple(blocks), bundle.waived)
+
+
+_CRC_TYPES = {int(crc_type): crc_type for crc_type in CRCType}
+
+
+def _crc_type(value: int) -> CRCType:
+    """``CRCType(value)`` (a ``ValueError`` for an invalid one) without the enum's call, which
+    costs more than the rest of a small security block's encoding."""
+    crc_type = _CRC_TYPES.get(value)
+    return CRCType(value) if crc_type is None else crc_type
 
 
 def _source_eid(source: EndpointID | str) -> EndpointID:
@@ -626,7 +662,7 @@ def add_integrity(
         tuple(results),
     )
     bib = CanonicalBlock(
-        BlockType.BIB, number, cached_block_flags(flags), CRCType(crc_type), asb.encode()
+        BlockType.BIB, number, cached_block_flags(flags), _crc_type(crc_type), asb.encode()
     )
     return Bundle(bundle.primary, tuple(_placed(bundle, bib)), bundle.waived)
 
@@ -708,7 +744,7 @@ def add_confidentiality(
         plan = context.in_place(bundle, header, targets)
         if plan is not None:
             return _encrypted_in_place(
-                bundle, targets, context.context_id, header, CRCType(crc_type), plan, check=check
+                bundle, targets, context.context_id, header, _crc_type(crc_type), plan, check=check
             )
     parameters, results, ciphertexts = context.encrypt(bundle, header, targets)
     asb = AbstractSecurityBlock(
@@ -719,7 +755,7 @@ def add_confidentiality(
         tuple(results),
     )
     bcb = CanonicalBlock(
-        BlockType.BCB, number, cached_block_flags(int(flags)), CRCType(crc_type), asb.encode()
+        BlockType.BCB, number, cached_block_flags(int(flags)), _crc_type(crc_type), asb.encode()
     )
     replaced = dict(zip(targets, ciphertexts, strict=True))
     blocks = []

@@ -24,6 +24,7 @@ from bpv7 import (
     decode_bundle,
     unprocessable_block_action,
 )
+from bpv7.blocks import check_extension_data
 from tests.bpv7.strategies import RawItem, raw_block, raw_bundle, raw_canonical
 
 
@@ -215,3 +216,26 @@ def test_small_hop_counts_decode_as_the_general_path_does() -> None:
             decoded = HopCountBlock.decode_data(data)
             assert decoded == HopCountBlock(limit, count)
             assert decoded.encode_data() == data
+
+
+def test_one_byte_hop_limits_take_the_fast_path_and_agree_with_the_general_one() -> None:
+    # Limits 24..255 are encoded 0x18 and a byte (RFC 8949 §4.2.1 shortest form): the fast path
+    # of decode_data and of the decoder's check takes them with a count under 24.
+    for limit in range(24, 256):
+        for count in (0, 1, 23):
+            data = b"\x82\x18" + bytes((limit, count))
+            decoded = HopCountBlock.decode_data(data)
+            assert decoded == HopCountBlock(limit, count)
+            assert decoded.encode_data() == data
+            check_extension_data(BlockType.HOP_COUNT, data)
+    # What the fast path must leave to the general one: a limit not in shortest form, a count
+    # of 24 or more (valid), trailing bytes, too little data.
+    for data in (b"\x82\x18\x17\x00", b"\x82\x18\x1e\x00\x00", b"", b"\x82", b"\x82\x18"):
+        with pytest.raises(DecodeError):
+            HopCountBlock.decode_data(data)
+        with pytest.raises(EncodeError):
+            check_extension_data(BlockType.HOP_COUNT, data)
+    assert HopCountBlock.decode_data(b"\x82\x18\x1e\x18\x18") == HopCountBlock(30, 24)
+    hop_count = raw_canonical(10, 2, 0, 2, b"\x82\x18\x1e\x01")
+    bundle = decode_bundle(raw_bundle(None, hop_count, raw_canonical()))
+    assert HopCountBlock.from_block(bundle.blocks[0]) == HopCountBlock(30, 1)
