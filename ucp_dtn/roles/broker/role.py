@@ -312,6 +312,13 @@ class BrokerRole:
     async def _handle_batch(self, batch: list[Incoming]) -> list[Incoming]:
         """Handle the messages that were waiting together: runs of the job flow's kinds in
         one round (:mod:`.handling_round`), the others alone; returns those to confirm."""
+        try:
+            return await self._handle_rounds(batch)
+        finally:
+            # A handler that raised leaves no pass held back for good: the next one runs it.
+            self._scheduler_or_fail().stop_deferring()
+
+    async def _handle_rounds(self, batch: list[Incoming]) -> list[Incoming]:
         confirm: list[Incoming] = []
         in_round: list[Incoming] = []
         handling_round = HandlingRound()
@@ -319,6 +326,9 @@ class BrokerRole:
             if isinstance(incoming.message, ROUND_KINDS):
                 handling_round.begin_message()
                 self._round = handling_round
+                # The passes over the queue that the round's handlers ask for (one per
+                # result, submission, heartbeat) become one, run at the end of the round.
+                self._scheduler_or_fail().defer()
                 try:
                     if await self._handle(incoming):
                         in_round.append(incoming)
@@ -332,10 +342,21 @@ class BrokerRole:
         confirm += await self._end_round(handling_round, in_round)
         return confirm
 
+    async def _schedule_deferred(self, handling_round: HandlingRound) -> None:
+        """The round's one pass over the queue, as the round's last handler (its dispatches
+        and records join the round's transaction and bundles)."""
+        handling_round.begin_message()
+        self._round = handling_round
+        try:
+            await self._scheduler_or_fail().run_deferred()
+        finally:
+            self._round = None
+
     async def _end_round(
         self, handling_round: HandlingRound, handled: list[Incoming]
     ) -> list[Incoming]:
         """Make the round's effects durable; the messages to confirm (none if that failed)."""
+        await self._schedule_deferred(handling_round)
         if handling_round.empty:
             return handled
         mailbox = self._mailbox
@@ -666,6 +687,7 @@ class BrokerRole:
             messages_sent=mailbox.sent,
             bundles_sent=mailbox.bundles_sent,
             rounds=self._rounds,
+            scheduling_passes=0 if self._scheduler is None else self._scheduler.passes,
             replication=None if self._replicas is None else self._replicas.statistics(),
         )
 

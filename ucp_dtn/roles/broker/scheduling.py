@@ -83,19 +83,58 @@ class JobScheduler:
         self._announce = announce
         self._clock = clock
         self._counts = counts
+        self._deferring = False
+        self._deferred = False
+        self.passes = 0
+        """Full passes over the queue so far (a statistic: one per round, not per message)."""
+
+    def defer(self) -> None:
+        """Until :meth:`run_deferred`, a pass over the whole queue (:meth:`schedule` without
+        candidates) is only noted: the handlers of one round of messages (forty results, a
+        plan's submissions) each ask for one, and one pass at the end of the round does what
+        all of them would have done (each frees a slot or adds a job; none needs the pass before
+        the next message is handled)."""
+        self._deferring = True
+
+    def stop_deferring(self) -> None:
+        """End :meth:`defer` without running the pass: the next :meth:`schedule` runs it."""
+        self._deferring = False
+
+    async def run_deferred(self) -> None:
+        """End :meth:`defer`; run the pass it held back, if any was asked for."""
+        self._deferring = False
+        if self._deferred:
+            self._deferred = False
+            await self.schedule()
 
     async def schedule(self, candidates: list[JobRecord] | None = None) -> None:
         """Dispatch every queued job (of ``candidates``, default all) that may run and has a
-        capable executor with a free slot; reject the ones whose ``after`` jobs failed."""
+        capable executor with a free slot; reject the ones whose ``after`` jobs failed.
+
+        Once no executor has room for any job, the rest of the queue is only looked at for
+        jobs not told yet why they wait (a new job's first pass): a result frees one slot, and
+        walking thousands of queued jobs to find that nothing else fits was the hub's biggest
+        cost per job in a large plan (O(queued) per result)."""
+        if candidates is None:
+            if self._deferring:
+                self._deferred = True
+                return
+            self.passes += 1
         # Requirements no executor had room for in this pass: a later job asking the same
         # finds no room either (dispatches only fill slots), so it is not asked again — a
         # plan of thousands of queued jobs costs one registry query per result, not one per
         # queued job.
         no_room: dict[_RequirementsKey, str] = {}
+        room = True
         for queued in self._jobs.queued() if candidates is None else candidates:
             record = self._jobs.get(queued.job_id)
             if record is None or record.state != JobStatus.QUEUED:
                 continue  # changed meanwhile (rejected with a failed dependency)
+            if not room and record.detail:
+                # Nothing can be dispatched in this pass any more, and this job was told why it
+                # waits in an earlier one (a dependency that fails rejects its dependents at
+                # once: reject_dependents).
+                continue
             if self._succession.holds(record.job_id):
                 self._set_queued_detail(record, "waiting for other brokers' syncs (restart)")
                 continue
@@ -117,6 +156,7 @@ class JobScheduler:
             if choice.node is None:
                 no_room[key] = choice.reason
                 self._set_queued_detail(record, choice.reason)
+                room = room and self._registry.has_room(now)
                 continue
             # Jobs go to their data: worked out only for a job that can go somewhere now.
             inline = record.submission.inline_data
@@ -127,6 +167,7 @@ class JobScheduler:
                 node = nearer.node or node  # the same executors have room
             self._placement.note_dispatch(record.job, inline, node)
             await self._dispatch(record, node, now)
+            room = self._registry.has_room(now)
 
     def _set_queued_detail(self, record: JobRecord, detail: str) -> None:
         # Why a job waits changes with every heartbeat: kept in memory, not journalled.
