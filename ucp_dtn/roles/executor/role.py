@@ -652,8 +652,11 @@ class ExecutorRole:
         """Send a recorded result, mark it sent, and forget the job."""
         await self._send_result(self.directory.report_to(dispatch.broker), result)
         journal = self._journal_open()
-        await journal.mark_sent(result.job_id)
+        # The mark rides with the next job's journal write; the last job in flight writes it.
+        journal.mark_sent_soon(result.job_id)
         self._active.pop(result.job_id, None)
+        if not self._active:
+            await journal.flush_sent()
         if self._results_sent % _PRUNE_EVERY == 0:
             await journal.prune(
                 finished_before=self._clock() - self.settings.result_lifetime_s,
