@@ -305,9 +305,11 @@ async def refresh(
     unsettled = [entry.job_id for entry in entries if not entry.settled]
     if unsettled:
         await session.status(tuple(unsettled))
+    # One journal read for all of them (a thread call per job was O(N) calls per poll).
+    now_known = await session.journal.get_many([entry.job_id for entry in entries])
     fresh = []
     for entry in entries:
-        current = await session.journal.get(entry.job_id) or entry
+        current = now_known.get(entry.job_id) or entry
         if (
             fetch_results
             and current.result is None
@@ -362,7 +364,8 @@ async def wait_for_jobs(
                 next_poll = now + poll_s
                 if await session.find_broker(0) is not None:
                     try:
-                        await refresh(session, [known[i] for i in job_ids if i in known])
+                        # Only the unsettled ones: the poll is about what has not come.
+                        await refresh(session, [known[i] for i in unsettled])
                     except NoReply as exc:
                         logger.info("status poll: %s", exc)
                     reread = [i for i in job_ids if i not in known or i in unsettled]
