@@ -167,6 +167,9 @@ async def test_collecting_many_marks_what_was_unpacked_even_when_one_is_refused(
         assert [after[i].collected_to is not None for i in ids] == [True] * 6 + [False] * 3
         assert (tmp_path / "out" / "j5" / "stdout").read_text() == "5\n"
         assert not (tmp_path / "out" / "j6").exists()
+        # Each staging directory became its job's folder (or was removed): nothing else left.
+        assert sorted(os.listdir(tmp_path / "out")) == [f"j{n}" for n in range(6)]
+        assert stat.S_IMODE((tmp_path / "out" / "j0").stat().st_mode) == 0o700
         # A higher limit collects the rest; collecting the others again is harmless.
         relaxed = dataclasses.replace(session.settings, collect_max_bytes=10_000)
         monkeypatch.setattr(session, "settings", relaxed)

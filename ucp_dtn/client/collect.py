@@ -223,12 +223,29 @@ def unpack_archive(
                     skipped.append(f"{member.name} (a file and a folder of the same name)")
                     continue
                 written.append(member.name)
+            if _rename_into_place(staging, target):
+                return written, skipped
             moved = _move_into(staging, target, written, skipped)
         except OSError as exc:
-            raise ClientError(f"cannot unpack into {target}: {exc.strerror or exc}") from None
-        finally:
             shutil.rmtree(staging, ignore_errors=True)
+            raise ClientError(f"cannot unpack into {target}: {exc.strerror or exc}") from None
+        shutil.rmtree(staging, ignore_errors=True)
     return moved, skipped
+
+
+def _rename_into_place(staging: Path, target: Path) -> bool:
+    """The common case, a target that does not exist yet: the staging directory (owner-only,
+    holding only checked names and no links) becomes it by one rename. No file-by-file move,
+    and no removal of the emptied staging directory, which on some file systems costs more
+    than the whole unpacking (~3 ms per ``rmdir``). False if the target exists (collected
+    before): the files are moved in one by one."""
+    if os.path.lexists(target):
+        return False
+    try:
+        os.rename(staging, target)
+    except OSError:
+        return False  # created meanwhile (or not renameable): move the files one by one
+    return True
 
 
 def _move_into(staging: Path, target: Path, written: list[str], skipped: list[str]) -> list[str]:
