@@ -737,10 +737,14 @@ async def test_a_round_of_results_costs_one_pass_over_the_queue() -> None:
             assert first == [job.job_id for job in jobs[:5]]
             await wait_until(lambda: net.broker.statistics().submissions == 30)
             passes = net.broker.statistics().scheduling_passes
+            bundles = net.x1.mailbox.statistics().bundles_received
             done = [result(job, net.x1) for job in jobs[:5]]
             await net.x1.mailbox.send_many([Outgoing(to, r, custody=True) for r in done])
             then = [(await net.x1.expect(JobDispatch)).job.job_id for _ in range(5)]
             assert then == [job.job_id for job in jobs[5:10]]
+            # The pass's five dispatches, each a handler of its own in the round, share one
+            # bundle (as one handler, each dispatch and its record took a level: five bundles).
+            assert net.x1.mailbox.statistics().bundles_received == bundles + 1
             stats = net.broker.statistics()
             assert stats.results == 5 and stats.dispatches == 10
             assert stats.scheduling_passes == passes + 1

@@ -70,7 +70,13 @@ class JobScheduler:
         announce: Callable[[JobRecord], Awaitable[None]],
         clock: Callable[[], float],
         counts: dict[str, int],
+        each_job: Callable[[], None] = lambda: None,
     ) -> None:
+        """``each_job`` is called before the effects of each job a pass dispatches or
+        rejects: in a handling round, each job's dispatch and record are a handler of their
+        own (:meth:`.HandlingRound.begin_message`), independent of the jobs before it — as
+        one handler, every dispatch followed by its record would have moved the next one a
+        level up, one bundle and one transaction per dispatch."""
         self.own = own
         """This broker's endpoint (text)."""
         self.settings = settings
@@ -83,6 +89,7 @@ class JobScheduler:
         self._announce = announce
         self._clock = clock
         self._counts = counts
+        self._each_job = each_job
         self._deferring = False
         self._deferred = False
         self.passes = 0
@@ -140,6 +147,7 @@ class JobScheduler:
                 continue
             verdict = self._jobs.verdict(record)
             if verdict.readiness is Readiness.REJECT:
+                self._each_job()
                 await self.reject(record, verdict.reason)
                 continue
             if verdict.readiness is Readiness.WAIT:
@@ -166,6 +174,7 @@ class JobScheduler:
                 nearer = self._registry.choose_executor(record.job.requirements, now, near=near)
                 node = nearer.node or node  # the same executors have room
             self._placement.note_dispatch(record.job, inline, node)
+            self._each_job()
             await self._dispatch(record, node, now)
             room = self._registry.has_room(now)
 
