@@ -752,3 +752,27 @@ async def test_a_round_of_results_costs_one_pass_over_the_queue() -> None:
             assert waiting.state == JobStatus.QUEUED
             assert waiting.detail == "waiting for a free slot: the capable executor is busy"
             nursery.cancel_scope.cancel()
+
+
+async def test_every_waiting_job_is_told_the_current_reason_when_nothing_has_room() -> None:
+    # A pass that finds no room anywhere refreshes the other queued jobs' reasons cheaply
+    # rather than checking each in full; they must still say what is true now.
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            net = await open_net(nursery, dispatch_ahead=0, executor_timeout_s=0.6)
+            await net.x1.heartbeat(net.to, max_jobs=1)
+            await wait_until(lambda: net.broker.statistics().executors == 1)
+            jobs = [make_job(name=f"j{i}") for i in range(4)]
+            for job in jobs:
+                await net.submit(job)
+            await net.x1.expect(JobDispatch)
+            busy = "waiting for a free slot: the capable executor is busy"
+            entries = (await net.status(job_ids=tuple(j.job_id for j in jobs[1:]))).jobs
+            assert [e.detail for e in entries] == [busy] * 3
+            # x1 falls silent: its job is queued again and nobody can run anything.
+            await wait_until(lambda: net.broker.statistics().executors == 0)
+            await wait_until(lambda: net.broker.statistics().queued == 4)
+            entries = (await net.status(job_ids=tuple(j.job_id for j in jobs))).jobs
+            assert entries[0].detail == "no executor known (attempt 1 lost)"
+            assert [e.detail for e in entries[1:]] == ["no executor known"] * 3
+            nursery.cancel_scope.cancel()

@@ -90,6 +90,8 @@ class JobScheduler:
         self._clock = clock
         self._counts = counts
         self._each_job = each_job
+        self._waited_for_room: dict[uuid.UUID, tuple[str, _RequirementsKey]] = {}
+        """Queued jobs last told they wait for room: the detail given and their requirements."""
         self._deferring = False
         self._deferred = False
         self.passes = 0
@@ -118,10 +120,11 @@ class JobScheduler:
         """Dispatch every queued job (of ``candidates``, default all) that may run and has a
         capable executor with a free slot; reject the ones whose ``after`` jobs failed.
 
-        Once no executor has room for any job, the rest of the queue is only looked at for
-        jobs not told yet why they wait (a new job's first pass): a result frees one slot, and
-        walking thousands of queued jobs to find that nothing else fits was the hub's biggest
-        cost per job in a large plan (O(queued) per result)."""
+        Once no executor has room for any job, a queued job that already waited for room
+        (and whose detail nobody changed since) only has its reason refreshed from this pass's
+        answer for its requirements: a result frees one slot, and checking thousands of queued
+        jobs in full to find that nothing else fits was the hub's biggest cost per job in a
+        large plan (O(queued) full checks per result)."""
         if candidates is None:
             if self._deferring:
                 self._deferred = True
@@ -133,15 +136,26 @@ class JobScheduler:
         # queued job.
         no_room: dict[_RequirementsKey, str] = {}
         room = True
-        for queued in self._jobs.queued() if candidates is None else candidates:
+        queue = self._jobs.queued() if candidates is None else candidates
+        if len(self._waited_for_room) > 2 * len(queue) + 64:
+            # Forget jobs that left the queue some other way (cancelled, taken by a sync).
+            self._waited_for_room = {
+                job_id: given
+                for job_id, given in self._waited_for_room.items()
+                if self._jobs.state_of(job_id) == JobStatus.QUEUED
+            }
+        for queued in queue:
             record = self._jobs.get(queued.job_id)
             if record is None or record.state != JobStatus.QUEUED:
                 continue  # changed meanwhile (rejected with a failed dependency)
-            if not room and record.detail:
-                # Nothing can be dispatched in this pass any more, and this job was told why it
-                # waits in an earlier one (a dependency that fails rejects its dependents at
-                # once: reject_dependents).
-                continue
+            if not room:
+                given = self._waited_for_room.get(record.job_id)
+                if given is not None and given[0] == record.detail and given[1] in no_room:
+                    # Nothing can be dispatched any more in this pass and this job only waited
+                    # for room (a dependency that fails rejects its dependents at once:
+                    # reject_dependents): refresh its reason, skip the full check.
+                    self._wait_for_room(record, given[1], no_room[given[1]])
+                    continue
             if self._succession.holds(record.job_id):
                 self._set_queued_detail(record, "waiting for other brokers' syncs (restart)")
                 continue
@@ -157,13 +171,13 @@ class JobScheduler:
             key = _requirements_key(requirements)
             reason = no_room.get(key)
             if reason is not None:
-                self._set_queued_detail(record, reason)
+                self._wait_for_room(record, key, reason)
                 continue
             now = self._clock()
             choice = self._registry.choose_executor(requirements, now)
             if choice.node is None:
                 no_room[key] = choice.reason
-                self._set_queued_detail(record, choice.reason)
+                self._wait_for_room(record, key, choice.reason)
                 room = room and self._registry.has_room(now)
                 continue
             # Jobs go to their data: worked out only for a job that can go somewhere now.
@@ -178,12 +192,18 @@ class JobScheduler:
             await self._dispatch(record, node, now)
             room = self._registry.has_room(now)
 
-    def _set_queued_detail(self, record: JobRecord, detail: str) -> None:
+    def _wait_for_room(self, record: JobRecord, key: _RequirementsKey, reason: str) -> None:
+        """``record`` waits because no executor has room for requirements ``key``."""
+        self._waited_for_room[record.job_id] = (self._set_queued_detail(record, reason), key)
+
+    def _set_queued_detail(self, record: JobRecord, detail: str) -> str:
+        """Set why ``record`` waits; the detail as set."""
         # Why a job waits changes with every heartbeat: kept in memory, not journalled.
         if record.attempts:
             detail = f"{detail} (attempt {record.attempts} lost)"
         if record.detail != detail:
             self._jobs.put(dataclasses.replace(record, detail=detail))
+        return detail
 
     async def _dispatch(self, record: JobRecord, node: str, now: float) -> None:
         executor = role_endpoint(node, RoleName.EXECUTOR)
@@ -195,6 +215,7 @@ class JobScheduler:
             attempt=attempt,
             inline_data=record.submission.inline_data,
         )
+        self._waited_for_room.pop(record.job_id, None)
         await self._send(
             executor, dispatch, custody=True, lifetime_s=self.settings.result_lifetime_s
         )
