@@ -43,6 +43,7 @@ from ucp_dtn.ucp import (
     JobAccepted,
     JobResult,
     JobStatus,
+    ResultStatus,
     StatusQuery,
     load_plan,
 )
@@ -260,3 +261,35 @@ async def test_replicated_puts_listed_where_they_live_and_deleted_everywhere(
                 assert await delete_data(session, "survey") == 2
                 assert "survey/a" not in await settled()
             nursery.cancel_scope.cancel()
+
+
+async def test_waiting_settles_jobs_from_what_it_hears_without_rereading_the_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = ClientSettings(home=tmp_path / "home", via=(("127.0.0.1", 1),), wait_s=0.0)
+    ids = [uuid.UUID(int=n + 1) for n in range(3)]
+    with trio.fail_after(LIMIT):
+        async with ClientSession.open(settings) as session:
+            journal = session.journal
+            await journal.add_jobs("p.toml", [(f"j{n}", i) for n, i in enumerate(ids)], broker=None)
+            reads: list[int] = []
+            read_many = journal.get_many
+
+            async def counted(job_ids: list[uuid.UUID]) -> dict[uuid.UUID, object]:
+                reads.append(len(job_ids))
+                return await read_many(job_ids)  # type: ignore[return-value]
+
+            monkeypatch.setattr(journal, "get_many", counted)
+            waited: list[object] = []
+            async with trio.open_nursery() as nursery:
+
+                async def wait() -> None:
+                    waited.extend(await wait_for_jobs(session, ids, timeout_s=LIMIT))
+
+                nursery.start_soon(wait)
+                for job_id in ids:
+                    await trio.sleep(0.01)
+                    await session.note_result(JobResult(job_id, "dtn://e/", ResultStatus.OK))
+            assert [getattr(entry, "settled", False) for entry in waited] == [True] * 3
+            # Read at the start and once at the end: the three results came as events.
+            assert reads == [3, 3]

@@ -4,18 +4,23 @@ paths leading outside the target are skipped; what is written is for its owner o
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import stat
+import uuid
 import warnings
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from ucp_dtn.client import ClientSession, CollectState, collect_results
+from ucp_dtn.client import collect as collect
 from ucp_dtn.client.collect import ArchiveLimitError, unpack_archive
 from ucp_dtn.client.errors import ClientUsageError
 from ucp_dtn.client.settings import DEFAULT_COLLECT_MAX_BYTES, ClientSettings
+from ucp_dtn.ucp import JobResult
 
 
 def zip_of(members: dict[str, bytes] | list[tuple[str, bytes]]) -> bytes:
@@ -131,3 +136,46 @@ def test_an_unusable_target_is_a_one_line_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("in the way")
     with pytest.raises(ClientError, match=r"cannot unpack into .*file/job: Not a directory"):
         unpack_archive(zip_of({"a": b"1"}), tmp_path / "file" / "job")
+
+
+async def test_collecting_many_marks_what_was_unpacked_even_when_one_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Groups of 4: the first group unpacks whole; the second stops at the archive over the
+    # limit, after two more. The six unpacked are marked collected (in one journal call per
+    # group), the refused one and those after it are not.
+    monkeypatch.setattr(collect, "_COLLECT_GROUP", 4)
+    settings = ClientSettings(
+        home=tmp_path / "home", via=(("127.0.0.1", 1),), wait_s=0.0, collect_max_bytes=1000
+    )
+    ids = [uuid.UUID(int=n + 1) for n in range(9)]
+    async with ClientSession.open(settings) as session:
+        journal = session.journal
+        await journal.add_jobs("p.toml", [(f"j{n}", i) for n, i in enumerate(ids)], broker=None)
+        for n, job_id in enumerate(ids):
+            archive = (
+                zip_of({"big": bytes(5000)}) if n == 6 else zip_of({"stdout": f"{n}\n".encode()})
+            )
+            result = JobResult(job_id=job_id, executor="dtn://e/", status=0, archive=archive)
+            await journal.store_result(result, "delivered")
+        entries = [await journal.get(i) for i in ids]
+        with pytest.raises(ArchiveLimitError, match="j6"):
+            await collect_results(
+                session, [e for e in entries if e is not None], tmp_path / "out", reach_broker=False
+            )
+        after = await journal.get_many(ids)
+        assert [after[i].collected_to is not None for i in ids] == [True] * 6 + [False] * 3
+        assert (tmp_path / "out" / "j5" / "stdout").read_text() == "5\n"
+        assert not (tmp_path / "out" / "j6").exists()
+        # Each staging directory became its job's folder (or was removed): nothing else left.
+        assert sorted(os.listdir(tmp_path / "out")) == [f"j{n}" for n in range(6)]
+        assert stat.S_IMODE((tmp_path / "out" / "j0").stat().st_mode) == 0o700
+        # A higher limit collects the rest; collecting the others again is harmless.
+        relaxed = dataclasses.replace(session.settings, collect_max_bytes=10_000)
+        monkeypatch.setattr(session, "settings", relaxed)
+        again = await collect_results(
+            session, list((await journal.get_many(ids)).values()), tmp_path / "out",
+            reach_broker=False,
+        )  # fmt: skip
+        assert [c.state for c in again] == [CollectState.DONE] * 9
+        assert all(e.collected_to for e in (await journal.get_many(ids)).values())

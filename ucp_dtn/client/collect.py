@@ -25,7 +25,6 @@ target and moved in once all are there; what is written is for its owner only.
 from __future__ import annotations
 
 import enum
-import functools
 import io
 import logging
 import os
@@ -224,12 +223,29 @@ def unpack_archive(
                     skipped.append(f"{member.name} (a file and a folder of the same name)")
                     continue
                 written.append(member.name)
+            if _rename_into_place(staging, target):
+                return written, skipped
             moved = _move_into(staging, target, written, skipped)
         except OSError as exc:
-            raise ClientError(f"cannot unpack into {target}: {exc.strerror or exc}") from None
-        finally:
             shutil.rmtree(staging, ignore_errors=True)
+            raise ClientError(f"cannot unpack into {target}: {exc.strerror or exc}") from None
+        shutil.rmtree(staging, ignore_errors=True)
     return moved, skipped
+
+
+def _rename_into_place(staging: Path, target: Path) -> bool:
+    """The common case, a target that does not exist yet: the staging directory (owner-only,
+    holding only checked names and no links) becomes it by one rename. No file-by-file move,
+    and no removal of the emptied staging directory, which on some file systems costs more
+    than the whole unpacking (~3 ms per ``rmdir``). False if the target exists (collected
+    before): the files are moved in one by one."""
+    if os.path.lexists(target):
+        return False
+    try:
+        os.rename(staging, target)
+    except OSError:
+        return False  # created meanwhile (or not renameable): move the files one by one
+    return True
 
 
 def _move_into(staging: Path, target: Path, written: list[str], skipped: list[str]) -> list[str]:
@@ -334,6 +350,12 @@ async def _reach_results(session: ClientSession, entries: list[JobEntry]) -> lis
     return [await session.journal.get(entry.job_id) or entry for entry in entries]
 
 
+_COLLECT_GROUP = 64
+"""Results unpacked in one worker-thread call and marked collected in one journal transaction
+(a plan of hundreds of small jobs: one thread call and one durable commit per job was most of
+the time from the last result to the collected outputs)."""
+
+
 async def collect_results(
     session: ClientSession,
     entries: Sequence[JobEntry],
@@ -347,37 +369,81 @@ async def collect_results(
     entries = list(entries)
     if reach_broker:
         entries = await _reach_results(session, entries)
-    collected = []
-    for entry in entries:
-        state = _state_of(entry)
-        result = entry.result
-        if result is None:
-            if state in (CollectState.REJECTED, CollectState.CANCELLED):
-                await session.journal.mark_collected(entry.job_id, None)
-            collected.append(Collected(entry, state))
-            continue
-        archive = await fetch_archive(session, result)
-        target = directory / folder_name(entry.name)
-        files: list[str] = []
-        skipped: list[str] = []
-        if archive is not None:
+    collected: list[Collected] = []
+    group: list[_Unpack] = []
+    marks: list[tuple[uuid.UUID, str | None]] = []
+    try:
+        for entry in entries:
+            state = _state_of(entry)
+            result = entry.result
+            if result is None:
+                if state in (CollectState.REJECTED, CollectState.CANCELLED):
+                    marks.append((entry.job_id, None))
+                collected.append(Collected(entry, state))
+                continue
+            archive = await fetch_archive(session, result)
+            group.append(_Unpack(entry, state, directory / folder_name(entry.name), archive))
+            if len(group) >= _COLLECT_GROUP:
+                collected += await _unpack_group(session, group, marks)
+                group = []
+        collected += await _unpack_group(session, group, marks)
+    finally:
+        # What was unpacked is marked even when a later archive failed (collecting it again
+        # would be harmless: same files, same content).
+        if marks:
+            await session.journal.mark_collected_many(marks)
+    return collected
+
+
+@dataclass(frozen=True, slots=True)
+class _Unpack:
+    """One result to unpack (or, without an archive, a directory to create)."""
+
+    entry: JobEntry
+    state: CollectState
+    target: Path
+    archive: bytes | None
+
+
+async def _unpack_group(
+    session: ClientSession, group: list[_Unpack], marks: list[tuple[uuid.UUID, str | None]]
+) -> list[Collected]:
+    """Unpack ``group`` in one worker-thread call, in order; each one unpacked is added to
+    ``marks``. The first failure stops the group and is raised (after those before it)."""
+    if not group:
+        return []
+    max_bytes = session.settings.collect_max_bytes
+    max_files = session.settings.collect_max_files
+
+    def unpack_all() -> tuple[list[tuple[list[str], list[str]]], Exception | None]:
+        done: list[tuple[list[str], list[str]]] = []
+        for item in group:
             try:
-                files, skipped = await trio.to_thread.run_sync(
-                    functools.partial(
-                        unpack_archive,
-                        archive,
-                        target,
-                        max_bytes=session.settings.collect_max_bytes,
-                        max_files=session.settings.collect_max_files,
+                if item.archive is not None:
+                    done.append(
+                        unpack_archive(
+                            item.archive, item.target, max_bytes=max_bytes, max_files=max_files
+                        )
                     )
-                )
-            except ArchiveLimitError as exc:  # (not marked collected: a higher limit will do)
-                raise ArchiveLimitError(f"{entry.label}: {exc}") from None
-        else:
-            try:
-                await trio.to_thread.run_sync(make_private_directory, target)
-            except OSError as exc:
-                raise ClientError(f"cannot create {target}: {exc.strerror or exc}") from None
-        await session.journal.mark_collected(entry.job_id, str(target))
-        collected.append(Collected(entry, state, target, tuple(files), tuple(skipped)))
+                else:
+                    make_private_directory(item.target)
+                    done.append(([], []))
+            except (ClientError, OSError) as exc:
+                return done, exc
+        return done, None
+
+    done, error = await trio.to_thread.run_sync(unpack_all)
+    collected = []
+    for item, (files, skipped) in zip(group, done, strict=False):
+        marks.append((item.entry.job_id, str(item.target)))
+        collected.append(
+            Collected(item.entry, item.state, item.target, tuple(files), tuple(skipped))
+        )
+    if error is not None:
+        failed = group[len(done)]
+        if isinstance(error, ArchiveLimitError):  # (not marked collected: a higher limit will do)
+            raise ArchiveLimitError(f"{failed.entry.label}: {error}") from None
+        if isinstance(error, OSError):
+            raise ClientError(f"cannot create {failed.target}: {error.strerror or error}") from None
+        raise error
     return collected

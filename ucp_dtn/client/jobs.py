@@ -318,9 +318,11 @@ async def refresh(
     unsettled = [entry.job_id for entry in entries if not entry.settled]
     if unsettled:
         await session.status(tuple(unsettled))
+    # One journal read for all of them (a thread call per job was O(N) calls per poll).
+    now_known = await session.journal.get_many([entry.job_id for entry in entries])
     fresh = []
     for entry in entries:
-        current = await session.journal.get(entry.job_id) or entry
+        current = now_known.get(entry.job_id) or entry
         if (
             fetch_results
             and current.result is None
@@ -344,14 +346,17 @@ async def wait_for_jobs(
     deadline = trio.current_time() + timeout_s
     next_poll = trio.current_time() + _RESULT_GRACE_S
     wanted = set(job_ids)
-    changed: set[uuid.UUID] = set()
+    heard: dict[uuid.UUID, JobEntry] = {}
 
     def note(event: JobEvent) -> None:
         if event.entry.job_id in wanted:
-            changed.add(event.entry.job_id)
+            heard[event.entry.job_id] = event.entry
 
-    # Read again only the jobs the client heard about since the last look, in one journal
-    # call (a plan of N jobs hears ~5N messages: reading every job at each was O(N^2)).
+    # An event carries the job as the journal holds it after the change, so what the client
+    # hears needs no journal read: the journal is read at the start, after a status poll and
+    # at the end (re-reading the jobs heard about at every wake-up was a worker-thread round
+    # trip per batch of messages). Settling goes one way only (a result or a final state
+    # stays), so an event can settle a job but never make a settled one wait again.
     session.client.watch(note)
     try:
         known: dict[uuid.UUID, JobEntry] = {}
@@ -359,23 +364,29 @@ async def wait_for_jobs(
         reread = list(job_ids)
         while True:
             change = session.next_change()
-            reread.extend(changed)
-            changed.clear()
-            for job_id, entry in (await session.journal.get_many(reread)).items():
+            if reread:
+                for job_id, entry in (await session.journal.get_many(reread)).items():
+                    # An event heard during the read may be newer; settled wins either way.
+                    if job_id not in heard or not heard[job_id].settled:
+                        heard[job_id] = entry
+                reread = []
+            for job_id, entry in heard.items():
                 known[job_id] = entry
                 if entry.settled:
                     unsettled.discard(job_id)
                 else:
                     unsettled.add(job_id)
-            reread = []
+            heard.clear()
             now = trio.current_time()
             if not unsettled or now >= deadline:
-                return [known[i] for i in job_ids if i in known]
+                final = await session.journal.get_many(list(job_ids))
+                return [final[i] for i in job_ids if i in final]
             if now >= next_poll:
                 next_poll = now + poll_s
                 if await session.find_broker(0) is not None:
                     try:
-                        await refresh(session, [known[i] for i in job_ids if i in known])
+                        # Only the unsettled ones: the poll is about what has not come.
+                        await refresh(session, [known[i] for i in unsettled])
                     except NoReply as exc:
                         logger.info("status poll: %s", exc)
                     reread = [i for i in job_ids if i not in known or i in unsettled]

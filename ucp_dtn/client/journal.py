@@ -494,6 +494,17 @@ class ClientJournal:
             )
         )
 
+    async def mark_collected_many(self, marks: Sequence[tuple[uuid.UUID, str | None]]) -> None:
+        """:meth:`mark_collected` for several jobs ``(job_id, directory)`` in one
+        transaction."""
+        now = self._clock()
+        rows = [(now, directory, job_id.bytes) for job_id, directory in marks]
+        await self._run(
+            lambda db: db.executemany(
+                "UPDATE jobs SET collected_at=?, collected_to=? WHERE job_id=?", rows
+            )
+        )
+
     # -- outbox -----------------------------------------------------------------------------------
 
     async def queue(self, items: Sequence[tuple[bytes, bool, float]]) -> None:

@@ -60,6 +60,9 @@ class Outgoing:
     """Whether it must travel with custody transfer."""
     lifetime_s: float | None = None
     """Its bundle lifetime; ``None``: the node's default."""
+    linger_s: float = 0.0
+    """How long it may wait for other messages to the same destination before its bundle
+    leaves (:class:`~ucp_dtn.roles.mailbox.Mailbox`); 0: after one scheduling tick."""
 
 
 @dataclass(frozen=True, slots=True)

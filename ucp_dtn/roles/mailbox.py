@@ -24,8 +24,12 @@ Sending coalesces (:mod:`.coalescing`): messages for the same destination that a
 destination has a lane; the first message of a quiet lane leaves after one scheduling tick
 (whatever other tasks have ready joins it), and messages that arrive while the lane is storing
 a bundle go together in the next one, as soon as that store write is done (group commit). A lone
-message is never held longer than that. ``send`` still returns only once its bundle is durably
-stored.
+message is never held longer than that, unless its sender allows it to *linger*
+(``linger_s``): an executor whose other jobs are about to finish lets a result wait a few
+milliseconds for theirs, so that results finishing a few ms apart share a bundle (and its
+custody signal, and the broker's round). The lane leaves at the earliest deadline of what it
+holds: a message that may not linger takes the others with it at once. ``send`` still returns
+only once its bundle is durably stored.
 
 In a trusted mesh (the node's security policy has the mesh authority, :mod:`ucp_dtn.trust`)
 each message's signer is known (:attr:`Incoming.sender`), and a message its signer may not send
@@ -322,12 +326,17 @@ class Mailbox:
         *,
         custody: bool = False,
         lifetime_s: float | None = None,
+        linger_s: float = 0.0,
     ) -> BundleID:
         """Send ``message`` to ``destination``; returns once the bundle that carries it (alone
-        or in a batch with others for the same destination) is durably stored."""
+        or in a batch with others for the same destination) is durably stored. ``linger_s``:
+        how long it may wait for more messages to the same destination (see the module
+        docstring; 0, the default: one scheduling tick)."""
         if isinstance(destination, str):
             destination = parse_eid(destination)
-        (bundle_id,) = await self.send_many([Outgoing(destination, message, custody, lifetime_s)])
+        (bundle_id,) = await self.send_many(
+            [Outgoing(destination, message, custody, lifetime_s, linger_s)]
+        )
         return bundle_id
 
     async def send_many(self, items: Iterable[Outgoing]) -> list[BundleID]:
@@ -335,7 +344,8 @@ class Mailbox:
         as :func:`~.coalescing.pack` allows. Returns the ID of each message's bundle, once all
         are durably stored; raises the first error if any bundle could not be sent (the others
         are sent all the same)."""
-        waiters = [_Waiter(item) for item in items]
+        now = trio.current_time() if self._nursery is not None else 0.0
+        waiters = [_Waiter(item, now + max(0.0, item.linger_s)) for item in items]
         if self._nursery is None:
             # Not running (yet): no lanes, but the messages of this call still go together.
             await self._send_packed(waiters)
@@ -357,6 +367,8 @@ class Mailbox:
             lane = self._lanes[destination] = _Lane()
             self._nursery.start_soon(self._flush_lane, destination, lane)
         lane.pending.append(waiter)
+        if waiter.deadline < lane.deadline:
+            lane.hurry.set()  # it may not wait as long as those before it
 
     async def _flush_lane(self, destination: EndpointID, lane: _Lane) -> None:
         """Send what the lane holds, then what came meanwhile, until it is empty."""
@@ -364,6 +376,7 @@ class Mailbox:
             # One tick: the tasks that have messages ready at this moment add theirs.
             await trio.lowlevel.checkpoint()
             while lane.pending:
+                await lane.linger()
                 waiters, lane.pending = lane.pending, []
                 lane.sending = waiters
                 # Shielded: once a bundle is being stored, every waiter learns how it went.
@@ -466,10 +479,12 @@ class Mailbox:
 class _Waiter:
     """One message handed to :meth:`Mailbox.send_many`, until its bundle is stored."""
 
-    __slots__ = ("bundle_id", "error", "event", "item")
+    __slots__ = ("bundle_id", "deadline", "error", "event", "item")
 
-    def __init__(self, item: Outgoing) -> None:
+    def __init__(self, item: Outgoing, deadline: float) -> None:
         self.item = item
+        self.deadline = deadline
+        """When (trio's clock) its bundle should leave at the latest."""
         self.event = trio.Event()
         self.bundle_id: BundleID | None = None
         self.error: Exception | None = None
@@ -492,6 +507,21 @@ class _Lane:
     """Handed over, not yet being sent."""
     sending: list[_Waiter] = field(default_factory=list)
     """In the bundles being stored now."""
+    deadline: float = math.inf
+    """While lingering: when the pending messages leave (the earliest of theirs)."""
+    hurry: trio.Event = field(default_factory=trio.Event)
+    """Set when a message with an earlier deadline joins a lingering lane."""
+
+    async def linger(self) -> None:
+        """Wait until the earliest deadline of the pending messages (at once if it passed)."""
+        while self.pending:
+            self.deadline = min(waiter.deadline for waiter in self.pending)
+            if self.deadline <= trio.current_time():
+                break
+            with trio.move_on_at(self.deadline):
+                await self.hurry.wait()
+            self.hurry = trio.Event()
+        self.deadline = math.inf
 
     def fail(self, error: Exception) -> None:
         for waiter in (*self.sending, *self.pending):

@@ -13,8 +13,9 @@ from typing import Any, TypeVar
 
 import trio
 
+from bpv7 import parse_eid
 from tests.ucp_dtn.agent_support import RunningNode, start_node, wait_until
-from ucp_dtn.roles import Incoming, Mailbox, RoleName, role_endpoint
+from ucp_dtn.roles import Incoming, Mailbox, Outgoing, RoleName, role_endpoint
 from ucp_dtn.roles.broker import BrokerJournal, BrokerRole, JobRecord
 from ucp_dtn.roles.settings import RoleSettings
 from ucp_dtn.ucp import (
@@ -716,3 +717,62 @@ async def status_of(client: Actor, to: str, job: JobInfo) -> StatusReply:
     [reply] = await client.mailbox.request(to, query, timeout_s=10)
     assert isinstance(reply.message, StatusReply)
     return reply.message
+
+
+async def test_a_round_of_results_costs_one_pass_over_the_queue() -> None:
+    # 5 slots, 30 jobs: 25 wait. Five results in one bundle are handled in one round: one
+    # pass over the queue dispatches five more (not one pass per result), and the jobs left
+    # behind keep saying why they wait although the pass stopped looking once nothing had room.
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            net = await open_net(nursery, dispatch_ahead=0)
+            await net.x1.heartbeat(net.to, max_jobs=5)
+            await wait_until(lambda: net.broker.statistics().executors == 1)
+            jobs = [make_job(name=f"j{i}") for i in range(30)]
+            to = parse_eid(net.to)
+            await net.client.mailbox.send_many(
+                [Outgoing(to, JobSubmission(job), custody=True) for job in jobs]
+            )
+            first = [(await net.x1.expect(JobDispatch)).job.job_id for _ in range(5)]
+            assert first == [job.job_id for job in jobs[:5]]
+            await wait_until(lambda: net.broker.statistics().submissions == 30)
+            passes = net.broker.statistics().scheduling_passes
+            bundles = net.x1.mailbox.statistics().bundles_received
+            done = [result(job, net.x1) for job in jobs[:5]]
+            await net.x1.mailbox.send_many([Outgoing(to, r, custody=True) for r in done])
+            then = [(await net.x1.expect(JobDispatch)).job.job_id for _ in range(5)]
+            assert then == [job.job_id for job in jobs[5:10]]
+            # The pass's five dispatches, each a handler of its own in the round, share one
+            # bundle (as one handler, each dispatch and its record took a level: five bundles).
+            assert net.x1.mailbox.statistics().bundles_received == bundles + 1
+            stats = net.broker.statistics()
+            assert stats.results == 5 and stats.dispatches == 10
+            assert stats.scheduling_passes == passes + 1
+            [waiting] = (await net.status(job_ids=(jobs[-1].job_id,))).jobs
+            assert waiting.state == JobStatus.QUEUED
+            assert waiting.detail == "waiting for a free slot: the capable executor is busy"
+            nursery.cancel_scope.cancel()
+
+
+async def test_every_waiting_job_is_told_the_current_reason_when_nothing_has_room() -> None:
+    # A pass that finds no room anywhere refreshes the other queued jobs' reasons cheaply
+    # rather than checking each in full; they must still say what is true now.
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            net = await open_net(nursery, dispatch_ahead=0, executor_timeout_s=0.6)
+            await net.x1.heartbeat(net.to, max_jobs=1)
+            await wait_until(lambda: net.broker.statistics().executors == 1)
+            jobs = [make_job(name=f"j{i}") for i in range(4)]
+            for job in jobs:
+                await net.submit(job)
+            await net.x1.expect(JobDispatch)
+            busy = "waiting for a free slot: the capable executor is busy"
+            entries = (await net.status(job_ids=tuple(j.job_id for j in jobs[1:]))).jobs
+            assert [e.detail for e in entries] == [busy] * 3
+            # x1 falls silent: its job is queued again and nobody can run anything.
+            await wait_until(lambda: net.broker.statistics().executors == 0)
+            await wait_until(lambda: net.broker.statistics().queued == 4)
+            entries = (await net.status(job_ids=tuple(j.job_id for j in jobs))).jobs
+            assert entries[0].detail == "no executor known (attempt 1 lost)"
+            assert [e.detail for e in entries[1:]] == ["no executor known"] * 3
+            nursery.cancel_scope.cancel()

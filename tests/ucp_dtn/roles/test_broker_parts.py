@@ -136,6 +136,24 @@ def test_executor_choice_by_capability_load_and_slots() -> None:
     assert registry.choose_executor(needs_gpu, now=21.5).node == "dtn://gpu/"
 
 
+def test_has_room_means_some_executor_may_take_one_more_job() -> None:
+    registry = NodeRegistry(timeout_s=15.0)
+    assert not registry.has_room(now=0.0)  # nobody known
+    registry.observe(beat("bare", capabilities=None), now=0.0)
+    assert not registry.has_room(now=0.0)  # announced no capabilities: takes nothing
+    registry.observe(beat("one", max_jobs=1), now=0.0)
+    assert registry.has_room(now=1.0)
+    registry.note_dispatch("dtn://one/", uuid.UUID(int=1), now=1.0)
+    assert not registry.has_room(now=1.0)
+    registry.dispatch_ahead = 1  # one more may wait there
+    assert registry.has_room(now=1.0)
+    registry.note_dispatch("dtn://one/", uuid.UUID(int=2), now=1.0)
+    assert not registry.has_room(now=1.0)
+    registry.note_finished("dtn://one/", uuid.UUID(int=1))
+    assert registry.has_room(now=2.0)
+    assert not registry.has_room(now=100.0)  # silent too long: gone
+
+
 def test_equal_executors_take_turns_and_ties_go_to_the_smaller_node_id() -> None:
     registry = NodeRegistry(timeout_s=15.0)
     for name in ("b", "a", "c"):

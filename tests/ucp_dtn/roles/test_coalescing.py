@@ -193,3 +193,49 @@ async def test_a_bad_message_in_a_batch_is_dropped_alone(autojump_clock: trio.ab
             await incoming.done()
         assert node.statistics().delivered == delivered + 1  # the batch's bundle, confirmed
         nursery.cancel_scope.cancel()
+
+
+async def test_lingering_messages_wait_for_each_other_up_to_their_deadline(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        a = await start_node(nursery, "a", listen=())
+        mailbox = Mailbox(a.node, role_endpoint(a.node.node_id, RoleName.EXECUTOR))
+        await nursery.start(mailbox.run)
+        left: dict[int, float] = {}
+
+        async def send(number: int, after: float, linger: float) -> None:
+            await trio.sleep(after)
+            await mailbox.send(CLIENT, accepted(number), linger_s=linger)
+            left[number] = trio.current_time()
+
+        # Three results 3 ms apart, each allowed to wait 10 ms: one bundle, which leaves at
+        # the first one's deadline.
+        start = trio.current_time()
+        async with trio.open_nursery() as sending:
+            for number in range(3):
+                sending.start_soon(send, number, 0.003 * number, 0.010)
+        assert mailbox.statistics().bundles_sent == 1
+        assert mailbox.statistics().sent == 3
+        assert set(left.values()) == {start + 0.010}
+
+        # A lone lingering message leaves at its deadline, not later.
+        start = trio.current_time()
+        await send(3, 0.0, 0.010)
+        assert left[3] == start + 0.010
+        assert mailbox.statistics().bundles_sent == 2
+
+        # A message that may not linger takes the lingering ones with it at once.
+        start = trio.current_time()
+        async with trio.open_nursery() as sending:
+            sending.start_soon(send, 4, 0.0, 0.050)
+            sending.start_soon(send, 5, 0.002, 0.050)
+            sending.start_soon(send, 6, 0.004, 0.0)
+        assert left[4] == left[5] == left[6] == start + 0.004
+        assert mailbox.statistics().bundles_sent == 3
+
+        # Without linger: one scheduling tick, as before (no time passes).
+        start = trio.current_time()
+        await send(7, 0.0, 0.0)
+        assert left[7] == start
+        nursery.cancel_scope.cancel()

@@ -261,6 +261,48 @@ async def test_journal_dedupes_and_survives_a_reopen(tmp_path: Path) -> None:
     await journal.aclose()
 
 
+async def test_a_sent_mark_rides_with_the_next_write_and_a_lost_one_only_resends(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "journal.sqlite"
+    journal = await JobJournal.open(path)
+    first, second, third = (uuid.UUID(int=n) for n in (1, 2, 3))
+    for job_id in (first, second):
+        await journal.add(_dispatch(job_id), 1.0)
+        result = JobResult(job_id=job_id, executor="dtn://e/", status=ResultStatus.OK)
+        await journal.finish(result, 2.0)
+    commits = journal.commits
+    journal.mark_sent_soon(first)
+    entry = await journal.get(first)
+    assert entry is not None and entry.state is JournalState.FINISHED  # not written yet
+    # The next write (a new job's dispatch) carries the mark: one commit for both.
+    assert await journal.add(_dispatch(third), 3.0) is None
+    assert journal.commits == commits + 1 and journal.sent_unwritten == 0
+    entry = await journal.get(first)
+    assert entry is not None and entry.state is JournalState.SENT and entry.dispatch is None
+    await journal.flush_sent()  # nothing waiting: no commit
+    assert journal.commits == commits + 1
+
+    # A mark that never got written (a crash: the connection dropped without aclose) leaves
+    # the job FINISHED with its result, to be sent again after the restart.
+    journal.mark_sent_soon(second)
+    crashed = journal
+    journal = await JobJournal.open(path)
+    unfinished = await journal.unfinished()
+    assert [(e.job_id, e.state) for e in unfinished] == [
+        (second, JournalState.FINISHED),
+        (third, JournalState.RECEIVED),
+    ]
+    assert unfinished[0].result is not None
+    # A clean close writes the marks still waiting.
+    journal.mark_sent_soon(second)
+    await journal.aclose()
+    await crashed._call(crashed._db.close)
+    journal = await JobJournal.open(path)
+    assert [e.job_id for e in await journal.unfinished()] == [third]
+    await journal.aclose()
+
+
 async def test_journal_prunes_all_but_the_newest(tmp_path: Path) -> None:
     journal = await JobJournal.open(None)
     for n in range(5):

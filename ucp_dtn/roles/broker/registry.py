@@ -262,6 +262,16 @@ class NodeRegistry:
             return ExecutorChoice(None, f"waiting for a free slot: {noun} busy", capable)
         return ExecutorChoice(None, f"no executor meets the requirements ({first_reason})")
 
+    def has_room(self, now: float) -> bool:
+        """Whether some live executor that announced capabilities may be sent one more job
+        now (a free slot or room to dispatch ahead): when none may, no queued job can go
+        anywhere, whatever it requires."""
+        return any(
+            entry.heartbeat.capabilities is not None
+            and entry.load(now, self.timeout_s) < entry.slots + self.ahead_of(entry, now)
+            for entry in self.live(Role.EXECUTOR, now)
+        )
+
     def ahead_of(self, entry: KnownNode, now: float) -> int:
         """Jobs ``entry`` (an executor) may be sent beyond its slots when no capable executor
         has a free one (see the module docstring)."""

@@ -248,6 +248,7 @@ class BrokerRole:
                 self._announce,
                 self._clock,
                 self._counts,
+                each_job=self._next_handler,
             )
             parts = HandlerParts(
                 self.settings,
@@ -273,7 +274,7 @@ class BrokerRole:
                     async with self._lock:
                         for record in self._jobs.undelivered():
                             await reports.deliver_result(record)
-                        await self._scheduler_or_fail().schedule()
+                        await self._schedule_in_round()
                     logger.info(
                         "broker %s serving: %d jobs (%d queued), %d data requests waiting",
                         self.endpoint,
@@ -312,6 +313,13 @@ class BrokerRole:
     async def _handle_batch(self, batch: list[Incoming]) -> list[Incoming]:
         """Handle the messages that were waiting together: runs of the job flow's kinds in
         one round (:mod:`.handling_round`), the others alone; returns those to confirm."""
+        try:
+            return await self._handle_rounds(batch)
+        finally:
+            # A handler that raised leaves no pass held back for good: the next one runs it.
+            self._scheduler_or_fail().stop_deferring()
+
+    async def _handle_rounds(self, batch: list[Incoming]) -> list[Incoming]:
         confirm: list[Incoming] = []
         in_round: list[Incoming] = []
         handling_round = HandlingRound()
@@ -319,6 +327,9 @@ class BrokerRole:
             if isinstance(incoming.message, ROUND_KINDS):
                 handling_round.begin_message()
                 self._round = handling_round
+                # The passes over the queue that the round's handlers ask for (one per
+                # result, submission, heartbeat) become one, run at the end of the round.
+                self._scheduler_or_fail().defer()
                 try:
                     if await self._handle(incoming):
                         in_round.append(incoming)
@@ -332,10 +343,41 @@ class BrokerRole:
         confirm += await self._end_round(handling_round, in_round)
         return confirm
 
+    def _next_handler(self) -> None:
+        # In a round, what follows is a handler of its own (JobScheduler's each_job).
+        if self._round is not None:
+            self._round.begin_message()
+
+    async def _schedule_in_round(self, candidates: list[JobRecord] | None = None) -> None:
+        """A scheduling pass outside a round of messages (the periodic tick, a broker sync,
+        the start) as a round of its own: its dispatches to one executor leave in one bundle
+        and its records in one transaction (sent one by one, each dispatch waited for its own
+        bundle to be stored: a pass that topped up an executor's queue with 50 jobs sent 50
+        bundles)."""
+        handling_round = HandlingRound()
+        handling_round.begin_message()
+        self._round = handling_round
+        try:
+            await self._scheduler_or_fail().schedule(candidates)
+        finally:
+            self._round = None
+        await self._end_round(handling_round, [])
+
+    async def _schedule_deferred(self, handling_round: HandlingRound) -> None:
+        """The round's one pass over the queue, as the round's last handler (its dispatches
+        and records join the round's transaction and bundles)."""
+        handling_round.begin_message()
+        self._round = handling_round
+        try:
+            await self._scheduler_or_fail().run_deferred()
+        finally:
+            self._round = None
+
     async def _end_round(
         self, handling_round: HandlingRound, handled: list[Incoming]
     ) -> list[Incoming]:
         """Make the round's effects durable; the messages to confirm (none if that failed)."""
+        await self._schedule_deferred(handling_round)
         if handling_round.empty:
             return handled
         mailbox = self._mailbox
@@ -371,10 +413,10 @@ class BrokerRole:
                     succession.release_held()
                     taken = await succession.take_over_orphans(now)
                     if taken:
-                        await self._scheduler_or_fail().schedule(taken)
+                        await self._schedule_in_round(taken)
                     await self._redeploy(now)
                     await self._relay_or_fail().flush()
-                    await self._scheduler_or_fail().schedule()
+                    await self._schedule_in_round()
                     await self._peering.maybe_sync(self._send, self._registry, now)
                     await self._replicas_or_fail().tick(now)
                 except StoreFullError as exc:
@@ -541,7 +583,7 @@ class BrokerRole:
             in (JobStatus.FAILED, JobStatus.REJECTED, JobStatus.CANCELLED)
         ]
         await self._scheduler_or_fail().reject_dependents(failed)
-        await self._scheduler_or_fail().schedule()
+        await self._schedule_in_round()
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -666,6 +708,7 @@ class BrokerRole:
             messages_sent=mailbox.sent,
             bundles_sent=mailbox.bundles_sent,
             rounds=self._rounds,
+            scheduling_passes=0 if self._scheduler is None else self._scheduler.passes,
             replication=None if self._replicas is None else self._replicas.statistics(),
         )
 

@@ -70,7 +70,13 @@ class JobScheduler:
         announce: Callable[[JobRecord], Awaitable[None]],
         clock: Callable[[], float],
         counts: dict[str, int],
+        each_job: Callable[[], None] = lambda: None,
     ) -> None:
+        """``each_job`` is called before the effects of each job a pass dispatches or
+        rejects: in a handling round, each job's dispatch and record are a handler of their
+        own (:meth:`.HandlingRound.begin_message`), independent of the jobs before it — as
+        one handler, every dispatch followed by its record would have moved the next one a
+        level up, one bundle and one transaction per dispatch."""
         self.own = own
         """This broker's endpoint (text)."""
         self.settings = settings
@@ -83,24 +89,79 @@ class JobScheduler:
         self._announce = announce
         self._clock = clock
         self._counts = counts
+        self._each_job = each_job
+        self._waited_for_room: dict[uuid.UUID, tuple[str, _RequirementsKey]] = {}
+        """Queued jobs last told they wait for room: the detail given and their requirements."""
+        self._deferring = False
+        self._deferred = False
+        self.passes = 0
+        """Full passes over the queue so far (a statistic: one per round, not per message)."""
+
+    def defer(self) -> None:
+        """Until :meth:`run_deferred`, a pass over the whole queue (:meth:`schedule` without
+        candidates) is only noted: the handlers of one round of messages (forty results, a
+        plan's submissions) each ask for one, and one pass at the end of the round does what
+        all of them would have done (each frees a slot or adds a job; none needs the pass before
+        the next message is handled)."""
+        self._deferring = True
+
+    def stop_deferring(self) -> None:
+        """End :meth:`defer` without running the pass: the next :meth:`schedule` runs it."""
+        self._deferring = False
+
+    async def run_deferred(self) -> None:
+        """End :meth:`defer`; run the pass it held back, if any was asked for."""
+        self._deferring = False
+        if self._deferred:
+            self._deferred = False
+            await self.schedule()
 
     async def schedule(self, candidates: list[JobRecord] | None = None) -> None:
         """Dispatch every queued job (of ``candidates``, default all) that may run and has a
-        capable executor with a free slot; reject the ones whose ``after`` jobs failed."""
+        capable executor with a free slot; reject the ones whose ``after`` jobs failed.
+
+        Once no executor has room for any job, a queued job that already waited for room
+        (and whose detail nobody changed since) only has its reason refreshed from this pass's
+        answer for its requirements: a result frees one slot, and checking thousands of queued
+        jobs in full to find that nothing else fits was the hub's biggest cost per job in a
+        large plan (O(queued) full checks per result)."""
+        if candidates is None:
+            if self._deferring:
+                self._deferred = True
+                return
+            self.passes += 1
         # Requirements no executor had room for in this pass: a later job asking the same
         # finds no room either (dispatches only fill slots), so it is not asked again — a
         # plan of thousands of queued jobs costs one registry query per result, not one per
         # queued job.
         no_room: dict[_RequirementsKey, str] = {}
-        for queued in self._jobs.queued() if candidates is None else candidates:
+        room = True
+        queue = self._jobs.queued() if candidates is None else candidates
+        if len(self._waited_for_room) > 2 * len(queue) + 64:
+            # Forget jobs that left the queue some other way (cancelled, taken by a sync).
+            self._waited_for_room = {
+                job_id: given
+                for job_id, given in self._waited_for_room.items()
+                if self._jobs.state_of(job_id) == JobStatus.QUEUED
+            }
+        for queued in queue:
             record = self._jobs.get(queued.job_id)
             if record is None or record.state != JobStatus.QUEUED:
                 continue  # changed meanwhile (rejected with a failed dependency)
+            if not room:
+                given = self._waited_for_room.get(record.job_id)
+                if given is not None and given[0] == record.detail and given[1] in no_room:
+                    # Nothing can be dispatched any more in this pass and this job only waited
+                    # for room (a dependency that fails rejects its dependents at once:
+                    # reject_dependents): refresh its reason, skip the full check.
+                    self._wait_for_room(record, given[1], no_room[given[1]])
+                    continue
             if self._succession.holds(record.job_id):
                 self._set_queued_detail(record, "waiting for other brokers' syncs (restart)")
                 continue
             verdict = self._jobs.verdict(record)
             if verdict.readiness is Readiness.REJECT:
+                self._each_job()
                 await self.reject(record, verdict.reason)
                 continue
             if verdict.readiness is Readiness.WAIT:
@@ -110,13 +171,14 @@ class JobScheduler:
             key = _requirements_key(requirements)
             reason = no_room.get(key)
             if reason is not None:
-                self._set_queued_detail(record, reason)
+                self._wait_for_room(record, key, reason)
                 continue
             now = self._clock()
             choice = self._registry.choose_executor(requirements, now)
             if choice.node is None:
                 no_room[key] = choice.reason
-                self._set_queued_detail(record, choice.reason)
+                self._wait_for_room(record, key, choice.reason)
+                room = room and self._registry.has_room(now)
                 continue
             # Jobs go to their data: worked out only for a job that can go somewhere now.
             inline = record.submission.inline_data
@@ -126,14 +188,22 @@ class JobScheduler:
                 nearer = self._registry.choose_executor(record.job.requirements, now, near=near)
                 node = nearer.node or node  # the same executors have room
             self._placement.note_dispatch(record.job, inline, node)
+            self._each_job()
             await self._dispatch(record, node, now)
+            room = self._registry.has_room(now)
 
-    def _set_queued_detail(self, record: JobRecord, detail: str) -> None:
+    def _wait_for_room(self, record: JobRecord, key: _RequirementsKey, reason: str) -> None:
+        """``record`` waits because no executor has room for requirements ``key``."""
+        self._waited_for_room[record.job_id] = (self._set_queued_detail(record, reason), key)
+
+    def _set_queued_detail(self, record: JobRecord, detail: str) -> str:
+        """Set why ``record`` waits; the detail as set."""
         # Why a job waits changes with every heartbeat: kept in memory, not journalled.
         if record.attempts:
             detail = f"{detail} (attempt {record.attempts} lost)"
         if record.detail != detail:
             self._jobs.put(dataclasses.replace(record, detail=detail))
+        return detail
 
     async def _dispatch(self, record: JobRecord, node: str, now: float) -> None:
         executor = role_endpoint(node, RoleName.EXECUTOR)
@@ -145,6 +215,7 @@ class JobScheduler:
             attempt=attempt,
             inline_data=record.submission.inline_data,
         )
+        self._waited_for_room.pop(record.job_id, None)
         await self._send(
             executor, dispatch, custody=True, lifetime_s=self.settings.result_lifetime_s
         )

@@ -78,5 +78,8 @@ class BrokerStatistics:
     rounds: int = 0
     """Rounds of messages handled together with one journal commit per level
     (:mod:`.handling_round`)."""
+    scheduling_passes: int = 0
+    """Passes over the whole queue looking for jobs to dispatch (one per round at most,
+    however many results and submissions it held)."""
     replication: ReplicationStatistics | None = None
     """Replicated data it knows and the copies it asked for (``None`` while not running)."""

@@ -25,10 +25,17 @@ Writes commit in groups: the writes of jobs that run side by side (a result reco
 marked sent, a batch of dispatches) that are asked for while a commit is in progress wait for
 it to end and then commit together, in one transaction, in the order they were asked for
 (group commit). Each call still returns only once its change is durable.
+
+Marking a result sent needs no commit of its own (:meth:`JobJournal.mark_sent_soon`): the mark
+rides with the next group (the next job's dispatch or result), or is written by
+:meth:`JobJournal.flush_sent` once no other job is in flight. A crash before it is written
+leaves the job FINISHED: its result is sent again after the restart, a duplicate the broker
+drops (the first result wins) — never a lost result or a job run twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import logging
@@ -102,6 +109,7 @@ class JobJournal:
         self._db = connection
         self._limiter = trio.CapacityLimiter(1)
         self._queued: list[_Write[Any]] = []
+        self._sent_soon: list[str] = []
         self._committing = False
         self.commits = 0
         """Write transactions committed (fewer than the writes asked for when they grouped)."""
@@ -128,6 +136,8 @@ class JobJournal:
         """Close the database once the call in progress has finished, even while being
         cancelled."""
         with trio.CancelScope(shield=True):
+            with contextlib.suppress(sqlite3.Error, RuntimeError):
+                await self.flush_sent()
             await self._call(self._db.close)
 
     async def _call(self, function: Callable[[], _T]) -> _T:
@@ -147,8 +157,9 @@ class JobJournal:
             with trio.CancelScope(shield=True):
                 while self._queued:
                     group, self._queued = self._queued, []
+                    sent, self._sent_soon = self._sent_soon, []
                     try:
-                        await self._call(functools.partial(self._commit, group))
+                        await self._call(functools.partial(self._commit, group, sent))
                         self.commits += 1
                     finally:
                         for each in group:
@@ -157,13 +168,19 @@ class JobJournal:
             self._committing = False
         return write.outcome()
 
-    def _commit(self, group: list[_Write[Any]]) -> None:
-        """Commit ``group`` in one transaction; if it fails, each write alone (so that one bad
-        write fails only its own caller)."""
+    def _commit(self, group: list[_Write[Any]], sent: list[str] | None = None) -> None:
+        """Commit ``group`` in one transaction, with the marks of results ``sent``; if it
+        fails, each write alone (so that one bad write fails only its own caller)."""
         try:
             with transaction(self._db):
+                if sent:
+                    self._mark_sent(sent)
                 results = [write.function() for write in group]
         except Exception:
+            if sent:
+                # The marks are worth a retry alone; without them a result is sent once more.
+                with contextlib.suppress(sqlite3.Error), transaction(self._db):
+                    self._mark_sent(sent)
             if len(group) == 1:
                 group[0].settle(error=sys.exc_info()[1])
                 return
@@ -239,14 +256,29 @@ class JobJournal:
 
     async def mark_sent(self, job_id: uuid.UUID) -> None:
         """The result left (state SENT); the dispatch is no longer needed."""
+        self.mark_sent_soon(job_id)
+        await self.flush_sent()
 
-        def mark() -> None:
-            self._db.execute(
-                "UPDATE jobs SET state = ?, dispatch = NULL WHERE job_id = ?",
-                (int(JournalState.SENT), str(job_id)),
-            )
+    def mark_sent_soon(self, job_id: uuid.UUID) -> None:
+        """Like :meth:`mark_sent`, written with the next group of writes (module docstring):
+        until then the job reads as FINISHED."""
+        self._sent_soon.append(str(job_id))
 
-        await self._write(mark)
+    @property
+    def sent_unwritten(self) -> int:
+        """Marks of :meth:`mark_sent_soon` not written yet."""
+        return len(self._sent_soon)
+
+    async def flush_sent(self) -> None:
+        """Write the marks of :meth:`mark_sent_soon` now (with whatever else is waiting)."""
+        if self._sent_soon:
+            await self._write(lambda: None)
+
+    def _mark_sent(self, job_ids: list[str]) -> None:
+        self._db.executemany(
+            "UPDATE jobs SET state = ?, dispatch = NULL WHERE job_id = ?",
+            [(int(JournalState.SENT), job_id) for job_id in job_ids],
+        )
 
     async def unfinished(self) -> list[JournalEntry]:
         """Rows not yet SENT (to resume after a restart), oldest first."""

@@ -103,6 +103,11 @@ KEEP_FINISHED_JOBS = 1000
 RUNNING_REPORT_DELAY_S = 0.5
 """A job that holds a slot this long is reported ``running`` to its broker at once; a shorter
 one is not (its result follows), and the next heartbeat lists it as started anyway."""
+RESULT_LINGER_S = 0.01
+"""How long a result may wait for others to the same broker while more jobs of this executor
+are in flight (running or waiting for a slot): short jobs finish a few ms apart, and results
+that share a bundle share its store write, its custody signal and the broker's round. The last
+job in flight sends at once and takes the waiting ones with it."""
 _PRUNE_EVERY = 50
 _BATCH_MESSAGES = 64
 """Most messages taken from the mailbox together (dispatches recorded as one group)."""
@@ -505,10 +510,13 @@ class ExecutorRole:
         *,
         custody: bool = False,
         lifetime_s: float | None = None,
+        linger_s: float = 0.0,
     ) -> bool:
         """Hand ``message`` to the agent; False (logged) if it refused."""
         try:
-            await self.mailbox.send(destination, message, custody=custody, lifetime_s=lifetime_s)
+            await self.mailbox.send(
+                destination, message, custody=custody, lifetime_s=lifetime_s, linger_s=linger_s
+            )
         except (AgentError, StoreError, ValueError) as exc:
             logger.warning(
                 "%s: cannot send a %s to %s: %s",
@@ -544,8 +552,14 @@ class ExecutorRole:
         return self._nursery
 
     async def _send_result(self, broker: str, result: JobResult) -> bool:
+        # Another job still in flight here will have a result soon: this one may wait for it.
+        others = any(job_id != result.job_id for job_id in self._active)
         sent = await self._send(
-            broker, result, custody=True, lifetime_s=self.settings.result_lifetime_s
+            broker,
+            result,
+            custody=True,
+            lifetime_s=self.settings.result_lifetime_s,
+            linger_s=RESULT_LINGER_S if others else 0.0,
         )
         if sent:
             self._results_sent += 1
@@ -638,8 +652,11 @@ class ExecutorRole:
         """Send a recorded result, mark it sent, and forget the job."""
         await self._send_result(self.directory.report_to(dispatch.broker), result)
         journal = self._journal_open()
-        await journal.mark_sent(result.job_id)
+        # The mark rides with the next job's journal write; the last job in flight writes it.
+        journal.mark_sent_soon(result.job_id)
         self._active.pop(result.job_id, None)
+        if not self._active:
+            await journal.flush_sent()
         if self._results_sent % _PRUNE_EVERY == 0:
             await journal.prune(
                 finished_before=self._clock() - self.settings.result_lifetime_s,
