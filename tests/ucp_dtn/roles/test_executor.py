@@ -220,7 +220,12 @@ async def test_failures_are_reported_with_their_reason() -> None:
             results = {name: await net.broker.result(each.job_id) for name, each in jobs.items()}
             for each in slow:
                 result = await net.broker.result(each.job_id)
-                assert result.status == ResultStatus.TIMEOUT and result.message, result
+                # Reported as the epoch trap reported it, though the pool's kill ended them.
+                assert result.status == ResultStatus.TIMEOUT, result
+                assert result.message == "wall-clock limit of 2 s exceeded", result
+        pool = role.pool
+        assert pool is not None and not pool.config.epoch_interruption
+        assert pool.statistics().workers_killed == 2  # the kill at the limit enforced it
 
         assert results["missing"].status == ResultStatus.INPUT_MISSING
         assert results["missing"].message == (
