@@ -6,6 +6,8 @@ Worker processes start slowly (about half a second each), so each test runs many
 
 from __future__ import annotations
 
+import hashlib
+import os
 import random
 import uuid
 from pathlib import Path
@@ -14,7 +16,7 @@ import trio
 
 from tests.ucp_dtn.agent_support import wait_until
 from ucp_dtn.ucp.job import DataRef, InlineData, JobInfo, Limits
-from ucp_dtn.ucp.messages import JobStatus, ResultStatus, Role
+from ucp_dtn.ucp.messages import DataItem, JobStatus, ResultStatus, Role
 from ucp_dtn.ucp.runtime import WorkerPool
 
 from ..runtime.wat import WASM_DIR as WAT_DIR
@@ -365,4 +367,27 @@ async def test_a_named_result_whose_name_is_taken_fails_the_job() -> None:
         puts = {p.job_id: p for p in net.broker.puts if p.name == "wasm_output_file"}
         assert puts[publisher.job_id].exclusive
         assert not puts[replacer.job_id].exclusive  # replace_results: the newest write wins
+        nursery.cancel_scope.cancel()
+
+
+async def test_standard_input_fetched_once_is_linked_from_the_input_cache(tmp_path: Path) -> None:
+    """The value of a first fetch goes into the input cache and the job directory links it
+    from there (one write of the bytes, not two), without counting a cache hit."""
+    audio = random.Random(16).randbytes(200_000)
+    digest = hashlib.sha256(audio).digest()
+    async with network() as net, trio.open_nursery() as nursery:
+        net.broker.data["audio"] = DataItem("audio", audio, written_at=1.0, digest=digest)
+        executor = await start_executor(nursery, net.node, executor_settings(tmp_path))
+        # A failing job keeps its directory: its stdin file is there to look at.
+        failing = job(wasm=InlineData(wasm("exit", EXIT_CODE="3")), stdin=DataRef("audio"))
+        await net.broker.dispatch(net.executor_endpoint, failing)
+        with trio.fail_after(LIMIT):
+            result = await net.broker.result(failing.job_id)
+        assert (result.status, result.exit_code) == (ResultStatus.EXIT, 3), result
+        stdin = tmp_path / "executor" / "jobs" / str(failing.job_id) / "stdin"
+        cached = tmp_path / "executor" / "inputs" / digest.hex()
+        assert stdin.read_bytes() == audio
+        assert os.stat(stdin).st_ino == os.stat(cached).st_ino
+        stats = executor.role.statistics()
+        assert (stats.bytes_fetched, stats.input_cache_hits) == (len(audio), 0)
         nursery.cancel_scope.cancel()

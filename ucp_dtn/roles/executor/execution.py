@@ -29,6 +29,7 @@ from pathlib import Path
 
 import trio
 
+from ...private_files import write_private
 from ...ucp.job import DataRef
 from ...ucp.messages import RESULT_TAIL_BYTES, JobDispatch, ResultStatus
 from ...ucp.runtime import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, RunSpec, WorkerPool
@@ -126,7 +127,18 @@ class JobRunner:
             self.input_failures += 1
             return JobRun(ResultStatus.INPUT_MISSING, message=str(exc))
         stdin_item = fetched.get(stdin_name, {}).get(stdin_name) if stdin_name else None
+        cache = self.cache
+        # Linked from the input cache: a value it held (no bytes came), and one fetched just
+        # now that it keeps too (not written a second time: the first run on 19 MB of audio).
         cached_stdin = stdin_item.digest if stdin_item is not None and stdin_item.cached else None
+        fresh_stdin = (
+            stdin_item.digest
+            if stdin_item is not None
+            and not stdin_item.cached
+            and stdin_item.digest is not None
+            and cache.holds(stdin_item.digest)
+            else None
+        )
         inputs = resolve_inputs(job, dispatch.inline_data, fetched)
         if inputs.missing:
             self.input_failures += 1
@@ -138,12 +150,16 @@ class JobRunner:
             wasm = await trio.to_thread.run_sync(module_binary, inputs.wasm)
         except InvalidModuleText as exc:
             return JobRun(ResultStatus.INVALID_MODULE, message=str(exc))
-        cache = self.cache
 
         def build() -> bool:
-            stdin = None if cached_stdin is not None else inputs.stdin
-            tree.create(dirs=job.dirs, files=inputs.files, stdin=stdin)
-            return cached_stdin is None or cache.link(cached_stdin, tree.stdin_path)
+            link = cached_stdin if cached_stdin is not None else fresh_stdin
+            tree.create(dirs=job.dirs, files=inputs.files, stdin=None if link else inputs.stdin)
+            if link is None or cache.link(link, tree.stdin_path, hit=link == cached_stdin):
+                return True
+            if fresh_stdin is not None and inputs.stdin is not None:
+                write_private(tree.stdin_path, inputs.stdin)  # evicted: the bytes are here
+                return True
+            return False
 
         try:
             if not await trio.to_thread.run_sync(build):

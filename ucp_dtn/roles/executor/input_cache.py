@@ -169,10 +169,10 @@ class InputCache:
         """Whether the value with this digest is here now."""
         return digest in self._sizes
 
-    def link(self, digest: bytes, target: Path) -> bool:
+    def link(self, digest: bytes, target: Path, *, hit: bool = True) -> bool:
         """Make ``target`` a hard link to the value (a copy where links fail), for a file the
-        job cannot write (its standard input); counts a hit. False if the value is gone.
-        Blocking."""
+        job cannot write (its standard input); counts a hit unless ``hit`` is false (a value
+        fetched and kept just now). False if the value is gone. Blocking."""
         with self._lock:
             size = self._sizes.get(digest)
             if size is None:
@@ -190,9 +190,10 @@ class InputCache:
             logger.warning("input cache: cannot use %s: %s", digest.hex()[:16], exc)
             self._forget(digest)
             return False
-        with self._lock:
-            self.hits += 1
-            self.bytes_saved += size
+        if hit:
+            with self._lock:
+                self.hits += 1
+                self.bytes_saved += size
         return True
 
     def read(self, digest: bytes) -> bytes | None:
