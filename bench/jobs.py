@@ -52,7 +52,8 @@
 
 Medians over ``--repeats`` runs (the machine is shared). Run:
 ``.venv/bin/python bench/jobs.py [--seconds 600] [--repeats 3] [--latency-runs 20] [--jobs 100]
-[--many-repeats 3] [--only-many]``.
+[--many-repeats 3] [--only-many] [--executor-epoch]`` (the last: the worker's executor with
+epoch interruption on, as before 2026-12-07 night, for a before/after in one session).
 Exits 0 (also when targets are missed; the table says so).
 """
 
@@ -346,10 +347,16 @@ class Platform:
     """A hub (broker + datastore) and a worker (executor), and plan files to submit."""
 
     def __init__(
-        self, base: Path, scene: Scene, audio: Path, hub_args: tuple[str, ...] = ()
+        self,
+        base: Path,
+        scene: Scene,
+        audio: Path,
+        hub_args: tuple[str, ...] = (),
+        worker_args: tuple[str, ...] = (),
     ) -> None:
         self.base = base
         self.hub_args = hub_args
+        self.worker_args = worker_args
         self.scene = scene
         self.plans = base / "plans"
         self.plans.mkdir(parents=True)
@@ -374,8 +381,9 @@ class Platform:
             "hub", "--roles", "broker,datastore", "--heartbeat", "1s", *self.hub_args
         )
         self.worker = await self.network.start(
-            "worker", "--roles", "executor", "--heartbeat", "1s", "-s", self.hub.url
-        )
+            "worker", "--roles", "executor", "--heartbeat", "1s", "-s", self.hub.url,
+            *self.worker_args,
+        )  # fmt: skip
 
     def cpu_counters(self, wasm_workers: list[int]) -> dict[str, float]:
         """CPU seconds used so far by each process of the platform: the hub's daemon, the
@@ -694,6 +702,12 @@ def main() -> None:
     parser.add_argument(
         "--dispatch-ahead", help="the hub broker's --dispatch-ahead (default: the daemon's)"
     )
+    parser.add_argument(
+        "--executor-epoch",
+        action="store_true",
+        help="the worker's executor with epoch interruption on (its default before 2026-12-07"
+        " night), for before/after figures in one session",
+    )
     args = parser.parse_args()
 
     print("bench/jobs.py: the audio classifier natively, under wasmtime and through the platform")
@@ -701,6 +715,8 @@ def main() -> None:
         f"machine: {cpu_name()}, {os.cpu_count()} cores; Python {platform.python_version()}; "
         f"wasmtime-py {version('wasmtime')}; {platform.system()} {platform.release()}"
     )
+    if args.executor_epoch:
+        print("the worker's executor runs with --epoch-interruption")
     began_all = time.perf_counter()
     load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="ucp-bench-jobs-") as tmp:
@@ -727,7 +743,8 @@ def main() -> None:
             local.append(sandbox_row(scene, audio, work, args.repeats))
 
         hub_args = () if args.dispatch_ahead is None else ("--dispatch-ahead", args.dispatch_ahead)
-        platform_ = Platform(work / "platform", scene, audio, hub_args)
+        worker_args = ("--epoch-interruption",) if args.executor_epoch else ()
+        platform_ = Platform(work / "platform", scene, audio, hub_args, worker_args)
         rows = trio.run(platform_figures, args, platform_)
         load_end = os.getloadavg()[0]
 
