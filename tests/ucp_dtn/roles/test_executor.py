@@ -16,7 +16,7 @@ import trio
 
 from tests.ucp_dtn.agent_support import wait_until
 from ucp_dtn.ucp.job import DataRef, InlineData, JobInfo, Limits
-from ucp_dtn.ucp.messages import DataItem, JobStatus, ResultStatus, Role
+from ucp_dtn.ucp.messages import DataItem, JobResult, JobStatus, ResultStatus, Role
 from ucp_dtn.ucp.runtime import WorkerPool
 
 from ..runtime.wat import WASM_DIR as WAT_DIR
@@ -390,4 +390,59 @@ async def test_standard_input_fetched_once_is_linked_from_the_input_cache(tmp_pa
         assert os.stat(stdin).st_ino == os.stat(cached).st_ino
         stats = executor.role.statistics()
         assert (stats.bytes_fetched, stats.input_cache_hits) == (len(audio), 0)
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_job_on_cached_standard_input_runs_while_its_datastore_confirms_it(
+    tmp_path: Path,
+) -> None:
+    """A job whose only named datum is its standard input starts on the value the input cache
+    holds while the data request is on its way; its result waits for the answer, and a new
+    value in the answer makes it run again on that."""
+    versions = [b"first version\n", b"second version\n"]
+
+    def put(version: int) -> None:
+        value = versions[version]
+        net.broker.data["s"] = DataItem(
+            "s", value, written_at=1.0 + version, digest=hashlib.sha256(value).digest()
+        )
+
+    async with network() as net, trio.open_nursery() as nursery:
+        put(0)
+        executor = await start_executor(nursery, net.node, executor_settings(tmp_path))
+        pool = executor.role.pool
+        assert pool is not None
+
+        async def run_copy(*, held: bool, runs: int) -> JobResult:
+            """Run a job copying "s" to stdout, which ran ``runs`` times; with the data
+            requests held until it has run once (on the value the executor holds)."""
+            each = job(stdin=DataRef("s"), args=("-", "-"))
+            before = pool.statistics().jobs
+            net.broker.hold_gets = trio.Event() if held else None
+            await net.broker.dispatch(net.executor_endpoint, each)
+            with trio.fail_after(LIMIT):
+                if net.broker.hold_gets is not None:
+                    await wait_until(lambda: pool.statistics().jobs == before + 1, timeout=LIMIT)
+                    assert net.broker.results_of(each.job_id) == []  # waits for the answer
+                    net.broker.hold_gets.set()
+                result = await net.broker.result(each.job_id)
+            assert pool.statistics().jobs == before + runs
+            return result
+
+        # Nothing noted for "s" yet: fetched first, then run.
+        assert (await run_copy(held=False, runs=1)).stdout_tail == versions[0]
+        # Noted and held: it runs before the answer comes, which confirms it.
+        assert (await run_copy(held=True, runs=1)).stdout_tail == versions[0]
+        # A new value: the run on the old one is dropped, the job runs again on the new one.
+        put(1)
+        assert (await run_copy(held=True, runs=2)).stdout_tail == versions[1]
+        assert executor.role.statistics().input_failures == 0
+        # Gone from the datastores: the run on the old value does not count.
+        del net.broker.data["s"]
+        gone = await run_copy(held=True, runs=1)
+        assert (gone.status, gone.message) == (
+            ResultStatus.INPUT_MISSING,
+            "missing input data: 's'",
+        )
+        assert executor.role.statistics().input_failures == 1
         nursery.cancel_scope.cancel()

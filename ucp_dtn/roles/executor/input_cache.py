@@ -11,7 +11,9 @@ executor lists in the ``data-get``'s ``have`` the digests it holds for the names
 selects (:meth:`InputCache.have_for`); the datastore answers every datum as usual but leaves
 out the value of those whose *current* digest is in the list (``cached``), and the executor
 reads them here (:meth:`InputCache.read`). The datastore decides, from what it holds now, so
-a name's new version is always fetched: the cache can make a fetch smaller, never stale.
+a name's new version is always fetched: the cache can make a fetch smaller, never stale. (A job
+whose only named datum is its standard input starts on the value noted here while that answer
+is on its way, and counts only if the answer confirms it: :class:`~.execution.JobRunner`.)
 
 Bounded by size (``--input-cache``; 0 turns it off): the least recently used values go first;
 a value larger than the bound is not kept. Keys are content, so two names with the same bytes
@@ -150,6 +152,13 @@ class InputCache:
             if digest in self._sizes and name_matches(query, name):
                 digests[digest] = None
         return tuple(digests)
+
+    def noted(self, name: DataName) -> bytes | None:
+        """The digest ``name`` had when it was last fetched, if that value is held here (the
+        guess a job may start on while its datastore confirms it: see
+        :class:`~.execution.JobRunner`)."""
+        digest = self._names.get(name) if self.enabled else None
+        return digest if digest is not None and digest in self._sizes else None
 
     def note(self, name: DataName, digest: bytes) -> None:
         """``name`` had the value ``digest`` when it was fetched just now."""
