@@ -20,7 +20,7 @@ from ucp_dtn.ucp.messages import DataItem, JobResult, JobStatus, ResultStatus, R
 from ucp_dtn.ucp.runtime import WorkerPool
 
 from ..runtime.wat import WASM_DIR as WAT_DIR
-from ..runtime.wat import wasm
+from ..runtime.wat import wasm, wat
 from .executor_support import (
     LIMIT,
     copy_wasm,
@@ -445,4 +445,58 @@ async def test_a_job_on_cached_standard_input_runs_while_its_datastore_confirms_
             "missing input data: 's'",
         )
         assert executor.role.statistics().input_failures == 1
+        nursery.cancel_scope.cancel()
+
+
+#: Copies the first 1 KiB of stdin to stdout, then spins forever if it began with "s".
+SPIN_ON_S = """
+(module
+  (import "wasi_snapshot_preview1" "fd_read"
+    (func $fd_read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write"
+    (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 1024))
+    (i32.store (i32.const 4) (i32.const 1024))
+    (drop (call $fd_read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (i32.store (i32.const 4) (i32.load (i32.const 8)))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (if (i32.eq (i32.load8_u (i32.const 1024)) (i32.const 115))
+      (then (loop $forever (br $forever))))))
+"""
+
+
+async def test_a_run_on_an_outdated_standard_input_is_stopped_at_the_answer(
+    tmp_path: Path,
+) -> None:
+    """The run on the held value is still going when the answer brings a new one: it is
+    stopped there (its worker killed), and the job runs on the new value."""
+    spinner = InlineData(wat(SPIN_ON_S))
+
+    def put(value: bytes, written_at: float) -> None:
+        net.broker.data["s"] = DataItem(
+            "s", value, written_at=written_at, digest=hashlib.sha256(value).digest()
+        )
+
+    async with network() as net, trio.open_nursery() as nursery:
+        put(b"spin\n", 1.0)
+        executor = await start_executor(nursery, net.node, executor_settings(tmp_path))
+        pool = executor.role.pool
+        assert pool is not None
+        first = job(wasm=spinner, stdin=DataRef("s"), limits=Limits(time=0.5))
+        await net.broker.dispatch(net.executor_endpoint, first)
+        with trio.fail_after(LIMIT):
+            assert (await net.broker.result(first.job_id)).status == ResultStatus.TIMEOUT
+        killed = pool.statistics().workers_killed
+        put(b"halt\n", 2.0)
+        net.broker.hold_gets = trio.Event()
+        second = job(wasm=spinner, stdin=DataRef("s"), limits=Limits(time=10 * LIMIT))
+        await net.broker.dispatch(net.executor_endpoint, second)
+        with trio.fail_after(LIMIT):
+            await wait_until(lambda: pool.statistics().running == 1, timeout=LIMIT)  # spinning
+            net.broker.hold_gets.set()
+            result = await net.broker.result(second.job_id)
+        assert (result.status, result.stdout_tail) == (ResultStatus.OK, b"halt\n"), result
+        assert pool.statistics().workers_killed == killed + 1
         nursery.cancel_scope.cancel()

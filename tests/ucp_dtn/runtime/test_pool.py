@@ -263,6 +263,7 @@ async def test_cancelled_caller_gets_cancelled_and_the_worker_is_replaced(
         stats = pool.statistics()
         assert stats.worker_pids != pids
         assert stats.jobs == 2  # the cancelled one has no outcome
+        assert stats.workers_killed == 1
 
 
 async def test_invalid_module_keeps_the_worker(tmp_path: Path, job_dir: Path) -> None:

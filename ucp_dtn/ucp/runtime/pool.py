@@ -293,6 +293,9 @@ class WorkerPool:
         worker.busy = True
         try:
             outcome, reusable = await self._run_on(worker, spec, digest)
+        except trio.Cancelled:
+            self._workers_killed += 1  # cancelled mid-job: its state is unknown, it goes
+            raise
         finally:
             worker.busy = worker.running = False
             if reusable and not self._closing:
