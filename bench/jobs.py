@@ -6,16 +6,18 @@
 
    - *native*: ``gcc -O2`` build of ``classifier.c`` made here in a temporary directory (skipped,
      saying so, without gcc); the process reads the audio file on stdin.
-   - *plain wasmtime*: the committed ``classifier.wasm`` with wasmtime-py directly — an engine with
-     the executor's settings for a job without a fuel budget (epoch interruption on, fuel
-     metering off), a store with the executor's default limits (256 MiB of linear memory, an
-     epoch deadline), WASI stdin from the file, stdout to a file. The module is compiled
-     beforehand (compile time shown on its own row), as the executor's warm pool has it compiled
-     after its first job. This is the baseline of the ratios. Beside it, for reference, the same
-     with fuel metering on too (unlimited fuel): the executor's settings for every job before it
-     metered fuel only for jobs with a budget (``FuelMetering``), the baseline of figures before
-     2026-12-07 evening.
-   - *JobSandbox in-process*: the same through our sandbox (no worker process, no network).
+   - *plain wasmtime*: the committed ``classifier.wasm`` with wasmtime-py directly — a default
+     engine (``wasmtime.Config()``: no epoch interruption, no fuel metering), a default store,
+     WASI stdin from the file, stdout to a file. The module is compiled beforehand (compile time
+     shown on its own row), as the executor's warm pool has it compiled after its first job.
+     This is the baseline of the ratios. Beside it, for comparison with older figures, the same
+     with epoch interruption on (and the executor's store limits: 256 MiB of linear memory, an
+     epoch deadline), the baseline of the figures of 2026-12-07 evening; and with fuel metering
+     on too (unlimited fuel), the executor's settings for every job before fuel on demand
+     (``FuelMetering``), the baseline of the figures before. Each repeat runs the three in turn.
+   - *JobSandbox in-process*: the same through our sandbox with the executor's engine settings
+     (no epoch interruption: the pool's kill enforces time limits), no worker process, no
+     network.
    - *platform*: a hub daemon (broker + datastore) and a worker daemon (executor), real
      processes on 127.0.0.1 with their persistent stores (``LocalNetwork``). The timer runs from
      submission to the result being available at the client, nothing subtracted:
@@ -28,8 +30,8 @@
      run the module once before (warm-up), so it is compiled and cached there as in the
      wasmtime row.
 
-   The ratio platform / plain wasmtime of the later runs on stored audio is the target
-   (<= 1.10); the other rows show how far the first run and an upload with the plan are. The
+   The ratio platform / plain wasmtime (nothing on) of the later runs on stored audio is the
+   target (<= 1.10); the other rows show how far the first run and an upload with the plan are. The
    executor's own account of the platform job (input fetch, run, collect) is printed beside
    it. For the later runs the CPU time of each process is read from ``/proc`` (the job in the
    worker's wasm worker process, the hub's and the worker's daemons, the client library in
@@ -50,7 +52,8 @@
 
 Medians over ``--repeats`` runs (the machine is shared). Run:
 ``.venv/bin/python bench/jobs.py [--seconds 600] [--repeats 3] [--latency-runs 20] [--jobs 100]
-[--many-repeats 3] [--only-many]``.
+[--many-repeats 3] [--only-many] [--executor-epoch]`` (the last: the worker's executor with
+epoch interruption on, as before 2026-12-07 night, for a before/after in one session).
 Exits 0 (also when targets are missed; the table says so).
 """
 
@@ -90,6 +93,7 @@ from ucp_dtn.ucp.runtime import (
     DEFAULT_TIMEOUT,
     JobSandbox,
     RunSpec,
+    SandboxConfig,
     module_digest,
 )
 from ucp_dtn.workloads import (
@@ -199,30 +203,67 @@ def native_row(scene: Scene, audio: Path, work: Path, repeats: int) -> Row | str
     return Row("native (gcc -O2)", times, note)
 
 
+@dataclass(frozen=True)
+class Engine:
+    """One way of running the module under wasmtime-py directly."""
+
+    label: str
+    note: str
+    epoch: bool
+    fuel: bool
+
+
+PLAIN_ENGINES = (
+    Engine(
+        "plain wasmtime: instantiate + run",
+        "default engine, nothing on (no epoch, no fuel)",
+        epoch=False,
+        fuel=False,
+    ),
+    Engine(
+        "  (wasmtime with epoch interruption on)",
+        "the baseline of the figures of 2026-12-07 evening",
+        epoch=True,
+        fuel=False,
+    ),
+    Engine(
+        "  (wasmtime with epoch and fuel metering on)",
+        "the executor's settings before fuel on demand",
+        epoch=True,
+        fuel=True,
+    ),
+)
+"""Plain wasmtime first (the baseline of the ratios), then the settings of older baselines."""
+
+
 def plain_wasmtime_rows(scene: Scene, audio: Path, work: Path, repeats: int) -> list[Row]:
-    """The module under wasmtime-py directly, with the executor's engine settings and limits
-    (epoch only), and with fuel metering on too; runs alternate between the two engines."""
+    """The module under wasmtime-py directly: a default engine with nothing on, and for
+    comparison with older figures the same with epoch interruption, and with epoch interruption
+    and fuel metering; each repeat runs all three in turn."""
     wasm = classifier_wasm_path().read_bytes()
-    engines = {}
+    compiled = []
     compile_time = 0.0
-    for metered in (False, True):
-        config = wasmtime.Config()
-        config.consume_fuel = metered
-        config.epoch_interruption = True
+    for how in PLAIN_ENGINES:
+        config = wasmtime.Config()  # the defaults: no epoch, no fuel, copy-on-write images...
+        if how.epoch:
+            config.epoch_interruption = True
+        if how.fuel:
+            config.consume_fuel = True
         engine = wasmtime.Engine(config)
         began = time.perf_counter()
         module = wasmtime.Module(engine, wasm)
-        if not metered:
+        if how is PLAIN_ENGINES[0]:
             compile_time = time.perf_counter() - began
         linker = wasmtime.Linker(engine)
         linker.define_wasi()
-        engines[metered] = (engine, module, linker)
-    times: dict[bool, list[float]] = {False: [], True: []}
-    cpu: dict[bool, list[float]] = {False: [], True: []}
+        compiled.append((engine, module, linker))
+    times: list[list[float]] = [[] for _ in PLAIN_ENGINES]
+    cpu: list[list[float]] = [[] for _ in PLAIN_ENGINES]
     note = ""
     for number in range(repeats):
-        for metered, (engine, module, linker) in engines.items():
-            out = work / f"wasmtime-{number}-{int(metered)}.out"
+        for index, how in enumerate(PLAIN_ENGINES):
+            engine, module, linker = compiled[index]
+            out = work / f"wasmtime-{number}-{index}.out"
             began = time.perf_counter()
             began_cpu = time.process_time()
             wasi = wasmtime.WasiConfig()
@@ -232,12 +273,14 @@ def plain_wasmtime_rows(scene: Scene, audio: Path, work: Path, repeats: int) -> 
             wasi.stderr_file = str(work / "wasmtime.err")
             store = wasmtime.Store(engine)
             store.set_wasi(wasi)
-            store.set_limits(
-                memory_size=DEFAULT_MEMORY_LIMIT, table_elements=DEFAULT_TABLE_ELEMENTS_LIMIT
-            )
-            if metered:
+            if how.epoch or how.fuel:  # the executor's limits go with its settings
+                store.set_limits(
+                    memory_size=DEFAULT_MEMORY_LIMIT, table_elements=DEFAULT_TABLE_ELEMENTS_LIMIT
+                )
+            if how.fuel:
                 store.set_fuel(UNLIMITED_FUEL)
-            store.set_epoch_deadline(1)
+            if how.epoch:
+                store.set_epoch_deadline(1)
             instance = linker.instantiate(store, module)
             start = instance.exports(store)["_start"]
             assert isinstance(start, wasmtime.Func)
@@ -246,23 +289,17 @@ def plain_wasmtime_rows(scene: Scene, audio: Path, work: Path, repeats: int) -> 
             except wasmtime.ExitTrap as exc:
                 if exc.code != 0:
                     raise
-            times[metered].append(time.perf_counter() - began)
-            cpu[metered].append(time.process_time() - began_cpu)
+            times[index].append(time.perf_counter() - began)
+            cpu[index].append(time.process_time() - began_cpu)
             note = check_labels(scene, out.read_text(), "wasmtime")
-    return [
-        Row("plain wasmtime: compile the module", [compile_time], "once per module"),
-        Row("plain wasmtime: instantiate + run", times[False], note, cpu[False]),
-        Row(
-            "  (the same with fuel metering on too)",
-            times[True],
-            "the executor's settings before fuel on demand",
-            cpu[True],
-        ),
-    ]
+    rows = [Row("plain wasmtime: compile the module", [compile_time], "once per module")]
+    for index, how in enumerate(PLAIN_ENGINES):
+        rows.append(Row(how.label, times[index], f"{note}; {how.note}", cpu[index]))
+    return rows
 
 
 def sandbox_row(scene: Scene, audio: Path, work: Path, repeats: int) -> Row:
-    sandbox = JobSandbox(None)
+    sandbox = JobSandbox(None, SandboxConfig(epoch_interruption=False))  # the executor's settings
     wasm = classifier_wasm_path().read_bytes()
     times = []
     note = ""
@@ -280,7 +317,7 @@ def sandbox_row(scene: Scene, audio: Path, work: Path, repeats: int) -> Row:
             note = check_labels(scene, (job_dir / "stdout").read_text(), "sandbox")
     finally:
         sandbox.close()
-    return Row("JobSandbox in-process (module in memory)", times, note)
+    return Row("JobSandbox in-process (module in memory, no epoch)", times, note)
 
 
 # ------------------------------------------------------------------------------ the platform
@@ -310,10 +347,16 @@ class Platform:
     """A hub (broker + datastore) and a worker (executor), and plan files to submit."""
 
     def __init__(
-        self, base: Path, scene: Scene, audio: Path, hub_args: tuple[str, ...] = ()
+        self,
+        base: Path,
+        scene: Scene,
+        audio: Path,
+        hub_args: tuple[str, ...] = (),
+        worker_args: tuple[str, ...] = (),
     ) -> None:
         self.base = base
         self.hub_args = hub_args
+        self.worker_args = worker_args
         self.scene = scene
         self.plans = base / "plans"
         self.plans.mkdir(parents=True)
@@ -338,8 +381,9 @@ class Platform:
             "hub", "--roles", "broker,datastore", "--heartbeat", "1s", *self.hub_args
         )
         self.worker = await self.network.start(
-            "worker", "--roles", "executor", "--heartbeat", "1s", "-s", self.hub.url
-        )
+            "worker", "--roles", "executor", "--heartbeat", "1s", "-s", self.hub.url,
+            *self.worker_args,
+        )  # fmt: skip
 
     def cpu_counters(self, wasm_workers: list[int]) -> dict[str, float]:
         """CPU seconds used so far by each process of the platform: the hub's daemon, the
@@ -669,6 +713,12 @@ def main() -> None:
     parser.add_argument(
         "--dispatch-ahead", help="the hub broker's --dispatch-ahead (default: the daemon's)"
     )
+    parser.add_argument(
+        "--executor-epoch",
+        action="store_true",
+        help="the worker's executor with epoch interruption on (its default before 2026-12-07"
+        " night), for before/after figures in one session",
+    )
     args = parser.parse_args()
 
     print("bench/jobs.py: the audio classifier natively, under wasmtime and through the platform")
@@ -676,6 +726,8 @@ def main() -> None:
         f"machine: {cpu_name()}, {os.cpu_count()} cores; Python {platform.python_version()}; "
         f"wasmtime-py {version('wasmtime')}; {platform.system()} {platform.release()}"
     )
+    if args.executor_epoch:
+        print("the worker's executor runs with --epoch-interruption")
     began_all = time.perf_counter()
     load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="ucp-bench-jobs-") as tmp:
@@ -702,7 +754,8 @@ def main() -> None:
             local.append(sandbox_row(scene, audio, work, args.repeats))
 
         hub_args = () if args.dispatch_ahead is None else ("--dispatch-ahead", args.dispatch_ahead)
-        platform_ = Platform(work / "platform", scene, audio, hub_args)
+        worker_args = ("--epoch-interruption",) if args.executor_epoch else ()
+        platform_ = Platform(work / "platform", scene, audio, hub_args, worker_args)
         rows = trio.run(platform_figures, args, platform_)
         load_end = os.getloadavg()[0]
 
@@ -710,8 +763,9 @@ def main() -> None:
         print_many(args, rows["many"])
         print(f"\nwhole bench: {time.perf_counter() - began_all:.0f} s")
         return
-    wasm_run = plain_rows[1].median
-    wasm_run_metered = plain_rows[2].median
+    wasm_run = plain_rows[1].median  # plain: a default engine, nothing on
+    wasm_run_epoch = plain_rows[2].median
+    wasm_run_metered = plain_rows[3].median
     print(f"== 1. audio classifier, {args.seconds / 60:g} minutes of audio")
     if skipped:
         print(skipped)
@@ -733,10 +787,13 @@ def main() -> None:
             f"platform / plain wasmtime ({what}): {ratio:5.2f}x  "
             f"(target <= {TARGET_RATIO:.2f}x: {verdict})"
         )
+    stored = rows["stored"].median
     print(
-        "for comparison with figures before fuel on demand: later runs on stored audio / plain"
-        f" wasmtime with fuel metering on too: {rows['stored'].median / wasm_run_metered:5.2f}x;"
-        f" plain wasmtime without / with fuel metering: {wasm_run / wasm_run_metered:5.2f}x"
+        "for comparison with older figures, later runs on stored audio / wasmtime with epoch"
+        f" interruption on: {stored / wasm_run_epoch:5.2f}x, with epoch and fuel metering on:"
+        f" {stored / wasm_run_metered:5.2f}x; plain wasmtime / with epoch on:"
+        f" {wasm_run / wasm_run_epoch:5.2f}x, / with epoch and fuel on:"
+        f" {wasm_run / wasm_run_metered:5.2f}x"
     )
     if platform_.stored_cpu and plain_rows[1].cpu:
         per_process = {
@@ -745,7 +802,8 @@ def main() -> None:
         }
         total = statistics.median(sum(job.values()) for job in platform_.stored_cpu)
         plain_cpu = statistics.median(plain_rows[1].cpu)
-        plain_cpu_metered = statistics.median(plain_rows[2].cpu)
+        plain_cpu_epoch = statistics.median(plain_rows[2].cpu)
+        plain_cpu_metered = statistics.median(plain_rows[3].cpu)
         print(
             "CPU per job, audio stored, later runs (medians; steadier than the times on a busy"
             " machine): "
@@ -753,7 +811,8 @@ def main() -> None:
         )
         print(
             f"  all processes {total:.3f}s = {total / plain_cpu:.2f}x plain wasmtime's CPU"
-            f" ({plain_cpu:.3f}s; with fuel metering {plain_cpu_metered:.3f}s); the job alone"
+            f" ({plain_cpu:.3f}s; with epoch on {plain_cpu_epoch:.3f}s, with epoch and fuel on"
+            f" {plain_cpu_metered:.3f}s); the job alone"
             f" {per_process['job (wasm worker)'] / plain_cpu:.2f}x"
         )
     print(

@@ -17,12 +17,14 @@ memory, and for reference a bare ``Module.deserialize_file`` without the integri
 Engine settings on a real guest (section 3): the audio classifier (``ucp_dtn/workloads``, the
 committed ``classifier.wasm``) on ``--classifier-seconds`` of generated audio read on stdin,
 under wasmtime-py directly with each combination of fuel metering (``f``) and epoch
-interruption (``e``), then through ``JobSandbox`` in-process (a job without a fuel budget, as
-the executor runs it by default, and under ``FuelMetering.ALWAYS``, the old default) and through
-a one-worker ``WorkerPool``. Every configuration runs once per round, rounds alternate
+interruption (``e``), then through ``JobSandbox`` in-process (a job without a fuel budget with
+the executor's settings, no epoch interruption; the same with epoch interruption, the executor's
+settings before 2026-12-07 night and ``JobSandbox()``'s default; and under
+``FuelMetering.ALWAYS``, the older default) and through a one-worker ``WorkerPool`` with the
+executor's settings. Every configuration runs once per round, rounds alternate
 ``--classifier-repeats`` times, so a disturbance of the shared machine hits them all alike; the
 table gives the median wall time, the median CPU time of this process (the pool's work is in its
-worker, so that row has none) and the ratio to plain wasmtime without fuel, epoch only.
+worker, so that row has none) and the ratio to plain wasmtime with nothing on (f0e0).
 
 The machine is shared: medians and p99 of many runs, best-of for the compile figures.
 Run: ``.venv/bin/python bench/wasm_runtime.py [--jobs 2000] [--functions 1500]
@@ -281,14 +283,17 @@ async def classifier_engine_rows(
         for epoch in (False, True)
     }
     sandboxes = {
-        "JobSandbox, no fuel budget (f0e1)": JobSandbox(None),
+        "JobSandbox, no fuel budget, executor's (f0e0)": JobSandbox(
+            None, SandboxConfig(epoch_interruption=False)
+        ),
+        "JobSandbox, no fuel budget, default (f0e1)": JobSandbox(None),
         "JobSandbox, FuelMetering.ALWAYS (f1e1)": JobSandbox(
             None, SandboxConfig(fuel_metering=FuelMetering.ALWAYS)
         ),
     }
     for sandbox in sandboxes.values():
         sandbox.load(digest, wasm)
-    pool_label = "WorkerPool(1).execute, no fuel budget"
+    pool_label = "WorkerPool(1).execute, executor's (f0e0)"
     wall: dict[str, list[float]] = {}
     cpu: dict[str, list[float]] = {}
     counter = iter(range(1_000_000))
@@ -302,7 +307,7 @@ async def classifier_engine_rows(
         wall.setdefault(label, []).append(time.perf_counter() - began)
         cpu.setdefault(label, []).append(time.process_time() - began_cpu)
 
-    pool = WorkerPool(1, root / "classifier-cache")
+    pool = WorkerPool(1, root / "classifier-cache", config=SandboxConfig(epoch_interruption=False))
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(pool.run)
@@ -338,10 +343,10 @@ def print_classifier_rows(seconds: float, rows: list[tuple[str, list[float], lis
         f"engine settings: audio classifier on {seconds:g} s of audio, {len(rows[0][1])} rounds,"
         f" load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
-    header = f"{'':42} {'wall':>8} {'cpu':>8} {'wall/f0e1':>10} {'cpu/f0e1':>9}"
+    header = f"{'':48} {'wall':>8} {'cpu':>8} {'wall/f0e0':>10} {'cpu/f0e0':>9}"
     print(header)
     print("-" * len(header))
-    reference = next(row for row in rows if row[0] == "plain wasmtime f0e1")
+    reference = next(row for row in rows if row[0] == "plain wasmtime f0e0")
     wall_ref, cpu_ref = statistics.median(reference[1]), statistics.median(reference[2])
     for label, wall, cpu in rows:
         wall_m = statistics.median(wall)
@@ -350,7 +355,7 @@ def print_classifier_rows(seconds: float, rows: list[tuple[str, list[float], lis
             cpu_cells = f"{cpu_m:7.3f}s", f"{cpu_m / cpu_ref:8.3f}x"
         else:
             cpu_cells = f"{'-':>8}", f"{'-':>9}"
-        print(f"{label:42} {wall_m:7.3f}s {cpu_cells[0]} {wall_m / wall_ref:9.3f}x {cpu_cells[1]}")
+        print(f"{label:48} {wall_m:7.3f}s {cpu_cells[0]} {wall_m / wall_ref:9.3f}x {cpu_cells[1]}")
     print()
 
 

@@ -63,6 +63,7 @@ async def test_failing_jobs_are_stopped_and_reported(network: Network, tmp_path:
         "later": "rejected",
     }
     assert jobs["spin"]["result"]["status"] == ResultStatus.TIMEOUT
+    assert jobs["spin"]["result"]["message"] == "wall-clock limit of 2 s exceeded"
     assert jobs["hog"]["result"]["status"] == ResultStatus.MEMORY_LIMIT
     # A fuel budget reaches the executor's fuel-metering engine (the others run unmetered).
     counted = jobs["counted"]["result"]

@@ -352,6 +352,14 @@ SETTINGS = SettingsTable(
             example="2",
         ),
         Setting(
+            "epoch_interruption",
+            BOOL,
+            "executors: let wasmtime interrupt a job at its time limit from inside its worker "
+            "process (epoch interruption; guests run ~20% slower); off, the worker is killed at "
+            "the limit and replaced, and the job is reported the same way (docs/plans.md)",
+            feeds=("role.epoch_interruption",),
+        ),
+        Setting(
             "input_cache",
             SIZE.within(0, _PIB),
             "executors: fetched named data kept by content so that later jobs on the same "

@@ -182,6 +182,9 @@ class FakeBroker:
     refuse_puts: bool = False
     taken: set[str] = field(default_factory=set)
     """Names an exclusive put of another job finds taken (answered TAKEN)."""
+    hold_gets: trio.Event | None = None
+    """While set to an event not yet set, data requests wait for it (and so does everything
+    the broker receives after them)."""
 
     @property
     def endpoint(self) -> str:
@@ -197,6 +200,8 @@ class FakeBroker:
             reply_to = getattr(message, "reply_to", None) or str(incoming.source)
             if isinstance(message, DataGet):
                 self.gets.append(message)
+                if self.hold_gets is not None:
+                    await self.hold_gets.wait()
                 if message.cursor is None:
                     relayed = dataclasses.replace(message, reply_to=reply_to)
                     await self.mailbox.send(self.datastore.mailbox.endpoint, relayed)

@@ -6,6 +6,8 @@ Worker processes start slowly (about half a second each), so each test runs many
 
 from __future__ import annotations
 
+import hashlib
+import os
 import random
 import uuid
 from pathlib import Path
@@ -14,11 +16,11 @@ import trio
 
 from tests.ucp_dtn.agent_support import wait_until
 from ucp_dtn.ucp.job import DataRef, InlineData, JobInfo, Limits
-from ucp_dtn.ucp.messages import JobStatus, ResultStatus, Role
+from ucp_dtn.ucp.messages import DataItem, JobResult, JobStatus, ResultStatus, Role
 from ucp_dtn.ucp.runtime import WorkerPool
 
 from ..runtime.wat import WASM_DIR as WAT_DIR
-from ..runtime.wat import wasm
+from ..runtime.wat import wasm, wat
 from .executor_support import (
     LIMIT,
     copy_wasm,
@@ -220,7 +222,12 @@ async def test_failures_are_reported_with_their_reason() -> None:
             results = {name: await net.broker.result(each.job_id) for name, each in jobs.items()}
             for each in slow:
                 result = await net.broker.result(each.job_id)
-                assert result.status == ResultStatus.TIMEOUT and result.message, result
+                # Reported as the epoch trap reported it, though the pool's kill ended them.
+                assert result.status == ResultStatus.TIMEOUT, result
+                assert result.message == "wall-clock limit of 2 s exceeded", result
+        pool = role.pool
+        assert pool is not None and not pool.config.epoch_interruption
+        assert pool.statistics().workers_killed == 2  # the kill at the limit enforced it
 
         assert results["missing"].status == ResultStatus.INPUT_MISSING
         assert results["missing"].message == (
@@ -360,4 +367,136 @@ async def test_a_named_result_whose_name_is_taken_fails_the_job() -> None:
         puts = {p.job_id: p for p in net.broker.puts if p.name == "wasm_output_file"}
         assert puts[publisher.job_id].exclusive
         assert not puts[replacer.job_id].exclusive  # replace_results: the newest write wins
+        nursery.cancel_scope.cancel()
+
+
+async def test_standard_input_fetched_once_is_linked_from_the_input_cache(tmp_path: Path) -> None:
+    """The value of a first fetch goes into the input cache and the job directory links it
+    from there (one write of the bytes, not two), without counting a cache hit."""
+    audio = random.Random(16).randbytes(200_000)
+    digest = hashlib.sha256(audio).digest()
+    async with network() as net, trio.open_nursery() as nursery:
+        net.broker.data["audio"] = DataItem("audio", audio, written_at=1.0, digest=digest)
+        executor = await start_executor(nursery, net.node, executor_settings(tmp_path))
+        # A failing job keeps its directory: its stdin file is there to look at.
+        failing = job(wasm=InlineData(wasm("exit", EXIT_CODE="3")), stdin=DataRef("audio"))
+        await net.broker.dispatch(net.executor_endpoint, failing)
+        with trio.fail_after(LIMIT):
+            result = await net.broker.result(failing.job_id)
+        assert (result.status, result.exit_code) == (ResultStatus.EXIT, 3), result
+        stdin = tmp_path / "executor" / "jobs" / str(failing.job_id) / "stdin"
+        cached = tmp_path / "executor" / "inputs" / digest.hex()
+        assert stdin.read_bytes() == audio
+        assert os.stat(stdin).st_ino == os.stat(cached).st_ino
+        stats = executor.role.statistics()
+        assert (stats.bytes_fetched, stats.input_cache_hits) == (len(audio), 0)
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_job_on_cached_standard_input_runs_while_its_datastore_confirms_it(
+    tmp_path: Path,
+) -> None:
+    """A job whose only named datum is its standard input starts on the value the input cache
+    holds while the data request is on its way; its result waits for the answer, and a new
+    value in the answer makes it run again on that."""
+    versions = [b"first version\n", b"second version\n"]
+
+    def put(version: int) -> None:
+        value = versions[version]
+        net.broker.data["s"] = DataItem(
+            "s", value, written_at=1.0 + version, digest=hashlib.sha256(value).digest()
+        )
+
+    async with network() as net, trio.open_nursery() as nursery:
+        put(0)
+        executor = await start_executor(nursery, net.node, executor_settings(tmp_path))
+        pool = executor.role.pool
+        assert pool is not None
+
+        async def run_copy(*, held: bool, runs: int) -> JobResult:
+            """Run a job copying "s" to stdout, which ran ``runs`` times; with the data
+            requests held until it has run once (on the value the executor holds)."""
+            each = job(stdin=DataRef("s"), args=("-", "-"))
+            before = pool.statistics().jobs
+            net.broker.hold_gets = trio.Event() if held else None
+            await net.broker.dispatch(net.executor_endpoint, each)
+            with trio.fail_after(LIMIT):
+                if net.broker.hold_gets is not None:
+                    await wait_until(lambda: pool.statistics().jobs == before + 1, timeout=LIMIT)
+                    assert net.broker.results_of(each.job_id) == []  # waits for the answer
+                    net.broker.hold_gets.set()
+                result = await net.broker.result(each.job_id)
+            assert pool.statistics().jobs == before + runs
+            return result
+
+        # Nothing noted for "s" yet: fetched first, then run.
+        assert (await run_copy(held=False, runs=1)).stdout_tail == versions[0]
+        # Noted and held: it runs before the answer comes, which confirms it.
+        assert (await run_copy(held=True, runs=1)).stdout_tail == versions[0]
+        # A new value: the run on the old one is dropped, the job runs again on the new one.
+        put(1)
+        assert (await run_copy(held=True, runs=2)).stdout_tail == versions[1]
+        assert executor.role.statistics().input_failures == 0
+        # Gone from the datastores: the run on the old value does not count.
+        del net.broker.data["s"]
+        gone = await run_copy(held=True, runs=1)
+        assert (gone.status, gone.message) == (
+            ResultStatus.INPUT_MISSING,
+            "missing input data: 's'",
+        )
+        assert executor.role.statistics().input_failures == 1
+        nursery.cancel_scope.cancel()
+
+
+#: Copies the first 1 KiB of stdin to stdout, then spins forever if it began with "s".
+SPIN_ON_S = """
+(module
+  (import "wasi_snapshot_preview1" "fd_read"
+    (func $fd_read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write"
+    (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 1024))
+    (i32.store (i32.const 4) (i32.const 1024))
+    (drop (call $fd_read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (i32.store (i32.const 4) (i32.load (i32.const 8)))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (if (i32.eq (i32.load8_u (i32.const 1024)) (i32.const 115))
+      (then (loop $forever (br $forever))))))
+"""
+
+
+async def test_a_run_on_an_outdated_standard_input_is_stopped_at_the_answer(
+    tmp_path: Path,
+) -> None:
+    """The run on the held value is still going when the answer brings a new one: it is
+    stopped there (its worker killed), and the job runs on the new value."""
+    spinner = InlineData(wat(SPIN_ON_S))
+
+    def put(value: bytes, written_at: float) -> None:
+        net.broker.data["s"] = DataItem(
+            "s", value, written_at=written_at, digest=hashlib.sha256(value).digest()
+        )
+
+    async with network() as net, trio.open_nursery() as nursery:
+        put(b"spin\n", 1.0)
+        executor = await start_executor(nursery, net.node, executor_settings(tmp_path))
+        pool = executor.role.pool
+        assert pool is not None
+        first = job(wasm=spinner, stdin=DataRef("s"), limits=Limits(time=0.5))
+        await net.broker.dispatch(net.executor_endpoint, first)
+        with trio.fail_after(LIMIT):
+            assert (await net.broker.result(first.job_id)).status == ResultStatus.TIMEOUT
+        killed = pool.statistics().workers_killed
+        put(b"halt\n", 2.0)
+        net.broker.hold_gets = trio.Event()
+        second = job(wasm=spinner, stdin=DataRef("s"), limits=Limits(time=10 * LIMIT))
+        await net.broker.dispatch(net.executor_endpoint, second)
+        with trio.fail_after(LIMIT):
+            await wait_until(lambda: pool.statistics().running == 1, timeout=LIMIT)  # spinning
+            net.broker.hold_gets.set()
+            result = await net.broker.result(second.job_id)
+        assert (result.status, result.stdout_tail) == (ResultStatus.OK, b"halt\n"), result
+        assert pool.statistics().workers_killed == killed + 1
         nursery.cancel_scope.cancel()

@@ -74,6 +74,9 @@ def test_standard_input_is_linked_not_copied(tmp_path: Path) -> None:
     assert os.stat(target).st_ino == (tmp_path / "inputs" / digest(data).hex()).stat().st_ino
     assert not cache.link(digest(b"gone"), tmp_path / "other")
     assert cache.statistics().hits == 1
+    # A value fetched and kept just now is linked too, but saved no fetch: no hit.
+    assert cache.link(digest(data), tmp_path / "fresh", hit=False)
+    assert (cache.statistics().hits, cache.statistics().bytes_saved) == (1, len(data))
 
 
 def test_values_survive_a_restart_and_partial_writes_are_dropped(tmp_path: Path) -> None:

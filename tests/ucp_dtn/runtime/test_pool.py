@@ -116,14 +116,18 @@ async def test_limits_end_jobs_without_killing_the_worker(tmp_path: Path, job_di
 
 
 @pytest.mark.parametrize(
-    ("module", "config"),
+    ("module", "config", "message"),
     [
-        ("sleep", SandboxConfig()),  # blocked in a host call: the epoch cannot interrupt it
-        ("loop", SandboxConfig(epoch_interruption=False)),  # nothing inside the worker stops it
+        # blocked in a host call: the epoch cannot interrupt it, the kill kill_grace later does
+        ("sleep", SandboxConfig(), "wall-clock limit of 0.2 s exceeded; the worker was killed"),
+        # without epoch interruption the kill at the limit is the enforcement, and the job
+        # is reported as the epoch trap would report it
+        ("loop", SandboxConfig(epoch_interruption=False), "wall-clock limit of 0.2 s exceeded"),
+        ("sleep", SandboxConfig(epoch_interruption=False), "wall-clock limit of 0.2 s exceeded"),
     ],
 )
 async def test_overstaying_worker_is_killed_and_replaced(
-    tmp_path: Path, job_dir: Path, module: str, config: SandboxConfig
+    tmp_path: Path, job_dir: Path, module: str, config: SandboxConfig, message: str
 ) -> None:
     async with running_pool(1, tmp_path / "cache", config=config, kill_grace=0.1) as pool:
         with trio.fail_after(LIMIT):
@@ -131,7 +135,7 @@ async def test_overstaying_worker_is_killed_and_replaced(
             pids = pool.statistics().worker_pids
             outcome = await pool.execute(RunSpec(wasm(module), job_dir, timeout=0.2))
             assert outcome.status is RunStatus.TIMEOUT
-            assert outcome.message == ("wall-clock limit of 0.2 s exceeded; the worker was killed")
+            assert outcome.message == message
             assert outcome.stdout_path == job_dir / "stdout"
             after = await pool.execute(RunSpec(wasm("hello"), job_dir))
         assert after.ok
@@ -140,6 +144,35 @@ async def test_overstaying_worker_is_killed_and_replaced(
         assert stats.alive == 1
         assert stats.worker_pids != pids
         assert stats.workers_started == 2
+
+
+async def test_pool_without_epoch_stops_an_endless_loop_at_its_limit(
+    tmp_path: Path, job_dir: Path
+) -> None:
+    """The executor's pool: no epoch interruption in the workers, the kill is the limit.
+
+    The grace is longer than the test may wait: only a kill at the limit itself (not limit +
+    grace) ends the loop in time. The next job runs on a fresh worker.
+    """
+    config = SandboxConfig(epoch_interruption=False)
+    async with running_pool(1, tmp_path / "cache", config=config, kill_grace=10 * LIMIT) as pool:
+        with trio.fail_after(LIMIT):
+            await pool.execute(RunSpec(wasm("hello"), job_dir))  # compiled: no compile phase
+            (first,) = pool.statistics().worker_pids
+            stopped = await pool.execute(RunSpec(wasm("loop"), job_dir, timeout=0.3))
+            after = await pool.execute(RunSpec(wasm("echo"), job_dir, args=("next",)))
+        assert (stopped.status, stopped.message) == (
+            RunStatus.TIMEOUT,
+            "wall-clock limit of 0.3 s exceeded",
+        )
+        assert stopped.trap_code is None and stopped.fuel_consumed is None
+        assert after.ok, after
+        assert (job_dir / "stdout").read_bytes() == b"job.wasm\0next\0||"
+        stats = pool.statistics()
+        (second,) = stats.worker_pids
+        assert second != first
+        assert (stats.workers_started, stats.workers_killed, stats.workers_crashed) == (2, 1, 0)
+        assert (stats.jobs, stats.failed_jobs, stats.alive) == (3, 1, 1)
 
 
 async def test_worker_killed_mid_job_is_reported_and_replaced(
@@ -230,6 +263,7 @@ async def test_cancelled_caller_gets_cancelled_and_the_worker_is_replaced(
         stats = pool.statistics()
         assert stats.worker_pids != pids
         assert stats.jobs == 2  # the cancelled one has no outcome
+        assert stats.workers_killed == 1
 
 
 async def test_invalid_module_keeps_the_worker(tmp_path: Path, job_dir: Path) -> None:

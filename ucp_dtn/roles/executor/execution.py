@@ -5,8 +5,11 @@
 and makes the ``job-result`` afterwards):
 
 * fetches the job's named data through its broker (:class:`~.inputs.DataFetcher`; a value the
-  input cache holds is not sent again, and standard input held there is linked into the job
-  directory instead of copied),
+  input cache holds is not sent again, and standard input held there — or fetched and kept
+  there just now — is linked into the job directory instead of copied). A job whose only named
+  datum is its standard input, held in the cache, does not wait for that round trip: it runs
+  on the held value while the datastores confirm it, and counts only if they do
+  (:meth:`JobRunner._run_on_guess`),
 * builds the job directory (:class:`~.jobdir.JobDirectory`) and runs the module in the
   :class:`~ucp_dtn.ucp.runtime.WorkerPool` under the job's limits (defaults: 60 s, 256 MiB, no
   fuel budget),
@@ -22,6 +25,7 @@ cannot be built end there as its status, not as an exception.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,13 +33,16 @@ from pathlib import Path
 
 import trio
 
+from ...private_files import write_private
 from ...ucp.job import DataRef
-from ...ucp.messages import RESULT_TAIL_BYTES, JobDispatch, ResultStatus
+from ...ucp.messages import RESULT_TAIL_BYTES, DataItem, JobDispatch, ResultStatus
+from ...ucp.names import DataName
 from ...ucp.runtime import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, RunSpec, WorkerPool
 from ..heartbeats import SendMessage
 from .input_cache import InputCache
 from .inputs import (
     DataFetcher,
+    Fetched,
     FetchError,
     InvalidModuleText,
     module_binary,
@@ -47,6 +54,8 @@ from .output import OutputFollower
 from .results import NamedResults, archive_entries, collect_named_results, write_archive
 
 __all__ = ["TAIL_BYTES", "JobRun", "JobRunner"]
+
+logger = logging.getLogger(__name__)
 
 TAIL_BYTES = RESULT_TAIL_BYTES
 """Bytes of the end of stdout and of stderr that travel in the ``job-result``."""
@@ -118,6 +127,11 @@ class JobRunner:
         if stdin_name in elsewhere or stdin_name in job.inputs.values():
             stdin_name = None  # its bytes are needed as a file too
         linkable = frozenset(q for q in queries if q == stdin_name)
+        guess = self.cache.noted(stdin_name) if stdin_name and queries == [stdin_name] else None
+        if stdin_name is not None and guess is not None:
+            run = await self._run_on_guess(dispatch, tree, stdin_name, guess, began)
+            if run is not None:
+                return run
         try:
             fetched = await self._fetcher.fetch_all(
                 self._report_to(dispatch.broker), queries, keep_cached=linkable
@@ -125,8 +139,89 @@ class JobRunner:
         except FetchError as exc:
             self.input_failures += 1
             return JobRun(ResultStatus.INPUT_MISSING, message=str(exc))
+        return await self._build_and_run(dispatch, tree, fetched, stdin_name, began)
+
+    async def _run_on_guess(
+        self,
+        dispatch: JobDispatch,
+        tree: JobDirectory,
+        stdin_name: DataName,
+        guess: bytes,
+        began: float,
+    ) -> JobRun | None:
+        """Run a job whose only named datum is its standard input on the value the input cache
+        holds for that name (``guess``) while the datastores confirm that it is still the
+        newest — the round trip of the ``data-get`` overlaps the run instead of preceding it.
+
+        The run counts only once confirmed: until then nothing of it leaves the executor (no
+        ``job-output``; the result waits). An answer with another value, or none, cancels it;
+        then None: the caller fetches and runs again (the new value went into the cache, so
+        that costs one more round trip, no bytes). A fetch that fails ends the job as
+        INPUT_MISSING, as without the guess.
+        """
+        broker = self._report_to(dispatch.broker)
+        confirmed = trio.Event()
+        failure: list[FetchError] = []
+
+        async def confirm(running: trio.CancelScope) -> None:
+            try:
+                fetched = await self._fetcher.fetch_all(
+                    broker, [stdin_name], keep_cached=frozenset((stdin_name,))
+                )
+            except FetchError as exc:
+                failure.append(exc)
+                running.cancel()
+                return
+            item = fetched.get(stdin_name, {}).get(stdin_name)
+            if item is not None and item.digest == guess:
+                confirmed.set()
+            else:
+                logger.info("job %s: %r changed; running it again", dispatch.job.job_id, stdin_name)
+                running.cancel()
+
+        held = DataItem(stdin_name, b"", written_at=0.0, digest=guess, cached=True)
+        run: JobRun | None = None
+        async with trio.open_nursery() as nursery:
+            with trio.CancelScope() as running:
+                nursery.start_soon(confirm, running)
+                run = await self._build_and_run(
+                    dispatch, tree, {stdin_name: {stdin_name: held}}, stdin_name, began, confirmed
+                )
+            ran = trio.current_time()
+        if failure:
+            self.input_failures += 1
+            return JobRun(ResultStatus.INPUT_MISSING, message=str(failure[0]))
+        if run is None or not confirmed.is_set():
+            return None
+        run.timings["fetch"] += trio.current_time() - ran  # waiting for the answer after the run
+        return run
+
+    async def _build_and_run(
+        self,
+        dispatch: JobDispatch,
+        tree: JobDirectory,
+        fetched: Fetched,
+        stdin_name: DataName | None,
+        began: float,
+        confirmed: trio.Event | None = None,
+    ) -> JobRun:
+        """Build the job directory from what was fetched, run the job and collect what it
+        left. ``confirmed``: the inputs are a guess (:meth:`_run_on_guess`); no output is sent
+        before it is set."""
+        job = dispatch.job
         stdin_item = fetched.get(stdin_name, {}).get(stdin_name) if stdin_name else None
+        cache = self.cache
+        # Linked from the input cache: a value it held (no bytes came), and one fetched just
+        # now that it keeps too (not written a second time: the first run on 19 MB of audio).
         cached_stdin = stdin_item.digest if stdin_item is not None and stdin_item.cached else None
+        fresh_stdin = (
+            stdin_item.digest
+            if stdin_item is not None
+            and not stdin_item.cached
+            and stdin_item.digest is not None
+            and cache.holds(stdin_item.digest)
+            else None
+        )
         inputs = resolve_inputs(job, dispatch.inline_data, fetched)
         if inputs.missing:
             self.input_failures += 1
@@ -138,12 +233,16 @@ class JobRunner:
             wasm = await trio.to_thread.run_sync(module_binary, inputs.wasm)
         except InvalidModuleText as exc:
             return JobRun(ResultStatus.INVALID_MODULE, message=str(exc))
-        cache = self.cache
 
         def build() -> bool:
-            stdin = None if cached_stdin is not None else inputs.stdin
-            tree.create(dirs=job.dirs, files=inputs.files, stdin=stdin)
-            return cached_stdin is None or cache.link(cached_stdin, tree.stdin_path)
+            link = cached_stdin if cached_stdin is not None else fresh_stdin
+            tree.create(dirs=job.dirs, files=inputs.files, stdin=None if link else inputs.stdin)
+            if link is None or cache.link(link, tree.stdin_path, hit=link == cached_stdin):
+                return True
+            if fresh_stdin is not None and inputs.stdin is not None:
+                write_private(tree.stdin_path, inputs.stdin)  # evicted: the bytes are here
+                return True
+            return False
 
         try:
             if not await trio.to_thread.run_sync(build):
@@ -191,7 +290,7 @@ class JobRunner:
             # A result sealed to its client is not shown on the way (ucp logs): its output
             # would travel in the clear.
             if self.output_interval_s > 0 and job.result_key is None:
-                watching.start_soon(self._follow_output, broker, follower)
+                watching.start_soon(self._follow_output, broker, follower, confirmed)
             outcome = await self.pool.execute(spec)
             watching.cancel_scope.cancel()
         run_time = trio.current_time() - began
@@ -205,6 +304,8 @@ class JobRunner:
                 lambda: _fits_tails(tree.stdout_path, tree.stderr_path)
             )
         ):
+            if confirmed is not None:
+                await confirmed.wait()
             await self._send_output(broker, follower)
 
         began = trio.current_time()
@@ -248,7 +349,11 @@ class JobRunner:
             },
         )
 
-    async def _follow_output(self, broker: str, follower: OutputFollower) -> None:
+    async def _follow_output(
+        self, broker: str, follower: OutputFollower, confirmed: trio.Event | None
+    ) -> None:
+        if confirmed is not None:
+            await confirmed.wait()  # the output of a run on a guess waits for its confirmation
         while True:
             await trio.sleep(self.output_interval_s)
             await self._send_output(broker, follower)

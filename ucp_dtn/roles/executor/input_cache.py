@@ -11,7 +11,9 @@ executor lists in the ``data-get``'s ``have`` the digests it holds for the names
 selects (:meth:`InputCache.have_for`); the datastore answers every datum as usual but leaves
 out the value of those whose *current* digest is in the list (``cached``), and the executor
 reads them here (:meth:`InputCache.read`). The datastore decides, from what it holds now, so
-a name's new version is always fetched: the cache can make a fetch smaller, never stale.
+a name's new version is always fetched: the cache can make a fetch smaller, never stale. (A job
+whose only named datum is its standard input starts on the value noted here while that answer
+is on its way, and counts only if the answer confirms it: :class:`~.execution.JobRunner`.)
 
 Bounded by size (``--input-cache``; 0 turns it off): the least recently used values go first;
 a value larger than the bound is not kept. Keys are content, so two names with the same bytes
@@ -151,6 +153,13 @@ class InputCache:
                 digests[digest] = None
         return tuple(digests)
 
+    def noted(self, name: DataName) -> bytes | None:
+        """The digest ``name`` had when it was last fetched, if that value is held here (the
+        guess a job may start on while its datastore confirms it: see
+        :class:`~.execution.JobRunner`)."""
+        digest = self._names.get(name) if self.enabled else None
+        return digest if digest is not None and digest in self._sizes else None
+
     def note(self, name: DataName, digest: bytes) -> None:
         """``name`` had the value ``digest`` when it was fetched just now."""
         if not self.enabled:
@@ -169,10 +178,10 @@ class InputCache:
         """Whether the value with this digest is here now."""
         return digest in self._sizes
 
-    def link(self, digest: bytes, target: Path) -> bool:
+    def link(self, digest: bytes, target: Path, *, hit: bool = True) -> bool:
         """Make ``target`` a hard link to the value (a copy where links fail), for a file the
-        job cannot write (its standard input); counts a hit. False if the value is gone.
-        Blocking."""
+        job cannot write (its standard input); counts a hit unless ``hit`` is false (a value
+        fetched and kept just now). False if the value is gone. Blocking."""
         with self._lock:
             size = self._sizes.get(digest)
             if size is None:
@@ -190,9 +199,10 @@ class InputCache:
             logger.warning("input cache: cannot use %s: %s", digest.hex()[:16], exc)
             self._forget(digest)
             return False
-        with self._lock:
-            self.hits += 1
-            self.bytes_saved += size
+        if hit:
+            with self._lock:
+                self.hits += 1
+                self.bytes_saved += size
         return True
 
     def read(self, digest: bytes) -> bytes | None:

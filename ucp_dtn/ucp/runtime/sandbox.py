@@ -24,7 +24,10 @@ with a fuel budget. A run without a budget does not pay for metering (the classi
    memory at its limit → MEMORY_LIMIT, any other trap → TRAP.
 
 What the epoch cannot do: interrupt a guest blocked inside a host call (``poll_oneoff`` sleeping).
-That is why jobs run in worker processes that the pool kills at the deadline (``pool.py``).
+That is why jobs run in worker processes that the pool kills at the deadline (``pool.py``) — and
+since that kill alone enforces the limit, the executor's workers run without epoch interruption
+(:attr:`SandboxConfig.epoch_interruption` off: steps 3 and 4 have no deadline and no watchdog),
+which makes guests about 20% faster.
 """
 
 from __future__ import annotations
