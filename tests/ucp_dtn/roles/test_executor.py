@@ -500,3 +500,31 @@ async def test_a_run_on_an_outdated_standard_input_is_stopped_at_the_answer(
         assert (result.status, result.stdout_tail) == (ResultStatus.OK, b"halt\n"), result
         assert pool.statistics().workers_killed == killed + 1
         nursery.cancel_scope.cancel()
+
+
+async def test_jobs_waiting_for_a_slot_fetch_and_build_meanwhile(tmp_path: Path) -> None:
+    """A slot is held by a job's run alone: while the only slot runs a long job, the next one
+    has fetched its data and built its directory, and runs as soon as the slot is free."""
+    async with network() as net, trio.open_nursery() as nursery:
+        net.broker.data["s"] = DataItem(
+            "s", b"waiting\n", written_at=1.0, digest=hashlib.sha256(b"waiting\n").digest()
+        )
+        executor = await start_executor(nursery, net.node, executor_settings(tmp_path, max_jobs=1))
+        executor.role.output_interval_s = 0.05
+        ticker = job(name="ticker", wasm=InlineData(wasm("ticker")), limits=Limits(time=600))
+        follower = job(name="follower", stdin=DataRef("s"), args=("-", "-"))
+        await net.broker.dispatch(net.executor_endpoint, ticker)
+        with trio.fail_after(LIMIT):
+            await wait_until(lambda: b"tick\n" in net.broker.output_of(ticker.job_id))
+            await net.broker.dispatch(net.executor_endpoint, follower)
+            directory = tmp_path / "executor" / "jobs" / str(follower.job_id)
+            # Fetched and built while the ticker still holds the slot.
+            await wait_until(lambda: any(get.query == "s" for get in net.broker.gets))
+            await wait_until(lambda: (directory / "stdin").exists())
+            stats = executor.role.statistics()
+            assert stats.running == 1 and net.broker.results_of(ticker.job_id) == []
+            await net.broker.cancel(net.executor_endpoint, ticker.job_id, reason="enough")
+            assert (await net.broker.result(ticker.job_id)).status == ResultStatus.CANCELLED
+            result = await net.broker.result(follower.job_id)
+        assert (result.status, result.stdout_tail) == (ResultStatus.OK, b"waiting\n")
+        nursery.cancel_scope.cancel()

@@ -1,7 +1,7 @@
 """Running one job: fetch its data, build its job directory, run it, collect what it left.
 
-:class:`JobRunner` does the part of a job that holds one of the executor's slots
-(:class:`~.role.ExecutorRole` takes the slot and reports ``running``; :mod:`.outcome` publishes
+:class:`JobRunner` does a job's work before publishing (:class:`~.role.ExecutorRole` gives it
+the job's slot to hold around the run itself and reports ``running``; :mod:`.outcome` publishes
 and makes the ``job-result`` afterwards):
 
 * fetches the job's named data through its broker (:class:`~.inputs.DataFetcher`; a value the
@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,12 +54,20 @@ from .jobdir import JobDirectory, JobDirectoryError
 from .output import OutputFollower
 from .results import NamedResults, archive_entries, collect_named_results, write_archive
 
-__all__ = ["TAIL_BYTES", "JobRun", "JobRunner"]
+__all__ = ["TAIL_BYTES", "JobRun", "JobRunner", "SlotHolder"]
 
 logger = logging.getLogger(__name__)
 
 TAIL_BYTES = RESULT_TAIL_BYTES
 """Bytes of the end of stdout and of stderr that travel in the ``job-result``."""
+
+SlotHolder = Callable[[], AbstractAsyncContextManager[None]]
+"""Makes the context a job's run in the worker pool holds (the executor's slot)."""
+
+
+@asynccontextmanager
+async def _no_slot() -> AsyncIterator[None]:
+    yield
 
 
 @dataclass(slots=True)
@@ -113,10 +122,18 @@ class JobRunner:
         self.input_failures = 0
         """Jobs failed because named data was missing or could not be fetched."""
 
-    async def execute(self, dispatch: JobDispatch, tree: JobDirectory) -> JobRun:
+    async def execute(
+        self, dispatch: JobDispatch, tree: JobDirectory, hold_slot: SlotHolder | None = None
+    ) -> JobRun:
         """Fetch the job's data, build its directory in ``tree``, run it in :attr:`pool` and
-        collect what it left (while the job holds a slot); what came of it, before
-        publishing."""
+        collect what it left; what came of it, before publishing.
+
+        ``hold_slot``: entered around the run in the worker pool alone (the executor's slot,
+        :class:`~.role.ExecutorRole`), so that the next jobs fetch their data and build their
+        directories, and the last ones pack their results, while the slots run others; the
+        run's ``queued`` timing is the wait to enter it. ``None``: no slot (the pool's own
+        wait for an idle worker)."""
+        slot = hold_slot if hold_slot is not None else _no_slot
         job = dispatch.job
         began = trio.current_time()
         queries = queries_for(job, dispatch.inline_data)
@@ -129,7 +146,7 @@ class JobRunner:
         linkable = frozenset(q for q in queries if q == stdin_name)
         guess = self.cache.noted(stdin_name) if stdin_name and queries == [stdin_name] else None
         if stdin_name is not None and guess is not None:
-            run = await self._run_on_guess(dispatch, tree, stdin_name, guess, began)
+            run = await self._run_on_guess(dispatch, tree, stdin_name, guess, began, slot)
             if run is not None:
                 return run
         try:
@@ -139,7 +156,7 @@ class JobRunner:
         except FetchError as exc:
             self.input_failures += 1
             return JobRun(ResultStatus.INPUT_MISSING, message=str(exc))
-        return await self._build_and_run(dispatch, tree, fetched, stdin_name, began)
+        return await self._build_and_run(dispatch, tree, fetched, stdin_name, began, slot)
 
     async def _run_on_guess(
         self,
@@ -148,6 +165,7 @@ class JobRunner:
         stdin_name: DataName,
         guess: bytes,
         began: float,
+        slot: SlotHolder,
     ) -> JobRun | None:
         """Run a job whose only named datum is its standard input on the value the input cache
         holds for that name (``guess``) while the datastores confirm that it is still the
@@ -185,7 +203,13 @@ class JobRunner:
             with trio.CancelScope() as running:
                 nursery.start_soon(confirm, running)
                 run = await self._build_and_run(
-                    dispatch, tree, {stdin_name: {stdin_name: held}}, stdin_name, began, confirmed
+                    dispatch,
+                    tree,
+                    {stdin_name: {stdin_name: held}},
+                    stdin_name,
+                    began,
+                    slot,
+                    confirmed,
                 )
             ran = trio.current_time()
         if failure:
@@ -203,6 +227,7 @@ class JobRunner:
         fetched: Fetched,
         stdin_name: DataName | None,
         began: float,
+        slot: SlotHolder,
         confirmed: trio.Event | None = None,
     ) -> JobRun:
         """Build the job directory from what was fetched, run the job and collect what it
@@ -284,15 +309,18 @@ class JobRunner:
         follower = OutputFollower(
             job.job_id, self._executor, dispatch.attempt, tree.stdout_path, tree.stderr_path
         )
-        started_at = self._clock()
-        began = trio.current_time()
-        async with trio.open_nursery() as watching:
-            # A result sealed to its client is not shown on the way (ucp logs): its output
-            # would travel in the clear.
-            if self.output_interval_s > 0 and job.result_key is None:
-                watching.start_soon(self._follow_output, broker, follower, confirmed)
-            outcome = await self.pool.execute(spec)
-            watching.cancel_scope.cancel()
+        waited = trio.current_time()
+        async with slot():
+            queued = trio.current_time() - waited
+            started_at = self._clock()
+            began = trio.current_time()
+            async with trio.open_nursery() as watching:
+                # A result sealed to its client is not shown on the way (ucp logs): its output
+                # would travel in the clear.
+                if self.output_interval_s > 0 and job.result_key is None:
+                    watching.start_soon(self._follow_output, broker, follower, confirmed)
+                outcome = await self.pool.execute(spec)
+                watching.cancel_scope.cancel()
         run_time = trio.current_time() - began
         finished_at = self._clock()
         # The end of both streams, before the result -- unless the result is sealed to its
@@ -344,6 +372,7 @@ class JobRunner:
             fuel_consumed=outcome.fuel_consumed,
             timings={
                 "fetch": fetch_time,
+                "queued": queued,
                 "run": run_time,
                 "collect": trio.current_time() - began,
             },

@@ -15,20 +15,23 @@ The role lives on ``…/ucp/executor`` of its node and does four things:
   bundle is confirmed; a job the journal already knows is a duplicate and is answered from it
   (``job-state`` running, or its recorded result again) instead of running twice.
 * **Jobs** — each job runs in its own task; at most ``max_jobs`` at once hold a slot (the worker
-  pool has as many workers). With a slot the job fetches its named data through its broker
-  (:mod:`.inputs`; values already in the input cache, :mod:`.input_cache`, are not sent again),
-  reports ``running`` to the broker if it still runs :data:`RUNNING_REPORT_DELAY_S` later (the
-  heartbeats list every job that started: a short job's result says the rest), builds its job
-  directory (:mod:`.jobdir`),
-  runs in the :class:`~ucp_dtn.ucp.runtime.WorkerPool` under its limits (defaults: 60 s,
-  256 MiB, no fuel budget) and collects the results archive and the named results
-  (:mod:`.results`) — all of that is :class:`~.execution.JobRunner`'s. After giving the slot
-  back it publishes the named results (``data-put`` with custody, waiting a while for the
-  datastores' answers so that a later job of a pipeline finds them; :mod:`.outcome`), and
-  sends the ``job-result`` with custody to the broker — the archive inline up to
-  ``inline_limit_bytes``, else stored as ``<job-uuid>/archive`` and referenced. "Its
-  broker" is the one that dispatched the job while the node's role directory lists it as
-  reachable, else the nearest broker it lists (a lost broker's jobs report to its successor,
+  pool has as many workers), and at most :data:`PREPARED_PER_SLOT` times as many are between
+  arrival and result. The job fetches its named data through its broker (:mod:`.inputs`;
+  values already in the input cache, :mod:`.input_cache`, are not sent again) and builds its
+  job directory (:mod:`.jobdir`) before it takes a slot; with the slot it runs in the
+  :class:`~ucp_dtn.ucp.runtime.WorkerPool` under its limits (defaults: 60 s, 256 MiB, no fuel
+  budget) and reports ``running`` to the broker if it still runs
+  :data:`RUNNING_REPORT_DELAY_S` later (the heartbeats list every job that started: a short
+  job's result says the rest); after giving the slot back it collects the results archive and
+  the named results (:mod:`.results`) — all of that is :class:`~.execution.JobRunner`'s. So
+  the slots run jobs back to back while the others prepare and pack (trivial jobs: ~13 ms of
+  a ~20 ms job were preparing and packing, on threads). Then it publishes the named results
+  (``data-put`` with custody, waiting a while for the datastores' answers so that a later job
+  of a pipeline finds them; :mod:`.outcome`), and sends the ``job-result`` with custody to
+  the broker — the archive inline up to ``inline_limit_bytes``, else stored as
+  ``<job-uuid>/archive`` and referenced. "Its broker" is the one that dispatched the job
+  while the node's role directory lists it as reachable, else the nearest broker it lists (a
+  lost broker's jobs report to its successor,
   :meth:`~ucp_dtn.roles.directory.BrokerDirectory.report_to`).
 * **Output** — while a job runs, what it writes to stdout and stderr goes to its broker every
   :attr:`ExecutorRole.output_interval_s` (``--output-interval``, 1 s; only when there is new
@@ -55,7 +58,8 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,6 +104,11 @@ KEEP_FAILED_DIRS = 8
 """Job directories of failed jobs kept for inspection (the oldest go first)."""
 KEEP_FINISHED_JOBS = 1000
 """Finished jobs the journal remembers for deduplication (besides the age limit)."""
+PREPARED_PER_SLOT = 2
+"""Jobs between arrival and published result per slot: a slot holds a job's run alone, and
+the others fetch their data, build their directories or pack their results meanwhile (this
+bounds the disk their inputs take while they wait for a slot)."""
+
 RUNNING_REPORT_DELAY_S = 0.5
 """A job that holds a slot this long is reported ``running`` to its broker at once; a shorter
 one is not (its result follows), and the next heartbeat lists it as started anyway."""
@@ -201,6 +210,7 @@ class ExecutorRole:
         self._journal: JobJournal | None = None
         self._base: Path | None = None
         self._slots: trio.CapacityLimiter | None = None
+        self._preparing: trio.CapacityLimiter | None = None
         self._active: dict[uuid.UUID, _ActiveJob] = {}
         self._failed_dirs: collections.deque[Path] = collections.deque()
         self._nursery: trio.Nursery | None = None
@@ -269,6 +279,7 @@ class ExecutorRole:
             await trio.to_thread.run_sync(make_private_directory, base)
         self._base = base
         self._slots = trio.CapacityLimiter(self.max_jobs)
+        self._preparing = trio.CapacityLimiter(PREPARED_PER_SLOT * self.max_jobs)
         cache = InputCache(base / "inputs", self.settings.input_cache_bytes)
         await trio.to_thread.run_sync(cache.open)
         self._input_cache = cache
@@ -612,21 +623,31 @@ class ExecutorRole:
         arrived = trio.current_time()
         assert self._slots is not None
         result: JobResult | None = None
+
+        @asynccontextmanager
+        async def hold_slot() -> AsyncIterator[None]:
+            assert self._slots is not None
+            async with self._slots:
+                active.running = True
+                # "running" goes to the broker only if the job still runs a moment later: a
+                # short job's result says it all, and the heartbeats list what started.
+                report = trio.CancelScope()
+                self._nursery_or_fail().start_soon(self._report_running, report, dispatch)
+                try:
+                    yield
+                finally:
+                    report.cancel()
+                    active.running = False
+
         with active.scope:
             try:
-                async with self._slots:
-                    active.running = True
-                    queued = trio.current_time() - arrived
-                    # "running" goes to the broker only if the job still runs a moment later:
-                    # a short job's result says it all, and the heartbeats list what started.
-                    report = trio.CancelScope()
-                    self._nursery_or_fail().start_soon(self._report_running, report, dispatch)
-                    try:
-                        run = await self._runner.execute(dispatch, tree)
-                    finally:
-                        report.cancel()
-                        active.running = False
-                run.timings["queued"] = queued
+                # A slot is held by the run alone: the jobs after it fetch their data and
+                # build their directories meanwhile (at most as many as there are slots).
+                assert self._preparing is not None
+                async with self._preparing:
+                    waited = trio.current_time() - arrived
+                    run = await self._runner.execute(dispatch, tree, hold_slot)
+                run.timings["queued"] = waited + run.timings.get("queued", 0.0)
                 result = await self._result_maker.publish(dispatch, tree, run)
             except PoolClosedError:
                 # Shutting down (or the pool is gone): the job stays recorded and runs again at
