@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import trio
+import trio.testing
 
 from bpv7 import Bundle, BundleFlags, CreationTimestamp
 from bpv7.admin import (
@@ -266,3 +267,14 @@ async def test_one_signal_releases_its_bundles_in_one_group_commit(tmp_path: Pat
             signals = b.node.statistics().custody_signals_sent
             assert 0 < store.statistics().commits - commits <= signals <= 2
             nursery.cancel_scope.cancel()
+
+
+async def test_an_idle_node_keeps_no_custody_timer(mock_clock: trio.testing.MockClock) -> None:
+    # Custody signals wait custody_signal_delay_s (50 ms) for others to the same custodian;
+    # with none pending, nothing should wake (it woke 20 times a second on every idle node).
+    async with trio.open_nursery() as nursery:
+        running = await start_node(nursery, "idle", listen=())
+        await trio.testing.wait_all_tasks_blocked()
+        delay = running.node.config.custody_signal_delay_s
+        assert trio.lowlevel.current_statistics().seconds_to_next_deadline > 10 * delay
+        await running.stop()

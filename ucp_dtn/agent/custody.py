@@ -83,6 +83,7 @@ class CustodyManager:
         self._next_id = max(1, dtn_time_from_unix(core.now()) * 1024)
         self._outgoing: dict[tuple[EndpointID, int], set[int]] = defaultdict(set)
         self._flush_now = trio.Event()
+        self._pending = trio.Event()
 
     # -- as sender / custodian ----------------------------------------------------------------
 
@@ -253,15 +254,20 @@ class CustodyManager:
     def _signal(self, custodian: EndpointID, disposition: int, pdu: BibePdu) -> None:
         batch = self._outgoing[(custodian, disposition)]
         batch.add(pdu.transmission_id)
+        self._pending.set()
         if len(batch) >= _MAX_IDS_PER_SIGNAL:
             self._flush_now.set()
 
     async def run(self) -> None:
-        """Send aggregated custody signals (until cancelled)."""
+        """Send aggregated custody signals (until cancelled): a signal waits at most
+        ``custody_signal_delay_s`` for others to the same custodian. Nothing wakes while no
+        signal is pending (an idle node does not tick)."""
         delay = self._core.config.custody_signal_delay_s
         while True:
+            await self._pending.wait()
             with trio.move_on_after(delay):
                 await self._flush_now.wait()
+            self._pending = trio.Event()
             self._flush_now = trio.Event()
             await self.flush()
 
