@@ -203,7 +203,12 @@ async def submit_plan(session: ClientSession, plan: ExecutionPlan) -> SubmitRepo
     answered: dict[uuid.UUID, JobEntry] = {}
     if broker is not None:
         answered = await _wait_answered(session, job_ids, session.settings.wait_s)
-    accepted = {job_id: entry for job_id, entry in answered.items() if entry.accepted_by}
+    # A job whose result came before (or instead of) its job-accepted was taken all the same.
+    accepted = {
+        job_id: entry
+        for job_id, entry in answered.items()
+        if entry.accepted_by is not None or entry.result is not None
+    }
     rejected = {
         job_id: entry.detail or "rejected"
         for job_id, entry in answered.items()
