@@ -6,15 +6,12 @@
 
    - *native*: ``gcc -O2`` build of ``classifier.c`` made here in a temporary directory (skipped,
      saying so, without gcc); the process reads the audio file on stdin.
-   - *plain wasmtime*: the committed ``classifier.wasm`` with wasmtime-py directly — a default
-     engine (``wasmtime.Config()``: no epoch interruption, no fuel metering), a default store,
-     WASI stdin from the file, stdout to a file. The module is compiled beforehand (compile time
-     shown on its own row), as the executor's warm pool has it compiled after its first job.
-     This is the baseline of the ratios. Beside it, for comparison with older figures, the same
-     with epoch interruption on (and the executor's store limits: 256 MiB of linear memory, an
-     epoch deadline), the baseline of the figures of 2026-12-07 evening; and with fuel metering
-     on too (unlimited fuel), the executor's settings for every job before fuel on demand
-     (``FuelMetering``), the baseline of the figures before. Each repeat runs the three in turn.
+   - *plain wasmtime*: ``classifier.wasm`` with wasmtime-py directly (``wasm_runtime.py``'s
+     ``PlainWasmtime``): a default engine and store, nothing on; WASI stdin from the file. The
+     module is compiled beforehand (its own row), as the warm pool has it after a first job.
+     This is the baseline of the ratios. Beside it, for older figures: with epoch interruption
+     (and the executor's store limits), the baseline of 2026-12-07 evening; and with fuel
+     metering too, the executor's settings before fuel on demand. The three run in turn.
    - *JobSandbox in-process*: the same through our sandbox with the executor's engine settings
      (no epoch interruption: the pool's kill enforces time limits), no worker process, no
      network.
@@ -76,6 +73,7 @@ from pathlib import Path
 import psutil
 import trio
 import wasmtime
+from wasm_runtime import PlainWasmtime  # bench/: the classifier under wasmtime-py directly
 
 from ucp_dtn.client import (
     ClientSession,
@@ -88,8 +86,6 @@ from ucp_dtn.client import (
 from ucp_dtn.localnet import LocalNetwork, LocalNode, run_ucp
 from ucp_dtn.ucp import JobResult, load_plan
 from ucp_dtn.ucp.runtime import (
-    DEFAULT_MEMORY_LIMIT,
-    DEFAULT_TABLE_ELEMENTS_LIMIT,
     DEFAULT_TIMEOUT,
     JobSandbox,
     RunSpec,
@@ -109,7 +105,6 @@ CLASSIFIER = ROOT / "workloads" / "classifier"
 TARGET_RATIO = 1.10
 TARGET_LATENCY_MS = 100.0
 TARGET_JOBS_PER_S = 100.0
-UNLIMITED_FUEL = 2**64 - 1  # what the sandbox sets when a job has no fuel budget
 
 TRIVIAL_WAT = (Path(__file__).with_name("trivial.wat")).read_text()
 """A module that writes "ok" and exits (shared by the benchmarks that run trivial jobs)."""
@@ -241,54 +236,17 @@ def plain_wasmtime_rows(scene: Scene, audio: Path, work: Path, repeats: int) -> 
     comparison with older figures the same with epoch interruption, and with epoch interruption
     and fuel metering; each repeat runs all three in turn."""
     wasm = classifier_wasm_path().read_bytes()
-    compiled = []
-    compile_time = 0.0
-    for how in PLAIN_ENGINES:
-        config = wasmtime.Config()  # the defaults: no epoch, no fuel, copy-on-write images...
-        if how.epoch:
-            config.epoch_interruption = True
-        if how.fuel:
-            config.consume_fuel = True
-        engine = wasmtime.Engine(config)
-        began = time.perf_counter()
-        module = wasmtime.Module(engine, wasm)
-        if how is PLAIN_ENGINES[0]:
-            compile_time = time.perf_counter() - began
-        linker = wasmtime.Linker(engine)
-        linker.define_wasi()
-        compiled.append((engine, module, linker))
+    engines = [PlainWasmtime(wasm, fuel=how.fuel, epoch=how.epoch) for how in PLAIN_ENGINES]
+    compile_time = engines[0].compile_s
     times: list[list[float]] = [[] for _ in PLAIN_ENGINES]
     cpu: list[list[float]] = [[] for _ in PLAIN_ENGINES]
     note = ""
     for number in range(repeats):
-        for index, how in enumerate(PLAIN_ENGINES):
-            engine, module, linker = compiled[index]
+        for index, engine in enumerate(engines):
             out = work / f"wasmtime-{number}-{index}.out"
             began = time.perf_counter()
             began_cpu = time.process_time()
-            wasi = wasmtime.WasiConfig()
-            wasi.argv = ["classifier.wasm"]
-            wasi.stdin_file = str(audio)
-            wasi.stdout_file = str(out)
-            wasi.stderr_file = str(work / "wasmtime.err")
-            store = wasmtime.Store(engine)
-            store.set_wasi(wasi)
-            if how.epoch or how.fuel:  # the executor's limits go with its settings
-                store.set_limits(
-                    memory_size=DEFAULT_MEMORY_LIMIT, table_elements=DEFAULT_TABLE_ELEMENTS_LIMIT
-                )
-            if how.fuel:
-                store.set_fuel(UNLIMITED_FUEL)
-            if how.epoch:
-                store.set_epoch_deadline(1)
-            instance = linker.instantiate(store, module)
-            start = instance.exports(store)["_start"]
-            assert isinstance(start, wasmtime.Func)
-            try:
-                start(store)
-            except wasmtime.ExitTrap as exc:
-                if exc.code != 0:
-                    raise
+            engine.run(audio, out, work / "wasmtime.err")
             times[index].append(time.perf_counter() - began)
             cpu[index].append(time.process_time() - began_cpu)
             note = check_labels(scene, out.read_text(), "wasmtime")

@@ -232,7 +232,10 @@ UNLIMITED_FUEL = 2**64 - 1
 
 
 class PlainWasmtime:
-    """The classifier under wasmtime-py directly: one engine, the module compiled beforehand."""
+    """The classifier under wasmtime-py directly: one engine, the module compiled beforehand
+    (``compile_s`` says how long that took). With neither ``fuel`` nor ``epoch`` it is a default
+    engine with nothing on, and its stores have no limits either; with one of them the stores
+    get the executor's limits too (``bench/jobs.py`` uses this class for its baselines)."""
 
     def __init__(self, wasm: bytes, *, fuel: bool, epoch: bool) -> None:
         config = wasmtime.Config()
@@ -240,21 +243,25 @@ class PlainWasmtime:
         config.epoch_interruption = epoch
         self.fuel, self.epoch = fuel, epoch
         self.engine = wasmtime.Engine(config)
+        began = time.perf_counter()
         self.module = wasmtime.Module(self.engine, wasm)
+        self.compile_s = time.perf_counter() - began
         self.linker = wasmtime.Linker(self.engine)
         self.linker.define_wasi()
 
-    def run(self, audio: Path, job_dir: Path) -> None:
+    def run(self, audio: Path, stdout: Path, stderr: Path) -> None:
+        """Run the module once on ``audio``; its output streams to the two files."""
         wasi = wasmtime.WasiConfig()
         wasi.argv = ["classifier.wasm"]
         wasi.stdin_file = str(audio)
-        wasi.stdout_file = str(job_dir / "stdout")
-        wasi.stderr_file = str(job_dir / "stderr")
+        wasi.stdout_file = str(stdout)
+        wasi.stderr_file = str(stderr)
         store = wasmtime.Store(self.engine)
         store.set_wasi(wasi)
-        store.set_limits(
-            memory_size=DEFAULT_MEMORY_LIMIT, table_elements=DEFAULT_TABLE_ELEMENTS_LIMIT
-        )
+        if self.fuel or self.epoch:  # the executor's limits go with its settings
+            store.set_limits(
+                memory_size=DEFAULT_MEMORY_LIMIT, table_elements=DEFAULT_TABLE_ELEMENTS_LIMIT
+            )
         if self.fuel:
             store.set_fuel(UNLIMITED_FUEL)
         if self.epoch:
@@ -317,7 +324,7 @@ async def classifier_engine_rows(
                 for label, runner in plain.items():
                     job_dir = fresh_dir()
                     began, began_cpu = time.perf_counter(), time.process_time()
-                    runner.run(audio, job_dir)
+                    runner.run(audio, job_dir / "stdout", job_dir / "stderr")
                     record(label, began, began_cpu)
                 for label, sandbox in sandboxes.items():
                     spec = RunSpec(wasm, fresh_dir(), stdin_path=audio)
