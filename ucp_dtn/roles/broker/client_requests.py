@@ -38,7 +38,7 @@ from ..authorization import job_of_request, job_refusal, refusal_reply
 from ..endpoints import RoleName, node_of, role_endpoint
 from ..mailbox import Incoming
 from .client_view import job_list, log_reply
-from .handler_parts import HandlerParts
+from .handler_parts import HandlerParts, PartsHandler
 
 __all__ = ["REPLY_LIFETIME_S", "ClientRequests"]
 
@@ -48,7 +48,7 @@ REPLY_LIFETIME_S = 600.0
 """Lifetime of answers (job accepted, status replies)."""
 
 
-class ClientRequests:
+class ClientRequests(PartsHandler):
     """Clients' status, log and cancel requests and the trusted-mesh checks, for one broker
     run (see the module docstring). The broker calls it with its lock held; it acts through
     ``parts`` (:class:`~.handler_parts.HandlerParts`)."""
@@ -58,18 +58,7 @@ class ClientRequests:
         """This broker's endpoint (text)."""
         self.own_node = own_node
         """This broker's node ID (text)."""
-        self.settings = parts.settings
-        self._jobs = parts.jobs
-        self._registry = parts.registry
-        self._outputs = parts.outputs
-        self._scheduler = parts.scheduler
-        self._send = parts.send
-        self._save = parts.save
-        self._announce = parts.announce
-        self._ignore = parts.ignore
-        self._next_request_id = parts.next_request_id
-        self._clock = parts.clock
-        self._counts = parts.counts
+        super().__init__(parts)
 
     async def refused_job_data(self, incoming: Incoming, message: UcpMessage) -> bool:
         """In a trusted mesh, refuse (and answer) a client's data request about another

@@ -35,7 +35,7 @@ from ...ucp.messages import (
 from ...ucp.names import job_result_name
 from ..endpoints import RoleName, node_of, role_endpoint
 from ..mailbox import Incoming
-from .handler_parts import HandlerParts
+from .handler_parts import HandlerParts, PartsHandler
 from .job_records import JobRecord
 from .redeploy import is_current
 from .relay import DataRelay
@@ -46,26 +46,15 @@ __all__ = ["ExecutorReports"]
 logger = logging.getLogger(__name__)
 
 
-class ExecutorReports:
+class ExecutorReports(PartsHandler):
     """Executors' reports on their jobs, and result delivery, for one broker run (see the
     module docstring). The broker calls it with its lock held; it acts through
     ``parts`` (:class:`~.handler_parts.HandlerParts`)."""
 
     def __init__(self, parts: HandlerParts, succession: Succession, relay: DataRelay) -> None:
-        self.settings = parts.settings
-        self._jobs = parts.jobs
-        self._registry = parts.registry
-        self._outputs = parts.outputs
+        super().__init__(parts)
         self._succession = succession
-        self._scheduler = parts.scheduler
         self._relay = relay
-        self._send = parts.send
-        self._save = parts.save
-        self._announce = parts.announce
-        self._ignore = parts.ignore
-        self._next_request_id = parts.next_request_id
-        self._clock = parts.clock
-        self._counts = parts.counts
 
     async def on_job_state(self, incoming: Incoming, message: JobState) -> None:
         """An executor says a job runs."""

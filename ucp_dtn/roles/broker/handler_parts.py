@@ -19,7 +19,7 @@ from .registry import NodeRegistry
 from .relay import SendMessage
 from .scheduling import JobScheduler
 
-__all__ = ["HandlerParts"]
+__all__ = ["HandlerParts", "PartsHandler"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +51,22 @@ class HandlerParts:
     """The broker's clock."""
     counts: dict[str, int]
     """The broker's counters."""
+
+
+class PartsHandler:
+    """Base of the broker's message handlers: the :class:`HandlerParts` they act through, as
+    attributes of their own (``settings``, ``_jobs``, ``_send``...)."""
+
+    def __init__(self, parts: HandlerParts) -> None:
+        self.settings = parts.settings
+        self._jobs = parts.jobs
+        self._registry = parts.registry
+        self._outputs = parts.outputs
+        self._scheduler = parts.scheduler
+        self._send = parts.send
+        self._save = parts.save
+        self._announce = parts.announce
+        self._ignore = parts.ignore
+        self._next_request_id = parts.next_request_id
+        self._clock = parts.clock
+        self._counts = parts.counts
