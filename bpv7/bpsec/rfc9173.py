@@ -301,29 +301,42 @@ class Rfc9173Context(AcceptorContext):
         target = view.target_block
         if target is None:
             raise OperationFailure("a BCB cannot target the primary block")
-        parameters = dict(view.asb.parameters)  # (ids are unique: the ASB was checked)
-        iv = parameters.get(_IV)
+        asb = view.asb
+        iv: object = None
+        variant: object = 3
+        scope: object = 7
+        wrapped: object = None
+        for item_id, value in asb.parameters:  # (ids are unique: the ASB was checked)
+            if item_id == _IV:
+                iv = value
+            elif item_id == _AES_VARIANT:
+                variant = value
+            elif item_id == _AAD_SCOPE_FLAGS:
+                scope = value
+            elif item_id == _WRAPPED_KEY:
+                wrapped = value
         if not isinstance(iv, bytes) or not iv:
             # RFC 9173 §4.3.1: the IV "MUST be present" for AES-GCM.
             raise OperationFailure("no initialization vector (parameter 1)")
-        variant = parameters.get(_AES_VARIANT, 3)
         if type(variant) is not int:
             raise OperationFailure("the AES variant parameter is not an unsigned integer")
-        if variant not in _AES_KEY_LENGTHS:
+        key_length = _AES_KEY_LENGTHS.get(variant)
+        if key_length is None:
             raise OperationFailure(f"unknown AES variant {variant}")
-        scope = parameters.get(_AAD_SCOPE_FLAGS, 7)
         if type(scope) is not int:
             raise OperationFailure("the AAD scope flags parameter is not an unsigned integer")
-        tag = view.result(_RESULT_AUTH_TAG)
+        tag = None
+        for item_id, value in asb.results[asb.targets.index(view.target)]:
+            if item_id == _RESULT_AUTH_TAG:
+                tag = value
+                break
         if not isinstance(tag, bytes) or len(tag) != 16:
             # RFC 9173 §4.4.1: the authentication tag is 128 bits.
             raise OperationFailure("no 128-bit authentication tag (result 1) for this target")
-        wrapped = parameters.get(_WRAPPED_KEY)
         key = _key_for(view, keys, wrapped)
-        if len(key) != _AES_KEY_LENGTHS[variant]:
+        if len(key) != key_length:
             raise OperationFailure(
-                f"the key has {len(key)} bytes but the AES variant needs "
-                f"{_AES_KEY_LENGTHS[variant]}"
+                f"the key has {len(key)} bytes but the AES variant needs {key_length}"
             )
         data = aad(scope, view.primary, target, _security_header(view.security_block))
         ciphertext = target.data_view
