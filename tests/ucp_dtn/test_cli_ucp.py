@@ -20,6 +20,7 @@ from ucp_dtn.appapi import AppApiClient, AppApiServer
 from ucp_dtn.cli import SUBCOMMANDS, build_parser, main
 from ucp_dtn.cli.client_options import CLIENT_SETTINGS, settings_from
 from ucp_dtn.cli.command import CommandError
+from ucp_dtn.cli.main import parse_arguments
 from ucp_dtn.client import ClientSettings
 
 WAIT = 20
@@ -238,6 +239,45 @@ def test_every_subcommand_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     text = capsys.readouterr().out
     for name in names:
         assert name in text
+
+
+COMMAND_LINES = [
+    ["status"],
+    ["--home", "/h", "-v", "status", "--json"],
+    ["status", "--via", "tcp://127.0.0.1:4556", "-vv"],
+    ["submit", "plan.toml", "--wait", "5s"],
+    ["run", "plan.toml", "-o", "out", "--no-agent"],
+    ["jobs", "--json"],
+    ["cancel", "0f0e0d0c-0b0a-0908-0706-050403020100"],
+    ["logs", "0f0e0d0c-0b0a-0908-0706-050403020100"],
+    ["collect", "-o", "out"],
+    ["data", "ls"],
+    ["agent", "stop"],
+    ["send", "-d", "dtn://b/x", "payload.bin"],
+    ["recv", "-e", "dtn://a/x", "--timeout", "2"],
+    ["nodes"],
+    ["demo", "--open"],
+    ["--via", "tcp://127.0.0.1:1", "run", "p.toml", "--json"],
+]
+BAD_COMMAND_LINES = [[], ["nosuch"], ["status", "--bogus"], ["--bogus", "status"], ["cancel"]]
+
+
+@pytest.mark.parametrize("argv", COMMAND_LINES, ids=" ".join)
+def test_only_the_named_subcommand_is_built_and_reads_the_same(argv: list[str]) -> None:
+    """parse_arguments builds only the named subcommand's flags; what it reads is what the
+    parser of every subcommand reads."""
+    expected = vars(build_parser().parse_args(argv))
+    assert vars(parse_arguments(argv)) == expected
+
+
+@pytest.mark.parametrize("argv", BAD_COMMAND_LINES, ids=" ".join)
+def test_a_bad_command_line_gets_the_full_parsers_message(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    message = capsys.readouterr().err
+    assert message.startswith("ucp") and "error:" in message
+    assert message.count("\n") == 1
 
 
 # -- the client's flags: their own settings table ------------------------------------------------

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import select
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -62,6 +61,8 @@ def _log_tail(home: Path) -> str:
 
 def _start(home: Path) -> None:
     """Start the agent of ``home`` and wait until it says it is ready."""
+    import subprocess  # (only the first command of a session starts the agent)
+
     try:
         make_private_directory(home)
         log = os.fdopen(open_private(home / AGENT_LOG, os.O_WRONLY | os.O_APPEND), "ab")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 from .command import EXIT_FAILURE, Subcommand, run_async
@@ -73,6 +72,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace) -> int:
+    import tempfile
+
     from ucp_dtn.demo import run_demo
     from ucp_dtn.localnet import LocalNetwork
 

@@ -92,8 +92,19 @@ class _Version(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser of ``ucp`` and its subcommands."""
-    parser = _Parser(
+    """The parser of ``ucp`` and all its subcommands."""
+    parser, subparsers = _parser_listing_subcommands(add_help=True)
+    for command in SUBCOMMANDS:
+        _add_subcommand_flags(subparsers[command.name], command)
+    return parser
+
+
+def _parser_listing_subcommands(
+    *, add_help: bool
+) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The main parser, its global flags and one parser per subcommand, named and described
+    but without flags of its own yet."""
+    parser: argparse.ArgumentParser = _Parser(
         prog="ucp",
         description=(
             "Client of the ucp-dtn platform: submit/status/jobs/cancel/logs/collect/run/data act "
@@ -104,13 +115,46 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     add_global_arguments(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in SUBCOMMANDS:
-        sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
-        command.add_arguments(sub)
-        if command.name != "data":  # its actions take the global flags themselves
-            add_global_arguments(sub, client=command.client)
-        sub.set_defaults(subcommand=command)
-    return parser
+    parsers: dict[str, argparse.ArgumentParser] = {
+        command.name: subparsers.add_parser(
+            command.name, help=command.help, description=command.help, add_help=add_help
+        )
+        for command in SUBCOMMANDS
+    }
+    return parser, parsers
+
+
+def _add_subcommand_flags(sub: argparse.ArgumentParser, command: Subcommand) -> None:
+    if not sub.add_help:
+        sub.add_help = True
+        sub.add_argument(
+            "-h",
+            "--help",
+            action="help",
+            default=argparse.SUPPRESS,
+            help="show this help message and exit",
+        )
+    command.add_arguments(sub)
+    if command.name != "data":  # its actions take the global flags themselves
+        add_global_arguments(sub, client=command.client)
+    sub.set_defaults(subcommand=command)
+
+
+_BY_NAME = {command.name: command for command in SUBCOMMANDS}
+
+
+def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    """``argv`` parsed. Only the subcommand it names gets its flags built: a first pass over
+    the global flags finds it (building every subcommand's parser was most of what ``ucp
+    <subcommand>`` spent before doing anything). A command line that pass cannot read goes to
+    the full parser, whose message is the one the user sees."""
+    parser, subparsers = _parser_listing_subcommands(add_help=False)
+    try:
+        known, _ = parser.parse_known_args(argv)
+    except _UsageError:
+        return build_parser().parse_args(argv)
+    _add_subcommand_flags(subparsers[known.command], _BY_NAME[known.command])
+    return parser.parse_args(argv)
 
 
 def _leaves(error: BaseException) -> list[BaseException]:
@@ -147,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print_version()  # no parser to build
             return 0
         try:
-            args = build_parser().parse_args(argv)
+            args = parse_arguments(argv)
         except _UsageError as exc:
             print(f"{exc.prog}: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
