@@ -266,7 +266,8 @@ async def test_a_job_whose_broker_dies_before_its_first_sync_moves_with_its_clie
             told += done.stderr.decode()
             await trio.sleep(0.5)
     assert (results / "lone" / "out.txt").read_text() == "only the client knew\n"
-    assert told.count("moved to dtn://bb/ucp/broker: dtn://ba/ucp/broker accepted it") == 1, told
+    moved = "lone ({}): moved to dtn://bb/ucp/broker: dtn://ba/ucp/broker accepted it, does not"
+    assert told.count(moved.format(job_id[:8])) == 1, told
     status = (await client.status("lone", via=bb))["lone"]
     assert status["state"] == "done" and status["accepted_by"] == "dtn://bb/ucp/broker", status
 

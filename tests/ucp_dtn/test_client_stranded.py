@@ -52,9 +52,7 @@ async def test_a_job_moves_only_once_its_broker_is_silent_and_the_answering_one_
     assert stranded(await entries(journal), {KNOWN}, B, trio.current_time(), AFTER_S) == []
     await trio.sleep(1)
     now = trio.current_time()
-    assert [e.job_id for e in stranded(await entries(journal), {KNOWN}, B, now, AFTER_S)] == [
-        LONE
-    ]
+    assert [e.job_id for e in stranded(await entries(journal), {KNOWN}, B, now, AFTER_S)] == [LONE]
     # Asked of A itself, or with moving turned off (0), nothing is stranded.
     assert stranded(await entries(journal), {KNOWN}, A, now, AFTER_S) == []
     assert stranded(await entries(journal), {KNOWN}, B, now, 0.0) == []

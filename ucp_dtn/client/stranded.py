@@ -11,8 +11,8 @@ others never heard of the job. The client can, since it keeps each submission in
 (as sent, inline data included) until the job's result is here or it was collected.
 
 Whenever the client asks a broker about its unsettled jobs (``ucp status``, ``ucp collect``,
-the polls of ``ucp run`` and ``ucp collect --wait``), :func:`move_stranded` looks at the jobs
-the answer did not list. Such a job is *stranded* (:func:`stranded`, sans-IO) when
+the polls of ``ucp run``: :func:`~.jobs.wait_for_jobs`), :func:`move_stranded` looks at the
+jobs the answer did not list. Such a job is *stranded* (:func:`stranded`, sans-IO) when
 
 * the broker that answered does not know it — neither as its own nor from another broker's
   sync;
