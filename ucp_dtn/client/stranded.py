@@ -132,19 +132,20 @@ async def move_stranded(
     candidates = stranded(entries.values(), listed, answering, now, after_s)
     if not candidates:
         return []
+    # Only jobs that can move are worth asking about (a journal older than kept submissions
+    # has none: its jobs would be asked about at every poll, to no end).
+    kept = await session.journal.submissions([entry.job_id for entry in candidates])
     by_holder: dict[str, list[JobEntry]] = {}
     for entry in candidates:
-        by_holder.setdefault(holder(entry) or "", []).append(entry)
+        if entry.job_id in kept:
+            by_holder.setdefault(holder(entry) or "", []).append(entry)
     moved: list[MovedJob] = []
     for silent, jobs in by_holder.items():
         still_there = await _known_by(session, silent, [entry.job_id for entry in jobs])
-        lost = [entry for entry in jobs if entry.job_id not in still_there]
-        kept = await session.journal.submissions([entry.job_id for entry in lost])
-        for entry in lost:
-            submission = kept.get(entry.job_id)
-            if submission is None:
+        for entry in jobs:
+            if entry.job_id in still_there:
                 continue
-            again = dataclasses.replace(submission, moved_from=silent)
+            again = dataclasses.replace(kept[entry.job_id], moved_from=silent)
             await session.mailbox.send(
                 answering, again, custody=True, lifetime_s=session.settings.lifetime_s
             )
