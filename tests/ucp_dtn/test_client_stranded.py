@@ -5,12 +5,25 @@ the journal keeps for it."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
+from typing import Any
 
 import trio
 
-from ucp_dtn.client import ClientJournal, JobEntry
+from tests.ucp_dtn.test_client_session import LIMIT, hub, settings_for, write_plan
+from ucp_dtn.client import ClientJournal, ClientSession, JobEntry, JobEvent, wait_for_jobs
+from ucp_dtn.client.operations import run_operation
 from ucp_dtn.client.stranded import MovedJob, holder, stranded
-from ucp_dtn.ucp import InlineData, JobInfo, JobResult, JobStatus, JobSubmission, ResultStatus
+from ucp_dtn.roles import RoleName
+from ucp_dtn.ucp import (
+    InlineData,
+    JobInfo,
+    JobResult,
+    JobStatus,
+    JobSubmission,
+    ResultStatus,
+    load_plan,
+)
 
 A, B, C = (f"dtn://{name}/ucp/broker" for name in "abc")
 AFTER_S = 120.0
@@ -83,3 +96,60 @@ async def test_a_job_moves_only_once_its_broker_is_silent_and_the_answering_one_
     await journal.mark_collected_many([(LONE, None), (KNOWN, "/out/2")])
     assert await journal.submissions([LONE, KNOWN]) == {}
     await journal.aclose()
+
+
+async def test_jobs_of_a_broker_no_one_reaches_move_through_status_and_waiting(
+    tmp_path: Path,
+) -> None:
+    # Two jobs a broker "gone" accepted (as the journal says) and lost before anybody else
+    # heard of them; the hub's broker never saw them. `ucp status` moves the first (and says
+    # so), waiting for the second moves that one; both run on the hub once, with results.
+    plan = load_plan(
+        write_plan(tmp_path, '[jobs.one]\nwasm = "hello.wasm"\n[jobs.two]\nwasm = "hello.wasm"\n')
+    )
+    gone = "dtn://gone/ucp/broker"
+    roles = (RoleName.BROKER, RoleName.EXECUTOR, RoleName.DATASTORE)
+    events: list[JobEvent] = []
+    lines: list[str] = []
+
+    async def emit(event: dict[str, Any]) -> None:
+        if event.get("event") == "log":
+            lines.append(str(event["line"]))
+
+    with trio.fail_after(LIMIT):
+        async with trio.open_nursery() as nursery, hub(nursery, roles) as node:
+            settings = settings_for(
+                tmp_path / "home", node, resubmit_after_s=0.2, request_timeout_s=1.0
+            )
+            async with ClientSession.open(settings) as session:
+                session.watch(events.append)
+                journal = session.journal
+                ids = [job.info.job_id for job in plan.jobs]
+                await journal.add_jobs(
+                    "plan.toml", [(j.name, j.info.job_id) for j in plan.jobs], broker=gone
+                )
+                await journal.keep_submissions(
+                    [JobSubmission(j.info, j.inline_data) for j in plan.jobs]
+                )
+                for job_id in ids:
+                    await journal.accepted(job_id, gone)
+                await trio.sleep(0.3)  # past --resubmit-after: time, not a wait for an event
+
+                document = await run_operation(
+                    session.client, settings, "status", {"jobs": ["one"]}, emit
+                )
+                assert lines == [
+                    f"ucp: one ({str(ids[0])[:8]}): moved to dtn://hub/ucp/broker: {gone} "
+                    "accepted it, does not answer, and no other broker knows the job"
+                ]
+                (shown,) = document["jobs"]
+                assert shown["broker"] == "dtn://hub/ucp/broker" and shown["moved_at"]
+
+                entries = await wait_for_jobs(session, ids, timeout_s=LIMIT)
+                assert [entry.succeeded for entry in entries] == [True, True]
+                assert {entry.accepted_by for entry in entries} == {"dtn://hub/ucp/broker"}
+                # Moved once each: the hub knew them from then on.
+                moves = [e.message for e in events if isinstance(e.message, JobSubmission)]
+                assert sorted(m.job.job_id for m in moves) == sorted(ids)
+                assert {m.moved_from for m in moves} == {gone}
+            nursery.cancel_scope.cancel()
