@@ -218,3 +218,62 @@ async def test_queued_jobs_of_a_killed_broker_complete_through_another_once(
         assert executor_log.count(f"job {job_id} finished") == 1
         assert f"job {job_id} dispatched to" not in after_restart
     assert d.alive
+
+
+async def test_a_job_whose_broker_dies_before_its_first_sync_moves_with_its_client_once(
+    network: Network, tmp_path: Path
+) -> None:
+    # ba ticks every ten minutes (heartbeat 10m, executor timeout 1h): its first broker sync,
+    # and the one it owes a job it accepted, would come long after this test. So the window
+    # between its job-accepted and its sync, in which no other broker knows the job, is open
+    # for the whole test instead of a race of about a second.
+    slow_sync = ["--heartbeat", "10m", "--executor-timeout", "1h"]
+    ba = await start_roles(network, "ba", "broker", *FAST, *slow_sync)
+    bb = await start_roles(network, "bb", "broker", "-s", ba.url, *FAST)
+    client = Client(tmp_path / "home", ba)
+    write_wasm(tmp_path, "cat.wasm", CAT_WAT)
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        '[jobs.lone]\nwasm = "cat.wasm"\nargs = ["out.txt", "in.txt"]\n'
+        'files = { "in.txt" = { text = "only the client knew\\n" } }\nresults = ["out.txt"]\n'
+    )
+    ids = await submit(client, plan)  # asserts that ba accepted it
+    job_id = ids["lone"]
+    assert (await client.status("lone"))["lone"]["accepted_by"] == "dtn://ba/ucp/broker"
+
+    # bb has not heard of it (asked of bb itself, from another home)...
+    observer = ClientSettings(
+        home=tmp_path / "observer", via=(bb.address,), broker="dtn://bb/", wait_s=10.0
+    )
+    async with ClientSession.open(observer) as session:
+        assert (await session.status((uuid.UUID(job_id),))).jobs == ()
+    # ...when ba dies for good.
+    ba.kill()
+    x = await start_roles(network, "x", "executor", "-s", bb.url, *FAST)
+
+    # The client asks bb, which does not know the job, and ba, which does not answer: it sends
+    # the job to bb (once: bb knows it from then on), says so, and collects its result.
+    results = tmp_path / "out"
+    told = ""
+    with trio.fail_after(40):
+        while not (results / "lone" / "out.txt").exists():
+            done = await client.ucp(
+                *("collect", "-o", str(results), "--broker", "dtn://bb/"),
+                *("--resubmit-after", "1s", "--wait", "5s"),
+                via=bb,
+            )
+            assert done.returncode == 0, explain(done)
+            told += done.stderr.decode()
+            await trio.sleep(0.5)
+    assert (results / "lone" / "out.txt").read_text() == "only the client knew\n"
+    moved = "lone ({}): moved to dtn://bb/ucp/broker: dtn://ba/ucp/broker accepted it, does not"
+    assert told.count(moved.format(job_id[:8])) == 1, told
+    status = (await client.status("lone", via=bb))["lone"]
+    assert status["state"] == "done" and status["accepted_by"] == "dtn://bb/ucp/broker", status
+
+    broker_log, executor_log = bb.log.read_text(), x.log.read_text()
+    assert broker_log.count(f"job {job_id} (lone) accepted from") == 1
+    assert "moved here from broker dtn://ba/ucp/broker by its client" in broker_log
+    assert broker_log.count(f"job {job_id} dispatched to") == 1
+    assert executor_log.count(f"job {job_id} finished") == 1
+    assert not ba.alive

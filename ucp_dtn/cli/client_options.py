@@ -139,6 +139,16 @@ CLIENT_SETTINGS = SettingsTable(
             in_file=False,
         ),
         Setting(
+            "resubmit_after",
+            DURATION.within(0.0, 30 * 24 * 3600.0),
+            "send a job again, to the broker reached now, when it was sent this long ago to "
+            "a broker that does not answer and the broker reached now does not know it (that "
+            "broker was lost before telling any other); 0: never",
+            feeds=("client.resubmit_after_s",),
+            in_file=False,
+            example="30s",
+        ),
+        Setting(
             "collect_max_size",
             SIZE.within(1, _PIB),
             "the most one job's results may unpack to (ucp collect, ucp run): a results "

@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from .node import ClientNode, JobEvent
     from .session import ClientSession
     from .settings import HOME_ENV, ClientSettings, default_home
+    from .stranded import MovedJob, move_stranded
 
 _WHERE = {
     "Collected": "collect",
@@ -109,6 +110,8 @@ _WHERE = {
     "HOME_ENV": "settings",
     "ClientSettings": "settings",
     "default_home": "settings",
+    "MovedJob": "stranded",
+    "move_stranded": "stranded",
 }
 
 __all__ = [
@@ -128,6 +131,7 @@ __all__ = [
     "HomeError",
     "JobEntry",
     "JobEvent",
+    "MovedJob",
     "NoReply",
     "OutboxItem",
     "PutOutcome",
@@ -148,6 +152,7 @@ __all__ = [
     "get_data",
     "job_output",
     "list_data",
+    "move_stranded",
     "put_data",
     "replica_listing",
     "refresh",

@@ -49,6 +49,7 @@ from .jobs import fetch_archive, fetch_result
 from .journal import JobEntry
 from .session import ClientSession
 from .settings import DEFAULT_COLLECT_MAX_BYTES, DEFAULT_COLLECT_MAX_FILES
+from .stranded import move_stranded
 
 __all__ = [
     "ArchiveLimitError",
@@ -319,6 +320,8 @@ async def _reach_results(session: ClientSession, entries: list[JobEntry]) -> lis
     try:
         reply = await session.status(tuple(unsettled))
         reported = {job.job_id: job.state for job in reply.jobs}
+        # A job no broker knows may be stranded with a lost one: send it again here.
+        await move_stranded(session, unsettled, reply)
     except NoReply as exc:
         logger.warning("%s", exc)
     # A result may exist for jobs the broker reports finished, and for jobs it does not know

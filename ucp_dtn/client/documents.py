@@ -114,6 +114,7 @@ def job_document(entry: JobEntry, names: JobNames) -> dict[str, Any]:
         "submitted_at": entry.submitted_at,
         "broker": entry.broker,
         "accepted_by": entry.accepted_by,
+        "moved_at": entry.moved_at,
         "warning": entry.warning,
         "executor": entry.executor,
         "result": None

@@ -53,6 +53,7 @@ from .errors import ClientError, NoReply
 from .journal import JobEntry
 from .node import JobEvent
 from .session import ClientSession
+from .stranded import move_stranded
 
 __all__ = [
     "CancelOutcome",
@@ -189,14 +190,17 @@ async def submit_plan(session: ClientSession, plan: ExecutionPlan) -> SubmitRepo
                 confirmed = await _confirm_uploads(session, puts, replies)
     # In a trusted mesh each job carries the client's certificate: its result is sealed to it.
     key = session.client.result_key()
-    submissions: list[UcpMessage] = [
+    submissions = [
         JobSubmission(
             job=job.info if key is None else dataclasses.replace(job.info, result_key=key),
             inline_data=job.inline_data,
         )
         for job in plan.jobs
     ]
-    addressed = await session.post(submissions)
+    # Kept until the result is here: sent again if its broker is lost (:mod:`.stranded`).
+    await session.journal.keep_submissions(submissions)
+    messages: list[UcpMessage] = list(submissions)
+    addressed = await session.post(messages)
     job_ids = [job.info.job_id for job in plan.jobs]
     if addressed is not None:
         await session.journal.set_broker(job_ids, str(addressed))
@@ -322,7 +326,9 @@ async def refresh(
     ones whose result bundle has not come; the entries as the journal knows them after."""
     unsettled = [entry.job_id for entry in entries if not entry.settled]
     if unsettled:
-        await session.status(tuple(unsettled))
+        reply = await session.status(tuple(unsettled))
+        # A job no broker knows may be stranded with a lost one: send it again here.
+        await move_stranded(session, unsettled, reply)
     # One journal read for all of them (a thread call per job was O(N) calls per poll).
     now_known = await session.journal.get_many([entry.job_id for entry in entries])
     fresh = []

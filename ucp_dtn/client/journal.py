@@ -9,7 +9,10 @@ behind one ``CapacityLimiter(1)``. It holds
   broker it went to and whether that broker accepted it, the newest state heard (``job-state``
   updates and status replies; an older update never overwrites a newer one and a final state
   sticks), the first result that arrived (delivered to the client endpoint, or fetched from a
-  datastore as ``<job-uuid>/result``) and where it was collected to;
+  datastore as ``<job-uuid>/result``) and where it was collected to; and the submission as it
+  was sent (``job-submit``, inline data included), kept until the job's result is here or it
+  was collected, so that the client can send it to another broker if the one that accepted it
+  is lost before any other heard of the job (:mod:`.stranded`), and when it last did;
 * **the outbox** — encoded messages that could not become bundles yet because no broker was
   known at all (the very first ``ucp submit`` while the broker is down); the next command that
   reaches a broker sends them, in order;
@@ -67,7 +70,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     result_at REAL,
     collected_at REAL,
     collected_to TEXT,
-    warning TEXT NOT NULL DEFAULT ''
+    warning TEXT NOT NULL DEFAULT '',
+    submission BLOB,
+    moved_at REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_by_name ON jobs (name, seq);
 CREATE TABLE IF NOT EXISTS outbox (
@@ -85,10 +90,14 @@ CREATE TABLE IF NOT EXISTS settings (
 
 _COLUMNS = (
     "job_id, seq, name, plan, submitted_at, broker, accepted_by, state, state_at, detail, "
-    "executor, result, result_from, result_at, collected_at, collected_to, warning"
+    "executor, result, result_from, result_at, collected_at, collected_to, warning, moved_at"
 )
 # Columns added after the first version of the journal: (name, definition).
-_ADDED_COLUMNS = (("warning", "TEXT NOT NULL DEFAULT ''"),)
+_ADDED_COLUMNS = (
+    ("warning", "TEXT NOT NULL DEFAULT ''"),
+    ("submission", "BLOB"),
+    ("moved_at", "REAL"),
+)
 _HEX = re.compile(r"[0-9a-f-]+")
 _MIN_PREFIX = 4
 
@@ -145,6 +154,9 @@ class JobEntry:
     warning: str = ""
     """What the broker warned about when it accepted the job (e.g. no node is known at its
     result address)."""
+    moved_at: float | None = None
+    """When the client last sent the job to another broker because the one it was with was
+    lost (the client's clock; :mod:`.stranded`)."""
 
     @property
     def final(self) -> bool:
@@ -208,6 +220,7 @@ def _entry(row: tuple[object, ...]) -> JobEntry:
         collected_at,
         collected_to,
         warning,
+        moved_at,
     ) = row
     decoded: JobResult | None = None
     if isinstance(result, bytes):
@@ -234,6 +247,7 @@ def _entry(row: tuple[object, ...]) -> JobEntry:
         collected_at=float(collected_at) if isinstance(collected_at, int | float) else None,
         collected_to=None if collected_to is None else str(collected_to),
         warning=str(warning or ""),
+        moved_at=float(moved_at) if isinstance(moved_at, int | float) else None,
     )
 
 
@@ -268,6 +282,11 @@ class ClientJournal:
             return db
 
         return cls(await trio.to_thread.run_sync(connect), clock)
+
+    def now(self) -> float:
+        """The time by the journal's clock (the client's), which its entries are stamped
+        with."""
+        return self._clock()
 
     async def aclose(self) -> None:
         """Close the file once the call in progress has finished, even while being
@@ -313,6 +332,56 @@ class ClientJournal:
         """Note that these jobs' submissions left for ``broker``."""
         ids = [(broker, job_id.bytes) for job_id in job_ids]
         await self._run(lambda db: db.executemany("UPDATE jobs SET broker=? WHERE job_id=?", ids))
+
+    async def keep_submissions(self, submissions: Sequence[JobSubmission]) -> None:
+        """Keep the submissions as they are sent (until the job's result is here or it was
+        collected): what :meth:`move` sends again."""
+        rows = [(message.to_cbor(), message.job.job_id.bytes) for message in submissions]
+        await self._run(
+            lambda db: db.executemany("UPDATE jobs SET submission=? WHERE job_id=?", rows)
+        )
+
+    async def submissions(self, job_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, JobSubmission]:
+        """The kept submissions of these jobs (those still kept, that decode)."""
+
+        def work(db: sqlite3.Connection) -> dict[uuid.UUID, bytes]:
+            found: dict[uuid.UUID, bytes] = {}
+            for job_id in job_ids:
+                row = db.execute(
+                    "SELECT submission FROM jobs WHERE job_id=? AND submission IS NOT NULL",
+                    (job_id.bytes,),
+                ).fetchone()
+                if row is not None:
+                    found[job_id] = bytes(row[0])
+            return found
+
+        kept: dict[uuid.UUID, JobSubmission] = {}
+        for job_id, payload in (await self._run(work)).items():
+            try:
+                message = decode_message(payload)
+            except MessageDecodeError:
+                continue
+            if isinstance(message, JobSubmission) and message.job.job_id == job_id:
+                kept[job_id] = message
+        return kept
+
+    async def move(self, job_id: uuid.UUID, broker: str) -> JobEntry | None:
+        """The job's submission was sent again, to ``broker``: it is that broker's to accept
+        now (``accepted_by`` is cleared until it does). Returns the entry, ``None`` for an
+        unknown job."""
+        now = self._clock()
+
+        def work(db: sqlite3.Connection) -> JobEntry | None:
+            db.execute(
+                "UPDATE jobs SET broker=?, accepted_by=NULL, moved_at=? WHERE job_id=?",
+                (broker, now, job_id.bytes),
+            )
+            row = db.execute(
+                f"SELECT {_COLUMNS} FROM jobs WHERE job_id=?", (job_id.bytes,)
+            ).fetchone()
+            return None if row is None else _entry(row)
+
+        return await self._run(work)
 
     async def get(self, job_id: uuid.UUID) -> JobEntry | None:
         """The job with this UUID, if this client submitted it."""
@@ -463,7 +532,7 @@ class ClientJournal:
 
         def work(db: sqlite3.Connection) -> JobEntry | None:
             cursor = db.execute(
-                "UPDATE jobs SET result=?, result_from=?, result_at=? "
+                "UPDATE jobs SET result=?, result_from=?, result_at=?, submission=NULL "
                 "WHERE job_id=? AND result IS NULL",
                 (result.to_cbor(), source, now, result.job_id.bytes),
             )
@@ -489,7 +558,7 @@ class ClientJournal:
         now = self._clock()
         await self._run(
             lambda db: db.execute(
-                "UPDATE jobs SET collected_at=?, collected_to=? WHERE job_id=?",
+                "UPDATE jobs SET collected_at=?, collected_to=?, submission=NULL WHERE job_id=?",
                 (now, directory, job_id.bytes),
             )
         )
@@ -501,7 +570,8 @@ class ClientJournal:
         rows = [(now, directory, job_id.bytes) for job_id, directory in marks]
         await self._run(
             lambda db: db.executemany(
-                "UPDATE jobs SET collected_at=?, collected_to=? WHERE job_id=?", rows
+                "UPDATE jobs SET collected_at=?, collected_to=?, submission=NULL WHERE job_id=?",
+                rows,
             )
         )
 

@@ -28,7 +28,7 @@ import math
 import signal
 import threading
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,16 @@ from typing import Any
 import trio
 
 from ..private_files import write_private
-from ..ucp import DataItem, ExecutionPlan, JobAccepted, JobResult, JobState, JobStatus, PlanError
+from ..ucp import (
+    DataItem,
+    ExecutionPlan,
+    JobAccepted,
+    JobResult,
+    JobState,
+    JobStatus,
+    JobSubmission,
+    PlanError,
+)
 from ..ucp.plan_loader import parse_plan
 from .collect import Collected, CollectState, collect_results, result_summary
 from .data import delete_data, free_space, get_data, list_data, put_data, replica_listing
@@ -59,6 +68,7 @@ from .node import ClientNode, JobEvent
 from .progress import LARGE_OCTETS, report_transfers
 from .session import ClientSession
 from .settings import ClientSettings
+from .stranded import move_stranded
 
 __all__ = ["OPERATIONS", "Emit", "run_in_process", "run_operation"]
 
@@ -139,7 +149,33 @@ def progress(event: JobEvent) -> str | None:
         return word
     if isinstance(message, JobResult):
         return None if entry.final else result_summary(entry)
+    if isinstance(message, JobSubmission) and message.moved_from is not None:
+        # Sent again by this client (:mod:`.stranded`).
+        return (
+            f"moved to {entry.broker}: {message.moved_from} accepted it, does not answer, "
+            "and no other broker knows the job"
+        )
     return None
+
+
+@contextlib.asynccontextmanager
+async def _moves_told(session: ClientSession, emit: Emit) -> AsyncIterator[None]:
+    """Say in one line each (on the command's stderr) which jobs the block sent to another
+    broker because theirs was lost (:mod:`.stranded`)."""
+    lines: list[str] = []
+
+    def note(event: JobEvent) -> None:
+        text = progress(event) if isinstance(event.message, JobSubmission) else None
+        if text is not None:
+            lines.append(f"ucp: {event.entry.label}: {text}")
+
+    session.client.watch(note)
+    try:
+        yield
+    finally:
+        session.client.unwatch(note)
+    for line in lines:
+        await emit({"event": "log", "line": line})
 
 
 async def _run(session: ClientSession, args: dict[str, Any], emit: Emit) -> dict[str, Any]:
@@ -200,7 +236,13 @@ async def _status(session: ClientSession, args: dict[str, Any], emit: Emit) -> d
         problem = session.unreachable()
     else:
         try:
-            reply = await session.status(job_ids, include_nodes=bool(args.get("nodes")))
+            async with _moves_told(session, emit):
+                reply = await session.status(job_ids, include_nodes=bool(args.get("nodes")))
+                asked = job_ids or tuple(
+                    entry.job_id for entry in await session.journal.jobs() if not entry.settled
+                )
+                # A job no broker knows may be stranded with a lost one: send it again here.
+                await move_stranded(session, asked, reply)
             nodes = [node_document(node) for node in reply.nodes]
             extra = [
                 status for status in reply.jobs if await session.journal.get(status.job_id) is None
@@ -338,7 +380,8 @@ async def _collect(session: ClientSession, args: dict[str, Any], emit: Emit) -> 
         ]
     items: list[Collected] = []
     if entries:
-        items = await collect_results(session, entries, Path(args["output"]))
+        async with _moves_told(session, emit):
+            items = await collect_results(session, entries, Path(args["output"]))
     names = await _names(session)
     return {
         "jobs": [collected_document(item, names) for item in items],

@@ -20,6 +20,7 @@ from .errors import ClientUsageError
 __all__ = [
     "DEFAULT_COLLECT_MAX_BYTES",
     "DEFAULT_COLLECT_MAX_FILES",
+    "DEFAULT_RESUBMIT_AFTER_S",
     "HOME_ENV",
     "ClientSettings",
     "default_home",
@@ -32,6 +33,9 @@ DEFAULT_COLLECT_MAX_BYTES = 256 * 1024**2
 DEFAULT_COLLECT_MAX_FILES = 10_000
 """How many files one job's results may unpack to unless ``--collect-max-files`` says
 otherwise."""
+DEFAULT_RESUBMIT_AFTER_S = 120.0
+"""How long a job must have been with a broker that does not answer, and that no other broker
+reached knows, before the client sends it to another broker (``--resubmit-after``)."""
 
 
 def default_home() -> Path:
@@ -70,6 +74,10 @@ class ClientSettings:
     """After a reply to a query several datastores may answer, how long to wait for more."""
     lock_timeout_s: float = 10.0
     """How long to wait for another program to release the client home."""
+    resubmit_after_s: float = DEFAULT_RESUBMIT_AFTER_S
+    """How long after a job was sent to a broker the client may send it to another one when
+    the one it was sent to does not answer and the broker reached now does not know the job
+    (a broker lost before it told any other about the job, :mod:`.stranded`); 0: never."""
     collect_max_bytes: int = DEFAULT_COLLECT_MAX_BYTES
     """The most a job's results archive may unpack to (``--collect-max-size``): archives come
     from the network, and a small one can hold gigabytes of zeros."""
@@ -80,7 +88,14 @@ class ClientSettings:
     use`` put in the home (``<home>/trust.pem``), else open mode."""
 
     def __post_init__(self) -> None:
-        for name in ("wait_s", "request_timeout_s", "lifetime_s", "settle_s", "lock_timeout_s"):
+        for name in (
+            "wait_s",
+            "request_timeout_s",
+            "lifetime_s",
+            "settle_s",
+            "lock_timeout_s",
+            "resubmit_after_s",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value >= 0 or math.isnan(value):
                 raise ClientUsageError(f"{name} must be a non-negative number, got {value!r}")

@@ -230,11 +230,18 @@ class UcpMessage(_Checked):
 class JobSubmission(UcpMessage):
     """A client submits one job (``job-submit``)."""
 
+    _EIDS = ("moved_from",)
+
     KIND: ClassVar[str] = "job-submit"
     job: JobInfo
     """What to run: the module, its inputs, limits, requirements and result routing."""
     inline_data: Mapping[DataName, bytes] = field(default_factory=dict)
     """Small named data sent along so the executor need not fetch it (REC's job data)."""
+    moved_from: str | None = None
+    """The broker (EID) that accepted this job before and was lost before any other broker
+    heard of it: the client sends the job again to another broker, which records it as
+    taken over from that one (so if the lost broker comes back, the new one keeps the job).
+    Absent on a first submission."""
 
     def __post_init__(self) -> None:
         UcpMessage.__post_init__(self)

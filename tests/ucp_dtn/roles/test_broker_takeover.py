@@ -18,8 +18,10 @@ from tests.ucp_dtn.roles.test_broker import (
 )
 from ucp_dtn.roles import RoleName
 from ucp_dtn.roles.broker import BrokerJournal
+from ucp_dtn.roles.broker.job_records import JobRecord
 from ucp_dtn.roles.settings import RoleSettings
 from ucp_dtn.ucp import (
+    BrokerSync,
     JobAccepted,
     JobDispatch,
     JobResult,
@@ -99,4 +101,44 @@ async def test_a_queued_job_of_a_lost_broker_runs_once_through_the_other(
                 assert journal.load().brokers == (to_b,)
             finally:
                 journal.close()
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_job_its_client_moved_here_stays_here_when_its_first_broker_comes_back() -> None:
+    # Broker a accepted two jobs and was lost before its first sync; their client sent them
+    # again to b, one marked as moved from a. Then a comes back with both still queued, and
+    # its sync lists them: two owners for each. a sorts before b, so b would hand both back —
+    # but the moved one b keeps, as a job it took over from a.
+    lost = "dtn://a/ucp/broker"
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            b = await start_node(nursery, "b", listen=())
+            broker = (await start_broker(nursery, b, RoleSettings(**FAST))).broker
+            client = await start_actor(nursery, b, RoleName.CLIENT)
+            to = str(broker.endpoint)
+            waits = Requirements(extra={"gpu": True})  # no executor: both stay queued
+            moved = make_job(name="moved", requirements=waits)
+            plain = make_job(name="plain", requirements=waits)
+            await client.send(to, JobSubmission(moved, {"in.txt": b"x"}, moved_from=lost))
+            await client.send(to, JobSubmission(plain))
+            for job in (moved, plain):
+                await client.expect(JobAccepted, lambda m, job=job: m.job_id == job.job_id)
+            assert broker.statistics().queued == 2
+
+            at_a = [
+                JobRecord(JobSubmission(job), client.endpoint, n, JobStatus.QUEUED, 1.0, 1.0)
+                for n, job in enumerate((moved, plain), 1)
+            ]
+            sync = BrokerSync(
+                broker=lost,
+                sequence=1,
+                sent_at=2.0,
+                full=True,
+                jobs=tuple(record.synced() for record in at_a),
+            )
+            await client.send(to, sync)
+            await wait_until(lambda: broker.statistics().foreign_jobs == 1)
+            _, records = broker.jobs_changed_since(0)
+            assert [(r.job.name, r.taken_from) for r in records] == [("moved", lost)]
+            assert broker.statistics().jobs == 1
             nursery.cancel_scope.cancel()

@@ -191,7 +191,7 @@ data_entries = st.builds(
 request_ids = uints
 
 message_strategies: tuple[st.SearchStrategy[UcpMessage], ...] = (
-    st.builds(JobSubmission, job_infos(), inline_data),
+    st.builds(JobSubmission, job_infos(), inline_data, st.none() | eids),
     st.builds(JobAccepted, uuids, eids, st.booleans(), texts),
     st.builds(JobState, uuids, status_codes, times, texts, st.none() | eids, uints),
     st.builds(JobDispatch, job_infos(), eids, eids, uints, inline_data),

@@ -167,6 +167,15 @@ PINNED_MESSAGES = [
         id="job-submit-minimal",
     ),
     pytest.param(
+        # moved-from came after version 1 as an optional key: a broker that does not know it
+        # ignores it (and takes the job as a new submission).
+        JobSubmission(MINIMAL_JOB, moved_from="dtn://shelter-2/ucp/broker"),
+        "a461760161746a6a6f622d7375626d6974636a6f62a262696450123456781234567812"
+        "34567812345678647761736d480061736d010000006a6d6f7665642d66726f6d781a64"
+        "746e3a2f2f7368656c7465722d322f7563702f62726f6b6572",
+        id="job-submit-moved",
+    ),
+    pytest.param(
         JobSubmission(
             JobInfo(
                 job_id=JOB_ID,

@@ -524,11 +524,23 @@ class BrokerRole:
             submitted_at=now,
             updated_at=now,
             detail="queued",
+            # A job its client moved here from a broker lost before any other heard of it
+            # (docs/disruption.md): this broker keeps it should that one come back.
+            taken_from=message.moved_from,
         )
         await self._save(record)
         self._counts["submissions"] += 1
         self._peering.soon()
-        logger.info("job %s (%s) accepted from %s", job.job_id, job.name, incoming.source)
+        if message.moved_from is None:
+            logger.info("job %s (%s) accepted from %s", job.job_id, job.name, incoming.source)
+        else:
+            logger.info(
+                "job %s (%s) accepted from %s, moved here from broker %s by its client",
+                job.job_id,
+                job.name,
+                incoming.source,
+                message.moved_from,
+            )
         await self._send(incoming.source, accepted, lifetime_s=REPLY_LIFETIME_S)
         # Only the new job and the jobs waiting for it can have become runnable.
         await self._scheduler_or_fail().schedule([record, *self._jobs.dependents(record.job_id)])
