@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
@@ -170,7 +171,10 @@ def test_the_smallest_live_broker_takes_over_first_the_others_a_round_later_each
 
 def synced_entry(state: JobStatus, taken_from: str | None = None) -> SyncedJob:
     return SyncedJob(
-        JobStatusEntry(job_id=uuid.UUID(int=1), state=state, updated_at=9.0), taken_from=taken_from
+        JobStatusEntry(
+            job_id=uuid.UUID(int=1), state=state, updated_at=9.0, client="dtn://a/ucp/client"
+        ),
+        taken_from=taken_from,
     )
 
 
@@ -211,6 +215,37 @@ def test_exactly_one_of_two_owners_keeps_a_job(
     )
     mirrored_other = SyncedJob(own.status_entry(), taken_from=own.taken_from)
     assert keeps_job(mirrored_own, B, mirrored_other, A) is not a_keeps
+
+
+def test_a_takeover_claim_of_another_client_does_not_make_the_owner_give_the_job_up() -> None:
+    """A client that reuses another client's job UUID and names the broker holding that job as
+    the one it "moved" from gets no say: the claim counts only between the same client's
+    records, and the brokers fall back to the rule without it (the smaller EID keeps)."""
+    real = record(1, JobStatus.QUEUED)  # at broker b, from dtn://a/ucp/client
+    impostor = SyncedJob(
+        JobStatusEntry(
+            job_id=uuid.UUID(int=1),
+            state=JobStatus.QUEUED,
+            updated_at=9.0,
+            client="dtn://mallory/ucp/client",
+        ),
+        taken_from=B,
+    )
+    assert keeps_job(real, B, impostor, A) is False  # a < b: the name rule, not the claim
+    assert keeps_job(real, A, impostor, B) is True  # the claim names b, the holder is a: kept
+    claimed_from_holder = dataclasses.replace(impostor, taken_from=A)
+    assert keeps_job(real, A, claimed_from_holder, B) is True
+    # The same claim from the job's own client moves it.
+    own_client = SyncedJob(
+        JobStatusEntry(
+            job_id=uuid.UUID(int=1),
+            state=JobStatus.QUEUED,
+            updated_at=9.0,
+            client="dtn://a/ucp/client",
+        ),
+        taken_from=A,
+    )
+    assert keeps_job(real, A, own_client, B) is False
 
 
 def test_a_restart_hold_ends_when_every_remembered_broker_synced_or_in_time() -> None:

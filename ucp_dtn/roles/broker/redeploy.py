@@ -27,7 +27,8 @@ the others in a sync before they would act.
 
 Two owners: a broker that comes back finds its own jobs in another broker's syncs. Exactly one
 keeps each (:func:`keeps_job`): the one whose record is final; else the one that took the job
-over from the other; else the smaller broker EID. The other drops its record.
+over from the other (when both records name the same client); else the smaller broker EID.
+The other drops its record.
 """
 
 from __future__ import annotations
@@ -133,10 +134,14 @@ def keeps_job(own: JobRecord, own_broker: str, other: SyncedJob, other_broker: s
     other_final = isinstance(other.status.state, JobStatus) and other.status.state.final
     if own.final != other_final:
         return own.final
-    if other.taken_from == own_broker:
-        return False
-    if own.taken_from == other_broker:
-        return True
+    # A "taken over from you" counts only between records of the same client: a job its client
+    # moved (``moved_from``) says so in its own words, and another client reusing the job's
+    # UUID must not make the broker holding the real job give it up.
+    if other.status.client == own.client:
+        if other.taken_from == own_broker:
+            return False
+        if own.taken_from == other_broker:
+            return True
     return own_broker < other_broker
 
 
