@@ -10,17 +10,19 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Self
 
 from bpv7 import BPv7Error, parse_eid
 from ucp_dtn.wire_schema import Wire
 
+from ._wire import decode_payload, encode_payload
 from .capabilities import Capabilities
-from .errors import FieldError, UcpUsageError
+from .errors import FieldError, MessageDecodeError, UcpUsageError
 from .job import MAX_REPLICAS, JobInfo, check_replicas
 from .names import DataName, validate_name, validate_pattern
 
 __all__ = [
+    "UcpMessage",
     "DIGEST_SIZE",
     "DataEntry",
     "DataItem",
@@ -346,3 +348,39 @@ class SyncedJob(_Checked):
     def __post_init__(self) -> None:
         _Checked.__post_init__(self)
         _freeze_inline_data(self)
+
+
+_KINDS_DEFINED: dict[str, type[UcpMessage]] = {}
+"""Every message class by kind, as the classes are defined (what :meth:`UcpMessage.from_cbor`
+reads; decoders use :data:`ucp_dtn.ucp.messages.MESSAGE_KINDS`, built from the ``Message``
+union, which is the list of kinds)."""
+
+
+class UcpMessage(_Checked):
+    """Base of every message class: ``KIND`` and the CBOR round trip."""
+
+    __slots__ = ()
+    KIND: ClassVar[str] = ""
+    """The message's ``"t"`` value."""
+    _WIRE_ORDER: ClassVar[tuple[str, ...]] = ()
+    """Fields written first, in this order; the others follow in declaration order (kept from
+    version 1, whose key order was chosen by hand)."""
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.KIND:
+            # (A slotted dataclass is made twice: the class it returns registers last.)
+            _KINDS_DEFINED[cls.KIND] = cls
+
+    def to_cbor(self) -> bytes:
+        """The bundle payload of this message."""
+        return encode_payload(self, self.KIND, PROTOCOL_VERSION)
+
+    @classmethod
+    def from_cbor(cls, data: bytes) -> Self:
+        """Decode ``data``, which must be a message of this class;
+        :class:`~ucp_dtn.ucp.errors.MessageDecodeError` otherwise."""
+        message = decode_payload(data, _KINDS_DEFINED, SUPPORTED_VERSIONS)
+        if not isinstance(message, cls):
+            raise MessageDecodeError(f"expected a {cls.KIND} message, got {message.KIND}")
+        return message
