@@ -1,4 +1,5 @@
-"""The values the pinned wire tests share (test_wire_pinned*.py): ids, EIDs, jobs, entries."""
+"""The values the pinned wire cases share (test_wire_pinned.py and pinned_*_messages.py): ids,
+EIDs, jobs, entries."""
 
 from __future__ import annotations
 

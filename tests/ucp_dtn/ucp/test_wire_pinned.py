@@ -1,6 +1,6 @@
 """The wire form of every UCP message kind, pinned byte for byte: the job messages here, the
-data messages in test_wire_pinned_data.py, the node and broker messages and the batch in
-test_wire_pinned_nodes.py (their shared values in pinned_values.py).
+data messages in pinned_data_messages.py, the node and broker messages and the batch in
+pinned_node_messages.py (their shared values in pinned_values.py).
 
 Each case is a message and the exact CBOR payload the codec writes for it (version 1): encoding
 the message must give these bytes, and decoding them must give the message back. A full case
@@ -40,6 +40,8 @@ from ucp_dtn.ucp import (
     encode_message,
 )
 
+from .pinned_data_messages import PINNED_DATA_MESSAGES
+from .pinned_node_messages import PINNED_NODE_MESSAGES
 from .pinned_values import (
     AT,
     BROKER,
@@ -52,8 +54,6 @@ from .pinned_values import (
     OTHER_ID,
     REC_JOB,
 )
-from .test_wire_pinned_data import PINNED_DATA_MESSAGES
-from .test_wire_pinned_nodes import PINNED_NODE_MESSAGES
 
 PINNED_JOB_MESSAGES = [
     pytest.param(
@@ -330,12 +330,17 @@ PINNED_JOB_MESSAGES = [
 ]
 
 
-@pytest.mark.parametrize(("message", "pinned"), PINNED_JOB_MESSAGES)
+PINNED_MESSAGES = [*PINNED_JOB_MESSAGES, *PINNED_DATA_MESSAGES, *PINNED_NODE_MESSAGES]
+"""Every case: the job messages above, the data messages (pinned_data_messages.py), the node and
+broker messages and the batch (pinned_node_messages.py)."""
+
+
+@pytest.mark.parametrize(("message", "pinned"), PINNED_MESSAGES)
 def test_encoding_gives_the_pinned_bytes(message: UcpMessage, pinned: str) -> None:
     assert encode_message(message).hex() == pinned
 
 
-@pytest.mark.parametrize(("message", "pinned"), PINNED_JOB_MESSAGES)
+@pytest.mark.parametrize(("message", "pinned"), PINNED_MESSAGES)
 def test_the_pinned_bytes_decode_to_the_message(message: UcpMessage, pinned: str) -> None:
     decoded = decode_message(bytes.fromhex(pinned))
     assert decoded == message
@@ -343,10 +348,7 @@ def test_the_pinned_bytes_decode_to_the_message(message: UcpMessage, pinned: str
 
 
 def test_every_kind_is_pinned() -> None:
-    """Each kind has its pinned bytes in one of the three modules (jobs here, data and nodes
-    beside)."""
-    everything = [*PINNED_JOB_MESSAGES, *PINNED_DATA_MESSAGES, *PINNED_NODE_MESSAGES]
-    pinned = {param.values[0].KIND for param in everything}
+    pinned = {param.values[0].KIND for param in PINNED_MESSAGES}
     assert pinned == set(MESSAGE_KINDS)
 
 

@@ -1,4 +1,4 @@
-"""The wire form of the node and broker messages and of the batch, pinned byte for byte (see
+"""The node and broker messages and the batch, with their pinned wire bytes (the cases of
 test_wire_pinned.py)."""
 
 from __future__ import annotations
@@ -22,9 +22,6 @@ from ucp_dtn.ucp import (
     StatusQuery,
     StatusReply,
     SyncedJob,
-    UcpMessage,
-    decode_message,
-    encode_message,
 )
 
 from .pinned_values import (
@@ -284,15 +281,3 @@ PINNED_NODE_MESSAGES = [
         id="batch",
     ),
 ]
-
-
-@pytest.mark.parametrize(("message", "pinned"), PINNED_NODE_MESSAGES)
-def test_encoding_gives_the_pinned_bytes(message: UcpMessage, pinned: str) -> None:
-    assert encode_message(message).hex() == pinned
-
-
-@pytest.mark.parametrize(("message", "pinned"), PINNED_NODE_MESSAGES)
-def test_the_pinned_bytes_decode_to_the_message(message: UcpMessage, pinned: str) -> None:
-    decoded = decode_message(bytes.fromhex(pinned))
-    assert decoded == message
-    assert type(decoded) is type(message)

@@ -1,4 +1,4 @@
-"""The wire form of the data messages, pinned byte for byte (see test_wire_pinned.py)."""
+"""The data messages and their pinned wire bytes (the cases of test_wire_pinned.py)."""
 
 from __future__ import annotations
 
@@ -19,9 +19,6 @@ from ucp_dtn.ucp import (
     DataReplicate,
     DataReply,
     DataStatus,
-    UcpMessage,
-    decode_message,
-    encode_message,
 )
 
 from .pinned_values import (
@@ -338,15 +335,3 @@ PINNED_DATA_MESSAGES = [
         id="data-get-reply-denied",
     ),
 ]
-
-
-@pytest.mark.parametrize(("message", "pinned"), PINNED_DATA_MESSAGES)
-def test_encoding_gives_the_pinned_bytes(message: UcpMessage, pinned: str) -> None:
-    assert encode_message(message).hex() == pinned
-
-
-@pytest.mark.parametrize(("message", "pinned"), PINNED_DATA_MESSAGES)
-def test_the_pinned_bytes_decode_to_the_message(message: UcpMessage, pinned: str) -> None:
-    decoded = decode_message(bytes.fromhex(pinned))
-    assert decoded == message
-    assert type(decoded) is type(message)
