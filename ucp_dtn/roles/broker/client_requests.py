@@ -75,13 +75,21 @@ class ClientRequests(PartsHandler):
         return True
 
     async def refused_submitter(self, incoming: Incoming, message: JobSubmission) -> bool:
-        """In a trusted mesh with a list of allowed clients (``--trust-client``), reject (and
-        answer) a submission from a client not on it."""
-        allowed = self.settings.allowed_clients
-        sender = incoming.sender
-        if not allowed or sender is None or sender.node_id in allowed:
-            return False
-        why = f"{sender.node_id} is not among the clients this broker takes jobs from"
+        """Reject (and answer) a submission whose job ID this broker knows as another client's
+        job (its own or from another broker's sync: a job ID names one job of one client, and
+        a second client using it could otherwise contest the real job between brokers), and,
+        in a trusted mesh with a list of allowed clients (``--trust-client``), one from a
+        client not on it."""
+        job_id = message.job.job_id
+        owner = self._job_client(job_id)
+        if owner is not None and owner != str(incoming.source):
+            why = f"job {job_id} is another client's job"
+        else:
+            allowed = self.settings.allowed_clients
+            sender = incoming.sender
+            if not allowed or sender is None or sender.node_id in allowed:
+                return False
+            why = f"{sender.node_id} is not among the clients this broker takes jobs from"
         self._ignore(incoming, why)
         reply = refusal_reply(message, why, now=self._clock())
         if reply is not None:
