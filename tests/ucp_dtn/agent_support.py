@@ -4,7 +4,7 @@ condition, talk TCPCL to a node as a bare peer (no agent behind it)."""
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +15,7 @@ from bpv7 import Bundle, CreationTimestamp, decode_bundle
 from convergence.tcpcl.link import LinkConfig, TcpclLink
 from convergence.tcpcl.listener import open_link
 from ucp_dtn.agent import BundleNode, NodeConfig, is_routing_endpoint
-from ucp_dtn.store import BundleStore
+from ucp_dtn.store import BundleStore, MemoryBundleStore, StoreClosedError
 
 LOOPBACK = (("127.0.0.1", 0),)
 
@@ -127,3 +127,18 @@ def make_bundle(
         lifetime_ms=lifetime_ms,
         **kwargs,
     )
+
+
+class StoreClosingAtConfirm(MemoryBundleStore):
+    """A node's in-memory store that answers a role's confirmation as a store its node's
+    shutdown has just closed does (the node and its roles cancelled at once, the store's close
+    first); the rest of the node goes on as usual."""
+
+    def __init__(self) -> None:
+        super().__init__(10**8)
+        self.closing = False
+
+    async def delete_later(self, keys: Sequence[str]) -> list[bool]:
+        if self.closing:
+            raise StoreClosedError("the bundle store is closed")
+        return await super().delete_later(keys)

@@ -20,6 +20,7 @@ from ucp_dtn.agent import BundleNode
 from ucp_dtn.roles import Mailbox, RoleName, role_endpoint
 from ucp_dtn.roles.executor import ExecutorRole
 from ucp_dtn.roles.settings import RoleSettings
+from ucp_dtn.store import BundleStore
 from ucp_dtn.ucp import name_matches
 from ucp_dtn.ucp.job import JobInfo
 from ucp_dtn.ucp.messages import (
@@ -302,11 +303,12 @@ class Network:
 
 
 @asynccontextmanager
-async def network() -> AsyncIterator[Network]:
-    """Two connected nodes and the fake broker serving on ``b``."""
+async def network(executor_store: BundleStore | None = None) -> AsyncIterator[Network]:
+    """Two connected nodes and the fake broker serving on ``b`` (``executor_store``: the
+    bundle store of ``e``, in memory by default)."""
     async with trio.open_nursery() as nursery:
         b = await start_node(nursery, "b")
-        e = await start_node(nursery, "e")
+        e = await start_node(nursery, "e", store=executor_store)
         with trio.fail_after(LIMIT):
             await e.node.connect(*b.address)
             await wait_until(lambda: any(p.node_id == "dtn://b/" for p in e.node.peers()))

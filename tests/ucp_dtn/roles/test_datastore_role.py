@@ -12,7 +12,7 @@ from typing import Any
 
 import trio
 
-from tests.ucp_dtn.agent_support import RunningNode, start_node, wait_until
+from tests.ucp_dtn.agent_support import RunningNode, StoreClosingAtConfirm, start_node, wait_until
 from ucp_dtn.roles import Mailbox, RoleName, role_endpoint
 from ucp_dtn.roles.broker import BrokerRole
 from ucp_dtn.roles.datastore import DatastoreRole
@@ -335,3 +335,37 @@ async def test_no_space_and_data_kept_across_restart(tmp_path: Path) -> None:
         assert isinstance(space, DataFreeSpaceReply)
         assert (space.used, space.free, space.items) == (768, 232, 1)
         assert again.statistics().store is not None
+
+
+async def test_a_datastore_whose_node_store_closes_under_it_stops_quietly() -> None:
+    """What CI met once: a request confirmed while the node's store was being closed raised
+    StoreClosedError out of the role. The role now takes it as its node's stop and ends."""
+    store = StoreClosingAtConfirm()
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            a = await start_node(nursery, "a")
+            b = await start_node(nursery, "b", store=store)
+            await a.node.connect(*b.address)
+            await wait_until(lambda: any(p.node_id == "dtn://a/" for p in b.node.peers()))
+            client = Mailbox(a.node, role_endpoint(a.node.node_id, RoleName.CLIENT))
+            await nursery.start(client.run)
+            role = DatastoreRole(
+                b.node,
+                RoleSettings(
+                    roles=(RoleName.DATASTORE,), brokers=("dtn://a/",), heartbeat_interval_s=60.0
+                ),
+            )
+            ended = trio.Event()
+
+            async def run(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+                await role.run(task_status=task_status)
+                ended.set()
+
+            await nursery.start(run)
+            store.closing = True
+            [reply] = await client.request(
+                DATASTORE, put(client.next_request_id(), "n", b"x"), timeout_s=10
+            )
+            assert isinstance(reply.message, DataReply) and reply.message.status is DataStatus.OK
+            await ended.wait()
+            nursery.cancel_scope.cancel()

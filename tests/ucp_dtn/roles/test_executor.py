@@ -14,7 +14,7 @@ from pathlib import Path
 
 import trio
 
-from tests.ucp_dtn.agent_support import wait_until
+from tests.ucp_dtn.agent_support import StoreClosingAtConfirm, wait_until
 from ucp_dtn.ucp.job import DataRef, InlineData, JobInfo, Limits
 from ucp_dtn.ucp.messages import DataItem, JobResult, JobStatus, ResultStatus, Role
 from ucp_dtn.ucp.runtime import WorkerPool
@@ -527,4 +527,18 @@ async def test_jobs_waiting_for_a_slot_fetch_and_build_meanwhile(tmp_path: Path)
             assert (await net.broker.result(ticker.job_id)).status == ResultStatus.CANCELLED
             result = await net.broker.result(follower.job_id)
         assert (result.status, result.stdout_tail) == (ResultStatus.OK, b"waiting\n")
+        nursery.cancel_scope.cancel()
+
+
+async def test_an_executor_whose_node_store_closes_under_it_stops_quietly() -> None:
+    """A message confirmed while the node's store was being closed (node and roles cancelled
+    at once) raised StoreClosedError out of the role; it now ends as on its node's stop."""
+    store = StoreClosingAtConfirm()
+    async with network(executor_store=store) as net, trio.open_nursery() as nursery:
+        executor = await start_executor(nursery, net.node, executor_settings())
+        store.closing = True
+        # A cancel for a job the executor never had: answered, then confirmed.
+        await net.broker.cancel(net.executor_endpoint, uuid.uuid4(), reason="never mind")
+        with trio.fail_after(LIMIT):
+            await executor.stopped.wait()
         nursery.cancel_scope.cancel()

@@ -62,8 +62,8 @@ import trio
 
 from bpv7 import BPv7Error, EndpointID, parse_eid
 
-from ...agent import AgentError, BundleNode
-from ...store import StoreError
+from ...agent import AgentError, BundleNode, NodeNotRunningError
+from ...store import StoreClosedError, StoreError
 from ...trust import MeshRole
 from ...ucp.messages import (
     DataDelete,
@@ -218,6 +218,7 @@ class DatastoreRole:
                 self.node, store, self.mailbox, self.settings, clock=self._clock
             )
             self._replicator = replicator
+            serving = False
             try:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(self.mailbox.run)
@@ -226,7 +227,15 @@ class DatastoreRole:
                     nursery.start_soon(self._heartbeats.run)
                     nursery.start_soon(replicator.run)
                     logger.info("%s: serving (%s)", self.endpoint, directory or "in memory")
+                    serving = True
                     task_status.started()
+            except* (NodeNotRunningError, StoreClosedError) as stopped:
+                # The node stopped under the datastore (both cancelled at once, the node's store
+                # closed first): nothing more can be sent or confirmed; what was not confirmed
+                # comes again next time.
+                if not serving:
+                    raise
+                logger.info("%s: its node stopped: %s", self.endpoint, stopped.exceptions[0])
             finally:
                 self._last_store_statistics = store.statistics()
                 self._last_replication = replicator.statistics()

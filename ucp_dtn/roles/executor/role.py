@@ -65,8 +65,8 @@ from pathlib import Path
 
 import trio
 
-from ...agent import AgentError, BundleNode
-from ...store import StoreError
+from ...agent import AgentError, BundleNode, NodeNotRunningError
+from ...store import StoreClosedError, StoreError
 from ...store.sqlite_files import make_private_directory
 from ...ucp.capabilities import Capabilities
 from ...ucp.messages import (
@@ -288,6 +288,7 @@ class ExecutorRole:
         try:
             journal = await JobJournal.open(None if temporary else base / "journal.sqlite")
             self._journal = journal
+            serving = False
             try:
                 async with trio.open_nursery() as nursery:
                     if self._given_pool is None:
@@ -308,7 +309,17 @@ class ExecutorRole:
                         self.max_jobs,
                         base,
                     )
+                    serving = True
                     task_status.started()
+            except* (NodeNotRunningError, StoreClosedError) as stopped:
+                # The node stopped under the executor (both cancelled at once, the node's store
+                # closed first): nothing more can be sent or confirmed; the journal keeps what
+                # was not, for next time.
+                if not serving:
+                    raise
+                logger.info(
+                    "executor %s: its node stopped: %s", self.endpoint, stopped.exceptions[0]
+                )
             finally:
                 self._nursery = None
                 self._active.clear()
