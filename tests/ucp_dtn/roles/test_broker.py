@@ -294,33 +294,6 @@ async def test_job_waits_until_a_capable_executor_appears_and_duplicates_are_ack
             nursery.cancel_scope.cancel()
 
 
-async def test_a_job_id_of_another_client_is_refused() -> None:
-    """A job ID names one job of one client: another client submitting it (here claiming to
-    have moved it, which would contest the real job between brokers) is refused and told so;
-    the real job is untouched."""
-    with trio.fail_after(20):
-        async with trio.open_nursery() as nursery:
-            net = await open_net(nursery)
-            job = make_job(name="real")
-            await net.submit(job)
-            m = await start_node(nursery, "m")
-            await m.node.connect(*net.b.address)
-            m.node.add_route("*", "dtn://b/")
-            await wait_until(lambda: len(net.b.node.peers()) == 4)
-            mallory = await start_actor(nursery, m, RoleName.CLIENT)
-            claim = JobSubmission(job, moved_from="dtn://z/ucp/broker")
-            await mallory.send(net.to, claim, custody=True)
-            refused = await mallory.expect(JobState, lambda state: state.job_id == job.job_id)
-            assert refused.state == JobStatus.REJECTED
-            assert "another client's job" in refused.detail
-            assert not mallory.got(JobAccepted)
-            [entry] = (await net.status(job_ids=(job.job_id,))).jobs
-            assert entry.client == net.client.endpoint and entry.state == JobStatus.QUEUED
-            # The job's own client submitting it again is still a duplicate, acknowledged.
-            assert (await net.submit(job)).duplicate
-            nursery.cancel_scope.cancel()
-
-
 async def test_a_burst_spreads_over_executors_and_waits_for_free_slots() -> None:
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:

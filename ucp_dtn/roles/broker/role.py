@@ -58,7 +58,7 @@ import trio
 from bpv7 import BPv7Error, EndpointID, parse_eid
 
 from ...agent import AgentError, BundleNode, NodeNotRunningError
-from ...store import StoreClosedError, StoreFullError
+from ...store import StoreFullError
 from ...ucp.errors import UcpUsageError
 from ...ucp.messages import (
     BrokerSync,
@@ -87,6 +87,7 @@ from ...ucp.messages import (
 from ..directory import BrokerDirectory
 from ..endpoints import RoleName, node_of, role_endpoint
 from ..mailbox import Incoming, Mailbox, MailboxStatistics
+from ..node_stop import NodeStopGuard
 from ..settings import RoleSettings
 from .client_requests import REPLY_LIFETIME_S, ClientRequests
 from .client_view import result_address_warning
@@ -266,8 +267,7 @@ class BrokerRole:
             )
             self._reports = reports = ExecutorReports(parts, succession, self._relay)
             self._requests = ClientRequests(parts, str(self.endpoint), str(self.node.node_id))
-            serving = False
-            try:
+            with NodeStopGuard(f"broker {self.endpoint}") as guard:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(mailbox.run)
                     self._mailbox = mailbox
@@ -287,14 +287,8 @@ class BrokerRole:
                     nursery.start_soon(self._serve, mailbox)
                     nursery.start_soon(self._tick)
                     nursery.start_soon(replicas.run_audits)
-                    serving = True
+                    guard.serving = True
                     task_status.started()
-            except* (NodeNotRunningError, StoreClosedError) as stopped:
-                # The node stopped under the broker (a shutdown in the wrong order): nothing
-                # more can be sent or confirmed; what was not confirmed is handled next time.
-                if not serving:
-                    raise
-                logger.info("broker %s: its node stopped: %s", self.endpoint, stopped.exceptions[0])
         finally:
             self._mailbox = None
             self._journal = None

@@ -62,8 +62,8 @@ import trio
 
 from bpv7 import BPv7Error, EndpointID, parse_eid
 
-from ...agent import AgentError, BundleNode, NodeNotRunningError
-from ...store import StoreClosedError, StoreError
+from ...agent import AgentError, BundleNode
+from ...store import StoreError
 from ...trust import MeshRole
 from ...ucp.messages import (
     DataDelete,
@@ -87,6 +87,7 @@ from ..directory import BrokerDirectory
 from ..endpoints import RoleName, node_of, role_endpoint
 from ..heartbeats import HeartbeatDetails, HeartbeatSender
 from ..mailbox import Incoming, Mailbox, MailboxStatistics, Outgoing
+from ..node_stop import NodeStopGuard
 from ..settings import RoleSettings
 from .errors import DataStoreClosedError, DataStoreError, DataStoreFullError, InvalidCursorError
 from .named_data_store import NamedDataStore
@@ -218,24 +219,17 @@ class DatastoreRole:
                 self.node, store, self.mailbox, self.settings, clock=self._clock
             )
             self._replicator = replicator
-            serving = False
             try:
-                async with trio.open_nursery() as nursery:
-                    await nursery.start(self.mailbox.run)
-                    for _ in range(_WORKERS):
-                        nursery.start_soon(self._serve)
-                    nursery.start_soon(self._heartbeats.run)
-                    nursery.start_soon(replicator.run)
-                    logger.info("%s: serving (%s)", self.endpoint, directory or "in memory")
-                    serving = True
-                    task_status.started()
-            except* (NodeNotRunningError, StoreClosedError) as stopped:
-                # The node stopped under the datastore (both cancelled at once, the node's store
-                # closed first): nothing more can be sent or confirmed; what was not confirmed
-                # comes again next time.
-                if not serving:
-                    raise
-                logger.info("%s: its node stopped: %s", self.endpoint, stopped.exceptions[0])
+                with NodeStopGuard(str(self.endpoint)) as guard:
+                    async with trio.open_nursery() as nursery:
+                        await nursery.start(self.mailbox.run)
+                        for _ in range(_WORKERS):
+                            nursery.start_soon(self._serve)
+                        nursery.start_soon(self._heartbeats.run)
+                        nursery.start_soon(replicator.run)
+                        logger.info("%s: serving (%s)", self.endpoint, directory or "in memory")
+                        guard.serving = True
+                        task_status.started()
             finally:
                 self._last_store_statistics = store.statistics()
                 self._last_replication = replicator.statistics()

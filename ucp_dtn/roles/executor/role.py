@@ -65,8 +65,8 @@ from pathlib import Path
 
 import trio
 
-from ...agent import AgentError, BundleNode, NodeNotRunningError
-from ...store import StoreClosedError, StoreError
+from ...agent import AgentError, BundleNode
+from ...store import StoreError
 from ...store.sqlite_files import make_private_directory
 from ...ucp.capabilities import Capabilities
 from ...ucp.messages import (
@@ -86,6 +86,7 @@ from ..directory import BrokerDirectory
 from ..endpoints import RoleName, role_endpoint
 from ..heartbeats import HeartbeatDetails, HeartbeatSender
 from ..mailbox import Incoming, Mailbox
+from ..node_stop import NodeStopGuard
 from ..settings import RoleSettings
 from .execution import TAIL_BYTES as TAIL_BYTES  # importable from here, as before
 from .execution import JobRun, JobRunner
@@ -288,38 +289,31 @@ class ExecutorRole:
         try:
             journal = await JobJournal.open(None if temporary else base / "journal.sqlite")
             self._journal = journal
-            serving = False
             try:
-                async with trio.open_nursery() as nursery:
-                    if self._given_pool is None:
-                        # Without epoch interruption (the default) the pool's kill at a
-                        # job's time limit is what enforces it; guests run ~20% faster.
-                        config = SandboxConfig(epoch_interruption=self.settings.epoch_interruption)
-                        pool = WorkerPool(self.max_jobs, base / "modules", config=config)
-                        await nursery.start(pool.run)
-                        self._runner.pool = pool
-                    await nursery.start(self.mailbox.run)
-                    self._nursery = nursery
-                    await self._resume(nursery)
-                    nursery.start_soon(self._heartbeats.run)
-                    nursery.start_soon(self._serve, nursery)
-                    logger.info(
-                        "executor %s up: %d jobs at once, work in %s",
-                        self.endpoint,
-                        self.max_jobs,
-                        base,
-                    )
-                    serving = True
-                    task_status.started()
-            except* (NodeNotRunningError, StoreClosedError) as stopped:
-                # The node stopped under the executor (both cancelled at once, the node's store
-                # closed first): nothing more can be sent or confirmed; the journal keeps what
-                # was not, for next time.
-                if not serving:
-                    raise
-                logger.info(
-                    "executor %s: its node stopped: %s", self.endpoint, stopped.exceptions[0]
-                )
+                with NodeStopGuard(f"executor {self.endpoint}") as guard:
+                    async with trio.open_nursery() as nursery:
+                        if self._given_pool is None:
+                            # Without epoch interruption (the default) the pool's kill at a
+                            # job's time limit is what enforces it; guests run ~20% faster.
+                            config = SandboxConfig(
+                                epoch_interruption=self.settings.epoch_interruption
+                            )
+                            pool = WorkerPool(self.max_jobs, base / "modules", config=config)
+                            await nursery.start(pool.run)
+                            self._runner.pool = pool
+                        await nursery.start(self.mailbox.run)
+                        self._nursery = nursery
+                        await self._resume(nursery)
+                        nursery.start_soon(self._heartbeats.run)
+                        nursery.start_soon(self._serve, nursery)
+                        logger.info(
+                            "executor %s up: %d jobs at once, work in %s",
+                            self.endpoint,
+                            self.max_jobs,
+                            base,
+                        )
+                        guard.serving = True
+                        task_status.started()
             finally:
                 self._nursery = None
                 self._active.clear()
