@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -19,7 +20,7 @@ from ucp_dtn.agent import BundleNode, NodeConfig
 from ucp_dtn.appapi import AppApiClient, AppApiServer
 from ucp_dtn.cli import SUBCOMMANDS, build_parser, main
 from ucp_dtn.cli.client_options import CLIENT_SETTINGS, settings_from
-from ucp_dtn.cli.command import CommandError
+from ucp_dtn.cli.command import EXIT_INTERRUPTED, CommandError
 from ucp_dtn.cli.main import parse_arguments
 from ucp_dtn.client import ClientSettings
 
@@ -390,3 +391,27 @@ def test_the_report_kinds_are_the_api_s() -> None:
     from ucp_dtn.cli.send import REPORT_KINDS
 
     assert REPORT_KINDS == API_KINDS
+
+
+def test_ctrl_c_while_the_command_imports_is_one_line_and_status_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The ``ucp`` entry point (ucp_dtn.cli_start) takes a Ctrl-C that comes while the command's
+    modules are still being imported as Ctrl-C later is taken: one line, exit status 130."""
+    import builtins
+
+    from ucp_dtn import cli_start
+
+    real_import = builtins.__import__
+
+    def interrupted_import(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "ucp_dtn.cli.main":
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted_import)
+    assert cli_start.main() == EXIT_INTERRUPTED
+    assert capsys.readouterr().err == "ucp: interrupted\n"
+    monkeypatch.undo()
+    monkeypatch.setattr(sys, "argv", ["ucp", "--version"])
+    assert cli_start.main() == 0
